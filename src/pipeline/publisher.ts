@@ -1,0 +1,153 @@
+/**
+ * The one place where the model becomes a snapshot. In: the latest valid Config (from a file or
+ * Consul KV) and the latest EndpointMap (static endpoints and/or Consul health). Out: a consistent
+ * snapshot set on the cache, or an error that leaves the last good snapshot serving.
+ *
+ * Changes are coalesced over a short window, so a burst of health flaps or a config edit that
+ * touches endpoints too produces one snapshot, not one per event.
+ */
+import { EventEmitter } from 'node:events';
+import type { Config } from '../config/schema.js';
+import type { EndpointMap } from '../config/endpoints.js';
+import { staticEndpoints } from '../config/static-endpoints.js';
+import { translate } from '../translate/index.js';
+import { buildSnapshot, type Snapshot } from '../cache/snapshot.js';
+import type { SnapshotCache } from '../cache/snapshot-cache.js';
+import type { Logger } from '../log.js';
+
+export interface PublisherOptions {
+  readonly cache: SnapshotCache;
+  readonly logger: Logger;
+  /** Node group the snapshots are for (see SnapshotCache). */
+  readonly group?: string;
+  /** Coalescing window; well under the second an operator waits for a change. */
+  readonly coalesceMs?: number;
+}
+
+export interface PublishError {
+  readonly origin: string;
+  readonly code: string;
+  readonly message: string;
+  readonly at: string;
+}
+
+export interface PublisherStatus {
+  readonly group: string;
+  readonly configOrigin?: string;
+  readonly snapshotVersions?: Readonly<Record<string, string>>;
+  readonly lastPublishedAt?: string;
+  readonly publishes: number;
+  readonly lastError?: PublishError;
+}
+
+/** Emits 'published' (snapshot, buildMs) and 'rejected' (PublishError). */
+export class Publisher extends EventEmitter {
+  private readonly cache: SnapshotCache;
+  private readonly logger: Logger;
+  private readonly group: string;
+  private readonly coalesceMs: number;
+  private good?: { config: Config; origin: string };
+  private candidate?: { config: Config; origin: string };
+  private dynamicEndpoints: EndpointMap = new Map();
+  private timer?: NodeJS.Timeout;
+  private publishes = 0;
+  private lastPublishedAt?: string;
+  private lastError?: PublishError;
+  private current?: Snapshot;
+
+  constructor(opts: PublisherOptions) {
+    super();
+    this.cache = opts.cache;
+    this.logger = opts.logger.child({ component: 'publisher', group: opts.group ?? 'default' });
+    this.group = opts.group ?? 'default';
+    this.coalesceMs = opts.coalesceMs ?? 20;
+  }
+
+  /** A new validated config. It replaces the last good one only if it also translates cleanly. */
+  setConfig(config: Config, origin: string): void {
+    this.candidate = { config, origin };
+    this.schedule();
+  }
+
+  /** Endpoints from a dynamic source (Consul health). Static endpoints from the config win per cluster. */
+  setEndpoints(endpoints: EndpointMap): void {
+    this.dynamicEndpoints = endpoints;
+    this.schedule();
+  }
+
+  /** Build and publish right now (used at start-up and by tests). Returns the snapshot or undefined. */
+  flush(): Snapshot | undefined {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.rebuild();
+    return this.current;
+  }
+
+  get snapshot(): Snapshot | undefined {
+    return this.current;
+  }
+
+  status(): PublisherStatus {
+    return {
+      group: this.group,
+      configOrigin: this.good?.origin,
+      snapshotVersions: this.current?.versions(),
+      lastPublishedAt: this.lastPublishedAt,
+      publishes: this.publishes,
+      lastError: this.lastError,
+    };
+  }
+
+  close(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private schedule(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.rebuild();
+    }, this.coalesceMs);
+    this.timer.unref();
+  }
+
+  private rebuild(): void {
+    const next = this.candidate ?? this.good;
+    if (!next) return; // no config yet: nothing to serve
+    const started = performance.now();
+    try {
+      const endpoints = mergeEndpoints(this.dynamicEndpoints, staticEndpoints(next.config));
+      const snapshot = buildSnapshot(translate(next.config, endpoints));
+      const buildMs = performance.now() - started;
+      this.good = next;
+      this.candidate = undefined;
+      this.current = snapshot;
+      this.cache.set(this.group, snapshot);
+      this.publishes++;
+      this.lastPublishedAt = new Date().toISOString();
+      this.logger.info({ origin: next.origin, versions: snapshot.versions(), buildMs: Math.round(buildMs * 10) / 10 }, 'snapshot published');
+      this.emit('published', snapshot, buildMs);
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      this.lastError = { origin: next.origin, code: e.code ?? 'CXDS_INTERNAL', message: e.message, at: new Date().toISOString() };
+      if (this.candidate) {
+        // The new config is refused; keep serving (and rebuilding from) the last good one.
+        this.candidate = undefined;
+        this.logger.error({ origin: next.origin, code: this.lastError.code, err: e.message }, 'config refused; last good snapshot keeps serving');
+      } else {
+        this.logger.error({ origin: next.origin, code: this.lastError.code, err: e.message }, 'snapshot rebuild failed; last good snapshot keeps serving');
+      }
+      this.emit('rejected', this.lastError);
+    }
+  }
+}
+
+/** Static endpoints (declared in the config) take precedence over dynamic ones for the same cluster. */
+function mergeEndpoints(dynamic: EndpointMap, statics: EndpointMap): EndpointMap {
+  if (statics.size === 0) return dynamic;
+  if (dynamic.size === 0) return statics;
+  const merged = new Map(dynamic);
+  for (const [cluster, eps] of statics) merged.set(cluster, eps);
+  return merged;
+}
