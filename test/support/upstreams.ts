@@ -1,0 +1,85 @@
+/**
+ * Small HTTP upstreams for integration tests. In: a name and the health-check path. Out: a server
+ * on 127.0.0.1 (ephemeral port) that names itself in every answer (header `x-upstream` and the
+ * JSON body), records what reached it (hits, Host headers, paths, health checks), and serves a
+ * health path whose status the test flips.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** The response header that says which upstream answered. */
+export const UPSTREAM_HEADER = 'x-upstream';
+
+export interface UpstreamRequest {
+  readonly path: string;
+  readonly host: string;
+  readonly userAgent: string;
+}
+
+export interface Upstream {
+  readonly name: string;
+  readonly port: number;
+  readonly healthPath: string;
+  /** Non-health requests, in arrival order. */
+  readonly requests: readonly UpstreamRequest[];
+  /** Health-check requests, in arrival order. */
+  readonly healthChecks: readonly UpstreamRequest[];
+  /** Status the health path answers with (200 at start). */
+  setHealthStatus(status: number): void;
+  /** Forget recorded requests and health checks. */
+  reset(): void;
+  close(): Promise<void>;
+}
+
+export async function startUpstream(name: string, opts: { healthPath?: string } = {}): Promise<Upstream> {
+  const healthPath = opts.healthPath ?? '/health_check';
+  const requests: UpstreamRequest[] = [];
+  const healthChecks: UpstreamRequest[] = [];
+  let healthStatus = 200;
+
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    const path = req.url ?? '/';
+    const seen = { path, host: req.headers.host ?? '', userAgent: req.headers['user-agent'] ?? '' };
+    res.setHeader(UPSTREAM_HEADER, name);
+    if (path.split('?')[0] === healthPath) {
+      healthChecks.push(seen);
+      res.statusCode = healthStatus;
+      res.end(healthStatus === 200 ? 'OK' : 'UNHEALTHY');
+      return;
+    }
+    requests.push(seen);
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ upstream: name, host: seen.host, path }));
+    // Drain any request body so keep-alive connections stay reusable.
+    req.resume();
+  };
+
+  const server = createServer({ keepAlive: true }, handler);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+
+  return {
+    name,
+    port,
+    healthPath,
+    requests,
+    healthChecks,
+    setHealthStatus(status) {
+      healthStatus = status;
+    },
+    reset() {
+      requests.length = 0;
+      healthChecks.length = 0;
+    },
+    close() {
+      return new Promise((resolve) => {
+        server.close(() => resolve());
+        // Envoy keeps pooled connections open; drop them so close() returns promptly.
+        server.closeAllConnections();
+      });
+    },
+  };
+}
