@@ -280,3 +280,58 @@ export async function startEnvoy(opts: StartEnvoyOptions): Promise<EnvoyHandle> 
     stop,
   };
 }
+
+// ---- reading a /config_dump ----
+
+type Json = Record<string, unknown>;
+
+function section(dump: ConfigDump, typeSuffix: string): Json {
+  return (dump.configs.find((c) => c['@type'].endsWith(typeSuffix)) ?? {}) as Json;
+}
+
+function list(value: unknown): Json[] {
+  return Array.isArray(value) ? (value as Json[]) : [];
+}
+
+/** Version Envoy accepted per dynamic resource name, by type: what the control plane last got ACKed. */
+export function dynamicVersions(dump: ConfigDump): {
+  clusters: Record<string, string>;
+  listeners: Record<string, string>;
+  routes: Record<string, string>;
+} {
+  const clusters: Record<string, string> = {};
+  for (const c of list(section(dump, 'ClustersConfigDump').dynamic_active_clusters)) {
+    const name = (c.cluster as Json | undefined)?.name;
+    if (typeof name === 'string') clusters[name] = String(c.version_info ?? '');
+  }
+  const listeners: Record<string, string> = {};
+  for (const l of list(section(dump, 'ListenersConfigDump').dynamic_listeners)) {
+    const active = l.active_state as Json | undefined;
+    if (typeof l.name === 'string' && active) listeners[l.name] = String(active.version_info ?? '');
+  }
+  const routes: Record<string, string> = {};
+  for (const r of list(section(dump, 'RoutesConfigDump').dynamic_route_configs)) {
+    const name = (r.route_config as Json | undefined)?.name;
+    if (typeof name === 'string') routes[name] = String(r.version_info ?? '');
+  }
+  return { clusters, listeners, routes };
+}
+
+/**
+ * Where Envoy's active routes send `prefix`: cluster name -> weight (a plain `cluster` route
+ * counts as weight 1). Undefined when no dynamic route matches that prefix.
+ */
+export function routeTargets(dump: ConfigDump, prefix: string): Map<string, number> | undefined {
+  for (const rc of list(section(dump, 'RoutesConfigDump').dynamic_route_configs)) {
+    for (const vh of list((rc.route_config as Json | undefined)?.virtual_hosts)) {
+      for (const r of list(vh.routes)) {
+        if ((r.match as Json | undefined)?.prefix !== prefix) continue;
+        const action = (r.route ?? {}) as Json;
+        if (typeof action.cluster === 'string') return new Map([[action.cluster, 1]]);
+        const weighted = action.weighted_clusters as Json | undefined;
+        if (weighted) return new Map(list(weighted.clusters).map((c) => [String(c.name), Number(c.weight ?? 0)]));
+      }
+    }
+  }
+  return undefined;
+}
