@@ -1,0 +1,138 @@
+/**
+ * Live access-log aggregates per route (virtual host authority + route name) and per upstream
+ * cluster. In: one record() per access-log entry. Out: snapshot() for /stats/access-log and the
+ * Prometheus collector.
+ *
+ * Bounded: the authority comes from the client's Host header, so keys are capped. Once
+ * `maxRouteKeys` (or `maxClusterKeys`) distinct keys exist, further new keys share one overflow
+ * key `(other)`, and `overflowed` counts the entries that went there. Each key holds a fixed-size
+ * SlidingWindow, so the worst case is (maxRouteKeys + maxClusterKeys + 2) * windowBytes(window).
+ */
+import { SlidingWindow, windowBytes, type WindowSummary } from './sliding-window.js';
+
+export const OVERFLOW_KEY = '(other)';
+
+export interface AggregatesOptions {
+  /** Sliding window length in seconds (default 60). */
+  readonly windowSeconds?: number;
+  /** Distinct route keys before new ones go to the overflow key (default 200). */
+  readonly maxRouteKeys?: number;
+  /** Distinct cluster keys before new ones go to the overflow key (default 100). */
+  readonly maxClusterKeys?: number;
+}
+
+export interface RouteStats extends WindowSummary {
+  readonly vhost: string;
+  readonly route: string;
+}
+
+export interface ClusterStats extends WindowSummary {
+  readonly cluster: string;
+}
+
+export interface AggregatesSnapshot {
+  readonly windowSeconds: number;
+  readonly routes: readonly RouteStats[];
+  readonly clusters: readonly ClusterStats[];
+  /** Entries counted under the overflow key because the key cap was reached. */
+  readonly overflowed: { readonly routes: number; readonly clusters: number };
+  /** Upper bound of the memory the aggregates can ever hold, in bytes. */
+  readonly maxBytes: number;
+}
+
+interface RouteEntry {
+  readonly vhost: string;
+  readonly route: string;
+  readonly window: SlidingWindow;
+}
+
+interface ClusterEntry {
+  readonly cluster: string;
+  readonly window: SlidingWindow;
+}
+
+export class AccessAggregates {
+  readonly windowSeconds: number;
+  private readonly maxRouteKeys: number;
+  private readonly maxClusterKeys: number;
+  private readonly routes = new Map<string, RouteEntry>();
+  private readonly clusters = new Map<string, ClusterEntry>();
+  private routeOverflow = 0;
+  private clusterOverflow = 0;
+
+  constructor(opts: AggregatesOptions = {}) {
+    this.windowSeconds = opts.windowSeconds ?? 60;
+    this.maxRouteKeys = opts.maxRouteKeys ?? 200;
+    this.maxClusterKeys = opts.maxClusterKeys ?? 100;
+  }
+
+  /**
+   * Count one finished request. `vhost` is the request authority, `route` Envoy's route name
+   * (either may be empty); an empty `vhost` and `route` (TCP) skips the route aggregate, an empty
+   * `cluster` (no route matched) skips the cluster aggregate.
+   */
+  record(nowSec: number, vhost: string, route: string, cluster: string, status: number, durationMs: number): void {
+    if (vhost !== '' || route !== '') this.routeFor(vhost, route).record(nowSec, status, durationMs);
+    if (cluster !== '') this.clusterFor(cluster).record(nowSec, status, durationMs);
+  }
+
+  snapshot(nowSec: number = Math.floor(Date.now() / 1000)): AggregatesSnapshot {
+    const routes: RouteStats[] = [];
+    for (const e of this.routes.values()) routes.push({ vhost: e.vhost, route: e.route, ...e.window.summary(nowSec) });
+    const clusters: ClusterStats[] = [];
+    for (const e of this.clusters.values()) clusters.push({ cluster: e.cluster, ...e.window.summary(nowSec) });
+    return {
+      windowSeconds: this.windowSeconds,
+      routes,
+      clusters,
+      overflowed: { routes: this.routeOverflow, clusters: this.clusterOverflow },
+      maxBytes: (this.maxRouteKeys + this.maxClusterKeys + 2) * windowBytes(this.windowSeconds),
+    };
+  }
+
+  private routeFor(vhost: string, route: string): SlidingWindow {
+    const key = `${vhost}\n${route}`;
+    const found = this.routes.get(key);
+    if (found) return found.window;
+    if (this.routes.size >= this.maxRouteKeys) {
+      this.routeOverflow++;
+      return this.overflowRoute();
+    }
+    const entry: RouteEntry = { vhost, route, window: new SlidingWindow(this.windowSeconds) };
+    this.routes.set(key, entry);
+    return entry.window;
+  }
+
+  private clusterFor(cluster: string): SlidingWindow {
+    const found = this.clusters.get(cluster);
+    if (found) return found.window;
+    if (this.clusters.size >= this.maxClusterKeys) {
+      this.clusterOverflow++;
+      return this.overflowCluster();
+    }
+    const entry: ClusterEntry = { cluster, window: new SlidingWindow(this.windowSeconds) };
+    this.clusters.set(cluster, entry);
+    return entry.window;
+  }
+
+  // The overflow keys are created on first use, once the map is already full, and are stored in
+  // the maps so snapshot() lists them like any other key.
+  private routeOverflowEntry?: RouteEntry;
+  private clusterOverflowEntry?: ClusterEntry;
+
+  private overflowRoute(): SlidingWindow {
+    if (!this.routeOverflowEntry) {
+      this.routeOverflowEntry = { vhost: OVERFLOW_KEY, route: OVERFLOW_KEY, window: new SlidingWindow(this.windowSeconds) };
+      this.routes.set(`${OVERFLOW_KEY}\n${OVERFLOW_KEY}`, this.routeOverflowEntry);
+    }
+    return this.routeOverflowEntry.window;
+  }
+
+  private overflowCluster(): SlidingWindow {
+    if (!this.clusterOverflowEntry) {
+      this.clusterOverflowEntry = { cluster: OVERFLOW_KEY, window: new SlidingWindow(this.windowSeconds) };
+      this.clusters.set(OVERFLOW_KEY, this.clusterOverflowEntry);
+    }
+    return this.clusterOverflowEntry.window;
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * Envoy Access Log Service sink: `envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs`
+ * on its own grpc-js server (default 127.0.0.1:9001, as in seed 001). In: client-streamed
+ * StreamAccessLogsMessage batches of HTTP or TCP entries; the `identifier` (node, log name) comes
+ * only on the first message of a stream and is remembered for the stream's life. Out: one JSON
+ * line per entry to the AccessLogWriter, and a record() into the live aggregates. Envoy expects
+ * no reply until it closes the stream, so none is sent before that.
+ *
+ * Bounded work per entry and no waiting: the writer drops rather than blocks (see
+ * access-log-writer.ts), so the only back-pressure Envoy ever sees is the CPU cost of decoding,
+ * and grpc-js reads one message at a time per stream (HTTP/2 flow control bounds what is in
+ * flight). A message that does not decode ends only that stream (INTERNAL), never the server.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { messageType } from '../envoy/protos.js';
+import type { Logger } from '../log.js';
+import type { AccessAggregates } from './aggregates.js';
+import type { AccessLogWriter } from './access-log-writer.js';
+import {
+  httpRecord,
+  tcpRecord,
+  type AccessRecord,
+  type DecodedHttpEntry,
+  type DecodedTcpEntry,
+  type StreamIdentity,
+} from './access-record.js';
+import { formatAccessLine } from './json-line.js';
+
+export const ALS_METHOD_PATH = '/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs';
+
+/** StreamAccessLogsMessage as protobufjs decodes it (only what we read). */
+interface DecodedAlsMessage {
+  identifier?: { node?: { id?: string | null; cluster?: string | null } | null; log_name?: string | null } | null;
+  http_logs?: { log_entry?: DecodedHttpEntry[] | null } | null;
+  tcp_logs?: { log_entry?: DecodedTcpEntry[] | null } | null;
+}
+
+export interface AlsSinkOptions {
+  readonly writer: AccessLogWriter;
+  readonly aggregates: AccessAggregates;
+  readonly logger: Logger;
+}
+
+export interface AlsSinkStats {
+  readonly streamsOpen: number;
+  readonly streamsTotal: number;
+  readonly messages: number;
+  readonly httpEntries: number;
+  readonly tcpEntries: number;
+  /** Messages that arrived before any identifier on their stream (logged as node "unknown"). */
+  readonly withoutIdentifier: number;
+}
+
+const UNKNOWN: StreamIdentity = Object.freeze({ node: 'unknown', cluster: '', logName: '' });
+
+/** The client-streaming method, with protobufjs doing the decoding in grpc-js' deserializer. */
+export function alsServiceDefinition(): grpc.ServiceDefinition {
+  const request = messageType('envoy.service.accesslog.v3.StreamAccessLogsMessage');
+  const response = messageType('envoy.service.accesslog.v3.StreamAccessLogsResponse');
+  return {
+    StreamAccessLogs: {
+      path: ALS_METHOD_PATH,
+      requestStream: true,
+      responseStream: false,
+      requestSerialize: (m: object) => Buffer.from(request.encode(request.fromObject(m)).finish()),
+      requestDeserialize: (b: Buffer) => request.decode(b),
+      responseSerialize: (m: object) => Buffer.from(response.encode(response.fromObject(m)).finish()),
+      responseDeserialize: (b: Buffer) => response.decode(b),
+    },
+  };
+}
+
+export class AlsSink {
+  private readonly server = new grpc.Server();
+  private readonly writer: AccessLogWriter;
+  private readonly aggregates: AccessAggregates;
+  private readonly logger: Logger;
+  private streamsOpen = 0;
+  private streamsTotal = 0;
+  private messages = 0;
+  private httpEntries = 0;
+  private tcpEntries = 0;
+  private withoutIdentifier = 0;
+
+  constructor(opts: AlsSinkOptions) {
+    this.writer = opts.writer;
+    this.aggregates = opts.aggregates;
+    this.logger = opts.logger.child({ component: 'als' });
+    this.server.addService(alsServiceDefinition(), {
+      StreamAccessLogs: (call: grpc.ServerReadableStream<DecodedAlsMessage, object>, done: grpc.sendUnaryData<object>) =>
+        this.onStream(call, done),
+    });
+  }
+
+  /** Binds host:port (0 = ephemeral) and resolves with the bound port. */
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
+        err ? reject(err) : resolve(bound),
+      );
+    });
+  }
+
+  stats(): AlsSinkStats {
+    return {
+      streamsOpen: this.streamsOpen,
+      streamsTotal: this.streamsTotal,
+      messages: this.messages,
+      httpEntries: this.httpEntries,
+      tcpEntries: this.tcpEntries,
+      withoutIdentifier: this.withoutIdentifier,
+    };
+  }
+
+  /** Envoy holds ALS streams open forever, so a graceful shutdown would wait forever: force it. */
+  close(): void {
+    this.server.forceShutdown();
+  }
+
+  private onStream(call: grpc.ServerReadableStream<DecodedAlsMessage, object>, done: grpc.sendUnaryData<object>): void {
+    let id: StreamIdentity | undefined;
+    let ended = false;
+    this.streamsOpen++;
+    this.streamsTotal++;
+    const finish = () => {
+      if (ended) return;
+      ended = true;
+      this.streamsOpen--;
+    };
+    call.on('data', (msg: DecodedAlsMessage) => {
+      if (msg.identifier) {
+        id = Object.freeze({
+          node: msg.identifier.node?.id ?? '',
+          cluster: msg.identifier.node?.cluster ?? '',
+          logName: msg.identifier.log_name ?? '',
+        });
+        this.logger.debug({ node: id.node, logName: id.logName }, 'access log stream opened');
+      } else if (!id) {
+        this.withoutIdentifier++;
+      }
+      this.ingest(msg, id ?? UNKNOWN);
+    });
+    call.on('end', () => {
+      finish();
+      done(null, {});
+    });
+    call.on('error', (err: Error) => {
+      finish();
+      this.logger.debug({ node: id?.node, err: err.message }, 'access log stream ended with an error');
+    });
+    call.on('close', finish);
+  }
+
+  private ingest(msg: DecodedAlsMessage, id: StreamIdentity): void {
+    this.messages++;
+    const nowMs = Date.now();
+    const nowSec = Math.floor(nowMs / 1000);
+    const http = msg.http_logs?.log_entry;
+    if (http) {
+      this.httpEntries += http.length;
+      for (const e of http) this.emit(httpRecord(e, id), nowMs, nowSec);
+    }
+    const tcp = msg.tcp_logs?.log_entry;
+    if (tcp) {
+      this.tcpEntries += tcp.length;
+      for (const e of tcp) this.emit(tcpRecord(e, id), nowMs, nowSec);
+    }
+  }
+
+  private emit(r: AccessRecord, nowMs: number, nowSec: number): void {
+    // Aggregates first: they count every entry, including lines the writer has to drop.
+    this.aggregates.record(nowSec, r.authority, r.route, r.cluster, r.status, r.durationMs);
+    this.writer.write(formatAccessLine(r, nowMs));
+  }
+}
