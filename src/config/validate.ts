@@ -1,0 +1,164 @@
+/**
+ * Rules that span sections of a schema-valid Config, the ones Envoy would NACK or that would make
+ * a snapshot inconsistent: routes, mirrors and TCP listeners naming undefined clusters, weights on
+ * a shared prefix, duplicate domains in one route table, listener kinds and clashing addresses,
+ * health checks missing what their type needs. In: a Config. Out: every issue found, each with
+ * its config path (parse.ts adds line and column).
+ */
+import type { Config } from './schema.js';
+import { UINT32_MAX } from './schema.js';
+import { durationEquals } from './duration.js';
+import { accessLogClusterName, DEFAULT_VHOST, listenerVirtualHosts, prefixRoutes, virtualHosts, type PrefixMember } from './views.js';
+
+export type PathSegment = string | number;
+
+export interface PathIssue {
+  readonly path: readonly PathSegment[];
+  readonly message: string;
+}
+
+/** Dotted form of a config path; list indexes in brackets: `route.domain[1]`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else out += out === '' ? String(seg) : `.${String(seg)}`;
+  }
+  return out;
+}
+
+export function validateConfig(config: Config): PathIssue[] {
+  const issues: PathIssue[] = [];
+  const add = (path: readonly PathSegment[], message: string): void => {
+    issues.push({ path, message });
+  };
+  const clusters = config.cluster.loadbalancer;
+  const isCluster = (name: string): boolean => Object.hasOwn(clusters, name);
+  const undefinedCluster = (name: string): string => `cluster "${name}" is not defined under cluster.loadbalancer`;
+
+  // ---- virtual hosts and their routes ----
+  if (config.route && config['virtual-hosts'] && Object.hasOwn(config['virtual-hosts'], DEFAULT_VHOST)) {
+    add(['virtual-hosts', DEFAULT_VHOST], `the name "${DEFAULT_VHOST}" belongs to the top-level \`route\` section; pick another name`);
+  }
+  for (const { vhost, path } of virtualHosts(config)) {
+    for (const [cluster, entry] of Object.entries(vhost.cluster)) {
+      if (!isCluster(cluster)) add([...path, 'cluster', cluster], undefinedCluster(cluster));
+      if (entry.mirror && !isCluster(entry.mirror.cluster)) {
+        add([...path, 'cluster', cluster, 'mirror', 'cluster'], undefinedCluster(entry.mirror.cluster));
+      }
+    }
+    for (const { prefix, members } of prefixRoutes(vhost)) {
+      const at = (cluster: string, ...rest: PathSegment[]): PathSegment[] => [...path, 'cluster', cluster, ...rest];
+      const first = members[0];
+      if (!first) continue;
+      if (members.length > 1) {
+        const missing = members.filter((m) => m.entry.weight === undefined);
+        for (const m of missing) {
+          add(at(m.cluster, 'weight'), `required: clusters ${members.map((x) => x.cluster).join(', ')} share prefix "${prefix}", so each needs a weight`);
+        }
+        const total = members.reduce((sum, m) => sum + (m.entry.weight ?? 0), 0);
+        if (missing.length === 0 && total < 1) add(at(first.cluster, 'weight'), `the weights on prefix "${prefix}" add up to 0; at least one cluster must receive traffic`);
+        if (total > UINT32_MAX) add(at(first.cluster, 'weight'), `the weights on prefix "${prefix}" add up to more than ${UINT32_MAX}`);
+      } else if (first.entry.weight === 0) {
+        add(at(first.cluster, 'weight'), `weight 0 on the only cluster for prefix "${prefix}" would still send it all traffic; remove the prefix instead`);
+      }
+
+      // Clusters sharing a prefix share one Envoy route: their route options must agree.
+      const agree = <T>(key: 'timeout' | 'retry', get: (m: PrefixMember) => T | undefined, same: (a: T, b: T) => boolean): void => {
+        let base: { cluster: string; value: T } | undefined;
+        for (const m of members) {
+          const value = get(m);
+          if (value === undefined) continue;
+          if (!base) base = { cluster: m.cluster, value };
+          else if (!same(base.value, value)) {
+            add(at(m.cluster, key), `conflicts with ${[...path, 'cluster', base.cluster, key].join('.')}: clusters sharing prefix "${prefix}" share one route, so its ${key} must be set once or identically`);
+          }
+        }
+      };
+      agree('timeout', (m) => m.entry.timeout, durationEquals);
+      agree('retry', (m) => m.entry.retry, (a, b) => JSON.stringify(a) === JSON.stringify(b));
+      const mirrors = new Map<string, { cluster: string; percent: number }>();
+      for (const m of members) {
+        const mirror = m.entry.mirror;
+        if (!mirror) continue;
+        const seen = mirrors.get(mirror.cluster);
+        if (seen && seen.percent !== mirror.percent) {
+          add(at(m.cluster, 'mirror', 'percent'), `conflicts with the ${seen.percent}% mirror to "${mirror.cluster}" set by route entry "${seen.cluster}" on prefix "${prefix}"`);
+        }
+        if (!seen) mirrors.set(mirror.cluster, { cluster: m.cluster, percent: mirror.percent });
+      }
+    }
+  }
+
+  // ---- listeners ----
+  const boundBy = new Map<string, string>();
+  const domainOwner = new Map<string, string>();
+  for (const [name, l] of Object.entries(config.listener)) {
+    const at = (...rest: PathSegment[]): PathSegment[] => ['listener', name, ...rest];
+    if (l.port !== 0) {
+      const key = `${l.address}:${l.port}`;
+      const other = boundBy.get(key);
+      if (other !== undefined) add(at('port'), `${key} is already used by listener "${other}"`);
+      else boundBy.set(key, name);
+    }
+    if (l['access-log']) {
+      const sink = accessLogClusterName(l['access-log'].grpc);
+      if (isCluster(sink)) add(at('access-log'), `the access-log sink cluster name "${sink}" clashes with a cluster of the same name`);
+    }
+    if (l.type === 'tcp') {
+      if (l.cluster === undefined) add(at('cluster'), 'required: a tcp listener proxies to this cluster');
+      else if (!isCluster(l.cluster)) add(at('cluster'), undefinedCluster(l.cluster));
+      for (const key of ['virtual-hosts', 'request-timeout'] as const) {
+        if (l[key] !== undefined) add(at(key), 'only applies to http listeners (this one has type: tcp)');
+      }
+      continue;
+    }
+    if (l.cluster !== undefined) add(at('cluster'), 'only applies to tcp listeners; http listeners route by virtual host (set type: tcp for a TCP proxy)');
+    const known = new Set(virtualHosts(config).map((v) => v.name));
+    (l['virtual-hosts'] ?? []).forEach((v, i) => {
+      if (!known.has(v)) add(at('virtual-hosts', i), `virtual host "${v}" is not defined (known: ${[...known].join(', ') || 'none'}; "${DEFAULT_VHOST}" is the top-level \`route\`)`);
+    });
+    const served = listenerVirtualHosts(config, l);
+    if (served.length === 0) {
+      if (!l['virtual-hosts']) add(at(), 'an http listener needs a virtual host: add a `route` section (or `virtual-hosts`), or set type: tcp');
+      continue;
+    }
+    // Envoy refuses a route table in which two virtual hosts claim the same domain.
+    domainOwner.clear();
+    for (const { name: vname, vhost, path } of served) {
+      vhost.domain.forEach((d, i) => {
+        const key = d.toLowerCase();
+        const owner = domainOwner.get(key);
+        if (owner !== undefined && owner !== vname) {
+          add([...path, 'domain', i], `domain "${d}" is also claimed by virtual host "${owner}", and listener "${name}" serves both`);
+        } else if (owner === vname) {
+          add([...path, 'domain', i], `domain "${d}" is listed twice`);
+        }
+        domainOwner.set(key, vname);
+      });
+    }
+  }
+
+  // ---- clusters ----
+  for (const [name, c] of Object.entries(clusters)) {
+    const hc = c['health-check'];
+    if (!hc) continue;
+    const at = (...rest: PathSegment[]): PathSegment[] => ['cluster', 'loadbalancer', name, 'health-check', ...rest];
+    if (hc.type === 'http' && hc.value === undefined) add(at('value'), 'required: the path an http health check requests');
+    if (hc.type === 'tcp') {
+      for (const key of ['value', 'host', 'expected'] as const) {
+        if (hc[key] !== undefined) add(at(key), 'only applies to http health checks (this one has type: tcp)');
+      }
+    }
+  }
+
+  // ---- endpoint.eds ----
+  for (const [name, eds] of Object.entries(config.endpoint.eds)) {
+    if (!isCluster(name)) add(['endpoint', 'eds', name], `${undefinedCluster(name)}; endpoint.eds entries configure the endpoints of a defined cluster`);
+    eds.static?.forEach((ep, i) => {
+      if (ep.port === undefined && eds.port === undefined) add(['endpoint', 'eds', name, 'static', i, 'port'], `required: neither this endpoint nor endpoint.eds.${name}.port sets a port`);
+    });
+  }
+
+  return issues;
+}
