@@ -15,7 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { ConsulClient } from '../../src/consul/client.js';
+import { ConsulClient, kvPath } from '../../src/consul/client.js';
 import { freePort, makeTempDir, waitUntil } from './tmp.js';
 
 const execFileAsync = promisify(execFile);
@@ -178,10 +178,10 @@ export async function startConsul(): Promise<ConsulAgent> {
       return child !== undefined;
     },
     async kvPut(key, value) {
-      await call('PUT', `/v1/kv/${key}`, value);
+      await call('PUT', kvPath(key), value);
     },
     async kvDelete(key) {
-      await call('DELETE', `/v1/kv/${key}`);
+      await call('DELETE', kvPath(key));
     },
     async registerService(service) {
       await call('PUT', '/v1/agent/service/register', service);
