@@ -19,7 +19,7 @@ export function locate(
 ): Position | undefined {
   let node: unknown = doc.contents;
   let best: Node | undefined = isNode(node) ? node : undefined;
-  // Key of the deepest pair matched so far: a missing child is reported at its parent's key.
+  // Deepest key (or list item) matched so far: a missing child is reported there.
   let parentKey: Node | undefined;
   let resolved = true;
   for (let i = 0; i < path.length; i++) {
@@ -35,8 +35,9 @@ export function locate(
         best = pair.key;
         break;
       }
-      // `key:` with no value has a null value node (or none); point at the key then.
-      if (isNode(pair.value) && !(isScalar(pair.value) && pair.value.value === null && pair.value.range?.[0] === pair.value.range?.[1])) {
+      // Point at the value, except where the key reads better: `key:` with no value, and block
+      // collections (their range starts on the next line, at their first child).
+      if (isNode(pair.value) && !isEmptyScalar(pair.value) && !isBlockCollection(pair.value)) {
         best = pair.value;
       } else if (isNode(pair.key)) {
         best = pair.key;
@@ -50,6 +51,7 @@ export function locate(
         break;
       }
       best = item;
+      parentKey = item;
       node = item;
     } else {
       resolved = false;
@@ -61,6 +63,14 @@ export function locate(
   if (offset === undefined) return undefined;
   const pos = lines.linePos(offset);
   return { line: pos.line, col: pos.col };
+}
+
+function isEmptyScalar(node: Node): boolean {
+  return isScalar(node) && node.value === null && node.range?.[0] === node.range?.[1];
+}
+
+function isBlockCollection(node: Node): boolean {
+  return (isMap(node) || isSeq(node)) && !node.flow;
 }
 
 function isNode(value: unknown): value is Node {

@@ -71,11 +71,10 @@ const NOUN: Readonly<Record<string, string>> = {
 };
 
 function describe(issue: z.core.$ZodIssue, value: unknown): string {
+  if (value === undefined) return 'required';
   switch (issue.code) {
-    case 'invalid_type': {
-      const noun = NOUN[issue.expected] ?? issue.expected;
-      return value === undefined ? `required (${noun})` : `expected ${noun}`;
-    }
+    case 'invalid_type':
+      return `expected ${NOUN[issue.expected] ?? issue.expected}`;
     case 'invalid_value':
       return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${JSON.stringify(value)}`;
     case 'too_small':
