@@ -20,7 +20,7 @@ export function clusterResource(config: Config, name: string, cluster: ClusterCo
   const out: Record<string, unknown> = {
     name,
     type: 'EDS',
-    eds_config: ADS_SOURCE,
+    eds_cluster_config: { eds_config: ADS_SOURCE },
     connect_timeout: cluster['connect-timeout'],
     lb_policy: LB_POLICY[cluster['lb-policy']],
   };
