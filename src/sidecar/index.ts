@@ -1,0 +1,152 @@
+/**
+ * The sidecar duties in one call: the ALS sink (gRPC, default 127.0.0.1:9001), the bounded
+ * access-log writer and live aggregates, the load balancer health answer, and the admin HTTP
+ * server (/health, /status/clients, /config_dump, /metrics, /stats/access-log; loopback by
+ * default). In: the snapshot cache and stream registry (read only) plus options validated here
+ * with zod. Out: the bound ports, the PipelineMetrics the publisher reports into, and close().
+ */
+import { z } from 'zod';
+import type { SnapshotCache } from '../cache/snapshot-cache.js';
+import type { StreamRegistry } from '../server/stream-registry.js';
+import { ConfigError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { AccessAggregates, type AggregatesSnapshot } from './aggregates.js';
+import { AccessLogWriter } from './access-log-writer.js';
+import { AlsSink } from './als-sink.js';
+import { HealthChecker, type HealthReport } from './health.js';
+import { SidecarMetrics, type PipelineMetrics } from './metrics.js';
+import { AdminServer } from './admin-server.js';
+
+export type { PipelineMetrics } from './metrics.js';
+export type { HealthReport, HealthProblem, HealthReason } from './health.js';
+
+const port = z.number().int().min(0).max(65535);
+const host = z.string().min(1);
+
+const AdminOptionsSchema = z.strictObject({
+  host: host.default('127.0.0.1'),
+  port: port.default(9002),
+  /** Path the load balancer checks (seed 001 used its own, e.g. /_my_health_check). */
+  healthPath: z.string().startsWith('/').default('/health'),
+  /** While this file exists, the health path answers 599 MAINTENANCE. */
+  maintenanceFile: z.string().min(1).optional(),
+  /** Node id whose xDS state decides health; default: every connected node. */
+  watchNode: z.string().min(1).optional(),
+  /** How long a node may run an older ACKed version before health fails (ms). */
+  graceMs: z.number().int().min(0).default(10_000),
+  /** Envoy admin base URL; when set, Envoy's /ready must say LIVE. */
+  envoyAdminUrl: z.url().optional(),
+  envoyReadyTimeoutMs: z.number().int().min(1).default(1000),
+});
+
+const AlsOptionsSchema = z.strictObject({
+  host: host.default('127.0.0.1'),
+  port: port.default(9001),
+  /** Append access-log lines to this file; default stdout. */
+  file: z.string().min(1).optional(),
+  /** Write-queue bound in characters; lines beyond it are dropped and counted. */
+  maxQueueBytes: z.number().int().min(4096).default(8 * 1024 * 1024),
+  windowSeconds: z.number().int().min(1).max(3600).default(60),
+  maxRouteKeys: z.number().int().min(1).default(200),
+  maxClusterKeys: z.number().int().min(1).default(100),
+});
+
+export type AdminOptions = z.input<typeof AdminOptionsSchema>;
+export type AlsOptions = z.input<typeof AlsOptionsSchema>;
+
+export interface SidecarOptions {
+  readonly cache: SnapshotCache;
+  readonly registry: StreamRegistry;
+  readonly logger: Logger;
+  readonly admin?: AdminOptions;
+  /** `false` disables the ALS sink (no port, no access-log metrics). */
+  readonly als?: AlsOptions | false;
+  /** Node.js process metrics on /metrics (default true). */
+  readonly processMetrics?: boolean;
+}
+
+export interface Sidecar {
+  readonly adminPort: number;
+  /** undefined when the ALS sink is disabled. */
+  readonly alsPort: number | undefined;
+  /** For the publisher: snapshot build time and config errors. */
+  readonly metrics: PipelineMetrics;
+  /** The current health answer (what GET {healthPath} returns). */
+  health(): Promise<HealthReport>;
+  /** Live access-log aggregates (what GET /stats/access-log returns, without counters). */
+  accessLogStats(): AggregatesSnapshot | undefined;
+  /** Stops both servers, flushes the access log (bounded wait), detaches from the registry. */
+  close(): Promise<void>;
+}
+
+function parse<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
+  const r = schema.safeParse(value ?? {});
+  if (r.success) return Object.freeze(r.data) as z.output<S>;
+  throw new ConfigError(where, r.error.issues.map((i) => ({ path: [where, ...i.path.map(String)].join('.'), message: i.message })));
+}
+
+export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
+  const admin = parse(AdminOptionsSchema, opts.admin, 'sidecar.admin');
+  const als = opts.als === false ? undefined : parse(AlsOptionsSchema, opts.als, 'sidecar.als');
+  const logger = opts.logger.child({ component: 'sidecar' });
+  const closers: Array<() => unknown> = [];
+  const closeAll = async () => {
+    for (const c of closers.splice(0).reverse()) await c();
+  };
+
+  try {
+    let accessLog: { aggregates: AccessAggregates; writer: AccessLogWriter; sink: AlsSink } | undefined;
+    let alsPort: number | undefined;
+    if (als) {
+      const aggregates = new AccessAggregates(als);
+      const writer = new AccessLogWriter({ ...(als.file !== undefined ? { file: als.file } : {}), maxQueueBytes: als.maxQueueBytes, logger });
+      await writer.open();
+      closers.push(() => writer.close());
+      const sink = new AlsSink({ writer, aggregates, logger });
+      closers.push(() => sink.close());
+      alsPort = await sink.listen(als.host, als.port);
+      accessLog = { aggregates, writer, sink };
+      logger.info({ als: `${als.host}:${alsPort}`, file: als.file ?? 'stdout' }, 'access log service listening');
+    }
+
+    const health = new HealthChecker({
+      cache: opts.cache,
+      registry: opts.registry,
+      ...(admin.maintenanceFile !== undefined ? { maintenanceFile: admin.maintenanceFile } : {}),
+      ...(admin.watchNode !== undefined ? { watchNode: admin.watchNode } : {}),
+      graceMs: admin.graceMs,
+      ...(admin.envoyAdminUrl !== undefined ? { envoyAdminUrl: admin.envoyAdminUrl } : {}),
+      envoyReadyTimeoutMs: admin.envoyReadyTimeoutMs,
+    });
+    closers.push(() => health.close());
+    const metrics = new SidecarMetrics({ registry: opts.registry, ...(accessLog ? { accessLog } : {}), processMetrics: opts.processMetrics ?? true });
+    closers.push(() => metrics.close());
+    const server = new AdminServer({
+      cache: opts.cache,
+      registry: opts.registry,
+      health,
+      healthPath: admin.healthPath,
+      metrics,
+      ...(accessLog ? { accessLog } : {}),
+      logger,
+    });
+    const adminPort = await server.listen(admin.host, admin.port);
+    closers.push(() => server.close());
+    logger.info(
+      { admin: `${admin.host}:${adminPort}`, healthPath: admin.healthPath, maintenanceFile: admin.maintenanceFile, watchNode: admin.watchNode ?? '(every connected node)' },
+      'admin server listening',
+    );
+
+    return {
+      adminPort,
+      alsPort,
+      metrics,
+      health: () => health.check(),
+      accessLogStats: () => accessLog?.aggregates.snapshot(),
+      close: closeAll,
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
