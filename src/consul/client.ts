@@ -87,7 +87,7 @@ export class ConsulClient {
 
   async request(method: string, path: string, req: ConsulRequest = {}): Promise<ConsulResponse> {
     const url = new URL(this.connection.baseUrl.href);
-    url.pathname = `${url.pathname}${path}`;
+    url.pathname = `${url.pathname.replace(/\/+$/, '')}${path}`;
     if (this.connection.datacenter !== undefined) url.searchParams.set('dc', this.connection.datacenter);
     for (const [k, v] of Object.entries(req.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
     const what = `consul ${method} ${path}`;

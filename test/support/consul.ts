@@ -63,7 +63,7 @@ export interface ConsulAgent {
   /** http://127.0.0.1:<port> */
   readonly address: string;
   readonly ports: ConsulPorts;
-  /** A client for this agent (no token). Closed by stop(). */
+  /** A client for this agent (with the ACL master token when ACLs are on). Closed by destroy(). */
   readonly client: ConsulClient;
   readonly running: boolean;
   kvPut(key: string, value: string): Promise<void>;
@@ -80,6 +80,7 @@ export interface ConsulAgent {
     nodeMeta?: Readonly<Record<string, string>>;
     service: { id: string; name: string; port: number; address?: string; meta?: Readonly<Record<string, string>>; weights?: { Passing: number; Warning: number } };
     status: 'passing' | 'warning' | 'critical';
+    output?: string;
   }): Promise<void>;
   /** Kills the agent (SIGTERM, then SIGKILL) and waits for it to exit. */
   stop(): Promise<void>;
@@ -104,12 +105,17 @@ async function pickPorts(): Promise<ConsulPorts> {
   return { http: await one(), serfLan: await one(), serfWan: await one(), server: await one() };
 }
 
-export async function startConsul(): Promise<ConsulAgent> {
+export interface StartConsulOptions {
+  /** Turn ACLs on (default policy deny) with this master token; the handle's client uses it. */
+  readonly aclMasterToken?: string;
+}
+
+export async function startConsul(opts: StartConsulOptions = {}): Promise<ConsulAgent> {
   const bin = await consulBinary();
   const dir = await makeTempDir('consul');
   const ports = await pickPorts();
   const address = `http://127.0.0.1:${ports.http}`;
-  const client = ConsulClient.fromOptions({ address }, {});
+  const client = ConsulClient.fromOptions({ address, token: opts.aclMasterToken }, {});
   const logFile = join(dir.path, 'consul.log');
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
@@ -126,6 +132,8 @@ export async function startConsul(): Promise<ConsulAgent> {
     '-server-port', String(ports.server),
     '-data-dir', join(dir.path, 'data'),
     '-log-level', 'warn',
+    // 1.8 spells the bootstrap token `master` (renamed `initial_management` in 1.11).
+    ...(opts.aclMasterToken ? ['-hcl', `acl { enabled = true, default_policy = "deny", tokens { master = "${opts.aclMasterToken}" } }`] : []),
   ];
 
   const call = async (method: string, path: string, body?: unknown, query?: Record<string, string>): Promise<string> => {
@@ -201,7 +209,7 @@ export async function startConsul(): Promise<ConsulAgent> {
         Address: e.address,
         NodeMeta: e.nodeMeta,
         Service: { ID: e.service.id, Service: e.service.name, Port: e.service.port, Address: e.service.address, Meta: e.service.meta, Weights: e.service.weights },
-        Check: { CheckID: `${e.service.id}-check`, Name: `${e.service.id} check`, Status: e.status, ServiceID: e.service.id },
+        Check: { CheckID: `${e.service.id}-check`, Name: `${e.service.id} check`, Status: e.status, Output: e.output ?? '', ServiceID: e.service.id },
       });
     },
     stop,
