@@ -1,0 +1,38 @@
+/**
+ * What the benchmark reads from the kernel about a server under test (Linux /proc).
+ *
+ * In: a pid, a port. Out: resident memory (KiB) and the number of established TCP connections
+ * whose local end is the server's port: the server's own view of how many clients are connected,
+ * which is how the benchmark checks that every simulated client has its own HTTP/2 connection.
+ */
+import { readFileSync } from 'node:fs';
+
+/** VmRSS of a process in KiB ('self' for this process). */
+export function rssKb(pid: number | 'self'): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
+  if (!m?.[1]) throw new Error(`/proc/${pid}/status has no VmRSS line`);
+  return Number(m[1]);
+}
+
+const TCP_ESTABLISHED = '01';
+
+/** Established TCP connections (IPv4 and IPv6) whose local port is `port`. */
+export function establishedOnPort(port: number): number {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  let count = 0;
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue; // no IPv6 on this machine
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      const local = cols[1];
+      if (local !== undefined && local.endsWith(`:${hexPort}`) && cols[3] === TCP_ESTABLISHED) count++;
+    }
+  }
+  return count;
+}

@@ -1,0 +1,276 @@
+/**
+ * Just enough protobuf wire format for the benchmark's simulated clients and floor peer.
+ *
+ * In: DiscoveryResponse bytes (and google.protobuf.Any resources inside them).
+ * Out: the four things a simulated client acts on (type_url, version_info, nonce, resource
+ * names) and DiscoveryRequest bytes for ACKs and subscriptions.
+ *
+ * Why not protobufjs: the load generator runs a thousand clients on the same two cores as the
+ * server under test, so every microsecond it spends decoding is taken from the server. A full
+ * decode would also unpack every Any; here a resource is skipped unless its name is needed, and
+ * names are taken from field 1 of the packed message (Cluster.name, Listener.name,
+ * RouteConfiguration.name and ClusterLoadAssignment.cluster_name are all field 1).
+ */
+
+const WIRE_VARINT = 0;
+const WIRE_I64 = 1;
+const WIRE_LEN = 2;
+const WIRE_I32 = 5;
+
+/** A field of a message: its number, wire type and where its value lies in the buffer. */
+interface Field {
+  no: number;
+  wire: number;
+  /** varint value (numbers beyond 2^53 lose precision; the benchmark reads none). */
+  varint: number;
+  start: number;
+  end: number;
+}
+
+function readVarint(buf: Uint8Array, pos: number, out: Field): number {
+  let value = 0;
+  let scale = 1;
+  for (;;) {
+    if (pos >= buf.length) throw new Error('truncated varint');
+    const b = buf[pos++] as number;
+    value += (b & 0x7f) * scale;
+    if (b < 0x80) break;
+    scale *= 128;
+  }
+  out.varint = value;
+  return pos;
+}
+
+/** Calls `onField` for each field in buf[start, end); the Field object is reused between calls. */
+function eachField(buf: Uint8Array, start: number, end: number, onField: (f: Field) => boolean | void): void {
+  const f: Field = { no: 0, wire: 0, varint: 0, start: 0, end: 0 };
+  let pos = start;
+  while (pos < end) {
+    pos = readVarint(buf, pos, f);
+    const key = f.varint;
+    f.no = Math.floor(key / 8);
+    f.wire = key & 7;
+    switch (f.wire) {
+      case WIRE_VARINT:
+        pos = readVarint(buf, pos, f);
+        f.start = f.end = pos;
+        break;
+      case WIRE_I64:
+        f.start = pos;
+        pos += 8;
+        f.end = pos;
+        break;
+      case WIRE_LEN:
+        pos = readVarint(buf, pos, f);
+        f.start = pos;
+        pos += f.varint;
+        f.end = pos;
+        break;
+      case WIRE_I32:
+        f.start = pos;
+        pos += 4;
+        f.end = pos;
+        break;
+      default:
+        throw new Error(`unsupported wire type ${f.wire}`);
+    }
+    if (pos > end) throw new Error('truncated field');
+    if (onField(f) === false) return;
+  }
+}
+
+const utf8 = new TextDecoder();
+
+function text(buf: Uint8Array, f: Field): string {
+  return utf8.decode(buf.subarray(f.start, f.end));
+}
+
+/** The sub-slice of field `no` (first occurrence, length-delimited) of a message, or undefined. */
+function firstLen(buf: Uint8Array, no: number): Uint8Array | undefined {
+  let found: Uint8Array | undefined;
+  eachField(buf, 0, buf.length, (f) => {
+    if (f.no === no && f.wire === WIRE_LEN) {
+      found = buf.subarray(f.start, f.end);
+      return false;
+    }
+    return true;
+  });
+  return found;
+}
+
+function allLen(buf: Uint8Array, no: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  eachField(buf, 0, buf.length, (f) => {
+    if (f.no === no && f.wire === WIRE_LEN) out.push(buf.subarray(f.start, f.end));
+  });
+  return out;
+}
+
+export interface ResponseHead {
+  readonly typeUrl: string;
+  readonly versionInfo: string;
+  readonly nonce: string;
+  /** Each element of `resources`: an encoded google.protobuf.Any (a view into the response). */
+  readonly resources: readonly Uint8Array[];
+}
+
+/** DiscoveryResponse: version_info = 1, resources = 2, type_url = 4, nonce = 5. */
+export function decodeResponseHead(buf: Uint8Array): ResponseHead {
+  let typeUrl = '';
+  let versionInfo = '';
+  let nonce = '';
+  const resources: Uint8Array[] = [];
+  eachField(buf, 0, buf.length, (f) => {
+    if (f.wire !== WIRE_LEN) return;
+    if (f.no === 1) versionInfo = text(buf, f);
+    else if (f.no === 2) resources.push(buf.subarray(f.start, f.end));
+    else if (f.no === 4) typeUrl = text(buf, f);
+    else if (f.no === 5) nonce = text(buf, f);
+  });
+  return { typeUrl, versionInfo, nonce, resources };
+}
+
+/** google.protobuf.Any: type_url = 1, value = 2. */
+export function anyValue(any: Uint8Array): Uint8Array {
+  return firstLen(any, 2) ?? new Uint8Array(0);
+}
+
+/** Field 1 of the packed message: the resource's name for all four xDS types. */
+export function resourceName(any: Uint8Array): string {
+  const name = firstLen(anyValue(any), 1);
+  return name ? utf8.decode(name) : '';
+}
+
+/**
+ * RouteConfiguration names a Listener uses through RDS:
+ * Listener.filter_chains (3) -> FilterChain.filters (3) -> Filter.typed_config (4, an Any)
+ * -> HttpConnectionManager.rds (3) -> Rds.route_config_name (2). Other filters (tcp_proxy)
+ * have no field 3, so they yield nothing.
+ */
+export function listenerRouteNames(any: Uint8Array): string[] {
+  const names: string[] = [];
+  for (const chain of allLen(anyValue(any), 3)) {
+    for (const filter of allLen(chain, 3)) {
+      const config = firstLen(filter, 4);
+      if (!config) continue;
+      const rds = firstLen(anyValue(config), 3);
+      const name = rds ? firstLen(rds, 2) : undefined;
+      if (name) names.push(utf8.decode(name));
+    }
+  }
+  return names;
+}
+
+// ---- encoding ----
+
+function varintBytes(value: number, out: number[]): void {
+  let v = value;
+  while (v >= 0x80) {
+    out.push((v % 128) | 0x80);
+    v = Math.floor(v / 128);
+  }
+  out.push(v);
+}
+
+function lenField(no: number, payload: Uint8Array, out: number[]): void {
+  varintBytes(no * 8 + WIRE_LEN, out);
+  varintBytes(payload.length, out);
+  for (const b of payload) out.push(b);
+}
+
+const utf8Encoder = new TextEncoder();
+
+function stringField(no: number, value: string, out: number[]): void {
+  if (value !== '') lenField(no, utf8Encoder.encode(value), out);
+}
+
+export interface RequestFields {
+  readonly versionInfo: string;
+  readonly typeUrl: string;
+  readonly responseNonce: string;
+  readonly resourceNames: readonly string[];
+  /** Only on a stream's first request, as Envoy does. */
+  readonly node?: { readonly id: string; readonly cluster: string };
+}
+
+/**
+ * DiscoveryRequest: version_info = 1, node = 2 (Node.id = 1, Node.cluster = 2),
+ * resource_names = 3, type_url = 4, response_nonce = 5.
+ */
+export function encodeRequest(r: RequestFields): Uint8Array {
+  const out: number[] = [];
+  stringField(1, r.versionInfo, out);
+  if (r.node) {
+    const node: number[] = [];
+    stringField(1, r.node.id, node);
+    stringField(2, r.node.cluster, node);
+    lenField(2, Uint8Array.from(node), out);
+  }
+  for (const name of r.resourceNames) lenField(3, utf8Encoder.encode(name), out);
+  stringField(4, r.typeUrl, out);
+  stringField(5, r.responseNonce, out);
+  return Uint8Array.from(out);
+}
+
+/** gRPC length-prefixed message: 1 byte "compressed" flag (0), 4 bytes big-endian length. */
+export function grpcFrame(message: Uint8Array): Buffer {
+  const frame = Buffer.allocUnsafe(5 + message.length);
+  frame[0] = 0;
+  frame.writeUInt32BE(message.length, 1);
+  frame.set(message, 5);
+  return frame;
+}
+
+/** Splits a byte stream into gRPC messages; keeps a partial message until the rest arrives. */
+export class GrpcMessageReader {
+  #pending: Buffer = Buffer.alloc(0);
+
+  /** Feed a chunk; returns the complete messages it finished. */
+  push(chunk: Buffer): Buffer[] {
+    let buf = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
+    const messages: Buffer[] = [];
+    while (buf.length >= 5) {
+      if (buf[0] !== 0) throw new Error('compressed gRPC messages are not supported');
+      const length = buf.readUInt32BE(1);
+      if (buf.length < 5 + length) break;
+      messages.push(buf.subarray(5, 5 + length));
+      buf = buf.subarray(5 + length);
+    }
+    this.#pending = buf;
+    return messages;
+  }
+}
+
+export interface RequestHead {
+  readonly typeUrl: string;
+  readonly versionInfo: string;
+  readonly responseNonce: string;
+  /** error_detail is set: the client rejected the response it names. */
+  readonly nack: boolean;
+}
+
+/** DiscoveryRequest: version_info = 1, type_url = 4, response_nonce = 5, error_detail = 6. */
+export function decodeRequestHead(buf: Uint8Array): RequestHead {
+  let typeUrl = '';
+  let versionInfo = '';
+  let responseNonce = '';
+  let nack = false;
+  eachField(buf, 0, buf.length, (f) => {
+    if (f.wire !== WIRE_LEN) return;
+    if (f.no === 1) versionInfo = text(buf, f);
+    else if (f.no === 4) typeUrl = text(buf, f);
+    else if (f.no === 5) responseNonce = text(buf, f);
+    else if (f.no === 6) nack = true;
+  });
+  return { typeUrl, versionInfo, responseNonce, nack };
+}
+
+/** DiscoveryResponse with version_info = 1, resources = 2 (encoded Any each), type_url = 4, nonce = 5. */
+export function encodeResponse(versionInfo: string, typeUrl: string, nonce: string, resources: readonly Uint8Array[]): Uint8Array {
+  const out: number[] = [];
+  stringField(1, versionInfo, out);
+  for (const any of resources) lenField(2, any, out);
+  stringField(4, typeUrl, out);
+  stringField(5, nonce, out);
+  return Uint8Array.from(out);
+}
