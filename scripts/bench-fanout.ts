@@ -8,10 +8,13 @@
  * changes; time until every client ACKed; RSS per connected stream) and the ratio ours/peer;
  * progress on stderr; with --json FILE, every figure of every change.
  *
- * Ours runs in this process (buildSnapshot + SnapshotCache + createXdsServer, as serve wires
- * them); a peer runs as a child process (go-control-plane's SotW snapshot cache, or the "floor":
- * a minimal encode-once ADS server). Each is measured against a fresh load-generator process
- * (scripts/bench/load-generator.ts) holding one HTTP/2 connection per client, all on 127.0.0.1.
+ * Every server runs as a child process driven over stdin (bench/server-process.ts): ours
+ * (bench/our-server.ts: parseConfig -> translate -> buildSnapshot -> SnapshotCache, and
+ * createXdsServer, as `serve` wires them), and the peer (go-control-plane's SotW snapshot cache,
+ * or the "floor": a minimal encode-once ADS server), given the very bytes our snapshot holds.
+ * Separate processes keep each server's RSS its own and the driver off its event loop. Each
+ * server is measured against a fresh load-generator process (bench/load-generator.ts) holding
+ * one HTTP/2 connection per client, all on 127.0.0.1, then stopped before the next one starts.
  * See /work/coord/readme-bench.md (README "Benchmark") for what is measured and why.
  */
 import { execFileSync } from 'node:child_process';
@@ -19,19 +22,15 @@ import { statSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import v8 from 'node:v8';
-import vm from 'node:vm';
+import os from 'node:os';
 import { parseConfig } from '../src/config/parse.js';
 import { staticEndpoints } from '../src/config/static-endpoints.js';
 import { translate } from '../src/translate/index.js';
 import { buildSnapshot, type Snapshot } from '../src/cache/snapshot.js';
-import { DEFAULT_GROUP, SnapshotCache } from '../src/cache/snapshot-cache.js';
-import { createXdsServer } from '../src/server/index.js';
-import { silentLogger } from '../src/log.js';
 import { TYPE_ORDER } from '../src/xds/type-urls.js';
 import { benchConfigYaml } from './bench/config-gen.js';
 import { runTarget, type Target } from './bench/measure.js';
-import { PeerProcess, type PeerSnapshot } from './bench/peer-process.js';
+import { ServerProcess, type ConfigSnapshot, type PeerSnapshot } from './bench/server-process.js';
 import { median } from './bench/stats.js';
 import type { RunSummary } from './bench/stats.js';
 
@@ -42,21 +41,25 @@ type PeerName = (typeof PEERS)[number];
 const USAGE = `usage: node dist/scripts/bench-fanout.js [options]
   --clients N          simulated ADS clients, one HTTP/2 connection each (default 1000)
   --changes C          config changes to measure (default 10)
+  --warmup W           changes run first and not counted (default 2)
   --clusters K         clusters in the config; each change alters all of them (default 100)
   --peer P             none | go-control-plane | floor (default go-control-plane)
   --settle-ms MS       quiet time between changes (default 500)
   --timeout-s S        hard limit for the whole run; exits 2 when reached (default 900)
   --json FILE          also write every figure as JSON
+  --cpu-prof DIR       profile our server (node --cpu-prof); the .cpuprofile lands in DIR
   --help`;
 
 interface Options {
   readonly clients: number;
   readonly changes: number;
+  readonly warmup: number;
   readonly clusters: number;
   readonly peer: PeerName;
   readonly settleMs: number;
   readonly timeoutS: number;
   readonly json?: string;
+  readonly cpuProf?: string;
 }
 
 function positiveInt(flag: string, value: string | undefined, fallback: number): number {
@@ -72,11 +75,13 @@ function parseOptions(argv: string[]): Options {
     options: {
       clients: { type: 'string' },
       changes: { type: 'string' },
+      warmup: { type: 'string' },
       clusters: { type: 'string' },
       peer: { type: 'string' },
       'settle-ms': { type: 'string' },
       'timeout-s': { type: 'string' },
       json: { type: 'string' },
+      'cpu-prof': { type: 'string' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -90,11 +95,13 @@ function parseOptions(argv: string[]): Options {
   return {
     clients: positiveInt('clients', values.clients, 1000),
     changes: positiveInt('changes', values.changes, 10),
+    warmup: values.warmup === '0' ? 0 : positiveInt('warmup', values.warmup, 2),
     clusters: positiveInt('clusters', values.clusters, 100),
     peer: peer as PeerName,
     settleMs: positiveInt('settle-ms', values['settle-ms'], 500),
     timeoutS: positiveInt('timeout-s', values['timeout-s'], 900),
     ...(values.json !== undefined ? { json: values.json } : {}),
+    ...(values['cpu-prof'] !== undefined ? { cpuProf: path.resolve(values['cpu-prof']) } : {}),
   };
 }
 
@@ -102,17 +109,24 @@ const log = (line: string): void => {
   process.stderr.write(`[bench] ${line}\n`);
 };
 
-/** Snapshot 0 (initial) .. C, built before anything is measured. */
-function buildSnapshots(clusters: number, changes: number): { snapshots: Snapshot[]; buildMs: number } {
+/**
+ * Config texts 0 (initial) .. n and their snapshots, built here for the peers' payloads and the
+ * versions the clients must end up with. Ours builds its own from the texts (same code, so the
+ * same content-hash versions: the load generator checks it).
+ */
+function buildSnapshots(clusters: number, n: number): { configs: string[]; snapshots: Snapshot[]; buildMs: number } {
+  const configs: string[] = [];
   const snapshots: Snapshot[] = [];
   const times: number[] = [];
-  for (let k = 0; k <= changes; k++) {
+  for (let k = 0; k <= n; k++) {
     const started = performance.now();
-    const config = parseConfig(benchConfigYaml(clusters, k), `bench-config-${k}`);
+    const text = benchConfigYaml(clusters, k);
+    const config = parseConfig(text, `bench-config-${k}`);
     snapshots.push(buildSnapshot(translate(config, staticEndpoints(config))));
     times.push(performance.now() - started);
+    configs.push(text);
   }
-  return { snapshots, buildMs: median(times) };
+  return { configs, snapshots, buildMs: median(times) };
 }
 
 function versionsOf(s: Snapshot): Record<string, string> {
@@ -127,37 +141,31 @@ function peerSnapshot(s: Snapshot): PeerSnapshot {
   };
 }
 
-/** `global.gc` without restarting node with --expose-gc. */
-function gcFunction(): () => void {
-  v8.setFlagsFromString('--expose-gc');
-  return vm.runInNewContext('gc') as () => void;
+type SnapshotPayload = PeerSnapshot | ConfigSnapshot;
+
+/** A Target over a server process; snapshot i is handed over as `payloads[i]`. */
+async function processTarget(name: string, command: string, args: readonly string[], payloads: readonly SnapshotPayload[]): Promise<Target> {
+  const { server, port } = await ServerProcess.start(name, command, args);
+  const payload = (i: number): SnapshotPayload => {
+    const p = payloads[i];
+    if (!p) throw new Error(`no snapshot ${i}`);
+    return p;
+  };
+  await server.set(payload(0));
+  return {
+    name,
+    port,
+    pid: server.pid,
+    publish: (i) => server.set(payload(i)),
+    gc: () => server.gc(),
+    close: () => server.stop(),
+  };
 }
 
-async function ourTarget(snapshots: readonly Snapshot[]): Promise<Target> {
-  const gc = gcFunction();
-  const cache = new SnapshotCache({ logger: silentLogger });
-  const first = snapshots[0];
-  if (!first) throw new Error('no snapshot');
-  cache.set(DEFAULT_GROUP, first);
-  const server = createXdsServer({ cache, logger: silentLogger });
-  const port = await server.listen('127.0.0.1', 0);
-  return {
-    name: 'consul-xds',
-    port,
-    pid: 'self',
-    publish: async (i) => {
-      const snapshot = snapshots[i];
-      if (!snapshot) throw new Error(`no snapshot ${i}`);
-      const publishNs = process.hrtime.bigint();
-      cache.set(DEFAULT_GROUP, snapshot);
-      return { publishNs, blockMs: Number(process.hrtime.bigint() - publishNs) / 1e6 };
-    },
-    gc: async () => {
-      gc();
-      gc();
-    },
-    close: () => server.close(),
-  };
+function ourTarget(configs: readonly string[], cpuProf: string | undefined): Promise<Target> {
+  const prof = cpuProf ? ['--cpu-prof', '--cpu-prof-dir', cpuProf] : [];
+  const script = path.join(ROOT, 'dist', 'scripts', 'bench', 'our-server.js');
+  return processTarget('consul-xds', process.execPath, ['--expose-gc', ...prof, script], configs.map((config) => ({ config })));
 }
 
 /** go-control-plane peer binary, (re)built into .cache/ when its sources are newer. */
@@ -184,27 +192,11 @@ function goPeerBinary(): string {
   return bin;
 }
 
-async function peerTarget(peer: Exclude<PeerName, 'none'>, snapshots: readonly Snapshot[]): Promise<Target> {
+function peerTarget(peer: Exclude<PeerName, 'none'>, snapshots: readonly Snapshot[]): Promise<Target> {
   const payloads = snapshots.map(peerSnapshot);
-  const { peer: proc, port } =
-    peer === 'go-control-plane'
-      ? await PeerProcess.start(peer, goPeerBinary(), [])
-      : await PeerProcess.start(peer, process.execPath, ['--expose-gc', path.join(ROOT, 'dist', 'scripts', 'bench-peers', 'floor-server.js')]);
-  const first = payloads[0];
-  if (!first) throw new Error('no snapshot');
-  await proc.set(first);
-  return {
-    name: peer,
-    port,
-    pid: proc.pid,
-    publish: async (i) => {
-      const payload = payloads[i];
-      if (!payload) throw new Error(`no snapshot ${i}`);
-      return { publishNs: await proc.set(payload) };
-    },
-    gc: () => proc.gc(),
-    close: () => proc.stop(),
-  };
+  return peer === 'go-control-plane'
+    ? processTarget(peer, goPeerBinary(), [], payloads)
+    : processTarget(peer, process.execPath, ['--expose-gc', path.join(ROOT, 'dist', 'scripts', 'bench-peers', 'floor-server.js')], payloads);
 }
 
 function fmt(n: number | undefined, digits = 0): string {
@@ -253,6 +245,7 @@ function table(rows: readonly RunSummary[], opts: Options): string {
     'Delivery: publish -> the client holds every changed type; p50/p99/max over clients, median over changes.',
     'Reference floor on these machines (XDS-NOTES, 1,000 clients, CDS only): p50 60-140 ms, p99 115-195 ms, 40 KB/stream;',
     'budget for ours (1.5x): p50 <= 210 ms, p99 <= 293 ms, RSS <= 60 KB/stream.',
+    'resp/change: responses all clients received per change (ours re-sends each ClusterLoadAssignment after its Cluster, for warming).',
   );
   return out.join('\n');
 }
@@ -266,14 +259,16 @@ async function main(): Promise<void> {
   }, opts.timeoutS * 1000);
 
   const baseNs = process.hrtime.bigint();
-  log(`building ${opts.changes + 1} snapshots of ${opts.clusters} clusters`);
-  const { snapshots, buildMs } = buildSnapshots(opts.clusters, opts.changes);
+  const loadBefore = os.loadavg()[0] ?? NaN;
+  log(`building ${1 + opts.warmup + opts.changes} snapshots of ${opts.clusters} clusters`);
+  const { configs, snapshots, buildMs } = buildSnapshots(opts.clusters, opts.warmup + opts.changes);
   log(`snapshot build (parse + translate + encode once): median ${buildMs.toFixed(1)} ms`);
   const versions = snapshots.map(versionsOf);
   const run = {
     baseNs,
     clients: opts.clients,
     versions,
+    warmup: opts.warmup,
     connectConcurrency: 100,
     settleMs: opts.settleMs,
     changeTimeoutMs: 30_000,
@@ -281,16 +276,24 @@ async function main(): Promise<void> {
   };
 
   const results: RunSummary[] = [];
-  results.push(await runTarget(await ourTarget(snapshots), run));
+  results.push(await runTarget(await ourTarget(configs, opts.cpuProf), run));
   if (opts.peer !== 'none') results.push(await runTarget(await peerTarget(opts.peer, snapshots), run));
 
   const missed = results.flatMap((r) => r.perChange.filter((c) => c.missing > 0).map((c) => `${r.server} change ${c.change}: ${c.missing} clients`));
-  process.stdout.write(`\nnode ${process.version}, ${opts.clients} clients, ${opts.changes} changes, ${opts.clusters} clusters, snapshot build ${buildMs.toFixed(1)} ms (not in the timings)\n\n`);
+  const loadAfter = os.loadavg()[0] ?? NaN;
+  process.stdout.write(
+    `\nnode ${process.version}, ${os.cpus().length} CPUs, load average ${loadBefore.toFixed(2)} before / ${loadAfter.toFixed(2)} after; ` +
+      `${opts.clients} clients, ${opts.changes} changes (+${opts.warmup} warm-up), ${opts.clusters} clusters; ` +
+      `snapshot build ${buildMs.toFixed(1)} ms (not in the timings)\n\n`,
+  );
   process.stdout.write(table(results, opts) + '\n');
   const ours = results[0];
   if (ours?.publishBlockMs !== undefined) process.stdout.write(`consul-xds: cache.set() held the event loop ${ours.publishBlockMs.toFixed(1)} ms per change (median).\n`);
   if (missed.length > 0) process.stdout.write(`NOT DELIVERED within 30 s: ${missed.join('; ')}\n`);
-  if (opts.json) writeFileSync(opts.json, JSON.stringify({ options: opts, node: process.version, buildMs, results }, null, 2) + '\n');
+  if (opts.json) {
+    const json = { options: opts, node: process.version, loadavg: [loadBefore, loadAfter], buildMs, results };
+    writeFileSync(opts.json, JSON.stringify(json, null, 2) + '\n');
+  }
   clearTimeout(deadline);
   process.exitCode = missed.length > 0 ? 1 : 0;
 }

@@ -6,12 +6,12 @@
  * bookkeeping beyond stale-nonce filtering, no resource-name filtering, no warming re-sends.
  * Our server should stay within 1.5x of it.
  *
- * In: the peer protocol on stdin (scripts/bench/peer-process.ts). Out: replies on stdout, an ADS
+ * In: the server protocol on stdin (scripts/bench/server-process.ts). Out: replies on stdout, an ADS
  * server on 127.0.0.1 (ephemeral port). Run with --expose-gc so {"op":"gc"} can collect.
  */
 import { createInterface } from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
-import type { PeerCommand, PeerReply } from '../bench/peer-process.js';
+import type { PeerSnapshot, ServerCommand, ServerReply } from '../bench/server-process.js';
 import { decodeRequestHead, encodeResponse } from '../bench/wire.js';
 
 type AdsCall = grpc.ServerDuplexStream<Buffer, Buffer>;
@@ -62,7 +62,7 @@ function onRequest(s: FloorStream, bytes: Buffer): void {
 /** Per type: version and its resources (encoded Anys), as the snapshot the driver sent holds them. */
 type Resources = ReadonlyMap<string, { readonly version: string; readonly resources: readonly Buffer[] }>;
 
-function resourcesOf(command: Extract<PeerCommand, { op: 'set' }>): Resources {
+function resourcesOf(command: PeerSnapshot): Resources {
   return new Map(Object.entries(command.versions).map(([typeUrl, version]) => [
     typeUrl,
     { version, resources: (command.resources[typeUrl] ?? []).map((b64) => Buffer.from(b64, 'base64')) },
@@ -90,7 +90,7 @@ function publish(snapshot: Resources): void {
   }
 }
 
-function reply(r: PeerReply): void {
+function reply(r: ServerReply): void {
   process.stdout.write(JSON.stringify(r) + '\n');
 }
 
@@ -118,8 +118,9 @@ async function main(): Promise<void> {
   const gc = (globalThis as { gc?: () => void }).gc;
   const lines = createInterface({ input: process.stdin });
   lines.on('line', (line) => {
-    const command = JSON.parse(line) as PeerCommand;
+    const command = JSON.parse(line) as ServerCommand;
     if (command.op === 'set') {
+      if (!('versions' in command)) throw new Error('the floor is given encoded resources, not config text');
       // Resources are ready before the stamp (as in our snapshot and Go's typed messages); the
       // response encoding and the writes are the publish work being timed.
       const snapshot = resourcesOf(command);

@@ -1,13 +1,17 @@
 /**
- * A peer control plane under test, as a child process the driver talks to over stdin/stdout
- * (one JSON object per line; the Go peer and the TS floor peer speak the same protocol).
+ * A control plane under test, as a child process the driver talks to over stdin/stdout, one JSON
+ * object per line. Ours (scripts/bench/our-server.ts), the Go peer and the TS floor peer all
+ * speak it, so each is measured the same way: its own process, its own RSS, its own event loop.
  *
- * In (stdin):  {"op":"set","versions":{typeUrl: version},"resources":{typeUrl: [base64 Any]}}
+ * In (stdin):  {"op":"set","config":"<yaml>"}                                    (ours)
+ *              {"op":"set","versions":{typeUrl: version},"resources":{typeUrl: [base64 Any]}} (peers)
  *              {"op":"gc"}
- * Out (stdout): {"op":"listening","port":N}, {"op":"set","publishNs":"T"}, {"op":"gc"}
+ * Out (stdout): {"op":"listening","port":N}, {"op":"set","publishNs":"T","blockMs":B?}, {"op":"gc"}
  *
- * `publishNs` is the peer's CLOCK_MONOTONIC reading just before it handed the snapshot to its
- * cache, the same point at which the driver stamps our own cache.set().
+ * `publishNs` is the server's CLOCK_MONOTONIC reading (process.hrtime in Node) just before it
+ * handed the new snapshot to its cache; building the snapshot (ours: parse, translate, encode
+ * each resource once; Go: unmarshal into typed messages) happens before it and is not timed.
+ * `blockMs` (ours) is how long the cache's synchronous fan-out held the event loop.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -18,16 +22,23 @@ export interface PeerSnapshot {
   readonly resources: Readonly<Record<string, readonly string[]>>;
 }
 
-export type PeerCommand = ({ readonly op: 'set' } & PeerSnapshot) | { readonly op: 'gc' };
+/** What ours is given: the config text, taken through parse, translate and buildSnapshot. */
+export interface ConfigSnapshot {
+  readonly config: string;
+}
 
-export type PeerReply =
+export type SetCommand = { readonly op: 'set' } & (PeerSnapshot | ConfigSnapshot);
+
+export type ServerCommand = SetCommand | { readonly op: 'gc' };
+
+export type ServerReply =
   | { readonly op: 'listening'; readonly port: number }
-  | { readonly op: 'set'; readonly publishNs: string }
+  | { readonly op: 'set'; readonly publishNs: string; readonly blockMs?: number }
   | { readonly op: 'gc' };
 
-export class PeerProcess {
+export class ServerProcess {
   readonly #child: ChildProcess;
-  readonly #waiting: Array<{ op: string; resolve: (r: PeerReply) => void; reject: (e: Error) => void }> = [];
+  readonly #waiting: Array<{ op: string; resolve: (r: ServerReply) => void; reject: (e: Error) => void }> = [];
   readonly #stderr: string[] = [];
   #exited?: string;
 
@@ -45,12 +56,12 @@ export class PeerProcess {
     });
   }
 
-  /** Start the peer and wait until it listens on 127.0.0.1; resolves with its port. */
-  static async start(name: string, command: string, args: readonly string[]): Promise<{ peer: PeerProcess; port: number }> {
-    const peer = new PeerProcess(name, command, args);
-    const reply = await peer.#expect('listening');
+  /** Start the server and wait until it listens on 127.0.0.1; resolves with its port. */
+  static async start(name: string, command: string, args: readonly string[]): Promise<{ server: ServerProcess; port: number }> {
+    const server = new ServerProcess(name, command, args);
+    const reply = await server.#expect('listening');
     if (reply.op !== 'listening') throw new Error(`${name}: unexpected reply ${reply.op}`);
-    return { peer, port: reply.port };
+    return { server, port: reply.port };
   }
 
   get pid(): number {
@@ -59,14 +70,14 @@ export class PeerProcess {
     return pid;
   }
 
-  /** Hand the peer a snapshot; resolves with its publish stamp (CLOCK_MONOTONIC ns). */
-  async set(snapshot: PeerSnapshot): Promise<bigint> {
+  /** Hand the server a snapshot; resolves with its publish stamp (CLOCK_MONOTONIC ns). */
+  async set(snapshot: PeerSnapshot | ConfigSnapshot): Promise<{ publishNs: bigint; blockMs?: number }> {
     const reply = await this.#send({ op: 'set', ...snapshot });
     if (reply.op !== 'set') throw new Error(`${this.name}: unexpected reply ${reply.op}`);
-    return BigInt(reply.publishNs);
+    return { publishNs: BigInt(reply.publishNs), ...(reply.blockMs !== undefined ? { blockMs: reply.blockMs } : {}) };
   }
 
-  /** Ask the peer to collect garbage and return free memory, so RSS readings are comparable. */
+  /** Ask the server to collect garbage and return free memory, so RSS readings are comparable. */
   async gc(): Promise<void> {
     await this.#send({ op: 'gc' });
   }
@@ -80,21 +91,21 @@ export class PeerProcess {
     clearTimeout(timer);
   }
 
-  #send(command: PeerCommand): Promise<PeerReply> {
+  #send(command: ServerCommand): Promise<ServerReply> {
     const reply = this.#expect(command.op);
     this.#child.stdin?.write(JSON.stringify(command) + '\n');
     return reply;
   }
 
-  #expect(op: string): Promise<PeerReply> {
+  #expect(op: string): Promise<ServerReply> {
     if (this.#exited !== undefined) return Promise.reject(new Error(this.#exited));
     return new Promise((resolve, reject) => this.#waiting.push({ op, resolve, reject }));
   }
 
   #onLine(line: string): void {
-    let reply: PeerReply;
+    let reply: ServerReply;
     try {
-      reply = JSON.parse(line) as PeerReply;
+      reply = JSON.parse(line) as ServerReply;
     } catch {
       return; // not a protocol line (a library printing to stdout); ignore it
     }

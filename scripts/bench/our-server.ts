@@ -1,0 +1,57 @@
+/**
+ * Our xDS server as the fan-out benchmark runs it: a child process wired the way `serve` wires
+ * it (parseConfig -> translate -> buildSnapshot -> SnapshotCache.set, createXdsServer), driven
+ * over stdin with the protocol of server-process.ts.
+ *
+ * A process of its own, like the peers, so its RSS holds only the server, and the driver's
+ * bookkeeping never runs on the server's event loop. Run with --expose-gc (for {"op":"gc"}) and,
+ * to profile, --cpu-prof: the profile is written when stdin closes and the process exits.
+ */
+import { createInterface } from 'node:readline';
+import { parseConfig } from '../../src/config/parse.js';
+import { staticEndpoints } from '../../src/config/static-endpoints.js';
+import { translate } from '../../src/translate/index.js';
+import { buildSnapshot } from '../../src/cache/snapshot.js';
+import { DEFAULT_GROUP, SnapshotCache } from '../../src/cache/snapshot-cache.js';
+import { createXdsServer } from '../../src/server/index.js';
+import { silentLogger } from '../../src/log.js';
+import type { ServerCommand, ServerReply } from './server-process.js';
+
+function reply(r: ServerReply): void {
+  process.stdout.write(JSON.stringify(r) + '\n');
+}
+
+async function main(): Promise<void> {
+  const cache = new SnapshotCache({ logger: silentLogger });
+  const server = createXdsServer({ cache, logger: silentLogger });
+  const port = await server.listen('127.0.0.1', 0);
+  reply({ op: 'listening', port });
+
+  const gc = (globalThis as { gc?: () => void }).gc;
+  let sets = 0;
+  const lines = createInterface({ input: process.stdin });
+  lines.on('line', (line) => {
+    const command = JSON.parse(line) as ServerCommand;
+    if (command.op === 'set') {
+      if (!('config' in command)) throw new Error('our server is given the config text, not resources');
+      const config = parseConfig(command.config, `bench-config-${sets++}`);
+      const snapshot = buildSnapshot(translate(config, staticEndpoints(config)));
+      const publishNs = process.hrtime.bigint();
+      cache.set(DEFAULT_GROUP, snapshot);
+      const blockMs = Number(process.hrtime.bigint() - publishNs) / 1e6;
+      reply({ op: 'set', publishNs: publishNs.toString(), blockMs });
+    } else if (command.op === 'gc') {
+      gc?.();
+      gc?.();
+      reply({ op: 'gc' });
+    }
+  });
+  lines.on('close', () => {
+    void server.close().then(() => process.exit(0));
+  });
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`our-server: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
