@@ -1,0 +1,405 @@
+/**
+ * One xDS stream, state of the world: ADS, or one of the per-type services (CDS/EDS/LDS/RDS).
+ *
+ * In: DiscoveryRequests from the client and change notices from the snapshot cache.
+ * Out: DiscoveryResponses (shared pre-encoded bodies + a fresh nonce), and the stream's state in
+ * the registry.
+ *
+ * Protocol rules kept here (see XDS-NOTES and readme-server.md):
+ * - Every response carries a fresh nonce. A request whose response_nonce is not the latest one
+ *   sent for its type is stale and ignored entirely. A request answering the latest nonce is an
+ *   ACK, or a NACK when error_detail is set (versions are never compared to decide that).
+ * - A NACKed version is recorded (per type: version, message, time, repeat count), logged once,
+ *   and never sent again on this stream; the client keeps its last good config and the next
+ *   response goes out only when the type moves to another version (or the client subscribes to
+ *   new names, which are answered).
+ * - resource_names are compared on every non-stale request, even one with the latest nonce:
+ *   new names are sent even if unchanged, unsubscribed names are forgotten so a resubscribe
+ *   sends them again. LDS/CDS with no names (or '*') are wildcard and always get the full set;
+ *   named requests are answered promptly, with the names that exist, even when that is none.
+ * - RDS/EDS responses carry only what the client does not have yet. A Cluster (Listener) that is
+ *   new or changed is followed by its ClusterLoadAssignment (RouteConfiguration) even if that is
+ *   unchanged, so the client finishes warming.
+ * - One response in flight per type, and one ordered queue per stream: CDS -> EDS -> LDS -> RDS;
+ *   a type waiting for its ACK holds back later types that have something to send.
+ * - The node is taken from the first request that carries one. Unknown type URLs are logged
+ *   once and ignored; undecodable bytes end this stream with INVALID_ARGUMENT.
+ */
+import { status as GrpcStatus, type ServerDuplexStream } from '@grpc/grpc-js';
+import { isXdsTypeUrl, TYPE_ORDER, TYPE_SHORT, TypeUrl, type XdsTypeUrl } from '../xds/type-urls.js';
+import type { Logger } from '../log.js';
+import type { CacheWatch, SnapshotCache } from '../cache/snapshot-cache.js';
+import type { SnapshotResource, TypeSnapshot } from '../cache/snapshot.js';
+import type { NodeInfo } from '../cache/node-info.js';
+import { nodeInfoOf, type IncomingRequest, type OutgoingResponse } from './discovery-codec.js';
+import type { ResponseCache } from './response-cache.js';
+import type { StreamRegistry } from './stream-registry.js';
+import { StreamRecord, type StreamMethod, type TypeState } from './stream-state.js';
+import { warmsBetween, warmsOf } from './warming.js';
+
+export interface ServedMethod {
+  readonly name: StreamMethod;
+  /** Per-type services serve exactly this type (and accept an empty type_url for it). */
+  readonly typeUrl?: XdsTypeUrl;
+}
+
+/** Counters shared by all sessions of a server. */
+export interface SessionCounters {
+  streamsTotal: number;
+  requests: number;
+  responses: number;
+  acks: number;
+  nacks: number;
+  stale: number;
+  malformed: number;
+  unknownType: number;
+}
+
+export interface SessionContext {
+  readonly cache: SnapshotCache;
+  readonly registry: StreamRegistry;
+  readonly responses: ResponseCache;
+  readonly logger: Logger;
+  readonly counters: SessionCounters;
+  /** Live sessions by record, for shutdown and for warming across per-type streams. */
+  readonly sessions: Map<StreamRecord, StreamSession>;
+}
+
+export type XdsCall = ServerDuplexStream<IncomingRequest, OutgoingResponse>;
+
+/** The type whose resources a Cluster / Listener update must be followed by. */
+const NEXT_STAGE: Partial<Record<XdsTypeUrl, XdsTypeUrl>> = {
+  [TypeUrl.Cluster]: TypeUrl.ClusterLoadAssignment,
+  [TypeUrl.Listener]: TypeUrl.RouteConfiguration,
+};
+
+const MAX_WARNED_TYPE_URLS = 16;
+
+let streamSeq = 0;
+let nonceSeq = 0;
+
+export class StreamSession {
+  readonly record: StreamRecord;
+  readonly #call: XdsCall;
+  readonly #method: ServedMethod;
+  readonly #ctx: SessionContext;
+  #log: Logger;
+  #watch: CacheWatch | undefined;
+  #closed = false;
+  #warnedTypeUrls: Set<string> | undefined;
+
+  constructor(call: XdsCall, method: ServedMethod, ctx: SessionContext) {
+    this.#call = call;
+    this.#method = method;
+    this.#ctx = ctx;
+    this.#log = ctx.logger;
+    const id = ++streamSeq;
+    this.record = new StreamRecord(id, method.name, call.getPeer(), () => this.#watch?.group ?? ctx.cache.groupOf(this.record.node));
+    ctx.sessions.set(this.record, this);
+    ctx.registry._add(this.record);
+    ctx.counters.streamsTotal++;
+    call.on('data', (msg: IncomingRequest) => this.#onMessage(msg));
+    // The client half-closed: finish our side (OK status) and forget the stream.
+    call.on('end', () => this.#finish());
+    call.on('cancelled', () => this.#dispose());
+    call.on('error', () => this.#dispose());
+    call.on('close', () => this.#dispose());
+  }
+
+  /** End the stream with a status (e.g. UNAVAILABLE at shutdown); the client reconnects elsewhere. */
+  close(code: GrpcStatus, details: string): void {
+    if (this.#closed) return;
+    this.#dispose();
+    // grpc-js turns an 'error' on a server stream into the call's status and ends it.
+    this.#call.emit('error', { code, details, message: details });
+  }
+
+  #finish(): void {
+    if (this.#closed) return;
+    this.#dispose();
+    this.#call.end();
+  }
+
+  #dispose(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#watch?.cancel();
+    this.#watch = undefined;
+    this.#ctx.registry._remove(this.record);
+    this.#ctx.sessions.delete(this.record);
+  }
+
+  #onMessage(msg: IncomingRequest): void {
+    if (this.#closed) return;
+    try {
+      this.#handle(msg);
+    } catch (err) {
+      this.#log.error({ stream: this.record.id, err: (err as Error).stack ?? String(err) }, 'xDS request handling failed; closing this stream');
+      this.close(GrpcStatus.INTERNAL, 'internal error handling the request');
+    }
+  }
+
+  #handle(msg: IncomingRequest): void {
+    const counters = this.#ctx.counters;
+    if ('malformed' in msg) {
+      counters.malformed++;
+      this.#log.warn({ stream: this.record.id, peer: this.record.peer, err: msg.malformed }, 'malformed DiscoveryRequest; closing this stream');
+      this.close(GrpcStatus.INVALID_ARGUMENT, `malformed DiscoveryRequest: ${msg.malformed}`);
+      return;
+    }
+    counters.requests++;
+    const typeUrl = msg.typeUrl === '' ? this.#method.typeUrl : msg.typeUrl;
+    if (typeUrl === undefined || !isXdsTypeUrl(typeUrl) || (this.#method.typeUrl !== undefined && typeUrl !== this.#method.typeUrl)) {
+      this.#unknownType(msg.typeUrl);
+      return;
+    }
+    if (msg.node && this.record.node === undefined) this.#identify(nodeInfoOf(msg.node));
+    if (this.#watch === undefined) this.#startWatch();
+
+    const st = this.record.state(typeUrl);
+    const nonce = msg.responseNonce;
+    if (nonce !== '' && st.nonce !== undefined && nonce !== st.nonce) {
+      counters.stale++;
+      return;
+    }
+    if (nonce !== '' && nonce === st.nonce && st.outstanding) {
+      st.outstanding = false;
+      if (msg.errorDetail) this.#nack(st, msg.errorDetail);
+      else this.#ack(st);
+    }
+    this.#subscribe(st, msg.resourceNames);
+    this.#flush();
+  }
+
+  #identify(node: NodeInfo): void {
+    this.record.node = node;
+    this.#log = this.#ctx.logger.child({ stream: this.record.id, node: node.id });
+    // A watch started before the node was known may follow the wrong group.
+    this.#watch?.cancel();
+    this.#watch = undefined;
+  }
+
+  #startWatch(): void {
+    this.#watch = this.#ctx.cache.watch(this.record.node, (_snapshot, changed) => this.#onSnapshot(changed));
+    this.#ctx.registry._identify(this.record);
+    for (const st of this.record.types.values()) if (st.subscribed) st.dirty = true;
+  }
+
+  #onSnapshot(changed: ReadonlySet<XdsTypeUrl>): void {
+    if (this.#closed) return;
+    try {
+      for (const t of changed) {
+        const st = this.record.types.get(t);
+        if (st?.subscribed) st.dirty = true;
+      }
+      this.#flush();
+    } catch (err) {
+      this.#log.error({ stream: this.record.id, err: (err as Error).stack ?? String(err) }, 'pushing a snapshot failed; closing this stream');
+      this.close(GrpcStatus.INTERNAL, 'internal error pushing a snapshot');
+    }
+  }
+
+  #subscribe(st: TypeState, names: readonly string[]): void {
+    const first = !st.subscribed;
+    st.subscribed = true;
+    // Legacy wildcard: LDS/CDS with no names on the first request stay wildcard while names stay empty.
+    const wildcard = names.length === 0 ? st.full && (first || st.wildcard) : names.includes('*');
+    if (wildcard && !st.wildcard) st.answerDue = true;
+    st.wildcard = wildcard;
+    if (!sameNames(st.names, names)) {
+      const next = new Set<string>();
+      for (const n of names) if (n !== '*') next.add(n);
+      for (const n of next) if (!st.names.has(n)) st.added.add(n);
+      for (const n of st.names) {
+        if (next.has(n)) continue;
+        // Unsubscribed: forget what the client had, so a later resubscribe sends it again.
+        st.sent.delete(n);
+        st.added.delete(n);
+        st.force.delete(n);
+      }
+      st.names = next;
+    }
+    if (first || st.added.size > 0) st.answerDue = true;
+    if (st.answerDue) st.dirty = true;
+  }
+
+  #ack(st: TypeState): void {
+    st.acks++;
+    st.ackedVersion = st.sentVersion;
+    st.ackedTS = st.sentTS;
+    st.nackedVersion = undefined;
+    st.lastResponseNacked = false;
+    this.#ctx.counters.acks++;
+    this.#ctx.registry._ack(this.record, st);
+  }
+
+  #nack(st: TypeState, detail: { readonly code: number; readonly message: string }): void {
+    const version = st.sentVersion ?? '';
+    const prev = st.lastNack;
+    const repeated = prev !== undefined && prev.version === version && prev.message === detail.message;
+    const record = Object.freeze({ version, code: detail.code, message: detail.message, at: new Date().toISOString(), count: repeated ? prev.count + 1 : 1 });
+    st.lastNack = record;
+    st.nacks++;
+    st.lastResponseNacked = true;
+    st.nackedVersion = version;
+    // The client keeps its last good config: our picture of what it holds goes back to that.
+    if (st.full) st.sentTS = st.ackedTS;
+    else for (const r of st.lastSent) st.sent.delete(r.name);
+    this.#ctx.counters.nacks++;
+    if (!repeated) {
+      this.#log.warn(
+        { stream: this.record.id, node: this.record.nodeId, type: TYPE_SHORT[st.typeUrl], rejected: version, kept: st.ackedVersion ?? null, code: detail.code, error: detail.message },
+        'NACK: client rejected a config and keeps its last good one; this version will not be re-sent',
+      );
+    }
+    this.#ctx.registry._nack(this.record, st, record);
+  }
+
+  /** Send what is due, in CDS -> EDS -> LDS -> RDS order. */
+  #flush(): void {
+    if (this.#closed) return;
+    const snapshot = this.#watch?.snapshot;
+    if (snapshot === undefined) return; // nothing to serve yet: requests wait for the first snapshot
+    for (const t of TYPE_ORDER) {
+      const st = this.record.types.get(t);
+      if (st === undefined || !st.dirty || !st.subscribed) continue;
+      if (st.outstanding) break; // nothing overtakes a type that waits for its ACK
+      st.dirty = false;
+      const ts = snapshot.type(t);
+      if (st.full) this.#evaluateFull(st, ts);
+      else this.#evaluatePartial(st, ts);
+    }
+  }
+
+  /** LDS/CDS: every response is the full (subscribed) set; a missing name means deleted. */
+  #evaluateFull(st: TypeState, ts: TypeSnapshot): void {
+    const suppressed = ts.version === st.nackedVersion;
+    const selected = st.wildcard ? ts.list : pick(ts, st.names);
+    const changed = st.wildcard ? st.sentTS?.version !== ts.version : namedChanged(st.sentTS, ts, st.names);
+    if (!st.answerDue && (suppressed || !changed)) {
+      settle(st, ts);
+      return;
+    }
+    const warms = st.wildcard ? warmsBetween(st.sentTS, ts) : warmsOf(selected, st.sentTS);
+    this.#send(st, ts, selected);
+    st.sentTS = ts;
+    const next = NEXT_STAGE[st.typeUrl];
+    if (next !== undefined && warms.length > 0) this.#warm(next, warms);
+  }
+
+  /** RDS/EDS: send what the client does not have (or must get again), named ones even when none exist. */
+  #evaluatePartial(st: TypeState, ts: TypeSnapshot): void {
+    const suppressed = ts.version === st.nackedVersion;
+    const selected: SnapshotResource[] = [];
+    const consider = (r: SnapshotResource): void => {
+      const due = st.force.has(r.name) || (suppressed ? st.added.has(r.name) : st.sent.get(r.name) !== r.version);
+      if (due) selected.push(r);
+    };
+    if (st.wildcard) {
+      for (const r of ts.list) consider(r);
+    } else {
+      for (const name of st.names) {
+        const r = ts.resources.get(name);
+        if (r !== undefined) consider(r);
+      }
+      if (selected.length > 1) selected.sort(byIndex);
+    }
+    if (selected.length === 0 && !st.answerDue) {
+      settle(st, ts);
+      return;
+    }
+    this.#send(st, ts, selected);
+    for (const r of selected) st.sent.set(r.name, r.version);
+  }
+
+  #send(st: TypeState, ts: TypeSnapshot, selected: readonly SnapshotResource[]): void {
+    const shared = this.#ctx.responses.shared(ts, selected);
+    const nonce = (++nonceSeq).toString(36);
+    st.nonce = nonce;
+    st.outstanding = true;
+    st.sentVersion = ts.version;
+    st.lastSent = selected;
+    st.responses++;
+    settle(st, ts);
+    this.#ctx.counters.responses++;
+    this.#call.write({ shared, nonce });
+    if (this.#log.isLevelEnabled('debug')) {
+      this.#log.debug({ stream: this.record.id, type: TYPE_SHORT[st.typeUrl], version: ts.version, nonce, resources: selected.length }, 'response sent');
+    }
+    this.#ctx.registry._response(this.record, st, selected.length, shared.length);
+  }
+
+  /** Make the next stage re-send `names` (on this ADS stream, or the node's per-type stream). */
+  #warm(type: XdsTypeUrl, names: readonly string[]): void {
+    if (this.#method.typeUrl === undefined) {
+      this.#acceptWarm(type, names);
+      return;
+    }
+    if (this.record.nodeId === '') return;
+    for (const other of this.#ctx.registry._streamsOf(this.record.nodeId)) {
+      if (other === this.record) continue;
+      const session = this.#ctx.sessions.get(other);
+      if (session !== undefined && session.#acceptWarm(type, names)) session.#flush();
+    }
+  }
+
+  /** Returns whether something was marked for re-sending. */
+  #acceptWarm(type: XdsTypeUrl, names: readonly string[]): boolean {
+    const st = this.record.types.get(type);
+    if (st === undefined || !st.subscribed) return false;
+    for (const n of names) if (st.wildcard || st.names.has(n)) st.force.add(n);
+    if (st.force.size === 0) return false;
+    st.dirty = true;
+    return true;
+  }
+
+  #unknownType(typeUrl: string): void {
+    this.#ctx.counters.unknownType++;
+    this.#warnedTypeUrls ??= new Set();
+    if (this.#warnedTypeUrls.has(typeUrl) || this.#warnedTypeUrls.size >= MAX_WARNED_TYPE_URLS) return;
+    this.#warnedTypeUrls.add(typeUrl);
+    this.#log.warn({ stream: this.record.id, method: this.#method.name, typeUrl }, 'request for a type this stream does not serve; ignored');
+  }
+}
+
+/** Done evaluating a type against `ts`: what was due has been sent (or nothing was). */
+function settle(st: TypeState, ts: TypeSnapshot): void {
+  st.answerDue = false;
+  st.added.clear();
+  st.force.clear();
+  st.evaluatedVersion = ts.version;
+}
+
+/** The request's names equal the current subscription ('*' aside). A duplicated name could hide an unsubscribe; clients do not send duplicates. */
+function sameNames(current: ReadonlySet<string>, names: readonly string[]): boolean {
+  let n = 0;
+  for (const name of names) {
+    if (name === '*') continue;
+    if (!current.has(name)) return false;
+    n++;
+  }
+  return n === current.size;
+}
+
+/** The subscribed resources that exist, in snapshot order. */
+function pick(ts: TypeSnapshot, names: ReadonlySet<string>): SnapshotResource[] {
+  const out: SnapshotResource[] = [];
+  for (const name of names) {
+    const r = ts.resources.get(name);
+    if (r !== undefined) out.push(r);
+  }
+  return out.length > 1 ? out.sort(byIndex) : out;
+}
+
+/** Some subscribed name differs between what the client was sent and `ts` (changed, added or deleted). */
+function namedChanged(sent: TypeSnapshot | undefined, ts: TypeSnapshot, names: ReadonlySet<string>): boolean {
+  if (sent === ts) return false;
+  for (const name of names) {
+    if (sent?.resources.get(name)?.version !== ts.resources.get(name)?.version) return true;
+  }
+  return false;
+}
+
+function byIndex(a: SnapshotResource, b: SnapshotResource): number {
+  return a.index - b.index;
+}

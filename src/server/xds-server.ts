@@ -1,0 +1,149 @@
+/**
+ * The xDS gRPC server: State-of-the-World ADS (`AggregatedDiscoveryService/StreamAggregatedResources`)
+ * and the per-type services (`ClusterDiscoveryService/StreamClusters`, `EndpointDiscoveryService/
+ * StreamEndpoints`, `ListenerDiscoveryService/StreamListeners`, `RouteDiscoveryService/StreamRoutes`).
+ *
+ * In: a SnapshotCache. Out: a grpc-js server streaming its snapshots; a StreamRegistry of the
+ * connected clients; counters.
+ *
+ * Service definitions are built by hand so that the response serializer receives pre-encoded
+ * bodies (see discovery-codec.ts): a change fanned out to 1,000 streams encodes each response
+ * body once. Delta xDS is not registered: grpc-js answers UNIMPLEMENTED, so Envoy must use
+ * `api_type: GRPC`.
+ */
+import { Server, ServerCredentials, status as GrpcStatus, type ChannelOptions, type MethodDefinition } from '@grpc/grpc-js';
+import { TypeUrl } from '../xds/type-urls.js';
+import { ConsulXdsError } from '../errors.js';
+import { silentLogger, type Logger } from '../log.js';
+import type { SnapshotCache } from '../cache/snapshot-cache.js';
+import { decodeRequest, serializeResponse, type IncomingRequest, type OutgoingResponse } from './discovery-codec.js';
+import { ResponseCache } from './response-cache.js';
+import { StreamRegistry } from './stream-registry.js';
+import { StreamSession, type ServedMethod, type SessionContext, type XdsCall } from './stream-session.js';
+import type { StreamRecord } from './stream-state.js';
+
+export interface XdsServerOptions {
+  readonly cache: SnapshotCache;
+  readonly logger?: Logger;
+  /** Default: insecure (plaintext HTTP/2), as Envoy's bootstrap in examples/ expects. */
+  readonly credentials?: ServerCredentials;
+  /** Extra grpc-js server options; they override ours. */
+  readonly grpcOptions?: ChannelOptions;
+  /** close(): how long to wait for streams to finish before forcing the connections shut. */
+  readonly shutdownGraceMs?: number;
+}
+
+export interface XdsServerStats {
+  /** Streams connected now. */
+  readonly streams: number;
+  readonly streamsTotal: number;
+  readonly requests: number;
+  readonly responses: number;
+  readonly acks: number;
+  readonly nacks: number;
+  /** Requests ignored because their nonce was not the latest one. */
+  readonly stale: number;
+  readonly malformed: number;
+  readonly unknownType: number;
+  /** Response bodies encoded (each shared by every stream sending the same thing). */
+  readonly sharedBuilds: number;
+  /** Responses served from an already encoded body. */
+  readonly sharedHits: number;
+}
+
+export interface XdsServer {
+  /** Bind and serve; returns the bound port (pass 0 for an ephemeral one). */
+  listen(host: string, port: number): Promise<number>;
+  /** End every stream with UNAVAILABLE, then shut down (forced after the grace period). */
+  close(): Promise<void>;
+  readonly registry: StreamRegistry;
+  readonly stats: XdsServerStats;
+}
+
+interface ServiceSpec extends ServedMethod {
+  readonly service: string;
+  readonly rpc: string;
+}
+
+const SERVICES: readonly ServiceSpec[] = [
+  { service: 'envoy.service.discovery.v3.AggregatedDiscoveryService', rpc: 'StreamAggregatedResources', name: 'ADS' },
+  { service: 'envoy.service.cluster.v3.ClusterDiscoveryService', rpc: 'StreamClusters', name: 'CDS', typeUrl: TypeUrl.Cluster },
+  { service: 'envoy.service.endpoint.v3.EndpointDiscoveryService', rpc: 'StreamEndpoints', name: 'EDS', typeUrl: TypeUrl.ClusterLoadAssignment },
+  { service: 'envoy.service.listener.v3.ListenerDiscoveryService', rpc: 'StreamListeners', name: 'LDS', typeUrl: TypeUrl.Listener },
+  { service: 'envoy.service.route.v3.RouteDiscoveryService', rpc: 'StreamRoutes', name: 'RDS', typeUrl: TypeUrl.RouteConfiguration },
+];
+
+const DEFAULT_GRPC_OPTIONS: ChannelOptions = {
+  // channelz keeps per-call bookkeeping we do not use; it costs memory per stream.
+  'grpc.enable_channelz': 0,
+  // Find dead clients (a vanished Envoy) so their streams and watches are released.
+  'grpc.keepalive_time_ms': 30_000,
+  'grpc.keepalive_timeout_ms': 10_000,
+};
+
+function serverSideOnly(): never {
+  throw new Error('client-side (de)serializer of a server-only method definition');
+}
+
+function methodDefinition(spec: ServiceSpec): MethodDefinition<IncomingRequest, OutgoingResponse> {
+  return {
+    path: `/${spec.service}/${spec.rpc}`,
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: serverSideOnly,
+    requestDeserialize: decodeRequest,
+    responseSerialize: serializeResponse,
+    responseDeserialize: serverSideOnly,
+  };
+}
+
+export function createXdsServer(opts: XdsServerOptions): XdsServer {
+  const logger = (opts.logger ?? silentLogger).child({ component: 'xds' });
+  const registry = new StreamRegistry(opts.cache);
+  const responses = new ResponseCache();
+  const sessions = new Map<StreamRecord, StreamSession>();
+  const counters = { streamsTotal: 0, requests: 0, responses: 0, acks: 0, nacks: 0, stale: 0, malformed: 0, unknownType: 0 };
+  const ctx: SessionContext = { cache: opts.cache, registry, responses, logger, counters, sessions };
+  const server = new Server({ ...DEFAULT_GRPC_OPTIONS, ...opts.grpcOptions });
+  for (const spec of SERVICES) {
+    server.addService({ [spec.rpc]: methodDefinition(spec) }, {
+      [spec.rpc]: (call: XdsCall) => {
+        new StreamSession(call, spec, ctx);
+      },
+    });
+  }
+  let closing: Promise<void> | undefined;
+  const graceMs = opts.shutdownGraceMs ?? 2_000;
+
+  return {
+    registry,
+    get stats(): XdsServerStats {
+      return Object.freeze({ streams: registry.size, ...counters, sharedBuilds: responses.builds, sharedHits: responses.hits });
+    },
+    listen(host: string, port: number): Promise<number> {
+      const address = host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
+      return new Promise((resolve, reject) => {
+        server.bindAsync(address, opts.credentials ?? ServerCredentials.createInsecure(), (err, bound) => {
+          if (err) reject(new ConsulXdsError('CXDS_XDS_LISTEN', `xDS server cannot listen on ${address}: ${err.message}`, { cause: err }));
+          else resolve(bound);
+        });
+      });
+    },
+    close(): Promise<void> {
+      closing ??= new Promise<void>((resolve) => {
+        // ADS streams never end on their own: end them (clients reconnect, to another replica if
+        // there is one), then let grpc-js finish in-flight writes, and force it after the grace period.
+        for (const session of [...sessions.values()]) session.close(GrpcStatus.UNAVAILABLE, 'xDS server shutting down');
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,54 @@
+/**
+ * A real xDS server on 127.0.0.1:<ephemeral> over a fresh SnapshotCache, for loopback tests:
+ * publish resource sets, open raw ADS streams (test/support/ads-client.ts), close everything.
+ */
+import { buildSnapshot, type Snapshot } from '../../src/cache/snapshot.js';
+import { DEFAULT_GROUP, SnapshotCache } from '../../src/cache/snapshot-cache.js';
+import { createXdsServer, type XdsServer } from '../../src/server/index.js';
+import { silentLogger, type Logger } from '../../src/log.js';
+import type { XdsResourceSet } from '../../src/xds/resources.js';
+import { AdsConnection, type AdsStream, type AdsStreamOptions } from './ads-client.js';
+
+export interface XdsHarness {
+  readonly cache: SnapshotCache;
+  readonly server: XdsServer;
+  readonly port: number;
+  readonly conn: AdsConnection;
+  /** Build and set a snapshot for a group (default 'default'). */
+  publish(set: XdsResourceSet, group?: string): Snapshot;
+  stream(opts?: AdsStreamOptions): AdsStream;
+  close(): Promise<void>;
+}
+
+export async function startXds(opts: { set?: XdsResourceSet; logger?: Logger; cache?: SnapshotCache } = {}): Promise<XdsHarness> {
+  const cache = opts.cache ?? new SnapshotCache();
+  if (opts.set) cache.set(DEFAULT_GROUP, buildSnapshot(opts.set));
+  const server = createXdsServer({ cache, logger: opts.logger ?? silentLogger, shutdownGraceMs: 500 });
+  const port = await server.listen('127.0.0.1', 0);
+  const conn = new AdsConnection(`127.0.0.1:${port}`);
+  return {
+    cache,
+    server,
+    port,
+    conn,
+    publish(set, group = DEFAULT_GROUP) {
+      const s = buildSnapshot(set);
+      cache.set(group, s);
+      return s;
+    },
+    stream: (o) => conn.stream({ node: { id: 'node-1', cluster: 'web' }, ...o }),
+    async close() {
+      conn.close();
+      await server.close();
+    },
+  };
+}
+
+/** Poll until `cond` holds (for state that settles after a network round trip). */
+export async function eventually(cond: () => boolean, timeoutMs = 2_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
