@@ -62,9 +62,11 @@ const USAGE = `usage: node dist/scripts/bench-als.js [options]
 export interface SinkReport {
   readonly kind: string;
   readonly entries: number;
-  /** First message received -> last entry ingested (and, for `full`, the writer idle or stuck). */
+  /** First message received -> last entry ingested (decoded, aggregated, line queued). */
   readonly ms: number;
   readonly entriesPerSec: number;
+  /** `full`: first message -> every line written or dropped; undefined when the writer is stuck. */
+  readonly drainedMs?: number;
   readonly baseRssMb: number;
   readonly peakRssMb: number;
   readonly peakHeapMb: number;
@@ -144,13 +146,15 @@ async function sinkRole(args: Args): Promise<void> {
 
   // Poll: ingest runs on this event loop, so a 2 ms timer costs nothing noticeable.
   while (ingested() < expected) await new Promise((r) => setTimeout(r, 2));
+  const ms = performance.now() - firstAt;
+  let drainedMs: number | undefined;
   if (writer) {
     // Done when every line is written or dropped; a stuck destination never gets there, so the
     // wait is bounded (the flood test's FIFO).
     const deadline = performance.now() + 2000;
     while (writer.stats().written + writer.stats().dropped < expected && performance.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    if (writer.stats().written + writer.stats().dropped >= expected) drainedMs = Math.round(performance.now() - firstAt);
   }
-  const ms = performance.now() - firstAt;
   clearInterval(sampler);
   const w = writer?.stats();
   const report: SinkReport = {
@@ -158,6 +162,7 @@ async function sinkRole(args: Args): Promise<void> {
     entries: expected,
     ms: Math.round(ms),
     entriesPerSec: Math.round(expected / (ms / 1000)),
+    ...(drainedMs !== undefined ? { drainedMs } : {}),
     baseRssMb: mb(baseRss),
     peakRssMb: mb(peakRss),
     peakHeapMb: mb(peakHeap),
@@ -365,7 +370,7 @@ async function driver(args: Args): Promise<void> {
     for (const kind of ['baseline', 'full'] as const) {
       const rep = await runOnce({ kind, entries, streams, batch, ...(args.file !== undefined ? { file: args.file } : {}), ...(maxQueueBytes !== undefined ? { maxQueueBytes } : {}) });
       results[kind].push(rep);
-      console.error(`  run ${r + 1} ${kind.padEnd(8)} ${String(rep.entriesPerSec).padStart(8)} entries/s  ${rep.ms} ms  peak RSS ${rep.peakRssMb} MB (start ${rep.baseRssMb} MB)  peak heap ${rep.peakHeapMb} MB${kind === 'full' ? `  written ${rep.written} dropped ${rep.dropped} peak queue ${mb(rep.peakQueuedBytes)} MB` : ''}`);
+      console.error(`  run ${r + 1} ${kind.padEnd(8)} ${String(rep.entriesPerSec).padStart(8)} entries/s  ${rep.ms} ms  peak RSS ${rep.peakRssMb} MB (start ${rep.baseRssMb} MB)  peak heap ${rep.peakHeapMb} MB${kind === 'full' ? `  all written after ${rep.drainedMs ?? '-'} ms  written ${rep.written} dropped ${rep.dropped} peak queue ${mb(rep.peakQueuedBytes)} MB` : ''}`);
     }
   }
   const fmt = await formatterBench(200_000);

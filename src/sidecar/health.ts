@@ -11,8 +11,11 @@
  *     connected -> 503 (`node-not-connected` / `no-envoy-connected`): an Envoy that is not talking
  *     to us is not serving our config.
  *  4. Per watched node and subscribed type:
- *     - its last answered response was NACKed -> `nacked` (at once: it runs an older config than
- *       the one we mean it to, and will not get a new one until the config changes);
+ *     - it NACKed the version the cache holds now -> `nacked` (at once: it runs an older config
+ *       than the one we mean it to, and will not get a new one until the config changes). A
+ *       node that ACKed exactly the current version is fine even after a NACK (the config was
+ *       rolled back to what it runs); a NACK of a version since replaced is an outstanding
+ *       update like any other (below);
  *     - it was sent this type but never ACKed any version -> `awaiting-first-ack` (at once:
  *       it has nothing of this type yet, so it cannot serve);
  *     - it ACKed an older version and the current one has been outstanding longer than `graceMs`
@@ -100,7 +103,10 @@ export function evaluateHealth(input: HealthInput): HealthReport {
     }
     for (const [type, st] of Object.entries(node.types) as Array<[TypeShort, NodeStatus['types'][TypeShort]]>) {
       if (!st || st.upToDate) continue;
-      if (st.lastResponseNacked) {
+      // It runs exactly what the cache holds now (e.g. the config was rolled back to the version
+      // it last ACKed, after a NACK): nothing is wrong, whatever the NACK flag still says.
+      if (st.currentVersion !== undefined && st.ackedVersion === st.currentVersion && st.pendingNonce === undefined) continue;
+      if (st.lastResponseNacked && (st.currentVersion === undefined || st.lastNack?.version === st.currentVersion)) {
         problems.push({
           reason: 'nacked',
           node: node.nodeId,

@@ -81,6 +81,7 @@ test('a NACKed last response fails at once and names the node, type and message'
     upToDate: false,
     lastResponseNacked: true,
     sentVersion: 'v3',
+    currentVersion: 'v3',
     lastNack: { version: 'v3', code: 13, message: 'bad listener', at: '2023-11-14T22:13:20.000Z', count: 1 },
   });
   const r = evaluateHealth(input({ nodes: [node('envoy-1', { CDS: typeStatus({}), LDS: nacked })] }));
@@ -88,6 +89,17 @@ test('a NACKed last response fails at once and names the node, type and message'
   assert.deepEqual(r.problems, [
     { reason: 'nacked', node: 'envoy-1', type: 'LDS', detail: "node 'envoy-1' rejected LDS version v3: bad listener", since: '2023-11-14T22:13:20.000Z' },
   ]);
+});
+
+test('after a NACK: rolled back to the ACKed version is fine; a newer version is pending like any other', () => {
+  const lastNack = { version: 'v3', code: 13, message: 'bad', at: '2023-11-14T22:13:20.000Z', count: 1 };
+  // The cache went back to v2, which the node ACKed before it NACKed v3; nothing is pending.
+  const rolledBack = typeStatus({ upToDate: false, lastResponseNacked: true, lastNack, currentVersion: 'v2', ackedVersion: 'v2', sentVersion: 'v3' });
+  assert.equal(evaluateHealth(input({ nodes: [node('e', { CDS: rolledBack })] })).status, 200);
+  // The cache moved on to v4 and the server sent it: within the grace period that is fine, after it overdue.
+  const movedOn = typeStatus({ upToDate: false, lastResponseNacked: true, lastNack, currentVersion: 'v4', ackedVersion: 'v2', sentVersion: 'v4', pendingNonce: 'n4' });
+  assert.equal(evaluateHealth(input({ nodes: [node('e', { CDS: movedOn })], outstandingSince: () => NOW - 10 })).status, 200);
+  assert.deepEqual(reasons(input({ nodes: [node('e', { CDS: movedOn })], outstandingSince: () => NOW - 6000 })), ['ack-overdue']);
 });
 
 test('sent but never ACKed fails at once; nothing sent yet is not a problem', () => {
@@ -106,7 +118,8 @@ test('an older ACKed version is fine within the grace period and fails after it'
 });
 
 test('every connected node must be good unless one node is watched', () => {
-  const bad = node('other', { CDS: typeStatus({ upToDate: false, lastResponseNacked: true }) });
+  const lastNack = { version: 'v3', code: 13, message: 'bad', at: '2023-11-14T22:13:20.000Z', count: 1 };
+  const bad = node('other', { CDS: typeStatus({ upToDate: false, lastResponseNacked: true, lastNack, currentVersion: 'v3', sentVersion: 'v3' }) });
   const good = node('envoy-1', { CDS: typeStatus({}) });
   assert.equal(evaluateHealth(input({ nodes: [good, bad] })).status, 503);
   // With watchNode the caller passes only that node's status.
