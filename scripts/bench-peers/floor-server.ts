@@ -116,17 +116,21 @@ async function main(): Promise<void> {
   reply({ op: 'listening', port });
 
   const gc = (globalThis as { gc?: () => void }).gc;
+  let next: Resources | undefined;
   const lines = createInterface({ input: process.stdin });
   lines.on('line', (line) => {
     const command = JSON.parse(line) as ServerCommand;
-    if (command.op === 'set') {
+    if (command.op === 'prepare') {
       if (!('versions' in command)) throw new Error('the floor is given encoded resources, not config text');
-      // Resources are ready before the stamp (as in our snapshot and Go's typed messages); the
-      // response encoding and the writes are the publish work being timed.
-      const snapshot = resourcesOf(command);
+      next = resourcesOf(command);
+      reply({ op: 'prepare' });
+    } else if (command.op === 'publish') {
+      if (!next) throw new Error('publish before prepare');
+      // Resources are ready (as in our snapshot and Go's typed messages); encoding the responses
+      // and writing them is the publish work being timed.
       const publishNs = process.hrtime.bigint();
-      publish(snapshot);
-      reply({ op: 'set', publishNs: publishNs.toString() });
+      publish(next);
+      reply({ op: 'publish', publishNs: publishNs.toString() });
     } else if (command.op === 'gc') {
       gc?.();
       reply({ op: 'gc' });

@@ -69,6 +69,8 @@ export interface ChangeMessage {
   readonly missing: number;
   /** Responses of any type the clients received while armed (pushes the change caused). */
   readonly responses: number;
+  /** CPU the load generator used from arm to report (user + system, ms). */
+  readonly cpuMs: number;
 }
 
 export interface ErrorMessage {

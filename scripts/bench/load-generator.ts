@@ -77,6 +77,7 @@ interface Armed {
   readonly pending: Array<number>;
   remaining: number;
   responses: number;
+  readonly cpu: NodeJS.CpuUsage;
   timer: NodeJS.Timeout;
 }
 
@@ -257,6 +258,7 @@ function arm(msg: ArmMessage): void {
     pending: new Array<number>(n).fill(expect.size),
     remaining: n,
     responses: 0,
+    cpu: process.cpuUsage(),
     timer: setTimeout(() => finishChange(a), msg.timeoutMs),
   };
   armed = a;
@@ -268,6 +270,7 @@ function finishChange(a: Armed): void {
   if (armed !== a) return;
   clearTimeout(a.timer);
   armed = undefined;
+  const cpu = process.cpuUsage(a.cpu);
   const report: ChangeMessage = {
     kind: 'change',
     change: a.change,
@@ -275,6 +278,7 @@ function finishChange(a: Armed): void {
     acked: a.acked,
     missing: a.remaining,
     responses: a.responses,
+    cpuMs: (cpu.user + cpu.system) / 1000,
   };
   send(report);
 }

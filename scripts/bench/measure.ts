@@ -16,7 +16,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TypeUrl } from '../../src/xds/type-urls.js';
 import { LoadGenerator } from './load-generator-handle.js';
-import { establishedOnPort, rssKb } from './proc.js';
+import { cpuMs, establishedOnPort, rssKb } from './proc.js';
 import { changeStats, summarize, type ChangeStats, type RunSummary } from './stats.js';
 
 export interface Target {
@@ -24,8 +24,10 @@ export interface Target {
   readonly port: number;
   /** Whose memory to read: the peer's pid, or 'self' for our in-process server. */
   readonly pid: number | 'self';
-  /** Publish snapshot i. publishNs: CLOCK_MONOTONIC just before the server's cache took it. */
-  publish(i: number): Promise<{ publishNs: bigint; blockMs?: number }>;
+  /** Build snapshot i in the server and hold it (not measured). */
+  prepare(i: number): Promise<void>;
+  /** Publish the prepared snapshot. publishNs: CLOCK_MONOTONIC just before the server's cache took it. */
+  publish(): Promise<{ publishNs: bigint; blockMs?: number }>;
   /** Collect garbage and hand free memory back, so RSS readings compare. */
   gc(): Promise<void>;
   close(): Promise<void>;
@@ -82,19 +84,24 @@ export async function runTarget(target: Target, opts: RunOptions): Promise<RunSu
       const prev = versions[i - 1] ?? {};
       const next = versions[i] ?? {};
       const expect = Object.fromEntries(Object.entries(next).filter(([t, v]) => prev[t] !== v));
+      await target.prepare(i);
       await lg.arm(i, expect, opts.changeTimeoutMs);
-      const { publishNs, blockMs } = await target.publish(i);
+      const cpuBefore = cpuMs(target.pid);
+      const { publishNs, blockMs } = await target.publish();
       const report = await lg.change();
-      const stats = changeStats(report, msSince(baseNs, publishNs), TypeUrl.Cluster, blockMs);
+      // The server is done with the change (ACKs included) by the end of the quiet time.
+      await sleep(opts.settleMs);
+      const serverCpu = cpuMs(target.pid) - cpuBefore;
+      const stats = changeStats(report, msSince(baseNs, publishNs), TypeUrl.Cluster, serverCpu, blockMs);
       const counted = i > opts.warmup;
       if (counted) perChange.push(stats);
       log(
         `${target.name}: ${counted ? 'change' : 'warm-up change'} ${i}: p50 ${stats.p50.toFixed(1)} p99 ${stats.p99.toFixed(1)} max ${stats.max.toFixed(1)} ` +
-          `all-acked ${stats.allAcked.toFixed(1)} ms, ${stats.responses} responses` +
+          `all-acked ${stats.allAcked.toFixed(1)} ms, ${stats.responses} responses, ` +
+          `CPU server ${serverCpu.toFixed(0)} ms clients ${report.cpuMs.toFixed(0)} ms` +
           (blockMs !== undefined ? `, publish blocked ${blockMs.toFixed(1)} ms` : '') +
           (stats.missing > 0 ? `, ${stats.missing} CLIENTS MISSED IT` : ''),
       );
-      await sleep(opts.settleMs);
     }
 
     return summarize({

@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { parseConfig } from '../../src/config/parse.js';
 import { staticEndpoints } from '../../src/config/static-endpoints.js';
 import { translate } from '../../src/translate/index.js';
-import { buildSnapshot } from '../../src/cache/snapshot.js';
+import { buildSnapshot, type Snapshot } from '../../src/cache/snapshot.js';
 import { DEFAULT_GROUP, SnapshotCache } from '../../src/cache/snapshot-cache.js';
 import { createXdsServer } from '../../src/server/index.js';
 import { silentLogger } from '../../src/log.js';
@@ -28,18 +28,22 @@ async function main(): Promise<void> {
   reply({ op: 'listening', port });
 
   const gc = (globalThis as { gc?: () => void }).gc;
-  let sets = 0;
+  let prepared = 0;
+  let next: Snapshot | undefined;
   const lines = createInterface({ input: process.stdin });
   lines.on('line', (line) => {
     const command = JSON.parse(line) as ServerCommand;
-    if (command.op === 'set') {
+    if (command.op === 'prepare') {
       if (!('config' in command)) throw new Error('our server is given the config text, not resources');
-      const config = parseConfig(command.config, `bench-config-${sets++}`);
-      const snapshot = buildSnapshot(translate(config, staticEndpoints(config)));
+      const config = parseConfig(command.config, `bench-config-${prepared++}`);
+      next = buildSnapshot(translate(config, staticEndpoints(config)));
+      reply({ op: 'prepare' });
+    } else if (command.op === 'publish') {
+      if (!next) throw new Error('publish before prepare');
       const publishNs = process.hrtime.bigint();
-      cache.set(DEFAULT_GROUP, snapshot);
+      cache.set(DEFAULT_GROUP, next);
       const blockMs = Number(process.hrtime.bigint() - publishNs) / 1e6;
-      reply({ op: 'set', publishNs: publishNs.toString(), blockMs });
+      reply({ op: 'publish', publishNs: publishNs.toString(), blockMs });
     } else if (command.op === 'gc') {
       gc?.();
       gc?.();

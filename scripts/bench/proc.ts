@@ -1,9 +1,10 @@
 /**
  * What the benchmark reads from the kernel about a server under test (Linux /proc).
  *
- * In: a pid, a port. Out: resident memory (KiB) and the number of established TCP connections
- * whose local end is the server's port: the server's own view of how many clients are connected,
- * which is how the benchmark checks that every simulated client has its own HTTP/2 connection.
+ * In: a pid, a port. Out: resident memory (KiB), CPU time used so far, and the number of
+ * established TCP connections whose local end is the server's port: the server's own view of how
+ * many clients are connected, which is how the benchmark checks that every simulated client has
+ * its own HTTP/2 connection.
  */
 import { readFileSync } from 'node:fs';
 
@@ -35,4 +36,20 @@ export function establishedOnPort(port: number): number {
     }
   }
   return count;
+}
+
+/** Kernel clock ticks per second for /proc/<pid>/stat times (USER_HZ, 100 on Linux). */
+const USER_HZ = 100;
+
+/**
+ * User + system CPU time of a process in ms (10 ms resolution). CPU per change does not depend on
+ * what else the shared machine runs, unlike latency, so it is the steadier figure to compare.
+ */
+export function cpuMs(pid: number | 'self'): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces), counted from field 3 (state).
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  return ((utime + stime) * 1000) / USER_HZ;
 }

@@ -3,15 +3,17 @@
  * object per line. Ours (scripts/bench/our-server.ts), the Go peer and the TS floor peer all
  * speak it, so each is measured the same way: its own process, its own RSS, its own event loop.
  *
- * In (stdin):  {"op":"set","config":"<yaml>"}                                    (ours)
- *              {"op":"set","versions":{typeUrl: version},"resources":{typeUrl: [base64 Any]}} (peers)
- *              {"op":"gc"}
- * Out (stdout): {"op":"listening","port":N}, {"op":"set","publishNs":"T","blockMs":B?}, {"op":"gc"}
+ * In (stdin):  {"op":"prepare","config":"<yaml>"}                                    (ours)
+ *              {"op":"prepare","versions":{typeUrl: version},"resources":{typeUrl: [base64 Any]}} (peers)
+ *              {"op":"publish"}   {"op":"gc"}
+ * Out (stdout): {"op":"listening","port":N}, {"op":"prepare"},
+ *              {"op":"publish","publishNs":"T","blockMs":B?}, {"op":"gc"}
  *
- * `publishNs` is the server's CLOCK_MONOTONIC reading (process.hrtime in Node) just before it
- * handed the new snapshot to its cache; building the snapshot (ours: parse, translate, encode
- * each resource once; Go: unmarshal into typed messages) happens before it and is not timed.
- * `blockMs` (ours) is how long the cache's synchronous fan-out held the event loop.
+ * `prepare` builds the next snapshot and holds it (ours: parse, translate, encode each resource
+ * once; Go: unmarshal into its typed messages; floor: decode), outside every measurement: that is
+ * the config pipeline's cost, not the fan-out's. `publish` hands it to the server's cache;
+ * `publishNs` is the server's CLOCK_MONOTONIC reading (process.hrtime in Node) just before, and
+ * `blockMs` (ours) how long the cache's synchronous fan-out held the event loop.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -27,13 +29,14 @@ export interface ConfigSnapshot {
   readonly config: string;
 }
 
-export type SetCommand = { readonly op: 'set' } & (PeerSnapshot | ConfigSnapshot);
+export type PrepareCommand = { readonly op: 'prepare' } & (PeerSnapshot | ConfigSnapshot);
 
-export type ServerCommand = SetCommand | { readonly op: 'gc' };
+export type ServerCommand = PrepareCommand | { readonly op: 'publish' } | { readonly op: 'gc' };
 
 export type ServerReply =
   | { readonly op: 'listening'; readonly port: number }
-  | { readonly op: 'set'; readonly publishNs: string; readonly blockMs?: number }
+  | { readonly op: 'prepare' }
+  | { readonly op: 'publish'; readonly publishNs: string; readonly blockMs?: number }
   | { readonly op: 'gc' };
 
 export class ServerProcess {
@@ -70,10 +73,15 @@ export class ServerProcess {
     return pid;
   }
 
-  /** Hand the server a snapshot; resolves with its publish stamp (CLOCK_MONOTONIC ns). */
-  async set(snapshot: PeerSnapshot | ConfigSnapshot): Promise<{ publishNs: bigint; blockMs?: number }> {
-    const reply = await this.#send({ op: 'set', ...snapshot });
-    if (reply.op !== 'set') throw new Error(`${this.name}: unexpected reply ${reply.op}`);
+  /** Have the server build (and hold) its next snapshot. */
+  async prepare(snapshot: PeerSnapshot | ConfigSnapshot): Promise<void> {
+    await this.#send({ op: 'prepare', ...snapshot });
+  }
+
+  /** Publish the prepared snapshot; resolves with the publish stamp (CLOCK_MONOTONIC ns). */
+  async publish(): Promise<{ publishNs: bigint; blockMs?: number }> {
+    const reply = await this.#send({ op: 'publish' });
+    if (reply.op !== 'publish') throw new Error(`${this.name}: unexpected reply ${reply.op}`);
     return { publishNs: BigInt(reply.publishNs), ...(reply.blockMs !== undefined ? { blockMs: reply.blockMs } : {}) };
   }
 

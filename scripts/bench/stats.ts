@@ -34,9 +34,19 @@ export interface ChangeStats {
   readonly publishBlockMs?: number;
   readonly missing: number;
   readonly responses: number;
+  /** CPU the server used for the change: from just before publish until the quiet time after it. */
+  readonly serverCpuMs: number;
+  /** CPU the load generator (all clients) used from arm to report. */
+  readonly clientCpuMs: number;
 }
 
-export function changeStats(report: ChangeMessage, publishMs: number, cdsTypeUrl: string, publishBlockMs?: number): ChangeStats {
+export function changeStats(
+  report: ChangeMessage,
+  publishMs: number,
+  cdsTypeUrl: string,
+  serverCpuMs: number,
+  publishBlockMs?: number,
+): ChangeStats {
   const types = Object.values(report.received);
   const n = report.acked.length;
   const delivered: number[] = [];
@@ -63,6 +73,8 @@ export function changeStats(report: ChangeMessage, publishMs: number, cdsTypeUrl
     ...(publishBlockMs !== undefined ? { publishBlockMs } : {}),
     missing: report.missing,
     responses: report.responses,
+    serverCpuMs,
+    clientCpuMs: report.cpuMs,
   };
 }
 
@@ -77,6 +89,8 @@ export interface RunSummary {
   readonly allAcked: number;
   readonly cdsP99: number;
   readonly responsesPerChange: number;
+  readonly serverCpuMs: number;
+  readonly clientCpuMs: number;
   readonly publishBlockMs?: number;
   /** Time from the first connect until every client held and had ACKed the initial snapshot. */
   readonly connectAllMs: number;
@@ -89,7 +103,7 @@ export interface RunSummary {
 }
 
 export function summarize(
-  base: Omit<RunSummary, 'p50' | 'p99' | 'max' | 'allAcked' | 'cdsP99' | 'responsesPerChange' | 'publishBlockMs' | 'changes'>,
+  base: Omit<RunSummary, 'p50' | 'p99' | 'max' | 'allAcked' | 'cdsP99' | 'responsesPerChange' | 'serverCpuMs' | 'clientCpuMs' | 'publishBlockMs' | 'changes'>,
 ): RunSummary {
   const per = base.perChange;
   const blocks = per.map((c) => c.publishBlockMs).filter((b): b is number => b !== undefined);
@@ -102,6 +116,8 @@ export function summarize(
     allAcked: median(per.map((c) => c.allAcked)),
     cdsP99: median(per.map((c) => c.cdsP99)),
     responsesPerChange: median(per.map((c) => c.responses)),
+    serverCpuMs: median(per.map((c) => c.serverCpuMs)),
+    clientCpuMs: median(per.map((c) => c.clientCpuMs)),
     ...(blocks.length > 0 ? { publishBlockMs: median(blocks) } : {}),
   };
 }

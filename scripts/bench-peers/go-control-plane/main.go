@@ -147,6 +147,7 @@ func main() {
 	out := json.NewEncoder(os.Stdout)
 	reply(out, map[string]any{"op": "listening", "port": lis.Addr().(*net.TCPAddr).Port})
 
+	var next *cache.Snapshot
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 1<<20), 1<<28)
 	for in.Scan() {
@@ -156,19 +157,26 @@ func main() {
 			os.Exit(1)
 		}
 		switch cmd.Op {
-		case "set":
+		case "prepare":
 			snap, err := snapshotOf(cmd)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "snapshot:", err)
 				os.Exit(1)
 			}
+			next = snap
+			reply(out, map[string]any{"op": "prepare"})
+		case "publish":
+			if next == nil {
+				fmt.Fprintln(os.Stderr, "publish before prepare")
+				os.Exit(1)
+			}
 			publishNs := monotonicNs()
-			if err := snapshots.SetSnapshot(ctx, "bench", snap); err != nil {
+			if err := snapshots.SetSnapshot(ctx, "bench", next); err != nil {
 				fmt.Fprintln(os.Stderr, "set snapshot:", err)
 				os.Exit(1)
 			}
 			// A string: nanoseconds since boot may exceed what a JSON number keeps exactly.
-			reply(out, map[string]any{"op": "set", "publishNs": fmt.Sprint(publishNs)})
+			reply(out, map[string]any{"op": "publish", "publishNs": fmt.Sprint(publishNs)})
 		case "gc":
 			runtime.GC()
 			debug.FreeOSMemory()
