@@ -31,6 +31,7 @@ import { TYPE_ORDER } from '../src/xds/type-urls.js';
 import { benchConfigYaml } from './bench/config-gen.js';
 import { runTarget, type Target } from './bench/measure.js';
 import { ServerProcess, type ConfigSnapshot, type PeerSnapshot } from './bench/server-process.js';
+import { profileTop } from './bench/profile-top.js';
 import { median } from './bench/stats.js';
 import type { RunSummary } from './bench/stats.js';
 
@@ -47,7 +48,7 @@ const USAGE = `usage: node dist/scripts/bench-fanout.js [options]
   --settle-ms MS       quiet time between changes (default 500)
   --timeout-s S        hard limit for the whole run; exits 2 when reached (default 900)
   --json FILE          also write every figure as JSON
-  --cpu-prof DIR       profile our server (node --cpu-prof); the .cpuprofile lands in DIR
+  --cpu-prof DIR       CPU-profile our server over the measured changes: DIR/consul-xds-fanout.cpuprofile
   --help`;
 
 interface Options {
@@ -144,7 +145,13 @@ function peerSnapshot(s: Snapshot): PeerSnapshot {
 type SnapshotPayload = PeerSnapshot | ConfigSnapshot;
 
 /** A Target over a server process; snapshot i is handed over as `payloads[i]`. */
-async function processTarget(name: string, command: string, args: readonly string[], payloads: readonly SnapshotPayload[]): Promise<Target> {
+async function processTarget(
+  name: string,
+  command: string,
+  args: readonly string[],
+  payloads: readonly SnapshotPayload[],
+  profileFile?: string,
+): Promise<Target> {
   const { server, port } = await ServerProcess.start(name, command, args);
   const payload = (i: number): SnapshotPayload => {
     const p = payloads[i];
@@ -160,14 +167,19 @@ async function processTarget(name: string, command: string, args: readonly strin
     prepare: (i) => server.prepare(payload(i)),
     publish: () => server.publish(),
     gc: () => server.gc(),
+    ...(profileFile !== undefined ? { profile: { start: () => server.profileStart(), stop: () => server.profileStop(profileFile) } } : {}),
     close: () => server.stop(),
   };
 }
 
 function ourTarget(configs: readonly string[], cpuProf: string | undefined): Promise<Target> {
-  const prof = cpuProf ? ['--cpu-prof', '--cpu-prof-dir', cpuProf] : [];
   const script = path.join(ROOT, 'dist', 'scripts', 'bench', 'our-server.js');
-  return processTarget('consul-xds', process.execPath, ['--expose-gc', ...prof, script], configs.map((config) => ({ config })));
+  let profileFile: string | undefined;
+  if (cpuProf !== undefined) {
+    mkdirSync(cpuProf, { recursive: true });
+    profileFile = path.join(cpuProf, 'consul-xds-fanout.cpuprofile');
+  }
+  return processTarget('consul-xds', process.execPath, ['--expose-gc', script], configs.map((config) => ({ config })), profileFile);
 }
 
 /** go-control-plane peer binary, (re)built into .cache/ when its sources are newer. */
@@ -295,6 +307,7 @@ async function main(): Promise<void> {
   const ours = results[0];
   if (ours?.publishBlockMs !== undefined) process.stdout.write(`consul-xds: cache.set() held the event loop ${ours.publishBlockMs.toFixed(1)} ms per change (median).\n`);
   if (missed.length > 0) process.stdout.write(`NOT DELIVERED within 30 s: ${missed.join('; ')}\n`);
+  if (opts.cpuProf !== undefined) process.stdout.write(`\n${profileTop(path.join(opts.cpuProf, 'consul-xds-fanout.cpuprofile'), 30, 'prepareSnapshot')}\n`);
   if (opts.json) {
     const json = { options: opts, node: process.version, loadavg: [loadBefore, loadAfter], buildMs, results };
     writeFileSync(opts.json, JSON.stringify(json, null, 2) + '\n');

@@ -30,6 +30,8 @@ export interface Target {
   publish(): Promise<{ publishNs: bigint; blockMs?: number }>;
   /** Collect garbage and hand free memory back, so RSS readings compare. */
   gc(): Promise<void>;
+  /** When set, a CPU profile covering just the measured changes is taken (ours only). */
+  profile?: { start(): Promise<void>; stop(): Promise<void> };
   close(): Promise<void>;
 }
 
@@ -84,6 +86,7 @@ export async function runTarget(target: Target, opts: RunOptions): Promise<RunSu
       const prev = versions[i - 1] ?? {};
       const next = versions[i] ?? {};
       const expect = Object.fromEntries(Object.entries(next).filter(([t, v]) => prev[t] !== v));
+      if (i === opts.warmup + 1) await target.profile?.start();
       await target.prepare(i);
       await lg.arm(i, expect, opts.changeTimeoutMs);
       const cpuBefore = cpuMs(target.pid);
@@ -97,13 +100,16 @@ export async function runTarget(target: Target, opts: RunOptions): Promise<RunSu
       if (counted) perChange.push(stats);
       log(
         `${target.name}: ${counted ? 'change' : 'warm-up change'} ${i}: p50 ${stats.p50.toFixed(1)} p99 ${stats.p99.toFixed(1)} max ${stats.max.toFixed(1)} ` +
-          `all-acked ${stats.allAcked.toFixed(1)} ms, ${stats.responses} responses, ` +
+          `all-acked ${stats.allAcked.toFixed(1)} ms ` +
+          `(${Object.entries(stats.perType).map(([t, v]) => `${t} p50 ${v.p50.toFixed(0)} p99 ${v.p99.toFixed(0)}`).join(', ')}), ` +
+          `${stats.responses} responses, ` +
           `CPU server ${serverCpu.toFixed(0)} ms clients ${report.cpuMs.toFixed(0)} ms` +
           (blockMs !== undefined ? `, publish blocked ${blockMs.toFixed(1)} ms` : '') +
           (stats.missing > 0 ? `, ${stats.missing} CLIENTS MISSED IT` : ''),
       );
     }
 
+    await target.profile?.stop();
     return summarize({
       server: target.name,
       clients,

@@ -4,9 +4,12 @@
  * over stdin with the protocol of server-process.ts.
  *
  * A process of its own, like the peers, so its RSS holds only the server, and the driver's
- * bookkeeping never runs on the server's event loop. Run with --expose-gc (for {"op":"gc"}) and,
- * to profile, --cpu-prof: the profile is written when stdin closes and the process exits.
+ * bookkeeping never runs on the server's event loop. Run with --expose-gc (for {"op":"gc"}).
+ * {"op":"profile-start"} / {"op":"profile-stop"} take a CPU profile (node:inspector) of just the
+ * measured changes, without start-up, connects and warm-up in it.
  */
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { createInterface } from 'node:readline';
 import { parseConfig } from '../../src/config/parse.js';
 import { staticEndpoints } from '../../src/config/static-endpoints.js';
@@ -16,6 +19,12 @@ import { DEFAULT_GROUP, SnapshotCache } from '../../src/cache/snapshot-cache.js'
 import { createXdsServer } from '../../src/server/index.js';
 import { silentLogger } from '../../src/log.js';
 import type { ServerCommand, ServerReply } from './server-process.js';
+
+/** The config pipeline, named so a profile of the fan-out can leave it out (profile-top.ts). */
+function prepareSnapshot(text: string, source: string): Snapshot {
+  const config = parseConfig(text, source);
+  return buildSnapshot(translate(config, staticEndpoints(config)));
+}
 
 function reply(r: ServerReply): void {
   process.stdout.write(JSON.stringify(r) + '\n');
@@ -28,6 +37,7 @@ async function main(): Promise<void> {
   reply({ op: 'listening', port });
 
   const gc = (globalThis as { gc?: () => void }).gc;
+  let profiler: Session | undefined;
   let prepared = 0;
   let next: Snapshot | undefined;
   const lines = createInterface({ input: process.stdin });
@@ -35,8 +45,7 @@ async function main(): Promise<void> {
     const command = JSON.parse(line) as ServerCommand;
     if (command.op === 'prepare') {
       if (!('config' in command)) throw new Error('our server is given the config text, not resources');
-      const config = parseConfig(command.config, `bench-config-${prepared++}`);
-      next = buildSnapshot(translate(config, staticEndpoints(config)));
+      next = prepareSnapshot(command.config, `bench-config-${prepared++}`);
       reply({ op: 'prepare' });
     } else if (command.op === 'publish') {
       if (!next) throw new Error('publish before prepare');
@@ -48,6 +57,18 @@ async function main(): Promise<void> {
       gc?.();
       gc?.();
       reply({ op: 'gc' });
+    } else if (command.op === 'profile-start') {
+      profiler ??= new Session();
+      profiler.connect();
+      profiler.post('Profiler.enable', () => profiler?.post('Profiler.start', () => reply({ op: 'profile-start' })));
+    } else if (command.op === 'profile-stop') {
+      const file = command.path;
+      profiler?.post('Profiler.stop', (err, result) => {
+        if (err) throw err;
+        writeFileSync(file, JSON.stringify(result.profile));
+        profiler?.disconnect();
+        reply({ op: 'profile-stop' });
+      });
     }
   });
   lines.on('close', () => {

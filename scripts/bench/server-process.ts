@@ -6,8 +6,10 @@
  * In (stdin):  {"op":"prepare","config":"<yaml>"}                                    (ours)
  *              {"op":"prepare","versions":{typeUrl: version},"resources":{typeUrl: [base64 Any]}} (peers)
  *              {"op":"publish"}   {"op":"gc"}
+ *              {"op":"profile-start"}   {"op":"profile-stop","path":"<file>"}           (ours only)
  * Out (stdout): {"op":"listening","port":N}, {"op":"prepare"},
- *              {"op":"publish","publishNs":"T","blockMs":B?}, {"op":"gc"}
+ *              {"op":"publish","publishNs":"T","blockMs":B?}, {"op":"gc"}, {"op":"profile-start"},
+ *              {"op":"profile-stop"}
  *
  * `prepare` builds the next snapshot and holds it (ours: parse, translate, encode each resource
  * once; Go: unmarshal into its typed messages; floor: decode), outside every measurement: that is
@@ -31,13 +33,20 @@ export interface ConfigSnapshot {
 
 export type PrepareCommand = { readonly op: 'prepare' } & (PeerSnapshot | ConfigSnapshot);
 
-export type ServerCommand = PrepareCommand | { readonly op: 'publish' } | { readonly op: 'gc' };
+export type ServerCommand =
+  | PrepareCommand
+  | { readonly op: 'publish' }
+  | { readonly op: 'gc' }
+  | { readonly op: 'profile-start' }
+  | { readonly op: 'profile-stop'; readonly path: string };
 
 export type ServerReply =
   | { readonly op: 'listening'; readonly port: number }
   | { readonly op: 'prepare' }
   | { readonly op: 'publish'; readonly publishNs: string; readonly blockMs?: number }
-  | { readonly op: 'gc' };
+  | { readonly op: 'gc' }
+  | { readonly op: 'profile-start' }
+  | { readonly op: 'profile-stop' };
 
 export class ServerProcess {
   readonly #child: ChildProcess;
@@ -88,6 +97,15 @@ export class ServerProcess {
   /** Ask the server to collect garbage and return free memory, so RSS readings are comparable. */
   async gc(): Promise<void> {
     await this.#send({ op: 'gc' });
+  }
+
+  /** CPU profile of the measured changes only (ours: node:inspector); written by profileStop. */
+  async profileStart(): Promise<void> {
+    await this.#send({ op: 'profile-start' });
+  }
+
+  async profileStop(file: string): Promise<void> {
+    await this.#send({ op: 'profile-stop', path: file });
   }
 
   async stop(): Promise<void> {

@@ -4,6 +4,7 @@
  * figure over all changes (the figure the table prints: one slow change, e.g. a GC pause, does
  * not decide the result, and every change still shows in --verbose).
  */
+import { TYPE_SHORT, isXdsTypeUrl } from '../../src/xds/type-urls.js';
 import type { ChangeMessage } from './ipc.js';
 
 /** Nearest-rank percentile of an ascending array; NaN when empty. */
@@ -30,6 +31,8 @@ export interface ChangeStats {
   readonly allAcked: number;
   /** Publish -> CDS arrived, p99 over clients (the floor reference measures CDS alone). */
   readonly cdsP99: number;
+  /** Publish -> that type's new version arrived, per changed type (CDS, RDS, ...): p50 and p99 over clients. */
+  readonly perType: Readonly<Record<string, { readonly p50: number; readonly p99: number }>>;
   /** How long publishing held the server's thread (ours: the synchronous fan-out in cache.set). */
   readonly publishBlockMs?: number;
   readonly missing: number;
@@ -62,7 +65,14 @@ export function changeStats(
   }
   delivered.sort((a, b) => a - b);
   const acked = report.acked.filter((a): a is number => a !== null).map((a) => a - publishMs);
-  const cds = (report.received[cdsTypeUrl] ?? []).filter((a): a is number => a !== null).map((a) => a - publishMs).sort((a, b) => a - b);
+  const since = (list: ReadonlyArray<number | null>): number[] =>
+    list.filter((a): a is number => a !== null).map((a) => a - publishMs).sort((a, b) => a - b);
+  const cds = since(report.received[cdsTypeUrl] ?? []);
+  const perType: Record<string, { p50: number; p99: number }> = {};
+  for (const [typeUrl, list] of Object.entries(report.received)) {
+    const times = since(list);
+    perType[isXdsTypeUrl(typeUrl) ? TYPE_SHORT[typeUrl] : typeUrl] = { p50: percentile(times, 50), p99: percentile(times, 99) };
+  }
   return {
     change: report.change,
     p50: percentile(delivered, 50),
@@ -70,6 +80,7 @@ export function changeStats(
     max: delivered.length > 0 ? (delivered[delivered.length - 1] as number) : NaN,
     allAcked: report.missing === 0 && acked.length > 0 ? Math.max(...acked) : NaN,
     cdsP99: percentile(cds, 99),
+    perType,
     ...(publishBlockMs !== undefined ? { publishBlockMs } : {}),
     missing: report.missing,
     responses: report.responses,
