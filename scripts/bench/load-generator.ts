@@ -17,7 +17,17 @@
 import http2 from 'node:http2';
 import { TypeUrl } from '../../src/xds/type-urls.js';
 import type { ArmMessage, ChangeMessage, FromLoadGenerator, StartMessage, ToLoadGenerator } from './ipc.js';
-import { GrpcMessageReader, decodeResponseHead, encodeRequest, grpcFrame, listenerRouteNames, resourceName, type ResponseHead } from './wire.js';
+import {
+  GrpcMessageReader,
+  decodeResponseHead,
+  encodeRequest,
+  encodeResourceNames,
+  grpcFrame,
+  listenerRouteNames,
+  resourceName,
+  responseResources,
+  type ResponseHead,
+} from './wire.js';
 
 const ADS_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 const ALL_TYPES = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration] as const;
@@ -45,12 +55,12 @@ function send(message: FromLoadGenerator): void {
  */
 const namesCache = new Map<string, readonly string[]>();
 
-function nextStageNames(head: ResponseHead): readonly string[] {
-  const key = `${head.typeUrl}\n${head.versionInfo}\n${head.resources.length}`;
+function nextStageNames(head: ResponseHead, bytes: Buffer): readonly string[] {
+  const key = `${head.typeUrl}\n${head.versionInfo}\n${head.resourceCount}`;
   let names = namesCache.get(key);
   if (!names) {
     const found = new Set<string>();
-    for (const any of head.resources) {
+    for (const any of responseResources(bytes)) {
       if (head.typeUrl === TypeUrl.Listener) for (const n of listenerRouteNames(any)) found.add(n);
       else found.add(resourceName(any));
     }
@@ -65,6 +75,8 @@ interface TypeState {
   nonce: string;
   /** Subscribed names; empty = wildcard (CDS, LDS). */
   names: readonly string[];
+  /** The same, encoded for requests. */
+  namesBytes: Buffer;
   responses: number;
 }
 
@@ -96,7 +108,7 @@ class SimClient {
     readonly index: number,
     private readonly port: number,
   ) {
-    for (const t of ALL_TYPES) this.#types.set(t, { version: '', nonce: '', names: [], responses: 0 });
+    for (const t of ALL_TYPES) this.#types.set(t, { version: '', nonce: '', names: [], namesBytes: Buffer.alloc(0), responses: 0 });
   }
 
   versionOf(typeUrl: string): string {
@@ -148,7 +160,7 @@ class SimClient {
       versionInfo: state.version,
       typeUrl,
       responseNonce: state.nonce,
-      resourceNames: state.names,
+      resourceNames: state.namesBytes,
       ...(node ? { node } : {}),
     })));
   }
@@ -175,9 +187,10 @@ class SimClient {
     const nextType = NEXT_STAGE[head.typeUrl];
     if (nextType !== undefined) {
       const next = this.#types.get(nextType);
-      const names = nextStageNames(head);
-      if (next && names.join('\n') !== next.names.join('\n')) {
+      const names = nextStageNames(head, bytes);
+      if (next && names !== next.names && names.join('\n') !== next.names.join('\n')) {
         next.names = names;
+        next.namesBytes = encodeResourceNames(names);
         this.#request(nextType);
       }
     }

@@ -110,24 +110,28 @@ export interface ResponseHead {
   readonly typeUrl: string;
   readonly versionInfo: string;
   readonly nonce: string;
-  /** Each element of `resources`: an encoded google.protobuf.Any (a view into the response). */
-  readonly resources: readonly Uint8Array[];
+  readonly resourceCount: number;
 }
 
-/** DiscoveryResponse: version_info = 1, resources = 2, type_url = 4, nonce = 5. */
+/** DiscoveryResponse: version_info = 1, resources = 2 (only counted), type_url = 4, nonce = 5. */
 export function decodeResponseHead(buf: Uint8Array): ResponseHead {
   let typeUrl = '';
   let versionInfo = '';
   let nonce = '';
-  const resources: Uint8Array[] = [];
+  let resourceCount = 0;
   eachField(buf, 0, buf.length, (f) => {
     if (f.wire !== WIRE_LEN) return;
     if (f.no === 1) versionInfo = text(buf, f);
-    else if (f.no === 2) resources.push(buf.subarray(f.start, f.end));
+    else if (f.no === 2) resourceCount++;
     else if (f.no === 4) typeUrl = text(buf, f);
     else if (f.no === 5) nonce = text(buf, f);
   });
-  return { typeUrl, versionInfo, nonce, resources };
+  return { typeUrl, versionInfo, nonce, resourceCount };
+}
+
+/** The resources of a DiscoveryResponse: each an encoded google.protobuf.Any (a view into buf). */
+export function responseResources(buf: Uint8Array): Uint8Array[] {
+  return allLen(buf, 2);
 }
 
 /** google.protobuf.Any: type_url = 1, value = 2. */
@@ -163,32 +167,43 @@ export function listenerRouteNames(any: Uint8Array): string[] {
 
 // ---- encoding ----
 
-function varintBytes(value: number, out: number[]): void {
+function varint(value: number): Buffer {
+  const out: number[] = [];
   let v = value;
   while (v >= 0x80) {
     out.push((v % 128) | 0x80);
     v = Math.floor(v / 128);
   }
   out.push(v);
+  return Buffer.from(out);
 }
 
-function lenField(no: number, payload: Uint8Array, out: number[]): void {
-  varintBytes(no * 8 + WIRE_LEN, out);
-  varintBytes(payload.length, out);
-  for (const b of payload) out.push(b);
+/** A length-delimited field: tag, length, payload (as parts, joined once by the caller). */
+function lenField(no: number, payload: Uint8Array, out: Uint8Array[]): void {
+  out.push(varint(no * 8 + WIRE_LEN), varint(payload.length), payload);
 }
 
-const utf8Encoder = new TextEncoder();
+function stringField(no: number, value: string, out: Uint8Array[]): void {
+  if (value !== '') lenField(no, Buffer.from(value, 'utf8'), out);
+}
 
-function stringField(no: number, value: string, out: number[]): void {
-  if (value !== '') lenField(no, utf8Encoder.encode(value), out);
+/**
+ * DiscoveryRequest.resource_names (field 3), encoded once per subscription: a client repeats the
+ * same names in every ACK, and re-encoding a hundred strings per ACK would be load-generator CPU
+ * taken from the server under test.
+ */
+export function encodeResourceNames(names: readonly string[]): Buffer {
+  const parts: Uint8Array[] = [];
+  for (const name of names) stringField(3, name, parts);
+  return Buffer.concat(parts);
 }
 
 export interface RequestFields {
   readonly versionInfo: string;
   readonly typeUrl: string;
   readonly responseNonce: string;
-  readonly resourceNames: readonly string[];
+  /** From encodeResourceNames; empty for a wildcard subscription. */
+  readonly resourceNames: Buffer;
   /** Only on a stream's first request, as Envoy does. */
   readonly node?: { readonly id: string; readonly cluster: string };
 }
@@ -197,19 +212,19 @@ export interface RequestFields {
  * DiscoveryRequest: version_info = 1, node = 2 (Node.id = 1, Node.cluster = 2),
  * resource_names = 3, type_url = 4, response_nonce = 5.
  */
-export function encodeRequest(r: RequestFields): Uint8Array {
-  const out: number[] = [];
-  stringField(1, r.versionInfo, out);
+export function encodeRequest(r: RequestFields): Buffer {
+  const parts: Uint8Array[] = [];
+  stringField(1, r.versionInfo, parts);
   if (r.node) {
-    const node: number[] = [];
+    const node: Uint8Array[] = [];
     stringField(1, r.node.id, node);
     stringField(2, r.node.cluster, node);
-    lenField(2, Uint8Array.from(node), out);
+    lenField(2, Buffer.concat(node), parts);
   }
-  for (const name of r.resourceNames) lenField(3, utf8Encoder.encode(name), out);
-  stringField(4, r.typeUrl, out);
-  stringField(5, r.responseNonce, out);
-  return Uint8Array.from(out);
+  parts.push(r.resourceNames);
+  stringField(4, r.typeUrl, parts);
+  stringField(5, r.responseNonce, parts);
+  return Buffer.concat(parts);
 }
 
 /** gRPC length-prefixed message: 1 byte "compressed" flag (0), 4 bytes big-endian length. */
@@ -266,11 +281,11 @@ export function decodeRequestHead(buf: Uint8Array): RequestHead {
 }
 
 /** DiscoveryResponse with version_info = 1, resources = 2 (encoded Any each), type_url = 4, nonce = 5. */
-export function encodeResponse(versionInfo: string, typeUrl: string, nonce: string, resources: readonly Uint8Array[]): Uint8Array {
-  const out: number[] = [];
-  stringField(1, versionInfo, out);
-  for (const any of resources) lenField(2, any, out);
-  stringField(4, typeUrl, out);
-  stringField(5, nonce, out);
-  return Uint8Array.from(out);
+export function encodeResponse(versionInfo: string, typeUrl: string, nonce: string, resources: readonly Uint8Array[]): Buffer {
+  const parts: Uint8Array[] = [];
+  stringField(1, versionInfo, parts);
+  for (const any of resources) lenField(2, any, parts);
+  stringField(4, typeUrl, parts);
+  stringField(5, nonce, parts);
+  return Buffer.concat(parts);
 }
