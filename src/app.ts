@@ -1,13 +1,23 @@
 /**
- * `serve`: wires the stages together. Sources (config file or Consul KV, Consul health) feed the
- * publisher, which translates and publishes snapshots to the cache; the xDS server streams them
- * to Envoy, proxyless gRPC clients and our own data plane. Side duties (admin, ALS) only read
- * from the cache and the stream registry.
+ * `serve`: wires the stages together. Sources (a config file, or a Consul KV key per node group,
+ * plus Consul service health) feed one Publisher per node group, which translates and publishes
+ * snapshots to the cache; the xDS server streams them to Envoy, proxyless gRPC clients and our
+ * own data plane. Side duties (admin, health, ALS) only read from the cache and the stream
+ * registry, and hear about the pipeline through its events.
  */
 import { ConfigFileSource } from './sources/config-file.js';
-import { Publisher } from './pipeline/publisher.js';
+import { ConsulKvSource } from './sources/consul-kv.js';
+import { ConsulHealthSource } from './sources/consul-health.js';
+import { ConsulClient } from './consul/client.js';
+import { kvBindings, resolveConnection, type ConsulOptions } from './consul/options.js';
+import { parseConfig } from './config/parse.js';
+import { edsServices, type EdsService } from './config/eds-services.js';
+import type { Config } from './config/schema.js';
+import { Publisher, type PublisherStatus } from './pipeline/publisher.js';
 import { SnapshotCache } from './cache/snapshot-cache.js';
 import { createXdsServer, type XdsServer } from './server/index.js';
+import { startSidecar, type AdminOptions, type AlsOptions, type Sidecar } from './sidecar/index.js';
+import { ConsulXdsError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 
 export interface Endpoint {
@@ -16,57 +26,196 @@ export interface Endpoint {
 }
 
 export interface ServeOptions {
-  /** File mode: the YAML config to serve and watch. */
+  /** File mode: the YAML config to serve and watch (node group `default`). */
   readonly configFile?: string;
+  /** Consul mode: config from KV (a key per node group) and EDS from service health. */
+  readonly consul?: ConsulOptions;
   /** xDS (ADS + per-type SotW services). Default 127.0.0.1:9000 as in seed 001. */
   readonly xds?: Endpoint;
+  /** Admin HTTP server (health, status, metrics); `false` runs without it. */
+  readonly admin?: AdminOptions | false;
+  /** Access Log Service sink; `false` disables it. Default 127.0.0.1:9001 as in seed 001. */
+  readonly als?: AlsOptions | false;
   readonly logger?: Logger;
   /** Coalescing window for changes, in ms. */
   readonly coalesceMs?: number;
 }
 
+export interface AppStatus {
+  readonly mode: 'file' | 'consul';
+  readonly groups: readonly PublisherStatus[];
+  readonly consul?: { readonly kv: unknown[]; readonly health: unknown };
+}
+
 export interface RunningApp {
   readonly xdsPort: number;
+  readonly adminPort: number | undefined;
+  readonly alsPort: number | undefined;
   readonly cache: SnapshotCache;
+  /** Publisher per node group (`default` in file mode and single-key Consul mode). */
+  readonly publishers: ReadonlyMap<string, Publisher>;
+  /** The `default` group's publisher (or the only one). */
   readonly publisher: Publisher;
   readonly xdsServer: XdsServer;
+  readonly sidecar: Sidecar | undefined;
+  status(): AppStatus;
   close(): Promise<void>;
 }
 
 export const DEFAULT_XDS: Endpoint = Object.freeze({ host: '127.0.0.1', port: 9000 });
 
+type Closer = () => unknown;
+
 export async function serve(opts: ServeOptions): Promise<RunningApp> {
+  if (!opts.configFile === !opts.consul) {
+    throw new ConsulXdsError('CXDS_USAGE', 'serve: give exactly one config source: a file (--config) or Consul (--consul / --consul-key)');
+  }
   const logger = opts.logger ?? createLogger();
   const cache = new SnapshotCache();
-  const publisher = new Publisher({ cache, logger, coalesceMs: opts.coalesceMs });
-  const closers: Array<() => unknown> = [() => publisher.close()];
+  const closers: Closer[] = [];
+  const closeAll = async () => {
+    for (const c of closers.splice(0).reverse()) await c();
+  };
+  try {
+    const sources = opts.configFile
+      ? await startFileSource(opts.configFile, cache, logger, opts.coalesceMs, closers)
+      : await startConsulSources(opts.consul ?? {}, cache, logger, opts.coalesceMs, closers);
 
-  if (!opts.configFile) throw new Error('serve: a config source is required (--config FILE)');
-  const source = new ConfigFileSource(opts.configFile, {
+    const xds = opts.xds ?? DEFAULT_XDS;
+    const xdsServer = createXdsServer({ cache, logger });
+    const xdsPort = await xdsServer.listen(xds.host, xds.port);
+    closers.push(() => xdsServer.close());
+    logger.info({ xds: `${xds.host}:${xdsPort}` }, 'xDS server listening');
+
+    let sidecar: Sidecar | undefined;
+    if (opts.admin !== false) {
+      sidecar = await startSidecar({
+        cache,
+        registry: xdsServer.registry,
+        logger,
+        admin: opts.admin ?? {},
+        als: opts.als ?? {},
+      });
+      closers.push(() => sidecar?.close());
+      const metrics = sidecar.metrics;
+      for (const p of sources.publishers.values()) {
+        p.on('published', (_snapshot, buildMs: number) => metrics.observeSnapshotBuild(buildMs));
+        p.on('rejected', (e: { code: string }) => metrics.recordConfigError(e.code));
+      }
+    }
+
+    const status = (): AppStatus => ({
+      mode: opts.configFile ? 'file' : 'consul',
+      groups: [...sources.publishers.values()].map((p) => p.status()),
+      ...(sources.consulStatus ? { consul: sources.consulStatus() } : {}),
+    });
+    const publisher = sources.publishers.get('default') ?? [...sources.publishers.values()][0];
+    if (!publisher) throw new Error('serve: no node group configured');
+
+    return {
+      xdsPort,
+      adminPort: sidecar?.adminPort,
+      alsPort: sidecar?.alsPort,
+      cache,
+      publishers: sources.publishers,
+      publisher,
+      xdsServer,
+      sidecar,
+      status,
+      close: closeAll,
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+interface Sources {
+  readonly publishers: ReadonlyMap<string, Publisher>;
+  readonly consulStatus?: () => { kv: unknown[]; health: unknown };
+}
+
+async function startFileSource(file: string, cache: SnapshotCache, logger: Logger, coalesceMs: number | undefined, closers: Closer[]): Promise<Sources> {
+  const publisher = new Publisher({ cache, logger, coalesceMs });
+  closers.push(() => publisher.close());
+  const source = new ConfigFileSource(file, {
     onConfig: (config, origin) => publisher.setConfig(config, origin),
-    onError: (err) => logger.error({ code: (err as { code?: string }).code, err: err.message }, 'config refused; last good snapshot keeps serving'),
+    onError: (err) => publisher.reject(file, err),
   });
   const first = await source.start();
   closers.push(() => source.close());
-  publisher.setConfig(first, opts.configFile);
-  if (!publisher.flush()) {
-    source.close();
-    throw new Error(publisher.status().lastError?.message ?? 'first snapshot could not be built');
+  publisher.setConfig(first, file);
+  requireFirstSnapshot(publisher);
+  return { publishers: new Map([['default', publisher]]) };
+}
+
+async function startConsulSources(consul: ConsulOptions, cache: SnapshotCache, logger: Logger, coalesceMs: number | undefined, closers: Closer[]): Promise<Sources> {
+  const client = new ConsulClient(resolveConnection(consul));
+  closers.push(() => client.close());
+  const startupTimeoutMs = consul.startupTimeoutMs ?? 10_000;
+  const publishers = new Map<string, Publisher>();
+  // The services every group's latest config uses: health watches follow their union.
+  const servicesByGroup = new Map<string, readonly EdsService[]>();
+
+  const health = new ConsulHealthSource({
+    client,
+    mapping: consul.health,
+    timing: consul.watch,
+    logger,
+    onChange: (endpoints) => {
+      for (const p of publishers.values()) p.setEndpoints(endpoints);
+    },
+    onError: (err) => logger.warn({ code: err.code, err: err.message }, 'consul health watch failing; last endpoints keep serving'),
+  });
+  closers.push(() => health.close());
+  const followServices = (group: string, config: Config) => {
+    servicesByGroup.set(group, edsServices(config));
+    health.setServices([...servicesByGroup.values()].flat());
+  };
+
+  const kvSources: ConsulKvSource[] = [];
+  for (const binding of kvBindings(consul)) {
+    const publisher = new Publisher({ cache, logger, group: binding.group, coalesceMs });
+    closers.push(() => publisher.close());
+    publishers.set(binding.group, publisher);
+    const kv: ConsulKvSource = new ConsulKvSource({
+      client,
+      key: binding.key,
+      group: binding.group,
+      timing: consul.watch,
+      logger,
+      onValue: (text) => {
+        try {
+          const config = parseConfig(text, kv.origin);
+          followServices(binding.group, config);
+          publisher.setConfig(config, kv.origin);
+        } catch (err) {
+          publisher.reject(kv.origin, err as Error);
+        }
+      },
+      onError: (err) => publisher.reject(kv.origin, err),
+    });
+    closers.push(() => kv.close());
+    kvSources.push(kv.start());
   }
 
-  const xds = opts.xds ?? DEFAULT_XDS;
-  const xdsServer = createXdsServer({ cache, logger });
-  const xdsPort = await xdsServer.listen(xds.host, xds.port);
-  logger.info({ xds: `${xds.host}:${xdsPort}` }, 'xDS server listening');
-
+  // Serve nothing until every group has its config and every watched service has answered once,
+  // so Envoy never receives a half-built snapshot (bounded: startupTimeoutMs).
+  await Promise.all(kvSources.map((kv) => kv.ready(startupTimeoutMs)));
+  await health.ready(startupTimeoutMs);
+  for (const p of publishers.values()) {
+    p.setEndpoints(health.endpoints());
+    requireFirstSnapshot(p);
+  }
   return {
-    xdsPort,
-    cache,
-    publisher,
-    xdsServer,
-    async close() {
-      for (const c of closers.reverse()) await c();
-      await xdsServer.close();
-    },
+    publishers,
+    consulStatus: () => ({ kv: kvSources.map((kv) => kv.status()), health: health.status() }),
   };
+}
+
+/** The first snapshot must build: with nothing good to fall back on, a bad config stops start-up. */
+function requireFirstSnapshot(publisher: Publisher): void {
+  if (publisher.flush()) return;
+  const e = publisher.status().lastError;
+  throw new ConsulXdsError(e?.code ?? 'CXDS_CONFIG_INVALID', e ? `${e.message}` : `group ${publisher.status().group}: no valid config to serve`);
 }

@@ -5,49 +5,95 @@
 import { serve, DEFAULT_XDS } from '../app.js';
 import { createLogger } from '../log.js';
 import { TYPE_SHORT, TYPE_ORDER } from '../xds/type-urls.js';
+import { ConsulXdsError } from '../errors.js';
 import { parseCommandArgs, portOption } from './args.js';
+import { CONSUL_FLAGS, CONSUL_USAGE, consulOptions, wantsConsul } from './consul-flags.js';
 
-const USAGE = `Usage: consul-xds serve --config FILE [options]
+const USAGE = `Usage: consul-xds serve (--config FILE | --consul URL --consul-key KEY) [options]
 
-  --config FILE        YAML config to serve (watched: a saved edit is pushed within a second)
-  --xds-host HOST      xDS listen address (default ${DEFAULT_XDS.host})
-  --xds-port N         xDS listen port (default ${DEFAULT_XDS.port})
-  --log-level LEVEL    trace|debug|info|warn|error (default info)
+Source:
+  --config FILE             YAML config to serve (watched: a saved edit is pushed within a second)
+${CONSUL_USAGE}
+Serving:
+  --xds-host HOST           xDS listen address (default ${DEFAULT_XDS.host})
+  --xds-port N              xDS listen port (default ${DEFAULT_XDS.port})
+  --admin-host HOST         admin HTTP (health, status, metrics) address (default 127.0.0.1)
+  --admin-port N            admin HTTP port (default 9002)
+  --health-path PATH        path the load balancer checks (default /health)
+  --maintenance-file FILE   while FILE exists, the health path answers 599 MAINTENANCE
+  --watch-node ID           Envoy node id whose xDS state decides health (default: every connected node)
+  --envoy-admin URL         also require this Envoy admin's /ready to say LIVE
+  --als-host HOST           Access Log Service sink address (default 127.0.0.1)
+  --als-port N              Access Log Service sink port (default 9001)
+  --access-log-file FILE    write access-log JSON lines to FILE (default stdout)
+  --no-als                  run without the access-log sink
+  --log-level LEVEL         trace|debug|info|warn|error (default info)
 `;
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs('serve', argv, {
     config: { type: 'string' },
+    ...CONSUL_FLAGS,
     'xds-host': { type: 'string' },
     'xds-port': { type: 'string' },
+    'admin-host': { type: 'string' },
+    'admin-port': { type: 'string' },
+    'health-path': { type: 'string' },
+    'maintenance-file': { type: 'string' },
+    'watch-node': { type: 'string' },
+    'envoy-admin': { type: 'string' },
+    'als-host': { type: 'string' },
+    'als-port': { type: 'string' },
+    'access-log-file': { type: 'string' },
+    'no-als': { type: 'boolean' },
     'log-level': { type: 'string' },
   }, USAGE);
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;
   }
-  if (!values.config) {
-    process.stderr.write(`serve: --config FILE is required\n\n${USAGE}`);
-    return 2;
+  const consul = wantsConsul(values);
+  if (!values.config === !consul) {
+    throw new ConsulXdsError('CXDS_USAGE', `serve: give either --config FILE or --consul/--consul-key\n\n${USAGE}`);
   }
   const logger = createLogger({ level: values['log-level'] });
+  const xdsHost = values['xds-host'] ?? DEFAULT_XDS.host;
   const app = await serve({
-    configFile: values.config,
-    xds: { host: values['xds-host'] ?? DEFAULT_XDS.host, port: portOption('xds-port', values['xds-port'], DEFAULT_XDS.port) },
+    ...(values.config ? { configFile: values.config } : { consul: consulOptions(values) }),
+    xds: { host: xdsHost, port: portOption('xds-port', values['xds-port'], DEFAULT_XDS.port) },
+    admin: {
+      ...(values['admin-host'] !== undefined ? { host: values['admin-host'] } : {}),
+      ...(values['admin-port'] !== undefined ? { port: portOption('admin-port', values['admin-port'], 0) } : {}),
+      ...(values['health-path'] !== undefined ? { healthPath: values['health-path'] } : {}),
+      ...(values['maintenance-file'] !== undefined ? { maintenanceFile: values['maintenance-file'] } : {}),
+      ...(values['watch-node'] !== undefined ? { watchNode: values['watch-node'] } : {}),
+      ...(values['envoy-admin'] !== undefined ? { envoyAdminUrl: values['envoy-admin'] } : {}),
+    },
+    als: values['no-als']
+      ? false
+      : {
+          ...(values['als-host'] !== undefined ? { host: values['als-host'] } : {}),
+          ...(values['als-port'] !== undefined ? { port: portOption('als-port', values['als-port'], 0) } : {}),
+          ...(values['access-log-file'] !== undefined ? { file: values['access-log-file'] } : {}),
+        },
     logger,
   });
-  const snapshot = app.publisher.snapshot;
-  const lines = [`consul-xds serving ${values.config} on ${values['xds-host'] ?? DEFAULT_XDS.host}:${app.xdsPort} (ADS, state of the world)`];
-  if (snapshot) {
-    for (const type of TYPE_ORDER) lines.push(`  ${TYPE_SHORT[type]} ${snapshot.version(type)}: ${snapshot.names(type).join(', ') || '(none)'}`);
+
+  const lines = [`consul-xds serving ${values.config ?? 'Consul KV'} on ${xdsHost}:${app.xdsPort} (ADS, state of the world)`];
+  for (const [group, publisher] of app.publishers) {
+    const snapshot = publisher.snapshot;
+    if (!snapshot) continue;
+    lines.push(`  node group '${group}' (${publisher.status().configOrigin}):`);
+    for (const type of TYPE_ORDER) lines.push(`    ${TYPE_SHORT[type]} ${snapshot.version(type)}: ${snapshot.names(type).join(', ') || '(none)'}`);
   }
-  lines.push(`Point Envoy at it:  envoy -c examples/envoy-bootstrap.yaml   (xds_cluster -> 127.0.0.1:${app.xdsPort}, api_type GRPC)`);
+  if (app.adminPort !== undefined) lines.push(`Admin: http://${values['admin-host'] ?? '127.0.0.1'}:${app.adminPort}/health  /status/clients  /config_dump  /metrics`);
+  if (app.alsPort !== undefined) lines.push(`Access Log Service: ${values['als-host'] ?? '127.0.0.1'}:${app.alsPort}`);
+  lines.push(`Point Envoy at it:  envoy -c examples/envoy-bootstrap.yaml   (xds_cluster -> ${xdsHost}:${app.xdsPort}, api_type GRPC)`);
   process.stderr.write(`${lines.join('\n')}\n`);
 
   await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
   });
   logger.info('shutting down');
   await app.close();

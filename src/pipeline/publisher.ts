@@ -75,6 +75,14 @@ export class Publisher extends EventEmitter {
     this.schedule();
   }
 
+  /**
+   * A source could not produce a config (invalid YAML, a schema error, Consul unreachable): record
+   * and report it; the last good snapshot keeps serving.
+   */
+  reject(origin: string, err: Error): void {
+    this.fail(origin, err, 'config refused; last good snapshot keeps serving');
+  }
+
   /** Build and publish right now (used at start-up and by tests). Returns the snapshot or undefined. */
   flush(): Snapshot | undefined {
     if (this.timer) clearTimeout(this.timer);
@@ -129,17 +137,18 @@ export class Publisher extends EventEmitter {
       this.logger.info({ origin: next.origin, versions: snapshot.versions(), buildMs: Math.round(buildMs * 10) / 10 }, 'snapshot published');
       this.emit('published', snapshot, buildMs);
     } catch (err) {
-      const e = err as Error & { code?: string };
-      this.lastError = { origin: next.origin, code: e.code ?? 'CXDS_INTERNAL', message: e.message, at: new Date().toISOString() };
-      if (this.candidate) {
-        // The new config is refused; keep serving (and rebuilding from) the last good one.
-        this.candidate = undefined;
-        this.logger.error({ origin: next.origin, code: this.lastError.code, err: e.message }, 'config refused; last good snapshot keeps serving');
-      } else {
-        this.logger.error({ origin: next.origin, code: this.lastError.code, err: e.message }, 'snapshot rebuild failed; last good snapshot keeps serving');
-      }
-      this.emit('rejected', this.lastError);
+      const refusedConfig = this.candidate !== undefined;
+      // A refused config is dropped: rebuilds (endpoint changes) go on from the last good one.
+      this.candidate = undefined;
+      this.fail(next.origin, err as Error, refusedConfig ? 'config refused; last good snapshot keeps serving' : 'snapshot rebuild failed; last good snapshot keeps serving');
     }
+  }
+
+  private fail(origin: string, err: Error, msg: string): void {
+    const code = (err as { code?: string }).code ?? 'CXDS_INTERNAL';
+    this.lastError = { origin, code, message: err.message, at: new Date().toISOString() };
+    this.logger.error({ origin, code, err: err.message }, msg);
+    this.emit('rejected', this.lastError);
   }
 }
 
