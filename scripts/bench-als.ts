@@ -8,7 +8,7 @@
  * Three roles in one file, each its own process so memory figures are the sink's alone:
  *  - driver (default): for each run and each sink kind, forks a fresh sink and a fresh load
  *    generator, collects their reports, prints medians.
- *  - `--role sink --kind baseline|full`: serves StreamAccessLogs on 127.0.0.1:0, reports
+ *  - `--role sink --kind baseline|wire|full`: serves StreamAccessLogs on 127.0.0.1:0, reports
  *    {port}, then, once `--entries` entries have been ingested (and, for `full`, written or
  *    dropped), reports the ingest time, peak RSS/heap and the writer's counters.
  *  - `--role load --port P`: pre-encodes realistic StreamAccessLogsMessage batches (identifier on
@@ -30,8 +30,9 @@ import { silentLogger } from '../src/log.js';
 import { AlsSink, ALS_METHOD_PATH, alsServiceDefinition } from '../src/sidecar/als-sink.js';
 import { AccessLogWriter } from '../src/sidecar/access-log-writer.js';
 import { AccessAggregates } from '../src/sidecar/aggregates.js';
-import { httpRecord, type AccessRecord, type DecodedHttpEntry } from '../src/sidecar/access-record.js';
-import { formatAccessLine } from '../src/sidecar/json-line.js';
+import type { AccessRecord } from '../src/sidecar/access-record.js';
+import { decodeAlsMessage } from '../src/sidecar/als-decode.js';
+import { formatAccessLine, identityFields } from '../src/sidecar/json-line.js';
 import { median } from './bench/stats.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -81,13 +82,15 @@ const int = (v: string | undefined, name: string): number => {
   if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name}: expected a positive integer, got '${v}'`);
   return n;
 };
+const KINDS = ['baseline', 'wire', 'full'] as const;
+type Kind = (typeof KINDS)[number];
 const mb = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10;
 
 // ---------------------------------------------------------------- sink role
 
 async function sinkRole(args: Args): Promise<void> {
   const expected = int(args.entries, 'entries');
-  const kind = args.kind === 'baseline' ? 'baseline' : 'full';
+  const kind = KINDS.find((k) => k === args.kind) ?? 'full';
   const baseRss = process.memoryUsage().rss;
   let peakRss = baseRss;
   let peakHeap = process.memoryUsage().heapUsed;
@@ -99,14 +102,21 @@ async function sinkRole(args: Args): Promise<void> {
   let port: number;
   let ingested: () => number;
 
-  if (kind === 'baseline') {
-    // Decode-only: the same protobufjs deserializer, then only counting entries.
+  if (kind !== 'full') {
+    // Decode-only sinks: grpc-js plus a deserializer, then only counting entries.
+    //  baseline: protobufjs' generated decode of the whole message (the XDS-NOTES reference loop);
+    //  wire:     our wire reader (als-decode.ts), which the full sink uses.
+    const T = messageType('envoy.service.accesslog.v3.StreamAccessLogsMessage');
+    const countEntries: (b: Buffer) => number =
+      kind === 'baseline'
+        ? (b) => (T.decode(b) as unknown as { http_logs?: { log_entry?: unknown[] } }).http_logs?.log_entry?.length ?? 0
+        : (b) => decodeAlsMessage(b).records.length;
     const server = new grpc.Server();
-    server.addService(alsServiceDefinition(), {
-      StreamAccessLogs: (call: grpc.ServerReadableStream<{ http_logs?: { log_entry?: unknown[] } }, object>, done: grpc.sendUnaryData<object>) => {
-        call.on('data', (m) => {
+    server.addService({ StreamAccessLogs: { ...alsServiceDefinition().StreamAccessLogs!, requestDeserialize: countEntries } }, {
+      StreamAccessLogs: (call: grpc.ServerReadableStream<number, object>, done: grpc.sendUnaryData<object>) => {
+        call.on('data', (n: number) => {
           if (firstAt === 0) firstAt = performance.now();
-          count += m.http_logs?.log_entry?.length ?? 0;
+          count += n;
         });
         call.on('end', () => done(null, {}));
         call.on('error', () => undefined);
@@ -297,7 +307,7 @@ function nextMessage<T>(c: ChildProcess, key: string): Promise<T> {
 }
 
 /** One sink + one load generator, both fresh processes. Exported for the flood test. */
-export async function runOnce(opts: { kind: 'baseline' | 'full'; entries: number; streams: number; batch: number; file?: string; maxQueueBytes?: number }): Promise<SinkReport> {
+export async function runOnce(opts: { kind: Kind; entries: number; streams: number; batch: number; file?: string; maxQueueBytes?: number }): Promise<SinkReport> {
   const sinkArgs = ['--kind', opts.kind, '--entries', String(opts.entries)];
   if (opts.file !== undefined) sinkArgs.push('--file', opts.file);
   if (opts.maxQueueBytes !== undefined) sinkArgs.push('--max-queue-bytes', String(opts.maxQueueBytes));
@@ -322,10 +332,8 @@ export async function runOnce(opts: { kind: 'baseline' | 'full'; entries: number
 async function formatterBench(n: number): Promise<{ fastNs: number; pinoNs: number }> {
   const T = messageType('envoy.service.accesslog.v3.StreamAccessLogsMessage');
   const records: AccessRecord[] = [];
-  for (let i = 0; i < 1000; i++) {
-    const decoded = T.decode(T.encode(T.fromObject({ http_logs: { log_entry: [entry(i)] } })).finish()) as unknown as { http_logs: { log_entry: DecodedHttpEntry[] } };
-    records.push(httpRecord(decoded.http_logs.log_entry[0]!, { node: 'bench-envoy-0', cluster: 'bench', logName: 'bench_als' }));
-  }
+  for (let i = 0; i < 1000; i++) records.push(...decodeAlsMessage(T.encode(T.fromObject({ http_logs: { log_entry: [entry(i)] } })).finish()).records);
+  const identity = identityFields({ node: 'bench-envoy-0', cluster: 'bench', logName: 'bench_als' });
   const writer = new AccessLogWriter({ file: '/dev/null', logger: silentLogger });
   await writer.open();
   const dest = pino.destination({ dest: '/dev/null', sync: false, minLength: 8192 });
@@ -338,7 +346,7 @@ async function formatterBench(n: number): Promise<{ fastNs: number; pinoNs: numb
     }
     return ((performance.now() - t) * 1e6) / n;
   };
-  const fast = (r: AccessRecord) => void writer.write(formatAccessLine(r, 0));
+  const fast = (r: AccessRecord) => void writer.write(formatAccessLine(r, identity, 0));
   const viaPino = (r: AccessRecord) =>
     logger.info({
       type: r.kind, method: r.method, authority: r.authority, path: r.path, protocol: r.protocol, status: r.status, route: r.route,
@@ -365,16 +373,16 @@ async function driver(args: Args): Promise<void> {
   const runs = int(args.runs, 'runs');
   const maxQueueBytes = args['max-queue-bytes'] !== undefined ? int(args['max-queue-bytes'], 'max-queue-bytes') : undefined;
   console.error(`bench-als: ${entries} entries over ${streams} streams, ${batch} entries/message, ${runs} runs per sink (${os.cpus().length} CPUs, node ${process.version})`);
-  const results: Record<'baseline' | 'full', SinkReport[]> = { baseline: [], full: [] };
+  const results: Record<Kind, SinkReport[]> = { baseline: [], wire: [], full: [] };
   for (let r = 0; r < runs; r++) {
-    for (const kind of ['baseline', 'full'] as const) {
+    for (const kind of KINDS) {
       const rep = await runOnce({ kind, entries, streams, batch, ...(args.file !== undefined ? { file: args.file } : {}), ...(maxQueueBytes !== undefined ? { maxQueueBytes } : {}) });
       results[kind].push(rep);
       console.error(`  run ${r + 1} ${kind.padEnd(8)} ${String(rep.entriesPerSec).padStart(8)} entries/s  ${rep.ms} ms  peak RSS ${rep.peakRssMb} MB (start ${rep.baseRssMb} MB)  peak heap ${rep.peakHeapMb} MB${kind === 'full' ? `  all written after ${rep.drainedMs ?? '-'} ms  written ${rep.written} dropped ${rep.dropped} peak queue ${mb(rep.peakQueuedBytes)} MB` : ''}`);
     }
   }
   const fmt = await formatterBench(200_000);
-  const row = (kind: 'baseline' | 'full', label: string) => {
+  const row = (kind: Kind, label: string) => {
     const reps = results[kind];
     return `| ${label} | ${median(reps.map((x) => x.entriesPerSec)).toLocaleString('en-US')} | ${Math.max(...reps.map((x) => x.peakRssMb))} | ${Math.max(...reps.map((x) => x.peakHeapMb))} | ${kind === 'full' ? reps.reduce((n, x) => n + x.dropped, 0) : '-'} |`;
   };
@@ -383,7 +391,8 @@ async function driver(args: Args): Promise<void> {
 ALS sink ingest, ${entries.toLocaleString('en-US')} entries x ${runs} runs, ${streams} streams, ${batch} entries/message
 | sink | entries/s (median) | peak RSS MB (max) | peak heap MB (max) | dropped |
 |---|---|---|---|---|
-${row('baseline', 'decode-only baseline')}
+${row('baseline', 'decode-only baseline (protobufjs decode)')}
+${row('wire', 'decode-only, our wire reader')}
 ${row('full', 'consul-xds sink (JSON lines to file + aggregates)')}
 full / baseline: ${(ratio * 100).toFixed(0)} %
 

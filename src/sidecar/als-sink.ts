@@ -16,24 +16,11 @@ import { messageType } from '../envoy/protos.js';
 import type { Logger } from '../log.js';
 import type { AccessAggregates } from './aggregates.js';
 import type { AccessLogWriter } from './access-log-writer.js';
-import {
-  httpRecord,
-  tcpRecord,
-  type AccessRecord,
-  type DecodedHttpEntry,
-  type DecodedTcpEntry,
-  type StreamIdentity,
-} from './access-record.js';
-import { formatAccessLine } from './json-line.js';
+import type { StreamIdentity } from './access-record.js';
+import { decodeAlsMessage, type DecodedAlsMessage } from './als-decode.js';
+import { formatAccessLine, identityFields } from './json-line.js';
 
 export const ALS_METHOD_PATH = '/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs';
-
-/** StreamAccessLogsMessage as protobufjs decodes it (only what we read). */
-interface DecodedAlsMessage {
-  identifier?: { node?: { id?: string | null; cluster?: string | null } | null; log_name?: string | null } | null;
-  http_logs?: { log_entry?: DecodedHttpEntry[] | null } | null;
-  tcp_logs?: { log_entry?: DecodedTcpEntry[] | null } | null;
-}
 
 export interface AlsSinkOptions {
   readonly writer: AccessLogWriter;
@@ -53,22 +40,27 @@ export interface AlsSinkStats {
 
 const UNKNOWN: StreamIdentity = Object.freeze({ node: 'unknown', cluster: '', logName: '' });
 
-/** The client-streaming method, with protobufjs doing the decoding in grpc-js' deserializer. */
+/**
+ * The client-streaming method. The server side decodes with our wire reader (als-decode.ts);
+ * the client side (tests, the benchmark) encodes plain objects with protobufjs.
+ */
 export function alsServiceDefinition(): grpc.ServiceDefinition {
   const request = messageType('envoy.service.accesslog.v3.StreamAccessLogsMessage');
-  const response = messageType('envoy.service.accesslog.v3.StreamAccessLogsResponse');
   return {
     StreamAccessLogs: {
       path: ALS_METHOD_PATH,
       requestStream: true,
       responseStream: false,
       requestSerialize: (m: object) => Buffer.from(request.encode(request.fromObject(m)).finish()),
-      requestDeserialize: (b: Buffer) => request.decode(b),
-      responseSerialize: (m: object) => Buffer.from(response.encode(response.fromObject(m)).finish()),
-      responseDeserialize: (b: Buffer) => response.decode(b),
+      requestDeserialize: (b: Buffer) => decodeAlsMessage(b),
+      // StreamAccessLogsResponse has no fields: its encoding is empty.
+      responseSerialize: () => EMPTY,
+      responseDeserialize: () => ({}),
     },
   };
 }
+
+const EMPTY = Buffer.alloc(0);
 
 export class AlsSink {
   private readonly server = new grpc.Server();
@@ -118,7 +110,9 @@ export class AlsSink {
   }
 
   private onStream(call: grpc.ServerReadableStream<DecodedAlsMessage, object>, done: grpc.sendUnaryData<object>): void {
-    let id: StreamIdentity | undefined;
+    let id: StreamIdentity = UNKNOWN;
+    let identity = identityFields(UNKNOWN);
+    let identified = false;
     let ended = false;
     this.streamsOpen++;
     this.streamsTotal++;
@@ -129,16 +123,14 @@ export class AlsSink {
     };
     call.on('data', (msg: DecodedAlsMessage) => {
       if (msg.identifier) {
-        id = Object.freeze({
-          node: msg.identifier.node?.id ?? '',
-          cluster: msg.identifier.node?.cluster ?? '',
-          logName: msg.identifier.log_name ?? '',
-        });
+        id = msg.identifier;
+        identity = identityFields(id);
+        identified = true;
         this.logger.debug({ node: id.node, logName: id.logName }, 'access log stream opened');
-      } else if (!id) {
+      } else if (!identified) {
         this.withoutIdentifier++;
       }
-      this.ingest(msg, id ?? UNKNOWN);
+      this.ingest(msg, identity);
     });
     call.on('end', () => {
       finish();
@@ -146,30 +138,21 @@ export class AlsSink {
     });
     call.on('error', (err: Error) => {
       finish();
-      this.logger.debug({ node: id?.node, err: err.message }, 'access log stream ended with an error');
+      this.logger.debug({ node: id.node, err: err.message }, 'access log stream ended with an error');
     });
     call.on('close', finish);
   }
 
-  private ingest(msg: DecodedAlsMessage, id: StreamIdentity): void {
+  private ingest(msg: DecodedAlsMessage, identity: string): void {
     this.messages++;
     const nowMs = Date.now();
     const nowSec = Math.floor(nowMs / 1000);
-    const http = msg.http_logs?.log_entry;
-    if (http) {
-      this.httpEntries += http.length;
-      for (const e of http) this.emit(httpRecord(e, id), nowMs, nowSec);
+    for (const r of msg.records) {
+      if (r.kind === 'http') this.httpEntries++;
+      else this.tcpEntries++;
+      // Aggregates first: they count every entry, including lines the writer has to drop.
+      this.aggregates.record(nowSec, r.authority, r.route, r.cluster, r.status, r.durationMs);
+      this.writer.write(formatAccessLine(r, identity, nowMs));
     }
-    const tcp = msg.tcp_logs?.log_entry;
-    if (tcp) {
-      this.tcpEntries += tcp.length;
-      for (const e of tcp) this.emit(tcpRecord(e, id), nowMs, nowSec);
-    }
-  }
-
-  private emit(r: AccessRecord, nowMs: number, nowSec: number): void {
-    // Aggregates first: they count every entry, including lines the writer has to drop.
-    this.aggregates.record(nowSec, r.authority, r.route, r.cluster, r.status, r.durationMs);
-    this.writer.write(formatAccessLine(r, nowMs));
   }
 }

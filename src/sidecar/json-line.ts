@@ -9,7 +9,7 @@
  * protocol, status, route, upstream_cluster, upstream_host, downstream, duration_ms, upstream_ms,
  * bytes_in, bytes_out, flags, request_id, user_agent, details.
  */
-import type { AccessRecord } from './access-record.js';
+import type { AccessRecord, StreamIdentity } from './access-record.js';
 
 // Anything JSON must escape, plus lone surrogates (JSON.stringify writes them as \uXXXX).
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
@@ -22,21 +22,46 @@ function str(name: string, value: string): string {
   return value === '' ? '' : `,"${name}":${jsonString(value)}`;
 }
 
+/** For values we produce ourselves (method and protocol names, flag codes): never need escaping. */
+function raw(name: string, value: string): string {
+  return value === '' ? '' : `,"${name}":"${value}"`;
+}
+
 /** Milliseconds with microsecond precision, as a JSON number. */
 function ms(v: number): number {
   return Math.round(v * 1000) / 1000;
 }
 
-export function formatAccessLine(r: AccessRecord, nowMs: number): string {
-  const time = new Date(r.startMs > 0 ? r.startMs : nowMs).toISOString();
-  let line = `{"time":"${time}","type":"${r.kind}"${str('node', r.node)}${str('log_name', r.logName)}`;
+// Date#toISOString costs about as much as the rest of a line; entries arrive in time order, so
+// the part up to the second is cached and only the milliseconds are appended.
+let cachedSecond = Number.NaN;
+let cachedPrefix = '';
+
+/** ISO 8601 with milliseconds, UTC (what Date#toISOString writes). */
+export function isoTime(ms: number): string {
+  const second = Math.floor(ms / 1000);
+  if (second !== cachedSecond) {
+    cachedSecond = second;
+    cachedPrefix = new Date(second * 1000).toISOString().slice(0, 20); // "YYYY-MM-DDTHH:MM:SS."
+  }
+  const frac = ms - second * 1000;
+  return `${cachedPrefix}${frac < 10 ? '00' : frac < 100 ? '0' : ''}${Math.floor(frac)}Z`;
+}
+
+/** Identity fields are the same for every line of a stream: serialise them once per stream. */
+export function identityFields(id: StreamIdentity): string {
+  return `${str('node', id.node)}${str('log_name', id.logName)}`;
+}
+
+export function formatAccessLine(r: AccessRecord, identity: string, nowMs: number): string {
+  let line = `{"time":"${isoTime(r.startMs > 0 ? r.startMs : nowMs)}","type":"${r.kind}"${identity}`;
   if (r.kind === 'http') {
-    line += `${str('method', r.method)}${str('authority', r.authority)}${str('path', r.path)}${str('protocol', r.protocol)},"status":${r.status}`;
+    line += `${raw('method', r.method)}${str('authority', r.authority)}${str('path', r.path)}${raw('protocol', r.protocol)},"status":${r.status}`;
   }
   line += `${str('route', r.route)}${str('upstream_cluster', r.cluster)}${str('upstream_host', r.upstreamHost)}${str('downstream', r.downstream)}`;
   line += `,"duration_ms":${ms(r.durationMs)}`;
   if (r.upstreamMs >= 0) line += `,"upstream_ms":${ms(r.upstreamMs)}`;
   line += `,"bytes_in":${r.bytesIn},"bytes_out":${r.bytesOut}`;
-  line += `${str('flags', r.flags)}${str('request_id', r.requestId)}${str('user_agent', r.userAgent)}${str('details', r.details)}}\n`;
+  line += `${raw('flags', r.flags)}${str('request_id', r.requestId)}${str('user_agent', r.userAgent)}${str('details', r.details)}}\n`;
   return line;
 }
