@@ -35,7 +35,7 @@ export interface EnvoyHost {
   readonly cluster: string;
   readonly address: string;
   readonly port: number;
-  /** Envoy's health flags, e.g. `failed_active_hc`; empty when the host is healthy. */
+  /** Envoy's health flags set to true, e.g. `failed_active_health_check`; empty when the host is healthy. */
   readonly failedFlags: readonly string[];
   readonly edsHealth?: string;
   readonly weight?: number;
@@ -286,7 +286,8 @@ export async function startEnvoy(opts: StartEnvoyOptions): Promise<EnvoyHandle> 
 type Json = Record<string, unknown>;
 
 function section(dump: ConfigDump, typeSuffix: string): Json {
-  return (dump.configs.find((c) => c['@type'].endsWith(typeSuffix)) ?? {}) as Json;
+  // Exact suffix after the package dot: ScopedRoutesConfigDump must not match RoutesConfigDump.
+  return (dump.configs.find((c) => c['@type'].endsWith(`.${typeSuffix}`)) ?? {}) as Json;
 }
 
 function list(value: unknown): Json[] {
