@@ -300,7 +300,7 @@ function stop(): void {
   stopping = true;
   if (armed) clearTimeout(armed.timer);
   for (const c of clients) c.close();
-  process.disconnect?.();
+  if (process.connected) process.disconnect();
   // Sessions close asynchronously; don't let a slow server keep this process alive.
   setTimeout(() => process.exit(0), 2000).unref();
 }
