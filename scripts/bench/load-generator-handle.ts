@@ -78,10 +78,6 @@ export class LoadGenerator {
     clearTimeout(timer);
   }
 
-  kill(): void {
-    this.#child.kill('SIGKILL');
-  }
-
   #send(m: ToLoadGenerator): void {
     this.#child.send(m);
   }
