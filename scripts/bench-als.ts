@@ -320,7 +320,7 @@ export async function runOnce(opts: { kind: Kind; entries: number; streams: numb
     await nextMessage<number>(load, 'sentMs');
     const r = await report;
     sink.send({ stop: true });
-    await once(sink, 'exit');
+    await Promise.race([once(sink, 'exit'), new Promise((res) => setTimeout(res, 5000))]);
     return r;
   } finally {
     sink.kill('SIGKILL');

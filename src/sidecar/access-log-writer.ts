@@ -91,16 +91,35 @@ export class AccessLogWriter {
     if (opts.file === undefined) this.fd = opts.fd ?? 1;
   }
 
-  /** Opens the file (append, created if missing). Resolves when lines can be written. */
+  /**
+   * Opens the file (append, created if missing). Resolves when lines can be written. A FIFO
+   * with no reader yet is retried every 100 ms (lines queue meanwhile, bounded as always).
+   */
   open(): Promise<void> {
     if (this.fd !== undefined) return Promise.resolve();
-    this.opening ??= fs.promises.open(this.file!, 'a').then((h) => {
-      // Keep the raw fd: fs.writev on it is the cheapest async write Node offers.
-      this.fd = h.fd;
-      this.handle = h;
-      this.kick();
-    });
+    this.opening ??= this.openFile();
     return this.opening;
+  }
+
+  private async openFile(): Promise<void> {
+    const { O_WRONLY, O_APPEND, O_CREAT, O_NONBLOCK } = fs.constants;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        // O_NONBLOCK matters only for a FIFO: a reader that stops reading then makes writes fail
+        // with EAGAIN (retried) instead of parking a thread-pool thread in write(2), which would
+        // also hold up process exit. Regular files ignore it.
+        const h = await fs.promises.open(this.file!, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK);
+        // Keep the raw fd: fs.writev on it is the cheapest async write Node offers.
+        this.fd = h.fd;
+        this.handle = h;
+        this.kick();
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENXIO' || this.closed) throw err;
+        if (attempt === 0) this.logger.warn({ file: this.file }, 'access log FIFO has no reader yet; waiting for one');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
   }
 
   /** Queue one line. Returns false when it was dropped because the queue is full. */

@@ -100,7 +100,13 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     if (als) {
       const aggregates = new AccessAggregates(als);
       const writer = new AccessLogWriter({ ...(als.file !== undefined ? { file: als.file } : {}), maxQueueBytes: als.maxQueueBytes, logger });
-      await writer.open();
+      // Open errors (no such folder, no permission) fail start-up; a FIFO still waiting for its
+      // reader does not hold it up (lines queue, bounded, meanwhile).
+      const opened = writer.open();
+      const waiting = new Promise<'waiting'>((r) => setTimeout(() => r('waiting'), 500).unref());
+      if ((await Promise.race([opened, waiting])) === 'waiting') {
+        opened.catch((err: Error) => logger.error({ file: als.file, err: err.message }, 'access log file could not be opened'));
+      }
       closers.push(() => writer.close());
       const sink = new AlsSink({ writer, aggregates, logger });
       closers.push(() => sink.close());

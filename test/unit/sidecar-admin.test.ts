@@ -189,6 +189,17 @@ test('unknown paths 404 with the list of endpoints; other methods 405', async ()
   assert.equal((await fetch(`${base}/metrics`, { method: 'POST' })).status, 405);
 });
 
+test('options are validated at the edge, errors name the option; an unopenable log file fails start-up', async () => {
+  const base = { cache, registry: xds.registry, logger: silentLogger, processMetrics: false };
+  await assert.rejects(startSidecar({ ...base, admin: { port: 70000 }, als: false }), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'CXDS_CONFIG_INVALID');
+    assert.match(err.message, /sidecar\.admin\.port/);
+    return true;
+  });
+  await assert.rejects(startSidecar({ ...base, admin: { port: 0, healthPath: 'health' }, als: false }), /sidecar\.admin\.healthPath/);
+  await assert.rejects(startSidecar({ ...base, admin: { port: 0 }, als: { port: 0, file: path.join(dir, 'no-such-dir', 'access.log') } }), /ENOENT/);
+});
+
 test('the node disconnecting makes health fail again', async () => {
   stream.cancel();
   await waitFor(async () => (await health()).reasons.includes('no-envoy-connected'), 'health to see the node gone');

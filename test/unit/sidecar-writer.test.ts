@@ -1,7 +1,8 @@
 /**
- * The bounded access-log writer: lines reach the file in order; with a stuck destination (a FIFO
- * whose reader never reads, i.e. a real blocked write(2)) the queue stays within its bound, new
- * lines are dropped and counted, the caller is never blocked, and close() does not hang.
+ * The bounded access-log writer: lines reach the file in order (small and huge lines, multi-byte
+ * characters); with a stuck destination (a FIFO whose reader never reads: the pipe fills and
+ * stays full, like a hung disk) the queue stays within its bound, new lines are dropped and
+ * counted, the caller is never blocked, and close() does not hang.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -54,8 +55,9 @@ test('small batches, multi-byte characters and lines longer than a chunk keep or
 test('a stuck destination: bounded queue, newest lines dropped and counted, caller never blocks', async () => {
   const fifo = path.join(dir, 'stuck.fifo');
   execFileSync('mkfifo', [fifo]);
-  // The reader opens the FIFO and then never reads: once the pipe buffer (64 KiB) is full, our
-  // write(2) blocks in the thread pool exactly like a hung disk.
+  // The reader opens the FIFO and then never reads: once the pipe buffer (64 KiB) is full,
+  // nothing more is accepted (the writer opens FIFOs non-blocking, so it sees EAGAIN and retries
+  // rather than parking a thread in write(2)).
   const reader = spawn('sh', ['-c', 'exec 3<"$0"; exec sleep 600', fifo], { stdio: 'ignore' });
   children.push(reader);
   const maxQueueBytes = 256 * 1024;
