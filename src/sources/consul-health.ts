@@ -10,6 +10,7 @@
  * The pipeline coalesces bursts; here, content comparison drops answers that change nothing
  * (check output, an unrelated index bump).
  */
+import type { EdsService } from '../config/eds-services.js';
 import type { EndpointInfo, EndpointMap } from '../config/endpoints.js';
 import { BlockingWatch, type WatchStatus } from '../consul/blocking-watch.js';
 import type { ConsulClient } from '../consul/client.js';
@@ -18,13 +19,7 @@ import { resolveHealthMapping, type ConsulHealthMapping, type ConsulWatchTiming 
 import { ConsulError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 
-/** One EDS cluster fed by a Consul service (the shape of config/edsServices' entries). */
-export interface EdsService {
-  readonly cluster: string;
-  readonly service: string;
-  /** `endpoint.eds.<cluster>.port`: overrides Service.Port for every instance. */
-  readonly port?: number;
-}
+export type { EdsService };
 
 export interface ConsulHealthSourceOptions {
   readonly client: ConsulClient;
