@@ -1,5 +1,6 @@
 /**
- * Sidecar duties against a real Envoy, fed by `serve()` in file mode. The listener's
+ * Sidecar duties against a real Envoy, fed by `serve()` in file mode (which starts the admin
+ * server and the ALS sink as `consul-xds serve` does). The listener's
  * `access-log: {grpc: ...}` option (no hand-written Envoy config) makes Envoy stream its access
  * logs to our ALS sink. Asserts:
  *  - health is not ready before Envoy has ACKed (never 200 while no version is ACKed), ready after;
@@ -21,7 +22,6 @@ import type { NodeStatus } from '../../src/server/index.js';
 import type { ProtoObject } from '../../src/xds/resources.js';
 import { silentLogger } from '../../src/log.js';
 import { TypeUrl } from '../../src/xds/type-urls.js';
-import { startSidecar, type Sidecar } from '../../src/sidecar/index.js';
 import type { AggregatesSnapshot } from '../../src/sidecar/aggregates.js';
 import { startEnvoy, type EnvoyHandle } from '../support/envoy.js';
 import { startUpstream, type Upstream } from '../support/upstreams.js';
@@ -79,7 +79,6 @@ endpoint:
 describe('sidecar duties with a real Envoy', () => {
   let dir: { path: string; remove(): Promise<void> };
   let app: RunningApp;
-  let sidecar: Sidecar;
   let envoy: EnvoyHandle | undefined;
   let api: Upstream;
   let asset: Upstream;
@@ -107,21 +106,18 @@ describe('sidecar duties with a real Envoy', () => {
     ports = { listener: await freePort(), als: await freePort(), api: api.port, asset: asset.port, closed: await freePort() };
     const configFile = join(dir.path, 'consul-xds.yaml');
     await writeFile(configFile, configYaml(ports));
-    app = await serve({ configFile, xds: { host: '127.0.0.1', port: 0 }, logger: silentLogger });
-    sidecar = await startSidecar({
-      cache: app.cache,
-      registry: app.xdsServer.registry,
-      logger: silentLogger,
+    app = await serve({
+      configFile,
+      xds: { host: '127.0.0.1', port: 0 },
       admin: { port: 0, healthPath: '/_my_health_check', maintenanceFile, graceMs: 5000 },
       als: { port: ports.als, file: logFile },
-      processMetrics: false,
+      logger: silentLogger,
     });
-    admin = `http://127.0.0.1:${sidecar.adminPort}`;
+    admin = `http://127.0.0.1:${app.adminPort}`;
   });
 
   after(async () => {
     await envoy?.stop();
-    await sidecar?.close();
     await app?.close();
     await api?.close();
     await asset?.close();
