@@ -92,8 +92,8 @@ export class StreamSession {
     this.#call = call;
     this.#method = method;
     this.#ctx = ctx;
-    this.#log = ctx.logger;
     const id = ++streamSeq;
+    this.#log = ctx.logger.child({ stream: id });
     this.record = new StreamRecord(id, method.name, call.getPeer(), () => this.#watch?.group ?? ctx.cache.groupOf(this.record.node));
     ctx.sessions.set(this.record, this);
     ctx.registry._add(this.record);
@@ -134,7 +134,7 @@ export class StreamSession {
     try {
       this.#handle(msg);
     } catch (err) {
-      this.#log.error({ stream: this.record.id, err: (err as Error).stack ?? String(err) }, 'xDS request handling failed; closing this stream');
+      this.#log.error({ err: (err as Error).stack ?? String(err) }, 'xDS request handling failed; closing this stream');
       this.close(GrpcStatus.INTERNAL, 'internal error handling the request');
     }
   }
@@ -143,7 +143,7 @@ export class StreamSession {
     const counters = this.#ctx.counters;
     if ('malformed' in msg) {
       counters.malformed++;
-      this.#log.warn({ stream: this.record.id, peer: this.record.peer, err: msg.malformed }, 'malformed DiscoveryRequest; closing this stream');
+      this.#log.warn({ peer: this.record.peer, err: msg.malformed }, 'malformed DiscoveryRequest; closing this stream');
       this.close(GrpcStatus.INVALID_ARGUMENT, `malformed DiscoveryRequest: ${msg.malformed}`);
       return;
     }
@@ -173,7 +173,7 @@ export class StreamSession {
 
   #identify(node: NodeInfo): void {
     this.record.node = node;
-    this.#log = this.#ctx.logger.child({ stream: this.record.id, node: node.id });
+    this.#log = this.#log.child({ node: node.id });
     // A watch started before the node was known may follow the wrong group.
     this.#watch?.cancel();
     this.#watch = undefined;
@@ -194,7 +194,7 @@ export class StreamSession {
       }
       this.#flush();
     } catch (err) {
-      this.#log.error({ stream: this.record.id, err: (err as Error).stack ?? String(err) }, 'pushing a snapshot failed; closing this stream');
+      this.#log.error({ err: (err as Error).stack ?? String(err) }, 'pushing a snapshot failed; closing this stream');
       this.close(GrpcStatus.INTERNAL, 'internal error pushing a snapshot');
     }
   }
@@ -248,7 +248,7 @@ export class StreamSession {
     this.#ctx.counters.nacks++;
     if (!repeated) {
       this.#log.warn(
-        { stream: this.record.id, node: this.record.nodeId, type: TYPE_SHORT[st.typeUrl], rejected: version, kept: st.ackedVersion ?? null, code: detail.code, error: detail.message },
+        { type: TYPE_SHORT[st.typeUrl], rejected: version, kept: st.ackedVersion ?? null, code: detail.code, error: detail.message },
         'NACK: client rejected a config and keeps its last good one; this version will not be re-sent',
       );
     }
@@ -324,7 +324,7 @@ export class StreamSession {
     this.#ctx.counters.responses++;
     this.#call.write({ shared, nonce });
     if (this.#log.isLevelEnabled('debug')) {
-      this.#log.debug({ stream: this.record.id, type: TYPE_SHORT[st.typeUrl], version: ts.version, nonce, resources: selected.length }, 'response sent');
+      this.#log.debug({ type: TYPE_SHORT[st.typeUrl], version: ts.version, nonce, resources: selected.length }, 'response sent');
     }
     this.#ctx.registry._response(this.record, st, selected.length, shared.length);
   }
@@ -358,7 +358,7 @@ export class StreamSession {
     this.#warnedTypeUrls ??= new Set();
     if (this.#warnedTypeUrls.has(typeUrl) || this.#warnedTypeUrls.size >= MAX_WARNED_TYPE_URLS) return;
     this.#warnedTypeUrls.add(typeUrl);
-    this.#log.warn({ stream: this.record.id, method: this.#method.name, typeUrl }, 'request for a type this stream does not serve; ignored');
+    this.#log.warn({ method: this.#method.name, typeUrl }, 'request for a type this stream does not serve; ignored');
   }
 }
 

@@ -1,0 +1,136 @@
+/**
+ * Encode-once fan-out: a change sent to many streams encodes no protobuf at all on the way out
+ * (resource bytes come from the snapshot, the response body is built once and shared), and two
+ * replicas fed the same input hand out byte-identical resources under identical versions.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type protobuf from 'protobufjs';
+import { messageType } from '../../src/envoy/protos.js';
+import { buildSnapshot } from '../../src/cache/snapshot.js';
+import { TypeUrl, TYPE_ORDER } from '../../src/xds/type-urls.js';
+import { AdsConnection, type AdsResponse, type AdsStream } from '../support/ads-client.js';
+import { startXds } from '../support/xds-harness.js';
+import { resourceSet } from '../support/xds-fixtures.js';
+
+/** The response bytes without field 5 (nonce), which our server always writes last. */
+function withoutNonce(r: AdsResponse): Buffer {
+  const n = r.nonce.length;
+  assert.equal(r.raw[r.raw.length - n - 2], 0x2a);
+  return r.raw.subarray(0, r.raw.length - n - 2);
+}
+
+/** Count calls of `encode` on the given protobufjs types while `fn` runs. */
+async function countEncodes(typeNames: readonly string[], fn: () => Promise<void>): Promise<number> {
+  let calls = 0;
+  const restore: Array<() => void> = [];
+  for (const name of typeNames) {
+    const type = messageType(name) as protobuf.Type & { encode: protobuf.Type['encode'] };
+    const original = type.encode;
+    type.encode = function counted(this: protobuf.Type, ...args: Parameters<protobuf.Type['encode']>) {
+      calls++;
+      return original.apply(this, args);
+    };
+    restore.push(() => {
+      type.encode = original;
+    });
+  }
+  try {
+    await fn();
+  } finally {
+    for (const r of restore) r();
+  }
+  return calls;
+}
+
+test('a change fanned out to 60 streams encodes each response body once and no resource at all', { timeout: 30_000 }, async (t) => {
+  const h = await startXds({ set: resourceSet({ clusters: 20 }) });
+  t.after(() => h.close());
+  const conns = Array.from({ length: 3 }, () => new AdsConnection(`127.0.0.1:${h.port}`, { separateConnection: true }));
+  t.after(() => conns.forEach((c) => c.close()));
+  const names = Array.from({ length: 20 }, (_, i) => `c${i}`);
+  const streams: AdsStream[] = [];
+  for (let i = 0; i < 60; i++) {
+    const conn = conns[i % 3];
+    assert.ok(conn);
+    const s = conn.stream({ node: { id: `n${i}` } });
+    s.subscribe(TypeUrl.Cluster);
+    s.subscribe(TypeUrl.ClusterLoadAssignment, names);
+    s.subscribe(TypeUrl.Listener);
+    s.subscribe(TypeUrl.RouteConfiguration, ['routes']);
+    streams.push(s);
+  }
+  // Initial state: drain and ACK until quiet.
+  await Promise.all(streams.map(async (s) => {
+    for (;;) {
+      const r = await s.next(300).catch(() => undefined);
+      if (!r) return;
+      s.ack(r);
+    }
+  }));
+
+  const COUNTED = ['envoy.config.cluster.v3.Cluster', 'envoy.config.endpoint.v3.ClusterLoadAssignment', 'envoy.config.listener.v3.Listener',
+    'envoy.config.route.v3.RouteConfiguration', 'google.protobuf.Any', 'envoy.service.discovery.v3.DiscoveryResponse'];
+  // Everything changes: all four types go to every stream.
+  const set = resourceSet({ clusters: 20, basePort: 9000, connectTimeoutS: 3, apiWeight: 10 });
+  const changed = { ...set, listeners: set.listeners.map((l) => ({ ...l, per_connection_buffer_limit_bytes: { value: 65536 } })) };
+  let snap: ReturnType<typeof buildSnapshot> | undefined;
+  const buildEncodes = await countEncodes(COUNTED, async () => {
+    snap = buildSnapshot(changed);
+  });
+  assert.ok(snap);
+  const snapshot = snap;
+  const resourceCount = TYPE_ORDER.reduce((n, t) => n + snapshot.type(t).list.length, 0);
+  assert.ok(buildEncodes >= resourceCount * 2, 'the counter sees the snapshot encoding each resource and its Any');
+
+  const buildsBefore = h.server.stats.sharedBuilds;
+  const responsesBefore = h.server.stats.responses;
+  const received: AdsResponse[][] = [];
+  const fanOutEncodes = await countEncodes(COUNTED, async () => {
+    h.cache.set('default', snapshot);
+    for (const s of streams) received.push([await s.next(), await s.next(), await s.next(), await s.next()]);
+  });
+  assert.equal(fanOutEncodes, 0, 'no protobuf encoding on the way out');
+  assert.equal(h.server.stats.responses - responsesBefore, 60 * 4);
+  assert.equal(h.server.stats.sharedBuilds - buildsBefore, 4, 'one shared body per type');
+
+  for (const [i, type] of TYPE_ORDER.entries()) {
+    const bodies = received.map((rs) => rs[i]);
+    const first = bodies[0];
+    assert.ok(first);
+    assert.equal(first.typeUrl, type);
+    const nonces = new Set(bodies.map((r) => r?.nonce));
+    assert.equal(nonces.size, 60, 'a fresh nonce per stream');
+    for (const r of bodies) {
+      assert.ok(r);
+      assert.ok(withoutNonce(r).equals(withoutNonce(first)), 'identical bytes apart from the nonce');
+    }
+    // The resources on the wire are the snapshot's cached bytes.
+    const anyType = messageType('google.protobuf.Any');
+    const wire = first.resources.map((res) => Buffer.from(anyType.encode({ type_url: res.typeUrl, value: res.value }).finish()));
+    const cached: Buffer[] = snapshot.type(type).list.map((res) => Buffer.from(res.bytes));
+    assert.deepEqual(wire, cached);
+  }
+});
+
+test('two replicas given the same input serve identical versions and bytes', { timeout: 20_000 }, async (t) => {
+  const a = await startXds({ set: resourceSet({ clusters: 4 }) });
+  const b = await startXds({ set: resourceSet({ clusters: 4 }) });
+  t.after(() => Promise.all([a.close(), b.close()]));
+  const fetchAll = async (h: typeof a): Promise<AdsResponse[]> => {
+    const s = h.stream();
+    s.subscribe(TypeUrl.Cluster);
+    s.subscribe(TypeUrl.ClusterLoadAssignment, ['c0', 'c1', 'c2', 'c3']);
+    s.subscribe(TypeUrl.Listener);
+    s.subscribe(TypeUrl.RouteConfiguration, ['routes']);
+    return [await s.next(), await s.next(), await s.next(), await s.next()];
+  };
+  const [ra, rb] = [await fetchAll(a), await fetchAll(b)];
+  ra.forEach((x, i) => {
+    const y = rb[i];
+    assert.ok(y);
+    assert.equal(x.typeUrl, y.typeUrl);
+    assert.equal(x.versionInfo, y.versionInfo);
+    assert.ok(withoutNonce(x).equals(withoutNonce(y)));
+  });
+});
