@@ -233,7 +233,7 @@ export class AdsStream {
   }
 
   /** The next response (queue mode). */
-  next(timeoutMs = 2_000): Promise<AdsResponse> {
+  next(timeoutMs = 5_000): Promise<AdsResponse> {
     const queued = this.#queue.shift();
     if (queued) return Promise.resolve(queued);
     if (this.#ended) return Promise.reject(this.#ended);

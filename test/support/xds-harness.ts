@@ -52,3 +52,18 @@ export async function eventually(cond: () => boolean, timeoutMs = 2_000, what = 
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+/**
+ * ACK whatever the stream receives until the server reports the node up to date on `types`
+ * (deterministic, unlike waiting for a quiet period, which a loaded machine can fool).
+ */
+export async function ackUntilUpToDate(h: XdsHarness, s: AdsStream, nodeId: string, types: number, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const st = h.server.registry.nodeStatus(nodeId);
+    if (st?.upToDate && Object.keys(st.types).length === types) return;
+    if (Date.now() > end) throw new Error(`${nodeId} not up to date after ${timeoutMs} ms: ${JSON.stringify(st)}`);
+    const r = await s.next(50).catch(() => undefined);
+    if (r) s.ack(r);
+  }
+}

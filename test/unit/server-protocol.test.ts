@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { TypeUrl } from '../../src/xds/type-urls.js';
 import type { XdsResourceSet } from '../../src/xds/resources.js';
 import { TYPE_METHOD } from '../support/ads-client.js';
-import { eventually, startXds } from '../support/xds-harness.js';
+import { ackUntilUpToDate, eventually, startXds } from '../support/xds-harness.js';
 import { cla, edsCluster, httpListener, resourceSet, routeConfig } from '../support/xds-fixtures.js';
 
 const CDS = TypeUrl.Cluster;
@@ -251,11 +251,8 @@ test('changes go out in order CDS -> EDS -> LDS -> RDS, and nothing overtakes a 
   s.subscribe(LDS);
   s.subscribe(EDS, ['c0', 'c1', 'c2']);
   s.subscribe(CDS);
-  for (;;) {
-    const r = await s.next(200).catch(() => undefined);
-    if (!r) break;
-    s.ack(r);
-  }
+  await ackUntilUpToDate(h, s, 'node-1', 4);
+  await s.expectSilence(100);
 
   const everything = (n: number, port: number, timeout: number, weight: number): XdsResourceSet => {
     const set = resourceSet({ clusters: n, basePort: port, connectTimeoutS: timeout, apiWeight: weight });
