@@ -4,7 +4,7 @@
 # with node's test runner. A binary that cannot be installed fails the run: the real-Envoy and
 # real-Consul tests are never skipped.
 # Overrides: ENVOY_BIN / CONSUL_BIN (use these binaries, install nothing), TEST_CONCURRENCY
-# (test files run at once), extra arguments are passed to `node --test` (e.g. a file list).
+# (test files run at once), TEST_TIMEOUT_MS (per test); arguments replace the file list.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -31,7 +31,12 @@ if [ "$#" -gt 0 ]; then
   files=("$@")
 else
   shopt -s nullglob
-  files=(dist/test/unit/*.test.js dist/test/integration/*.test.js)
+  files=()
+  # tsc never deletes outputs: run only compiled tests whose source still exists.
+  for f in dist/test/unit/*.test.js dist/test/integration/*.test.js; do
+    src="${f#dist/}"; src="${src%.js}.ts"
+    if [ -f "$src" ]; then files+=("$f"); else echo "test.sh: skipping stale $f (no $src)" >&2; fi
+  done
   shopt -u nullglob
   if [ "${#files[@]}" -eq 0 ]; then
     echo "test.sh: no compiled tests under dist/test; run 'npx tsc -p .' first (npm test does)" >&2
@@ -42,8 +47,10 @@ fi
 # Two cores: two files at a time keeps one Envoy + one app busy per core without starving the
 # timing-sensitive integration tests. Every test binds ephemeral ports, so files never collide.
 concurrency="${TEST_CONCURRENCY:-2}"
+# A hung test fails loudly after this long instead of stalling CI forever.
+timeout_ms="${TEST_TIMEOUT_MS:-240000}"
 start=$(date +%s)
 status=0
-node --test --test-concurrency="$concurrency" --test-reporter=spec "${files[@]}" || status=$?
+node --test --test-concurrency="$concurrency" --test-timeout="$timeout_ms" --test-reporter=spec "${files[@]}" || status=$?
 echo "test.sh: ${#files[@]} test files in $(( $(date +%s) - start ))s, exit $status" >&2
 exit "$status"

@@ -210,7 +210,9 @@ export async function startEnvoy(opts: StartEnvoyOptions): Promise<EnvoyHandle> 
 
   const logTail = async (lines = 40): Promise<string> => {
     const text = await readFile(logFile, 'utf8').catch(() => '');
-    return `--- last ${lines} lines of ${logFile} ---\n${text.split('\n').slice(-lines - 1).join('\n')}`;
+    // Skip the startup banner (extension and header-map listings): long and never the cause.
+    const useful = text.split('\n').filter((l) => !/\[source\/server\/server\.cc:\d+\] {3}/.test(l));
+    return `--- last ${lines} lines of ${logFile} ---\n${useful.slice(-lines - 1).join('\n')}`;
   };
 
   let stopped = false;
