@@ -66,6 +66,10 @@ export interface SinkReport {
   /** First message received -> last entry ingested (decoded, aggregated, line queued). */
   readonly ms: number;
   readonly entriesPerSec: number;
+  /** CPU time (user + system, all threads) the sink process spent over `ms`. */
+  readonly cpuMs: number;
+  /** Entries per second of CPU: the capacity of one core, whatever else competes for the CPU. */
+  readonly entriesPerCpuSec: number;
   /** `full`: first message -> every line written or dropped; undefined when the writer is stuck. */
   readonly drainedMs?: number;
   readonly baseRssMb: number;
@@ -96,6 +100,12 @@ async function sinkRole(args: Args): Promise<void> {
   let peakHeap = process.memoryUsage().heapUsed;
   let peakQueued = 0;
   let firstAt = 0;
+  let cpuAtFirst: NodeJS.CpuUsage | undefined;
+  const markFirst = () => {
+    if (firstAt !== 0) return;
+    firstAt = performance.now();
+    cpuAtFirst = process.cpuUsage();
+  };
   let count = 0;
   let writer: AccessLogWriter | undefined;
   let close: () => void;
@@ -115,7 +125,7 @@ async function sinkRole(args: Args): Promise<void> {
     server.addService({ StreamAccessLogs: { ...alsServiceDefinition().StreamAccessLogs!, requestDeserialize: countEntries } }, {
       StreamAccessLogs: (call: grpc.ServerReadableStream<number, object>, done: grpc.sendUnaryData<object>) => {
         call.on('data', (n: number) => {
-          if (firstAt === 0) firstAt = performance.now();
+          markFirst();
           count += n;
         });
         call.on('end', () => done(null, {}));
@@ -140,7 +150,7 @@ async function sinkRole(args: Args): Promise<void> {
     };
     ingested = () => {
       const s = sink.stats();
-      if (firstAt === 0 && s.messages > 0) firstAt = performance.now();
+      if (s.messages > 0) markFirst();
       return s.httpEntries;
     };
   }
@@ -157,6 +167,8 @@ async function sinkRole(args: Args): Promise<void> {
   // Poll: ingest runs on this event loop, so a 2 ms timer costs nothing noticeable.
   while (ingested() < expected) await new Promise((r) => setTimeout(r, 2));
   const ms = performance.now() - firstAt;
+  const cpu = process.cpuUsage(cpuAtFirst);
+  const cpuMs = (cpu.user + cpu.system) / 1000;
   let drainedMs: number | undefined;
   if (writer) {
     // Done when every line is written or dropped; a stuck destination never gets there, so the
@@ -172,6 +184,8 @@ async function sinkRole(args: Args): Promise<void> {
     entries: expected,
     ms: Math.round(ms),
     entriesPerSec: Math.round(expected / (ms / 1000)),
+    cpuMs: Math.round(cpuMs),
+    entriesPerCpuSec: Math.round(expected / (cpuMs / 1000)),
     ...(drainedMs !== undefined ? { drainedMs } : {}),
     baseRssMb: mb(baseRss),
     peakRssMb: mb(peakRss),
@@ -205,7 +219,8 @@ function entry(i: number): object {
   const ms = 0.3 + ((i * 7919) % 1000) ** 2 / 4000;
   return {
     common_properties: {
-      start_time: { seconds: 1_700_000_000 + (i % 3600), nanos: (i * 1000) % 1e9 },
+      // Entries arrive in time order, about 1,000 per second, as from a busy Envoy.
+      start_time: { seconds: 1_700_000_000 + Math.floor(i / 1000), nanos: (i % 1000) * 1e6 },
       duration: { seconds: Math.floor(ms / 1000), nanos: Math.round((ms % 1000) * 1e6) },
       time_to_first_upstream_rx_byte: { seconds: 0, nanos: Math.round((ms % 1000) * 5e5) },
       upstream_cluster: cluster,
@@ -378,19 +393,19 @@ async function driver(args: Args): Promise<void> {
     for (const kind of KINDS) {
       const rep = await runOnce({ kind, entries, streams, batch, ...(args.file !== undefined ? { file: args.file } : {}), ...(maxQueueBytes !== undefined ? { maxQueueBytes } : {}) });
       results[kind].push(rep);
-      console.error(`  run ${r + 1} ${kind.padEnd(8)} ${String(rep.entriesPerSec).padStart(8)} entries/s  ${rep.ms} ms  peak RSS ${rep.peakRssMb} MB (start ${rep.baseRssMb} MB)  peak heap ${rep.peakHeapMb} MB${kind === 'full' ? `  all written after ${rep.drainedMs ?? '-'} ms  written ${rep.written} dropped ${rep.dropped} peak queue ${mb(rep.peakQueuedBytes)} MB` : ''}`);
+      console.error(`  run ${r + 1} ${kind.padEnd(8)} ${String(rep.entriesPerSec).padStart(8)} entries/s  ${rep.ms} ms  ${String(rep.entriesPerCpuSec).padStart(8)} entries/CPU-s  peak RSS ${rep.peakRssMb} MB (start ${rep.baseRssMb} MB)  peak heap ${rep.peakHeapMb} MB${kind === 'full' ? `  all written after ${rep.drainedMs ?? '-'} ms  written ${rep.written} dropped ${rep.dropped} peak queue ${mb(rep.peakQueuedBytes)} MB` : ''}`);
     }
   }
   const fmt = await formatterBench(200_000);
   const row = (kind: Kind, label: string) => {
     const reps = results[kind];
-    return `| ${label} | ${median(reps.map((x) => x.entriesPerSec)).toLocaleString('en-US')} | ${Math.max(...reps.map((x) => x.peakRssMb))} | ${Math.max(...reps.map((x) => x.peakHeapMb))} | ${kind === 'full' ? reps.reduce((n, x) => n + x.dropped, 0) : '-'} |`;
+    return `| ${label} | ${median(reps.map((x) => x.entriesPerSec)).toLocaleString('en-US')} | ${median(reps.map((x) => x.entriesPerCpuSec)).toLocaleString('en-US')} | ${Math.max(...reps.map((x) => x.peakRssMb))} | ${Math.max(...reps.map((x) => x.peakHeapMb))} | ${kind === 'full' ? reps.reduce((n, x) => n + x.dropped, 0) : '-'} |`;
   };
   const ratio = median(results.full.map((x) => x.entriesPerSec)) / median(results.baseline.map((x) => x.entriesPerSec));
   console.log(`
 ALS sink ingest, ${entries.toLocaleString('en-US')} entries x ${runs} runs, ${streams} streams, ${batch} entries/message
-| sink | entries/s (median) | peak RSS MB (max) | peak heap MB (max) | dropped |
-|---|---|---|---|---|
+| sink | entries/s (median) | entries per CPU-second (median) | peak RSS MB (max) | peak heap MB (max) | dropped |
+|---|---|---|---|---|---|
 ${row('baseline', 'decode-only baseline (protobufjs decode)')}
 ${row('wire', 'decode-only, our wire reader')}
 ${row('full', 'consul-xds sink (JSON lines to file + aggregates)')}

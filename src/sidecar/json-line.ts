@@ -22,6 +22,33 @@ function str(name: string, value: string): string {
   return value === '' ? '' : `,"${name}":${jsonString(value)}`;
 }
 
+// Values that repeat line after line (authority, route, cluster, upstream host, user agent; the
+// decoder hands out one shared string per distinct value, whose hash V8 then keeps) keep their
+// JSON fragment here, so the escape check and the concatenation run once per value, not once per
+// line. One map per field; each bounded (cleared when full).
+const FRAGMENT_CACHE_MAX = 2048;
+
+function repeatedField(name: string): (value: string) => string {
+  const cache = new Map<string, string>();
+  return (value) => {
+    if (value === '') return '';
+    let f = cache.get(value);
+    if (f === undefined) {
+      if (cache.size >= FRAGMENT_CACHE_MAX) cache.clear();
+      f = `,"${name}":${jsonString(value)}`;
+      cache.set(value, f);
+    }
+    return f;
+  };
+}
+
+const authorityField = repeatedField('authority');
+const routeField = repeatedField('route');
+const clusterField = repeatedField('upstream_cluster');
+const upstreamHostField = repeatedField('upstream_host');
+const userAgentField = repeatedField('user_agent');
+const detailsField = repeatedField('details');
+
 /** For values we produce ourselves (method and protocol names, flag codes): never need escaping. */
 function raw(name: string, value: string): string {
   return value === '' ? '' : `,"${name}":"${value}"`;
@@ -56,12 +83,12 @@ export function identityFields(id: StreamIdentity): string {
 export function formatAccessLine(r: AccessRecord, identity: string, nowMs: number): string {
   let line = `{"time":"${isoTime(r.startMs > 0 ? r.startMs : nowMs)}","type":"${r.kind}"${identity}`;
   if (r.kind === 'http') {
-    line += `${raw('method', r.method)}${str('authority', r.authority)}${str('path', r.path)}${raw('protocol', r.protocol)},"status":${r.status}`;
+    line += `${raw('method', r.method)}${authorityField(r.authority)}${str('path', r.path)}${raw('protocol', r.protocol)},"status":${r.status}`;
   }
-  line += `${str('route', r.route)}${str('upstream_cluster', r.cluster)}${str('upstream_host', r.upstreamHost)}${str('downstream', r.downstream)}`;
+  line += `${routeField(r.route)}${clusterField(r.cluster)}${upstreamHostField(r.upstreamHost)}${str('downstream', r.downstream)}`;
   line += `,"duration_ms":${ms(r.durationMs)}`;
   if (r.upstreamMs >= 0) line += `,"upstream_ms":${ms(r.upstreamMs)}`;
   line += `,"bytes_in":${r.bytesIn},"bytes_out":${r.bytesOut}`;
-  line += `${raw('flags', r.flags)}${str('request_id', r.requestId)}${str('user_agent', r.userAgent)}${str('details', r.details)}}\n`;
+  line += `${raw('flags', r.flags)}${str('request_id', r.requestId)}${userAgentField(r.userAgent)}${detailsField(r.details)}}\n`;
   return line;
 }
