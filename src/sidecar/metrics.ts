@@ -98,7 +98,7 @@ export class SidecarMetrics implements PipelineMetrics {
     writerCounter('consul_xds_access_log_lines_written_total', 'Access-log lines written', 'written');
     writerCounter('consul_xds_access_log_lines_dropped_total', 'Access-log lines dropped because the write queue was full (drop-newest)', 'dropped');
     writerCounter('consul_xds_access_log_write_errors_total', 'Failed access-log writes (their batch is dropped)', 'writeErrors');
-    new Gauge({ name: 'consul_xds_access_log_queue_bytes', help: 'Access-log text waiting to be written (bounded by 2 x the queue limit)', registers, collect() { this.set(writer.stats().queuedBytes); } });
+    new Gauge({ name: 'consul_xds_access_log_queue_bytes', help: 'Bytes of access-log text queued or being written (never above the queue limit, default 8 MiB)', registers, collect() { this.set(writer.stats().queuedBytes); } });
 
     // ---- access-log aggregates ----
     const snap = () => (this.current ??= aggregates.snapshot());
