@@ -72,7 +72,7 @@ export async function planWeightEdit(
 export async function applyKvWrite(client: ConsulClient, plan: KvWritePlan): Promise<boolean> {
   if (plan.current?.value === plan.next.text && plan.current.modifyIndex === plan.cas) return false;
   const ok = await client.kvPut(plan.key, plan.next.text, { cas: plan.cas });
-  if (!ok) throw new CasConflictError(plan.key);
+  if (!ok) throw new CasConflictError(`consul kv ${plan.key}`);
   return true;
 }
 
