@@ -6,12 +6,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import { ConsulClient } from '../consul/client.js';
-import { CONSUL_FLAGS, CONSUL_FLAGS_HELP, consulOptionsFromFlags } from '../consul/cli-flags.js';
 import { applyKvWrite, checkConfigText, planKvWrite, previewKvWrite } from '../consul/kv-config.js';
-import { kvBindings } from '../consul/options.js';
+import { singleKvKey } from '../consul/options.js';
 import { ConsulError, ConsulXdsError } from '../errors.js';
 import { TYPE_ORDER, TYPE_SHORT } from '../xds/type-urls.js';
 import { parseCommandArgs } from './args.js';
+import { CONSUL_FLAGS, CONSUL_USAGE, consulOptions } from './consul-flags.js';
 
 const USAGE = `Usage: consul-xds kv <get|put|validate> [options]
 
@@ -22,7 +22,7 @@ const USAGE = `Usage: consul-xds kv <get|put|validate> [options]
     --dry-run          print the YAML diff and the Envoy resources that would change; write nothing
   validate             check the stored config exactly as serve would
 
-${CONSUL_FLAGS_HELP}`;
+${CONSUL_USAGE}`;
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs(
@@ -39,9 +39,8 @@ export async function run(argv: string[]): Promise<number> {
   if (!action || extra.length > 0 || !['get', 'put', 'validate'].includes(action)) {
     throw new ConsulXdsError('CXDS_USAGE', `kv: expected one of get, put, validate${action ? ` (got '${[action, ...extra].join(' ')}')` : ''}\n\n${USAGE}`);
   }
-  const opts = consulOptionsFromFlags(values);
-  const [binding] = kvBindings(opts);
-  const key = binding?.key as string;
+  const opts = consulOptions(values);
+  const key = singleKvKey(opts, `kv ${action}`);
   const client = ConsulClient.fromOptions(opts);
   try {
     switch (action) {

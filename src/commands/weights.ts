@@ -6,12 +6,12 @@
  * read, nothing is written and the command fails with CXDS_CAS_CONFLICT (read again, retry).
  */
 import { ConsulClient } from '../consul/client.js';
-import { CONSUL_FLAGS, CONSUL_FLAGS_HELP, consulOptionsFromFlags } from '../consul/cli-flags.js';
 import { applyKvWrite, planWeightEdit, previewKvWrite } from '../consul/kv-config.js';
-import { kvBindings } from '../consul/options.js';
+import { singleKvKey } from '../consul/options.js';
 import { parseWeightArgs } from '../config/weights-edit.js';
 import { ConsulXdsError } from '../errors.js';
 import { parseCommandArgs } from './args.js';
+import { CONSUL_FLAGS, CONSUL_USAGE, consulOptions } from './consul-flags.js';
 
 const USAGE = `Usage: consul-xds weights set <prefix> <cluster>=<weight> ... [options]
 
@@ -24,7 +24,7 @@ const USAGE = `Usage: consul-xds weights set <prefix> <cluster>=<weight> ... [op
   --vhost NAME   virtual host to edit (default: 'default', the seed's \`route\` section)
   --dry-run      print the YAML diff and the Envoy resources that would change; write nothing
 
-${CONSUL_FLAGS_HELP}`;
+${CONSUL_USAGE}`;
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs('weights', argv, { ...CONSUL_FLAGS, vhost: { type: 'string' }, 'dry-run': { type: 'boolean' } }, USAGE);
@@ -37,8 +37,8 @@ export async function run(argv: string[]): Promise<number> {
   if (!prefix?.startsWith('/')) throw new ConsulXdsError('CXDS_USAGE', `weights set: the first argument is a route prefix starting with '/' (got '${prefix ?? ''}')\n\n${USAGE}`);
   const changes = parseWeightArgs(pairs);
 
-  const opts = consulOptionsFromFlags(values);
-  const key = kvBindings(opts)[0]?.key as string;
+  const opts = consulOptions(values);
+  const key = singleKvKey(opts, 'weights set');
   const client = ConsulClient.fromOptions(opts);
   try {
     const { plan, edit } = await planWeightEdit(client, key, prefix, changes, { vhost: values.vhost });

@@ -20,6 +20,7 @@ export {
   resolveTiming,
   resolveHealthMapping,
   kvBindings,
+  singleKvKey,
   checkKey,
   parseAddress,
 } from './options.js';

@@ -165,6 +165,14 @@ export function kvBindings(opts: ConsulOptions = {}): readonly KvBinding[] {
   return Object.freeze([Object.freeze({ group: DEFAULT_GROUP, key: checkKey(opts.key ?? DEFAULT_CONSUL_KEY) })]);
 }
 
+/** The one key an operator command works on: `--consul-key`, or `--consul-key-prefix` with a single `--group`. */
+export function singleKvKey(opts: ConsulOptions, command: string): string {
+  const bindings = kvBindings(opts);
+  const [only] = bindings;
+  if (!only || bindings.length > 1) usage(`${command}: works on one key; give one --group (got ${bindings.map((b) => b.group).join(', ')})`);
+  return only.key;
+}
+
 /** A KV key as Consul accepts it: non-empty, no leading slash (it would be part of the URL path). */
 export function checkKey(key: string): string {
   const k = key.replace(/^\/+/, '');

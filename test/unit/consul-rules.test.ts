@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nextIndex } from '../../src/consul/blocking-watch.js';
 import { backoffDelay } from '../../src/consul/backoff.js';
-import { kvBindings, parseAddress, resolveConnection, resolveTiming, DEFAULT_TIMING } from '../../src/consul/options.js';
+import { kvBindings, singleKvKey, parseAddress, resolveConnection, resolveTiming, DEFAULT_TIMING } from '../../src/consul/options.js';
 import { ConsulXdsError } from '../../src/errors.js';
 
 test('nextIndex: follows the returned index, resets to 0 when it goes backwards, never blocks on 0', () => {
@@ -75,6 +75,8 @@ test('kvBindings: one key for group default, or prefix + group per fleet', () =>
   assert.throws(() => kvBindings({ keyPrefix: 'b/' }), /at least one --consul-group/);
   assert.throws(() => kvBindings({ keyPrefix: 'b/', groups: ['x', 'x'] }), /listed twice/);
   assert.throws(() => kvBindings({ key: 'folder/' }), /must name a key/);
+  assert.equal(singleKvKey({ keyPrefix: 'consul-xds/', groups: ['edge'] }, 'kv get'), 'consul-xds/edge');
+  assert.throws(() => singleKvKey({ keyPrefix: 'consul-xds/', groups: ['edge', 'internal'] }, 'kv get'), /kv get: works on one key; give one --group \(got edge, internal\)/);
 });
 
 test('resolveTiming: defaults, overrides, and named range errors', () => {
