@@ -13,8 +13,8 @@ import { kvBindings, resolveConnection, type ConsulOptions } from './consul/opti
 import { parseConfig } from './config/parse.js';
 import { edsServices, type EdsService } from './config/eds-services.js';
 import type { Config } from './config/schema.js';
-import { Publisher, type PublisherStatus } from './pipeline/publisher.js';
-import { SnapshotCache } from './cache/snapshot-cache.js';
+import { Publisher, type PublishError, type PublisherStatus } from './pipeline/publisher.js';
+import { DEFAULT_GROUP, SnapshotCache } from './cache/snapshot-cache.js';
 import { createXdsServer, type XdsServer } from './server/index.js';
 import { startSidecar, type AdminOptions, type AlsOptions, type Sidecar } from './sidecar/index.js';
 import { ConsulXdsError } from './errors.js';
@@ -77,39 +77,41 @@ export async function serve(opts: ServeOptions): Promise<RunningApp> {
     for (const c of closers.splice(0).reverse()) await c();
   };
   try {
-    const sources = opts.configFile
-      ? await startFileSource(opts.configFile, cache, logger, opts.coalesceMs, closers)
-      : await startConsulSources(opts.consul ?? {}, cache, logger, opts.coalesceMs, closers);
-
-    const xds = opts.xds ?? DEFAULT_XDS;
     const xdsServer = createXdsServer({ cache, logger });
-    const xdsPort = await xdsServer.listen(xds.host, xds.port);
     closers.push(() => xdsServer.close());
-    logger.info({ xds: `${xds.host}:${xdsPort}` }, 'xDS server listening');
-
-    let sidecar: Sidecar | undefined;
-    if (opts.admin !== false) {
-      sidecar = await startSidecar({
-        cache,
-        registry: xdsServer.registry,
-        logger,
-        admin: opts.admin ?? {},
-        als: opts.als ?? {},
-      });
-      closers.push(() => sidecar?.close());
-      const metrics = sidecar.metrics;
-      for (const p of sources.publishers.values()) {
-        p.on('published', (_snapshot, buildMs: number) => metrics.observeSnapshotBuild(buildMs));
-        p.on('rejected', (e: { code: string }) => metrics.recordConfigError(e.code));
-      }
-    }
-
+    let sources: Sources | undefined;
     const status = (): AppStatus => ({
       mode: opts.configFile ? 'file' : 'consul',
-      groups: [...sources.publishers.values()].map((p) => p.status()),
-      ...(sources.consulStatus ? { consul: sources.consulStatus() } : {}),
+      groups: sources ? [...sources.publishers.values()].map((p) => p.status()) : [],
+      ...(sources?.consulStatus ? { consul: sources.consulStatus() } : {}),
     });
-    const publisher = sources.publishers.get('default') ?? [...sources.publishers.values()][0];
+
+    // The sidecar starts first: during start-up its health answer says "no snapshot yet", and its
+    // metrics see the first snapshot build too.
+    let sidecar: Sidecar | undefined;
+    if (opts.admin !== false) {
+      sidecar = await startSidecar({ cache, registry: xdsServer.registry, logger, admin: opts.admin ?? {}, als: opts.als ?? {}, status });
+      closers.push(() => sidecar?.close());
+    }
+    const metrics = sidecar?.metrics;
+    const newPublisher = (group: string): Publisher => {
+      const p = new Publisher({ cache, logger, group, coalesceMs: opts.coalesceMs });
+      closers.push(() => p.close());
+      if (metrics) {
+        p.on('published', (_snapshot, buildMs: number) => metrics.observeSnapshotBuild(buildMs));
+        p.on('rejected', (e: PublishError) => metrics.recordConfigError(e.code));
+      }
+      return p;
+    };
+    sources = opts.configFile
+      ? await startFileSource(opts.configFile, newPublisher, closers)
+      : await startConsulSources(opts.consul ?? {}, newPublisher, logger, closers);
+
+    const xds = opts.xds ?? DEFAULT_XDS;
+    const xdsPort = await xdsServer.listen(xds.host, xds.port);
+    logger.info({ xds: `${xds.host}:${xdsPort}` }, 'xDS server listening');
+
+    const publisher = sources.publishers.get(DEFAULT_GROUP) ?? [...sources.publishers.values()][0];
     if (!publisher) throw new Error('serve: no node group configured');
 
     return {
@@ -135,9 +137,8 @@ interface Sources {
   readonly consulStatus?: () => { kv: unknown[]; health: unknown };
 }
 
-async function startFileSource(file: string, cache: SnapshotCache, logger: Logger, coalesceMs: number | undefined, closers: Closer[]): Promise<Sources> {
-  const publisher = new Publisher({ cache, logger, coalesceMs });
-  closers.push(() => publisher.close());
+async function startFileSource(file: string, newPublisher: (group: string) => Publisher, closers: Closer[]): Promise<Sources> {
+  const publisher = newPublisher(DEFAULT_GROUP);
   const source = new ConfigFileSource(file, {
     onConfig: (config, origin) => publisher.setConfig(config, origin),
     onError: (err) => publisher.reject(file, err),
@@ -146,10 +147,10 @@ async function startFileSource(file: string, cache: SnapshotCache, logger: Logge
   closers.push(() => source.close());
   publisher.setConfig(first, file);
   requireFirstSnapshot(publisher);
-  return { publishers: new Map([['default', publisher]]) };
+  return { publishers: new Map([[DEFAULT_GROUP, publisher]]) };
 }
 
-async function startConsulSources(consul: ConsulOptions, cache: SnapshotCache, logger: Logger, coalesceMs: number | undefined, closers: Closer[]): Promise<Sources> {
+async function startConsulSources(consul: ConsulOptions, newPublisher: (group: string) => Publisher, logger: Logger, closers: Closer[]): Promise<Sources> {
   const client = new ConsulClient(resolveConnection(consul));
   closers.push(() => client.close());
   const startupTimeoutMs = consul.startupTimeoutMs ?? 10_000;
@@ -175,8 +176,7 @@ async function startConsulSources(consul: ConsulOptions, cache: SnapshotCache, l
 
   const kvSources: ConsulKvSource[] = [];
   for (const binding of kvBindings(consul)) {
-    const publisher = new Publisher({ cache, logger, group: binding.group, coalesceMs });
-    closers.push(() => publisher.close());
+    const publisher = newPublisher(binding.group);
     publishers.set(binding.group, publisher);
     const kv: ConsulKvSource = new ConsulKvSource({
       client,

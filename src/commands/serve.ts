@@ -23,6 +23,7 @@ Serving:
   --maintenance-file FILE   while FILE exists, the health path answers 599 MAINTENANCE
   --watch-node ID           Envoy node id whose xDS state decides health (default: every connected node)
   --envoy-admin URL         also require this Envoy admin's /ready to say LIVE
+  --ack-grace-ms N          how long a node may run an older ACKed version before health fails (default 10000)
   --als-host HOST           Access Log Service sink address (default 127.0.0.1)
   --als-port N              Access Log Service sink port (default 9001)
   --access-log-file FILE    write access-log JSON lines to FILE (default stdout)
@@ -42,6 +43,7 @@ export async function run(argv: string[]): Promise<number> {
     'maintenance-file': { type: 'string' },
     'watch-node': { type: 'string' },
     'envoy-admin': { type: 'string' },
+    'ack-grace-ms': { type: 'string' },
     'als-host': { type: 'string' },
     'als-port': { type: 'string' },
     'access-log-file': { type: 'string' },
@@ -68,6 +70,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(values['maintenance-file'] !== undefined ? { maintenanceFile: values['maintenance-file'] } : {}),
       ...(values['watch-node'] !== undefined ? { watchNode: values['watch-node'] } : {}),
       ...(values['envoy-admin'] !== undefined ? { envoyAdminUrl: values['envoy-admin'] } : {}),
+      ...(values['ack-grace-ms'] !== undefined ? { graceMs: Number(values['ack-grace-ms']) } : {}),
     },
     als: values['no-als']
       ? false

@@ -29,6 +29,8 @@ export interface AdminServerOptions {
   /** Access-log parts; absent when the ALS sink is disabled. */
   readonly accessLog?: { readonly aggregates: AccessAggregates; readonly writer: AccessLogWriter; readonly sink: AlsSink };
   readonly logger: Logger;
+  /** The pipeline's own status (config origin, versions, last error, Consul watches) for GET /status. */
+  readonly status?: () => unknown;
 }
 
 type Handler = (url: URL) => Promise<Reply> | Reply;
@@ -49,6 +51,7 @@ export class AdminServer {
     this.logger = opts.logger.child({ component: 'admin' });
     const { cache, registry, health, metrics, accessLog } = opts;
     const routes = new Map<string, Handler>([
+      ['/status', () => json(opts.status ? opts.status() : { error: 'no pipeline status available' }, opts.status ? 200 : 404)],
       ['/status/clients', () => json(clientStatus(registry))],
       ['/config_dump', (url) => configDump(cache, registry, url)],
       ['/metrics', async () => ({ status: 200, contentType: metrics.contentType, body: await metrics.text() })],

@@ -63,6 +63,8 @@ export interface SidecarOptions {
   readonly als?: AlsOptions | false;
   /** Node.js process metrics on /metrics (default true). */
   readonly processMetrics?: boolean;
+  /** The pipeline's status for GET /status (config origin, versions, last error, Consul watches). */
+  readonly status?: () => unknown;
 }
 
 export interface Sidecar {
@@ -133,6 +135,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       health,
       healthPath: admin.healthPath,
       metrics,
+      ...(opts.status ? { status: opts.status } : {}),
       ...(accessLog ? { accessLog } : {}),
       logger,
     });
