@@ -1,14 +1,16 @@
 /**
  * Wire format of the SotW discovery messages, kept out of the protocol logic.
  *
- * In (requests): the bytes grpc-js hands the method's deserializer. Out: an XdsRequest, or a
+ * Requests: a lean hand-written DiscoveryRequest reader. It reads the scalars, keeps the node
+ * and the resource names as byte ranges and decodes them only on demand: Envoy repeats its node
+ * and its full subscription (hundreds of EDS names) in every ACK, and the session only needs them
+ * when they changed, which it sees by comparing the names' raw bytes. Undecodable bytes give a
  * MalformedRequest marker instead of an exception, so the session decides what a bad message
  * costs (that stream, never the server).
  *
- * In (responses): a shared body (version_info + the snapshot's cached Any bytes + type_url),
- * encoded once per (type version, resource selection) and reused by every stream, plus a
- * per-stream nonce. Out: the DiscoveryResponse bytes: the shared body with field 5 (nonce)
- * appended. No resource is ever protobuf-encoded here.
+ * Responses: version_info + the snapshot's cached Any bytes + type_url + nonce, encoded once and
+ * written as is to every stream that sends the same thing (see response-cache.ts). No resource is
+ * ever protobuf-encoded here.
  */
 import protobuf from 'protobufjs';
 import { messageType, TO_OBJECT } from '../envoy/protos.js';
@@ -16,13 +18,17 @@ import type { JsonValue, NodeInfo } from '../cache/node-info.js';
 
 export interface XdsRequest {
   readonly versionInfo: string;
-  /** The raw core.v3.Node; only converted (nodeInfoOf) when the stream has no node yet. */
-  readonly node: protobuf.Message | undefined;
-  readonly resourceNames: readonly string[];
   readonly typeUrl: string;
   readonly responseNonce: string;
   /** Set on a NACK. */
   readonly errorDetail: { readonly code: number; readonly message: string } | undefined;
+  /** The encoded resource_names fields (a view into the message; copy it to keep it), or undefined if not contiguous. */
+  readonly namesRaw: Buffer | undefined;
+  readonly hasNode: boolean;
+  /** resource_names, decoded on demand. */
+  resourceNames(): string[];
+  /** The node, decoded on demand (undefined when the request has none). */
+  node(): NodeInfo | undefined;
 }
 
 export interface MalformedRequest {
@@ -31,47 +37,121 @@ export interface MalformedRequest {
 
 export type IncomingRequest = XdsRequest | MalformedRequest;
 
-/** What the session writes to the call; the method's serializer turns it into bytes. */
-export interface OutgoingResponse {
-  readonly shared: Buffer;
-  readonly nonce: string;
+const EMPTY = Buffer.alloc(0);
+
+class DecodedRequest implements XdsRequest {
+  constructor(
+    private readonly buf: Buffer,
+    readonly versionInfo: string,
+    readonly typeUrl: string,
+    readonly responseNonce: string,
+    readonly errorDetail: { readonly code: number; readonly message: string } | undefined,
+    readonly namesRaw: Buffer | undefined,
+    private readonly nodeStart: number,
+    private readonly nodeEnd: number,
+  ) {}
+
+  get hasNode(): boolean {
+    return this.nodeStart >= 0;
+  }
+
+  resourceNames(): string[] {
+    const names: string[] = [];
+    walk(this.buf, (field, start, end) => {
+      if (field === 3) names.push(this.buf.toString('utf8', start, end));
+    });
+    return names;
+  }
+
+  node(): NodeInfo | undefined {
+    return this.nodeStart < 0 ? undefined : nodeInfoOf(this.buf.subarray(this.nodeStart, this.nodeEnd));
+  }
 }
 
-let requestType: protobuf.Type | undefined;
-
-interface DecodedRequest {
-  version_info: string;
-  node: protobuf.Message | null;
-  resource_names: string[];
-  type_url: string;
-  response_nonce: string;
-  error_detail: { code: number; message: string } | null;
-}
-
-export function decodeRequest(bytes: Buffer): IncomingRequest {
-  requestType ??= messageType('envoy.service.discovery.v3.DiscoveryRequest');
-  let m: DecodedRequest;
+/** The method's request deserializer. */
+export function decodeRequest(buf: Buffer): IncomingRequest {
   try {
-    m = requestType.decode(bytes) as unknown as DecodedRequest;
+    let versionInfo = '';
+    let typeUrl = '';
+    let nonce = '';
+    let errorDetail: { code: number; message: string } | undefined;
+    let nodeStart = -1;
+    let nodeEnd = -1;
+    let namesStart = -1;
+    let namesEnd = -1;
+    let contiguous = true;
+    walk(buf, (field, start, end, tagStart) => {
+      switch (field) {
+        case 1:
+          versionInfo = buf.toString('utf8', start, end);
+          break;
+        case 2:
+          nodeStart = start;
+          nodeEnd = end;
+          break;
+        case 3:
+          if (namesStart < 0) namesStart = tagStart;
+          else if (namesEnd !== tagStart) contiguous = false;
+          namesEnd = end;
+          break;
+        case 4:
+          typeUrl = buf.toString('utf8', start, end);
+          break;
+        case 5:
+          nonce = buf.toString('utf8', start, end);
+          break;
+        case 6:
+          errorDetail = decodeStatus(buf.subarray(start, end));
+          break;
+        default:
+          break;
+      }
+    });
+    const namesRaw = namesStart < 0 ? EMPTY : contiguous ? buf.subarray(namesStart, namesEnd) : undefined;
+    return new DecodedRequest(buf, versionInfo, typeUrl, nonce, errorDetail, namesRaw, nodeStart, nodeEnd);
   } catch (err) {
     return { malformed: (err as Error).message };
   }
-  return {
-    versionInfo: m.version_info,
-    node: m.node ?? undefined,
-    resourceNames: m.resource_names,
-    typeUrl: m.type_url,
-    responseNonce: m.response_nonce,
-    errorDetail: m.error_detail ? { code: m.error_detail.code, message: m.error_detail.message } : undefined,
-  };
+}
+
+/**
+ * Calls `onField(field, valueStart, valueEnd, tagStart)` for each length-delimited field and skips
+ * every other wire type. Throws on truncation or an invalid wire type.
+ */
+function walk(buf: Buffer, onField: (field: number, start: number, end: number, tagStart: number) => void): void {
+  const r = protobuf.Reader.create(buf);
+  while (r.pos < r.len) {
+    const tagStart = r.pos;
+    const tag = r.uint32();
+    const field = tag >>> 3;
+    if (field === 0) throw new Error(`invalid field number 0 at offset ${tagStart}`);
+    if ((tag & 7) !== 2) {
+      r.skipType(tag & 7);
+      continue;
+    }
+    const len = r.uint32();
+    const start = r.pos;
+    const end = start + len;
+    if (end > r.len) throw new Error(`field ${field} overruns the message (${end} > ${r.len})`);
+    r.pos = end;
+    onField(field, start, end, tagStart);
+  }
+}
+
+let statusType: protobuf.Type | undefined;
+
+function decodeStatus(bytes: Buffer): { code: number; message: string } {
+  statusType ??= messageType('google.rpc.Status');
+  const s = statusType.decode(bytes) as unknown as { code: number; message: string };
+  return { code: s.code, message: s.message };
 }
 
 let nodeType: protobuf.Type | undefined;
 
-/** core.v3.Node -> NodeInfo (metadata Struct as plain JSON). */
-export function nodeInfoOf(node: protobuf.Message): NodeInfo {
+/** core.v3.Node bytes -> NodeInfo (metadata Struct as plain JSON). */
+export function nodeInfoOf(bytes: Uint8Array): NodeInfo {
   nodeType ??= messageType('envoy.config.core.v3.Node');
-  const o = nodeType.toObject(node, TO_OBJECT) as {
+  const o = nodeType.toObject(nodeType.decode(bytes), TO_OBJECT) as {
     id?: string;
     cluster?: string;
     user_agent_name?: string;
@@ -94,13 +174,14 @@ export function nodeInfoOf(node: protobuf.Message): NodeInfo {
 interface StructObject {
   fields?: Record<string, ValueObject>;
 }
+/** google.protobuf.Value as protobufjs defines it (its bundled well-known types are camelCase). */
 interface ValueObject {
-  null_value?: unknown;
-  number_value?: number;
-  string_value?: string;
-  bool_value?: boolean;
-  struct_value?: StructObject;
-  list_value?: { values?: ValueObject[] };
+  nullValue?: unknown;
+  numberValue?: number;
+  stringValue?: string;
+  boolValue?: boolean;
+  structValue?: StructObject;
+  listValue?: { values?: ValueObject[] };
 }
 
 function structToJson(s: StructObject | undefined): { [key: string]: JsonValue } {
@@ -110,19 +191,19 @@ function structToJson(s: StructObject | undefined): { [key: string]: JsonValue }
 }
 
 function valueToJson(v: ValueObject): JsonValue {
-  if (v.string_value !== undefined) return v.string_value;
-  if (v.number_value !== undefined) return v.number_value;
-  if (v.bool_value !== undefined) return v.bool_value;
-  if (v.struct_value !== undefined) return structToJson(v.struct_value);
-  if (v.list_value !== undefined) return (v.list_value.values ?? []).map(valueToJson);
+  if (v.stringValue !== undefined) return v.stringValue;
+  if (v.numberValue !== undefined) return v.numberValue;
+  if (v.boolValue !== undefined) return v.boolValue;
+  if (v.structValue !== undefined) return structToJson(v.structValue);
+  if (v.listValue !== undefined) return (v.listValue.values ?? []).map(valueToJson);
   return null;
 }
 
 /**
  * DiscoveryResponse minus its nonce: field 1 version_info, field 2 (repeated) the resources'
- * cached Any bytes, field 4 type_url. Encoded once, shared by every stream.
+ * cached Any bytes, field 4 type_url.
  */
-export function encodeSharedResponse(versionInfo: string, typeUrl: string, resources: readonly { readonly bytes: Uint8Array }[]): Buffer {
+export function encodeResponseBody(versionInfo: string, typeUrl: string, resources: readonly { readonly bytes: Uint8Array }[]): Buffer {
   const w = protobuf.Writer.create();
   w.uint32(0x0a).string(versionInfo);
   for (const r of resources) w.uint32(0x12).bytes(r.bytes);
@@ -134,15 +215,14 @@ export function encodeSharedResponse(versionInfo: string, typeUrl: string, resou
 /** Nonces we make are short ASCII, so field 5 is: tag, one length byte, the characters. */
 const NONCE_TAG = 0x2a;
 
-/** The method's response serializer: shared body + this stream's nonce. */
-export function serializeResponse(r: OutgoingResponse): Buffer {
-  const n = r.nonce.length;
+/** A complete DiscoveryResponse: the body with field 5 (nonce) appended. */
+export function withNonce(body: Buffer, nonce: string): Buffer {
+  const n = nonce.length;
   if (n > 127) throw new RangeError(`nonce too long (${n})`);
-  const base = r.shared.length;
-  const out = Buffer.allocUnsafe(base + 2 + n);
-  r.shared.copy(out, 0);
-  out[base] = NONCE_TAG;
-  out[base + 1] = n;
-  out.write(r.nonce, base + 2, 'latin1');
+  const out = Buffer.allocUnsafe(body.length + 2 + n);
+  body.copy(out, 0);
+  out[body.length] = NONCE_TAG;
+  out[body.length + 1] = n;
+  out.write(nonce, body.length + 2, 'latin1');
   return out;
 }

@@ -31,11 +31,13 @@ import type { Logger } from '../log.js';
 import type { CacheWatch, SnapshotCache } from '../cache/snapshot-cache.js';
 import type { SnapshotResource, TypeSnapshot } from '../cache/snapshot.js';
 import type { NodeInfo } from '../cache/node-info.js';
-import { nodeInfoOf, type IncomingRequest, type OutgoingResponse } from './discovery-codec.js';
+import type { IncomingRequest, XdsRequest } from './discovery-codec.js';
 import type { ResponseCache } from './response-cache.js';
 import type { StreamRegistry } from './stream-registry.js';
 import { StreamRecord, type StreamMethod, type TypeState } from './stream-state.js';
-import { warmsBetween, warmsOf } from './warming.js';
+import { WILDCARD, type SubscriptionTable } from './subscriptions.js';
+import { changedSince, present, resourcesOf, subscriptionChanged, withNames } from './selection.js';
+import { warmsOf, warmTargets } from './warming.js';
 
 export interface ServedMethod {
   readonly name: StreamMethod;
@@ -59,13 +61,14 @@ export interface SessionContext {
   readonly cache: SnapshotCache;
   readonly registry: StreamRegistry;
   readonly responses: ResponseCache;
+  readonly subscriptions: SubscriptionTable;
   readonly logger: Logger;
   readonly counters: SessionCounters;
   /** Live sessions by record, for shutdown and for warming across per-type streams. */
   readonly sessions: Map<StreamRecord, StreamSession>;
 }
 
-export type XdsCall = ServerDuplexStream<IncomingRequest, OutgoingResponse>;
+export type XdsCall = ServerDuplexStream<IncomingRequest, Buffer>;
 
 /** The type whose resources a Cluster / Listener update must be followed by. */
 const NEXT_STAGE: Partial<Record<XdsTypeUrl, XdsTypeUrl>> = {
@@ -76,7 +79,6 @@ const NEXT_STAGE: Partial<Record<XdsTypeUrl, XdsTypeUrl>> = {
 const MAX_WARNED_TYPE_URLS = 16;
 
 let streamSeq = 0;
-let nonceSeq = 0;
 
 export class StreamSession {
   readonly record: StreamRecord;
@@ -125,6 +127,7 @@ export class StreamSession {
     this.#closed = true;
     this.#watch?.cancel();
     this.#watch = undefined;
+    for (const st of this.record.types.values()) this.#ctx.subscriptions.release(st.sub);
     this.#ctx.registry._remove(this.record);
     this.#ctx.sessions.delete(this.record);
   }
@@ -153,7 +156,10 @@ export class StreamSession {
       this.#unknownType(msg.typeUrl);
       return;
     }
-    if (msg.node && this.record.node === undefined) this.#identify(nodeInfoOf(msg.node));
+    if (this.record.node === undefined && msg.hasNode) {
+      const node = msg.node();
+      if (node !== undefined) this.#identify(node);
+    }
     if (this.#watch === undefined) this.#startWatch();
 
     const st = this.record.state(typeUrl);
@@ -167,7 +173,7 @@ export class StreamSession {
       if (msg.errorDetail) this.#nack(st, msg.errorDetail);
       else this.#ack(st);
     }
-    this.#subscribe(st, msg.resourceNames);
+    this.#subscribe(st, msg);
     this.#flush();
   }
 
@@ -199,26 +205,35 @@ export class StreamSession {
     }
   }
 
-  #subscribe(st: TypeState, names: readonly string[]): void {
+  #subscribe(st: TypeState, req: XdsRequest): void {
     const first = !st.subscribed;
     st.subscribed = true;
+    const raw = req.namesRaw;
+    // Envoy repeats its whole subscription in every request: same bytes, nothing to do.
+    if (!first && raw !== undefined && st.namesRaw !== undefined && raw.equals(st.namesRaw)) {
+      if (st.answerDue) st.dirty = true;
+      return;
+    }
+    // A copy: the request's bytes may be a view into a larger read buffer.
+    st.namesRaw = raw === undefined ? undefined : Buffer.from(raw);
+    const names = req.resourceNames();
     // Legacy wildcard: LDS/CDS with no names on the first request stay wildcard while names stay empty.
     const wildcard = names.length === 0 ? st.full && (first || st.wildcard) : names.includes('*');
     if (wildcard && !st.wildcard) st.answerDue = true;
     st.wildcard = wildcard;
-    if (!sameNames(st.names, names)) {
-      const next = new Set<string>();
-      for (const n of names) if (n !== '*') next.add(n);
-      for (const n of next) if (!st.names.has(n)) st.added.add(n);
-      for (const n of st.names) {
-        if (next.has(n)) continue;
-        // Unsubscribed: forget what the client had, so a later resubscribe sends it again.
-        st.sent.delete(n);
+    const prev = st.sub;
+    const next = this.#ctx.subscriptions.acquire(names.filter((n) => n !== '*'));
+    if (next !== prev) {
+      for (const n of next.list) if (!prev.names.has(n)) st.added.add(n);
+      for (const n of prev.list) {
+        if (next.names.has(n)) continue;
+        // Unsubscribed: a later resubscribe is a new name again, sent even if unchanged.
         st.added.delete(n);
-        st.force.delete(n);
+        st.stale?.delete(n);
       }
-      st.names = next;
+      st.sub = next;
     }
+    this.#ctx.subscriptions.release(prev);
     if (first || st.added.size > 0) st.answerDue = true;
     if (st.answerDue) st.dirty = true;
   }
@@ -226,7 +241,7 @@ export class StreamSession {
   #ack(st: TypeState): void {
     st.acks++;
     st.ackedVersion = st.sentVersion;
-    st.ackedTS = st.sentTS;
+    if (st.full) st.acked = st.base;
     st.nackedVersion = undefined;
     st.lastResponseNacked = false;
     this.#ctx.counters.acks++;
@@ -243,8 +258,12 @@ export class StreamSession {
     st.lastResponseNacked = true;
     st.nackedVersion = version;
     // The client keeps its last good config: our picture of what it holds goes back to that.
-    if (st.full) st.sentTS = st.ackedTS;
-    else for (const r of st.lastSent) st.sent.delete(r.name);
+    if (st.full) {
+      st.base = st.acked;
+    } else {
+      st.stale ??= new Set();
+      for (const r of st.lastSent) st.stale.add(r.name);
+    }
     this.#ctx.counters.nacks++;
     if (!repeated) {
       this.#log.warn(
@@ -273,60 +292,74 @@ export class StreamSession {
 
   /** LDS/CDS: every response is the full (subscribed) set; a missing name means deleted. */
   #evaluateFull(st: TypeState, ts: TypeSnapshot): void {
+    const sub = st.wildcard ? WILDCARD : st.sub;
     const suppressed = ts.version === st.nackedVersion;
-    const selected = st.wildcard ? ts.list : pick(ts, st.names);
-    const changed = st.wildcard ? st.sentTS?.version !== ts.version : namedChanged(st.sentTS, ts, st.names);
-    if (!st.answerDue && (suppressed || !changed)) {
+    if (!st.answerDue && (suppressed || !subscriptionChanged(ts, st.base, sub))) {
+      if (!suppressed) st.base = ts;
       settle(st, ts);
       return;
     }
-    const warms = st.wildcard ? warmsBetween(st.sentTS, ts) : warmsOf(selected, st.sentTS);
+    const selected = present(ts, sub);
+    const warms = warmsOf(selected, st.base);
     this.#send(st, ts, selected);
-    st.sentTS = ts;
+    st.base = ts;
     const next = NEXT_STAGE[st.typeUrl];
     if (next !== undefined && warms.length > 0) this.#warm(next, warms);
   }
 
-  /** RDS/EDS: send what the client does not have (or must get again), named ones even when none exist. */
+  /**
+   * RDS/EDS: send what the client does not hold (changed since its base, warming re-sends, newly
+   * subscribed names, names it rejected), and answer named requests even when none exist.
+   */
   #evaluatePartial(st: TypeState, ts: TypeSnapshot): void {
+    const sub = st.wildcard ? WILDCARD : st.sub;
     const suppressed = ts.version === st.nackedVersion;
-    const selected: SnapshotResource[] = [];
-    const consider = (r: SnapshotResource): void => {
-      const due = st.force.has(r.name) || (suppressed ? st.added.has(r.name) : st.sent.get(r.name) !== r.version);
-      if (due) selected.push(r);
-    };
-    if (st.wildcard) {
-      for (const r of ts.list) consider(r);
+    let selected: readonly SnapshotResource[];
+    if (!suppressed && st.stale === undefined && (st.added.size === 0 || st.base === undefined)) {
+      // The common case, shared by every stream in the same situation (memoised).
+      selected = changedSince(ts, st.base, sub);
+      if (st.warms !== undefined) selected = withNames(ts, selected, warmTargets(sub, st.warms));
     } else {
-      for (const name of st.names) {
-        const r = ts.resources.get(name);
-        if (r !== undefined) consider(r);
+      // After a NACK or a subscription change: this stream's own mix.
+      const due = new Set<string>(st.added);
+      if (st.warms !== undefined) for (const n of warmTargets(sub, st.warms)) due.add(n);
+      if (!suppressed) {
+        for (const r of changedSince(ts, st.base, sub)) due.add(r.name);
+        if (st.stale !== undefined) for (const n of st.stale) if (sub === WILDCARD || sub.names.has(n)) due.add(n);
       }
-      if (selected.length > 1) selected.sort(byIndex);
+      selected = resourcesOf(ts, due);
     }
     if (selected.length === 0 && !st.answerDue) {
+      if (!suppressed) st.base = ts;
       settle(st, ts);
       return;
     }
     this.#send(st, ts, selected);
-    for (const r of selected) st.sent.set(r.name, r.version);
+    if (suppressed) {
+      // Sent at a version the client rejected: what it holds for these names is not certain.
+      st.stale ??= new Set();
+      for (const r of selected) st.stale.add(r.name);
+    } else {
+      st.base = ts;
+      st.stale = undefined;
+    }
   }
 
   #send(st: TypeState, ts: TypeSnapshot, selected: readonly SnapshotResource[]): void {
-    const shared = this.#ctx.responses.shared(ts, selected);
-    const nonce = (++nonceSeq).toString(36);
-    st.nonce = nonce;
+    const res = this.#ctx.responses.response(ts, selected, st.nonceSeq);
+    st.nonce = res.nonce;
+    st.nonceSeq = res.seq;
     st.outstanding = true;
     st.sentVersion = ts.version;
     st.lastSent = selected;
     st.responses++;
     settle(st, ts);
     this.#ctx.counters.responses++;
-    this.#call.write({ shared, nonce });
+    this.#call.write(res.bytes);
     if (this.#log.isLevelEnabled('debug')) {
-      this.#log.debug({ type: TYPE_SHORT[st.typeUrl], version: ts.version, nonce, resources: selected.length }, 'response sent');
+      this.#log.debug({ type: TYPE_SHORT[st.typeUrl], version: ts.version, nonce: res.nonce, resources: selected.length }, 'response sent');
     }
-    this.#ctx.registry._response(this.record, st, selected.length, shared.length);
+    this.#ctx.registry._response(this.record, st, selected.length, res.bodySize);
   }
 
   /** Make the next stage re-send `names` (on this ADS stream, or the node's per-type stream). */
@@ -343,12 +376,11 @@ export class StreamSession {
     }
   }
 
-  /** Returns whether something was marked for re-sending. */
+  /** Returns whether the type was marked for a re-send. */
   #acceptWarm(type: XdsTypeUrl, names: readonly string[]): boolean {
     const st = this.record.types.get(type);
     if (st === undefined || !st.subscribed) return false;
-    for (const n of names) if (st.wildcard || st.names.has(n)) st.force.add(n);
-    if (st.force.size === 0) return false;
+    st.warms = st.warms === undefined ? names : Object.freeze([...new Set([...st.warms, ...names])]);
     st.dirty = true;
     return true;
   }
@@ -366,40 +398,6 @@ export class StreamSession {
 function settle(st: TypeState, ts: TypeSnapshot): void {
   st.answerDue = false;
   st.added.clear();
-  st.force.clear();
+  st.warms = undefined;
   st.evaluatedVersion = ts.version;
-}
-
-/** The request's names equal the current subscription ('*' aside). A duplicated name could hide an unsubscribe; clients do not send duplicates. */
-function sameNames(current: ReadonlySet<string>, names: readonly string[]): boolean {
-  let n = 0;
-  for (const name of names) {
-    if (name === '*') continue;
-    if (!current.has(name)) return false;
-    n++;
-  }
-  return n === current.size;
-}
-
-/** The subscribed resources that exist, in snapshot order. */
-function pick(ts: TypeSnapshot, names: ReadonlySet<string>): SnapshotResource[] {
-  const out: SnapshotResource[] = [];
-  for (const name of names) {
-    const r = ts.resources.get(name);
-    if (r !== undefined) out.push(r);
-  }
-  return out.length > 1 ? out.sort(byIndex) : out;
-}
-
-/** Some subscribed name differs between what the client was sent and `ts` (changed, added or deleted). */
-function namedChanged(sent: TypeSnapshot | undefined, ts: TypeSnapshot, names: ReadonlySet<string>): boolean {
-  if (sent === ts) return false;
-  for (const name of names) {
-    if (sent?.resources.get(name)?.version !== ts.resources.get(name)?.version) return true;
-  }
-  return false;
-}
-
-function byIndex(a: SnapshotResource, b: SnapshotResource): number {
-  return a.index - b.index;
 }

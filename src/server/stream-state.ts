@@ -7,6 +7,7 @@
 import { isFullStateType, TYPE_ORDER, TYPE_SHORT, type XdsTypeUrl } from '../xds/type-urls.js';
 import type { SnapshotResource, TypeShort, TypeSnapshot } from '../cache/snapshot.js';
 import type { NodeInfo } from '../cache/node-info.js';
+import { NO_NAMES, type Subscription } from './subscriptions.js';
 
 /** Which RPC a stream came in on: ADS, or one of the per-type SotW services. */
 export type StreamMethod = 'ADS' | TypeShort;
@@ -61,23 +62,29 @@ export class TypeState {
   /** A request for this type has been seen. */
   subscribed = false;
   wildcard = false;
-  names = new Set<string>();
+  /** Explicitly subscribed names (interned; see subscriptions.ts). */
+  sub: Subscription = NO_NAMES;
+  /** resource_names bytes of the last request: an equal next request skips all name handling. */
+  namesRaw: Buffer | undefined;
   /** Names subscribed since the last evaluation: answered even if unchanged (or absent). */
   readonly added = new Set<string>();
-  /** Warming: names to re-send even though the client has this version. */
-  readonly force = new Set<string>();
+  /** Warming: next-stage names to re-send even though the client has them (unfiltered). */
+  warms: readonly string[] | undefined;
   /** A request must get an answer even if it carries nothing new (first request, new names). */
   answerDue = false;
   /** Something may have to be sent: evaluate at the next flush. */
   dirty = false;
-  /** Full-state types: the type snapshot the client was last sent / last ACKed. */
-  sentTS: TypeSnapshot | undefined;
-  ackedTS: TypeSnapshot | undefined;
-  /** Partial types (EDS/RDS): resource name -> version the client was sent. */
-  readonly sent = new Map<string, string>();
+  /** The type snapshot whose content the client holds for its subscribed names. */
+  base: TypeSnapshot | undefined;
+  /** Full-state types: the type snapshot last ACKed (the client falls back to it on NACK). */
+  acked: TypeSnapshot | undefined;
+  /** RDS/EDS names whose content on the client is unknown (rejected, or sent during a NACK). */
+  stale: Set<string> | undefined;
   /** Resources in the latest response (rolled back on NACK). */
   lastSent: readonly SnapshotResource[] = [];
   nonce: string | undefined;
+  /** The nonce's sequence number; nonces only grow per stream and type. */
+  nonceSeq = 0;
   /** The response with `nonce` has not been answered yet. */
   outstanding = false;
   sentVersion: string | undefined;
@@ -101,7 +108,7 @@ export class TypeState {
       typeUrl: this.typeUrl,
       type: TYPE_SHORT[this.typeUrl],
       wildcard: this.wildcard,
-      names: Object.freeze([...this.names].sort()),
+      names: this.sub.list,
       ...(this.sentVersion !== undefined ? { sentVersion: this.sentVersion } : {}),
       ...(this.ackedVersion !== undefined ? { ackedVersion: this.ackedVersion } : {}),
       ...(this.outstanding && this.nonce !== undefined ? { pendingNonce: this.nonce } : {}),

@@ -4,46 +4,53 @@
  * unchanged one), and a Listener using RDS waits for its RouteConfiguration (go-control-plane
  * issues 245, 583 are what happens otherwise).
  *
- * In: the type snapshot a client had and the one it is about to get. Out: the EDS/RDS names of
- * the resources that are new or changed. Memoised per pair of type snapshots, so a change fanned
- * out to 1,000 wildcard streams computes the diff once.
+ * In: the type snapshot a client had and the resources it is about to get. Out: the EDS/RDS names
+ * of the resources that are new or changed, and which of those a stream subscribed to. Memoised
+ * (see selection.ts), so a change fanned out to 1,000 streams computes each list once.
  */
 import type { SnapshotResource, TypeSnapshot } from '../cache/snapshot.js';
+import { WILDCARD, type Subscription } from './subscriptions.js';
 
-const fromNothing = new WeakMap<TypeSnapshot, readonly string[]>();
-const between = new WeakMap<TypeSnapshot, WeakMap<TypeSnapshot, readonly string[]>>();
+const NONE: readonly string[] = Object.freeze([]);
+const NOTHING: object = Object.freeze({});
 
-/** Names warmed by the resources of `to` that differ from `from` (all of them when `from` is undefined). */
-export function warmsBetween(from: TypeSnapshot | undefined, to: TypeSnapshot): readonly string[] {
-  if (from === to) return [];
-  if (from === undefined) {
-    let all = fromNothing.get(to);
-    if (!all) {
-      all = warmsOf(to.list, undefined);
-      fromNothing.set(to, all);
-    }
-    return all;
-  }
-  let byFrom = between.get(to);
-  if (!byFrom) {
+const warmsMemo = new WeakMap<readonly SnapshotResource[], WeakMap<object, readonly string[]>>();
+const targetsMemo = new WeakMap<readonly string[], WeakMap<Subscription, readonly string[]>>();
+
+/** Names warmed by those of `resources` that are new or differ from `from`. */
+export function warmsOf(resources: readonly SnapshotResource[], from: TypeSnapshot | undefined): readonly string[] {
+  let byFrom = warmsMemo.get(resources);
+  if (byFrom === undefined) {
     byFrom = new WeakMap();
-    between.set(to, byFrom);
+    warmsMemo.set(resources, byFrom);
   }
-  let names = byFrom.get(from);
-  if (!names) {
-    names = warmsOf(to.list, from);
-    byFrom.set(from, names);
+  let names = byFrom.get(from ?? NOTHING);
+  if (names === undefined) {
+    const out = new Set<string>();
+    for (const r of resources) {
+      if (r.warms.length === 0) continue;
+      if (from !== undefined && from.resources.get(r.name)?.version === r.version) continue;
+      for (const n of r.warms) out.add(n);
+    }
+    names = out.size === 0 ? NONE : Object.freeze([...out]);
+    byFrom.set(from ?? NOTHING, names);
   }
   return names;
 }
 
-/** Names warmed by those of `resources` whose version differs from `from`. */
-export function warmsOf(resources: readonly SnapshotResource[], from: TypeSnapshot | undefined): readonly string[] {
-  const out = new Set<string>();
-  for (const r of resources) {
-    if (r.warms.length === 0) continue;
-    if (from !== undefined && from.resources.get(r.name)?.version === r.version) continue;
-    for (const n of r.warms) out.add(n);
+/** The warmed names a stream subscribed to (all of them for a wildcard stream). */
+export function warmTargets(sub: Subscription, warms: readonly string[]): readonly string[] {
+  if (sub === WILDCARD || warms.length === 0) return warms;
+  let bySub = targetsMemo.get(warms);
+  if (bySub === undefined) {
+    bySub = new WeakMap();
+    targetsMemo.set(warms, bySub);
   }
-  return Object.freeze([...out]);
+  let targets = bySub.get(sub);
+  if (targets === undefined) {
+    const t = warms.filter((n) => sub.names.has(n));
+    targets = t.length === 0 ? NONE : Object.freeze(t);
+    bySub.set(sub, targets);
+  }
+  return targets;
 }

@@ -6,9 +6,9 @@
  * In: a SnapshotCache. Out: a grpc-js server streaming its snapshots; a StreamRegistry of the
  * connected clients; counters.
  *
- * Service definitions are built by hand so that the response serializer receives pre-encoded
- * bodies (see discovery-codec.ts): a change fanned out to 1,000 streams encodes each response
- * body once. Delta xDS is not registered: grpc-js answers UNIMPLEMENTED, so Envoy must use
+ * Service definitions are built by hand: the request deserializer is our lean DiscoveryRequest
+ * reader and the response serializer passes pre-encoded responses through (response-cache.ts),
+ * so a change fanned out to 1,000 streams encodes each response once. Delta xDS is not registered: grpc-js answers UNIMPLEMENTED, so Envoy must use
  * `api_type: GRPC`.
  */
 import { Server, ServerCredentials, status as GrpcStatus, type ChannelOptions, type MethodDefinition } from '@grpc/grpc-js';
@@ -16,8 +16,9 @@ import { TypeUrl } from '../xds/type-urls.js';
 import { ConsulXdsError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { SnapshotCache } from '../cache/snapshot-cache.js';
-import { decodeRequest, serializeResponse, type IncomingRequest, type OutgoingResponse } from './discovery-codec.js';
+import { decodeRequest, type IncomingRequest } from './discovery-codec.js';
 import { ResponseCache } from './response-cache.js';
+import { SubscriptionTable } from './subscriptions.js';
 import { StreamRegistry } from './stream-registry.js';
 import { StreamSession, type ServedMethod, type SessionContext, type XdsCall } from './stream-session.js';
 import type { StreamRecord } from './stream-state.js';
@@ -47,8 +48,12 @@ export interface XdsServerStats {
   readonly unknownType: number;
   /** Response bodies encoded (each shared by every stream sending the same thing). */
   readonly sharedBuilds: number;
-  /** Responses served from an already encoded body. */
+  /** Responses written as already encoded shared bytes. */
   readonly sharedHits: number;
+  /** Responses that needed a per-stream copy to get a fresh nonce. */
+  readonly nonceCopies: number;
+  /** Distinct resource-name subscriptions in use (streams with equal ones share one). */
+  readonly subscriptions: number;
 }
 
 export interface XdsServer {
@@ -85,14 +90,17 @@ function serverSideOnly(): never {
   throw new Error('client-side (de)serializer of a server-only method definition');
 }
 
-function methodDefinition(spec: ServiceSpec): MethodDefinition<IncomingRequest, OutgoingResponse> {
+/** Responses are complete pre-encoded DiscoveryResponses (response-cache.ts): written as they are. */
+const asIs = (bytes: Buffer): Buffer => bytes;
+
+function methodDefinition(spec: ServiceSpec): MethodDefinition<IncomingRequest, Buffer> {
   return {
     path: `/${spec.service}/${spec.rpc}`,
     requestStream: true,
     responseStream: true,
     requestSerialize: serverSideOnly,
     requestDeserialize: decodeRequest,
-    responseSerialize: serializeResponse,
+    responseSerialize: asIs,
     responseDeserialize: serverSideOnly,
   };
 }
@@ -103,7 +111,8 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
   const responses = new ResponseCache();
   const sessions = new Map<StreamRecord, StreamSession>();
   const counters = { streamsTotal: 0, requests: 0, responses: 0, acks: 0, nacks: 0, stale: 0, malformed: 0, unknownType: 0 };
-  const ctx: SessionContext = { cache: opts.cache, registry, responses, logger, counters, sessions };
+  const subscriptions = new SubscriptionTable();
+  const ctx: SessionContext = { cache: opts.cache, registry, responses, subscriptions, logger, counters, sessions };
   const server = new Server({ ...DEFAULT_GRPC_OPTIONS, ...opts.grpcOptions });
   for (const spec of SERVICES) {
     server.addService({ [spec.rpc]: methodDefinition(spec) }, {
@@ -118,7 +127,14 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
   return {
     registry,
     get stats(): XdsServerStats {
-      return Object.freeze({ streams: registry.size, ...counters, sharedBuilds: responses.builds, sharedHits: responses.hits });
+      return Object.freeze({
+        streams: registry.size,
+        ...counters,
+        sharedBuilds: responses.builds,
+        sharedHits: responses.hits,
+        nonceCopies: responses.copies,
+        subscriptions: subscriptions.size,
+      });
     },
     listen(host: string, port: number): Promise<number> {
       const address = host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;

@@ -132,7 +132,8 @@ export function encodeRequest(req: AdsRequest): Buffer {
             user_agent_name: node.userAgentName ?? 'consul-xds-test',
             user_agent_version: node.userAgentVersion ?? '0',
             ...(node.metadata
-              ? { metadata: { fields: Object.fromEntries(Object.entries(node.metadata).map(([k, v]) => [k, { string_value: v }])) } }
+              // protobufjs' bundled google.protobuf.Value has camelCase fields.
+              ? { metadata: { fields: Object.fromEntries(Object.entries(node.metadata).map(([k, v]) => [k, { stringValue: v }])) } }
               : {}),
           },
         }

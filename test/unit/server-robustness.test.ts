@@ -123,6 +123,7 @@ test('10,000 stream open/close cycles leave no streams, watches or node state be
   assert.equal(h.server.registry.nodeCount, 0);
   assert.deepEqual(h.server.registry.nodes(), []);
   assert.equal(h.cache.watcherCount, 0);
+  assert.equal(h.server.stats.subscriptions, 0, 'interned subscriptions released');
   // A publish after the churn reaches nobody and costs nothing.
   const before = h.server.stats.responses;
   h.publish(resourceSet({ clusters: 5 }));
