@@ -145,6 +145,30 @@ test('a new instance registering appears; deregistering removes it', async () =>
   await waitUntil(() => !byOrigin(o.latest('web'), 'web-4'), { what: 'web-4 to leave', timeoutMs: 5000 });
 });
 
+test('a burst of 100 instances flapping is read in a few answers, not 100 (rate-limited loop + content compare)', async (t) => {
+  const ids = Array.from({ length: 100 }, (_, i) => `burst-${i}`);
+  for (const id of ids) await consul.registerService({ Name: 'burst', ID: id, Address: `127.0.1.${ids.indexOf(id) + 1}`, Port: 80, Checks: [{ CheckID: `${id}-ttl`, TTL: '10m', Status: 'passing' }] });
+  const o = observe({ timing: { minIntervalMs: 100 } });
+  o.source.setServices([{ cluster: 'burst', service: 'burst' }]);
+  await o.source.ready(5000);
+  await waitUntil(() => o.latest('burst')?.length === 100, { what: '100 burst instances' });
+  const before = o.maps.length;
+  const t0 = performance.now();
+  // Ten workers flip every instance to critical, as a failing dependency would.
+  const queue = [...ids];
+  await Promise.all(Array.from({ length: 10 }, async () => {
+    for (let id = queue.shift(); id !== undefined; id = queue.shift()) await consul.ttl(`${id}-ttl`, 'fail');
+  }));
+  const burstMs = performance.now() - t0;
+  await waitUntil(() => o.latest('burst')?.every((e) => e.health === 'UNHEALTHY'), { what: 'all 100 UNHEALTHY', timeoutMs: 5000 });
+  const emissions = o.maps.length - before;
+  t.diagnostic(`100 TTL flaps over ${burstMs.toFixed(0)} ms -> ${emissions} endpoint updates`);
+  assert.ok(emissions <= Math.ceil(burstMs / 100) + 2, `${emissions} endpoint updates for 100 flaps over ${burstMs.toFixed(0)} ms (one read per 100 ms at most)`);
+  assert.ok(emissions < 100 / 4, `${emissions} updates, far fewer than 100`);
+  o.source.setServices([]);
+  for (const id of ids) await consul.deregisterService(id);
+});
+
 // Last: it stops and restarts the agent (dev mode: state is lost).
 test('Consul down: last endpoints kept, errors name the service, ready() times out naming it; back: watches resume', async () => {
   const errors: string[] = [];
