@@ -51,7 +51,6 @@ export class AdminServer {
     this.logger = opts.logger.child({ component: 'admin' });
     const { cache, registry, health, metrics, accessLog } = opts;
     const routes = new Map<string, Handler>([
-      ['/status', () => json(opts.status ? opts.status() : { error: 'no pipeline status available' }, opts.status ? 200 : 404)],
       ['/status/clients', () => json(clientStatus(registry))],
       ['/config_dump', (url) => configDump(cache, registry, url)],
       ['/metrics', async () => ({ status: 200, contentType: metrics.contentType, body: await metrics.text() })],
@@ -63,6 +62,8 @@ export class AdminServer {
             : json({ error: 'the access-log sink is disabled' }, 404),
       ],
     ]);
+    const status = opts.status;
+    if (status) routes.set('/status', () => json(status()));
     // The health path is configurable (seed 001 used its own); it wins over a built-in path.
     routes.set(opts.healthPath, async () => {
       const r = await health.check();
