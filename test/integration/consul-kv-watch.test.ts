@@ -8,9 +8,10 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConsulKvSource } from '../../src/sources/consul-kv.js';
 import { ConsulClient } from '../../src/consul/client.js';
+import type { ConsulTlsOptions } from '../../src/consul/options.js';
 import type { ConsulError } from '../../src/errors.js';
-import { startConsul, type ConsulAgent } from '../support/consul.js';
-import { waitUntil } from '../support/tmp.js';
+import { makeTlsFiles, startConsul, type ConsulAgent } from '../support/consul.js';
+import { makeTempDir, waitUntil } from '../support/tmp.js';
 
 let consul: ConsulAgent;
 const sources: ConsulKvSource[] = [];
@@ -137,6 +138,40 @@ test('the ACL token is sent as X-Consul-Token (and never appears in errors)', as
   } finally {
     for (const c of [withToken, fromEnv, without, wrong]) c.close();
     await secure.destroy();
+  }
+});
+
+test('TLS: CA, client certificate and server name are used; a blocking watch works over https', async () => {
+  const dir = await makeTempDir('consul-tls');
+  const files = await makeTlsFiles(dir.path);
+  const secure = await startConsul({ tls: files });
+  const address = `https://127.0.0.1:${secure.ports.https}`;
+  const clients: ConsulClient[] = [];
+  const client = (tls: ConsulTlsOptions, env: NodeJS.ProcessEnv = {}) => {
+    const c = ConsulClient.fromOptions({ address, tls }, env);
+    clients.push(c);
+    return c;
+  };
+  try {
+    await secure.kvPut('tls/key', 'over-tls');
+    const full = { caFile: files.caFile, certFile: files.clientCertFile, keyFile: files.clientKeyFile };
+    assert.equal((await client(full).kvGet('tls/key'))?.value, 'over-tls');
+    assert.equal((await client({}, { CONSUL_CACERT: files.caFile, CONSUL_CLIENT_CERT: files.clientCertFile, CONSUL_CLIENT_KEY: files.clientKeyFile }).kvGet('tls/key'))?.value, 'over-tls', 'CONSUL_* TLS env vars');
+    assert.equal((await client({ ...full, serverName: 'server.dc1.consul' }).kvGet('tls/key'))?.value, 'over-tls', 'SNI / name check against the SAN');
+    await assert.rejects(client({ ...full, serverName: 'other.name' }).kvGet('tls/key'), /cannot reach consul at https:\/\/127\.0\.0\.1:\d+: .*(altnames|other\.name)/);
+    await assert.rejects(client({ certFile: files.clientCertFile, keyFile: files.clientKeyFile }).kvGet('tls/key'), /cannot reach consul .*(self-signed|issuer|verify)/i, 'unknown CA refused');
+    assert.equal((await client({ certFile: files.clientCertFile, keyFile: files.clientKeyFile, insecure: true }).kvGet('tls/key'))?.value, 'over-tls', 'insecure skips verification');
+    await assert.rejects(client({ caFile: files.caFile }).kvGet('tls/key'), /cannot reach consul/, 'no client certificate: Consul refuses (verify_incoming_https)');
+
+    const { source, seen } = watchKey('tls/key', {}, client(full));
+    await source.ready(5000);
+    await secure.kvPut('tls/key', 'changed');
+    await waitUntil(() => seen.values.find((v) => v.text === 'changed'), { what: 'a change over https', timeoutMs: 5000 });
+    await source.close();
+  } finally {
+    for (const c of clients) c.close();
+    await secure.destroy();
+    await dir.remove();
   }
 });
 

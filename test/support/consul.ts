@@ -11,7 +11,7 @@
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -36,6 +36,8 @@ export function consulBinary(): Promise<string> {
 
 export interface ConsulPorts {
   readonly http: number;
+  /** Only with the `tls` option. */
+  readonly https?: number;
   readonly serfLan: number;
   readonly serfWan: number;
   readonly server: number;
@@ -91,7 +93,7 @@ export interface ConsulAgent {
   logTail(lines?: number): Promise<string>;
 }
 
-async function pickPorts(): Promise<ConsulPorts> {
+async function pickPorts(https: boolean): Promise<ConsulPorts> {
   const seen = new Set<number>();
   const one = async (): Promise<number> => {
     for (;;) {
@@ -102,18 +104,46 @@ async function pickPorts(): Promise<ConsulPorts> {
       }
     }
   };
-  return { http: await one(), serfLan: await one(), serfWan: await one(), server: await one() };
+  return { http: await one(), serfLan: await one(), serfWan: await one(), server: await one(), ...(https ? { https: await one() } : {}) };
 }
 
 export interface StartConsulOptions {
   /** Turn ACLs on (default policy deny) with this master token; the handle's client uses it. */
   readonly aclMasterToken?: string;
+  /** Also serve HTTPS (on `ports.https`) with these files, requiring client certificates. */
+  readonly tls?: TlsFiles;
+}
+
+export interface TlsFiles {
+  readonly caFile: string;
+  readonly serverCertFile: string;
+  readonly serverKeyFile: string;
+  readonly clientCertFile: string;
+  readonly clientKeyFile: string;
+}
+
+/**
+ * A throwaway CA, a server certificate for 127.0.0.1 (and DNS server.dc1.consul) and a client
+ * certificate, made with openssl in `dir`. EC P-256 keys: fast to generate.
+ */
+export async function makeTlsFiles(dir: string): Promise<TlsFiles> {
+  const f = (name: string) => join(dir, name);
+  const openssl = (...args: string[]) => execFileAsync('openssl', args, { cwd: dir });
+  const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await openssl('req', '-x509', ...key, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-subj', '/CN=consul-xds test CA', '-days', '2');
+  await writeFile(f('server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:server.dc1.consul\n');
+  await writeFile(f('client.ext'), 'extendedKeyUsage=clientAuth\n');
+  for (const who of ['server', 'client']) {
+    await openssl('req', ...key, '-keyout', f(`${who}.key`), '-out', f(`${who}.csr`), '-subj', `/CN=${who}`);
+    await openssl('x509', '-req', '-in', f(`${who}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f(`${who}.pem`), '-days', '2', '-extfile', f(`${who}.ext`));
+  }
+  return { caFile: f('ca.pem'), serverCertFile: f('server.pem'), serverKeyFile: f('server.key'), clientCertFile: f('client.pem'), clientKeyFile: f('client.key') };
 }
 
 export async function startConsul(opts: StartConsulOptions = {}): Promise<ConsulAgent> {
   const bin = await consulBinary();
   const dir = await makeTempDir('consul');
-  const ports = await pickPorts();
+  const ports = await pickPorts(opts.tls !== undefined);
   const address = `http://127.0.0.1:${ports.http}`;
   const client = ConsulClient.fromOptions({ address, token: opts.aclMasterToken }, {});
   const logFile = join(dir.path, 'consul.log');
@@ -133,6 +163,9 @@ export async function startConsul(opts: StartConsulOptions = {}): Promise<Consul
     '-data-dir', join(dir.path, 'data'),
     '-log-level', 'warn',
     // 1.8 spells the bootstrap token `master` (renamed `initial_management` in 1.11).
+    ...(opts.tls && ports.https
+      ? ['-https-port', String(ports.https), '-hcl', `ca_file = "${opts.tls.caFile}"`, '-hcl', `cert_file = "${opts.tls.serverCertFile}"`, '-hcl', `key_file = "${opts.tls.serverKeyFile}"`, '-hcl', 'verify_incoming_https = true']
+      : []),
     ...(opts.aclMasterToken ? ['-hcl', `acl { enabled = true, default_policy = "deny", tokens { master = "${opts.aclMasterToken}" } }`] : []),
   ];
 
