@@ -15,6 +15,7 @@
 import protobuf from 'protobufjs';
 import { messageType, TO_OBJECT } from '../envoy/protos.js';
 import type { JsonValue, NodeInfo } from '../cache/node-info.js';
+import { TypeUrl } from '../xds/type-urls.js';
 
 export interface XdsRequest {
   readonly versionInfo: string;
@@ -42,14 +43,19 @@ const EMPTY = Buffer.alloc(0);
 class DecodedRequest implements XdsRequest {
   constructor(
     private readonly buf: Buffer,
-    readonly versionInfo: string,
     readonly typeUrl: string,
     readonly responseNonce: string,
     readonly errorDetail: { readonly code: number; readonly message: string } | undefined,
     readonly namesRaw: Buffer | undefined,
+    private readonly versionStart: number,
+    private readonly versionEnd: number,
     private readonly nodeStart: number,
     private readonly nodeEnd: number,
   ) {}
+
+  get versionInfo(): string {
+    return this.versionStart < 0 ? '' : this.buf.toString('utf8', this.versionStart, this.versionEnd);
+  }
 
   get hasNode(): boolean {
     return this.nodeStart >= 0;
@@ -57,9 +63,18 @@ class DecodedRequest implements XdsRequest {
 
   resourceNames(): string[] {
     const names: string[] = [];
-    walk(this.buf, (field, start, end) => {
-      if (field === 3) names.push(this.buf.toString('utf8', start, end));
-    });
+    const buf = this.buf;
+    cursor = 0;
+    while (cursor < buf.length) {
+      const tag = varint(buf);
+      if ((tag & 7) !== 2) {
+        skip(buf, tag & 7);
+        continue;
+      }
+      const end = lengthEnd(buf);
+      if (tag >>> 3 === 3) names.push(buf.toString('utf8', cursor, end));
+      cursor = end;
+    }
     return names;
   }
 
@@ -68,22 +83,41 @@ class DecodedRequest implements XdsRequest {
   }
 }
 
-/** The method's request deserializer. */
+/** The type URLs we serve, as bytes: a request's type_url is matched without decoding it. */
+const KNOWN_TYPE_URLS: ReadonlyArray<readonly [Buffer, string]> = Object.values(TypeUrl).map((u) => [Buffer.from(u), u] as const);
+
+/**
+ * The method's request deserializer: one pass over the fields; only the nonce is decoded as a
+ * string (the type URL is matched against the known ones), everything else is kept as offsets.
+ */
 export function decodeRequest(buf: Buffer): IncomingRequest {
   try {
-    let versionInfo = '';
     let typeUrl = '';
     let nonce = '';
     let errorDetail: { code: number; message: string } | undefined;
+    let versionStart = -1;
+    let versionEnd = -1;
     let nodeStart = -1;
     let nodeEnd = -1;
     let namesStart = -1;
     let namesEnd = -1;
     let contiguous = true;
-    walk(buf, (field, start, end, tagStart) => {
-      switch (field) {
+    cursor = 0;
+    while (cursor < buf.length) {
+      const tagStart = cursor;
+      const tag = varint(buf);
+      if (tag >>> 3 === 0) throw new Error(`invalid field number 0 at offset ${tagStart}`);
+      if ((tag & 7) !== 2) {
+        skip(buf, tag & 7);
+        continue;
+      }
+      const end = lengthEnd(buf);
+      const start = cursor;
+      cursor = end;
+      switch (tag >>> 3) {
         case 1:
-          versionInfo = buf.toString('utf8', start, end);
+          versionStart = start;
+          versionEnd = end;
           break;
         case 2:
           nodeStart = start;
@@ -95,7 +129,7 @@ export function decodeRequest(buf: Buffer): IncomingRequest {
           namesEnd = end;
           break;
         case 4:
-          typeUrl = buf.toString('utf8', start, end);
+          typeUrl = typeUrlOf(buf, start, end);
           break;
         case 5:
           nonce = buf.toString('utf8', start, end);
@@ -106,36 +140,56 @@ export function decodeRequest(buf: Buffer): IncomingRequest {
         default:
           break;
       }
-    });
+    }
     const namesRaw = namesStart < 0 ? EMPTY : contiguous ? buf.subarray(namesStart, namesEnd) : undefined;
-    return new DecodedRequest(buf, versionInfo, typeUrl, nonce, errorDetail, namesRaw, nodeStart, nodeEnd);
+    return new DecodedRequest(buf, typeUrl, nonce, errorDetail, namesRaw, versionStart, versionEnd, nodeStart, nodeEnd);
   } catch (err) {
     return { malformed: (err as Error).message };
   }
 }
 
-/**
- * Calls `onField(field, valueStart, valueEnd, tagStart)` for each length-delimited field and skips
- * every other wire type. Throws on truncation or an invalid wire type.
- */
-function walk(buf: Buffer, onField: (field: number, start: number, end: number, tagStart: number) => void): void {
-  const r = protobuf.Reader.create(buf);
-  while (r.pos < r.len) {
-    const tagStart = r.pos;
-    const tag = r.uint32();
-    const field = tag >>> 3;
-    if (field === 0) throw new Error(`invalid field number 0 at offset ${tagStart}`);
-    if ((tag & 7) !== 2) {
-      r.skipType(tag & 7);
-      continue;
-    }
-    const len = r.uint32();
-    const start = r.pos;
-    const end = start + len;
-    if (end > r.len) throw new Error(`field ${field} overruns the message (${end} > ${r.len})`);
-    r.pos = end;
-    onField(field, start, end, tagStart);
+function typeUrlOf(buf: Buffer, start: number, end: number): string {
+  for (const [bytes, url] of KNOWN_TYPE_URLS) {
+    if (bytes.length === end - start && buf.compare(bytes, 0, bytes.length, start, end) === 0) return url;
   }
+  return buf.toString('utf8', start, end);
+}
+
+// A tiny protobuf wire reader. Decoding is synchronous, so one module-level cursor serves all calls.
+let cursor = 0;
+
+function varint(buf: Buffer): number {
+  let value = 0;
+  for (let shift = 0; shift < 35; shift += 7) {
+    if (cursor >= buf.length) throw new Error(`truncated varint at offset ${cursor}`);
+    const b = buf[cursor++] as number;
+    value += (b & 0x7f) * 2 ** shift;
+    if (b < 0x80) return value;
+  }
+  throw new Error(`varint too long at offset ${cursor}`);
+}
+
+/** Reads a length prefix; returns where the value ends (the cursor is then at its start). */
+function lengthEnd(buf: Buffer): number {
+  const len = varint(buf);
+  const end = cursor + len;
+  if (end > buf.length) throw new Error(`length ${len} at offset ${cursor} overruns the message (${buf.length} bytes)`);
+  return end;
+}
+
+/** Skips a field that is not length-delimited; groups (3, 4) and 6, 7 are not valid here. */
+function skip(buf: Buffer, wireType: number): void {
+  if (wireType === 0) {
+    for (let i = 0; i < 10; i++) {
+      if (cursor >= buf.length) break;
+      if ((buf[cursor++] as number) < 0x80) return;
+    }
+    throw new Error(`bad varint at offset ${cursor}`);
+  }
+  if (wireType === 1) cursor += 8;
+  else if (wireType === 5) cursor += 4;
+  else throw new Error(`invalid wire type ${wireType} at offset ${cursor}`);
+  if (cursor > buf.length) throw new Error('truncated fixed-size field');
 }
 
 let statusType: protobuf.Type | undefined;
