@@ -28,3 +28,5 @@ export { ConsulClient, type ConsulRequest, type ConsulResponse, type KvEntry, kv
 export { BlockingWatch, nextIndex, type BlockingWatchOptions, type WatchStatus, type WatchError } from './blocking-watch.js';
 export { backoffDelay, type BackoffPolicy } from './backoff.js';
 export { aggregateStatus, parseHealthEntries, toEndpoints, endpointHealth, type ConsulStatus, type HealthInstance, type ClusterEndpoints } from './health-entries.js';
+export { checkConfigText, planKvWrite, planWeightEdit, applyKvWrite, previewKvWrite, resourceDiff, type CheckedConfig, type KvWritePlan } from './kv-config.js';
+export { unifiedDiff } from './text-diff.js';

@@ -32,7 +32,7 @@ export interface KvSourceStatus extends WatchStatus {
   readonly group: string;
   /** Consul answered that the key does not exist (the last value, if any, keeps serving). */
   readonly missing: boolean;
-  /** ModifyIndex of the value last emitted. */
+  /** ModifyIndex the current text was read at (a re-created key with the same text updates it, emitting nothing). */
   readonly modifyIndex?: number;
 }
 
@@ -74,7 +74,7 @@ export class ConsulKvSource {
     return this;
   }
 
-  /** The last text emitted, if any. */
+  /** The current text (the last one emitted) and the ModifyIndex it was read at. */
   current(): { readonly text: string; readonly modifyIndex: number } | undefined {
     return this.last && { text: this.last.value, modifyIndex: this.last.modifyIndex };
   }
