@@ -2,8 +2,8 @@
  * One xDS stream, state of the world: ADS, or one of the per-type services (CDS/EDS/LDS/RDS).
  *
  * In: DiscoveryRequests from the client and change notices from the snapshot cache.
- * Out: DiscoveryResponses (shared pre-encoded bodies + a fresh nonce), and the stream's state in
- * the registry.
+ * Out: DiscoveryResponses (pre-encoded and shared between streams, with a nonce fresh on this
+ * stream; see response-cache.ts), and the stream's state in the registry.
  *
  * Protocol rules kept here (see XDS-NOTES and readme-server.md):
  * - Every response carries a fresh nonce. A request whose response_nonce is not the latest one
@@ -157,7 +157,15 @@ export class StreamSession {
       return;
     }
     if (this.record.node === undefined && msg.hasNode) {
-      const node = msg.node();
+      let node: NodeInfo | undefined;
+      try {
+        node = msg.node();
+      } catch (err) {
+        counters.malformed++;
+        this.#log.warn({ peer: this.record.peer, err: (err as Error).message }, 'undecodable node in DiscoveryRequest; closing this stream');
+        this.close(GrpcStatus.INVALID_ARGUMENT, `malformed DiscoveryRequest node: ${(err as Error).message}`);
+        return;
+      }
       if (node !== undefined) this.#identify(node);
     }
     if (this.#watch === undefined) this.#startWatch();

@@ -50,6 +50,18 @@ test('undecodable bytes end that stream with INVALID_ARGUMENT, nothing else', { 
   assert.deepEqual((await again.next()).names, ['http']);
 });
 
+test('an undecodable node ends that stream with INVALID_ARGUMENT', { timeout: 20_000 }, async (t) => {
+  const h = await startXds({ set: resourceSet() });
+  t.after(() => h.close());
+  const s = h.conn.stream();
+  const typeUrl = Buffer.from(TypeUrl.Cluster);
+  // field 2 (node) holds one byte that is not a valid field; field 4 is the type URL.
+  s.sendRaw(Buffer.concat([Buffer.from([0x12, 0x01, 0x7f, 0x22, typeUrl.length]), typeUrl]));
+  const status = await s.status;
+  assert.equal(status.code, GrpcStatus.INVALID_ARGUMENT);
+  assert.match(status.details, /node/);
+});
+
 test('requests before the first snapshot wait for it', { timeout: 20_000 }, async (t) => {
   const h = await startXds();
   t.after(() => h.close());
