@@ -3,8 +3,11 @@
  * Consul KV) and the latest EndpointMap (static endpoints and/or Consul health). Out: a consistent
  * snapshot set on the cache, or an error that leaves the last good snapshot serving.
  *
- * Changes are coalesced over a short window, so a burst of health flaps or a config edit that
- * touches endpoints too produces one snapshot, not one per event.
+ * Changes are coalesced: a rebuild waits until its inputs have been quiet for a moment (a short
+ * moment for config edits, a longer one for endpoint changes, which come in bursts when many
+ * instances flap and Consul answers at most every 100 ms per watch), but never longer than
+ * `maxDelayMs` after the first change. So 100 instances flapping together produce one snapshot,
+ * and a lone change still reaches Envoy in well under a second.
  */
 import { EventEmitter } from 'node:events';
 import type { Config } from '../config/schema.js';
@@ -20,8 +23,12 @@ export interface PublisherOptions {
   readonly logger: Logger;
   /** Node group the snapshots are for (see SnapshotCache). */
   readonly group?: string;
-  /** Coalescing window; well under the second an operator waits for a change. */
+  /** Quiet time after a config change before rebuilding (default 20 ms). */
   readonly coalesceMs?: number;
+  /** Quiet time after an endpoint change before rebuilding (default 150 ms: longer than Consul's 100 ms re-query interval). */
+  readonly endpointQuietMs?: number;
+  /** Upper bound on the delay of any change, however long the burst (default 500 ms). */
+  readonly maxDelayMs?: number;
 }
 
 export interface PublishError {
@@ -46,6 +53,11 @@ export class Publisher extends EventEmitter {
   private readonly logger: Logger;
   private readonly group: string;
   private readonly coalesceMs: number;
+  private readonly endpointQuietMs: number;
+  private readonly maxDelayMs: number;
+  /** When the first change of the pending burst arrived, and when the rebuild is due. */
+  private firstChangeAt = 0;
+  private dueAt = 0;
   private good?: { config: Config; origin: string };
   private candidate?: { config: Config; origin: string };
   private dynamicEndpoints: EndpointMap = new Map();
@@ -61,18 +73,20 @@ export class Publisher extends EventEmitter {
     this.logger = opts.logger.child({ component: 'publisher', group: opts.group ?? 'default' });
     this.group = opts.group ?? 'default';
     this.coalesceMs = opts.coalesceMs ?? 20;
+    this.endpointQuietMs = opts.endpointQuietMs ?? 150;
+    this.maxDelayMs = opts.maxDelayMs ?? 500;
   }
 
   /** A new validated config. It replaces the last good one only if it also translates cleanly. */
   setConfig(config: Config, origin: string): void {
     this.candidate = { config, origin };
-    this.schedule();
+    this.schedule(this.coalesceMs);
   }
 
   /** Endpoints from a dynamic source (Consul health). Static endpoints from the config win per cluster. */
   setEndpoints(endpoints: EndpointMap): void {
     this.dynamicEndpoints = endpoints;
-    this.schedule();
+    this.schedule(this.endpointQuietMs);
   }
 
   /**
@@ -111,12 +125,18 @@ export class Publisher extends EventEmitter {
     this.timer = undefined;
   }
 
-  private schedule(): void {
-    if (this.timer) return;
+  /** (Re)arms the rebuild timer so it fires `quietMs` after this change, capped at maxDelayMs after the burst began. */
+  private schedule(quietMs: number): void {
+    const now = performance.now();
+    if (!this.timer) this.firstChangeAt = now;
+    const due = Math.min(now + quietMs, this.firstChangeAt + this.maxDelayMs);
+    if (this.timer && due <= this.dueAt) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.dueAt = due;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.rebuild();
-    }, this.coalesceMs);
+    }, Math.max(0, due - now));
     this.timer.unref();
   }
 
