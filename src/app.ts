@@ -15,6 +15,7 @@ import { edsServices, type EdsService } from './config/eds-services.js';
 import type { Config } from './config/schema.js';
 import { Publisher, type PublishError, type PublisherStatus } from './pipeline/publisher.js';
 import { DEFAULT_GROUP, SnapshotCache } from './cache/snapshot-cache.js';
+import { clientKindGroupOf } from './cache/client-kind.js';
 import { createXdsServer, type XdsServer } from './server/index.js';
 import { startSidecar, type AdminOptions, type AlsOptions, type Sidecar } from './sidecar/index.js';
 import { ConsulXdsError } from './errors.js';
@@ -71,7 +72,8 @@ export async function serve(opts: ServeOptions): Promise<RunningApp> {
     throw new ConsulXdsError('CXDS_USAGE', 'serve: give exactly one config source: a file (--config) or Consul (--consul / --consul-key)');
   }
   const logger = opts.logger ?? createLogger();
-  const cache = new SnapshotCache();
+  // gRPC clients get their group's `/grpc` snapshot (API listeners only); Envoy never does.
+  const cache = new SnapshotCache({ groupOf: clientKindGroupOf() });
   const closers: Closer[] = [];
   const closeAll = async () => {
     for (const c of closers.splice(0).reverse()) await c();

@@ -89,6 +89,9 @@ export const RETRY_ON = [
   'unavailable',
 ] as const;
 
+/** The retry-on conditions proxyless gRPC clients act on (gRPC status codes); they skip the rest. */
+export const GRPC_RETRY_ON = ['cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable'] as const satisfies readonly (typeof RETRY_ON)[number][];
+
 // ---- route (seed) / virtual-hosts (extension) ----
 
 /** Extension: copy a share of this route's requests to another cluster; responses are dropped. */
@@ -141,7 +144,8 @@ const accessLogSchema = z.strictObject({
   }),
 });
 
-const listenerSchema = z.strictObject({
+/** `listener.<name>` of type http (the default) or tcp: a socket that Envoy binds. */
+const socketListenerSchema = z.strictObject({
   /** Seed: the socket protocol. Only TCP is served. */
   protocol: z.enum(['tcp']).default('tcp'),
   address: ipAddress,
@@ -160,9 +164,32 @@ const listenerSchema = z.strictObject({
   'idle-timeout': anyDuration.optional(),
 });
 
+/**
+ * Extension: `type: grpc`, for proxyless gRPC clients (grpc-js-xds, grpc-go, grpc-java). The
+ * entry's name is the target authority the clients dial: `xds:///greeter:50051` asks for the
+ * Listener `greeter:50051`. It becomes an API listener, which only gRPC clients are sent (Envoy
+ * refuses API listeners). Nothing is bound, so there is no address or port; each client connects
+ * to the endpoints itself and balances every request. validate.ts picks the one virtual host the
+ * client will use and refuses what gRPC clients cannot do.
+ */
+const grpcListenerSchema = z.strictObject({
+  type: z.literal('grpc'),
+  /** The virtual hosts to choose from (all when absent); the client takes the best domain match. */
+  'virtual-hosts': z.array(name).min(1).optional(),
+});
+
+export const LISTENER_TYPES = ['http', 'tcp', 'grpc'] as const;
+
+const listenerSchema = z.discriminatedUnion('type', [socketListenerSchema, grpcListenerSchema], {
+  // zod's own text lists the default as 'undefined'; say what a user can write.
+  error: (issue) => (issue.code === 'invalid_union' ? `expected one of ${LISTENER_TYPES.map((t) => `"${t}"`).join(', ')}` : undefined),
+});
+
 // ---- cluster.loadbalancer ----
 
 export const LB_POLICIES = ['round-robin', 'least-request', 'random', 'ring-hash', 'maglev'] as const;
+/** The lb policies proxyless gRPC clients accept; they NACK a Cluster with any other. */
+export const GRPC_LB_POLICIES = ['round-robin', 'ring-hash'] as const satisfies readonly (typeof LB_POLICIES)[number][];
 
 const healthCheckSchema = z.strictObject({
   /** http: GET `value` and expect `expected`; tcp (extension): a successful connect is healthy. */
@@ -239,6 +266,8 @@ export const configSchema = z.strictObject({
 
 export type Config = z.infer<typeof configSchema>;
 export type ListenerConfig = z.infer<typeof listenerSchema>;
+export type SocketListenerConfig = z.infer<typeof socketListenerSchema>;
+export type GrpcListenerConfig = z.infer<typeof grpcListenerSchema>;
 export type AccessLogConfig = z.infer<typeof accessLogSchema>;
 export type VirtualHostConfig = z.infer<typeof virtualHostSchema>;
 export type RouteEntryConfig = z.infer<typeof routeEntrySchema>;

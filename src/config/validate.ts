@@ -2,13 +2,23 @@
  * Rules that span sections of a schema-valid Config, the ones Envoy would NACK or that would make
  * a snapshot inconsistent: routes, mirrors and TCP listeners naming undefined clusters, weights on
  * a shared prefix, duplicate domains in one route table, listener kinds and clashing addresses,
- * health checks missing what their type needs. In: a Config. Out: every issue found, each with
- * its config path (parse.ts adds line and column).
+ * health checks missing what their type needs, and what proxyless gRPC clients cannot do on the
+ * virtual host a `type: grpc` listener leads them to. In: a Config. Out: every issue found, each
+ * with its config path (parse.ts adds line and column).
  */
-import type { Config } from './schema.js';
-import { UINT32_MAX } from './schema.js';
+import type { Config, GrpcListenerConfig } from './schema.js';
+import { GRPC_LB_POLICIES, GRPC_RETRY_ON, UINT32_MAX } from './schema.js';
 import { durationEquals } from './duration.js';
-import { accessLogClusterName, DEFAULT_VHOST, listenerVirtualHosts, prefixRoutes, virtualHosts, type PrefixMember } from './views.js';
+import {
+  accessLogClusterName,
+  DEFAULT_VHOST,
+  grpcVirtualHost,
+  listenerVirtualHosts,
+  prefixRoutes,
+  routedClusters,
+  virtualHosts,
+  type PrefixMember,
+} from './views.js';
 
 export type PathSegment = string | number;
 
@@ -93,8 +103,25 @@ export function validateConfig(config: Config): PathIssue[] {
   // ---- listeners ----
   const boundBy = new Map<string, string>();
   const domainOwner = new Map<string, string>();
+  const known = new Set(virtualHosts(config).map((v) => v.name));
+  // Several gRPC listeners may share a virtual host or cluster: report each problem once.
+  const reported = new Set<string>();
+  const addOnce = (path: readonly PathSegment[], message: string): void => {
+    const key = formatPath(path);
+    if (!reported.has(key)) add(path, message);
+    reported.add(key);
+  };
   for (const [name, l] of Object.entries(config.listener)) {
     const at = (...rest: PathSegment[]): PathSegment[] => ['listener', name, ...rest];
+    if (l.type !== 'tcp') {
+      (l['virtual-hosts'] ?? []).forEach((v, i) => {
+        if (!known.has(v)) add(at('virtual-hosts', i), `virtual host "${v}" is not defined (known: ${[...known].join(', ') || 'none'}; "${DEFAULT_VHOST}" is the top-level \`route\`)`);
+      });
+    }
+    if (l.type === 'grpc') {
+      grpcListenerIssues(config, name, l, addOnce);
+      continue;
+    }
     if (l.port !== 0) {
       const key = `${l.address}:${l.port}`;
       const other = boundBy.get(key);
@@ -114,10 +141,6 @@ export function validateConfig(config: Config): PathIssue[] {
       continue;
     }
     if (l.cluster !== undefined) add(at('cluster'), 'only applies to tcp listeners; http listeners route by virtual host (set type: tcp for a TCP proxy)');
-    const known = new Set(virtualHosts(config).map((v) => v.name));
-    (l['virtual-hosts'] ?? []).forEach((v, i) => {
-      if (!known.has(v)) add(at('virtual-hosts', i), `virtual host "${v}" is not defined (known: ${[...known].join(', ') || 'none'}; "${DEFAULT_VHOST}" is the top-level \`route\`)`);
-    });
     const served = listenerVirtualHosts(config, l);
     if (served.length === 0) {
       if (!l['virtual-hosts']) add(at(), 'an http listener needs a virtual host: add a `route` section (or `virtual-hosts`), or set type: tcp');
@@ -161,4 +184,49 @@ export function validateConfig(config: Config): PathIssue[] {
   }
 
   return issues;
+}
+
+/**
+ * A `type: grpc` listener: its name must lead a gRPC client to exactly one virtual host, and that
+ * virtual host must not ask for what the client cannot do. grpc-js-xds NACKs clusters with other
+ * lb policies and endpoint lists naming one address twice; it silently ignores host rewrites,
+ * mirrors and retries on non-gRPC conditions, which would make the config promise what never
+ * happens. `add` reports a problem shared by several gRPC listeners once.
+ */
+function grpcListenerIssues(config: Config, name: string, listener: GrpcListenerConfig, add: (path: readonly PathSegment[], message: string) => void): void {
+  const at: PathSegment[] = ['listener', name];
+  const { chosen, ties } = grpcVirtualHost(config, name, listener);
+  if (!chosen) {
+    const candidates = listenerVirtualHosts(config, listener).map((v) => `${v.name} [${v.vhost.domain.join(', ')}]`);
+    add(at, `no virtual host matches the gRPC target authority "${name}": a client dialing xds:///${name} needs a virtual host with the domain "${name}", a wildcard matching it, or "*" (domains are compared case-sensitively; candidates: ${candidates.join('; ') || 'none'})`);
+    return;
+  }
+  if (ties.length > 0) {
+    const all = [chosen, ...ties].map((v) => `"${v.name}" (domain "${v.domain}")`).join(', ');
+    add(at, `virtual hosts ${all} match the gRPC target authority "${name}" equally well; make one domain more specific, or list only one of them in virtual-hosts`);
+  }
+  const user = `listener "${name}" (type: grpc) leads gRPC clients to this virtual host`;
+  const { vhost, path } = chosen;
+  if (vhost['host-header'] !== undefined) add([...path, 'host-header'], `${user}, and they cannot rewrite the authority; serve gRPC from a virtual host without host-header`);
+  for (const [cluster, entry] of Object.entries(vhost.cluster)) {
+    if (entry.mirror) add([...path, 'cluster', cluster, 'mirror'], `${user}, and they do not mirror requests; serve gRPC from a virtual host without mirrors`);
+    const retryOn = entry.retry?.['retry-on'];
+    if (retryOn && !retryOn.some((c) => (GRPC_RETRY_ON as readonly string[]).includes(c))) {
+      add([...path, 'cluster', cluster, 'retry', 'retry-on'], `${user}, and they retry only on ${GRPC_RETRY_ON.join(', ')}; none of ${retryOn.join(', ')} is one of them`);
+    }
+  }
+  for (const cluster of routedClusters(vhost)) {
+    const policy = config.cluster.loadbalancer[cluster]?.['lb-policy'];
+    if (policy !== undefined && !(GRPC_LB_POLICIES as readonly string[]).includes(policy)) {
+      add(['cluster', 'loadbalancer', cluster, 'lb-policy'], `"${policy}" is not supported by proxyless gRPC clients (only ${GRPC_LB_POLICIES.join(', ')}), and listener "${name}" (type: grpc) routes to this cluster`);
+    }
+    const eds = config.endpoint.eds[cluster];
+    const first = new Map<string, number>();
+    eds?.static?.forEach((ep, i) => {
+      const key = `${ep.address}:${ep.port ?? eds.port ?? ''}`;
+      const j = first.get(key);
+      if (j === undefined) first.set(key, i);
+      else add(['endpoint', 'eds', cluster, 'static', i], `${key} is already listed at static[${j}]; gRPC clients refuse endpoints that list one address twice, and listener "${name}" (type: grpc) routes to this cluster`);
+    });
+  }
 }

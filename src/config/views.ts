@@ -1,8 +1,8 @@
 /**
  * Derived views of a Config that both validation and translation need, written once: the
- * virtual hosts by name, which ones a listener serves, the routes of a virtual host grouped by
- * prefix, and the access-log sinks. In: a Config (or parts). Out: plain read-only structures,
- * always in a deterministic order.
+ * virtual hosts by name, which ones a listener serves, the one a gRPC client picks for its
+ * target, the routes of a virtual host grouped by prefix, and the access-log sinks. In: a Config
+ * (or parts). Out: plain read-only structures, always in a deterministic order.
  */
 import type { AccessLogConfig, Config, ListenerConfig, RouteEntryConfig, VirtualHostConfig } from './schema.js';
 
@@ -28,13 +28,68 @@ export function virtualHosts(config: Config): readonly NamedVirtualHost[] {
   return out.sort((a, b) => compare(a.name, b.name));
 }
 
-/** The virtual hosts an http listener serves: those it names, or all of them. Unknown names are skipped. */
+/** The virtual hosts a listener serves (http) or chooses from (grpc): those it names, or all of them. Unknown names are skipped. */
 export function listenerVirtualHosts(config: Config, listener: ListenerConfig): readonly NamedVirtualHost[] {
   const all = virtualHosts(config);
   const wanted = listener['virtual-hosts'];
   if (!wanted) return all;
   const set = new Set(wanted);
   return all.filter((v) => set.has(v.name));
+}
+
+/** A virtual host matched against a gRPC target authority, through `domain`. */
+export interface DomainMatch extends NamedVirtualHost {
+  readonly domain: string;
+}
+
+export interface GrpcVirtualHostChoice {
+  /** The virtual host a gRPC client dialing the listener's name uses; undefined when none matches. */
+  readonly chosen?: DomainMatch;
+  /** Other virtual hosts that match exactly as well as `chosen` (an ambiguity validate refuses). */
+  readonly ties: readonly DomainMatch[];
+}
+
+/**
+ * The virtual host a proxyless gRPC client picks for a `type: grpc` listener: the client matches
+ * the listener's name (its target authority, `greeter:50051`) against every virtual host's
+ * domains, case-sensitively, preferring an exact domain, then `*.suffix`, then `prefix*`, then
+ * `*`, and the longer pattern within a kind. A gRPC client uses only that one virtual host.
+ */
+export function grpcVirtualHost(config: Config, authority: string, listener: ListenerConfig): GrpcVirtualHostChoice {
+  let best: { rank: number; length: number; matches: DomainMatch[] } | undefined;
+  for (const v of listenerVirtualHosts(config, listener)) {
+    let own: { rank: number; domain: string } | undefined;
+    for (const domain of v.vhost.domain) {
+      const rank = domainMatchRank(domain, authority);
+      if (rank === undefined) continue;
+      if (!own || rank < own.rank || (rank === own.rank && domain.length > own.domain.length)) own = { rank, domain };
+    }
+    if (!own) continue;
+    const match = { ...v, domain: own.domain };
+    const better = !best || own.rank < best.rank || (own.rank === best.rank && own.domain.length > best.length);
+    if (better) best = { rank: own.rank, length: own.domain.length, matches: [match] };
+    else if (best && own.rank === best.rank && own.domain.length === best.length) best.matches.push(match);
+  }
+  const [chosen, ...ties] = best?.matches ?? [];
+  return chosen ? { chosen, ties } : { ties: [] };
+}
+
+/** 0 exact, 1 `*.suffix`, 2 `prefix*`, 3 `*`; undefined when the pattern does not match. */
+function domainMatchRank(pattern: string, authority: string): number | undefined {
+  if (pattern === '*') return 3;
+  if (!pattern.includes('*')) return pattern === authority ? 0 : undefined;
+  if (pattern.startsWith('*')) return authority.endsWith(pattern.slice(1)) ? 1 : undefined;
+  if (pattern.endsWith('*')) return authority.startsWith(pattern.slice(0, -1)) ? 2 : undefined;
+  return undefined;
+}
+
+/** The clusters a virtual host sends traffic to (a weight of 0 takes a cluster out), sorted. */
+export function routedClusters(vhost: VirtualHostConfig): readonly string[] {
+  const out = new Set<string>();
+  for (const { members } of prefixRoutes(vhost)) {
+    for (const m of members) if (members.length === 1 || (m.entry.weight ?? 0) > 0) out.add(m.cluster);
+  }
+  return [...out].sort(compare);
 }
 
 export interface PrefixMember {

@@ -3,6 +3,11 @@
  * Consul KV) and the latest EndpointMap (static endpoints and/or Consul health). Out: a consistent
  * snapshot set on the cache, or an error that leaves the last good snapshot serving.
  *
+ * Per client kind: the group's snapshot (`group`) is Envoy's and never holds an API listener;
+ * when the config has `type: grpc` listeners, a second snapshot (`<group>/grpc`, see
+ * cache/client-kind.ts) holds only those, with the same clusters and endpoints, for proxyless gRPC
+ * clients. Both come from one translation and are set together, or neither is.
+ *
  * Changes are coalesced: a rebuild waits until its inputs have been quiet for a moment (a short
  * moment for config edits, a longer one for endpoint changes, which come in bursts when many
  * instances flap and Consul answers at most every 100 ms per watch), but never longer than
@@ -13,9 +18,10 @@ import { EventEmitter } from 'node:events';
 import type { Config } from '../config/schema.js';
 import type { EndpointMap } from '../config/endpoints.js';
 import { staticEndpoints } from '../config/static-endpoints.js';
-import { translate } from '../translate/index.js';
+import { splitForClients, translate } from '../translate/index.js';
 import { buildSnapshot, type Snapshot } from '../cache/snapshot.js';
 import type { SnapshotCache } from '../cache/snapshot-cache.js';
+import { grpcGroup } from '../cache/client-kind.js';
 import type { Logger } from '../log.js';
 
 export interface PublisherOptions {
@@ -42,6 +48,8 @@ export interface PublisherStatus {
   readonly group: string;
   readonly configOrigin?: string;
   readonly snapshotVersions?: Readonly<Record<string, string>>;
+  /** Versions of the `<group>/grpc` snapshot, when the config has gRPC listeners. */
+  readonly grpcSnapshotVersions?: Readonly<Record<string, string>>;
   readonly lastPublishedAt?: string;
   readonly publishes: number;
   readonly lastError?: PublishError;
@@ -66,6 +74,7 @@ export class Publisher extends EventEmitter {
   private lastPublishedAt?: string;
   private lastError?: PublishError;
   private current?: Snapshot;
+  private currentGrpc?: Snapshot;
 
   constructor(opts: PublisherOptions) {
     super();
@@ -109,11 +118,17 @@ export class Publisher extends EventEmitter {
     return this.current;
   }
 
+  /** The snapshot for proxyless gRPC clients; undefined while the config has no gRPC listener. */
+  get grpcSnapshot(): Snapshot | undefined {
+    return this.currentGrpc;
+  }
+
   status(): PublisherStatus {
     return {
       group: this.group,
       configOrigin: this.good?.origin,
       snapshotVersions: this.current?.versions(),
+      grpcSnapshotVersions: this.currentGrpc?.versions(),
       lastPublishedAt: this.lastPublishedAt,
       publishes: this.publishes,
       lastError: this.lastError,
@@ -146,15 +161,21 @@ export class Publisher extends EventEmitter {
     const started = performance.now();
     try {
       const endpoints = mergeEndpoints(this.dynamicEndpoints, staticEndpoints(next.config));
-      const snapshot = buildSnapshot(translate(next.config, endpoints));
+      const sets = splitForClients(translate(next.config, endpoints));
+      const snapshot = buildSnapshot(sets.envoy);
+      const grpcSnapshot = sets.grpc && buildSnapshot(sets.grpc);
       const buildMs = performance.now() - started;
       this.good = next;
       this.candidate = undefined;
       this.current = snapshot;
+      this.currentGrpc = grpcSnapshot;
       this.cache.set(this.group, snapshot);
+      if (grpcSnapshot) this.cache.set(grpcGroup(this.group), grpcSnapshot);
+      else this.cache.delete(grpcGroup(this.group));
       this.publishes++;
       this.lastPublishedAt = new Date().toISOString();
-      this.logger.info({ origin: next.origin, versions: snapshot.versions(), buildMs: Math.round(buildMs * 10) / 10 }, 'snapshot published');
+      const grpcVersions = grpcSnapshot ? { grpcVersions: grpcSnapshot.versions() } : {};
+      this.logger.info({ origin: next.origin, versions: snapshot.versions(), ...grpcVersions, buildMs: Math.round(buildMs * 10) / 10 }, 'snapshot published');
       this.emit('published', snapshot, buildMs);
     } catch (err) {
       const refusedConfig = this.candidate !== undefined;

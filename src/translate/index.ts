@@ -2,7 +2,9 @@
  * The translation stage. In: a Config and the endpoints known per cluster (static ones from the
  * config and/or Consul health). Out: the full XdsResourceSet (CDS, EDS, LDS, RDS) as protobufjs
  * `fromObject`-shaped objects, deep-frozen, in a deterministic order so the same input always
- * encodes to the same bytes (and so to the same content-hash version).
+ * encodes to the same bytes (and so to the same content-hash version). The set holds the API
+ * listeners of `type: grpc` listeners too; `splitForClients` (client-split.ts) divides it into
+ * what Envoy is sent and what proxyless gRPC clients are sent.
  *
  * It refuses, with a ConfigError naming the config path, anything Envoy would NACK: the
  * cross-section rules of validate.ts are re-checked here because a Config may come from
@@ -18,8 +20,11 @@ import type { ProtoObject, XdsResourceSet } from '../xds/resources.js';
 import { accessLogCluster } from './access-log.js';
 import { clusterResource } from './clusters.js';
 import { loadAssignment } from './endpoints.js';
+import { apiListener, grpcRouteConfiguration } from './grpc.js';
 import { listenerResource } from './listeners.js';
 import { routeConfiguration } from './routes.js';
+
+export { splitForClients, type ClientResourceSets } from './client-split.js';
 
 export function translate(config: Config, endpoints: EndpointMap): XdsResourceSet {
   const problems = validateConfig(config);
@@ -40,6 +45,12 @@ export function translate(config: Config, endpoints: EndpointMap): XdsResourceSe
   for (const name of listenerNames) {
     const listener = config.listener[name];
     if (!listener) continue;
+    if (listener.type === 'grpc') {
+      // Served only to gRPC clients: splitForClients() keeps these out of Envoy's snapshot.
+      listeners.push(apiListener(name));
+      routes.push(grpcRouteConfiguration(config, name, listener));
+      continue;
+    }
     listeners.push(listenerResource(name, listener));
     if (listener.type === 'http') routes.push(routeConfiguration(config, name, listener));
     const log = listener['access-log'];

@@ -1,15 +1,15 @@
 /**
- * `listener.<name>` -> Envoy Listener. An http listener runs the HTTP connection manager with
- * its routes from RDS over ADS (RouteConfiguration named after the listener) and the router
- * filter last; a tcp listener runs tcp_proxy to its cluster. Either may stream access logs to
- * our gRPC sink.
+ * `listener.<name>` of type http or tcp -> Envoy Listener (`type: grpc` is grpc.ts). An http
+ * listener runs the HTTP connection manager with its routes from RDS over ADS (RouteConfiguration
+ * named after the listener) and the router filter last; a tcp listener runs tcp_proxy to its
+ * cluster. Either may stream access logs to our gRPC sink.
  */
-import type { ListenerConfig } from '../config/schema.js';
+import type { SocketListenerConfig } from '../config/schema.js';
 import type { ProtoObject } from '../xds/resources.js';
 import { accessLogEntry } from './access-log.js';
 import { ADS_SOURCE, AnyType, FilterName } from './type-names.js';
 
-export function listenerResource(name: string, listener: ListenerConfig): ProtoObject {
+export function listenerResource(name: string, listener: SocketListenerConfig): ProtoObject {
   const statPrefix = listener['stat-prefix'] ?? name;
   const filter = listener.type === 'tcp' ? tcpProxy(name, statPrefix, listener) : httpConnectionManager(name, statPrefix, listener);
   return {
@@ -19,7 +19,7 @@ export function listenerResource(name: string, listener: ListenerConfig): ProtoO
   };
 }
 
-function httpConnectionManager(name: string, statPrefix: string, listener: ListenerConfig): ProtoObject {
+function httpConnectionManager(name: string, statPrefix: string, listener: SocketListenerConfig): ProtoObject {
   const hcm: Record<string, unknown> = {
     '@type': AnyType.HttpConnectionManager,
     stat_prefix: statPrefix,
@@ -34,7 +34,7 @@ function httpConnectionManager(name: string, statPrefix: string, listener: Liste
   return { name: FilterName.HttpConnectionManager, typed_config: hcm };
 }
 
-function tcpProxy(name: string, statPrefix: string, listener: ListenerConfig): ProtoObject {
+function tcpProxy(name: string, statPrefix: string, listener: SocketListenerConfig): ProtoObject {
   const proxy: Record<string, unknown> = {
     '@type': AnyType.TcpProxy,
     stat_prefix: statPrefix,
