@@ -1,0 +1,99 @@
+/**
+ * `consul-xds proxy`: run the TypeScript data plane until SIGINT/SIGTERM (or POST /quitquitquit).
+ * In: argv (--xds HOST:PORT --node-id ID --node-cluster NAME [--locality region/zone]
+ * [--admin-port N], or --bootstrap FILE in Envoy's format). Out: an exit code.
+ */
+import { createLogger } from '../log.js';
+import { ConsulXdsError } from '../errors.js';
+import { parseCommandArgs, portOption } from './args.js';
+import { nodeModel, parseHostPort, parseLocality, readBootstrapFile, type Bootstrap } from '../dataplane/bootstrap.js';
+import { startProxy } from '../dataplane/proxy.js';
+
+const USAGE = `Usage: consul-xds proxy (--xds HOST:PORT --node-id ID --node-cluster NAME | --bootstrap FILE) [options]
+
+A small xDS-driven HTTP/TCP proxy: it takes listeners, routes, clusters and endpoints over ADS
+(from consul-xds serve or any conforming control plane) and serves them like Envoy would.
+
+Control plane and identity:
+  --xds HOST:PORT           ADS server (state of the world)
+  --node-id ID              node.id sent to the control plane
+  --node-cluster NAME       node.cluster sent to the control plane
+  --locality REGION/ZONE    node.locality (optional; REGION/ZONE/SUB_ZONE also accepted)
+  --bootstrap FILE          Envoy-style bootstrap (node, admin, ads_config + xDS cluster) instead
+Admin:
+  --admin-host HOST         admin address (default 127.0.0.1)
+  --admin-port N            admin port: /ready /stats /clusters /config_dump (default 9901; 0 = any)
+  --no-admin                run without the admin server
+Behaviour:
+  --drain-time-s N          how long removed listeners finish in-flight requests (default 10)
+  --log-level LEVEL         trace|debug|info|warn|error (default info)
+`;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseCommandArgs(
+    'proxy',
+    argv,
+    {
+      xds: { type: 'string' },
+      'node-id': { type: 'string' },
+      'node-cluster': { type: 'string' },
+      locality: { type: 'string' },
+      bootstrap: { type: 'string' },
+      'admin-host': { type: 'string' },
+      'admin-port': { type: 'string' },
+      'no-admin': { type: 'boolean' },
+      'drain-time-s': { type: 'string' },
+      'log-level': { type: 'string' },
+    },
+    USAGE,
+  );
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  let bootstrap: Bootstrap;
+  if (values.bootstrap) {
+    if (values.xds || values['node-id'] || values['node-cluster']) {
+      throw new ConsulXdsError('CXDS_USAGE', `proxy: --bootstrap replaces --xds/--node-id/--node-cluster; give one or the other\n\n${USAGE}`);
+    }
+    bootstrap = readBootstrapFile(values.bootstrap);
+  } else {
+    const missing = (['xds', 'node-id', 'node-cluster'] as const).filter((k) => !values[k]);
+    if (missing.length > 0) throw new ConsulXdsError('CXDS_USAGE', `proxy: missing ${missing.map((m) => `--${m}`).join(', ')}\n\n${USAGE}`);
+    bootstrap = {
+      xds: parseHostPort('xds', values.xds as string),
+      node: nodeModel(values['node-id'] as string, values['node-cluster'] as string, values.locality ? parseLocality(values.locality) : {}),
+      admin: undefined,
+    };
+  }
+  if (values['no-admin']) bootstrap = { ...bootstrap, admin: undefined };
+  else if (values['admin-port'] !== undefined || values['admin-host'] !== undefined || !bootstrap.admin) {
+    bootstrap = {
+      ...bootstrap,
+      admin: {
+        host: values['admin-host'] ?? bootstrap.admin?.host ?? '127.0.0.1',
+        port: portOption('admin-port', values['admin-port'], bootstrap.admin?.port ?? 9901),
+      },
+    };
+  }
+  const drainS = values['drain-time-s'] === undefined ? 10 : Number(values['drain-time-s']);
+  if (!Number.isFinite(drainS) || drainS < 0) throw new ConsulXdsError('CXDS_USAGE', `--drain-time-s: expected seconds >= 0, got '${values['drain-time-s']}'`);
+
+  const logger = createLogger({ level: values['log-level'] });
+  let quit: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => {
+    quit = resolve;
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  const proxy = await startProxy({ bootstrap, logger, drainTimeMs: drainS * 1000, onQuit: () => quit() });
+  process.stderr.write(
+    `consul-xds proxy: node ${bootstrap.node.id} (cluster ${bootstrap.node.cluster}) <- ADS ${bootstrap.xds.host}:${bootstrap.xds.port}` +
+      (proxy.adminPort !== undefined ? `; admin http://${bootstrap.admin?.host}:${proxy.adminPort}/ready\n` : '\n'),
+  );
+  await stopped;
+  logger.info('shutting down');
+  await proxy.close();
+  logger.flush();
+  return 0;
+}

@@ -1,0 +1,186 @@
+/**
+ * An HTTP listener (HttpConnectionManager): HTTP/1.1 and cleartext HTTP/2 (h2c with prior
+ * knowledge, what gRPC clients speak) on the same port. In: accepted sockets from the listener
+ * manager and the HCM settings (replaced in place on a listener update). Out: one HttpExchange
+ * per request; connection and request stats under http.<stat_prefix>.
+ *
+ * Protocol detection: the first bytes of a connection are compared with the HTTP/2 client
+ * preface ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"); the socket then goes to an http2 or an http
+ * server that never listens itself (`emit('connection')`). With codec_type HTTP1 or HTTP2 the
+ * sniffing is skipped. node's servers own the parsing; the exchange owns the proxying.
+ *
+ * Draining (listener removed or replaced): HTTP/2 connections get GOAWAY and finish their
+ * streams; HTTP/1.1 connections close when idle, busy ones after their current response
+ * (`connection: close`); whatever is left after the drain time is closed.
+ */
+import http from 'node:http';
+import http2 from 'node:http2';
+import type { Socket } from 'node:net';
+import type { ClusterManager } from './cluster-manager.js';
+import type { HcmModel } from './listener-resource.js';
+import type { Router } from './router.js';
+import { HttpConnManagerStats, type StatEmitter } from './stats.js';
+import { HttpExchange, type HttpRuntime } from './exchange.js';
+import { Http1Downstream, Http2Downstream } from './downstream.js';
+import type { LogFn } from './access-log.js';
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+/** Where an HTTP listener's routes come from (RDS, updated in place, or inline). */
+export interface RouteSlot {
+  readonly router: Router | undefined;
+}
+
+interface H1Conn {
+  active: number;
+}
+
+export class HttpListener implements HttpRuntime {
+  readonly stats = new HttpConnManagerStats();
+  draining = false;
+  accessLog: LogFn | undefined;
+  private readonly h1: http.Server;
+  private readonly h2: http2.Http2Server;
+  private readonly h1Conns = new Map<Socket, H1Conn>();
+  private readonly h2Sessions = new Set<http2.ServerHttp2Session>();
+
+  constructor(
+    public hcm: HcmModel,
+    private slot: RouteSlot,
+    readonly clusters: ClusterManager,
+    readonly listenerPort: number,
+    accessLog: LogFn | undefined,
+  ) {
+    this.accessLog = accessLog;
+    this.h1 = http.createServer({ requestTimeout: 0, keepAliveTimeout: hcm.idleTimeoutMs }, (req, res) => this.onH1Request(req, res));
+    this.h1.keepAliveTimeout = hcm.idleTimeoutMs;
+    this.h1.on('clientError', (_err, socket: Socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      else socket.destroy();
+    });
+    this.h2 = http2.createServer({ settings: { maxConcurrentStreams: hcm.h2MaxConcurrentStreams } });
+    this.h2.on('stream', (stream, headers, flags) => this.onH2Stream(stream, headers, flags));
+    this.h2.on('session', (session: http2.ServerHttp2Session) => this.onH2Session(session));
+    this.h2.on('sessionError', () => undefined);
+    if (hcm.idleTimeoutMs > 0) this.h2.setTimeout(hcm.idleTimeoutMs);
+  }
+
+  get router(): Router | undefined {
+    return this.slot.router;
+  }
+
+  /** A new version of the HCM (same listener): new requests use it, in-flight ones finish as they are. */
+  update(hcm: HcmModel, slot: RouteSlot, accessLog: LogFn | undefined): void {
+    this.hcm = hcm;
+    this.slot = slot;
+    this.accessLog = accessLog;
+    this.h1.keepAliveTimeout = hcm.idleTimeoutMs;
+    if (hcm.idleTimeoutMs > 0) this.h2.setTimeout(hcm.idleTimeoutMs);
+  }
+
+  handleConnection(socket: Socket): void {
+    socket.setNoDelay(true);
+    const codec = this.hcm.codec;
+    if (codec === 'HTTP1') return this.toH1(socket, undefined);
+    if (codec === 'HTTP2') return this.toH2(socket, undefined);
+    let buf: Buffer | undefined;
+    const onData = (chunk: Buffer): void => {
+      buf = buf ? Buffer.concat([buf, chunk]) : chunk;
+      const n = Math.min(buf.length, PREFACE.length);
+      const match = buf.compare(PREFACE, 0, n, 0, n) === 0;
+      if (match && buf.length < PREFACE.length) return;
+      socket.removeListener('data', onData);
+      socket.removeListener('error', onError);
+      socket.pause();
+      if (match) this.toH2(socket, buf);
+      else this.toH1(socket, buf);
+    };
+    const onError = (): void => {
+      socket.destroy();
+    };
+    socket.on('error', onError);
+    socket.on('data', onData);
+  }
+
+  private toH1(socket: Socket, head: Buffer | undefined): void {
+    const stats = this.stats;
+    stats.downstream_cx_total++;
+    stats.downstream_cx_active++;
+    stats.downstream_cx_http1_total++;
+    stats.downstream_cx_http1_active++;
+    this.h1Conns.set(socket, { active: 0 });
+    socket.once('close', () => {
+      stats.downstream_cx_active--;
+      stats.downstream_cx_http1_active--;
+      stats.downstream_cx_destroy++;
+      this.h1Conns.delete(socket);
+    });
+    if (head) socket.unshift(head);
+    this.h1.emit('connection', socket);
+    // node's HTTP/1 server reads from the JS stream: let the unshifted bytes flow.
+    socket.resume();
+  }
+
+  private toH2(socket: Socket, head: Buffer | undefined): void {
+    const stats = this.stats;
+    stats.downstream_cx_total++;
+    stats.downstream_cx_active++;
+    stats.downstream_cx_http2_total++;
+    stats.downstream_cx_http2_active++;
+    socket.once('close', () => {
+      stats.downstream_cx_active--;
+      stats.downstream_cx_http2_active--;
+      stats.downstream_cx_destroy++;
+    });
+    // The HTTP/2 session reads bytes already buffered on the socket itself; no resume here.
+    if (head) socket.unshift(head);
+    this.h2.emit('connection', socket);
+  }
+
+  private onH2Session(session: http2.ServerHttp2Session): void {
+    this.h2Sessions.add(session);
+    session.once('close', () => this.h2Sessions.delete(session));
+    session.on('error', () => undefined);
+    if (this.draining) session.close();
+  }
+
+  private onH1Request(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const conn = this.h1Conns.get(req.socket);
+    if (conn) {
+      conn.active++;
+      res.once('close', () => {
+        conn.active--;
+        if (this.draining && conn.active === 0) req.socket.end();
+      });
+    }
+    const down = new Http1Downstream(req, res);
+    if (this.draining) down.closeAfterResponse();
+    new HttpExchange(this, down).start();
+  }
+
+  private onH2Stream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number): void {
+    stream.on('error', () => undefined);
+    new HttpExchange(this, new Http2Downstream(stream, headers, flags)).start();
+  }
+
+  /** Stop taking new requests: GOAWAY to HTTP/2 clients, close idle HTTP/1.1 connections. */
+  drain(): void {
+    this.draining = true;
+    for (const s of this.h2Sessions) s.close();
+    for (const [socket, c] of this.h1Conns) if (c.active === 0) socket.end();
+  }
+
+  /** Connections still open. */
+  connections(): number {
+    return this.h1Conns.size + this.h2Sessions.size;
+  }
+
+  destroy(): void {
+    for (const s of this.h2Sessions) s.destroy();
+    for (const socket of this.h1Conns.keys()) socket.destroy();
+  }
+
+  emitStats(emit: StatEmitter): void {
+    this.stats.emit(this.hcm.statPrefix, emit);
+  }
+}
