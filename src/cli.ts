@@ -13,6 +13,7 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   serve: { summary: 'serve xDS from a config file or Consul KV (+ Consul health -> EDS)', load: () => import('./commands/serve.js') },
   validate: { summary: 'check a config file and print the Envoy resources it becomes', load: () => import('./commands/validate.js') },
+  proxy: { summary: 'run the bundled TS data plane: a small proxy configured over xDS', load: () => import('./commands/proxy.js') },
   kv: { summary: 'get | put | validate the config stored in Consul KV', load: () => import('./commands/kv.js') },
   weights: { summary: 'weights set <prefix> <cluster>=<w> ...: shift traffic in Consul KV (check-and-set)', load: () => import('./commands/weights.js') },
 };
