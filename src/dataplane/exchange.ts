@@ -104,6 +104,7 @@ export class HttpExchange implements UpstreamCallbacks {
   private globalTimer: NodeJS.Timeout | undefined;
   private tryTimer: NodeJS.Timeout | undefined;
   private backoffTimer: NodeJS.Timeout | undefined;
+  private requestTimer: NodeJS.Timeout | undefined;
   private trailers: HeaderMap | undefined;
   private respHeaders: HeaderMap | undefined;
   private done = false;
@@ -151,6 +152,8 @@ export class HttpExchange implements UpstreamCallbacks {
     else stats.downstream_rq_http1_total++;
     this.method = this.down.method;
     this.down.onAbort(() => this.onDownstreamAbort());
+    // HCM request_timeout: the whole request must have arrived in time.
+    if (rt.hcm.requestTimeoutMs > 0) this.requestTimer = setTimeout(() => this.onRequestTimeout(), rt.hcm.requestTimeoutMs);
     const route = rt.router?.match(this);
     if (!route) {
       stats.no_route++;
@@ -271,6 +274,10 @@ export class HttpExchange implements UpstreamCallbacks {
   private onBodyEnd(): void {
     if (this.done) return;
     this.bodyEnded = true;
+    if (this.requestTimer) {
+      clearTimeout(this.requestTimer);
+      this.requestTimer = undefined;
+    }
     if (this.shadows) for (const s of this.shadows) s.end();
     if (this.down.hasBody) this.upstream?.end();
     const timeout = this.action?.timeoutMs ?? 0;
@@ -461,6 +468,18 @@ export class HttpExchange implements UpstreamCallbacks {
     this.localReply(504, this.flags ? `UT,${this.flags}` : 'UT', 'upstream_per_try_timeout', 'upstream request timeout');
   }
 
+  private onRequestTimeout(): void {
+    this.requestTimer = undefined;
+    if (this.done) return;
+    this.rt.stats.downstream_rq_timeout++;
+    const up = this.upstream;
+    if (up) {
+      this.endAttempt(this.attemptStatus, 0, false);
+      up.abort();
+    }
+    this.localReply(408, '', 'request_overall_timeout', 'request timeout');
+  }
+
   private onGlobalTimeout(): void {
     this.globalTimer = undefined;
     if (this.done) return;
@@ -635,6 +654,7 @@ export class HttpExchange implements UpstreamCallbacks {
     this.done = true;
     if (this.globalTimer) clearTimeout(this.globalTimer);
     if (this.tryTimer) clearTimeout(this.tryTimer);
+    if (this.requestTimer) clearTimeout(this.requestTimer);
     if (this.backoffTimer) {
       clearTimeout(this.backoffTimer);
       if (this.inRetry && this.cluster) {
