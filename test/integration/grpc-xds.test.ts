@@ -66,6 +66,8 @@ interface Weights {
   readonly main: number;
   /** Absent: the canary cluster is not routed to at all. */
   readonly canary?: number;
+  /** EDS health of the third main backend (default healthy). */
+  readonly thirdHealth?: string;
 }
 
 /** A gRPC listener for the target, plus an http listener for Envoys (no Envoy runs here). */
@@ -97,7 +99,7 @@ endpoint:
       static: [{ address: "127.0.0.1", port: ${ports.canary} }]
     greeter:
       static:
-${ports.main.map((p) => `        - { address: "127.0.0.1", port: ${p} }`).join('\n')}
+${ports.main.map((p, i) => `        - { address: "127.0.0.1", port: ${p}${i === 2 && w.thirdHealth ? `, health: ${w.thirdHealth}` : ''} }`).join('\n')}
     greeter-canary:
       static: [{ address: "127.0.0.1", port: ${ports.canary} }]
 `;
@@ -196,12 +198,13 @@ describe('proxyless gRPC (grpc-js-xds) against serve() in file mode', () => {
     await dir?.remove();
   });
 
-  it('balances per request: 300 calls over one channel reach all three backends evenly', async () => {
+  it('balances per request: 300 calls over one channel reach all three backends evenly', async (t) => {
     // The first call waits for LDS -> RDS -> CDS -> EDS; it must succeed, not time out.
     await waitUntil(() => hello().then((b) => b !== ''), { what: `a first call through xds:///${TARGET}`, timeoutMs: 20_000 });
     await waitClientSynced('the gRPC client to ACK the gRPC snapshot');
     const n = 300;
     const tally = await calls(n);
+    t.diagnostic(`calls per backend: ${JSON.stringify(Object.fromEntries(tally))}`);
     assert.deepEqual([...tally.keys()].sort(), ['greeter-a', 'greeter-b', 'greeter-c'], `every main backend served, the canary none: ${JSON.stringify([...tally])}`);
     // Round robin per request over one HTTP/2 connection per backend; even a random pick would
     // stay inside these bands, a per-connection balancer (all on one backend) would not.
@@ -219,6 +222,7 @@ describe('proxyless gRPC (grpc-js-xds) against serve() in file mode', () => {
     // The new cluster's endpoints arrive just after the route table that names it.
     await waitUntil(() => hello().then((b) => b === 'canary'), { what: 'a call to reach the canary cluster', timeoutMs: 10_000, intervalMs: 0 });
     const split = await calls(n);
+    t.diagnostic(`80/20: ${JSON.stringify(Object.fromEntries(split))}`);
     assertShare(split, 'canary', n, 0.2, '80/20 split');
     assert.equal((split.get('greeter-a') ?? 0) + (split.get('greeter-b') ?? 0) + (split.get('greeter-c') ?? 0) + (split.get('canary') ?? 0), n);
 
@@ -228,7 +232,20 @@ describe('proxyless gRPC (grpc-js-xds) against serve() in file mode', () => {
     await waitClientSynced('the gRPC client to ACK the 50/50 split');
     t.diagnostic(`file save -> 50/50 ACKed by the gRPC client: ${Date.now() - started} ms`);
     const moved = await calls(n);
+    t.diagnostic(`50/50: ${JSON.stringify(Object.fromEntries(moved))}`);
     assertShare(moved, 'canary', n, 0.5, '50/50 split after the edit');
+  });
+
+  it('an endpoint whose EDS health is not HEALTHY/UNKNOWN gets no calls', async () => {
+    const before = theApp().publisher.grpcSnapshot?.version(TypeUrl.ClusterLoadAssignment);
+    await saveConfig(configYaml(ports, { main: 1, thirdHealth: 'draining' }));
+    await waitUntil(() => {
+      const v = theApp().publisher.grpcSnapshot?.version(TypeUrl.ClusterLoadAssignment);
+      return v !== undefined && v !== before;
+    }, { what: 'the draining endpoint to be published', timeoutMs: 10_000, intervalMs: 10 });
+    await waitClientSynced('the gRPC client to ACK the draining endpoint');
+    const tally = await calls(150);
+    assert.deepEqual([...tally.keys()].sort(), ['greeter-a', 'greeter-b'], `greeter-c is draining: ${JSON.stringify([...tally])}`);
   });
 
   it('a real Envoy on the same server is sent the http listener only, and ACKs everything', async () => {

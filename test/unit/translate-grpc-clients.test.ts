@@ -28,7 +28,7 @@ function node(userAgentName: string, opts: { cluster?: string; kind?: string } =
 const ENVOY = node('envoy');
 const GRPC_JS = node('gRPC Node Pure JS');
 
-function config(withGrpc: boolean, weight = 1): string {
+function config(withGrpc: boolean, weight = 1, webTimeout = 5): string {
   return `
 listener:
   edge: { address: "127.0.0.1", port: 8000, virtual-hosts: ["web"] }
@@ -37,7 +37,7 @@ virtual-hosts:
   web: { domain: ["web.test"], cluster: { web: { prefix: ["/"] } } }
   greeter: { domain: ["greeter:50051"], cluster: { greeter: { prefix: ["/"], weight: ${weight} }, canary: { prefix: ["/"], weight: 1 } } }
 cluster:
-  loadbalancer: { web: {}, greeter: {}, canary: {} }
+  loadbalancer: { web: { connect-timeout: ${webTimeout} }, greeter: {}, canary: {} }
 `;
 }
 
@@ -76,14 +76,16 @@ test('Envoy nodes get the Envoy snapshot without API listeners; gRPC clients get
   assert.deepEqual(listenersOf(cache.get(cache.groupOf(GRPC_JS))), [{ name: 'greeter:50051', api: true }]);
   assert.deepEqual(cache.get('default')?.names(TypeUrl.RouteConfiguration), ['edge']);
   assert.deepEqual(cache.get('default/grpc')?.names(TypeUrl.RouteConfiguration), ['greeter:50051']);
-  // The same clusters and endpoints on both sides: same versions.
-  for (const t of [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment]) assert.equal(cache.get('default/grpc')?.version(t), cache.get('default')?.version(t));
+  // gRPC clients are served the clusters their routes name; Envoy every cluster.
+  assert.deepEqual(cache.get('default/grpc')?.names(TypeUrl.Cluster), ['canary', 'greeter']);
+  assert.deepEqual(cache.get('default/grpc')?.names(TypeUrl.ClusterLoadAssignment), ['canary', 'greeter']);
+  assert.deepEqual(cache.get('default')?.names(TypeUrl.Cluster), ['canary', 'greeter', 'web']);
   assert.equal(publisher.grpcSnapshot, cache.get('default/grpc'));
   assert.ok(publisher.status().grpcSnapshotVersions, 'status shows the gRPC snapshot');
   publisher.close();
 });
 
-test('a gRPC-only change wakes only gRPC watchers; removing the gRPC listeners moves gRPC clients back', () => {
+test('a change wakes only the kind it concerns; removing the gRPC listeners moves gRPC clients back', () => {
   const cache = new SnapshotCache({ groupOf: clientKindGroupOf() });
   const publisher = publish(cache, config(true, 1));
   const heard = { envoy: 0, grpc: 0 };
@@ -97,6 +99,10 @@ test('a gRPC-only change wakes only gRPC watchers; removing the gRPC listeners m
   publisher.flush();
   assert.deepEqual(heard, { envoy: 0, grpc: 1 }, 'a gRPC route weight is not Envoy\'s business');
   assert.equal(cache.get('default')?.version(), envoyVersion);
+
+  publisher.setConfig(parseConfig(config(true, 9, 7), 'test.yaml'), 'test.yaml');
+  publisher.flush();
+  assert.deepEqual(heard, { envoy: 1, grpc: 1 }, 'a cluster only Envoy routes to is not gRPC\'s business');
 
   publisher.setConfig(parseConfig(config(false), 'test.yaml'), 'test.yaml');
   publisher.flush();
