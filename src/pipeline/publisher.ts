@@ -5,7 +5,7 @@
  *
  * Per client kind: the group's snapshot (`group`) is Envoy's and never holds an API listener;
  * when the config has `type: grpc` listeners, a second snapshot (`<group>/grpc`, see
- * cache/client-kind.ts) holds only those, with the same clusters and endpoints, for proxyless gRPC
+ * cache/client-kind.ts) holds only those and the clusters they route to, for proxyless gRPC
  * clients. Both come from one translation and are set together, or neither is.
  *
  * Changes are coalesced: a rebuild waits until its inputs have been quiet for a moment (a short
