@@ -10,6 +10,7 @@
  * many gRPC calls is therefore spread over all hosts (seed 003), never pinned to one.
  */
 import http2 from 'node:http2';
+import net from 'node:net';
 import type { ClusterStats } from './stats.js';
 import type { Host } from './host.js';
 import type { HeaderMap, UpstreamCallbacks, UpstreamFailure, UpstreamRequest } from './upstream.js';
@@ -57,7 +58,11 @@ export class Http2HostPool {
   private connect(): Conn {
     const { stats, connectTimeoutMs, idleTimeoutMs } = this.limits;
     const host = this.host;
-    const session = http2.connect(`http://${host.key}`, { settings: { enablePush: false } });
+    const session = http2.connect(`http://${host.key}`, {
+      settings: { enablePush: false },
+      // Our own socket, so Nagle is off from the first byte (small gRPC frames must not wait).
+      createConnection: () => net.connect({ host: host.address, port: host.port, noDelay: true }),
+    });
     const conn: Conn = { session, connected: false, goingAway: false, active: 0 };
     this.conns.push(conn);
     stats.upstream_cx_total++;
@@ -73,7 +78,6 @@ export class Http2HostPool {
     session.once('connect', () => {
       conn.connected = true;
       clearTimeout(timer);
-      session.socket.setNoDelay(true);
     });
     session.setTimeout(idleTimeoutMs, () => {
       if (conn.active === 0) session.close();
