@@ -186,8 +186,15 @@ export class FieldReader {
   /** For a google.protobuf.Any reader: the packed type URL (marks '@type' read). */
   anyType(): string {
     const t = this.raw('@type');
-    if (typeof t !== 'string' || t === '') throw this.error('', 'typed config without a type');
-    return t;
+    if (typeof t === 'string' && t !== '') return t;
+    // A type the proto root does not know stays {type_url, value}: return its URL, so the caller
+    // refuses it by name ("HTTP filter ... is not implemented").
+    const url = this.obj.type_url;
+    if (typeof url === 'string' && url !== '') {
+      this.ignore('type_url', 'value');
+      return url;
+    }
+    throw this.error('', 'typed config without a type');
   }
 
   /** The plain object behind this reader (for Struct-like values read whole). */
