@@ -51,15 +51,15 @@ export function nodeModel(id: string, cluster: string, locality: { region?: stri
   return Object.freeze({ id, cluster, locality: Object.freeze(loc), proto: Object.freeze(proto) });
 }
 
-/** Plain JSON -> google.protobuf.Struct in fromObject shape. */
+/** Plain JSON -> google.protobuf.Struct in fromObject shape (protobufjs' bundled struct.proto is camelCase). */
 function toStruct(obj: Record<string, unknown>): Record<string, unknown> {
   const value = (v: unknown): Record<string, unknown> => {
-    if (v === null || v === undefined) return { null_value: 'NULL_VALUE' };
-    if (typeof v === 'string') return { string_value: v };
-    if (typeof v === 'number') return { number_value: v };
-    if (typeof v === 'boolean') return { bool_value: v };
-    if (Array.isArray(v)) return { list_value: { values: v.map(value) } };
-    return { struct_value: toStruct(v as Record<string, unknown>) };
+    if (v === null || v === undefined) return { nullValue: 'NULL_VALUE' };
+    if (typeof v === 'string') return { stringValue: v };
+    if (typeof v === 'number') return { numberValue: v };
+    if (typeof v === 'boolean') return { boolValue: v };
+    if (Array.isArray(v)) return { listValue: { values: v.map(value) } };
+    return { structValue: toStruct(v as Record<string, unknown>) };
   };
   return { fields: Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, value(v)])) };
 }

@@ -204,9 +204,12 @@ export class UpstreamCluster {
   }
 
   onHealthChanged(host: Host): void {
-    if (!host.failedActiveHc) this.outlier?.onActiveHealthy(host);
     host.refresh();
     if (!this.closed) this.rebuild();
+  }
+
+  onHealthCheckSuccess(host: Host): void {
+    this.outlier?.onActiveHealthy(host);
   }
 
   // ---- per request ----

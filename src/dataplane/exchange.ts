@@ -328,7 +328,8 @@ export class HttpExchange implements UpstreamCallbacks {
     const cs = cluster.stats;
     const overflow = cluster.overflow(high);
     if (overflow) {
-      if (overflow === 'pending') cs.upstream_rq_pending_overflow++;
+      // Envoy counts both max_requests and max_pending_requests refusals here.
+      cs.upstream_rq_pending_overflow++;
       this.localReply(503, 'UO', 'overflow', 'upstream connect error or disconnect/reset before headers. reset reason: overflow', false, {
         'x-envoy-overloaded': 'true',
       });

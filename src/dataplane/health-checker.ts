@@ -27,6 +27,8 @@ export interface HealthCheckTarget {
   hasTraffic(): boolean;
   /** A host's active-health state changed (flags already updated). */
   onHealthChanged(host: Host): void;
+  /** A check passed (outlier detection may un-eject the host). */
+  onHealthCheckSuccess(host: Host): void;
 }
 
 interface Session {
@@ -227,6 +229,7 @@ export class HealthChecker {
     host.pendingActiveHc = false;
     if (result === 'success') {
       stats.health_check.success++;
+      this.target.onHealthCheckSuccess(host);
       s.failures = 0;
       if (host.failedActiveHc) {
         s.successes++;

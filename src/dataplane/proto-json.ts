@@ -31,12 +31,19 @@ export function structToJson(struct: Record<string, unknown>): Record<string, Js
   return out;
 }
 
+/** google.protobuf.Value; protobufjs' bundled struct.proto names its fields in camelCase. */
 function valueToJson(v: Record<string, unknown>): Json {
-  if ('string_value' in v) return String(v.string_value);
-  if ('number_value' in v) return Number(v.number_value);
-  if ('bool_value' in v) return Boolean(v.bool_value);
-  if ('struct_value' in v) return structToJson(v.struct_value as Record<string, unknown>);
-  if ('list_value' in v) return (((v.list_value as { values?: unknown[] }).values ?? []) as Record<string, unknown>[]).map(valueToJson);
+  const pick = (camel: string, snake: string): unknown => (camel in v ? v[camel] : v[snake]);
+  const s = pick('stringValue', 'string_value');
+  if (s !== undefined) return String(s);
+  const n = pick('numberValue', 'number_value');
+  if (n !== undefined) return Number(n);
+  const b = pick('boolValue', 'bool_value');
+  if (b !== undefined) return Boolean(b);
+  const st = pick('structValue', 'struct_value');
+  if (st !== undefined) return structToJson(st as Record<string, unknown>);
+  const l = pick('listValue', 'list_value');
+  if (l !== undefined) return (((l as { values?: unknown[] }).values ?? []) as Record<string, unknown>[]).map(valueToJson);
   return null;
 }
 

@@ -17,7 +17,8 @@ import { readRouteConfiguration, type RouteConfigModel } from './route-resource.
 const EXTRA_PROTOS = ['envoy/extensions/access_loggers/file/v3/file.proto'];
 let extrasLoaded = false;
 
-function loadExtras(): void {
+/** Loads the extension protos into the shared root (a control plane in this process can then pack them too). */
+export function loadExtras(): void {
   if (extrasLoaded) return;
   extrasLoaded = true;
   const root = envoyRoot();

@@ -22,6 +22,8 @@ export interface StartDataplaneOptions {
   readonly drainTimeMs?: number;
   /** Reconnect back-off (tests restarting the control plane want it short). */
   readonly backoff?: { baseMs: number; maxMs: number };
+  /** Admin port (default: any free one). */
+  readonly adminPort?: number;
 }
 
 export interface DataplaneHandle {
@@ -48,7 +50,7 @@ export async function startDataplane(opts: StartDataplaneOptions): Promise<Datap
     bootstrap: {
       xds: { host: '127.0.0.1', port: opts.xdsPort },
       node: nodeModel(opts.nodeId, opts.nodeCluster, opts.locality ?? {}),
-      admin: { host: '127.0.0.1', port: 0 },
+      admin: { host: '127.0.0.1', port: opts.adminPort ?? 0 },
     },
     logger: opts.logger ?? silentLogger,
     drainTimeMs: opts.drainTimeMs ?? 1000,
