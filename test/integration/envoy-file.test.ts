@@ -1,14 +1,18 @@
 /**
- * The walking skeleton end to end, on real traffic: a YAML file in the seed 001 format (plus
- * static endpoints for file mode) -> `serve()` -> real Envoy over ADS -> local HTTP upstreams.
- * Asserts the /api weighted split, a weight edit moving it within a second, invalid edits
- * changing nothing, `host-header` reaching the upstream as Host, /asset going to web-asset, and
- * an endpoint whose HTTP health check fails leaving rotation while its healthy peer keeps serving.
+ * Envoy-only checks of file mode: a YAML file in the seed 001 format (plus static endpoints) ->
+ * `serve()` -> real Envoy over ADS -> local HTTP upstreams. Invalid edits (YAML syntax, schema,
+ * undefined cluster) are refused: Envoy keeps the same resource versions (read from its
+ * /config_dump) and the same split, and a later valid edit still reaches it; Envoy's
+ * `update_rejected` counters stay 0 for the whole run.
+ *
+ * The traffic scenarios on this config (the 90/10 split, a weight edit moving it, host rewrite,
+ * round robin, a failing health check) run against Envoy AND our TS proxy in
+ * traffic-http.test.ts.
  *
  * Statistics: each request picks a weighted cluster independently, so the count for a cluster
  * with weight share p over n requests is Binomial(n, p). Every split assertion allows 4 standard
  * deviations (sqrt(n p (1-p))) around n p: a correct server fails one assertion about once in
- * 15,000 runs, while the bands of the splits we compare (90/10 vs 70/30) do not overlap.
+ * 15,000 runs.
  *
  * Timing: every wait is a poll with a deadline, never a fixed sleep.
  */
@@ -126,11 +130,6 @@ describe('real Envoy against serve() in file mode', () => {
   let ports: Ports;
   let configFile: string;
 
-  const upstream = (k: keyof typeof up): Upstream => {
-    const u = up[k];
-    assert.ok(u, `upstream ${k} not started`);
-    return u;
-  };
   const theEnvoy = (): EnvoyHandle => {
     assert.ok(envoy, 'Envoy not started');
     return envoy;
@@ -144,7 +143,6 @@ describe('real Envoy against serve() in file mode', () => {
   };
 
   const api = (count = N): Promise<Tally> => sendMany({ port: ports.listener, host: DOMAIN, path: '/api/items', count });
-  const asset = (count: number): Promise<Tally> => sendMany({ port: ports.listener, host: DOMAIN, path: '/asset/logo.png', count });
 
   /** Waits until Envoy sees every endpoint of a cluster passing its health check. */
   const waitHealthy = (cluster: string, hosts: number): Promise<true> =>
@@ -190,68 +188,17 @@ describe('real Envoy against serve() in file mode', () => {
     await dir?.remove();
   });
 
-  it('splits /api 90/10 between web-api-perl and web-api-go', async () => {
-    const t = await api();
-    assert.equal(t.byStatus.get(200), N, `every request answered 200: ${t.describe()}`);
-    assertShare(t, 'web-api-go', 0.1, '90/10 split');
-    assert.equal(t.count('web-api-perl') + t.count('web-api-go'), N, t.describe());
-  });
-
-  it('rewrites Host to host-header on the way to the upstream; health checks carry their own host', async () => {
-    upstream('perl').reset();
-    upstream('assetA').reset();
-    upstream('assetB').reset();
-    await api(20);
-    await asset(20);
-    const seen = [...upstream('perl').requests, ...upstream('assetA').requests, ...upstream('assetB').requests];
-    assert.ok(seen.length >= 20, `requests reached the upstreams (${seen.length})`);
-    for (const r of seen) assert.equal(r.host, HOST_HEADER, `Host seen by the upstream for ${r.path}`);
-    const checks = await theEnvoy().waitFor(() => upstream('perl').healthChecks.length > 0 && upstream('perl').healthChecks, {
-      what: 'Envoy to health-check web-api-perl',
-    });
-    for (const c of checks) assert.equal(c.host, HC_HOST, `Host of the health check to ${c.path}`);
-  });
-
-  it('sends /asset to web-asset (both endpoints), never to the /api clusters', async () => {
-    const t = await asset(200);
-    assert.equal(t.byStatus.get(200), 200, t.describe());
-    assert.equal(t.count('web-api-perl') + t.count('web-api-go'), 0, t.describe());
-    // Round robin over two healthy endpoints: both serve.
-    assert.ok(t.count('web-asset-a') > 0 && t.count('web-asset-b') > 0, t.describe());
-    assert.equal(t.count('web-asset-a') + t.count('web-asset-b'), 200, t.describe());
-  });
-
-  it('a weight edit in the file reaches Envoy within a second and moves the split to 70/30', async (t) => {
-    const started = Date.now();
-    await saveConfig(configYaml(ports, { perl: 70, go: 30 }));
-    await theEnvoy().waitFor(
-      async () => {
-        const targets = routeTargets(await theEnvoy().configDump(), '/api');
-        return targets?.get('web-api-perl') === 70 && targets.get('web-api-go') === 30;
-      },
-      { what: 'Envoy to hold the 70/30 route', timeoutMs: 10_000, intervalMs: 20 },
-    );
-    const elapsed = Date.now() - started;
-    t.diagnostic(`file save -> route in Envoy: ${elapsed} ms`);
-    // Contract of the file source: a saved edit reaches connected clients within 1 s.
-    assert.ok(elapsed <= 1000, `the edit took ${elapsed} ms to reach Envoy (budget 1000 ms)`);
-
-    const split = await api();
-    assert.equal(split.byStatus.get(200), N, split.describe());
-    assertShare(split, 'web-api-go', 0.3, '70/30 split after the edit');
-  });
-
-  it('invalid edits are refused: Envoy keeps the served versions and the 70/30 split', async () => {
+  it('invalid edits are refused: Envoy keeps the served versions and the 90/10 split', async () => {
     const served = dynamicVersions(await theEnvoy().configDump());
     assert.ok(Object.keys(served.routes).length > 0, 'Envoy has dynamic routes');
 
     const invalid = [
       // YAML syntax error (unclosed flow sequence).
-      configYaml(ports, { perl: 70, go: 30 }).replace('prefix: ["/asset"]', 'prefix: ["/asset"'),
+      configYaml(ports, { perl: 90, go: 10 }).replace('prefix: ["/asset"]', 'prefix: ["/asset"'),
       // Schema error: a weight must be an integer >= 0.
-      configYaml(ports, { perl: 70, go: '"heavy"' }),
+      configYaml(ports, { perl: 90, go: '"heavy"' }),
       // Cross-reference error: a route naming a cluster that cluster.loadbalancer lacks.
-      configYaml(ports, { perl: 70, go: 30 }).replace('    web-asset:\n      prefix', '    web-nowhere:\n      prefix'),
+      configYaml(ports, { perl: 90, go: 10 }).replace('    web-asset:\n      prefix', '    web-nowhere:\n      prefix'),
     ];
     for (const text of invalid) {
       const since = log.records.length;
@@ -265,52 +212,16 @@ describe('real Envoy against serve() in file mode', () => {
 
     const t = await api();
     assert.equal(t.byStatus.get(200), N, `traffic unharmed after invalid edits: ${t.describe()}`);
-    assertShare(t, 'web-api-go', 0.3, '70/30 split after invalid edits');
+    assertShare(t, 'web-api-go', 0.1, '90/10 split after invalid edits');
     // Checked after the traffic run too, so a late publish of a bad config would show.
     assert.deepEqual(dynamicVersions(await theEnvoy().configDump()), served, 'Envoy holds the same resource versions');
 
     // The watch still works after refusals: a valid edit goes through.
-    await saveConfig(configYaml(ports, { perl: 90, go: 10 }));
+    await saveConfig(configYaml(ports, { perl: 70, go: 30 }));
     await theEnvoy().waitFor(
-      async () => routeTargets(await theEnvoy().configDump(), '/api')?.get('web-api-go') === 10,
-      { what: 'Envoy to hold the 90/10 route after a valid edit', timeoutMs: 10_000 },
+      async () => routeTargets(await theEnvoy().configDump(), '/api')?.get('web-api-go') === 30,
+      { what: 'Envoy to hold the 70/30 route after a valid edit', timeoutMs: 10_000 },
     );
-  });
-
-  it('an endpoint failing its HTTP health check leaves rotation; its healthy peer takes all traffic', async () => {
-    const b = upstream('assetB');
-    b.setHealthStatus(503);
-    try {
-      await theEnvoy().waitFor(
-        async () => (await theEnvoy().clusters()).some((h) => h.port === b.port && h.failedFlags.includes('failed_active_health_check')),
-        { what: `Envoy to mark web-asset-b (port ${b.port}) failed_active_health_check`, timeoutMs: 15_000 },
-      );
-      // Envoy merges health changes for up to common_lb_config.update_merge_window (1 s by
-      // default) before its worker's load balancer sees them, so wait for the traffic to follow.
-      await theEnvoy().waitFor(async () => (await asset(10)).count('web-asset-a') === 10, {
-        what: 'the load balancer to drop web-asset-b',
-        timeoutMs: 10_000,
-        intervalMs: 100,
-      });
-      upstream('assetA').reset();
-      b.reset();
-      const t = await asset(200);
-      assert.equal(t.byStatus.get(200), 200, t.describe());
-      assert.equal(t.count('web-asset-a'), 200, `all /asset traffic on the healthy endpoint: ${t.describe()}`);
-      assert.equal(b.requests.length, 0, 'the unhealthy endpoint got no request');
-      // Other clusters are untouched.
-      const other = await api(100);
-      assert.equal(other.byStatus.get(200), 100, other.describe());
-    } finally {
-      b.setHealthStatus(200);
-    }
-    // Recovered: back in rotation (again after the merge window).
-    await waitHealthy('web-asset', 2);
-    await theEnvoy().waitFor(async () => (await asset(10)).count('web-asset-b') > 0, {
-      what: 'web-asset-b to serve again after its health check passes',
-      timeoutMs: 10_000,
-      intervalMs: 100,
-    });
   });
 
   it('Envoy rejected no update from us (no NACK during the whole run)', async () => {
