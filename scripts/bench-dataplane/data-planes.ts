@@ -1,0 +1,99 @@
+/**
+ * What the load generator aims at, one at a time: the upstreams directly (the baseline that
+ * added latency is measured against), real Envoy (`--concurrency 1`, the test harness's ADS-only
+ * bootstrap) and our proxy (`consul-xds proxy`, one Node process). In: the control plane's xDS
+ * port, the listener port its config names, the upstream ports. Out: a Target once it answers
+ * both protocols with the config applied: the port per protocol, the pid whose CPU is the data
+ * plane's, and stop().
+ *
+ * Both data planes get the same xDS config from the same control plane and bind the same
+ * listener port, so they run one after the other, never together.
+ */
+import path from 'node:path';
+import { startEnvoy } from '../../test/support/envoy.js';
+import type { ChildSet } from './children.js';
+import { ROOT } from './echo.js';
+import type { Protocol } from './load.js';
+import { waitServing } from './probe.js';
+
+export const TARGET_NAMES = ['direct', 'envoy', 'consul-xds'] as const;
+export type TargetName = (typeof TARGET_NAMES)[number];
+
+export interface Target {
+  readonly name: TargetName;
+  port(protocol: Protocol): number;
+  /** The data plane's pid (its CPU is what each request costs it); undefined for direct. */
+  readonly pid: number | undefined;
+  stop(): Promise<void>;
+}
+
+export interface TargetContext {
+  readonly children: ChildSet;
+  readonly xdsPort: number;
+  readonly listenerPort: number;
+  readonly h1Upstream: number;
+  readonly grpcUpstream: number;
+}
+
+export async function startTarget(name: TargetName, ctx: TargetContext, cpuProfDir?: string): Promise<Target> {
+  switch (name) {
+    case 'direct':
+      return {
+        name,
+        port: (p) => (p === 'http1' ? ctx.h1Upstream : ctx.grpcUpstream),
+        pid: undefined,
+        stop: () => Promise.resolve(),
+      };
+    case 'envoy':
+      return startEnvoyTarget(ctx);
+    case 'consul-xds':
+      return startOurProxy(ctx, cpuProfDir);
+  }
+}
+
+async function startEnvoyTarget(ctx: TargetContext): Promise<Target> {
+  const envoy = await startEnvoy({ xdsPort: ctx.xdsPort, nodeId: 'bench-envoy', nodeCluster: 'bench', logLevel: 'warn' });
+  const forget = ctx.children.adopt(envoy.pid);
+  const stop = async (): Promise<void> => {
+    await envoy.stop();
+    forget();
+  };
+  try {
+    await waitServing('Envoy', ctx.listenerPort, ctx.listenerPort);
+  } catch (err) {
+    const tail = await envoy.logTail();
+    await stop();
+    throw new Error(`${err instanceof Error ? err.message : String(err)}\n${tail}`);
+  }
+  return { name: 'envoy', port: () => ctx.listenerPort, pid: envoy.pid, stop };
+}
+
+/**
+ * Our proxy as `consul-xds proxy` in its own Node process (what users run). With `cpuProfDir`,
+ * under `node --cpu-prof`: the profile is written there when the process exits after SIGTERM.
+ */
+async function startOurProxy(ctx: TargetContext, cpuProfDir?: string): Promise<Target> {
+  const cli = path.join(ROOT, 'dist', 'src', 'cli.js');
+  const nodeArgs = cpuProfDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : [];
+  const args = [
+    ...nodeArgs,
+    cli,
+    'proxy',
+    '--xds', `127.0.0.1:${ctx.xdsPort}`,
+    '--node-id', 'bench-consul-xds',
+    '--node-cluster', 'bench',
+    '--admin-port', '0',
+    '--drain-time-s', '1',
+    '--log-level', 'warn',
+  ];
+  const child = await ctx.children.start('consul-xds proxy', process.execPath, args, /admin http:\/\/[^/]+\/ready/);
+  // Writing a CPU profile of a busy run takes a few seconds after SIGTERM.
+  const stop = (): Promise<void> => child.stop(cpuProfDir !== undefined ? 30_000 : 5_000);
+  try {
+    await waitServing('consul-xds proxy', ctx.listenerPort, ctx.listenerPort);
+  } catch (err) {
+    await stop();
+    throw new Error(`${err instanceof Error ? err.message : String(err)}\n--- proxy output ---\n${child.tail()}`);
+  }
+  return { name: 'consul-xds', port: () => ctx.listenerPort, pid: child.pid, stop };
+}

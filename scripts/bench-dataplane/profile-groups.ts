@@ -1,0 +1,136 @@
+/**
+ * Where our proxy's CPU goes, by part: a V8 CPU profile's self time summed into groups (node's
+ * HTTP/1 parser and server, node's HTTP/2, net and streams, our router filter, routing, load
+ * balancing, upstream pool, stats, request ids, timers, GC, ...). In: a .cpuprofile file. Out:
+ * text lines: per group its share of the busy time and its top functions.
+ *
+ *   node dist/scripts/bench-dataplane/profile-groups.js FILE.cpuprofile
+ *
+ * A native frame (no script URL: a C++ binding such as the llhttp parser's execute() or a
+ * socket's writev()) counts towards the group of the nearest JavaScript frame that called it,
+ * so "node http/1 parser" includes llhttp's own work.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+interface ProfileNode {
+  readonly id: number;
+  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
+  readonly children?: readonly number[];
+}
+
+interface CpuProfile {
+  readonly nodes: readonly ProfileNode[];
+  readonly samples: readonly number[];
+  readonly timeDeltas: readonly number[];
+}
+
+/** First matching rule names the group; matched against `url` (node:..., file path) or function name. */
+const RULES: ReadonlyArray<readonly [group: string, test: (url: string, fn: string) => boolean]> = [
+  ['GC', (_u, f) => f === '(garbage collector)'],
+  ['V8/native, unattributed', (u, f) => u === '' && f === '(program)'],
+  ['ours: routing (router, matchers)', (u) => /\/dataplane\/(router|route-[a-z-]+|string-matcher)\.js/.test(u)],
+  ['ours: load balancing (lb, hosts, priority set)', (u) => /\/dataplane\/(lb-[a-z-]+|load-balancer|edf-scheduler|priority-set|host|cluster|cluster-manager|outlier-detection|hash)\.js/.test(u)],
+  ['ours: upstream pool (http1/http2)', (u) => /\/dataplane\/upstream(-http1|-http2)?\.js/.test(u)],
+  ['ours: stats', (u) => /\/dataplane\/stats\.js/.test(u)],
+  ['ours: router filter (exchange, downstream, listener)', (u) => /\/dataplane\/(exchange|downstream|http-listener|listener-manager|mirror|retry-policy)\.js/.test(u)],
+  ['ours: other', (u) => /\/dataplane\//.test(u) || /\/dist\/src\//.test(u)],
+  ['request id (randomUUID)', (u, f) => /node:internal\/crypto\/random/.test(u) || f === 'randomUUID' || f === 'secureBuffer'],
+  ['node http/1: parser + IncomingMessage', (u, f) => /node:_http_(common|incoming)/.test(u) || f.startsWith('parserOn')],
+  ['node http/1: server + client + agent (outgoing)', (u) => /node:_http_(server|client|agent|outgoing)/.test(u)],
+  ['node http/2 (core + compat)', (u) => /node:internal\/http2\//.test(u) || u === 'node:http2'],
+  ['node net + streams', (u) => /node:(net|stream|internal\/stream_base_commons|internal\/streams\/|internal\/net)/.test(u)],
+  ['node timers', (u) => /node:(timers|internal\/timers)/.test(u)],
+  ['node events + nextTick + promises', (u) => /node:(events|internal\/process\/task_queues|internal\/async_hooks|internal\/event_target)/.test(u)],
+  ['node other', (u) => u.startsWith('node:')],
+  ['dependencies (node_modules)', (u) => u.includes('/node_modules/')],
+];
+
+const IGNORED = new Set(['(idle)', '(root)']);
+
+function label(n: ProfileNode): string {
+  const url = n.callFrame.url.replace(/^.*\/dist\//, '').replace(/^file:\/\//, '');
+  const name = n.callFrame.functionName || '(anonymous)';
+  return url ? `${name} ${url}:${n.callFrame.lineNumber + 1}` : name;
+}
+
+export interface GroupShare {
+  readonly group: string;
+  readonly ms: number;
+  readonly percent: number;
+  readonly top: ReadonlyArray<{ readonly fn: string; readonly ms: number }>;
+}
+
+export function profileGroups(file: string): { busyMs: number; groups: GroupShare[] } {
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parentOf = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parentOf.set(c, n.id);
+
+  const own = (n: ProfileNode): string | undefined => {
+    const { url, functionName } = n.callFrame;
+    for (const [group, test] of RULES) if (test(url, functionName)) return group;
+    return undefined;
+  };
+  const groupCache = new Map<number, string>();
+  const groupOf = (id: number): string => {
+    const cached = groupCache.get(id);
+    if (cached !== undefined) return cached;
+    const n = byId.get(id);
+    let g = n ? own(n) : undefined;
+    if (g === undefined) {
+      const parent = parentOf.get(id);
+      g = parent !== undefined && n?.callFrame.url === '' ? groupOf(parent) : 'other';
+    }
+    groupCache.set(id, g);
+    return g;
+  };
+
+  const selfById = new Map<number, number>();
+  profile.samples.forEach((id, i) => selfById.set(id, (selfById.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  let busyUs = 0;
+  const totals = new Map<string, number>();
+  const fns = new Map<string, Map<string, number>>();
+  for (const [id, us] of selfById) {
+    const n = byId.get(id);
+    if (!n || IGNORED.has(n.callFrame.functionName)) continue;
+    busyUs += us;
+    const g = groupOf(id);
+    totals.set(g, (totals.get(g) ?? 0) + us);
+    const perFn = fns.get(g) ?? new Map<string, number>();
+    perFn.set(label(n), (perFn.get(label(n)) ?? 0) + us);
+    fns.set(g, perFn);
+  }
+  const groups = [...totals]
+    .sort((a, b) => b[1] - a[1])
+    .map(([group, us]) => ({
+      group,
+      ms: us / 1000,
+      percent: (100 * us) / busyUs,
+      top: [...(fns.get(group) ?? [])]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 4)
+        .map(([fn, fus]) => ({ fn, ms: fus / 1000 })),
+    }));
+  return { busyMs: busyUs / 1000, groups };
+}
+
+export function formatGroups(file: string): string {
+  const { busyMs, groups } = profileGroups(file);
+  const lines = [`${path.basename(file)}: ${busyMs.toFixed(0)} ms busy (self time by group; native calls count towards their JS caller)`];
+  for (const g of groups) {
+    lines.push(`${g.percent.toFixed(1).padStart(5)}%  ${g.ms.toFixed(0).padStart(6)} ms  ${g.group}`);
+    for (const f of g.top) lines.push(`${''.padStart(17)}${f.ms.toFixed(0).padStart(6)} ms  ${f.fn}`);
+  }
+  return lines.join('\n');
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const file = process.argv[2];
+  if (!file) {
+    process.stderr.write('usage: node dist/scripts/bench-dataplane/profile-groups.js FILE.cpuprofile\n');
+    process.exit(2);
+  }
+  process.stdout.write(formatGroups(file) + '\n');
+}
