@@ -80,7 +80,10 @@ describe('ADS client of our proxy (scripted server)', () => {
   });
 
   it('sends the node first, subscribes CDS/LDS as wildcard, ACKs with version and nonce, asks EDS for referenced names', async () => {
-    await waitUntil(() => requests.some((r) => r.type_url === TypeUrl.ClusterLoadAssignment), { what: 'an EDS request', timeoutMs: 5000 });
+    await waitUntil(
+      () => requests.some((r) => r.type_url === TypeUrl.ClusterLoadAssignment) && requests.some((r) => r.type_url === TypeUrl.Cluster && r.response_nonce === 'n1'),
+      { what: 'the EDS request and the CDS ACK', timeoutMs: 5000 },
+    );
     const [first, ...rest] = requests;
     assert.equal(first?.node?.id, 'unit-node');
     assert.equal(first?.node?.user_agent_name, 'consul-xds-proxy');
