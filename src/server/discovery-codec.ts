@@ -269,14 +269,30 @@ export function encodeResponseBody(versionInfo: string, typeUrl: string, resourc
 /** Nonces we make are short ASCII, so field 5 is: tag, one length byte, the characters. */
 const NONCE_TAG = 0x2a;
 
-/** A complete DiscoveryResponse: the body with field 5 (nonce) appended. */
-export function withNonce(body: Buffer, nonce: string): Buffer {
+/** gRPC's length prefix: a compressed flag (0) and the message length, big-endian. */
+export const GRPC_FRAME_HEADER = 5;
+
+/**
+ * A complete DiscoveryResponse (the body with field 5, the nonce, appended) behind gRPC's 5-byte
+ * length prefix: the exact bytes of one message on an HTTP/2 stream, so the same Buffer can be
+ * written to every stream as it is (response-writer.ts). `.subarray(GRPC_FRAME_HEADER)` is the
+ * bare message, for grpc-js to frame itself.
+ */
+export function framedWithNonce(body: Buffer, nonce: string): Buffer {
   const n = nonce.length;
   if (n > 127) throw new RangeError(`nonce too long (${n})`);
-  const out = Buffer.allocUnsafe(body.length + 2 + n);
-  body.copy(out, 0);
-  out[body.length] = NONCE_TAG;
-  out[body.length + 1] = n;
-  out.write(nonce, body.length + 2, 'latin1');
+  const size = body.length + 2 + n;
+  const out = Buffer.allocUnsafe(GRPC_FRAME_HEADER + size);
+  out[0] = 0; // not compressed
+  out.writeUInt32BE(size, 1);
+  body.copy(out, GRPC_FRAME_HEADER);
+  out[GRPC_FRAME_HEADER + body.length] = NONCE_TAG;
+  out[GRPC_FRAME_HEADER + body.length + 1] = n;
+  out.write(nonce, GRPC_FRAME_HEADER + body.length + 2, 'latin1');
   return out;
+}
+
+/** A complete DiscoveryResponse: the body with field 5 (nonce) appended. */
+export function withNonce(body: Buffer, nonce: string): Buffer {
+  return framedWithNonce(body, nonce).subarray(GRPC_FRAME_HEADER);
 }

@@ -1,14 +1,16 @@
 /**
  * Encode-once fan-out: a whole DiscoveryResponse (version, resources, type_url and nonce) is built
  * once per (type snapshot, selection of resources) and the very same bytes are written to every
- * stream that sends it; grpc-js's serializer is the identity.
+ * stream that sends it, gRPC length prefix included (response-writer.ts).
  *
  * Nonces only have to be fresh per stream, so a shared response carries one nonce for all its
  * streams (go-control-plane's per-stream counters also give every stream the same nonces). Each
  * body gets a number from a counter that only grows; a stream takes the shared bytes only if that
- * number is above the last nonce it got for the type, otherwise (a body built earlier, e.g. a
- * warming re-send of something it had) it gets a copy with a fresh nonce. So nonces strictly grow
- * per stream and type, and are never repeated.
+ * number is above the last nonce it got for the type. Otherwise (a body built earlier and sent to
+ * it before, e.g. the warming re-send of an unchanged ClusterLoadAssignment after every Cluster
+ * change) the shared response is renewed: the same body with a new, higher nonce, which then
+ * serves every other stream of that fan-out too. So nonces strictly grow per stream and type, are
+ * never repeated, and a fan-out costs one copy, not one per stream.
  *
  * In: a TypeSnapshot, the resources a stream is about to send, the stream's last nonce number.
  * Out: the response bytes and their nonce. Entries hang off the TypeSnapshot and the selection
@@ -16,9 +18,12 @@
  * `maxPerType` selections.
  */
 import type { SnapshotResource, TypeSnapshot } from '../cache/snapshot.js';
-import { encodeResponseBody, withNonce } from './discovery-codec.js';
+import { encodeResponseBody, framedWithNonce, GRPC_FRAME_HEADER } from './discovery-codec.js';
 
 export interface EncodedResponse {
+  /** The message behind gRPC's length prefix: what goes on the HTTP/2 stream, as is. */
+  readonly frame: Buffer;
+  /** The DiscoveryResponse alone (a view into `frame`), for grpc-js to frame itself. */
   readonly bytes: Buffer;
   readonly nonce: string;
   /** The nonce's number (nonces grow per stream and type). */
@@ -27,21 +32,23 @@ export interface EncodedResponse {
   readonly bodySize: number;
 }
 
-interface Entry extends EncodedResponse {
+/** One (type snapshot, selection): its body, and the response currently shared for it. */
+interface Slot {
   readonly body: Buffer;
+  current: EncodedResponse;
 }
 
 export class ResponseCache {
-  readonly #byKey = new WeakMap<TypeSnapshot, Map<string, Entry>>();
-  /** Selections memoised in selection.ts are shared arrays: find their entry without a key. */
-  readonly #bySelection = new WeakMap<readonly SnapshotResource[], Entry>();
+  readonly #byKey = new WeakMap<TypeSnapshot, Map<string, Slot>>();
+  /** Selections memoised in selection.ts are shared arrays: find their slot without a key. */
+  readonly #bySelection = new WeakMap<readonly SnapshotResource[], Slot>();
   readonly #maxPerType: number;
   #seq = 0;
   /** Bodies encoded (a miss); the encode-once test and the benchmark read it. */
   builds = 0;
   /** Responses handed out as already encoded shared bytes. */
   hits = 0;
-  /** Responses that needed a per-stream copy for a fresh nonce. */
+  /** Shared responses renewed with a fresh nonce (one copy of the body each). */
   copies = 0;
 
   constructor(maxPerType = 256) {
@@ -50,39 +57,43 @@ export class ResponseCache {
 
   /** `selected` must be in snapshot order (ascending index) so equal selections share an entry. */
   response(ts: TypeSnapshot, selected: readonly SnapshotResource[], lastSeq: number): EncodedResponse {
-    const entry = this.#entry(ts, selected);
-    if (entry.seq > lastSeq) {
+    const slot = this.#slot(ts, selected);
+    if (slot.current.seq > lastSeq) {
       this.hits++;
-      return entry;
+      return slot.current;
     }
     this.copies++;
-    const seq = ++this.#seq;
-    const nonce = seq.toString(36);
-    return { bytes: withNonce(entry.body, nonce), nonce, seq, bodySize: entry.bodySize };
+    slot.current = this.#stamp(slot.body);
+    return slot.current;
   }
 
-  #entry(ts: TypeSnapshot, selected: readonly SnapshotResource[]): Entry {
+  #stamp(body: Buffer): EncodedResponse {
+    const seq = ++this.#seq;
+    const nonce = seq.toString(36);
+    const frame = framedWithNonce(body, nonce);
+    return { frame, bytes: frame.subarray(GRPC_FRAME_HEADER), nonce, seq, bodySize: body.length };
+  }
+
+  #slot(ts: TypeSnapshot, selected: readonly SnapshotResource[]): Slot {
     // Empty selections are one shared constant across snapshots: never look them up by identity.
     const byIdentity = selected.length > 0;
     const known = byIdentity ? this.#bySelection.get(selected) : undefined;
     if (known !== undefined) return known;
     const key = selected.length === ts.list.length ? '*' : selectionKey(selected);
-    let entries = this.#byKey.get(ts);
-    if (!entries) {
-      entries = new Map();
-      this.#byKey.set(ts, entries);
+    let slots = this.#byKey.get(ts);
+    if (!slots) {
+      slots = new Map();
+      this.#byKey.set(ts, slots);
     }
-    let entry = entries.get(key);
-    if (entry === undefined) {
+    let slot = slots.get(key);
+    if (slot === undefined) {
       const body = encodeResponseBody(ts.version, ts.typeUrl, selected);
-      const seq = ++this.#seq;
-      const nonce = seq.toString(36);
-      entry = { body, bytes: withNonce(body, nonce), nonce, seq, bodySize: body.length };
+      slot = { body, current: this.#stamp(body) };
       this.builds++;
-      if (entries.size < this.#maxPerType) entries.set(key, entry);
+      if (slots.size < this.#maxPerType) slots.set(key, slot);
     }
-    if (byIdentity) this.#bySelection.set(selected, entry);
-    return entry;
+    if (byIdentity) this.#bySelection.set(selected, slot);
+    return slot;
   }
 }
 

@@ -3,7 +3,8 @@
  *
  * In: DiscoveryRequests from the client and change notices from the snapshot cache.
  * Out: DiscoveryResponses (pre-encoded and shared between streams, with a nonce fresh on this
- * stream; see response-cache.ts), and the stream's state in the registry.
+ * stream; see response-cache.ts, written by response-writer.ts), and the stream's state in the
+ * registry.
  *
  * Protocol rules kept here (see XDS-NOTES and readme-server.md):
  * - Every response carries a fresh nonce. A request whose response_nonce is not the latest one
@@ -20,8 +21,13 @@
  * - RDS/EDS responses carry only what the client does not have yet. A Cluster (Listener) that is
  *   new or changed is followed by its ClusterLoadAssignment (RouteConfiguration) even if that is
  *   unchanged, so the client finishes warming.
- * - One response in flight per type, and one ordered queue per stream: CDS -> EDS -> LDS -> RDS;
- *   a type waiting for its ACK holds back later types that have something to send.
+ * - One ordered queue per stream: CDS -> EDS -> LDS -> RDS. Everything due at one moment (a
+ *   Cluster change: CDS, the EDS warming re-send, RDS) is written back to back in that order,
+ *   without waiting for any ACK, and leaves in one HTTP/2 write (response-writer.ts).
+ * - One response in flight per type: the next one of that type waits for the ACK or NACK. This
+ *   keeps what the client holds of RDS/EDS knowable after a NACK, and merges fast successive
+ *   changes for a slow client. A type whose next response waits so holds back the later types
+ *   that have something to send, so routes never overtake the clusters they name.
  * - The node is taken from the first request that carries one. Unknown type URLs are logged
  *   once and ignored; undecodable bytes end this stream with INVALID_ARGUMENT.
  */
@@ -38,6 +44,7 @@ import { StreamRecord, type StreamMethod, type TypeState } from './stream-state.
 import { WILDCARD, type SubscriptionTable } from './subscriptions.js';
 import { changedSince, present, resourcesOf, subscriptionChanged, withNames } from './selection.js';
 import { warmsOf, warmTargets } from './warming.js';
+import { ResponseWriter, type WriteCounters } from './response-writer.js';
 
 export interface ServedMethod {
   readonly name: StreamMethod;
@@ -46,7 +53,7 @@ export interface ServedMethod {
 }
 
 /** Counters shared by all sessions of a server. */
-export interface SessionCounters {
+export interface SessionCounters extends WriteCounters {
   streamsTotal: number;
   requests: number;
   responses: number;
@@ -64,6 +71,10 @@ export interface SessionContext {
   readonly subscriptions: SubscriptionTable;
   readonly logger: Logger;
   readonly counters: SessionCounters;
+  /** grpc-js's `grpc.max_send_message_length` for this server (-1: no limit). */
+  readonly maxSendMessageBytes: number;
+  /** Responses go straight onto the HTTP/2 stream when grpc-js allows (response-writer.ts). */
+  readonly directWrites: boolean;
   /** Live sessions by record, for shutdown and for warming across per-type streams. */
   readonly sessions: Map<StreamRecord, StreamSession>;
 }
@@ -89,11 +100,13 @@ export class StreamSession {
   #watch: CacheWatch | undefined;
   #closed = false;
   #warnedTypeUrls: Set<string> | undefined;
+  readonly #writer: ResponseWriter;
 
   constructor(call: XdsCall, method: ServedMethod, ctx: SessionContext) {
     this.#call = call;
     this.#method = method;
     this.#ctx = ctx;
+    this.#writer = new ResponseWriter(call, ctx.counters, { direct: ctx.directWrites, maxMessageBytes: ctx.maxSendMessageBytes });
     const id = ++streamSeq;
     this.#log = ctx.logger.child({ stream: id });
     this.record = new StreamRecord(id, method.name, call.getPeer(), () => this.#watch?.group ?? ctx.cache.groupOf(this.record.node));
@@ -282,19 +295,29 @@ export class StreamSession {
     this.#ctx.registry._nack(this.record, st, record);
   }
 
-  /** Send what is due, in CDS -> EDS -> LDS -> RDS order. */
+  /**
+   * Send what is due, in CDS -> EDS -> LDS -> RDS order. Everything one flush sends (a Cluster
+   * change: CDS, then the EDS warming re-send, then RDS) is written back to back, without waiting
+   * for any ACK, and leaves in one HTTP/2 write (response-writer.ts).
+   */
   #flush(): void {
     if (this.#closed) return;
     const snapshot = this.#watch?.snapshot;
     if (snapshot === undefined) return; // nothing to serve yet: requests wait for the first snapshot
-    for (const t of TYPE_ORDER) {
-      const st = this.record.types.get(t);
-      if (st === undefined || !st.dirty || !st.subscribed) continue;
-      if (st.outstanding) break; // nothing overtakes a type that waits for its ACK
-      st.dirty = false;
-      const ts = snapshot.type(t);
-      if (st.full) this.#evaluateFull(st, ts);
-      else this.#evaluatePartial(st, ts);
+    try {
+      for (const t of TYPE_ORDER) {
+        const st = this.record.types.get(t);
+        if (st === undefined || !st.dirty || !st.subscribed) continue;
+        // Its next response waits for the ACK of the one in flight, and nothing overtakes it: a
+        // route must not reach the client before the clusters it names.
+        if (st.outstanding) break;
+        st.dirty = false;
+        const ts = snapshot.type(t);
+        if (st.full) this.#evaluateFull(st, ts);
+        else this.#evaluatePartial(st, ts);
+      }
+    } finally {
+      this.#writer.flush();
     }
   }
 
@@ -363,7 +386,7 @@ export class StreamSession {
     st.responses++;
     settle(st, ts);
     this.#ctx.counters.responses++;
-    this.#call.write(res.bytes);
+    this.#writer.write(res);
     if (this.#log.isLevelEnabled('debug')) {
       this.#log.debug({ type: TYPE_SHORT[st.typeUrl], version: ts.version, nonce: res.nonce, resources: selected.length }, 'response sent');
     }

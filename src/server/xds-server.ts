@@ -8,8 +8,9 @@
  *
  * Service definitions are built by hand: the request deserializer is our lean DiscoveryRequest
  * reader and the response serializer passes pre-encoded responses through (response-cache.ts),
- * so a change fanned out to 1,000 streams encodes each response once. Delta xDS is not registered: grpc-js answers UNIMPLEMENTED, so Envoy must use
- * `api_type: GRPC`.
+ * so a change fanned out to 1,000 streams encodes each response once; response-writer.ts puts
+ * the same framed bytes on every stream. Delta xDS is not registered: grpc-js answers
+ * UNIMPLEMENTED, so Envoy must use `api_type: GRPC`.
  */
 import { Server, ServerCredentials, status as GrpcStatus, type ChannelOptions, type MethodDefinition } from '@grpc/grpc-js';
 import { TypeUrl } from '../xds/type-urls.js';
@@ -22,6 +23,7 @@ import { SubscriptionTable } from './subscriptions.js';
 import { StreamRegistry } from './stream-registry.js';
 import { StreamSession, type ServedMethod, type SessionContext, type XdsCall } from './stream-session.js';
 import type { StreamRecord } from './stream-state.js';
+import { innerCallInterceptor } from './response-writer.js';
 
 export interface XdsServerOptions {
   readonly cache: SnapshotCache;
@@ -32,6 +34,12 @@ export interface XdsServerOptions {
   readonly grpcOptions?: ChannelOptions;
   /** close(): how long to wait for streams to finish before forcing the connections shut. */
   readonly shutdownGraceMs?: number;
+  /**
+   * Write responses as shared framed bytes straight onto each HTTP/2 stream, one write per flush
+   * (default true). false: through grpc-js's stream, one message at a time, each copied; the
+   * escape hatch should a grpc-js release misbehave (see response-writer.ts).
+   */
+  readonly directWrites?: boolean;
 }
 
 export interface XdsServerStats {
@@ -50,8 +58,12 @@ export interface XdsServerStats {
   readonly sharedBuilds: number;
   /** Responses written as already encoded shared bytes. */
   readonly sharedHits: number;
-  /** Responses that needed a per-stream copy to get a fresh nonce. */
+  /** Shared responses renewed with a fresh nonce (a body sent before, e.g. a warming re-send). */
   readonly nonceCopies: number;
+  /** Responses written as shared framed bytes straight onto the HTTP/2 stream (the fast path). */
+  readonly directWrites: number;
+  /** Responses written through grpc-js's stream (the fallback; see response-writer.ts). */
+  readonly grpcWrites: number;
   /** Distinct resource-name subscriptions in use (streams with equal ones share one). */
   readonly subscriptions: number;
 }
@@ -110,10 +122,15 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
   const registry = new StreamRegistry(opts.cache);
   const responses = new ResponseCache();
   const sessions = new Map<StreamRecord, StreamSession>();
-  const counters = { streamsTotal: 0, requests: 0, responses: 0, acks: 0, nacks: 0, stale: 0, malformed: 0, unknownType: 0 };
+  const counters = { streamsTotal: 0, requests: 0, responses: 0, acks: 0, nacks: 0, stale: 0, malformed: 0, unknownType: 0, directWrites: 0, grpcWrites: 0 };
   const subscriptions = new SubscriptionTable();
-  const ctx: SessionContext = { cache: opts.cache, registry, responses, subscriptions, logger, counters, sessions };
-  const server = new Server({ ...DEFAULT_GRPC_OPTIONS, ...opts.grpcOptions });
+  const grpcOptions: ChannelOptions = { ...DEFAULT_GRPC_OPTIONS, ...opts.grpcOptions };
+  const maxSendMessageBytes = typeof grpcOptions['grpc.max_send_message_length'] === 'number' ? grpcOptions['grpc.max_send_message_length'] : -1;
+  const ctx: SessionContext = { cache: opts.cache, registry, responses, subscriptions, logger, counters, sessions, maxSendMessageBytes, directWrites: opts.directWrites ?? true };
+  // The interceptor hands each session grpc-js's own call, so responses can skip grpc-js's
+  // one-message-at-a-time write path (response-writer.ts). It is the only interceptor: one
+  // wrapped around it would be bypassed by those writes.
+  const server = new Server({ ...grpcOptions, interceptors: [innerCallInterceptor] });
   for (const spec of SERVICES) {
     server.addService({ [spec.rpc]: methodDefinition(spec) }, {
       [spec.rpc]: (call: XdsCall) => {

@@ -4,6 +4,7 @@
  */
 import { buildSnapshot, type Snapshot } from '../../src/cache/snapshot.js';
 import { DEFAULT_GROUP, SnapshotCache } from '../../src/cache/snapshot-cache.js';
+import type { ChannelOptions } from '@grpc/grpc-js';
 import { createXdsServer, type XdsServer } from '../../src/server/index.js';
 import { silentLogger, type Logger } from '../../src/log.js';
 import type { XdsResourceSet } from '../../src/xds/resources.js';
@@ -20,10 +21,25 @@ export interface XdsHarness {
   close(): Promise<void>;
 }
 
-export async function startXds(opts: { set?: XdsResourceSet; logger?: Logger; cache?: SnapshotCache } = {}): Promise<XdsHarness> {
+export interface XdsHarnessOptions {
+  readonly set?: XdsResourceSet;
+  readonly logger?: Logger;
+  readonly cache?: SnapshotCache;
+  readonly grpcOptions?: ChannelOptions;
+  /** false: responses through grpc-js's stream (the server's fallback write path). */
+  readonly directWrites?: boolean;
+}
+
+export async function startXds(opts: XdsHarnessOptions = {}): Promise<XdsHarness> {
   const cache = opts.cache ?? new SnapshotCache();
   if (opts.set) cache.set(DEFAULT_GROUP, buildSnapshot(opts.set));
-  const server = createXdsServer({ cache, logger: opts.logger ?? silentLogger, shutdownGraceMs: 500 });
+  const server = createXdsServer({
+    cache,
+    logger: opts.logger ?? silentLogger,
+    shutdownGraceMs: 500,
+    ...(opts.grpcOptions !== undefined ? { grpcOptions: opts.grpcOptions } : {}),
+    ...(opts.directWrites !== undefined ? { directWrites: opts.directWrites } : {}),
+  });
   const port = await server.listen('127.0.0.1', 0);
   const conn = new AdsConnection(`127.0.0.1:${port}`);
   return {

@@ -79,6 +79,7 @@ test('a change fanned out to 60 streams encodes each response body once and no r
 
   const buildsBefore = h.server.stats.sharedBuilds;
   const responsesBefore = h.server.stats.responses;
+  const directBefore = h.server.stats.directWrites;
   const received: AdsResponse[][] = [];
   const fanOutEncodes = await countEncodes(COUNTED, async () => {
     h.cache.set('default', snapshot);
@@ -87,6 +88,10 @@ test('a change fanned out to 60 streams encodes each response body once and no r
   assert.equal(fanOutEncodes, 0, 'no protobuf encoding on the way out');
   assert.equal(h.server.stats.responses - responsesBefore, 60 * 4);
   assert.equal(h.server.stats.sharedBuilds - buildsBefore, 4, 'one shared body per type');
+  // With the installed grpc-js, every response takes the fast path (shared framed bytes written
+  // straight onto the HTTP/2 stream). If a grpc-js upgrade breaks it, this fails, not just the speed.
+  assert.equal(h.server.stats.directWrites - directBefore, 60 * 4);
+  assert.equal(h.server.stats.grpcWrites, 0);
 
   for (const [i, type] of TYPE_ORDER.entries()) {
     const bodies = received.map((rs) => rs[i]);
@@ -131,6 +136,69 @@ test('re-sending a response built earlier gives it a fresh nonce on that stream'
   assert.equal(h.server.stats.nonceCopies, 1);
   s.ack(again);
   await s.expectSilence();
+});
+
+test('a warming re-send to many streams is one shared response; so is a re-send of a body they had before', { timeout: 20_000 }, async (t) => {
+  const h = await startXds({ set: resourceSet({ clusters: 3 }) });
+  t.after(() => h.close());
+  const streams: AdsStream[] = [];
+  for (let i = 0; i < 20; i++) {
+    const s = h.conn.stream({ node: { id: `w${i}` } });
+    s.subscribe(TypeUrl.Cluster);
+    s.subscribe(TypeUrl.ClusterLoadAssignment, ['c0', 'c1', 'c2']);
+    streams.push(s);
+  }
+  await Promise.all(streams.map((s, i) => ackUntilUpToDate(h, s, `w${i}`, 2)));
+  const edsNonces = (s: AdsStream): string[] => s.received.filter((r) => r.typeUrl === TypeUrl.ClusterLoadAssignment).map((r) => r.nonce);
+  const expectShared = (rs: readonly AdsResponse[], seen: ReadonlyArray<readonly string[]>): void => {
+    const first = rs[0];
+    assert.ok(first);
+    for (const [i, r] of rs.entries()) {
+      assert.ok(r.raw.equals(first.raw), 'identical bytes on every stream');
+      assert.ok(!seen[i]?.includes(r.nonce), 'a nonce this stream has not seen for EDS');
+    }
+  };
+
+  // Every Cluster changes, no CLA does: each stream gets CDS, then all three CLAs again, built
+  // once for all 20 streams (with the new snapshot's nonce).
+  let seen = streams.map(edsNonces);
+  const builds = h.server.stats.sharedBuilds;
+  const copies = h.server.stats.nonceCopies;
+  h.publish(resourceSet({ clusters: 3, connectTimeoutS: 2 }));
+  const warming: AdsResponse[] = [];
+  for (const s of streams) {
+    const cds = await s.next();
+    assert.equal(cds.typeUrl, TypeUrl.Cluster);
+    const e = await s.next();
+    assert.equal(e.typeUrl, TypeUrl.ClusterLoadAssignment);
+    assert.deepEqual(e.names, ['c0', 'c1', 'c2']);
+    warming.push(e);
+    s.ack(cds);
+    s.ack(e);
+  }
+  assert.equal(h.server.stats.sharedBuilds - builds, 2, 'one CDS and one EDS body for all streams');
+  assert.equal(h.server.stats.nonceCopies - copies, 0);
+  expectShared(warming, seen);
+
+  // Unsubscribe and resubscribe c2, twice: the second time every stream is sent a body it had
+  // before, under the same snapshot. It needs a nonce none of them has seen: one renewed response
+  // serves all 20 streams (one copy, not one per stream).
+  for (const round of [1, 2]) {
+    for (const s of streams) s.subscribe(TypeUrl.ClusterLoadAssignment, ['c0', 'c1']);
+    await Promise.all(streams.map((s) => s.expectSilence(50)));
+    seen = streams.map(edsNonces);
+    const copiesBefore = h.server.stats.nonceCopies;
+    for (const s of streams) s.subscribe(TypeUrl.ClusterLoadAssignment, ['c0', 'c1', 'c2']);
+    const again: AdsResponse[] = [];
+    for (const s of streams) {
+      const r = await s.next();
+      assert.deepEqual(r.names, ['c2']);
+      again.push(r);
+      s.ack(r);
+    }
+    assert.equal(h.server.stats.nonceCopies - copiesBefore, round === 1 ? 0 : 1);
+    expectShared(again, seen);
+  }
 });
 
 test('two replicas given the same input serve identical versions and bytes', { timeout: 20_000 }, async (t) => {

@@ -1,8 +1,10 @@
 /**
  * SotW protocol over real gRPC (loopback): ACK, NACK (recorded, not re-sent, later version sent),
  * stale nonces, subscription changes, resubscribe, named RDS/EDS answered even when empty,
- * warming (CLA re-sent after a Cluster change), CDS -> EDS -> LDS -> RDS order, wildcard and
- * named full-state subscriptions, per-type services.
+ * warming (CLA re-sent after a Cluster change), CDS -> EDS -> LDS -> RDS order (one change's
+ * responses written back to back, no ACK awaited in between; a type blocked on its ACK holds back
+ * later ones), EDS subscriptions that follow a CDS update, wildcard and named full-state
+ * subscriptions, per-type services; the fallback write path through grpc-js.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -242,7 +244,7 @@ test('a Listener change re-sends its RouteConfiguration', async (t) => {
   assert.equal(r2.versionInfo, r1.versionInfo);
 });
 
-test('changes go out in order CDS -> EDS -> LDS -> RDS, and nothing overtakes a type waiting for its ACK', async (t) => {
+test('changes go out in order CDS -> EDS -> LDS -> RDS; a type whose next response waits for its ACK holds back later types', async (t) => {
   const h = await startXds({ set: resourceSet() });
   t.after(() => h.close());
   const s = h.stream();
@@ -274,6 +276,113 @@ test('changes go out in order CDS -> EDS -> LDS -> RDS, and nothing overtakes a 
   const batch2 = [await s.next(), await s.next(), await s.next(), await s.next()];
   assert.deepEqual(batch2.map((r) => r.typeUrl), [CDS, EDS, LDS, RDS]);
   assert.equal(batch2[0]?.versionInfo, h.cache.get('default')?.version(CDS));
+});
+
+for (const directWrites of [true, false]) {
+  test(`one change goes out at once: CDS, the EDS warming re-send, RDS, in order, before any ACK (${directWrites ? 'direct' : 'grpc-js'} writes)`, async (t) => {
+    const h = await startXds({ set: resourceSet({ clusters: 3 }), directWrites });
+    t.after(() => h.close());
+    const s = h.stream();
+    s.subscribe(CDS);
+    s.subscribe(EDS, ['c0', 'c1', 'c2']);
+    s.subscribe(LDS);
+    s.subscribe(RDS, ['routes']);
+    await ackUntilUpToDate(h, s, 'node-1', 4);
+    await s.expectSilence(100);
+    const edsVersion = h.cache.get('default')?.version(EDS);
+
+    // Every Cluster and the routes change; the CLAs and the Listener do not.
+    h.publish(resourceSet({ clusters: 3, connectTimeoutS: 4, apiWeight: 40 }));
+    const got = [await s.next(), await s.next(), await s.next()];
+    assert.deepEqual(got.map((r) => r.typeUrl), [CDS, EDS, RDS]);
+    const [cds, eds, rds] = got;
+    assert.ok(cds && eds && rds);
+    assert.equal(eds.versionInfo, edsVersion, 'unchanged CLAs, re-sent for warming');
+    assert.deepEqual(eds.names, ['c0', 'c1', 'c2']);
+    // All three are in flight together: none waited for the ACK of the one before it.
+    const pending = Object.fromEntries((h.server.registry.list()[0]?.types ?? []).map((x) => [x.type, x.pendingNonce]));
+    assert.deepEqual(pending, { CDS: cds.nonce, EDS: eds.nonce, LDS: undefined, RDS: rds.nonce });
+    for (const r of got) s.ack(r);
+    await s.expectSilence();
+    const stats = h.server.stats;
+    assert.ok(directWrites ? stats.directWrites > 0 && stats.grpcWrites === 0 : stats.grpcWrites > 0 && stats.directWrites === 0);
+  });
+}
+
+test('a Cluster changed together with its CLA: one EDS response carries the new CLA and ends warming', async (t) => {
+  const base = resourceSet({ clusters: 3 });
+  const h = await startXds({ set: base });
+  t.after(() => h.close());
+  const s = h.stream();
+  s.subscribe(CDS);
+  s.subscribe(EDS, ['c0', 'c1', 'c2']);
+  await ackUntilUpToDate(h, s, 'node-1', 2);
+  const oldEds = h.cache.get('default')?.version(EDS);
+  h.publish({
+    ...base,
+    clusters: base.clusters.map((c) => (c.name === 'c1' ? edsCluster('c1', { connectTimeoutS: 6 }) : c)),
+    endpoints: base.endpoints.map((e) => (e.cluster_name === 'c1' ? cla('c1', [['127.0.0.1', 9911]]) : e)),
+  });
+  const c2 = await s.next();
+  assert.equal(c2.typeUrl, CDS);
+  const e2 = await s.next();
+  assert.equal(e2.typeUrl, EDS);
+  assert.deepEqual(e2.names, ['c1']);
+  assert.notEqual(e2.versionInfo, oldEds);
+  assert.equal(e2.versionInfo, h.cache.get('default')?.version(EDS));
+  s.ack(c2);
+  s.ack(e2);
+  await s.expectSilence(); // no second EDS response for the same change
+});
+
+test('a new cluster: the EDS subscription sent after CDS (before its ACK) is answered at once', async (t) => {
+  const h = await startXds({ set: resourceSet({ clusters: 2 }) });
+  t.after(() => h.close());
+  const s = h.stream();
+  s.subscribe(CDS);
+  s.subscribe(EDS, ['c0', 'c1']);
+  await ackUntilUpToDate(h, s, 'node-1', 2);
+  h.publish(resourceSet({ clusters: 3 })); // c2 is new; c0 and c1 are unchanged
+  const cds = await s.next();
+  assert.deepEqual(cds.names, ['c0', 'c1', 'c2']);
+  await s.expectSilence(100); // nothing to re-send: no existing cluster changed
+  // Like Envoy: the new cluster asks for its CLA before the CDS ACK goes out.
+  s.subscribe(EDS, ['c0', 'c1', 'c2']);
+  const eds = await s.next(1_000);
+  assert.deepEqual(eds.names, ['c2']);
+  assert.equal(h.server.registry.list()[0]?.types.find((x) => x.type === 'CDS')?.pendingNonce, cds.nonce, 'CDS still unACKed');
+  s.ack(cds);
+  s.ack(eds);
+  await s.expectSilence();
+});
+
+test('a new cluster while the warming re-send is in flight: the stale request is ignored, the ACK after it is answered', async (t) => {
+  const base = resourceSet({ clusters: 2 });
+  const h = await startXds({ set: base });
+  t.after(() => h.close());
+  const s = h.stream();
+  s.subscribe(CDS);
+  s.subscribe(EDS, ['c0', 'c1']);
+  await ackUntilUpToDate(h, s, 'node-1', 2);
+  const e1 = s.received.filter((r) => r.typeUrl === EDS).at(-1);
+  assert.ok(e1);
+  // c0 changes (so its CLA is re-sent) and c2 is new.
+  const next = resourceSet({ clusters: 3 });
+  h.publish({ ...next, clusters: next.clusters.map((c) => (c.name === 'c0' ? edsCluster('c0', { connectTimeoutS: 8 }) : c)) });
+  const cds = await s.next();
+  const eds = await s.next();
+  assert.equal(cds.typeUrl, CDS);
+  assert.deepEqual(eds.names, ['c0']);
+  // The client handled CDS before the EDS response: its new subscription echoes the older nonce.
+  s.send({ typeUrl: EDS, resourceNames: ['c0', 'c1', 'c2'], versionInfo: e1.versionInfo, responseNonce: e1.nonce });
+  await s.expectSilence(100);
+  // Its ACK of the re-send repeats the subscription with the latest nonce: c2 goes out.
+  s.ack(cds);
+  s.ack(eds, ['c0', 'c1', 'c2']);
+  const e3 = await s.next(1_000);
+  assert.deepEqual(e3.names, ['c2']);
+  s.ack(e3);
+  await s.expectSilence();
 });
 
 test('named LDS/CDS (how gRPC clients subscribe) get every subscribed resource that exists, every time', async (t) => {

@@ -1,7 +1,8 @@
 /**
  * The server survives bad clients and churn: unknown type URLs, undecodable bytes, requests
- * before any snapshot, shutdown with live streams, and 10,000 stream open/close cycles that must
- * leave no stream, watch or node state behind.
+ * before any snapshot, a response over the configured message size limit, shutdown with live
+ * streams, and 10,000 stream open/close cycles that must leave no stream, watch or node state
+ * behind.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -85,6 +86,18 @@ test('a client half-close ends the stream with OK and forgets it', { timeout: 20
   s.end();
   assert.equal((await s.status).code, GrpcStatus.OK);
   await eventually(() => h.server.registry.size === 0 && h.cache.watcherCount === 0, 1_000, 'stream forgotten');
+});
+
+test('a response over grpc.max_send_message_length ends that stream with RESOURCE_EXHAUSTED', { timeout: 20_000 }, async (t) => {
+  const h = await startXds({ set: resourceSet({ clusters: 3 }), grpcOptions: { 'grpc.max_send_message_length': 200 } });
+  t.after(() => h.close());
+  const s = h.stream();
+  s.subscribe(TypeUrl.ClusterLoadAssignment, ['c0']); // small enough
+  const ok = await s.next();
+  assert.deepEqual(ok.names, ['c0']);
+  s.subscribe(TypeUrl.Cluster); // three clusters: too large
+  const status = await s.status;
+  assert.equal(status.code, GrpcStatus.RESOURCE_EXHAUSTED);
 });
 
 test('close() ends live streams with UNAVAILABLE and returns promptly', { timeout: 20_000 }, async () => {
