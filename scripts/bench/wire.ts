@@ -236,23 +236,64 @@ export function grpcFrame(message: Uint8Array): Buffer {
   return frame;
 }
 
-/** Splits a byte stream into gRPC messages; keeps a partial message until the rest arrives. */
+/**
+ * Splits a byte stream into gRPC messages. A message that spans several chunks (HTTP/2 DATA
+ * frames carry at most 16 KB) is kept as a list of chunks and copied once, when its last byte
+ * arrives, as grpc-js's own decoder does; messages inside one chunk are views, never copied.
+ * (Joining the pending bytes with every new chunk instead would copy a message once per frame it
+ * spans, load-generator CPU that grows with message size and is taken from the server under test.)
+ */
 export class GrpcMessageReader {
-  #pending: Buffer = Buffer.alloc(0);
+  /** Chunks of a message not complete yet (the first one starts at its 5-byte prefix). */
+  #chunks: Buffer[] = [];
+  #buffered = 0;
 
   /** Feed a chunk; returns the complete messages it finished. */
   push(chunk: Buffer): Buffer[] {
-    let buf = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
     const messages: Buffer[] = [];
+    let buf = chunk;
+    if (this.#chunks.length > 0) {
+      this.#chunks.push(chunk);
+      this.#buffered += chunk.length;
+      const first = this.#headOfPending();
+      if (first === undefined) return messages;
+      const need = 5 + this.#lengthOf(first);
+      if (this.#buffered < need) return messages;
+      // The message is complete: one copy of exactly its bytes; the rest of the last chunk is a view.
+      const whole = Buffer.concat(this.#chunks, need);
+      this.#chunks = [];
+      const rest = this.#buffered - need;
+      this.#buffered = 0;
+      messages.push(whole.subarray(5));
+      buf = chunk.subarray(chunk.length - rest);
+    }
     while (buf.length >= 5) {
-      if (buf[0] !== 0) throw new Error('compressed gRPC messages are not supported');
-      const length = buf.readUInt32BE(1);
+      const length = this.#lengthOf(buf);
       if (buf.length < 5 + length) break;
       messages.push(buf.subarray(5, 5 + length));
       buf = buf.subarray(5 + length);
     }
-    this.#pending = buf;
+    if (buf.length > 0) {
+      this.#chunks.push(buf);
+      this.#buffered = buf.length;
+    }
     return messages;
+  }
+
+  /** The pending bytes' first chunk, joined with the next ones if the 5-byte prefix spans them. */
+  #headOfPending(): Buffer | undefined {
+    if (this.#buffered < 5) return undefined;
+    let first = this.#chunks[0];
+    if (first !== undefined && first.length < 5) {
+      first = Buffer.concat(this.#chunks);
+      this.#chunks = [first];
+    }
+    return first;
+  }
+
+  #lengthOf(buf: Buffer): number {
+    if (buf[0] !== 0) throw new Error('compressed gRPC messages are not supported');
+    return buf.readUInt32BE(1);
   }
 }
 
