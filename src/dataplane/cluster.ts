@@ -196,7 +196,7 @@ export class UpstreamCluster {
   // ---- HealthCheckTarget / OutlierTarget ----
 
   hasTraffic(): boolean {
-    return this.stats.upstream_rq_total > 0;
+    return this.stats.upstream_rq_total > 0 || this.stats.upstream_cx_total > 0;
   }
 
   hosts(): readonly Host[] {
@@ -260,6 +260,7 @@ export class UpstreamCluster {
 
   emitStats(emit: StatEmitter): void {
     this.stats.lb_healthy_panic = this.prio.panicPicks;
+    this.stats.upstream_rq_pending_active = this.model.http2 ? 0 : this.h1.pending();
     const t = this.model.thresholds;
     this.stats.emit(this.name, emit, {
       cx: this.stats.upstream_cx_active >= t.maxConnections,

@@ -7,7 +7,7 @@
  * drop_overloads (would drop traffic we do not drop), per-endpoint health-check overrides.
  */
 import { isIP } from 'node:net';
-import { FieldReader, ResourceError } from './field-reader.js';
+import type { FieldReader } from './field-reader.js';
 
 export type EdsHealth = 'UNKNOWN' | 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'TIMEOUT' | 'DEGRADED';
 const HEALTH: readonly EdsHealth[] = ['UNKNOWN', 'HEALTHY', 'UNHEALTHY', 'DRAINING', 'TIMEOUT', 'DEGRADED'];
@@ -109,8 +109,4 @@ export function readSocketAddress(addr: FieldReader | undefined, parent: FieldRe
   const port = sa.number('port_value') ?? 0;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw sa.error('port_value', 'must be 0-65535');
   return { address, port };
-}
-
-export function endpointsError(where: string, err: unknown): ResourceError {
-  return err instanceof ResourceError ? err : new ResourceError(`${where}: ${(err as Error).message}`);
 }

@@ -6,7 +6,7 @@
  */
 import type protobuf from 'protobufjs';
 import { envoyRoot, messageType } from '../envoy/protos.js';
-import { TypeUrl, isFullStateType, type XdsTypeUrl, messageNameOf } from '../xds/type-urls.js';
+import { TypeUrl, type XdsTypeUrl, messageNameOf } from '../xds/type-urls.js';
 import { DECODE_OPTIONS, FieldReader, ResourceError } from './field-reader.js';
 import { readCluster, type ClusterModel } from './cluster-resource.js';
 import { readLoadAssignment, type EndpointsModel } from './endpoint-resource.js';
@@ -64,12 +64,6 @@ function typeOf(url: XdsTypeUrl): protobuf.Type {
   }
   return t;
 }
-
-export function typeLabel(url: XdsTypeUrl): string {
-  return SPECS[url].label;
-}
-
-export { isFullStateType };
 
 export interface RejectedResource {
   /** The resource's name when it could be read. */

@@ -7,10 +7,6 @@
 
 export type StatEmitter = (name: string, value: number) => void;
 
-export interface StatSource {
-  collect(emit: StatEmitter): void;
-}
-
 /** Emits every own numeric field of `obj` as `${prefix}.${field}`. */
 export function emitFields(prefix: string, obj: object, emit: StatEmitter): void {
   for (const [k, v] of Object.entries(obj)) if (typeof v === 'number') emit(`${prefix}.${k}`, v);

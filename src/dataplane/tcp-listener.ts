@@ -68,10 +68,7 @@ export class TcpListener {
       this.conns.delete(down);
       down.destroy();
       up?.destroy();
-      if (host && cluster) {
-        host.rqActive--;
-        cluster.stats.upstream_rq_active--;
-      }
+      if (host) host.rqActive--;
       stats.downstream_cx_rx_bytes_total += bytesIn;
       stats.downstream_cx_tx_bytes_total += bytesOut;
       const log = this.accessLog;
@@ -127,16 +124,12 @@ export class TcpListener {
         finish();
         return;
       }
-      if (host) {
-        host.rqActive--;
-        cluster.stats.upstream_rq_active--;
-      }
+      // A TCP connection counts as one active "request" on its host, so least-request balances it.
+      if (host) host.rqActive--;
       host = h;
       tried.add(h);
       h.rqActive++;
       h.rqTotal++;
-      cluster.stats.upstream_rq_total++;
-      cluster.stats.upstream_rq_active++;
       cluster.stats.upstream_cx_total++;
       cluster.stats.upstream_cx_active++;
       h.cxTotal++;

@@ -17,11 +17,11 @@
 import { Client, credentials, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
 import { messageType } from '../envoy/protos.js';
-import { TYPE_ORDER, TYPE_SHORT, TypeUrl, isXdsTypeUrl, type XdsTypeUrl } from '../xds/type-urls.js';
+import { TYPE_ORDER, TYPE_SHORT, isFullStateType, isXdsTypeUrl, type XdsTypeUrl } from '../xds/type-urls.js';
 import { backoffDelay, type BackoffPolicy } from '../consul/backoff.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { Endpoint, NodeModel } from './bootstrap.js';
-import { decodeResource, isFullStateType, isRejected, type DecodedResource } from './resource-types.js';
+import { decodeResource, isRejected, type DecodedResource } from './resource-types.js';
 import { XdsTypeStats } from './stats.js';
 
 const ADS_METHOD = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
@@ -374,4 +374,3 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.compare(a, b) === 0;
 }
 
-export { TypeUrl };

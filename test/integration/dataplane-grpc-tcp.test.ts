@@ -20,7 +20,7 @@ import { loadSync } from '@grpc/proto-loader';
 import { serve, type RunningApp } from '../../src/app.js';
 import { silentLogger } from '../../src/log.js';
 import { startDataplane, type DataplaneHandle } from '../support/dataplane.js';
-import { freePort, makeTempDir } from '../support/tmp.js';
+import { makeTempDir } from '../support/tmp.js';
 
 const PROTO = fileURLToPath(new URL('../../../test/fixtures/greeter.proto', import.meta.url));
 const Greeter = (loadPackageDefinition(loadSync(PROTO, { keepCase: true })) as unknown as {
@@ -110,14 +110,13 @@ describe('our proxy: gRPC balanced per request (seed 003) and TCP proxy (seed 00
     dir = await makeTempDir('dataplane-grpc');
     grpcBackends.push(...(await Promise.all(['g1', 'g2', 'g3'].map(startGrpcBackend))));
     echoBackends.push(...(await Promise.all(['mongo-0', 'mongo-1'].map(startEchoBackend))));
-    [edgePort, mongoPort] = await Promise.all([freePort(), freePort()]);
     const configFile = join(dir.path, 'consul-xds.yaml');
     await writeFile(
       configFile,
       `# written by test/integration/dataplane-grpc-tcp.test.ts
 listener:
-  edge: { address: "127.0.0.1", port: ${edgePort}, virtual-hosts: ["greeter"] }
-  mongo: { address: "127.0.0.1", port: ${mongoPort}, type: tcp, cluster: mongo, stat-prefix: mongo_tcp }
+  edge: { address: "127.0.0.1", port: 0, virtual-hosts: ["greeter"] }
+  mongo: { address: "127.0.0.1", port: 0, type: tcp, cluster: mongo, stat-prefix: mongo_tcp }
 virtual-hosts:
   greeter:
     domain: ["*"]
@@ -140,6 +139,8 @@ ${echoBackends.map((b) => `        - { address: "127.0.0.1", port: ${b.port} }`)
     app = await serve({ configFile, xds: { host: '127.0.0.1', port: 0 }, admin: false, als: false, logger: silentLogger });
     dp = await startDataplane({ xdsPort: app.xdsPort, nodeId: 'dataplane-grpc', nodeCluster: 'edge' });
     await dp.proxy.whenLive(20_000);
+    edgePort = dp.proxy.listenerPort('edge') ?? 0;
+    mongoPort = dp.proxy.listenerPort('mongo') ?? 0;
     client = new Greeter(`127.0.0.1:${edgePort}`, credentials.createInsecure());
   });
 

@@ -44,8 +44,7 @@ describe('our proxy: gRPC access logs to the sidecar sink, sidecar health', () =
   before(async () => {
     dir = await makeTempDir('dataplane-als');
     web = await startUpstream('web');
-    const [listenerPort, alsPort, proxyAdmin] = await Promise.all([freePort(), freePort(), freePort()]);
-    port = listenerPort;
+    const [alsPort, proxyAdmin] = await Promise.all([freePort(), freePort()]);
     logFile = join(dir.path, 'access.log');
     const configFile = join(dir.path, 'consul-xds.yaml');
     await writeFile(
@@ -53,7 +52,7 @@ describe('our proxy: gRPC access logs to the sidecar sink, sidecar health', () =
       `listener:
   edge:
     address: "127.0.0.1"
-    port: ${port}
+    port: 0
     access-log: { grpc: { address: "127.0.0.1", port: ${alsPort}, buffer-size-bytes: 0 } }
 route:
   domain: ["*"]
@@ -76,6 +75,8 @@ endpoint:
     });
     dp = await startDataplane({ xdsPort: app.xdsPort, nodeId: 'dp-obs', nodeCluster: 'edge', adminPort: proxyAdmin });
     await dp.proxy.whenLive(20_000);
+    // Port 0 in the config: the proxy picked one (no race with parallel test files).
+    port = dp.proxy.listenerPort('edge') ?? 0;
   });
 
   after(async () => {
@@ -131,7 +132,6 @@ describe('our proxy: file access log with a JSON format', () => {
   it('writes one formatted line per request', async () => {
     dir = await makeTempDir('dataplane-filelog');
     web = await startUpstream('web');
-    const port = await freePort();
     const file = join(dir.path, 'proxy-access.log');
     // The control plane in this process packs a FileAccessLog: its proto must be in the shared root
     // (protobufjs turns an unknown '@type' into an empty Any).
@@ -143,7 +143,7 @@ describe('our proxy: file access log with a JSON format', () => {
         listeners: [
           {
             name: 'edge',
-            address: { socket_address: { address: '127.0.0.1', port_value: port } },
+            address: { socket_address: { address: '127.0.0.1', port_value: 0 } },
             filter_chains: [{ filters: [{ name: 'hcm', typed_config: {
               '@type': HCM,
               stat_prefix: 'edge',
@@ -170,6 +170,7 @@ describe('our proxy: file access log with a JSON format', () => {
     });
     dp = await startDataplane({ xdsPort: xds.port, nodeId: 'dp-filelog', nodeCluster: 'edge' });
     await dp.proxy.whenLive(20_000);
+    const port = dp.proxy.listenerPort('edge') ?? 0;
     await send({ port, host: 'x', path: '/web/1' });
     await send({ port, host: 'x', path: '/nowhere' });
     const got = await waitUntil(async () => {

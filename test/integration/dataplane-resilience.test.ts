@@ -15,7 +15,6 @@ import type { ProtoObject } from '../../src/xds/resources.js';
 import { startXds, type XdsHarness } from '../support/xds-harness.js';
 import { startDataplane, type DataplaneHandle } from '../support/dataplane.js';
 import { UPSTREAM_HEADER } from '../support/upstreams.js';
-import { freePort } from '../support/tmp.js';
 
 const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const ROUTER = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
@@ -79,7 +78,6 @@ describe('our proxy: outlier detection and circuit breakers', () => {
     ups.push(g, b, slow);
     good = g.port;
     bad = b.port;
-    port = await freePort();
     xds = await startXds({
       set: {
         clusters: [
@@ -108,7 +106,7 @@ describe('our proxy: outlier detection and circuit breakers', () => {
         listeners: [
           {
             name: 'edge',
-            address: { socket_address: { address: '127.0.0.1', port_value: port } },
+            address: { socket_address: { address: '127.0.0.1', port_value: 0 } },
             filter_chains: [{ filters: [{ name: 'hcm', typed_config: { '@type': HCM, stat_prefix: 'edge', rds: { route_config_name: 'r', config_source: ADS }, http_filters: [{ name: 'router', typed_config: { '@type': ROUTER } }] } }] }],
           },
         ],
@@ -122,6 +120,7 @@ describe('our proxy: outlier detection and circuit breakers', () => {
     });
     dp = await startDataplane({ xdsPort: xds.port, nodeId: 'dataplane-resilience', nodeCluster: 'edge' });
     await dp.proxy.whenLive(20_000);
+    port = dp.proxy.listenerPort('edge') ?? 0;
   });
 
   after(async () => {

@@ -214,7 +214,6 @@ describe('our proxy: routing, retries, timeouts, mirroring', () => {
     [a, b, shadow] = await Promise.all([startUpstream('a'), startUpstream('b'), startUpstream('shadow')]);
     [flaky, slow] = await Promise.all([startScripted('flaky'), startScripted('slow')]);
     const dead = await freePort();
-    port = await freePort();
     set = (mirror) => ({
       // Retries run concurrently here; Envoy's default retry budget (max_retries 3) would turn some into 503s.
       clusters: ['a', 'b', 'shadow', 'flaky', 'slow', 'slowfast', 'mixed'].map((n) => cluster(n, { circuit_breakers: { thresholds: [{ max_retries: { value: 100 } }] } })),
@@ -227,12 +226,13 @@ describe('our proxy: routing, retries, timeouts, mirroring', () => {
         endpoints('slowfast', [slow.port, a.port]),
         endpoints('mixed', [dead, a.port]),
       ],
-      listeners: [listener(port)],
+      listeners: [listener(0)],
       routes: [routes(mirror)],
     });
     xds = await startXds({ set: set(25) });
     dp = await startDataplane({ xdsPort: xds.port, nodeId: 'dataplane-routing', nodeCluster: 'edge' });
     await dp.proxy.whenLive(20_000);
+    port = dp.proxy.listenerPort('edge') ?? 0;
   });
 
   after(async () => {

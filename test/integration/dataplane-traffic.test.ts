@@ -11,6 +11,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { serve, type RunningApp } from '../../src/app.js';
@@ -194,6 +195,35 @@ describe('our proxy against serve() in file mode', () => {
     // Round robin (one proxy, one worker): the two endpoints alternate exactly.
     assert.equal(t.count('web-asset-a'), 100, t.describe());
     assert.equal(t.count('web-asset-b'), 100, t.describe());
+  });
+
+  it('serves HTTP/2 cleartext (prior knowledge) on the same port, to the HTTP/1.1 upstreams', async () => {
+    const session = http2.connect(`http://127.0.0.1:${ports.listener}`);
+    try {
+      const replies = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          new Promise<{ status: number; upstream: string }>((resolve, reject) => {
+            const s = session.request({ ':path': '/asset/h2', ':authority': DOMAIN });
+            let status = 0;
+            let upstream = '';
+            s.on('response', (h) => {
+              status = Number(h[':status']);
+              upstream = String(h['x-upstream'] ?? '');
+            });
+            s.on('data', () => undefined);
+            s.on('end', () => resolve({ status, upstream }));
+            s.on('error', reject);
+            s.end();
+          }),
+        ),
+      );
+      assert.deepEqual([...new Set(replies.map((r) => r.status))], [200]);
+      assert.deepEqual(new Set(replies.map((r) => r.upstream)), new Set(['web-asset-a', 'web-asset-b']), 'balanced per request on one connection');
+    } finally {
+      session.close();
+    }
+    const st = await proxy().stats('^http\\.listen\\.downstream_cx_http2_total$');
+    assert.ok((st.get('http.listen.downstream_cx_http2_total') ?? 0) >= 1);
   });
 
   it('answers 404 (no route) for an unknown Host or path', async () => {
