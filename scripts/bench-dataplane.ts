@@ -51,6 +51,7 @@ const USAGE = `usage: node dist/scripts/bench-dataplane.js [options]
   --cpu-prof DIR       afterwards, profile our proxy under load (node --cpu-prof), one run per
                        protocol at the first load, and print where the time goes
   --profile-s S        seconds of load per profile run (default: --duration-s)
+  --proxy-node-args=A extra node flags for our proxy, space-separated (--proxy-node-args="--max-semi-space-size=32")
   --timeout-s S        hard limit for the whole run; exits 2 when reached (default 900)
   --json FILE          also write every run's figures as JSON
   --help`;
@@ -66,6 +67,7 @@ interface Options {
   readonly profileS: number;
   readonly timeoutS: number;
   readonly json?: string;
+  readonly proxyNodeArgs: readonly string[];
 }
 
 function intFlag(flag: string, value: string | undefined, fallback: number, min = 1): number {
@@ -96,6 +98,7 @@ function parseOptions(argv: string[]): Options {
       'cpu-prof': { type: 'string' },
       'profile-s': { type: 'string' },
       'timeout-s': { type: 'string' },
+      'proxy-node-args': { type: 'string' },
       json: { type: 'string' },
       help: { type: 'boolean' },
     },
@@ -118,6 +121,7 @@ function parseOptions(argv: string[]): Options {
     profileS: intFlag('profile-s', values['profile-s'], durationS),
     timeoutS: intFlag('timeout-s', values['timeout-s'], 900),
     ...(values.json !== undefined ? { json: values.json } : {}),
+    proxyNodeArgs: (values['proxy-node-args'] ?? '').split(' ').filter(Boolean),
   };
 }
 
@@ -169,7 +173,7 @@ async function main(): Promise<void> {
     const configFile = path.join(workDir, 'config.yaml');
     await writeFile(configFile, benchDataplaneYaml({ listener: listenerPort, h1Upstreams: h1Ports, grpcUpstreams: grpcPorts }));
     app = await serve({ configFile, xds: { host: '127.0.0.1', port: 0 }, admin: false, als: false, logger: silentLogger });
-    const ctx = { children, xdsPort: app.xdsPort, listenerPort, h1Upstream: h1Ports[0] ?? 0, grpcUpstream: grpcPorts[0] ?? 0 };
+    const ctx = { children, xdsPort: app.xdsPort, listenerPort, h1Upstream: h1Ports[0] ?? 0, grpcUpstream: grpcPorts[0] ?? 0, proxyNodeArgs: opts.proxyNodeArgs };
     log(`control plane xDS 127.0.0.1:${app.xdsPort}; listener :${listenerPort}; HTTP/1.1 upstreams ${h1Ports.join(',')}; gRPC upstreams ${grpcPorts.join(',')}`);
 
     const upstreamPid = (p: Protocol): number => (p === 'http1' ? h1Up.pid : grpcUp.pid);
@@ -210,7 +214,8 @@ async function main(): Promise<void> {
     const table = formatTable(rows, opts.protocols, opts.loads);
     process.stdout.write(
       `\nData planes, same xDS config, ${opts.durationS} s per run after ${opts.warmupS} s warm-up, median of ${opts.rounds} round(s); ` +
-        `${os.cpus().length} shared cores, load generator in its own process, 127.0.0.1 only.\n` +
+        `${os.cpus().length} shared cores, load generator in its own process, 127.0.0.1 only` +
+        `${opts.proxyNodeArgs.length > 0 ? `; our proxy runs with node ${opts.proxyNodeArgs.join(' ')}` : ''}.\n` +
         `+p50/+p99: latency added over calling the upstream directly. CPU us/req: the data plane process's CPU per completed request.\n\n${table}\n`,
     );
 

@@ -33,6 +33,8 @@ export interface TargetContext {
   readonly listenerPort: number;
   readonly h1Upstream: number;
   readonly grpcUpstream: number;
+  /** Extra node flags for our proxy (e.g. --max-semi-space-size=32), to measure a tuning. */
+  readonly proxyNodeArgs: readonly string[];
 }
 
 export async function startTarget(name: TargetName, ctx: TargetContext, cpuProfDir?: string): Promise<Target> {
@@ -74,7 +76,7 @@ async function startEnvoyTarget(ctx: TargetContext): Promise<Target> {
  */
 async function startOurProxy(ctx: TargetContext, cpuProfDir?: string): Promise<Target> {
   const cli = path.join(ROOT, 'dist', 'src', 'cli.js');
-  const nodeArgs = cpuProfDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : [];
+  const nodeArgs = [...ctx.proxyNodeArgs, ...(cpuProfDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : [])];
   const args = [
     ...nodeArgs,
     cli,

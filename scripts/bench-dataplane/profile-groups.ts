@@ -26,10 +26,18 @@ interface CpuProfile {
   readonly timeDeltas: readonly number[];
 }
 
+/**
+ * Socket writes: the write syscalls themselves, and on a busy 2-core box also the time the proxy
+ * sat preempted inside them (a loopback write wakes the reader, which may take the core). V8
+ * samples wall time, so this group overstates CPU; the summary also gives shares without it.
+ */
+const WRITES = 'socket writes (syscalls; wall time, incl. preemption)';
+
 /** First matching rule names the group; matched against `url` (node:..., file path) or function name. */
 const RULES: ReadonlyArray<readonly [group: string, test: (url: string, fn: string) => boolean]> = [
   ['GC', (_u, f) => f === '(garbage collector)'],
-  ['V8/native, unattributed', (u, f) => u === '' && f === '(program)'],
+  [WRITES, (u, f) => u === '' && /^(writev|writeBuffer|write(Latin1|Utf8|Ascii|Ucs2)String)$/.test(f)],
+  ['(program): native outside JS (nghttp2, libuv reads, V8)', (u, f) => u === '' && f === '(program)'],
   ['ours: routing (router, matchers)', (u) => /\/dataplane\/(router|route-[a-z-]+|string-matcher)\.js/.test(u)],
   ['ours: load balancing (lb, hosts, priority set)', (u) => /\/dataplane\/(lb-[a-z-]+|load-balancer|edf-scheduler|priority-set|host|cluster|cluster-manager|outlier-detection|hash)\.js/.test(u)],
   ['ours: upstream pool (http1/http2)', (u) => /\/dataplane\/upstream(-http1|-http2)?\.js/.test(u)],
@@ -38,7 +46,10 @@ const RULES: ReadonlyArray<readonly [group: string, test: (url: string, fn: stri
   ['ours: other', (u) => /\/dataplane\//.test(u) || /\/dist\/src\//.test(u)],
   ['request id (randomUUID)', (u, f) => /node:internal\/crypto\/random/.test(u) || f === 'randomUUID' || f === 'secureBuffer'],
   ['node http/1: parser + IncomingMessage', (u, f) => /node:_http_(common|incoming)/.test(u) || f.startsWith('parserOn')],
-  ['node http/1: server + client + agent (outgoing)', (u) => /node:_http_(server|client|agent|outgoing)/.test(u)],
+  ['node http/1 client: ClientRequest + Agent (upstream side)', (u) => /node:_http_(client|agent)/.test(u)],
+  ['node http/1 server: ServerResponse (downstream side)', (u) => /node:_http_server/.test(u)],
+  ['node http/1: OutgoingMessage (head + body writes, both sides)', (u) => /node:_http_outgoing/.test(u)],
+  ['node AsyncResource.bind in http2 request() (DEP0172 wrappers)', (u, f) => u === 'node:async_hooks' || (u === 'node:internal/util' && f === 'deprecate')],
   ['node http/2 (core + compat)', (u) => /node:internal\/http2\//.test(u) || u === 'node:http2'],
   ['node net + streams', (u) => /node:(net|stream|internal\/stream_base_commons|internal\/streams\/|internal\/net)/.test(u)],
   ['node timers', (u) => /node:(timers|internal\/timers)/.test(u)],
@@ -62,7 +73,7 @@ export interface GroupShare {
   readonly top: ReadonlyArray<{ readonly fn: string; readonly ms: number }>;
 }
 
-export function profileGroups(file: string): { busyMs: number; groups: GroupShare[] } {
+export function profileGroups(file: string): { busyMs: number; writesMs: number; groups: GroupShare[] } {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parentOf = new Map<number, number>();
@@ -113,15 +124,20 @@ export function profileGroups(file: string): { busyMs: number; groups: GroupShar
         .slice(0, 4)
         .map(([fn, fus]) => ({ fn, ms: fus / 1000 })),
     }));
-  return { busyMs: busyUs / 1000, groups };
+  return { busyMs: busyUs / 1000, writesMs: (totals.get(WRITES) ?? 0) / 1000, groups };
 }
 
 export function formatGroups(file: string): string {
-  const { busyMs, groups } = profileGroups(file);
-  const lines = [`${path.basename(file)}: ${busyMs.toFixed(0)} ms busy (self time by group; native calls count towards their JS caller)`];
+  const { busyMs, writesMs, groups } = profileGroups(file);
+  const rest = busyMs - writesMs;
+  const lines = [
+    `${path.basename(file)}: ${busyMs.toFixed(0)} ms busy, self time by group (native calls count towards their JS caller);`,
+    `  % of busy, then % of busy without socket writes (${rest.toFixed(0)} ms: the CPU our process spends outside write syscalls)`,
+  ];
   for (const g of groups) {
-    lines.push(`${g.percent.toFixed(1).padStart(5)}%  ${g.ms.toFixed(0).padStart(6)} ms  ${g.group}`);
-    for (const f of g.top) lines.push(`${''.padStart(17)}${f.ms.toFixed(0).padStart(6)} ms  ${f.fn}`);
+    const other = g.group === WRITES ? '     ' : `${((100 * g.ms) / rest).toFixed(1).padStart(5)}`;
+    lines.push(`${g.percent.toFixed(1).padStart(5)}%  ${other}%  ${g.ms.toFixed(0).padStart(6)} ms  ${g.group}`);
+    for (const f of g.top) lines.push(`${''.padStart(24)}${f.ms.toFixed(0).padStart(6)} ms  ${f.fn}`);
   }
   return lines.join('\n');
 }
