@@ -36,15 +36,19 @@ function exited(proc: ChildProcess): Promise<void> {
 
 export class ChildSet {
   private readonly live = new Set<ChildProcess>();
-  private readonly adopted = new Set<number>();
+  /** Processes started elsewhere (Envoy by its harness): pid and their own stop (which also removes their files). */
+  private readonly adopted = new Map<number, () => Promise<void>>();
 
   constructor() {
     process.once('exit', () => this.killAllNow());
   }
 
-  /** Also SIGKILL this pid at exit (a process started elsewhere, e.g. Envoy by its harness). */
-  adopt(pid: number): () => void {
-    this.adopted.add(pid);
+  /**
+   * A process started elsewhere (e.g. Envoy by its harness): stopAll() calls its `stop`, and it is
+   * SIGKILLed at exit. Returns a function that forgets it again (after a normal stop).
+   */
+  adopt(pid: number, stop: () => Promise<void>): () => void {
+    this.adopted.set(pid, stop);
     return () => this.adopted.delete(pid);
   }
 
@@ -132,14 +136,9 @@ export class ChildSet {
         clearTimeout(killer);
       }),
     );
-    for (const pid of this.adopted) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
+    const adopted = [...this.adopted.values()];
     this.adopted.clear();
+    await Promise.all(adopted.map((stop) => stop().catch(() => undefined)));
   }
 
   private track(proc: ChildProcess): void {
@@ -149,7 +148,7 @@ export class ChildSet {
 
   private killAllNow(): void {
     for (const proc of this.live) proc.kill('SIGKILL');
-    for (const pid of this.adopted) {
+    for (const pid of this.adopted.keys()) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {

@@ -55,11 +55,11 @@ export async function startTarget(name: TargetName, ctx: TargetContext, cpuProfD
 
 async function startEnvoyTarget(ctx: TargetContext): Promise<Target> {
   const envoy = await startEnvoy({ xdsPort: ctx.xdsPort, nodeId: 'bench-envoy', nodeCluster: 'bench', logLevel: 'warn' });
-  const forget = ctx.children.adopt(envoy.pid);
-  const stop = async (): Promise<void> => {
-    await envoy.stop();
-    forget();
-  };
+  // One stop for both callers (this target's owner, the ChildSet on Ctrl-C / hard timeout): the
+  // second waits for the first, so nobody exits before Envoy's temp dir is removed.
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => (stopping ??= envoy.stop().finally(() => forget()));
+  const forget = ctx.children.adopt(envoy.pid, stop);
   try {
     await waitServing('Envoy', ctx.listenerPort, ctx.listenerPort);
   } catch (err) {
