@@ -152,7 +152,7 @@ export class ListenerManager {
 
   private bind(model: ListenerModel): Promise<net.Server> {
     return new Promise((resolve, reject) => {
-      const server = net.createServer({ pauseOnConnect: false, noDelay: true });
+      const server = net.createServer({ pauseOnConnect: false, noDelay: true, allowHalfOpen: true });
       const onError = (err: Error): void => reject(err);
       server.once('error', onError);
       server.listen({ host: model.address, port: model.port, exclusive: true }, () => {
