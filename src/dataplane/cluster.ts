@@ -51,7 +51,7 @@ export class UpstreamCluster {
 
   private h1Options(): Http1PoolOptions {
     const m = this.model;
-    return { connectTimeoutMs: m.connectTimeoutMs, maxConnections: m.thresholds.maxConnections, idleTimeoutMs: m.upstreamIdleTimeoutMs, stats: this.stats };
+    return { connectTimeoutMs: m.connectTimeoutMs, maxConnections: m.thresholds.maxConnections, maxRequestsPerConnection: m.maxRequestsPerConnection, idleTimeoutMs: m.upstreamIdleTimeoutMs, stats: this.stats };
   }
 
   private h2Limits(): Http2Limits {

@@ -44,9 +44,13 @@ function joinValue(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v.join(',') : v;
 }
 
+/**
+ * `expect` is answered here, not forwarded: node's servers send the 100 Continue themselves, as
+ * Envoy does by default (proxy_100_continue false).
+ */
 function copyForwardable(src: Record<string, string | string[] | undefined>, into: HeaderMap): void {
   for (const k in src) {
-    if (k.charCodeAt(0) === 58 /* ':' */ || k === 'host' || HOP_BY_HOP.has(k)) continue;
+    if (k.charCodeAt(0) === 58 /* ':' */ || k === 'host' || k === 'expect' || HOP_BY_HOP.has(k)) continue;
     into[k] = src[k];
   }
 }
