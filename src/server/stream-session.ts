@@ -326,7 +326,12 @@ export class StreamSession {
     const sub = st.wildcard ? WILDCARD : st.sub;
     const suppressed = ts.version === st.nackedVersion;
     if (!st.answerDue && (suppressed || !subscriptionChanged(ts, st.base, sub))) {
-      if (!suppressed) st.base = ts;
+      if (!suppressed) {
+        st.base = ts;
+        // The client already holds everything current (e.g. a rollback to the version it kept
+        // after a NACK): that NACK no longer describes its state.
+        st.lastResponseNacked = false;
+      }
       settle(st, ts);
       return;
     }

@@ -97,3 +97,26 @@ test('nodeStatus follows a node from pending to ACKed, across types, and forgets
   assert.equal(reg.size, 0);
   assert.deepEqual(reg.nodes(), []);
 });
+
+test('a rollback after a NACK makes the node up to date again (the client holds the version now current)', { timeout: 20_000 }, async (t) => {
+  const h = await startXds({ set: resourceSet() });
+  t.after(() => h.close());
+  const reg = h.server.registry;
+  const s = h.conn.stream({ node: { id: 'envoy-1' } });
+  s.subscribe(TypeUrl.Cluster);
+  const good = await s.next();
+  s.ack(good);
+  await eventually(() => reg.nodeStatus('envoy-1')?.upToDate === true, 1_000, 'up to date');
+  h.publish(resourceSet({ connectTimeoutS: 4 }));
+  s.nack(await s.next(), 'bad connect timeout');
+  await eventually(() => reg.nodeStatus('envoy-1')?.nacked === true, 1_000, 'nacked');
+  assert.equal(reg.nodeStatus('envoy-1')?.upToDate, false);
+  // The operator rolls back: the current version is the one the client ACKed and still holds.
+  h.publish(resourceSet());
+  assert.equal(h.cache.get('default')?.version(TypeUrl.Cluster), good.versionInfo);
+  await s.expectSilence(100);
+  const st = reg.nodeStatus('envoy-1');
+  assert.equal(st?.nacked, false);
+  assert.equal(st?.upToDate, true);
+  assert.equal(st?.types.CDS?.lastNack?.message, 'bad connect timeout', 'the NACK stays on record');
+});
