@@ -56,7 +56,7 @@ export class UpstreamCluster {
 
   private h2Limits(): Http2Limits {
     const m = this.model;
-    return { connectTimeoutMs: m.connectTimeoutMs, maxConcurrentStreams: m.h2MaxConcurrentStreams, idleTimeoutMs: m.upstreamIdleTimeoutMs, stats: this.stats };
+    return { connectTimeoutMs: m.connectTimeoutMs, maxConcurrentStreams: m.h2MaxConcurrentStreams, maxRequestsPerConnection: m.maxRequestsPerConnection, idleTimeoutMs: m.upstreamIdleTimeoutMs, stats: this.stats };
   }
 
   /** A new version of the Cluster resource: applied in place. */

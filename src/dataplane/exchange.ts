@@ -547,11 +547,8 @@ export class HttpExchange implements UpstreamCallbacks {
   onUpstreamError(failure: UpstreamFailure, err: Error | undefined): void {
     if (this.done) return;
     const cs = this.cluster?.stats;
-    if (failure === 'connect_failure' && cs) cs.upstream_cx_connect_fail++;
-    else if (failure === 'connect_timeout' && cs) {
-      cs.upstream_cx_connect_fail++;
-      cs.upstream_cx_connect_timeout++;
-    } else if (cs) cs.upstream_rq_rx_reset++;
+    // Connect failures are counted by the pools, per connection; resets here, per request.
+    if (cs && failure !== 'connect_failure' && failure !== 'connect_timeout') cs.upstream_rq_rx_reset++;
     const started = this.down.headersSent;
     this.endAttempt(0, started ? 0 : 503);
     if (started) {

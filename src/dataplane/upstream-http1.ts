@@ -1,7 +1,8 @@
 /**
  * HTTP/1.1 upstream connections of one cluster, pooled with keep-alive. In: a host, method,
  * path, headers and the caller's callbacks. Out: an UpstreamRequest; connection counters
- * (cx_total / cx_active / cx_destroy) on the cluster and host.
+ * (cx_total / cx_active / cx_destroy / cx_connect_fail / cx_connect_timeout / cx_overflow) on the
+ * cluster and host.
  *
  * Each connection is one undici Client (pipelining 1: one request at a time). undici rather than
  * node:http's Agent because the proxy's CPU per request is the product here: on this machine a
@@ -138,7 +139,12 @@ export class Http1Pool {
       // An idle connection the upstream (or our idle timeout) closed gives its slot back.
       if (!conn.busy) this.discard(conn);
     });
-    client.on('connectionError', () => undefined);
+    // Counted per connection attempt, as Envoy does (however many requests were waiting on it).
+    client.on('connectionError', (_origin: unknown, _targets: unknown, err: Error & { code?: string }) => {
+      stats.upstream_cx_connect_fail++;
+      if (err.code === 'UND_ERR_CONNECT_TIMEOUT') stats.upstream_cx_connect_timeout++;
+      host.cxConnectFail++;
+    });
     return conn;
   }
 
@@ -325,7 +331,6 @@ class Http1Request implements UpstreamRequest, Dispatcher.DispatchHandler {
     else if (err.code === 'UND_ERR_CONNECT_TIMEOUT') failure = 'connect_timeout';
     else if (!this.connected) failure = 'connect_failure';
     else failure = 'reset_before_response';
-    if (failure !== 'reset_before_response') this.host.cxConnectFail++;
     this.fail(failure, err);
   }
 

@@ -18,6 +18,8 @@ import type { HeaderMap, UpstreamCallbacks, UpstreamFailure, UpstreamRequest } f
 export interface Http2Limits {
   readonly connectTimeoutMs: number;
   readonly maxConcurrentStreams: number;
+  /** 0: no limit; otherwise the connection takes no new streams after this many and then closes. */
+  readonly maxRequestsPerConnection: number;
   readonly idleTimeoutMs: number;
   readonly stats: ClusterStats;
 }
@@ -27,6 +29,10 @@ interface Conn {
   connected: boolean;
   goingAway: boolean;
   active: number;
+  /** Streams started over the connection's life (max_requests_per_connection). */
+  started: number;
+  /** Reached max_requests_per_connection: close when the last stream ends. */
+  spent: boolean;
 }
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL } = http2.constants;
@@ -63,7 +69,7 @@ export class Http2HostPool {
       // Our own socket, so Nagle is off from the first byte (small gRPC frames must not wait).
       createConnection: () => net.connect({ host: host.address, port: host.port, noDelay: true }),
     });
-    const conn: Conn = { session, connected: false, goingAway: false, active: 0 };
+    const conn: Conn = { session, connected: false, goingAway: false, active: 0, started: 0, spent: false };
     this.conns.push(conn);
     stats.upstream_cx_total++;
     stats.upstream_cx_active++;
@@ -106,6 +112,12 @@ export class Http2HostPool {
 
   request(headers: HeaderMap, endStream: boolean, cb: UpstreamCallbacks): UpstreamRequest {
     const conn = this.connection();
+    const limit = this.limits.maxRequestsPerConnection;
+    // Spent: no new streams; it closes once the ones in flight are done (Http2Request.release).
+    if (limit > 0 && ++conn.started >= limit) {
+      conn.goingAway = true;
+      conn.spent = true;
+    }
     return new Http2Request(conn, headers, endStream, cb);
   }
 
@@ -182,7 +194,10 @@ class Http2Request implements UpstreamRequest {
     this.released = true;
     const conn = this.conn;
     conn.active--;
-    if (conn.active === 0 && !conn.session.destroyed) conn.session.unref();
+    if (conn.active === 0 && !conn.session.destroyed) {
+      if (conn.spent) conn.session.close();
+      else conn.session.unref();
+    }
   }
 
   write(chunk: Buffer): boolean {

@@ -226,6 +226,7 @@ describe('HTTP/1.1 upstream pool', () => {
     const r = await send(pool, host);
     assert.equal(r.failure, 'connect_failure');
     assert.equal(host.cxConnectFail, 1);
+    assert.equal(stats.upstream_cx_connect_fail, 1);
     assert.equal(stats.upstream_cx_active, 0);
   });
 });
