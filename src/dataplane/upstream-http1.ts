@@ -63,6 +63,7 @@ export class Http1Pool {
   private conns = 0;
   /** Requests waiting for a connection, oldest first. */
   private readonly waiting: Http1Request[] = [];
+  private closed = false;
 
   constructor(options: Http1PoolOptions) {
     this.options = options;
@@ -153,7 +154,7 @@ export class Http1Pool {
     conn.busy = false;
     const o = this.options;
     const spent = o.maxRequestsPerConnection > 0 && conn.served >= o.maxRequestsPerConnection;
-    if (!reusable || spent || !conn.socketOpen || this.conns > o.maxConnections) {
+    if (!reusable || spent || !conn.socketOpen || this.closed || this.conns > o.maxConnections) {
       this.discard(conn);
       return;
     }
@@ -215,7 +216,9 @@ export class Http1Pool {
     for (const list of [...this.idle.values()]) for (const c of [...list]) this.discard(c);
   }
 
+  /** Cluster removed: idle connections close now, busy ones when their request ends. */
   close(): void {
+    this.closed = true;
     this.waiting.length = 0;
     this.closeIdle();
   }

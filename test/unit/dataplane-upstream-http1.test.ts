@@ -220,6 +220,27 @@ describe('HTTP/1.1 upstream pool', () => {
     assert.equal(r.body, `POST ${'x'.repeat(100_000)}`);
   });
 
+  it('on close, drops idle connections at once and busy ones when their response ends', async () => {
+    let finish: (() => void) | undefined;
+    const up = await upstream((req, res) => {
+      if (req.url === '/slow') finish = () => res.end('late');
+      else res.end('ok');
+    });
+    closers.push(() => up.close());
+    const { pool, stats } = await pooled();
+    await send(pool, up.host);
+    const slow = send(pool, up.host, { path: '/slow' });
+    while (!finish) await new Promise((r) => setTimeout(r, 5));
+    await send(pool, up.host); // a second connection, idle afterwards
+    assert.equal(stats.upstream_cx_active, 2);
+    pool.close();
+    finish();
+    assert.equal((await slow).body, 'late');
+    const until = Date.now() + 2000;
+    while (stats.upstream_cx_active > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(stats.upstream_cx_active, 0);
+  });
+
   it('reports a refused connection as connect_failure on the host', async () => {
     const host = new Host('127.0.0.1', await freePort());
     const { pool, stats } = await pooled();
