@@ -8,7 +8,7 @@
 import { startProxy, type RunningProxy } from '../../src/dataplane/proxy.js';
 import { nodeModel } from '../../src/dataplane/bootstrap.js';
 import { silentLogger, type Logger } from '../../src/log.js';
-import type { ConfigDump, EnvoyHost } from './envoy.js';
+import { parseHosts, parseStats, type ConfigDump, type EnvoyHost } from './envoy.js';
 import { waitUntil, type WaitOptions } from './tmp.js';
 
 export interface StartDataplaneOptions {
@@ -38,13 +38,6 @@ export interface DataplaneHandle {
   stop(): Promise<void>;
 }
 
-interface HostJson {
-  address?: { socket_address?: { address?: string; port_value?: number } };
-  health_status?: Record<string, unknown> & { eds_health_status?: string };
-  weight?: number;
-  locality?: { zone?: string; region?: string };
-}
-
 export async function startDataplane(opts: StartDataplaneOptions): Promise<DataplaneHandle> {
   const proxy = await startProxy({
     bootstrap: {
@@ -71,34 +64,8 @@ export async function startDataplane(opts: StartDataplaneOptions): Promise<Datap
     adminPort: proxy.adminPort ?? 0,
     admin,
     configDump: async () => JSON.parse(await admin('/config_dump?include_eds')) as ConfigDump,
-    clusters: async () => {
-      const parsed = JSON.parse(await admin('/clusters?format=json')) as { cluster_statuses?: Array<{ name: string; host_statuses?: HostJson[] }> };
-      return (parsed.cluster_statuses ?? []).flatMap((c) =>
-        (c.host_statuses ?? []).map((h) => {
-          const health = h.health_status ?? {};
-          return {
-            cluster: c.name,
-            address: h.address?.socket_address?.address ?? '',
-            port: h.address?.socket_address?.port_value ?? 0,
-            failedFlags: Object.entries(health)
-              .filter(([k, v]) => k !== 'eds_health_status' && v === true)
-              .map(([k]) => k),
-            ...(health.eds_health_status !== undefined ? { edsHealth: health.eds_health_status } : {}),
-            ...(h.weight !== undefined ? { weight: h.weight } : {}),
-            ...(h.locality?.zone !== undefined ? { zone: h.locality.zone } : {}),
-            ...(h.locality?.region !== undefined ? { region: h.locality.region } : {}),
-          };
-        }),
-      );
-    },
-    stats: async (filter) => {
-      const out = new Map<string, number>();
-      for (const line of (await admin(`/stats?filter=${encodeURIComponent(filter)}`)).split('\n')) {
-        const m = /^([^:]+): (-?\d+(?:\.\d+)?)$/.exec(line.trim());
-        if (m?.[1] !== undefined && m[2] !== undefined) out.set(m[1], Number(m[2]));
-      }
-      return out;
-    },
+    clusters: async () => parseHosts(await admin('/clusters?format=json')),
+    stats: async (filter) => parseStats(await admin(`/stats?filter=${encodeURIComponent(filter)}`)),
     waitFor: (probe, waitOpts) =>
       waitUntil(probe, {
         ...waitOpts,

@@ -137,7 +137,8 @@ export function adsBootstrap(opts: StartEnvoyOptions): Record<string, unknown> {
   };
 }
 
-function parseHosts(body: string): EnvoyHost[] {
+/** Envoy's `/clusters?format=json` (our proxy serves the same shape), flattened to hosts. */
+export function parseHosts(body: string): EnvoyHost[] {
   interface HostJson {
     address?: { socket_address?: { address?: string; port_value?: number } };
     health_status?: Record<string, unknown> & { eds_health_status?: string };
@@ -167,7 +168,8 @@ function parseHosts(body: string): EnvoyHost[] {
   return hosts;
 }
 
-function parseStats(body: string): Map<string, number> {
+/** Envoy's text `/stats` (`name: value` lines) as a map. */
+export function parseStats(body: string): Map<string, number> {
   const out = new Map<string, number>();
   for (const line of body.split('\n')) {
     const m = /^([^:]+): (-?\d+(?:\.\d+)?)$/.exec(line.trim());
