@@ -4,7 +4,8 @@
  * `upstream-protocol: http2`) -> `serve()` -> ADS -> the data plane -> three @grpc/grpc-js
  * backends that answer with their own name (test/fixtures/greeter.proto). ONE grpc-js client
  * connection carries every call; the calls must still spread over all three backends. A gRPC error
- * status and message from a backend reach the client unchanged (trailers).
+ * status and message from a backend reach the client unchanged (trailers), and a method no route
+ * matches gets UNIMPLEMENTED from the data plane itself (a local 404 as a trailers-only answer).
  *
  * Statistics: whatever per-request policy the data plane uses, no backend may be far from a third.
  * The assertion allows 4 binomial standard deviations around n/3 (n = 300: 67..133 calls each; a
@@ -171,6 +172,24 @@ function suite(kind: DataPlaneKind): void {
           assert.match(err.details, /^nope: g[123]$/);
           return true;
         });
+      } finally {
+        client.close();
+      }
+    });
+
+    it('answers a method no route matches with UNIMPLEMENTED from the data plane itself', async () => {
+      const client = newClient();
+      try {
+        const err = await new Promise<ServiceError | null>((resolve) => {
+          client.makeUnaryRequest(
+            '/consulxds.test.Other/Nothing',
+            (b: Buffer) => b,
+            (b: Buffer) => b,
+            Buffer.alloc(0),
+            (e) => resolve(e),
+          );
+        });
+        assert.equal(err?.code, status.UNIMPLEMENTED);
       } finally {
         client.close();
       }
