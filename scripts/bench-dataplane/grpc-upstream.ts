@@ -16,6 +16,7 @@
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { ECHO_PATH } from './echo.js';
+import { announcePorts } from './announce-ports.js';
 
 const RESPONSE_HEADERS = { ':status': 200, 'content-type': 'application/grpc' };
 const OK_TRAILERS = { 'grpc-status': '0' };
@@ -48,8 +49,4 @@ async function listen(): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
-const count = Number(process.argv[2] ?? 3);
-const ports = await Promise.all(Array.from({ length: count }, () => listen()));
-process.stdin.on('end', () => process.exit(0));
-process.stdin.resume();
-process.stdout.write(`READY ${ports.join(',')}\n`);
+await announcePorts(listen);

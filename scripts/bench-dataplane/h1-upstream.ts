@@ -15,6 +15,7 @@
  */
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { announcePorts } from './announce-ports.js';
 
 const BODY = 'hello, bench\n';
 const RESPONSE = Buffer.from(`HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${BODY.length}\r\n\r\n${BODY}`);
@@ -49,8 +50,4 @@ async function listen(): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
-const count = Number(process.argv[2] ?? 3);
-const ports = await Promise.all(Array.from({ length: count }, () => listen()));
-process.stdin.on('end', () => process.exit(0));
-process.stdin.resume();
-process.stdout.write(`READY ${ports.join(',')}\n`);
+await announcePorts(listen);

@@ -10,21 +10,9 @@
  * socket's writev()) counts towards the group of the nearest JavaScript frame that called it,
  * so "node http/1 parser" includes llhttp's own work.
  */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-
-interface ProfileNode {
-  readonly id: number;
-  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
-  readonly children?: readonly number[];
-}
-
-interface CpuProfile {
-  readonly nodes: readonly ProfileNode[];
-  readonly samples: readonly number[];
-  readonly timeDeltas: readonly number[];
-}
+import { readProfile, type ProfileNode } from '../bench/profile-top.js';
 
 /**
  * Socket writes: the write syscalls themselves, and on a busy 2-core box also the time the proxy
@@ -74,7 +62,7 @@ export interface GroupShare {
 }
 
 export function profileGroups(file: string): { busyMs: number; writesMs: number; groups: GroupShare[] } {
-  const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+  const profile = readProfile(file);
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parentOf = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parentOf.set(c, n.id);

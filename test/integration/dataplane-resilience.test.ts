@@ -10,18 +10,17 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { ProtoObject } from '../../src/xds/resources.js';
 import { startXds, type XdsHarness } from '../support/xds-harness.js';
 import { startDataplane, type DataplaneHandle } from '../support/dataplane.js';
-import { UPSTREAM_HEADER } from '../support/upstreams.js';
+import { listenHttp, UPSTREAM_HEADER } from '../support/upstreams.js';
 
 const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const ROUTER = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
 const ADS = { ads: {}, resource_api_version: 'V3' };
 
 async function startFixed(name: string, status: number, delayMs = 0): Promise<{ port: number; close(): Promise<void> }> {
-  const server = http.createServer((req, res) => {
+  return listenHttp((req, res) => {
     req.resume();
     setTimeout(() => {
       res.statusCode = status;
@@ -29,15 +28,6 @@ async function startFixed(name: string, status: number, delayMs = 0): Promise<{ 
       res.end(name);
     }, delayMs);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((r) => {
-        server.close(() => r());
-        server.closeAllConnections();
-      }),
-  };
 }
 
 function get(port: number, path: string): Promise<{ status: number; upstream: string; overloaded: boolean }> {

@@ -10,7 +10,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { ProtoObject, XdsResourceSet } from '../../src/xds/resources.js';
 import { createXdsServer, type XdsServer } from '../../src/server/index.js';
 import { buildSnapshot } from '../../src/cache/snapshot.js';
@@ -19,7 +18,7 @@ import { silentLogger } from '../../src/log.js';
 import type { NackEvent } from '../../src/server/stream-registry.js';
 import { startXds, type XdsHarness } from '../support/xds-harness.js';
 import { startDataplane, type DataplaneHandle } from '../support/dataplane.js';
-import { UPSTREAM_HEADER } from '../support/upstreams.js';
+import { listenHttp, UPSTREAM_HEADER } from '../support/upstreams.js';
 import { freePort } from '../support/tmp.js';
 
 const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
@@ -28,7 +27,7 @@ const ADS = { ads: {}, resource_api_version: 'V3' };
 
 /** An upstream naming itself; `?delay=ms` holds the answer. */
 async function startNamed(name: string): Promise<{ port: number; close(): Promise<void> }> {
-  const server = http.createServer((req, res) => {
+  return listenHttp((req, res) => {
     req.resume();
     const delay = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('delay') ?? 0);
     setTimeout(() => {
@@ -36,15 +35,6 @@ async function startNamed(name: string): Promise<{ port: number; close(): Promis
       res.end(name);
     }, delay);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((r) => {
-        server.close(() => r());
-        server.closeAllConnections();
-      }),
-  };
 }
 
 function get(port: number, path: string): Promise<{ status: number; upstream: string }> {

@@ -54,12 +54,7 @@ export async function startUpstream(name: string, opts: { healthPath?: string } 
     req.resume();
   };
 
-  const server = createServer({ keepAlive: true }, handler);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
+  const { port, close } = await listenHttp(handler);
 
   return {
     name,
@@ -74,12 +69,24 @@ export async function startUpstream(name: string, opts: { healthPath?: string } 
       requests.length = 0;
       healthChecks.length = 0;
     },
-    close() {
-      return new Promise((resolve) => {
+    close,
+  };
+}
+
+/** A keep-alive HTTP server on 127.0.0.1 (ephemeral port) running `handler`. */
+export async function listenHttp(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ port: number; close(): Promise<void> }> {
+  const server = createServer({ keepAlive: true }, handler);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
         server.close(() => resolve());
-        // Envoy keeps pooled connections open; drop them so close() returns promptly.
+        // Data planes keep pooled connections open; drop them so close() returns promptly.
         server.closeAllConnections();
-      });
-    },
+      }),
   };
 }
