@@ -21,8 +21,10 @@ Serving:
   --admin-port N            admin HTTP port (default 9002)
   --health-path PATH        path the load balancer checks (default /health)
   --maintenance-file FILE   while FILE exists, the health path answers 599 MAINTENANCE
-  --watch-node ID           Envoy node id whose xDS state decides health (default: every connected node)
-  --envoy-admin URL         also require this Envoy admin's /ready to say LIVE
+  --watch-node ID           Envoy node id whose xDS state decides health (default: the node --envoy-admin
+                            reports, else any connected client that is up to date)
+  --envoy-admin URL         the local Envoy's admin: its /ready must say LIVE, its /server_info names
+                            the node whose xDS state decides health
   --ack-grace-ms N          how long a node may run an older ACKed version before health fails (default 10000)
   --als-host HOST           Access Log Service sink address (default 127.0.0.1)
   --als-port N              Access Log Service sink port (default 9001)

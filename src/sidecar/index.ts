@@ -30,11 +30,11 @@ const AdminOptionsSchema = z.strictObject({
   healthPath: z.string().startsWith('/').default('/health'),
   /** While this file exists, the health path answers 599 MAINTENANCE. */
   maintenanceFile: z.string().min(1).optional(),
-  /** Node id whose xDS state decides health; default: every connected node. */
+  /** Node id whose xDS state decides health; default: the node Envoy's admin reports, else any up-to-date client (health.ts). */
   watchNode: z.string().min(1).optional(),
   /** How long a node may run an older ACKed version before health fails (ms). */
   graceMs: z.number().int().min(0).default(10_000),
-  /** Envoy admin base URL; when set, Envoy's /ready must say LIVE. */
+  /** The local Envoy's admin base URL: its /ready must say LIVE, and its /server_info names the node judged. */
   envoyAdminUrl: z.url().optional(),
   envoyReadyTimeoutMs: z.number().int().min(1).default(1000),
 });
@@ -142,7 +142,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     const adminPort = await server.listen(admin.host, admin.port);
     closers.push(() => server.close());
     logger.info(
-      { admin: `${admin.host}:${adminPort}`, healthPath: admin.healthPath, maintenanceFile: admin.maintenanceFile, watchNode: admin.watchNode ?? '(every connected node)' },
+      { admin: `${admin.host}:${adminPort}`, healthPath: admin.healthPath, maintenanceFile: admin.maintenanceFile, judges: health.describeRule() },
       'admin server listening',
     );
 
