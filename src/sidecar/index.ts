@@ -77,6 +77,8 @@ export interface Sidecar {
   health(): Promise<HealthReport>;
   /** Live access-log aggregates (what GET /stats/access-log returns, without counters). */
   accessLogStats(): AggregatesSnapshot | undefined;
+  /** Reopen the access-log file at its configured path (SIGHUP after logrotate moved it). */
+  reopenAccessLog(): Promise<void>;
   /** Stops both servers, flushes the access log (bounded wait), detaches from the registry. */
   close(): Promise<void>;
 }
@@ -152,6 +154,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       metrics,
       health: () => health.check(),
       accessLogStats: () => accessLog?.aggregates.snapshot(),
+      reopenAccessLog: async () => accessLog?.writer.reopen(),
       close: closeAll,
     };
   } catch (err) {
