@@ -32,6 +32,9 @@ Serving:
   --access-log-file FILE    write access-log JSON lines to FILE (default stdout)
   --no-als                  run without the access-log sink
   --log-level LEVEL         trace|debug|info|warn|error (default info)
+
+Signals: SIGINT/SIGTERM shut down (exit 0); SIGHUP reopens --access-log-file (logrotate without
+copytruncate); SIGUSR1 is ignored (no debugger port).
 `;
 
 export async function run(argv: string[]): Promise<number> {

@@ -7,7 +7,8 @@
  *    once and in order;
  *  - serve and proxy, SIGUSR1: the process lives on and no inspector opens (no "Debugger
  *    listening" on stderr, no new listening socket of that process, 9229 in particular);
- *  - serve and proxy, SIGTERM: exit code 0;
+ *  - serve and proxy, SIGTERM: exit code 0; serve, SIGTERM during start-up (waiting for an
+ *    unreachable Consul): exit code 0 at once;
  *  - an uncaught exception and an unhandled rejection: one fatal JSON log line with the error and
  *    its stack, then exit code 1.
  */
@@ -234,6 +235,23 @@ endpoint: { eds: { web: { static: [{ address: "127.0.0.1", port: 9 }] } } }
     proc.child.kill('SIGTERM');
     assert.equal(await proc.exit, 0, proc.stderr());
     assert.equal(records(proc).slice(since).find((r) => r.msg === 'shutting down')?.signal, 'SIGTERM');
+  });
+});
+
+describe('consul-xds serve as a process: SIGTERM during start-up', () => {
+  it('exits 0 at once, not after the start-up timeout', async () => {
+    // Nothing listens there: start-up waits (10 s by default) for the config from Consul KV.
+    const p = spawnNode([CLI, 'serve', '--consul', `http://127.0.0.1:${await freePort()}`, '--consul-key', 'consul-xds/config', '--xds-port', '0', '--admin-port', '0', '--no-als']);
+    try {
+      await waitForRecord(p, 'admin server listening', 0); // the sidecar starts first; the KV wait follows
+      const sentAt = performance.now();
+      p.child.kill('SIGTERM');
+      assert.equal(await p.exit, 0, p.stderr());
+      assert.ok(performance.now() - sentAt < 3000, `exited ${Math.round(performance.now() - sentAt)} ms after SIGTERM`);
+      assert.equal(records(p).find((r) => r.msg === 'signal during start-up: exiting')?.signal, 'SIGTERM');
+    } finally {
+      if (p.alive()) p.child.kill('SIGKILL');
+    }
   });
 });
 
