@@ -53,7 +53,7 @@ export interface ConsulHealthSourceOptions {
 export interface HealthServiceStatus extends WatchStatus {
   readonly service: string;
   readonly clusters: readonly string[];
-  /** Instances in the last answer, and how many of those Consul reports passing. */
+  /** Instances in Consul's last answer (held ones not counted), and how many of those Consul reports passing. */
   readonly instances: number;
   readonly passing: number;
   /**
@@ -161,15 +161,18 @@ export class ConsulHealthSource {
   }
 
   status(): HealthSourceStatus {
-    const services = [...this.watches.entries()].map(([service, w]): HealthServiceStatus => Object.freeze({
-      ...w.watch.status(),
-      service,
-      clusters: this.clusters.filter((c) => c.service === service).map((c) => c.cluster),
-      instances: w.answer?.instances.length ?? 0,
-      passing: w.answer?.instances.filter((i) => i.status === 'passing').length ?? 0,
-      skipped: this.skipped.get(service) ?? [],
-      ...(w.hold.status() && { held: w.hold.status() }),
-    }));
+    const services = [...this.watches.entries()].map(([service, w]): HealthServiceStatus => {
+      const held = w.hold.status();
+      return Object.freeze({
+        ...w.watch.status(),
+        service,
+        clusters: this.clusters.filter((c) => c.service === service).map((c) => c.cluster),
+        instances: w.answer?.instances.length ?? 0,
+        passing: w.answer?.instances.filter((i) => i.status === 'passing').length ?? 0,
+        skipped: this.skipped.get(service) ?? [],
+        ...(held && { held }),
+      });
+    });
     return Object.freeze({ services: Object.freeze(services), ready: this.allAnswered() });
   }
 
