@@ -46,8 +46,6 @@ export interface ConsulHealthSourceOptions {
   readonly consistency?: ConsulConsistency;
   readonly logger?: Logger;
   readonly random?: () => number;
-  /** Wall clock in epoch ms (tests inject one). */
-  readonly clock?: () => number;
 }
 
 export interface HealthServiceStatus extends WatchStatus {
@@ -86,7 +84,6 @@ export class ConsulHealthSource {
   private readonly logger: Logger;
   private readonly graceMs: number;
   private readonly query: Readonly<Record<string, string>>;
-  private readonly clock: () => number;
   private readonly watches = new Map<string, ServiceWatch>();
   private clusters: readonly EdsService[] = [];
   private current: EndpointMap = new Map();
@@ -101,7 +98,6 @@ export class ConsulHealthSource {
     this.mapping = resolveHealthMapping(opts.mapping);
     this.graceMs = resolveEmptyGraceMs(opts.emptyGraceMs);
     this.query = consistencyQuery(opts.consistency);
-    this.clock = opts.clock ?? Date.now;
     this.logger = (opts.logger ?? silentLogger).child({ component: 'consul-health' });
   }
 
@@ -196,7 +192,7 @@ export class ConsulHealthSource {
         if (!entry) return; // stopped meanwhile
         const wasHeld = entry.hold.status();
         entry.answer = answer;
-        entry.instances = entry.hold.answer(answer.instances, indexWentBackwards, this.clock());
+        entry.instances = entry.hold.answer(answer.instances, indexWentBackwards, Date.now());
         this.holdChanged(service, entry, wasHeld);
         this.publish();
         this.settleWaiters();
@@ -223,11 +219,11 @@ export class ConsulHealthSource {
     entry.holdTimer = setTimeout(() => {
       if (this.watches.get(service) !== entry) return;
       const held = entry.hold.status();
-      const instances = entry.hold.expire(this.clock());
+      const instances = entry.hold.expire(Date.now());
       if (instances) entry.instances = instances;
       this.holdChanged(service, entry, held);
       this.publish();
-    }, Math.max(0, deadline - this.clock()));
+    }, Math.max(0, deadline - Date.now()));
     entry.holdTimer.unref();
   }
 
