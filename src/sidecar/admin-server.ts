@@ -4,6 +4,10 @@
  *   GET {healthPath}       200 OK | 599 MAINTENANCE | 503 JSON reasons   (health.ts)
  *   GET /status/clients    every connected node: per type sent/ACKed version, pending nonce,
  *                          last NACK with its time; plus the raw stream list
+ *   GET /status            the pipeline: per node group the config origin, snapshot versions,
+ *                          last error and clusters whose endpoints are refused; in Consul mode
+ *                          every watch, with the services held (Consul suddenly listed none of
+ *                          their instances: reason, since, until) and the instances skipped
  *   GET /config_dump       the current snapshot(s) as JSON (?group=NAME or ?node=ID for one)
  *   GET /metrics           Prometheus text (metrics.ts)
  *   GET /stats/access-log  access-log aggregates, sink and writer counters as JSON
