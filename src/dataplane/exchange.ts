@@ -212,7 +212,7 @@ export class HttpExchange implements UpstreamCallbacks {
       rewritten = true;
     } else if (a.regexRewrite) {
       const only = withoutQuery(path);
-      path = only.replace(a.regexRewrite.re, a.regexRewrite.substitution) + path.slice(only.length);
+      path = a.regexRewrite(only) + path.slice(only.length);
       rewritten = true;
     }
     this.upstreamPath = path;
