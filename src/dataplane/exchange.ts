@@ -16,6 +16,8 @@
  * header map and the pool's request; nothing else per request.
  */
 import { randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import type { Downstream } from './downstream.js';
 import type { ClusterManager } from './cluster-manager.js';
 import type { UpstreamCluster } from './cluster.js';
@@ -76,6 +78,46 @@ function grpcStatusOf(http: number): number {
     default:
       return 2;
   }
+}
+
+/** This host's first non-loopback IPv4 address (as Envoy's local address), found once. */
+let hostAddress: string | undefined;
+function localHostAddress(): string {
+  if (hostAddress === undefined) {
+    hostAddress = '127.0.0.1';
+    search: for (const addrs of Object.values(networkInterfaces())) {
+      for (const a of addrs ?? []) {
+        if (a.family === 'IPv4' && !a.internal) {
+          hostAddress = a.address;
+          break search;
+        }
+      }
+    }
+  }
+  return hostAddress;
+}
+
+/**
+ * x-forwarded-for and x-forwarded-proto by Envoy's rules. With use_remote_address the data plane
+ * is the edge: it appends the peer to XFF (a loopback peer as this host's address, as Envoy does)
+ * and, trusting no hop, sets XFP from the connection. Otherwise XFF passes as sent and a client's
+ * XFP is kept. XFP is never taken from `:scheme`; connections here are cleartext, so it is `http`.
+ */
+function setForwarded(hcm: HcmModel, down: Downstream, headers: HeaderMap): void {
+  if (hcm.useRemoteAddress) {
+    if (!hcm.skipXffAppend) {
+      let ip = down.remoteIp;
+      if (ip.startsWith('::ffff:') && ip.includes('.')) ip = ip.slice(7);
+      if (isIP(ip) === 0 || ip.startsWith('127.') || ip === '::1') ip = localHostAddress();
+      const xff = down.header('x-forwarded-for');
+      headers['x-forwarded-for'] = xff === undefined || xff === '' ? ip : `${xff},${ip}`;
+    }
+    if (hcm.xffNumTrustedHops === 0) {
+      headers['x-forwarded-proto'] = 'http';
+      return;
+    }
+  }
+  if (headers['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = 'http';
 }
 
 export class HttpExchange implements UpstreamCallbacks {
@@ -226,7 +268,7 @@ export class HttpExchange implements UpstreamCallbacks {
       ? { ':method': this.method, ':path': path, ':authority': authority, ':scheme': 'http' }
       : { host: authority };
     down.copyHeaders(headers);
-    headers['x-forwarded-proto'] = down.scheme;
+    setForwarded(rt.hcm, down, headers);
     const id = down.header('x-request-id');
     if (id !== undefined) this.requestId = id;
     else if (rt.hcm.generateRequestId) headers['x-request-id'] = this.requestId = randomUUID();

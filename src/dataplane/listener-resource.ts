@@ -31,6 +31,10 @@ export interface HcmModel {
   readonly generateRequestId: boolean;
   readonly h2MaxConcurrentStreams: number;
   readonly stripPort: 'none' | 'matching' | 'any';
+  /** The data plane is the edge: append the peer to x-forwarded-for, set x-forwarded-proto itself. */
+  readonly useRemoteAddress: boolean;
+  readonly xffNumTrustedHops: number;
+  readonly skipXffAppend: boolean;
   readonly accessLogs: readonly AccessLogModel[];
 }
 
@@ -148,8 +152,8 @@ function readHcm(r: FieldReader): HcmModel {
     h2.refuse('allow_connect', 'CONNECT is not implemented');
   }
   r.ignore('http_protocol_options', 'add_user_agent', 'tracing', 'server_name', 'server_header_transformation', 'scheme_header_transformation');
-  r.ignore('max_request_headers_kb', 'request_headers_timeout', 'drain_timeout', 'delayed_close_timeout', 'use_remote_address', 'xff_num_trusted_hops');
-  r.ignore('internal_address_config', 'skip_xff_append', 'via', 'preserve_external_request_id', 'always_set_request_id_in_response', 'forward_client_cert_details');
+  r.ignore('max_request_headers_kb', 'request_headers_timeout', 'drain_timeout', 'delayed_close_timeout');
+  r.ignore('internal_address_config', 'via', 'preserve_external_request_id', 'always_set_request_id_in_response', 'forward_client_cert_details');
   r.ignore('set_current_client_cert_details', 'proxy_100_continue', 'represent_ipv4_remote_address_as_ipv4_mapped_ipv6', 'request_id_extension');
   r.ignore('stream_error_on_invalid_http_message', 'proxy_status_config', 'append_x_forwarded_port', 'add_proxy_protocol_connection_state');
   r.ignore('strip_trailing_host_dot', 'append_local_overload');
@@ -179,6 +183,9 @@ function readHcm(r: FieldReader): HcmModel {
     generateRequestId: r.wrappedBool('generate_request_id') ?? true,
     h2MaxConcurrentStreams,
     stripPort,
+    useRemoteAddress: r.wrappedBool('use_remote_address') ?? false,
+    xffNumTrustedHops: r.number('xff_num_trusted_hops') ?? 0,
+    skipXffAppend: r.bool('skip_xff_append'),
     accessLogs: Object.freeze(readAccessLogs(r, 'access_log', 'http')),
   });
 }
