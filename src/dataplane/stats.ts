@@ -111,6 +111,8 @@ export class HttpConnManagerStats {
   downstream_rq_http1_total = 0;
   downstream_rq_http2_total = 0;
   downstream_rq_timeout = 0;
+  downstream_rq_header_timeout = 0;
+  downstream_rq_idle_timeout = 0;
   downstream_rq_rx_reset = 0;
   downstream_rq_tx_reset = 0;
   no_route = 0;
