@@ -187,7 +187,7 @@ export class Http1Downstream implements Downstream {
   }
 }
 
-const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR } = http2.constants;
 
 export class Http2Downstream implements Downstream {
   readonly protocol = 'HTTP/2' as const;
@@ -268,6 +268,7 @@ export class Http2Downstream implements Downstream {
     if (endStream) {
       this.ended = true;
       this.stream.respond(h, { endStream: true });
+      this.stopRequest();
       return;
     }
     this.stream.respond(h, { waitForTrailers: this.wantsTrailers });
@@ -294,6 +295,16 @@ export class Http2Downstream implements Downstream {
     this.ended = true;
     this.trailers = trailers;
     this.stream.end();
+    this.stopRequest();
+  }
+
+  /**
+   * A complete response before the whole request: ask the client to stop sending (RST_STREAM
+   * NO_ERROR, RFC 9113 8.1), as Envoy does, instead of leaving the stream half open.
+   */
+  private stopRequest(): void {
+    const stream = this.stream;
+    if (!stream.readableEnded) stream.once('finish', () => stream.close(NGHTTP2_NO_ERROR));
   }
 
   reset(): void {

@@ -6,7 +6,8 @@
  *
  * Behaviour follows Envoy's router: direct_response / redirect / 404 (NR) answered locally;
  * weighted_clusters drawn per request; host and path rewrites; route timeout (default 15 s,
- * from the end of the request body) -> 504 UT; per-try timeout and retry_policy (5xx,
+ * from the end of the request body) -> 504 UT; stream_idle_timeout (nothing moved either way) ->
+ * 408 SI; per-try timeout and retry_policy (5xx,
  * gateway-error, connect-failure, reset, retriable-4xx, retriable-status-codes, refused-stream,
  * gRPC statuses) with jittered exponential back-off and max_retries; circuit breakers -> 503 UO
  * with x-envoy-overloaded; no healthy host -> 503 UH; upstream connect failure -> 503 UF; request
@@ -147,6 +148,9 @@ export class HttpExchange implements UpstreamCallbacks {
   private tryTimer: NodeJS.Timeout | undefined;
   private backoffTimer: NodeJS.Timeout | undefined;
   private requestTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  /** performance.now() of the last byte or header moved in either direction. */
+  private lastActivity = this.startTick;
   private trailers: HeaderMap | undefined;
   private respHeaders: HeaderMap | undefined;
   private done = false;
@@ -196,6 +200,9 @@ export class HttpExchange implements UpstreamCallbacks {
     this.down.onAbort(() => this.onDownstreamAbort());
     // HCM request_timeout: the whole request must have arrived in time.
     if (rt.hcm.requestTimeoutMs > 0) this.requestTimer = setTimeout(() => this.onRequestTimeout(), rt.hcm.requestTimeoutMs);
+    // HCM stream_idle_timeout: one timer per request, re-armed lazily from lastActivity.
+    const idleMs = rt.hcm.streamIdleTimeoutMs;
+    if (idleMs > 0) this.idleTimer = setTimeout(() => this.onStreamIdle(idleMs), idleMs);
     const route = rt.router?.match(this);
     if (!route) {
       stats.no_route++;
@@ -295,6 +302,7 @@ export class HttpExchange implements UpstreamCallbacks {
 
   private onBodyData(chunk: Buffer): void {
     if (this.done) return;
+    this.lastActivity = performance.now();
     if (this.body) {
       this.bodyBytes += chunk.length;
       if (this.bodyBytes <= RETRY_BUFFER_LIMIT) this.body.push(chunk);
@@ -523,6 +531,26 @@ export class HttpExchange implements UpstreamCallbacks {
     this.localReply(408, '', 'request_overall_timeout', 'request timeout');
   }
 
+  /** Nothing moved either way for stream_idle_timeout: 408 (SI) before the response started, else a reset. */
+  private onStreamIdle(idleMs: number): void {
+    this.idleTimer = undefined;
+    if (this.done) return;
+    const left = this.lastActivity + idleMs - performance.now();
+    if (left >= 1) {
+      this.idleTimer = setTimeout(() => this.onStreamIdle(idleMs), left);
+      return;
+    }
+    this.rt.stats.downstream_rq_idle_timeout++;
+    const up = this.upstream;
+    if (up) {
+      this.endAttempt(this.attemptStatus, 0, false);
+      up.abort();
+    }
+    // The rest of a stalled request body would be read as the next request: close after the reply.
+    if (!this.bodyEnded) this.down.closeAfterResponse();
+    this.localReply(408, 'SI', 'stream_idle_timeout', 'stream timeout');
+  }
+
   private onGlobalTimeout(): void {
     this.globalTimer = undefined;
     if (this.done) return;
@@ -542,6 +570,7 @@ export class HttpExchange implements UpstreamCallbacks {
 
   onUpstreamHeaders(status: number, headers: HeaderMap, endStream: boolean): void {
     if (this.done) return;
+    this.lastActivity = performance.now();
     this.attemptStatus = status;
     if (this.upstreamMs < 0) this.upstreamMs = performance.now() - this.startTick;
     if (this.retry && this.retriableResponse(status, headers) && this.mayRetry()) {
@@ -565,6 +594,7 @@ export class HttpExchange implements UpstreamCallbacks {
 
   onUpstreamData(chunk: Buffer): void {
     if (this.done) return;
+    this.lastActivity = performance.now();
     this.bytesOut += chunk.length;
     if (!this.down.write(chunk)) {
       const up = this.upstream;
@@ -695,6 +725,7 @@ export class HttpExchange implements UpstreamCallbacks {
     if (this.globalTimer) clearTimeout(this.globalTimer);
     if (this.tryTimer) clearTimeout(this.tryTimer);
     if (this.requestTimer) clearTimeout(this.requestTimer);
+    if (this.idleTimer) clearTimeout(this.idleTimer);
     if (this.backoffTimer) {
       clearTimeout(this.backoffTimer);
       if (this.inRetry && this.cluster) {

@@ -9,6 +9,10 @@
  * server that never listens itself (`emit('connection')`). With codec_type HTTP1 or HTTP2 the
  * sniffing is skipped. node's servers own the parsing; the exchange owns the proxying.
  *
+ * Timeouts against slow or silent clients: the sniffing must end within listener_filters_timeout
+ * (else the connection is closed), and each HTTP/1 request's headers must arrive within
+ * request_headers_timeout from their first byte (else 408 and close; node's parser tracks it).
+ *
  * Draining (listener removed or replaced): HTTP/2 connections get GOAWAY and finish their
  * streams; HTTP/1.1 connections close when idle, busy ones after their current response
  * (`connection: close`); whatever is left after the drain time is closed.
@@ -25,6 +29,12 @@ import { Http1Downstream, Http2Downstream } from './downstream.js';
 import type { LogFn } from './access-log.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+/** Envoy's local reply text for request_headers_timeout. */
+const HEADER_TIMEOUT_BODY = 'request header timeout';
+
+/** How often node's HTTP/1 server looks for requests past their headers timeout. */
+const HEADERS_CHECK_INTERVAL_MS = 250;
 
 /** Where an HTTP listener's routes come from (RDS, updated in place, or inline). */
 export interface RouteSlot {
@@ -52,11 +62,21 @@ export class HttpListener implements HttpRuntime {
     accessLog: LogFn | undefined,
   ) {
     this.accessLog = accessLog;
-    this.h1 = http.createServer({ requestTimeout: 0, keepAliveTimeout: hcm.idleTimeoutMs }, (req, res) => this.onH1Request(req, res));
+    // requestTimeout 0: the HCM's request_timeout is the exchange's; headersTimeout stays node's job.
+    this.h1 = http.createServer(
+      { requestTimeout: 0, headersTimeout: Math.ceil(hcm.requestHeadersTimeoutMs), keepAliveTimeout: hcm.idleTimeoutMs, connectionsCheckingInterval: HEADERS_CHECK_INTERVAL_MS },
+      (req, res) => this.onH1Request(req, res),
+    );
     this.h1.keepAliveTimeout = hcm.idleTimeoutMs;
-    this.h1.on('clientError', (_err, socket: Socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
-      else socket.destroy();
+    // node starts its headers-timeout sweep on 'listening'; this server never listens itself
+    // (sockets arrive by emit('connection')), so say it is.
+    this.h1.emit('listening');
+    this.h1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      if (!socket.writable) socket.destroy();
+      else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+        this.stats.downstream_rq_header_timeout++;
+        socket.end(`HTTP/1.1 408 Request Timeout\r\ncontent-length: ${HEADER_TIMEOUT_BODY.length}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${HEADER_TIMEOUT_BODY}`);
+      } else socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
     });
     this.h2 = http2.createServer({ settings: { maxConcurrentStreams: hcm.h2MaxConcurrentStreams } });
     this.h2.on('stream', (stream, headers, flags) => this.onH2Stream(stream, headers, flags));
@@ -75,6 +95,7 @@ export class HttpListener implements HttpRuntime {
     this.slot = slot;
     this.accessLog = accessLog;
     this.h1.keepAliveTimeout = hcm.idleTimeoutMs;
+    this.h1.headersTimeout = Math.ceil(hcm.requestHeadersTimeoutMs);
     if (hcm.idleTimeoutMs > 0) this.h2.setTimeout(hcm.idleTimeoutMs);
   }
 
@@ -84,22 +105,38 @@ export class HttpListener implements HttpRuntime {
     if (codec === 'HTTP1') return this.toH1(socket, undefined);
     if (codec === 'HTTP2') return this.toH2(socket, undefined);
     let buf: Buffer | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const stop = (): void => {
+      if (timer) clearTimeout(timer);
+      socket.removeListener('data', onData);
+      socket.removeListener('error', onError);
+      socket.removeListener('close', stop);
+    };
     const onData = (chunk: Buffer): void => {
       buf = buf ? Buffer.concat([buf, chunk]) : chunk;
       const n = Math.min(buf.length, PREFACE.length);
       const match = buf.compare(PREFACE, 0, n, 0, n) === 0;
       if (match && buf.length < PREFACE.length) return;
-      socket.removeListener('data', onData);
-      socket.removeListener('error', onError);
+      stop();
       socket.pause();
       if (match) this.toH2(socket, buf);
       else this.toH1(socket, buf);
     };
     const onError = (): void => {
+      stop();
       socket.destroy();
     };
     socket.on('error', onError);
     socket.on('data', onData);
+    socket.once('close', stop);
+    const sniffMs = this.hcm.sniffTimeoutMs;
+    if (sniffMs > 0) {
+      timer = setTimeout(() => {
+        stop();
+        if (this.hcm.sniffTimeoutContinue) this.toH1(socket, buf);
+        else socket.destroy();
+      }, sniffMs);
+    }
   }
 
   private toH1(socket: Socket, head: Buffer | undefined): void {

@@ -24,10 +24,20 @@ export interface HcmModel {
   /** RDS name, or undefined with `inlineRoutes` set. */
   readonly rdsName: string | undefined;
   readonly inlineRoutes: RouteConfigModel | undefined;
-  /** 0 disables. */
+  /** 0 disables (every timeout here). */
   readonly requestTimeoutMs: number;
+  /** From the first byte of a request's headers to the last (request_headers_timeout). */
+  readonly requestHeadersTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  /** No activity on a request in either direction (stream_idle_timeout; Envoy: 5 min). */
   readonly streamIdleTimeoutMs: number;
+  /**
+   * HTTP/1 vs HTTP/2 detection (codec AUTO) must see the first bytes this soon: the listener's
+   * listener_filters_timeout (the sniffing is our http_inspector), Envoy's default 15 s. On expiry
+   * the connection is closed, or handed to HTTP/1 with continue_on_listener_filters_timeout.
+   */
+  readonly sniffTimeoutMs: number;
+  readonly sniffTimeoutContinue: boolean;
   readonly generateRequestId: boolean;
   readonly h2MaxConcurrentStreams: number;
   readonly stripPort: 'none' | 'matching' | 'any';
@@ -59,7 +69,11 @@ export interface ListenerModel {
 export function readListener(r: FieldReader): ListenerModel {
   const name = r.requiredString('name');
   const { address, port } = readSocketAddress(r.message('address'), r, 'address');
-  r.ignore('stat_prefix', 'metadata', 'per_connection_buffer_limit_bytes', 'drain_type', 'listener_filters_timeout', 'continue_on_listener_filters_timeout');
+  r.ignore('stat_prefix', 'metadata', 'per_connection_buffer_limit_bytes', 'drain_type');
+  const sniff: Sniff = {
+    sniffTimeoutMs: r.durationMs('listener_filters_timeout') ?? 15_000,
+    sniffTimeoutContinue: r.bool('continue_on_listener_filters_timeout'),
+  };
   r.ignore('tcp_fast_open_queue_length', 'traffic_direction', 'connection_balance_config', 'reuse_port', 'enable_reuse_port', 'tcp_backlog_size', 'freebind');
   r.ignore('ignore_global_conn_limit', 'max_connections_to_accept_per_socket_event', 'bypass_overload_manager');
   r.refuse('additional_addresses', 'additional addresses are not implemented');
@@ -94,13 +108,22 @@ export function readListener(r: FieldReader): ListenerModel {
   if (!tc) throw f.error('typed_config', 'must be set');
   const type = tc.anyType();
   let filter: HcmModel | TcpProxyModel;
-  if (type === HCM_TYPE) filter = readHcm(tc);
+  if (type === HCM_TYPE) filter = readHcm(tc, sniff);
   else if (type === TCP_PROXY_TYPE) filter = readTcpProxy(tc);
   else throw tc.error('@type', `network filter ${type} is not implemented`);
   return Object.freeze({ name, address, port, filter });
 }
 
-function readHcm(r: FieldReader): HcmModel {
+type Sniff = Pick<HcmModel, 'sniffTimeoutMs' | 'sniffTimeoutContinue'>;
+
+/**
+ * Headers must arrive within this unless request_headers_timeout says otherwise. Envoy's own
+ * default is none (a client sending half a request line holds its connection until the 1 h idle
+ * timeout); 10 s is the value Envoy's edge best practices recommend.
+ */
+const DEFAULT_REQUEST_HEADERS_TIMEOUT_MS = 10_000;
+
+function readHcm(r: FieldReader, sniff: Sniff): HcmModel {
   const statPrefix = r.requiredString('stat_prefix');
   const codec = r.enumOf('codec_type', ['AUTO', 'HTTP1', 'HTTP2'] as const, 'AUTO');
   const rds = r.message('rds');
@@ -152,7 +175,7 @@ function readHcm(r: FieldReader): HcmModel {
     h2.refuse('allow_connect', 'CONNECT is not implemented');
   }
   r.ignore('http_protocol_options', 'add_user_agent', 'tracing', 'server_name', 'server_header_transformation', 'scheme_header_transformation');
-  r.ignore('max_request_headers_kb', 'request_headers_timeout', 'drain_timeout', 'delayed_close_timeout');
+  r.ignore('max_request_headers_kb', 'drain_timeout', 'delayed_close_timeout');
   r.ignore('internal_address_config', 'via', 'preserve_external_request_id', 'always_set_request_id_in_response', 'forward_client_cert_details');
   r.ignore('set_current_client_cert_details', 'proxy_100_continue', 'represent_ipv4_remote_address_as_ipv4_mapped_ipv6', 'request_id_extension');
   r.ignore('stream_error_on_invalid_http_message', 'proxy_status_config', 'append_x_forwarded_port', 'add_proxy_protocol_connection_state');
@@ -178,8 +201,10 @@ function readHcm(r: FieldReader): HcmModel {
     rdsName,
     inlineRoutes,
     requestTimeoutMs: r.durationMs('request_timeout') ?? 0,
+    requestHeadersTimeoutMs: r.durationMs('request_headers_timeout') ?? DEFAULT_REQUEST_HEADERS_TIMEOUT_MS,
     idleTimeoutMs,
     streamIdleTimeoutMs: r.durationMs('stream_idle_timeout') ?? 300_000,
+    ...sniff,
     generateRequestId: r.wrappedBool('generate_request_id') ?? true,
     h2MaxConcurrentStreams,
     stripPort,

@@ -1,19 +1,22 @@
 /**
  * HTTP edge behaviour, each scenario run against every data plane (real Envoy and our TS proxy,
  * see test/support/dataplanes.ts) with the same hand-written Envoy resources from a real xDS
- * server: Envoy's answer is the reference. Two listeners share one route table to an upstream that
- * echoes the request headers it received:
+ * server: Envoy's answer is the reference. Three listeners share one route table to an upstream
+ * that echoes the request headers it received:
  *  - `plain`: the HCM as our control plane emits it (use_remote_address unset);
- *  - `remote`: use_remote_address true (the data plane is the edge and appends the peer to XFF).
+ *  - `remote`: use_remote_address true (the data plane is the edge and appends the peer to XFF);
+ *  - `strict`: request_headers_timeout and stream_idle_timeout of half a second.
  * Scenarios: x-forwarded-for and x-forwarded-proto (taken from the connection, never from the
- * client's `:scheme`), hop-by-hop headers and headers named in `Connection:` stripped, and a
- * route regex that is catastrophic for a backtracking engine (`(a+)+`) answered at once while
- * the admin endpoint stays responsive.
+ * client's `:scheme`), hop-by-hop headers and headers named in `Connection:` stripped, a route
+ * regex that is catastrophic for a backtracking engine (`(a+)+`) answered at once while the admin
+ * endpoint stays responsive, a client stalling in its request headers (408 and close) and one
+ * stalling in its request body over HTTP/1.1 and HTTP/2 (408 stream timeout).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
+import net from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { ProtoObject, XdsResourceSet } from '../../src/xds/resources.js';
 import { startXds, type XdsHarness } from '../support/xds-harness.js';
@@ -50,7 +53,16 @@ function listener(name: string, port: number, hcm: Record<string, unknown>): Pro
   };
 }
 
-function resources(ports: { plain: number; remote: number; echo: number }): XdsResourceSet {
+const HALF_SECOND = { nanos: 500_000_000 };
+
+interface Ports {
+  readonly plain: number;
+  readonly remote: number;
+  readonly strict: number;
+  readonly echo: number;
+}
+
+function resources(ports: Ports): XdsResourceSet {
   return {
     clusters: [{ name: 'echo', type: 'EDS', eds_cluster_config: { eds_config: ADS }, connect_timeout: { seconds: 1 }, lb_policy: 'ROUND_ROBIN' }],
     endpoints: [
@@ -59,7 +71,11 @@ function resources(ports: { plain: number; remote: number; echo: number }): XdsR
         endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: ports.echo } } } }] }],
       },
     ],
-    listeners: [listener('plain', ports.plain, {}), listener('remote', ports.remote, { use_remote_address: { value: true } })],
+    listeners: [
+      listener('plain', ports.plain, {}),
+      listener('remote', ports.remote, { use_remote_address: { value: true } }),
+      listener('strict', ports.strict, { request_headers_timeout: HALF_SECOND, stream_idle_timeout: HALF_SECOND }),
+    ],
     routes: [
       {
         name: 'edge-routes',
@@ -125,6 +141,25 @@ function hostAddress(): string {
   return '127.0.0.1';
 }
 
+/** Writes `text` on a fresh connection and collects everything until the peer closes (10 s at most). */
+function rawExchange(port: number, text: string): Promise<{ data: string; closed: boolean }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(text));
+    let data = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (c: string) => (data += c));
+    const giveUp = setTimeout(() => {
+      socket.destroy();
+      resolve({ data, closed: false });
+    }, 10_000);
+    socket.on('close', () => {
+      clearTimeout(giveUp);
+      resolve({ data, closed: true });
+    });
+    socket.on('error', reject);
+  });
+}
+
 function suite(kind: DataPlaneKind): void {
   describe(`HTTP edge behaviour through ${kind}`, () => {
     const nodeId = `traffic-http-edge-${kind}`;
@@ -132,7 +167,7 @@ function suite(kind: DataPlaneKind): void {
     let dp: DataPlane | undefined;
     let node: NodeWatch | undefined;
     let echo: Upstream | undefined;
-    let ports: { plain: number; remote: number; echo: number };
+    let ports: Ports;
 
     const upstream = (): Upstream => {
       assert.ok(echo, 'echo upstream not started');
@@ -154,14 +189,14 @@ function suite(kind: DataPlaneKind): void {
 
     before(async () => {
       echo = await startUpstream('echo');
-      ports = { plain: await freePort(), remote: await freePort(), echo: echo.port };
+      ports = { plain: await freePort(), remote: await freePort(), strict: await freePort(), echo: echo.port };
       xds = await startXds({ set: resources(ports) });
       const watching = watchNode(xds.server.registry, nodeId);
       node = watching;
       dp = await startDataPlane(kind, { xdsPort: xds.port, nodeId, nodeCluster: 'edge', context: () => watching.describe() });
       await dp.ready();
-      await dp.waitFor(async () => (await get1(ports.plain, '/ready').catch(() => ({ status: 0, body: '' }))).status === 200 && (await get1(ports.remote, '/ready').catch(() => ({ status: 0, body: '' }))).status === 200, {
-        what: 'both listeners routing to the echo upstream',
+      await dp.waitFor(async () => (await get1(ports.plain, '/ready').catch(() => ({ status: 0, body: '' }))).status === 200 && (await get1(ports.remote, '/ready').catch(() => ({ status: 0, body: '' }))).status === 200 && (await get1(ports.strict, '/ready').catch(() => ({ status: 0, body: '' }))).status === 200, {
+        what: 'every listener routing to the echo upstream',
         timeoutMs: 20_000,
         intervalMs: 100,
       });
@@ -230,6 +265,51 @@ function suite(kind: DataPlaneKind): void {
       assert.equal(answer.status, 200, 'fell through to the echo route');
       assert.match(answer.body, /"upstream":"echo"/);
       assert.match(await plane().admin('/ready'), /LIVE/);
+    });
+
+    it('request_headers_timeout: a client stalling inside its request line gets 408 and the connection closes', async () => {
+      const before = (await plane().stat('http.strict.downstream_rq_header_timeout')) ?? 0;
+      const started = Date.now();
+      const { data, closed } = await rawExchange(ports.strict, 'GET /half-a-request-li');
+      assert.ok(closed, 'the data plane closed the connection');
+      assert.match(data, /^HTTP\/1\.1 408 /, `answer: ${JSON.stringify(data)}`);
+      assert.match(data, /request header timeout$/);
+      assert.ok(Date.now() - started >= 400, 'not before the timeout');
+      await plane().waitFor(async () => ((await plane().stat('http.strict.downstream_rq_header_timeout')) ?? 0) === before + 1, {
+        what: 'http.strict.downstream_rq_header_timeout to count the timeout',
+      });
+    });
+
+    it('stream_idle_timeout: a request body that stalls gets 408 "stream timeout" over HTTP/1.1 and HTTP/2', async () => {
+      const before = (await plane().stat('http.strict.downstream_rq_idle_timeout')) ?? 0;
+      const h1 = await rawExchange(ports.strict, `POST /upload HTTP/1.1\r\nhost: ${HOST}\r\ncontent-length: 100\r\n\r\n0123456789`);
+      assert.match(h1.data, /^HTTP\/1\.1 408 /, `answer: ${JSON.stringify(h1.data)}`);
+      assert.match(h1.data, /stream timeout$/);
+      assert.ok(h1.closed, 'the connection closes (the rest of the body would be read as a request)');
+      const h2 = await new Promise<Answer>((resolve, reject) => {
+        const session = http2.connect(`http://127.0.0.1:${ports.strict}`);
+        session.on('error', reject);
+        const req = session.request({ ':method': 'POST', ':path': '/upload', ':authority': HOST }, { endStream: false });
+        req.write('0123456789');
+        let status = 0;
+        let body = '';
+        req.setEncoding('utf8');
+        req.on('response', (h) => (status = Number(h[':status'])));
+        req.on('data', (c: string) => (body += c));
+        const giveUp = setTimeout(() => {
+          session.destroy();
+          reject(new Error(`the stalled HTTP/2 stream was not ended in 10 s (status ${status}, body ${JSON.stringify(body)})`));
+        }, 10_000);
+        req.on('close', () => {
+          clearTimeout(giveUp);
+          session.close();
+          resolve({ status, body });
+        });
+      });
+      assert.deepEqual(h2, { status: 408, body: 'stream timeout' });
+      await plane().waitFor(async () => ((await plane().stat('http.strict.downstream_rq_idle_timeout')) ?? 0) === before + 2, {
+        what: 'http.strict.downstream_rq_idle_timeout to count both',
+      });
     });
 
     it('the data plane NACKed nothing', () => {

@@ -2,8 +2,8 @@
  * Small HTTP upstreams for integration tests. In: a name and the health-check path. Out: a server
  * on 127.0.0.1 (ephemeral port) that names itself in every answer (header `x-upstream` and the
  * JSON body), records what reached it (hits, Host headers, paths, all request headers, health
- * checks), echoes the request headers it received in its JSON answer (`headers`), and serves a
- * health path whose status the test flips.
+ * checks), echoes the request headers it received in its JSON answer (`headers`), sent once the
+ * request body has arrived, and serves a health path whose status the test flips.
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -51,10 +51,13 @@ export async function startUpstream(name: string, opts: { healthPath?: string } 
       return;
     }
     requests.push(seen);
-    res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ upstream: name, host: seen.host, path, headers: req.headers }));
-    // Drain any request body so keep-alive connections stay reusable.
+    // Answer once the whole request body is in (a proxy's stream timeouts see a waiting upstream);
+    // draining it also keeps keep-alive connections reusable.
     req.resume();
+    req.once('end', () => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ upstream: name, host: seen.host, path, headers: req.headers }));
+    });
   };
 
   const { port, close } = await listenHttp(handler);

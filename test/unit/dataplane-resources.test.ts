@@ -150,6 +150,11 @@ describe('our proxy accepts everything our control plane emits', () => {
     assert.ok(f.kind === 'http');
     assert.equal(f.requestTimeoutMs, 30_000);
     assert.equal(f.idleTimeoutMs, 300_000);
+    // Not in the resource: Envoy's stream idle and listener filter timeouts, and a 10 s headers timeout.
+    assert.equal(f.streamIdleTimeoutMs, 300_000);
+    assert.equal(f.sniffTimeoutMs, 15_000);
+    assert.equal(f.requestHeadersTimeoutMs, 10_000);
+    assert.equal(f.useRemoteAddress, false);
     assert.equal(f.accessLogs[0]?.kind, 'grpc');
   });
 });
