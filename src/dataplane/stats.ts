@@ -143,6 +143,16 @@ export class TcpProxyStats {
   }
 }
 
+/** envoy.filters.network.connection_limit: connection_limit.<stat_prefix>.* */
+export class ConnectionLimitStats {
+  active_connections = 0;
+  limited_connections = 0;
+
+  emit(prefix: string, emit: StatEmitter): void {
+    emitFields(`connection_limit.${prefix}`, this, emit);
+  }
+}
+
 export class ListenerStats {
   downstream_cx_total = 0;
   downstream_cx_active = 0;
