@@ -16,6 +16,10 @@
  * Draining (listener removed or replaced): HTTP/2 connections get GOAWAY and finish their
  * streams; HTTP/1.1 connections close when idle, busy ones after their current response
  * (`connection: close`); whatever is left after the drain time is closed.
+ *
+ * A connection_limit filter in front of the HCM caps this listener's open connections: one over
+ * the cap is closed at once (or after the filter's delay) and counted in
+ * connection_limit.<prefix>.limited_connections.
  */
 import http from 'node:http';
 import http2 from 'node:http2';
@@ -23,7 +27,7 @@ import type { Socket } from 'node:net';
 import type { ClusterManager } from './cluster-manager.js';
 import type { HcmModel } from './listener-resource.js';
 import type { Router } from './router.js';
-import { HttpConnManagerStats, type StatEmitter } from './stats.js';
+import { ConnectionLimitStats, HttpConnManagerStats, type StatEmitter } from './stats.js';
 import { HttpExchange, type HttpRuntime } from './exchange.js';
 import { Http1Downstream, Http2Downstream } from './downstream.js';
 import type { LogFn } from './access-log.js';
@@ -32,6 +36,9 @@ const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
 /** Envoy's local reply text for request_headers_timeout. */
 const HEADER_TIMEOUT_BODY = 'request header timeout';
+
+/** How long a connection refused by connection_limit may take to close its side. */
+const REFUSED_LINGER_MS = 1000;
 
 /** How often node's HTTP/1 server looks for requests past their headers timeout. */
 const HEADERS_CHECK_INTERVAL_MS = 250;
@@ -47,6 +54,7 @@ interface H1Conn {
 
 export class HttpListener implements HttpRuntime {
   readonly stats = new HttpConnManagerStats();
+  private readonly limitStats = new ConnectionLimitStats();
   draining = false;
   accessLog: LogFn | undefined;
   private readonly h1: http.Server;
@@ -100,6 +108,7 @@ export class HttpListener implements HttpRuntime {
   }
 
   handleConnection(socket: Socket): void {
+    if (!this.admit(socket)) return;
     socket.setNoDelay(true);
     const codec = this.hcm.codec;
     if (codec === 'HTTP1') return this.toH1(socket, undefined);
@@ -137,6 +146,32 @@ export class HttpListener implements HttpRuntime {
         else socket.destroy();
       }, sniffMs);
     }
+  }
+
+  /** The connection_limit filter: false (and the socket closed) when the listener is full. */
+  private admit(socket: Socket): boolean {
+    const limit = this.hcm.connectionLimit;
+    if (!limit) return true;
+    const ls = this.limitStats;
+    if (ls.active_connections >= limit.maxConnections) {
+      ls.limited_connections++;
+      socket.on('error', () => undefined);
+      // FIN, not RST: whatever the client sent is read and dropped, then the socket goes.
+      const close = (): void => {
+        socket.resume();
+        socket.end();
+        setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
+      };
+      // A delay slows down a client retrying at once; nothing it sends is read meanwhile.
+      if (limit.delayMs > 0) {
+        socket.pause();
+        setTimeout(close, limit.delayMs).unref();
+      } else close();
+      return false;
+    }
+    ls.active_connections++;
+    socket.once('close', () => ls.active_connections--);
+    return true;
   }
 
   private toH1(socket: Socket, head: Buffer | undefined): void {
@@ -219,5 +254,6 @@ export class HttpListener implements HttpRuntime {
 
   emitStats(emit: StatEmitter): void {
     this.stats.emit(this.hcm.statPrefix, emit);
+    if (this.hcm.connectionLimit) this.limitStats.emit(this.hcm.connectionLimit.statPrefix, emit);
   }
 }

@@ -1,8 +1,9 @@
 /**
  * Listener (LDS) -> ListenerModel. In: a decoded envoy.config.listener.v3.Listener. Out: its
  * address and its one terminal network filter: the HTTP connection manager (codec, routes from
- * RDS or inline, the router as only HTTP filter, timeouts, access logs) or the TCP proxy
- * (cluster or weighted clusters, idle timeout, connect attempts, access logs). Refused with a
+ * RDS or inline, the router as only HTTP filter, timeouts, forwarded headers, access logs, and a
+ * connection_limit filter in front of it) or the TCP proxy (cluster or weighted clusters, idle
+ * timeout, connect attempts, access logs). Refused with a
  * ResourceError naming the field: several filter chains or chain matching, TLS, listener
  * filters, other network or HTTP filters, API listeners.
  */
@@ -16,6 +17,14 @@ const T = 'type.googleapis.com/envoy.extensions.';
 export const HCM_TYPE = `${T}filters.network.http_connection_manager.v3.HttpConnectionManager`;
 export const TCP_PROXY_TYPE = `${T}filters.network.tcp_proxy.v3.TcpProxy`;
 const ROUTER_TYPE = `${T}filters.http.router.v3.Router`;
+const CONNECTION_LIMIT_TYPE = `${T}filters.network.connection_limit.v3.ConnectionLimit`;
+
+/** envoy.filters.network.connection_limit: connections over the cap are closed (after `delayMs`). */
+export interface ConnectionLimitModel {
+  readonly statPrefix: string;
+  readonly maxConnections: number;
+  readonly delayMs: number;
+}
 
 export interface HcmModel {
   readonly kind: 'http';
@@ -38,6 +47,7 @@ export interface HcmModel {
    */
   readonly sniffTimeoutMs: number;
   readonly sniffTimeoutContinue: boolean;
+  readonly connectionLimit: ConnectionLimitModel | undefined;
   readonly generateRequestId: boolean;
   readonly h2MaxConcurrentStreams: number;
   readonly stripPort: 'none' | 'matching' | 'any';
@@ -99,18 +109,25 @@ export function readListener(r: FieldReader): ListenerModel {
   chain.refuse('transport_socket', 'TLS is not implemented');
   chain.refuse('use_proxy_proto', 'PROXY protocol is not implemented');
   chain.refuse('on_demand_configuration', 'not implemented');
-  const filters = chain.list('filters');
-  if (filters.length !== 1) throw chain.error('filters', `exactly one network filter (http_connection_manager or tcp_proxy) is supported (got ${filters.length})`);
-  const f = filters[0] as FieldReader;
-  f.ignore('name');
-  f.refuse('config_discovery', 'filter config discovery is not implemented');
-  const tc = f.message('typed_config');
-  if (!tc) throw f.error('typed_config', 'must be set');
-  const type = tc.anyType();
+  const filters = chain.list('filters').map((f) => {
+    f.ignore('name');
+    f.refuse('config_discovery', 'filter config discovery is not implemented');
+    const tc = f.message('typed_config');
+    if (!tc) throw f.error('typed_config', 'must be set');
+    return { tc, type: tc.anyType() };
+  });
+  const count = filters.length;
+  const limit = count === 2 && filters[0]?.type === CONNECTION_LIMIT_TYPE ? filters.shift() : undefined;
+  if (filters.length !== 1) {
+    throw chain.error('filters', `exactly one network filter (http_connection_manager or tcp_proxy, optionally after connection_limit) is supported (got ${count})`);
+  }
+  const { tc, type } = filters[0] as (typeof filters)[number];
   let filter: HcmModel | TcpProxyModel;
-  if (type === HCM_TYPE) filter = readHcm(tc, sniff);
-  else if (type === TCP_PROXY_TYPE) filter = readTcpProxy(tc);
-  else throw tc.error('@type', `network filter ${type} is not implemented`);
+  if (type === HCM_TYPE) filter = readHcm(tc, sniff, limit ? readConnectionLimit(limit.tc) : undefined);
+  else if (type === TCP_PROXY_TYPE) {
+    if (limit) throw limit.tc.error('@type', 'connection_limit is implemented in front of http_connection_manager only');
+    filter = readTcpProxy(tc);
+  } else throw tc.error('@type', `network filter ${type} is not implemented`);
   return Object.freeze({ name, address, port, filter });
 }
 
@@ -123,7 +140,20 @@ type Sniff = Pick<HcmModel, 'sniffTimeoutMs' | 'sniffTimeoutContinue'>;
  */
 const DEFAULT_REQUEST_HEADERS_TIMEOUT_MS = 10_000;
 
-function readHcm(r: FieldReader, sniff: Sniff): HcmModel {
+function readConnectionLimit(r: FieldReader): ConnectionLimitModel {
+  const statPrefix = r.requiredString('stat_prefix');
+  const maxConnections = r.wrapped('max_connections');
+  if (maxConnections === undefined || maxConnections < 1) throw r.error('max_connections', 'must be set (>= 1)');
+  const enabled = r.message('runtime_enabled');
+  if (enabled) {
+    // No runtime here: the flag's default value decides.
+    enabled.ignore('runtime_key');
+    if (enabled.wrappedBool('default_value') === false) throw enabled.error('default_value', 'a disabled connection_limit is not implemented (leave the filter out)');
+  }
+  return Object.freeze({ statPrefix, maxConnections, delayMs: r.durationMs('delay') ?? 0 });
+}
+
+function readHcm(r: FieldReader, sniff: Sniff, connectionLimit: ConnectionLimitModel | undefined): HcmModel {
   const statPrefix = r.requiredString('stat_prefix');
   const codec = r.enumOf('codec_type', ['AUTO', 'HTTP1', 'HTTP2'] as const, 'AUTO');
   const rds = r.message('rds');
@@ -205,6 +235,7 @@ function readHcm(r: FieldReader, sniff: Sniff): HcmModel {
     idleTimeoutMs,
     streamIdleTimeoutMs: r.durationMs('stream_idle_timeout') ?? 300_000,
     ...sniff,
+    connectionLimit,
     generateRequestId: r.wrappedBool('generate_request_id') ?? true,
     h2MaxConcurrentStreams,
     stripPort,

@@ -5,12 +5,14 @@
  * that echoes the request headers it received:
  *  - `plain`: the HCM as our control plane emits it (use_remote_address unset);
  *  - `remote`: use_remote_address true (the data plane is the edge and appends the peer to XFF);
- *  - `strict`: request_headers_timeout and stream_idle_timeout of half a second.
+ *  - `strict`: request_headers_timeout and stream_idle_timeout of half a second;
+ *  - `capped`: a connection_limit filter (max 2 connections) in front of the HCM.
  * Scenarios: x-forwarded-for and x-forwarded-proto (taken from the connection, never from the
  * client's `:scheme`), hop-by-hop headers and headers named in `Connection:` stripped, a route
  * regex that is catastrophic for a backtracking engine (`(a+)+`) answered at once while the admin
  * endpoint stays responsive, a client stalling in its request headers (408 and close) and one
- * stalling in its request body over HTTP/1.1 and HTTP/2 (408 stream timeout).
+ * stalling in its request body over HTTP/1.1 and HTTP/2 (408 stream timeout), and a third
+ * connection to the capped listener closed unanswered and counted.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,13 +31,17 @@ const ROUTER = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Rout
 const ADS = { ads: {}, resource_api_version: 'V3' };
 const HOST = 'edge.test';
 
-function listener(name: string, port: number, hcm: Record<string, unknown>): ProtoObject {
+const CONNECTION_LIMIT = 'type.googleapis.com/envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit';
+const CAP = 2;
+
+function listener(name: string, port: number, hcm: Record<string, unknown>, before: ProtoObject[] = []): ProtoObject {
   return {
     name,
     address: { socket_address: { address: '127.0.0.1', port_value: port } },
     filter_chains: [
       {
         filters: [
+          ...before,
           {
             name: 'envoy.filters.network.http_connection_manager',
             typed_config: {
@@ -59,6 +65,7 @@ interface Ports {
   readonly plain: number;
   readonly remote: number;
   readonly strict: number;
+  readonly capped: number;
   readonly echo: number;
 }
 
@@ -75,6 +82,9 @@ function resources(ports: Ports): XdsResourceSet {
       listener('plain', ports.plain, {}),
       listener('remote', ports.remote, { use_remote_address: { value: true } }),
       listener('strict', ports.strict, { request_headers_timeout: HALF_SECOND, stream_idle_timeout: HALF_SECOND }),
+      listener('capped', ports.capped, {}, [
+        { name: 'envoy.filters.network.connection_limit', typed_config: { '@type': CONNECTION_LIMIT, stat_prefix: 'capped', max_connections: { value: CAP } } },
+      ]),
     ],
     routes: [
       {
@@ -160,6 +170,16 @@ function rawExchange(port: number, text: string): Promise<{ data: string; closed
   });
 }
 
+/** A keep-alive connection that has been served one request (so the data plane surely holds it). */
+function servedConnection(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(`GET /held HTTP/1.1\r\nhost: ${HOST}\r\n\r\n`));
+    socket.once('data', () => resolve(socket));
+    socket.once('close', () => reject(new Error(`connection to ${port} closed before an answer`)));
+    socket.on('error', reject);
+  });
+}
+
 function suite(kind: DataPlaneKind): void {
   describe(`HTTP edge behaviour through ${kind}`, () => {
     const nodeId = `traffic-http-edge-${kind}`;
@@ -189,13 +209,13 @@ function suite(kind: DataPlaneKind): void {
 
     before(async () => {
       echo = await startUpstream('echo');
-      ports = { plain: await freePort(), remote: await freePort(), strict: await freePort(), echo: echo.port };
+      ports = { plain: await freePort(), remote: await freePort(), strict: await freePort(), capped: await freePort(), echo: echo.port };
       xds = await startXds({ set: resources(ports) });
       const watching = watchNode(xds.server.registry, nodeId);
       node = watching;
       dp = await startDataPlane(kind, { xdsPort: xds.port, nodeId, nodeCluster: 'edge', context: () => watching.describe() });
       await dp.ready();
-      await dp.waitFor(async () => (await get1(ports.plain, '/ready').catch(() => ({ status: 0, body: '' }))).status === 200 && (await get1(ports.remote, '/ready').catch(() => ({ status: 0, body: '' }))).status === 200 && (await get1(ports.strict, '/ready').catch(() => ({ status: 0, body: '' }))).status === 200, {
+      await dp.waitFor(async () => (await get1(ports.plain, '/ready').catch(() => ({ status: 0, body: '' }))).status === 200 && (await get1(ports.remote, '/ready').catch(() => ({ status: 0, body: '' }))).status === 200 && (await get1(ports.strict, '/ready').catch(() => ({ status: 0, body: '' }))).status === 200 && (await get1(ports.capped, '/ready').catch(() => ({ status: 0, body: '' }))).status === 200, {
         what: 'every listener routing to the echo upstream',
         timeoutMs: 20_000,
         intervalMs: 100,
@@ -309,6 +329,23 @@ function suite(kind: DataPlaneKind): void {
       assert.deepEqual(h2, { status: 408, body: 'stream timeout' });
       await plane().waitFor(async () => ((await plane().stat('http.strict.downstream_rq_idle_timeout')) ?? 0) === before + 2, {
         what: 'http.strict.downstream_rq_idle_timeout to count both',
+      });
+    });
+
+    it(`connection_limit: a connection beyond max_connections (${CAP}) is closed unanswered and counted`, async () => {
+      const limited = async (): Promise<number> => (await plane().stat('connection_limit.capped.limited_connections')) ?? 0;
+      const before = await limited();
+      const held = await Promise.all(Array.from({ length: CAP }, () => servedConnection(ports.capped)));
+      try {
+        const over = await rawExchange(ports.capped, `GET /over HTTP/1.1\r\nhost: ${HOST}\r\n\r\n`);
+        assert.deepEqual(over, { data: '', closed: true });
+        assert.equal(await limited(), before + 1);
+      } finally {
+        for (const socket of held) socket.destroy();
+      }
+      // The closed connections free their places.
+      await plane().waitFor(async () => (await get1(ports.capped, '/again').catch(() => ({ status: 0, body: '' }))).status === 200, {
+        what: 'the capped listener to take a connection again',
       });
     });
 

@@ -93,6 +93,13 @@ const routeConfig = (route: Record<string, unknown>): ProtoObject => ({
 });
 const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const ROUTER = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
+const CONNECTION_LIMIT = 'type.googleapis.com/envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit';
+/** l1 with a connection_limit filter (config `limit`) before its HCM. */
+const withConnectionLimit = (limit: Record<string, unknown>): ProtoObject => {
+  const l = listener({ http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER } }] }) as { filter_chains: Array<{ filters: unknown[] }> };
+  l.filter_chains[0]?.filters.unshift({ name: 'envoy.filters.network.connection_limit', typed_config: { '@type': CONNECTION_LIMIT, ...limit } });
+  return l as unknown as ProtoObject;
+};
 const listener = (hcm: Record<string, unknown>, extra: Record<string, unknown> = {}): ProtoObject => ({
   name: 'l1',
   address: { socket_address: { address: '127.0.0.1', port_value: 1 } },
@@ -206,6 +213,7 @@ describe('our proxy refuses what it cannot honour, naming resource and field', (
     // A filter type the proxy has not even loaded the proto of (packed by hand: fromObject would drop it).
     ['another HTTP filter', TypeUrl.Listener, listener({ http_filters: [{ name: 'envoy.filters.http.cors', typed_config: { type_url: 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors', value: Buffer.alloc(0) } }, { name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER } }] }), /Listener 'l1': .*http_filters\[0\].*envoy\.filters\.http\.cors/],
     ['listener filters', TypeUrl.Listener, listener({}, { listener_filters: [{ name: 'envoy.filters.listener.tls_inspector' }] }), /Listener 'l1': listener_filters/],
+    ['a connection_limit without max_connections', TypeUrl.Listener, withConnectionLimit({ stat_prefix: 'cl' }), /Listener 'l1': filter_chains\[0\]\.filters\[0\]\.typed_config\.max_connections: must be set/],
     ['a hostname endpoint', TypeUrl.ClusterLoadAssignment, { cluster_name: 'c1', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 'db.internal', port_value: 1 } } } }] }] }, /ClusterLoadAssignment 'c1': .*address: 'db\.internal' is not an IP literal/],
   ];
   for (const [what, url, obj, re] of cases) {
@@ -216,5 +224,13 @@ describe('our proxy refuses what it cannot honour, naming resource and field', (
     assert.ok(!isRejected(decode(TypeUrl.Cluster, cluster({}))));
     assert.ok(!isRejected(decode(TypeUrl.RouteConfiguration, routeConfig({ route: { cluster: 'c1' } }))));
     assert.ok(!isRejected(decode(TypeUrl.Listener, listener({ http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER } }] }))));
+  });
+
+  it('reads a connection_limit filter in front of the HTTP connection manager', () => {
+    const d = decode(TypeUrl.Listener, withConnectionLimit({ stat_prefix: 'cl', max_connections: { value: 100 }, delay: { seconds: 1 } }));
+    assert.ok(!isRejected(d), isRejected(d) ? d.error : '');
+    const f = (d.model as ListenerModel).filter;
+    assert.ok(f.kind === 'http');
+    assert.deepEqual(f.connectionLimit, { statPrefix: 'cl', maxConnections: 100, delayMs: 1000 });
   });
 });
