@@ -304,7 +304,7 @@ export class Http2Downstream implements Downstream {
    */
   private stopRequest(): void {
     const stream = this.stream;
-    if (!stream.readableEnded) stream.once('finish', () => stream.close(NGHTTP2_NO_ERROR));
+    if (this.hasBody && !stream.readableEnded && stream.state.remoteClose !== 1) stream.once('finish', () => stream.close(NGHTTP2_NO_ERROR));
   }
 
   reset(): void {
