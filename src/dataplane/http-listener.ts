@@ -142,8 +142,11 @@ export class HttpListener implements HttpRuntime {
     if (sniffMs > 0) {
       timer = setTimeout(() => {
         stop();
-        if (this.hcm.sniffTimeoutContinue) this.toH1(socket, buf);
-        else socket.destroy();
+        if (!this.hcm.sniffTimeoutContinue) socket.destroy();
+        else {
+          socket.pause();
+          this.toH1(socket, buf);
+        }
       }, sniffMs);
     }
   }
