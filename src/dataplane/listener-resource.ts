@@ -3,9 +3,9 @@
  * address and its one terminal network filter: the HTTP connection manager (codec, routes from
  * RDS or inline, the router as only HTTP filter, timeouts, forwarded headers, access logs, and a
  * connection_limit filter in front of it) or the TCP proxy (cluster or weighted clusters, idle
- * timeout, connect attempts, access logs). Refused with a
- * ResourceError naming the field: several filter chains or chain matching, TLS, listener
- * filters, other network or HTTP filters, API listeners.
+ * timeout, connect attempts, access logs). Refused with a ResourceError naming the field: several
+ * filter chains or chain matching, TLS, listener filters, other network or HTTP filters, API
+ * listeners.
  */
 import type { FieldReader } from './field-reader.js';
 import { readSocketAddress } from './endpoint-resource.js';
