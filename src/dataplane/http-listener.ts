@@ -251,6 +251,8 @@ export class HttpListener implements HttpRuntime {
   }
 
   destroy(): void {
+    // Stops node's headers-timeout sweep (started by the 'listening' above); nothing listens.
+    this.h1.close();
     for (const s of this.h2Sessions) s.destroy();
     for (const socket of this.h1Conns.keys()) socket.destroy();
   }
