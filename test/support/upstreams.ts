@@ -1,9 +1,9 @@
 /**
  * Small HTTP upstreams for integration tests. In: a name and the health-check path. Out: a server
  * on 127.0.0.1 (ephemeral port) that names itself in every answer (header `x-upstream` and the
- * JSON body), records what reached it (hits, Host headers, paths, all request headers, health
- * checks), echoes the request headers it received in its JSON answer (`headers`), sent once the
- * request body has arrived, and serves a health path whose status the test flips.
+ * JSON body, sent once the request body has arrived), records what reached it (hits, Host
+ * headers, paths, every request header, health checks), and serves a health path whose status
+ * the test flips.
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -56,7 +56,7 @@ export async function startUpstream(name: string, opts: { healthPath?: string } 
     req.resume();
     req.once('end', () => {
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ upstream: name, host: seen.host, path, headers: req.headers }));
+      res.end(JSON.stringify({ upstream: name, host: seen.host, path }));
     });
   };
 
