@@ -11,8 +11,9 @@
  * client's `:scheme`), hop-by-hop headers and headers named in `Connection:` stripped, a route
  * regex that is catastrophic for a backtracking engine (`(a+)+`) answered at once while the admin
  * endpoint stays responsive, a client stalling in its request headers (408 and close) and one
- * stalling in its request body over HTTP/1.1 and HTTP/2 (408 stream timeout), and a third
- * connection to the capped listener closed unanswered and counted.
+ * stalling in its request body over HTTP/1.1 and HTTP/2 (408 stream timeout), a third
+ * connection to the capped listener closed unanswered and counted, and a route regex RE2 refuses
+ * (`(a)\1`) NACKed while the last good routes keep serving.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -352,6 +353,25 @@ function suite(kind: DataPlaneKind): void {
     it('the data plane NACKed nothing', () => {
       assert.ok(node);
       assert.equal(node.nacks.length, 0, node.describe());
+    });
+
+    it('a route regex RE2 refuses, (a)\\1, is NACKed naming the regex; the last good routes keep serving', async () => {
+      assert.ok(xds && node);
+      const watching = node;
+      const good = resources(ports);
+      const routes = good.routes[0] as { virtual_hosts: Array<{ routes: unknown[] }> };
+      const badRoutes = { ...routes, virtual_hosts: [{ ...routes.virtual_hosts[0], routes: [{ match: { safe_regex: { regex: '(a)\\1' } }, route: { cluster: 'echo' } }, ...(routes.virtual_hosts[0]?.routes ?? [])] }] };
+      xds.publish({ ...good, routes: [badRoutes as ProtoObject] });
+      try {
+        const nack = await plane().waitFor(() => watching.nacks.find((n) => n.type === 'RDS'), { what: 'a NACK of the routes with (a)\\1' });
+        // Envoy's detail is RE2's own ("invalid escape sequence: \1"); ours also names resource and field.
+        assert.match(nack.message, /invalid escape sequence: `?\\1/);
+        if (kind === 'ts-proxy') assert.match(nack.message, /RouteConfiguration 'edge-routes': virtual_hosts\[0\]\.routes\[0\]\.match\.safe_regex\.regex/);
+        const still = await get1(ports.plain, '/still');
+        assert.equal(still.status, 200, 'the last good routes serve');
+      } finally {
+        xds.publish(good);
+      }
     });
   });
 }
