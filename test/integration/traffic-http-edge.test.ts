@@ -1,8 +1,8 @@
 /**
  * HTTP edge behaviour, each scenario run against every data plane (real Envoy and our TS proxy,
  * see test/support/dataplanes.ts) with the same hand-written Envoy resources from a real xDS
- * server: Envoy's answer is the reference. Three listeners share one route table to an upstream
- * that echoes the request headers it received:
+ * server: Envoy's answer is the reference. Four listeners share one route table to an upstream
+ * that records the request headers it received:
  *  - `plain`: the HCM as our control plane emits it (use_remote_address unset);
  *  - `remote`: use_remote_address true (the data plane is the edge and appends the peer to XFF);
  *  - `strict`: request_headers_timeout and stream_idle_timeout of half a second;
