@@ -2,6 +2,9 @@
  * `consul-xds proxy`: run the TypeScript data plane until SIGINT/SIGTERM (or POST /quitquitquit).
  * In: argv (--xds HOST:PORT --node-id ID --node-cluster NAME [--locality region/zone]
  * [--admin-port N], or --bootstrap FILE in Envoy's format). Out: an exit code.
+ *
+ * SIGTERM/SIGINT drain first (listeners closed, open requests finish within --drain-time-s), so
+ * a rolling restart costs no request; a second signal, or /quitquitquit, closes at once.
  */
 import { createLogger } from '../log.js';
 import { ConsulXdsError } from '../errors.js';
@@ -26,7 +29,8 @@ Admin:
   --admin-port N            admin port: /ready /stats /clusters /config_dump (default 9901; 0 = any)
   --no-admin                run without the admin server
 Behaviour:
-  --drain-time-s N          how long removed listeners finish in-flight requests (default 10)
+  --drain-time-s N          how long open connections may finish when their listener is removed,
+                            or on SIGTERM/SIGINT before the proxy closes the rest and exits (default 10)
   --log-level LEVEL         trace|debug|info|warn|error (default info)
 `;
 
@@ -82,10 +86,17 @@ export async function run(argv: string[]): Promise<number> {
 
   const logger = createLogger({ level: values['log-level'] });
   let quit: () => void = () => undefined;
-  const stopped = new Promise<void>((resolve) => {
-    quit = resolve;
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
+  let cutShort: () => void = () => undefined;
+  let signals = 0;
+  /** Resolves true for a signal (drain first), false for /quitquitquit (close at once). */
+  const stopped = new Promise<boolean>((resolve) => {
+    quit = () => resolve(false);
+    const onSignal = (): void => {
+      if (++signals === 1) resolve(true);
+      else cutShort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
   });
   // A process of its own: per-request costs of node:http2 on this Node version may be trimmed.
   const fastBind = installFastAsyncBind();
@@ -95,7 +106,14 @@ export async function run(argv: string[]): Promise<number> {
     `consul-xds proxy: node ${bootstrap.node.id} (cluster ${bootstrap.node.cluster}) <- ADS ${bootstrap.xds.host}:${bootstrap.xds.port}` +
       (proxy.adminPort !== undefined ? `; admin http://${bootstrap.admin?.host}:${proxy.adminPort}/ready\n` : '\n'),
   );
-  await stopped;
+  if (await stopped) {
+    logger.info({ drainTimeS: drainS }, 'draining: listeners closed, open requests may finish');
+    cutShort = () => {
+      logger.warn('second signal: closing open connections now');
+      void proxy.close();
+    };
+    await proxy.drain();
+  }
   logger.info('shutting down');
   await proxy.close();
   logger.flush();

@@ -32,7 +32,8 @@ export interface RouteSlot {
 }
 
 interface H1Conn {
-  active: number;
+  /** Requests in flight: a drain tells each to close the connection after its response. */
+  readonly inFlight: Set<Http1Downstream>;
 }
 
 export class HttpListener implements HttpRuntime {
@@ -108,7 +109,7 @@ export class HttpListener implements HttpRuntime {
     stats.downstream_cx_active++;
     stats.downstream_cx_http1_total++;
     stats.downstream_cx_http1_active++;
-    this.h1Conns.set(socket, { active: 0 });
+    this.h1Conns.set(socket, { inFlight: new Set() });
     socket.once('close', () => {
       stats.downstream_cx_active--;
       stats.downstream_cx_http1_active--;
@@ -145,15 +146,15 @@ export class HttpListener implements HttpRuntime {
   }
 
   private onH1Request(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const down = new Http1Downstream(req, res);
     const conn = this.h1Conns.get(req.socket);
     if (conn) {
-      conn.active++;
+      conn.inFlight.add(down);
       res.once('close', () => {
-        conn.active--;
-        if (this.draining && conn.active === 0) req.socket.end();
+        conn.inFlight.delete(down);
+        if (this.draining && conn.inFlight.size === 0) req.socket.end();
       });
     }
-    const down = new Http1Downstream(req, res);
     if (this.draining) down.closeAfterResponse();
     new HttpExchange(this, down).start();
   }
@@ -163,11 +164,17 @@ export class HttpListener implements HttpRuntime {
     new HttpExchange(this, new Http2Downstream(stream, headers, flags)).start();
   }
 
-  /** Stop taking new requests: GOAWAY to HTTP/2 clients, close idle HTTP/1.1 connections. */
+  /**
+   * Stop taking new requests: GOAWAY to HTTP/2 clients, close idle HTTP/1.1 connections, and
+   * `connection: close` on responses in flight (when their headers are not sent yet).
+   */
   drain(): void {
     this.draining = true;
     for (const s of this.h2Sessions) s.close();
-    for (const [socket, c] of this.h1Conns) if (c.active === 0) socket.end();
+    for (const [socket, c] of this.h1Conns) {
+      if (c.inFlight.size === 0) socket.end();
+      else for (const d of c.inFlight) d.closeAfterResponse();
+    }
   }
 
   /** Connections still open. */

@@ -30,7 +30,7 @@ import type { StatEmitter } from './stats.js';
 export interface ProxyOptions {
   readonly bootstrap: Bootstrap;
   readonly logger?: Logger;
-  /** How long removed listeners may finish in-flight requests (default 10 s). */
+  /** How long removed listeners, and all of them on drain(), may finish in-flight requests (default 10 s). */
   readonly drainTimeMs?: number;
   /** xDS reconnect back-off. */
   readonly backoff?: BackoffPolicy;
@@ -50,6 +50,13 @@ export interface RunningProxy {
   listenerPort(name: string): number | undefined;
   /** Resolves when /ready would say LIVE. */
   whenLive(timeoutMs?: number): Promise<void>;
+  /**
+   * Graceful stop, before close(): /ready turns DRAINING, every listener stops accepting, open
+   * connections finish (HTTP/1.1 connection: close, HTTP/2 GOAWAY, TCP pipes run on) until none
+   * is left or the drain time is over; what is left then is closed.
+   */
+  drain(): Promise<void>;
+  /** Stops at once: open connections are closed. */
   close(): Promise<void>;
 }
 
@@ -70,7 +77,7 @@ class Proxy implements XdsWatcher, AdminSource {
     private readonly opts: ProxyOptions,
   ) {
     this.logger = opts.logger ?? silentLogger;
-    this.accessLogs = new AccessLogService(this.clusters, bootstrap.node);
+    this.accessLogs = new AccessLogService(this.clusters, bootstrap.node, this.logger);
     this.listeners = new ListenerManager({
       clusters: this.clusters,
       routes: this.routes,
@@ -179,9 +186,13 @@ class Proxy implements XdsWatcher, AdminSource {
     rds.emit('listener_manager.rds', emit);
     this.clusters.emitStats(emit);
     this.listeners.emitStats(emit);
-    const als = this.accessLogs.alsStats();
-    emit('access_logs.grpc_access_log.logs_written', als.written);
-    emit('access_logs.grpc_access_log.logs_dropped', als.dropped);
+    this.accessLogs.emitStats(emit);
+    // Envoy's memory gauges, mapped to V8's figures: what is allocated (JS heap in use plus
+    // buffers), the heap reserved, and the resident set.
+    const mem = process.memoryUsage();
+    emit('server.memory_allocated', mem.heapUsed + mem.external);
+    emit('server.memory_heap_size', mem.heapTotal);
+    emit('server.memory_physical_size', mem.rss);
   }
 
   configDump(includeEds: boolean): unknown {
@@ -202,11 +213,17 @@ class Proxy implements XdsWatcher, AdminSource {
     this.opts.onQuit?.();
   }
 
+  /** Listeners drain; clusters, xDS and access logs keep serving the requests that finish. */
+  async drain(): Promise<void> {
+    this.draining = true;
+    await this.listeners.drainAll();
+  }
+
   async close(): Promise<void> {
     this.draining = true;
     this.xds.close();
     await this.listeners.close();
-    this.accessLogs.close();
+    await this.accessLogs.close();
     this.clusters.close();
   }
 }
@@ -217,6 +234,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const adminAddr = opts.bootstrap.admin;
   if (adminAddr) admin = await startAdminServer(proxy, adminAddr.host, adminAddr.port);
   proxy.xds.start();
+  let closing: Promise<void> | undefined;
   return {
     adminPort: admin?.port,
     clusters: proxy.clusters,
@@ -225,9 +243,12 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     state: () => proxy.state(),
     listenerPort: (name) => proxy.listeners.get(name)?.boundPort,
     whenLive: (timeoutMs = 30_000) => proxy.whenLive(timeoutMs),
-    close: async () => {
-      await admin?.close();
-      await proxy.close();
-    },
+    drain: () => proxy.drain(),
+    // Once: a second signal during a drain and the end of that drain both close.
+    close: () =>
+      (closing ??= (async () => {
+        await admin?.close();
+        await proxy.close();
+      })()),
   };
 }
