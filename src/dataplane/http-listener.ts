@@ -44,6 +44,8 @@ export class HttpListener implements HttpRuntime {
   private readonly h2: http2.Http2Server;
   private readonly h1Conns = new Map<Socket, H1Conn>();
   private readonly h2Sessions = new Set<http2.ServerHttp2Session>();
+  /** Connections whose protocol is not known yet (no request on them): a drain closes them. */
+  private readonly sniffing = new Set<Socket>();
 
   constructor(
     public hcm: HcmModel,
@@ -85,11 +87,14 @@ export class HttpListener implements HttpRuntime {
     if (codec === 'HTTP1') return this.toH1(socket, undefined);
     if (codec === 'HTTP2') return this.toH2(socket, undefined);
     let buf: Buffer | undefined;
+    this.sniffing.add(socket);
+    socket.once('close', () => this.sniffing.delete(socket));
     const onData = (chunk: Buffer): void => {
       buf = buf ? Buffer.concat([buf, chunk]) : chunk;
       const n = Math.min(buf.length, PREFACE.length);
       const match = buf.compare(PREFACE, 0, n, 0, n) === 0;
       if (match && buf.length < PREFACE.length) return;
+      this.sniffing.delete(socket);
       socket.removeListener('data', onData);
       socket.removeListener('error', onError);
       socket.pause();
@@ -165,11 +170,14 @@ export class HttpListener implements HttpRuntime {
   }
 
   /**
-   * Stop taking new requests: GOAWAY to HTTP/2 clients, close idle HTTP/1.1 connections, and
-   * `connection: close` on responses in flight (when their headers are not sent yet).
+   * Stop taking new requests: GOAWAY to HTTP/2 clients, close idle HTTP/1.1 connections and
+   * those that sent no request yet, and `connection: close` on responses in flight (when their
+   * headers are not sent yet).
    */
   drain(): void {
     this.draining = true;
+    for (const s of this.sniffing) s.destroy();
+    this.sniffing.clear();
     for (const s of this.h2Sessions) s.close();
     for (const [socket, c] of this.h1Conns) {
       if (c.inFlight.size === 0) socket.end();
