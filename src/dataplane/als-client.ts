@@ -248,10 +248,17 @@ export class AlsStream {
     this.pending = [];
     this.pendingBytes = 0;
     if (this.timer) clearTimeout(this.timer);
-    this.open?.call.end();
+    const call = this.open?.call;
+    call?.end();
     this.open = undefined;
     const client = this.client;
-    // Give the final message a moment to leave before the channel closes.
-    if (client) setTimeout(() => client.close(), 200).unref();
+    // Give the final message a moment to leave, then close the channel. A sink that stopped
+    // reading would keep the call (and the process) alive: cancel it.
+    if (client) {
+      setTimeout(() => {
+        call?.cancel();
+        client.close();
+      }, 200).unref();
+    }
   }
 }

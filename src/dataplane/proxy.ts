@@ -69,6 +69,12 @@ class Proxy implements XdsWatcher, AdminSource {
   private readonly logger: Logger;
   private live = false;
   private draining = false;
+  /**
+   * Types whose update is being or was applied. The client counts an update only after onUpdate
+   * returns, and a config of STATIC clusters and inline routes has no EDS/RDS update after LDS
+   * that would look again; empty answers never reach onUpdate, so the client's counters count too.
+   */
+  private readonly applied = new Set<XdsTypeUrl>();
   private liveWaiters: Array<() => void> = [];
   private readonly started = Date.now();
 
@@ -99,6 +105,7 @@ class Proxy implements XdsWatcher, AdminSource {
 
   async onUpdate(u: XdsUpdate): Promise<readonly ApplyError[]> {
     let errors: ApplyError[] = [];
+    this.applied.add(u.typeUrl);
     switch (u.typeUrl) {
       case TypeUrl.Cluster:
         for (const r of u.upserts) this.clusters.addOrUpdate(r.model as ClusterModel);
@@ -138,7 +145,7 @@ class Proxy implements XdsWatcher, AdminSource {
     if (this.live) return;
     const answered = (url: XdsTypeUrl): boolean => {
       const s = this.xds.typeStats(url);
-      return s.update_success + s.update_rejected > 0;
+      return this.applied.has(url) || s.update_success + s.update_rejected > 0;
     };
     if (!answered(TypeUrl.Cluster) || !answered(TypeUrl.Listener)) return;
     if (!this.clusters.allInitialized()) {
