@@ -101,8 +101,13 @@ export class AlsStream {
     this.pending.push(this.kind === 'http' ? this.httpEntry(r) : this.tcpEntry(r));
     this.pendingBytes += size;
     if (this.pendingBytes >= this.model.bufferSizeBytes) this.flush();
-    else this.timer ??= setTimeout(() => this.flush(), this.model.flushIntervalMs);
+    else this.timer ??= setTimeout(this.onTimer, this.model.flushIntervalMs);
   }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    this.flush();
+  };
 
   private hasRoom(size: number): boolean {
     return this.pending.length < MAX_PENDING && this.pendingBytes + size <= MAX_PENDING_BYTES;
@@ -205,21 +210,21 @@ export class AlsStream {
   private first: Record<string, unknown> | undefined;
 
   flush(): void {
+    if (this.pending.length === 0) return;
+    const out = this.stream();
+    if (out && out.unsent >= STREAM_BUFFER_LIMIT) {
+      // The sink is not taking what it has: keep the entries (bounded) and look again later.
+      if (!this.closed) this.timer ??= setTimeout(this.onTimer, this.model.flushIntervalMs);
+      return;
+    }
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    if (this.pending.length === 0) return;
-    const out = this.stream();
     if (!out) {
       this.stats.dropped += this.pending.length;
       this.pending = [];
       this.pendingBytes = 0;
-      return;
-    }
-    if (out.unsent >= STREAM_BUFFER_LIMIT) {
-      // The sink is not taking what it has: keep the entries (bounded) and look again later.
-      if (!this.closed) this.timer = setTimeout(() => this.flush(), this.model.flushIntervalMs);
       return;
     }
     const entries = this.pending;

@@ -1,16 +1,17 @@
 /**
  * `consul-xds proxy` as a separate process (src/commands/proxy.ts run()), the way operators and
  * the benchmark start it: flags -> ADS to `serve()` -> /ready LIVE on the admin port -> traffic
- * through its listener -> SIGTERM ends it with exit code 0. SIGTERM drains: a slow request in
- * flight still gets its 200 (with `connection: close`), an open TCP proxy connection keeps
- * piping, new connections are refused, and the process exits when the last connection is done
- * or at the --drain-time-s deadline, whichever is first. Also: a usage error names the missing
- * flags.
+ * through its listener -> SIGTERM ends it with exit code 0. SIGTERM drains: slow requests in
+ * flight still get their 200 (HTTP/1.1 with `connection: close`, HTTP/2 after a GOAWAY), an open
+ * TCP proxy connection keeps piping, new connections are refused, /ready says DRAINING, and the
+ * process exits when the last connection is done or at the --drain-time-s deadline, whichever is
+ * first; a second SIGTERM cuts the drain short. Also: a usage error names the missing flags.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Agent, request, type IncomingHttpHeaders } from 'node:http';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
@@ -144,7 +145,7 @@ endpoint:
     return { p, admin };
   }
 
-  it('SIGTERM drains: a request in flight gets its 200, TCP keeps piping, new connections are refused, exit when done', async () => {
+  it('SIGTERM drains: requests in flight (HTTP/1.1, HTTP/2) get their 200, TCP keeps piping, new connections are refused, exit when done', async () => {
     const drainS = 30;
     const { p, admin } = await startLive(drainS);
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
@@ -154,7 +155,20 @@ endpoint:
     await once(tcp, 'connect');
     assert.equal(await echo(tcp, 'before'), 'before');
     const inFlight = get(listener, '/slow/a?ms=1500', agent);
-    await waitUntil(() => slowSeen.includes('/slow/a?ms=1500'), { what: 'the slow request to reach its upstream' });
+    // The same over HTTP/2 (h2c): the stream must finish after GOAWAY.
+    const h2 = http2.connect(`http://127.0.0.1:${listener}`);
+    h2.on('error', () => undefined);
+    const goaway = once(h2, 'goaway');
+    const h2InFlight = new Promise<number>((resolve, reject) => {
+      const st = h2.request({ ':path': '/slow/h2?ms=1500', ':authority': 'x' });
+      let status = 0;
+      st.on('response', (h) => (status = Number(h[':status'])));
+      st.on('error', reject);
+      st.on('end', () => resolve(status));
+      st.resume();
+      st.end();
+    });
+    await waitUntil(() => slowSeen.includes('/slow/a?ms=1500') && slowSeen.includes('/slow/h2?ms=1500'), { what: 'the slow requests to reach their upstream' });
 
     const t0 = Date.now();
     p.child.kill('SIGTERM');
@@ -169,6 +183,9 @@ endpoint:
     const res = await inFlight;
     assert.equal(res.status, 200);
     assert.equal(res.headers.connection, 'close');
+    await goaway;
+    assert.equal(await h2InFlight, 200);
+    h2.close();
     tcp.end();
     const code = await p.exit;
     const tookMs = Date.now() - t0;
@@ -195,7 +212,27 @@ endpoint:
     assert.equal(code, 0, p.output());
     assert.equal(await hung, 'ECONNRESET');
     assert.ok(tookMs >= drainS * 1000 - 100, `exited after ${tookMs} ms, before the ${drainS} s drain time`);
-    assert.ok(tookMs < drainS * 1000 + 2_000, `exited ${tookMs} ms after SIGTERM, drain time ${drainS} s\n${p.output()}`);
+    assert.ok(tookMs < drainS * 1000 + 3_000, `exited ${tookMs} ms after SIGTERM, drain time ${drainS} s\n${p.output()}`);
+  });
+
+  it('a second SIGTERM during the drain closes what is open at once', async () => {
+    const { p } = await startLive(30);
+    const agent = new Agent({ keepAlive: true });
+    const hung = get(listener, '/slow/cut?ms=60000', agent).then(
+      () => 'answered',
+      (err: NodeJS.ErrnoException) => err.code ?? err.message,
+    );
+    await waitUntil(() => slowSeen.includes('/slow/cut?ms=60000'), { what: 'the hung request to reach its upstream' });
+    const t0 = Date.now();
+    p.child.kill('SIGTERM');
+    await waitUntil(async () => (await connectCode(listener)) === 'ECONNREFUSED', { what: 'the drain to start', context: () => p.output() });
+    p.child.kill('SIGTERM');
+    const code = await p.exit;
+    const tookMs = Date.now() - t0;
+    agent.destroy();
+    assert.equal(code, 0, p.output());
+    assert.equal(await hung, 'ECONNRESET');
+    assert.ok(tookMs < 5_000, `exited ${tookMs} ms after the first SIGTERM (drain time 30 s)\n${p.output()}`);
   });
 
   it('starts from flags, turns LIVE, proxies, and exits 0 on SIGTERM', async () => {
