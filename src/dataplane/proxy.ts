@@ -7,7 +7,8 @@
  * listeners before the routes they subscribe to; every update names the EDS/RDS resources that
  * are now needed so the client subscribes to exactly those. /ready turns LIVE once CDS and LDS
  * have answered and every cluster and listener finished warming, and stays LIVE (a control
- * plane outage keeps the last config serving).
+ * plane outage keeps the last config serving). drain() (the CLI's SIGTERM) turns it DRAINING while
+ * the listeners let their open connections finish.
  */
 import { silentLogger, type Logger } from '../log.js';
 import { TypeUrl, type XdsTypeUrl } from '../xds/type-urls.js';
@@ -70,9 +71,9 @@ class Proxy implements XdsWatcher, AdminSource {
   private live = false;
   private draining = false;
   /**
-   * Types whose update is being or was applied. The client counts an update only after onUpdate
-   * returns, and a config of STATIC clusters and inline routes has no EDS/RDS update after LDS
-   * that would look again; empty answers never reach onUpdate, so the client's counters count too.
+   * Types the control plane sent resources of. Needed for LIVE because the client counts an
+   * update only after onUpdate returns, and with STATIC clusters and inline routes no later
+   * EDS/RDS update calls checkLive again. (Empty answers skip onUpdate: the counters cover those.)
    */
   private readonly applied = new Set<XdsTypeUrl>();
   private liveWaiters: Array<() => void> = [];
