@@ -240,9 +240,8 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const proxy = new Proxy(opts.bootstrap, opts);
   let admin: AdminServer | undefined;
   const adminAddr = opts.bootstrap.admin;
-  if (adminAddr) admin = await startAdminServer(proxy, adminAddr.host, adminAddr.port);
+  if (adminAddr) admin = await startAdminServer(proxy, adminAddr.host, adminAddr.port, opts.logger ?? silentLogger);
   proxy.xds.start();
-  let closing: Promise<void> | undefined;
   return {
     adminPort: admin?.port,
     clusters: proxy.clusters,
@@ -252,11 +251,9 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     listenerPort: (name) => proxy.listeners.get(name)?.boundPort,
     whenLive: (timeoutMs = 30_000) => proxy.whenLive(timeoutMs),
     drain: () => proxy.drain(),
-    // Once: a second signal during a drain and the end of that drain both close.
-    close: () =>
-      (closing ??= (async () => {
-        await admin?.close();
-        await proxy.close();
-      })()),
+    close: async () => {
+      await admin?.close();
+      await proxy.close();
+    },
   };
 }

@@ -5,7 +5,7 @@
  * flight still get their 200 (HTTP/1.1 with `connection: close`, HTTP/2 after a GOAWAY), an open
  * TCP proxy connection keeps piping, new connections are refused, /ready says DRAINING, and the
  * process exits when the last connection is done or at the --drain-time-s deadline, whichever is
- * first; a second SIGTERM cuts the drain short. Also: a usage error names the missing flags.
+ * first; a second SIGTERM ends it at once. Also: a usage error names the missing flags.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -155,12 +155,12 @@ endpoint:
     return { outcome };
   }
 
-  /** Waits for exit code 0 with the hanging request reset; returns how long after `t0` it came. */
-  async function exitsCuttingOff(p: ReturnType<typeof spawnProxy>, t0: number, hung: { outcome: Promise<string> }, agent: Agent): Promise<number> {
+  /** Waits for exit code `want` with the hanging request reset; returns how long after `t0` it came. */
+  async function exitsCuttingOff(p: ReturnType<typeof spawnProxy>, want: number, t0: number, hung: { outcome: Promise<string> }, agent: Agent): Promise<number> {
     const code = await p.exit;
     const tookMs = Date.now() - t0;
     agent.destroy();
-    assert.equal(code, 0, p.output());
+    assert.equal(code, want, p.output());
     assert.equal(await hung.outcome, 'ECONNRESET');
     return tookMs;
   }
@@ -222,12 +222,12 @@ endpoint:
     const hung = await hangingRequest('/slow/hung?ms=60000', agent);
     const t0 = Date.now();
     p.child.kill('SIGTERM');
-    const tookMs = await exitsCuttingOff(p, t0, hung, agent);
+    const tookMs = await exitsCuttingOff(p, 0, t0, hung, agent);
     assert.ok(tookMs >= drainS * 1000 - 100, `exited after ${tookMs} ms, before the ${drainS} s drain time`);
     assert.ok(tookMs < drainS * 1000 + 3_000, `exited ${tookMs} ms after SIGTERM, drain time ${drainS} s\n${p.output()}`);
   });
 
-  it('a second SIGTERM during the drain closes what is open at once', async () => {
+  it('a second SIGTERM during the drain ends the process at once (exit 1, lifecycle.ts)', async () => {
     const { p } = await startLive(30);
     const agent = new Agent({ keepAlive: true });
     const hung = await hangingRequest('/slow/cut?ms=60000', agent);
@@ -235,7 +235,7 @@ endpoint:
     p.child.kill('SIGTERM');
     await waitUntil(async () => (await connectCode(listener)) === 'ECONNREFUSED', { what: 'the drain to start', context: () => p.output() });
     p.child.kill('SIGTERM');
-    const tookMs = await exitsCuttingOff(p, t0, hung, agent);
+    const tookMs = await exitsCuttingOff(p, 1, t0, hung, agent);
     assert.ok(tookMs < 5_000, `exited ${tookMs} ms after the first SIGTERM (drain time 30 s)\n${p.output()}`);
   });
 
