@@ -49,7 +49,8 @@ export interface RouteSlot {
 }
 
 interface H1Conn {
-  active: number;
+  /** Requests in flight: a drain tells each to close the connection after its response. */
+  readonly inFlight: Set<Http1Downstream>;
 }
 
 export class HttpListener implements HttpRuntime {
@@ -61,6 +62,8 @@ export class HttpListener implements HttpRuntime {
   private readonly h2: http2.Http2Server;
   private readonly h1Conns = new Map<Socket, H1Conn>();
   private readonly h2Sessions = new Set<http2.ServerHttp2Session>();
+  /** Connections whose protocol is not known yet (no request on them): a drain closes them. */
+  private readonly sniffing = new Set<Socket>();
 
   constructor(
     public hcm: HcmModel,
@@ -115,8 +118,10 @@ export class HttpListener implements HttpRuntime {
     if (codec === 'HTTP2') return this.toH2(socket, undefined);
     let buf: Buffer | undefined;
     let timer: NodeJS.Timeout | undefined;
+    this.sniffing.add(socket);
     const stop = (): void => {
       if (timer) clearTimeout(timer);
+      this.sniffing.delete(socket);
       socket.removeListener('data', onData);
       socket.removeListener('error', onError);
       socket.removeListener('close', stop);
@@ -183,7 +188,7 @@ export class HttpListener implements HttpRuntime {
     stats.downstream_cx_active++;
     stats.downstream_cx_http1_total++;
     stats.downstream_cx_http1_active++;
-    this.h1Conns.set(socket, { active: 0 });
+    this.h1Conns.set(socket, { inFlight: new Set() });
     socket.once('close', () => {
       stats.downstream_cx_active--;
       stats.downstream_cx_http1_active--;
@@ -220,15 +225,15 @@ export class HttpListener implements HttpRuntime {
   }
 
   private onH1Request(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const down = new Http1Downstream(req, res);
     const conn = this.h1Conns.get(req.socket);
     if (conn) {
-      conn.active++;
+      conn.inFlight.add(down);
       res.once('close', () => {
-        conn.active--;
-        if (this.draining && conn.active === 0) req.socket.end();
+        conn.inFlight.delete(down);
+        if (this.draining && conn.inFlight.size === 0) req.socket.end();
       });
     }
-    const down = new Http1Downstream(req, res);
     if (this.draining) down.closeAfterResponse();
     new HttpExchange(this, down).start();
   }
@@ -238,11 +243,20 @@ export class HttpListener implements HttpRuntime {
     new HttpExchange(this, new Http2Downstream(stream, headers, flags)).start();
   }
 
-  /** Stop taking new requests: GOAWAY to HTTP/2 clients, close idle HTTP/1.1 connections. */
+  /**
+   * Stop taking new requests: GOAWAY to HTTP/2 clients, close idle HTTP/1.1 connections and
+   * those that sent no request yet, and `connection: close` on responses in flight (when their
+   * headers are not sent yet).
+   */
   drain(): void {
     this.draining = true;
+    for (const s of this.sniffing) s.destroy();
+    this.sniffing.clear();
     for (const s of this.h2Sessions) s.close();
-    for (const [socket, c] of this.h1Conns) if (c.active === 0) socket.end();
+    for (const [socket, c] of this.h1Conns) {
+      if (c.inFlight.size === 0) socket.end();
+      else for (const d of c.inFlight) d.closeAfterResponse();
+    }
   }
 
   /** Connections still open. */
