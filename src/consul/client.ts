@@ -16,7 +16,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
 import Consul from 'consul';
 import { z } from 'zod';
 import { ConsulError, ConsulXdsError } from '../errors.js';
@@ -85,10 +85,15 @@ export function parseRetryAfter(value: string | readonly string[] | undefined, n
   return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
 }
 
-/** One request as the package's HTTP layer (papi) ends it: a response (any status), or an error. */
+/**
+ * One request as the package's HTTP layer (papi) ends it: a response (any status; complete only
+ * when its whole body arrived), an error, or both (a response cut short, a non-2xx status).
+ */
 interface Exchange {
   readonly res?: IncomingMessage & { body?: unknown };
-  readonly err?: Error & { readonly isAbort?: boolean; readonly isTimeout?: boolean };
+  readonly err?: Error & { readonly isTimeout?: boolean };
+  /** The node:http(s) module papi sends with; see the onRequest extension. */
+  transport: { request(options: RequestOptions): ClientRequest };
 }
 
 /** The options every package call takes: datacenter, cancellation and timeout (README "Common Method Call Options"). */
@@ -105,7 +110,7 @@ interface ConsulTransport {
     set(opts: CallOptions & { key: string; value: string; cas?: number }): Promise<unknown>;
   };
   _request(opts: CallOptions & { method: string; path: string; query: Record<string, string>; body?: Buffer }): Promise<unknown>;
-  _ext(event: 'onResponse', fn: (exchange: Exchange, next: (err: false, value: Exchange) => void) => void): void;
+  _ext(event: 'onRequest' | 'onResponse', fn: (exchange: Exchange, next: (err?: false, value?: Exchange) => void) => void): void;
   destroy(): void;
 }
 
@@ -139,6 +144,19 @@ export class ConsulClient {
       decoders: { 'application/json': keepText, 'text/json': keepText },
       ...Object.fromEntries(Object.entries(tlsOptions).filter(([, v]) => v !== undefined)),
     } as ConstructorParameters<typeof Consul>[0]) as unknown as ConsulTransport;
+    // papi waits for a response's 'end' only, so a connection lost mid-body would hang until the
+    // timeout: make it fail the request at once, as a refused connection does.
+    consul._ext('onRequest', (exchange, next) => {
+      const { transport } = exchange;
+      exchange.transport = {
+        request(options) {
+          const req = transport.request(options);
+          req.on('response', (res: IncomingMessage) => res.on('error', (err) => req.emit('error', err)));
+          return req;
+        },
+      };
+      next();
+    });
     // Every exchange ends here, before the package's own handling: see the header comment.
     consul._ext('onResponse', (exchange, next) => next(false, exchange));
     this.consul = consul;
@@ -215,7 +233,7 @@ export class ConsulClient {
       req.signal?.removeEventListener('abort', cancel);
     }
     const { res, err } = exchange;
-    if (res) return toResponse(res);
+    if (res?.complete) return toResponse(res);
     if (req.signal?.aborted) throw new ConsulError(`${what}: aborted`, { cause: err });
     if (err?.isTimeout) throw new ConsulError(`${what}: no answer from ${this.address} within ${timeoutMs} ms`, { cause: err });
     throw new ConsulError(`${what}: cannot reach consul at ${this.address}: ${err?.message ?? 'no response'}`, { cause: err });
