@@ -4,15 +4,19 @@
  * the few typed calls we make (KV read, KV check-and-set write).
  *
  * The transport is the `consul` package: its kv calls build KV requests (key escaping, `cas`),
- * its HTTP layer (papi) carries every request with our TLS options, a keep-alive agent, per-request
- * timeout and cancellation (`ctx`). Its Watch is not used: the blocking-query rules are ours
- * (blocking-watch.ts). One onResponse extension hands us each exchange before the package reads
- * it, so a 404 or a 429 stays an answer with its status and headers, and our zod schemas parse
- * Consul's JSON once (the package would parse it and decode KV values in place).
+ * its HTTP layer (papi) carries every request with our TLS options, its keep-alive agent, a
+ * per-request timeout and cancellation (`ctx`). Its Watch is not used: it re-queries without a
+ * rate limit, treats index 0 as fatal, emits on every index bump and cannot abort a request, and
+ * those are the blocking-query rules our loop follows (blocking-watch.ts). An onResponse
+ * extension hands us each exchange before the package reads it, so a 404 or a 429 stays an
+ * answer with its status and headers, and our zod schemas parse Consul's JSON once (the package
+ * would parse it and decode KV values in place); an onRequest extension fails a response cut
+ * mid-body at once.
  *
  * The ACL token travels only in the X-Consul-Token header; error messages name the method and
- * path (which contains the KV key or service name) and never the token, and no error of the
- * package (whose response object holds the request headers) leaves this file.
+ * path (which contains the KV key or service name) and never the token. A package error that
+ * holds a response (whose request holds the headers) never leaves this file: any response is
+ * turned into a ConsulResponse here.
  */
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -106,12 +110,18 @@ interface CallOptions {
 /** The parts of the package we call. Its typings omit papi's request layer and the per-call ctx/timeout options. */
 interface ConsulTransport {
   readonly kv: {
-    get(opts: CallOptions & { key: string }): Promise<unknown>;
-    set(opts: CallOptions & { key: string; value: string; cas?: number }): Promise<unknown>;
+    get(opts: CallOptions & { key: KeyParam }): Promise<unknown>;
+    set(opts: CallOptions & { key: KeyParam; value: string; cas?: number }): Promise<unknown>;
   };
   _request(opts: CallOptions & { method: string; path: string; query: Record<string, string>; body?: Buffer }): Promise<unknown>;
   _ext(event: 'onRequest' | 'onResponse', fn: (exchange: Exchange, next: (err?: false, value?: Exchange) => void) => void): void;
   destroy(): void;
+}
+
+/** A path parameter papi sends as given (`encode: false`), for a key escaped per segment by escapeKey. */
+interface KeyParam {
+  readonly encode: false;
+  toString(): string;
 }
 
 /** The package's paths are relative to its base URL, which ends in the API version. */
@@ -177,6 +187,7 @@ export class ConsulClient {
     if (!path.startsWith(`${API_PREFIX}/`)) throw new ConsulError(`${what}: not a Consul API path (${API_PREFIX}/...)`);
     const query: Record<string, string> = this.connection.datacenter === undefined ? {} : { dc: this.connection.datacenter };
     for (const [k, v] of Object.entries(req.query ?? {})) if (v !== undefined) query[k] = v;
+    // By path on the package's request layer: the loop is given a path; typed agent/catalog calls rebuild bodies (dropping Weights).
     return this.send(what, req, (common) =>
       this.consul._request({ ...common, method, path: path.slice(API_PREFIX.length), query, ...(req.body !== undefined && { body: Buffer.from(req.body) }) }),
     );
@@ -194,7 +205,7 @@ export class ConsulClient {
 
   /** Reads a key; undefined when it does not exist. */
   async kvGet(key: string, opts: { signal?: AbortSignal } = {}): Promise<KvEntry | undefined> {
-    const res = await this.send(`consul GET ${kvPath(key)}`, opts, (common) => this.consul.kv.get({ ...common, key }));
+    const res = await this.send(`consul GET ${kvPath(key)}`, opts, (common) => this.consul.kv.get({ ...common, key: keyParam(key) }));
     if (res.status === 404) return undefined;
     return decodeKvEntry(ConsulClient.expect(res, `consul kv ${key}`), key);
   }
@@ -204,7 +215,7 @@ export class ConsulClient {
    * (0 = only if the key does not exist yet) and answers `false` otherwise: we return that boolean.
    */
   async kvPut(key: string, value: string, opts: { cas?: number } = {}): Promise<boolean> {
-    const res = await this.send(`consul PUT ${kvPath(key)}`, {}, (common) => this.consul.kv.set({ ...common, key, value, ...(opts.cas !== undefined && { cas: opts.cas }) }));
+    const res = await this.send(`consul PUT ${kvPath(key)}`, {}, (common) => this.consul.kv.set({ ...common, key: keyParam(key), value, ...(opts.cas !== undefined && { cas: opts.cas }) }));
     return ConsulClient.expect(res, `consul kv put ${key}`).body.trim() === 'true';
   }
 
@@ -256,7 +267,16 @@ function toResponse(res: IncomingMessage & { body?: unknown }): ConsulResponse {
 }
 
 export function kvPath(key: string): string {
-  return `/v1/kv/${key.split('/').map(encodeURIComponent).join('/')}`;
+  return `${API_PREFIX}/kv/${escapeKey(key)}`;
+}
+
+/** Each segment escaped, the slashes kept: the package would send them as %2F, which a proxy in front of Consul may refuse. */
+function escapeKey(key: string): string {
+  return key.split('/').map(encodeURIComponent).join('/');
+}
+
+function keyParam(key: string): KeyParam {
+  return { encode: false, toString: () => escapeKey(key) };
 }
 
 /** The body of a 200 from GET /v1/kv/<key> -> KvEntry (Value is base64, null for an empty value). */

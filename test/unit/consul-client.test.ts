@@ -86,6 +86,7 @@ test('transport: 404, 500 and 429 are answers with status, index and Retry-After
     assert.equal(put?.method, 'PUT');
     assert.deepEqual(Object.fromEntries(new URL(put?.url ?? '', 'http://x').searchParams), { dc: 'dc2', cas: '10' });
     assert.ok(consul.seen.every((s) => s.token === TOKEN), 'typed calls carry the token too');
+    assert.ok(consul.seen.filter((s) => s.url.includes('/kv/')).every((s) => s.url.startsWith('/v1/kv/app/')), 'a key keeps its slashes on the wire');
     await assert.rejects(consul.client.kvGet('app/broken'), (e: unknown) => e instanceof ConsulError && /^consul kv app\/broken: consul answered 500: boom$/.test(e.message));
   } finally {
     await consul.close();
