@@ -10,8 +10,8 @@
  * those are the blocking-query rules our loop follows (blocking-watch.ts). An onResponse
  * extension hands us each exchange before the package reads it, so a 404 or a 429 stays an
  * answer with its status and headers, and our zod schemas parse Consul's JSON once (the package
- * would parse it and decode KV values in place); an onRequest extension fails a response cut
- * mid-body at once.
+ * would parse it and decode KV values in place); an onRequest extension closes two gaps of the
+ * package's (IPv6 literal addresses, a response cut mid-body).
  *
  * The ACL token travels only in the X-Consul-Token header; error messages name the method and
  * path (which contains the KV key or service name) and never the token. A package error that
@@ -154,13 +154,14 @@ export class ConsulClient {
       decoders: { 'application/json': keepText, 'text/json': keepText },
       ...Object.fromEntries(Object.entries(tlsOptions).filter(([, v]) => v !== undefined)),
     } as ConstructorParameters<typeof Consul>[0]) as unknown as ConsulTransport;
-    // papi waits for a response's 'end' only, so a connection lost mid-body would hang until the
-    // timeout: make it fail the request at once, as a refused connection does.
+    // Two gaps of papi's, closed where it sends: it passes an IPv6 literal's brackets on to DNS
+    // (`[::1]`), and it waits for a response's 'end' only, so a connection lost mid-body would
+    // hang until the timeout; it fails at once instead, as a refused connection does.
     consul._ext('onRequest', (exchange, next) => {
       const { transport } = exchange;
       exchange.transport = {
         request(options) {
-          const req = transport.request(options);
+          const req = transport.request({ ...options, hostname: options.hostname?.replace(/^\[(.*)\]$/, '$1') });
           req.on('response', (res: IncomingMessage) => res.on('error', (err) => req.emit('error', err)));
           return req;
         },

@@ -2,8 +2,8 @@
  * The Consul HTTP client on the `consul` package, against a scripted Consul on 127.0.0.1: what the
  * blocking-query loop and the CLI rely on from the transport. One keep-alive connection; the token
  * only in X-Consul-Token; `dc` on every call; the body as Consul sent it; 404 / 500 / 429 as
- * answers with their headers; timeout, abort and a response cut mid-body as prompt errors naming
- * the request and never the token.
+ * answers with their headers; IPv6 literal addresses; timeout, abort and a response cut mid-body
+ * as prompt errors naming the request and never the token.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -126,6 +126,17 @@ test('transport: timeout, abort and a response cut mid-body fail at once, naming
     assert.ok(cut.ms < 1000, `cut noticed after ${cut.ms.toFixed(0)} ms`);
     assertNoToken(cut.err);
   } finally {
+    await consul.close();
+  }
+});
+
+test('transport: an IPv6 literal address works (IPv4-mapped, so the traffic stays on 127.0.0.1)', async () => {
+  const consul = await scripted((_req, res) => res.writeHead(200, { 'x-consul-index': '3' }).end('[]'));
+  const v6 = ConsulClient.fromOptions({ address: `http://[::ffff:127.0.0.1]:${new URL(consul.client.address).port}` }, {});
+  try {
+    assert.deepEqual(await v6.request('GET', '/v1/health/service/web'), { status: 200, index: 3, body: '[]' });
+  } finally {
+    v6.close();
     await consul.close();
   }
 });
