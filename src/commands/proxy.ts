@@ -96,12 +96,12 @@ export async function run(argv: string[]): Promise<number> {
   const drainS = values['drain-time-s'] === undefined ? 10 : Number(values['drain-time-s']);
   if (!Number.isFinite(drainS) || drainS < 0) throw new ConsulXdsError('CXDS_USAGE', `--drain-time-s: expected seconds >= 0, got '${values['drain-time-s']}'`);
 
+  const fdLimit = openFileLimit();
   const capFlag = values['max-downstream-connections'];
-  const maxConns = capFlag === undefined ? defaultMaxDownstreamConnections() : Number(capFlag);
+  const maxConns = capFlag === undefined ? defaultMaxDownstreamConnections(fdLimit) : Number(capFlag);
   if (!Number.isInteger(maxConns) || maxConns < 0) throw new ConsulXdsError('CXDS_USAGE', `--max-downstream-connections: expected a whole number >= 0, got '${capFlag}'`);
 
   const logger = createLogger({ level: values['log-level'] });
-  const fdLimit = openFileLimit();
   if (fdLimit !== undefined && (maxConns === 0 || maxConns * 2 > fdLimit)) {
     logger.warn({ maxDownstreamConnections: maxConns, openFileLimit: fdLimit }, 'the connection cap does not keep the proxy below its open-file limit: past it, accepts and upstream connects fail (EMFILE)');
   }

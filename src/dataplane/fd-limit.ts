@@ -27,7 +27,7 @@ export function openFileLimit(limitsText?: string): number | undefined {
   return m && m[1] !== 'unlimited' ? Number(m[1]) : undefined;
 }
 
-export function defaultMaxDownstreamConnections(fdLimit: number | undefined = openFileLimit()): number {
+export function defaultMaxDownstreamConnections(fdLimit: number | undefined): number {
   if (fdLimit === undefined) return DOWNSTREAM_CAP_CEILING;
   return Math.max(1, Math.min(DOWNSTREAM_CAP_CEILING, Math.floor((fdLimit - FD_RESERVE) / 2)));
 }

@@ -23,7 +23,7 @@ import { AccessLogService } from './access-log.js';
 import { XdsClient, type ApplyError, type XdsUpdate, type XdsWatcher } from './xds-client.js';
 import { startAdminServer, type AdminServer, type AdminSource, type ServerState } from './admin-server.js';
 import { configDump } from './config-dump.js';
-import { defaultMaxDownstreamConnections } from './fd-limit.js';
+import { defaultMaxDownstreamConnections, openFileLimit } from './fd-limit.js';
 import type { ClusterModel } from './cluster-resource.js';
 import type { EndpointsModel } from './endpoint-resource.js';
 import type { ListenerModel } from './listener-resource.js';
@@ -100,7 +100,7 @@ class Proxy implements XdsWatcher, AdminSource {
       accessLogs: this.accessLogs,
       logger: this.logger,
       drainTimeMs: opts.drainTimeMs ?? 10_000,
-      maxDownstreamConnections: opts.maxDownstreamConnections ?? defaultMaxDownstreamConnections(),
+      maxDownstreamConnections: opts.maxDownstreamConnections ?? defaultMaxDownstreamConnections(openFileLimit()),
     });
     this.xds = new XdsClient({
       server: bootstrap.xds,
