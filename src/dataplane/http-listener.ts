@@ -10,8 +10,9 @@
  * sniffing is skipped. node's servers own the parsing; the exchange owns the proxying.
  *
  * Timeouts against slow or silent clients: the sniffing must end within listener_filters_timeout
- * (else the connection is closed; counted in listener.<address>_<port>.downstream_pre_cx_timeout), and each HTTP/1 request's headers must arrive within
- * request_headers_timeout from their first byte (else 408 and close; node's parser tracks it).
+ * (else the connection is closed; counted in listener.<address>_<port>.downstream_pre_cx_timeout),
+ * and each HTTP/1 request's headers must arrive within request_headers_timeout from their first
+ * byte (else 408 and close; node's parser tracks it).
  *
  * Draining (listener removed or replaced): HTTP/2 connections get GOAWAY and finish their
  * streams; HTTP/1.1 connections close when idle, busy ones after their current response
