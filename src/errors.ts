@@ -27,13 +27,15 @@ const MAX_PATH_CHARS = 200;
 const MAX_MESSAGE_CHARS = 400;
 
 /**
- * `text` cut to about `max` characters: its start and end around `…`, then the full length, so
- * both the value's beginning and a message's closing words stay readable.
+ * `text` cut to at most `max` characters: its start and end around `…`, then its full length, so
+ * both a value's beginning and a message's closing words stay readable.
  */
 export function clip(text: string, max: number): string {
   if (text.length <= max) return text;
-  const tail = Math.floor(max / 4);
-  return `${text.slice(0, max - tail)}…${text.slice(text.length - tail)} (cut, ${text.length} characters)`;
+  const note = ` (cut, ${text.length} characters)`;
+  const keep = Math.max(0, max - note.length - 1);
+  const tail = Math.floor(keep / 4);
+  return `${text.slice(0, keep - tail)}…${text.slice(text.length - tail)}${note}`;
 }
 
 function formatIssue(issue: ConfigIssue): string {

@@ -11,7 +11,7 @@
  * Consul watches): every step is linear in the text, and only the problems the error lists
  * (MAX_LISTED_ISSUES) are described and located; the rest are counted.
  */
-import { Composer, LineCounter, Parser, isMap, isScalar, visit, type CST, type Document } from 'yaml';
+import { Composer, LineCounter, Parser, isAlias, isMap, isNode, isScalar, visit, type CST, type Document } from 'yaml';
 import type { z } from 'zod';
 import { clip, ConfigError, ConfigTooLargeError, MAX_LISTED_ISSUES, type ConfigIssue } from '../errors.js';
 import { deepFreeze } from './deep-freeze.js';
@@ -27,6 +27,11 @@ export const DEFAULT_CONFIG_MAX_BYTES = 512 * 1024;
  * the stack (and can abort the process when V8 compiles a regexp at that depth).
  */
 export const MAX_NESTING = 64;
+/**
+ * yaml resolves each alias by a scan over every anchor and alias before it (quadratic: 12,000
+ * aliases take seconds); a config needs a handful, so more are refused before resolving any.
+ */
+export const MAX_ANCHORS_AND_ALIASES = 1000;
 /** Longest rendering of a bad value inside a message. */
 const MAX_VALUE_CHARS = 80;
 
@@ -75,19 +80,19 @@ function parseYaml(text: string, source: string, lines: LineCounter): Document.P
   const syntax: Array<{ offset: number; message: string }> = [];
   for (const next of composer.compose(nestingChecked(new Parser(lines.addNewLine).parse(text), source, lines), true, text.length)) {
     if (doc) {
-      syntax.push({ offset: next.range[0], message: 'a second YAML document starts here; the config is one document' });
+      syntax.push({ offset: next.range[0], message: 'YAML: a second document starts here; the config is one document' });
       break;
     }
     doc = next;
   }
   // compose(…, forceDoc) always yields a document, if only an empty one.
   if (!doc) throw new ConfigError(source, [{ path: '', message: 'the config is empty' }]);
-  for (const e of doc.errors) syntax.push({ offset: e.pos[0], message: e.message });
-  syntax.push(...duplicateKeys(doc));
+  for (const e of doc.errors) syntax.push({ offset: e.pos[0], message: `YAML syntax: ${e.message}` });
+  syntax.push(...lint(doc));
   if (syntax.length > 0) {
     syntax.sort((a, b) => a.offset - b.offset);
     const listed = syntax.slice(0, MAX_LISTED_ISSUES).map(({ offset, message }): ConfigIssue => {
-      return { path: '', message: `YAML syntax: ${message}`, ...position(lines, offset) };
+      return { path: '', message, ...position(lines, offset) };
     });
     throw new ConfigError(source, listed, syntax.length);
   }
@@ -107,7 +112,7 @@ function* nestingChecked(tokens: Iterable<CST.Token>, source: string, lines: Lin
       } else if ('items' in t) {
         const depth = top.depth + 1;
         if (depth > MAX_NESTING) {
-          throw new ConfigError(source, [{ path: '', message: `YAML: collections nested more than ${MAX_NESTING} deep`, ...position(lines, t.offset) }]);
+          throw new ConfigError(source, [{ path: '', message: `YAML: collections nested more than ${MAX_NESTING} deep; a config needs about 7 levels`, ...position(lines, t.offset) }]);
         }
         for (const item of t.items) stack.push({ token: 'key' in item ? item.key : undefined, depth }, { token: item.value, depth });
       }
@@ -117,23 +122,26 @@ function* nestingChecked(tokens: Iterable<CST.Token>, source: string, lines: Lin
 }
 
 /**
- * Keys given twice in one mapping, by yaml's own rule (scalar keys with the same value: `1` and
- * `"1"` differ), with its message and at its position: one Set per mapping instead of its
- * comparison of each key with all earlier ones.
+ * One pass over the document for what yaml would find too slowly: keys given twice in one
+ * mapping, by yaml's own rule (scalar keys with the same value: `1` and `"1"` differ), with its
+ * message and at its position, using one Set per mapping instead of comparing each key with all
+ * earlier ones; and more anchors and aliases than MAX_ANCHORS_AND_ALIASES.
  */
-function duplicateKeys(doc: Document.Parsed): Array<{ offset: number; message: string }> {
+function lint(doc: Document.Parsed): Array<{ offset: number; message: string }> {
   const found: Array<{ offset: number; message: string }> = [];
-  visit(doc, {
-    Map(_key, map) {
-      if (!isMap(map)) return;
-      const seen = new Set<unknown>();
-      for (const { key } of map.items) {
-        // yaml compares with ===, under which NaN never equals itself.
-        if (!isScalar(key) || Number.isNaN(key.value)) continue;
-        if (seen.has(key.value)) found.push({ offset: key.range?.[0] ?? -1, message: 'Map keys must be unique' });
-        else seen.add(key.value);
-      }
-    },
+  let marks = 0;
+  visit(doc, (_key, node) => {
+    if ((isAlias(node) || (isNode(node) && node.anchor)) && ++marks === MAX_ANCHORS_AND_ALIASES + 1) {
+      found.push({ offset: node.range?.[0] ?? -1, message: `YAML: more than ${MAX_ANCHORS_AND_ALIASES} anchors and aliases (&name, *name); a config needs few` });
+    }
+    if (!isMap(node)) return;
+    const seen = new Set<unknown>();
+    for (const { key } of node.items) {
+      // yaml compares with ===, under which NaN never equals itself.
+      if (!isScalar(key) || Number.isNaN(key.value)) continue;
+      if (seen.has(key.value)) found.push({ offset: key.range?.[0] ?? -1, message: 'YAML syntax: Map keys must be unique' });
+      else seen.add(key.value);
+    }
   });
   return found;
 }
