@@ -155,8 +155,8 @@ function runCase(dist: string, caseName: string, runs: number, timeoutMs: number
 const fmt = (ms: number): string => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
 
 function cell(r: Result | 'timeout', timeoutMs: number): string {
-  if (r === 'timeout') return `> ${fmt(timeoutMs)} (stopped)`.padEnd(24);
-  return `${fmt(median(r.ms)).padStart(9)} ${fmt(Math.max(...r.ms)).padStart(9)}    `;
+  if (r === 'timeout') return `> ${fmt(timeoutMs)} (stopped)`.padEnd(26);
+  return `${fmt(median(r.ms)).padStart(9)} ${fmt(Math.max(...r.ms)).padStart(9)}      `;
 }
 
 async function main(): Promise<void> {
@@ -173,7 +173,7 @@ async function main(): Promise<void> {
   const cases = CASES.filter((c) => !values.case || c.name.includes(values.case));
   const builds: Array<[string, string]> = [['ours', OURS], ...(values.baseline ? [['baseline', path.resolve(values.baseline)] as [string, string]] : [])];
   process.stdout.write(`parseConfig, ${runs} runs per case after one warm-up (median, max)${values.baseline ? `; baseline: ${values.baseline}` : ''}\n\n`);
-  const head = `${'case'.padEnd(42)}${'KB'.padStart(6)}  ${builds.map(([n]) => `${n}: median       max`.padEnd(24)).join('')}outcome (ours), message chars`;
+  const head = `${'case'.padEnd(42)}${'KB'.padStart(6)}  ${builds.map(([n]) => `${n}: median       max`.padEnd(26)).join('')}outcome (ours), message chars`;
   process.stdout.write(`${head}\n${'-'.repeat(head.length + 10)}\n`);
   for (const c of cases) {
     const results: Array<Result | 'timeout'> = [];
