@@ -4,7 +4,8 @@
  * keys, in one section or spread over several, 40,000 duplicate keys, 40,000 bad values, a
  * 500 KB value, 100,000 routes sharing one prefix without weights, deep nesting, many aliases,
  * and valid large configs. Prints the median and max time per case over several runs, the
- * outcome and the length of the error message (it stays bounded).
+ * outcome and the length of the error message (it stays bounded). CPU time is printed too: on a
+ * shared machine the wall time includes waiting for a core.
  *
  *   npm run build && npm run bench:config -- [--runs 7] [--case NAME] [--baseline DIR]
  *
@@ -12,6 +13,7 @@
  * a build of main: /work/main/dist). Each (implementation, case) runs in its own worker thread,
  * so a case that takes too long (quadratic code, `--timeout-s`) is stopped and shown as such.
  */
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -96,7 +98,10 @@ const CASES: readonly Case[] = [
 ];
 
 interface Result {
+  /** Wall time per run. */
   readonly ms: number[];
+  /** CPU time per run (process-wide, so GC threads count): on a shared machine, the cost without the wait. */
+  readonly cpuMs: number[];
   readonly bytes: number;
   readonly outcome: string;
   readonly messageChars: number;
@@ -111,11 +116,13 @@ async function measure(dist: string, caseName: string, runs: number): Promise<Re
   if (!c) throw new Error(`no case ${caseName}`);
   const text = c.text();
   const ms: number[] = [];
+  const cpuMs: number[] = [];
   let outcome = '';
   let messageChars = 0;
   // One warm-up run: the figure is the steady cost in a running server, not module compilation.
   for (let r = 0; r <= runs; r++) {
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     try {
       mod.parseConfig(text, 'bench.yaml');
       outcome = 'accepted';
@@ -124,10 +131,14 @@ async function measure(dist: string, caseName: string, runs: number): Promise<Re
       outcome = `${e.code ?? 'error'}${e.issues ? ` (${e.total ?? e.issues.length} problems)` : ''}`;
       messageChars = e.message.length;
     }
-    if (r > 0) ms.push(performance.now() - t0);
+    const cpu = process.cpuUsage(cpu0);
+    if (r > 0) {
+      ms.push(performance.now() - t0);
+      cpuMs.push((cpu.user + cpu.system) / 1000);
+    }
     parentPort?.postMessage({ progress: ms.length });
   }
-  return { ms, bytes: Buffer.byteLength(text), outcome, messageChars };
+  return { ms, cpuMs, bytes: Buffer.byteLength(text), outcome, messageChars };
 }
 
 function runCase(dist: string, caseName: string, runs: number, timeoutMs: number): Promise<Result | 'timeout'> {
@@ -155,8 +166,8 @@ function runCase(dist: string, caseName: string, runs: number, timeoutMs: number
 const fmt = (ms: number): string => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
 
 function cell(r: Result | 'timeout', timeoutMs: number): string {
-  if (r === 'timeout') return `> ${fmt(timeoutMs)} (stopped)`.padEnd(26);
-  return `${fmt(median(r.ms)).padStart(9)} ${fmt(Math.max(...r.ms)).padStart(9)}      `;
+  if (r === 'timeout') return `> ${fmt(timeoutMs)} (stopped)`.padEnd(33);
+  return `${fmt(median(r.ms)).padStart(9)} ${fmt(Math.max(...r.ms)).padStart(9)} ${fmt(median(r.cpuMs)).padStart(9)}    `;
 }
 
 async function main(): Promise<void> {
@@ -172,16 +183,20 @@ async function main(): Promise<void> {
   const timeoutMs = Number(values['timeout-s']) * 1000;
   const cases = CASES.filter((c) => !values.case || c.name.includes(values.case));
   const builds: Array<[string, string]> = [['ours', OURS], ...(values.baseline ? [['baseline', path.resolve(values.baseline)] as [string, string]] : [])];
-  process.stdout.write(`parseConfig, ${runs} runs per case after one warm-up (median, max)${values.baseline ? `; baseline: ${values.baseline}` : ''}\n\n`);
-  const head = `${'case'.padEnd(42)}${'KB'.padStart(6)}  ${builds.map(([n]) => `${n}: median       max`.padEnd(26)).join('')}outcome (ours), message chars`;
-  process.stdout.write(`${head}\n${'-'.repeat(head.length + 10)}\n`);
+  process.stdout.write(
+    `parseConfig, ${runs} runs per case after one warm-up: median and max wall time, median CPU time${values.baseline ? `; baseline: ${values.baseline}` : ''}; load average ${os.loadavg()[0]?.toFixed(1)} on ${os.cpus().length} CPUs\n\n`,
+  );
+  const head = `${'case'.padEnd(42)}${'KB'.padStart(6)}  ${builds.map(() => `${'median'.padStart(9)} ${'max'.padStart(9)} ${'cpu'.padStart(9)}    `).join('')}outcome (ours), message chars`;
+  process.stdout.write(`${''.padEnd(50)}${builds.map(([n]) => `${n.padStart(9)}`.padEnd(33)).join('')}\n${head}\n${'-'.repeat(head.length + 10)}\n`);
   for (const c of cases) {
     const results: Array<Result | 'timeout'> = [];
     for (const [, dist] of builds) results.push(await runCase(dist, c.name, runs, timeoutMs));
     const ours = results[0];
     const info = ours && ours !== 'timeout' ? ours : undefined;
+    const base = results[1];
+    const baseChars = base && base !== 'timeout' ? ` (baseline ${base.messageChars})` : '';
     process.stdout.write(
-      `${c.name.padEnd(42)}${((info?.bytes ?? 0) / 1024).toFixed(0).padStart(6)}  ${results.map((r) => cell(r, timeoutMs)).join('')}${info ? `${info.outcome}, ${info.messageChars}` : ''}\n`,
+      `${c.name.padEnd(42)}${((info?.bytes ?? 0) / 1024).toFixed(0).padStart(6)}  ${results.map((r) => cell(r, timeoutMs)).join('')}${info ? `${info.outcome}, ${info.messageChars}${baseChars}` : ''}\n`,
     );
   }
 }
