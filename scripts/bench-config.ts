@@ -18,6 +18,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { MINIMAL_CONFIG } from '../test/support/config-text.js';
 import { median } from './bench/stats.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -27,20 +28,7 @@ const OURS = path.resolve(path.dirname(SELF), '..');
 const id = (i: number): string => i.toString(36).padStart(4, '0');
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
-const HEAD = `listener:
-  listen:
-    address: "127.0.0.1"
-    port: 8000
-route:
-  domain: ["example.com"]
-  cluster:
-    web:
-      prefix: ["/"]
-cluster:
-  loadbalancer:
-    web:
-      lb-policy: random
-`;
+const HEAD = MINIMAL_CONFIG.replace('web: {}', 'web:\n      lb-policy: random');
 
 interface Case {
   readonly name: string;

@@ -18,24 +18,13 @@ import { ConfigFileSource, readConfigFile } from '../../src/sources/config-file.
 import { Publisher } from '../../src/pipeline/publisher.js';
 import { SnapshotCache } from '../../src/cache/snapshot-cache.js';
 import { silentLogger } from '../../src/log.js';
+import { MINIMAL_CONFIG } from '../support/config-text.js';
 import { makeTempDir, waitUntil } from '../support/tmp.js';
 
 const SEED = readFileSync(new URL('../../../examples/seed-001.yaml', import.meta.url), 'utf8');
 
-const MINIMAL = `listener:
-  listen:
-    address: "127.0.0.1"
-    port: 8000
-route:
-  domain: ["example.com"]
-  cluster:
-    web:
-      prefix: ["/"]
-cluster:
-  loadbalancer:
-    web:
-      lb-policy: random
-`;
+/** Ends with cluster `web`'s lb-policy on line 13, so keys appended to `web` start on line 14. */
+const MINIMAL = MINIMAL_CONFIG.replace('web: {}', 'web:\n      lb-policy: random');
 
 function refusal(text: string, opts: ParseOptions = {}): ConfigError {
   try {
