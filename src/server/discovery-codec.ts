@@ -15,7 +15,7 @@
 import protobuf from 'protobufjs';
 import { messageType, TO_OBJECT } from '../envoy/protos.js';
 import type { JsonValue, NodeInfo } from '../cache/node-info.js';
-import { TypeUrl } from '../xds/type-urls.js';
+import { TypeUrl } from '../xds/resource-types.js';
 
 export interface XdsRequest {
   readonly versionInfo: string;

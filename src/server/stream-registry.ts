@@ -18,7 +18,7 @@
  * stream closes, it is forgotten (no growth with node churn).
  */
 import { EventEmitter } from 'node:events';
-import { TYPE_ORDER, TYPE_SHORT, type XdsTypeUrl } from '../xds/type-urls.js';
+import { TYPE_ORDER, TYPE_SHORT, type XdsTypeUrl } from '../xds/resource-types.js';
 import type { SnapshotCache } from '../cache/snapshot-cache.js';
 import type { TypeShort } from '../cache/snapshot.js';
 import type { NackRecord, StreamRecord, StreamStatus, TypeState, TypeStatus } from './stream-state.js';

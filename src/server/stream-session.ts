@@ -32,7 +32,7 @@
  *   once and ignored; undecodable bytes end this stream with INVALID_ARGUMENT.
  */
 import { status as GrpcStatus, type ServerDuplexStream } from '@grpc/grpc-js';
-import { isXdsTypeUrl, TYPE_ORDER, TYPE_SHORT, TypeUrl, type XdsTypeUrl } from '../xds/type-urls.js';
+import { isXdsTypeUrl, TYPE_ORDER, TYPE_SHORT, TypeUrl, type XdsTypeUrl } from '../xds/resource-types.js';
 import type { Logger } from '../log.js';
 import type { CacheWatch, SnapshotCache } from '../cache/snapshot-cache.js';
 import type { SnapshotResource, TypeSnapshot } from '../cache/snapshot.js';

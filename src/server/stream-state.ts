@@ -4,7 +4,7 @@
  * or NACKed. The session (stream-session.ts) mutates it; the registry lists it and turns it into
  * frozen JSON-ready status objects for admin and health endpoints.
  */
-import { isFullStateType, TYPE_ORDER, TYPE_SHORT, type XdsTypeUrl } from '../xds/type-urls.js';
+import { isFullStateType, TYPE_ORDER, TYPE_SHORT, type XdsTypeUrl } from '../xds/resource-types.js';
 import type { SnapshotResource, TypeShort, TypeSnapshot } from '../cache/snapshot.js';
 import type { NodeInfo } from '../cache/node-info.js';
 import { NO_NAMES, type Subscription } from './subscriptions.js';

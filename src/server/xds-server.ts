@@ -13,7 +13,7 @@
  * UNIMPLEMENTED, so Envoy must use `api_type: GRPC`.
  */
 import { Server, ServerCredentials, status as GrpcStatus, type ChannelOptions, type MethodDefinition } from '@grpc/grpc-js';
-import { TypeUrl } from '../xds/type-urls.js';
+import { TypeUrl } from '../xds/resource-types.js';
 import { ConsulXdsError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { SnapshotCache } from '../cache/snapshot-cache.js';

@@ -21,7 +21,7 @@ import { buildSnapshot, type Snapshot } from '../../src/cache/snapshot.js';
 import type { NodeStatus } from '../../src/server/index.js';
 import type { ProtoObject } from '../../src/xds/resources.js';
 import { silentLogger } from '../../src/log.js';
-import { TypeUrl } from '../../src/xds/type-urls.js';
+import { TypeUrl } from '../../src/xds/resource-types.js';
 import type { AggregatesSnapshot } from '../../src/sidecar/aggregates.js';
 import { startEnvoy, type EnvoyHandle } from '../support/envoy.js';
 import { startUpstream, type Upstream } from '../support/upstreams.js';

@@ -12,7 +12,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { evaluateHealth, maintenanceFileExists, probeEnvoyReady, type HealthInput } from '../../src/sidecar/health.js';
 import type { NodeStatus, NodeTypeStatus } from '../../src/server/stream-registry.js';
-import { TypeUrl } from '../../src/xds/type-urls.js';
+import { TypeUrl } from '../../src/xds/resource-types.js';
 
 const NOW = 1_700_000_000_000;
 
