@@ -17,7 +17,7 @@
  * arrays (WeakMaps), so they go away with the snapshot; each type snapshot keeps at most
  * `maxPerType` selections.
  */
-import type { SnapshotResource, TypeSnapshot } from '../cache/snapshot.js';
+import type { SnapshotResource, TypeSnapshot } from '../../cache/snapshot.js';
 import { encodeResponseBody, framedWithNonce, GRPC_FRAME_HEADER } from './discovery-codec.js';
 
 export interface EncodedResponse {

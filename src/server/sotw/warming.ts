@@ -8,8 +8,8 @@
  * of the resources that are new or changed, and which of those a stream subscribed to. Memoised
  * (see selection.ts), so a change fanned out to 1,000 streams computes each list once.
  */
-import type { SnapshotResource, TypeSnapshot } from '../cache/snapshot.js';
-import { WILDCARD, type Subscription } from './subscriptions.js';
+import type { SnapshotResource, TypeSnapshot } from '../../cache/snapshot.js';
+import { WILDCARD, type Subscription } from '../subscriptions.js';
 
 const NONE: readonly string[] = Object.freeze([]);
 const NOTHING: object = Object.freeze({});

@@ -9,8 +9,8 @@
  * its subscribed names; undefined when it holds nothing), the subscription. Out: resources in
  * snapshot order.
  */
-import type { SnapshotResource, TypeSnapshot } from '../cache/snapshot.js';
-import { WILDCARD, type Subscription } from './subscriptions.js';
+import type { SnapshotResource, TypeSnapshot } from '../../cache/snapshot.js';
+import { WILDCARD, type Subscription } from '../subscriptions.js';
 
 export const EMPTY_SELECTION: readonly SnapshotResource[] = Object.freeze([]);
 

@@ -13,27 +13,21 @@
  * ever protobuf-encoded here.
  */
 import protobuf from 'protobufjs';
-import { messageType, TO_OBJECT } from '../envoy/protos.js';
-import type { JsonValue, NodeInfo } from '../cache/node-info.js';
-import { TypeUrl } from '../xds/resource-types.js';
+import { messageType } from '../../envoy/protos.js';
+import type { NodeInfo } from '../../cache/node-info.js';
+import { TypeUrl } from '../../xds/resource-types.js';
+import type { MalformedRequest, StreamRequest } from '../stream-session.js';
+import { nodeInfoOf } from '../node-codec.js';
 
-export interface XdsRequest {
+export interface XdsRequest extends StreamRequest {
   readonly versionInfo: string;
-  readonly typeUrl: string;
   readonly responseNonce: string;
   /** Set on a NACK. */
   readonly errorDetail: { readonly code: number; readonly message: string } | undefined;
   /** The encoded resource_names fields (a view into the message; copy it to keep it), or undefined if not contiguous. */
   readonly namesRaw: Buffer | undefined;
-  readonly hasNode: boolean;
   /** resource_names, decoded on demand. */
   resourceNames(): string[];
-  /** The node, decoded on demand (undefined when the request has none). */
-  node(): NodeInfo | undefined;
-}
-
-export interface MalformedRequest {
-  readonly malformed: string;
 }
 
 export type IncomingRequest = XdsRequest | MalformedRequest;
@@ -198,59 +192,6 @@ function decodeStatus(bytes: Buffer): { code: number; message: string } {
   statusType ??= messageType('google.rpc.Status');
   const s = statusType.decode(bytes) as unknown as { code: number; message: string };
   return { code: s.code, message: s.message };
-}
-
-let nodeType: protobuf.Type | undefined;
-
-/** core.v3.Node bytes -> NodeInfo (metadata Struct as plain JSON). */
-export function nodeInfoOf(bytes: Uint8Array): NodeInfo {
-  nodeType ??= messageType('envoy.config.core.v3.Node');
-  const o = nodeType.toObject(nodeType.decode(bytes), TO_OBJECT) as {
-    id?: string;
-    cluster?: string;
-    user_agent_name?: string;
-    user_agent_version?: string;
-    user_agent_build_version?: { version?: { major_number?: number; minor_number?: number; patch?: number } };
-    locality?: { region?: string; zone?: string; sub_zone?: string };
-    metadata?: StructObject;
-  };
-  const build = o.user_agent_build_version?.version;
-  return Object.freeze({
-    id: o.id ?? '',
-    cluster: o.cluster ?? '',
-    userAgentName: o.user_agent_name ?? '',
-    userAgentVersion: o.user_agent_version ?? (build ? `${build.major_number ?? 0}.${build.minor_number ?? 0}.${build.patch ?? 0}` : ''),
-    ...(o.locality ? { locality: Object.freeze({ ...o.locality }) } : {}),
-    metadata: Object.freeze(structToJson(o.metadata)),
-  });
-}
-
-interface StructObject {
-  fields?: Record<string, ValueObject>;
-}
-/** google.protobuf.Value as protobufjs defines it (its bundled well-known types are camelCase). */
-interface ValueObject {
-  nullValue?: unknown;
-  numberValue?: number;
-  stringValue?: string;
-  boolValue?: boolean;
-  structValue?: StructObject;
-  listValue?: { values?: ValueObject[] };
-}
-
-function structToJson(s: StructObject | undefined): { [key: string]: JsonValue } {
-  const out: { [key: string]: JsonValue } = {};
-  for (const [k, v] of Object.entries(s?.fields ?? {})) out[k] = valueToJson(v);
-  return out;
-}
-
-function valueToJson(v: ValueObject): JsonValue {
-  if (v.stringValue !== undefined) return v.stringValue;
-  if (v.numberValue !== undefined) return v.numberValue;
-  if (v.boolValue !== undefined) return v.boolValue;
-  if (v.structValue !== undefined) return structToJson(v.structValue);
-  if (v.listValue !== undefined) return (v.listValue.values ?? []).map(valueToJson);
-  return null;
 }
 
 /**
