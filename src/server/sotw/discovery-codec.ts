@@ -1,7 +1,8 @@
 /**
  * Wire format of the SotW discovery messages, kept out of the protocol logic.
  *
- * Requests: a lean hand-written DiscoveryRequest reader. It reads the scalars, keeps the node
+ * Requests: a lean DiscoveryRequest reader on the shared WireReader (envoy/wire-reader.ts). It
+ * reads the scalars, keeps the node
  * and the resource names as byte ranges and decodes them only on demand: Envoy repeats its node
  * and its full subscription (hundreds of EDS names) in every ACK, and the session only needs them
  * when they changed, which it sees by comparing the names' raw bytes. Undecodable bytes give a
@@ -14,6 +15,7 @@
  */
 import protobuf from 'protobufjs';
 import { messageType } from '../../envoy/protos.js';
+import { WireReader, WireType } from '../../envoy/wire-reader.js';
 import type { NodeInfo } from '../../cache/node-info.js';
 import { TypeUrl } from '../../xds/resource-types.js';
 import type { MalformedRequest, StreamRequest } from '../stream-session.js';
@@ -33,6 +35,9 @@ export interface XdsRequest extends StreamRequest {
 export type IncomingRequest = XdsRequest | MalformedRequest;
 
 const EMPTY = Buffer.alloc(0);
+
+/** DiscoveryRequest.resource_names: field 3, length-delimited. */
+const NAME_TAG = (3 << 3) | WireType.Len;
 
 class DecodedRequest implements XdsRequest {
   constructor(
@@ -57,17 +62,11 @@ class DecodedRequest implements XdsRequest {
 
   resourceNames(): string[] {
     const names: string[] = [];
-    const buf = this.buf;
-    cursor = 0;
-    while (cursor < buf.length) {
-      const tag = varint(buf);
-      if ((tag & 7) !== 2) {
-        skip(buf, tag & 7);
-        continue;
-      }
-      const end = lengthEnd(buf);
-      if (tag >>> 3 === 3) names.push(buf.toString('utf8', cursor, end));
-      cursor = end;
+    const r = new WireReader(this.buf);
+    while (r.pos < r.len) {
+      const tag = r.uint32();
+      if (tag === NAME_TAG) names.push(r.string());
+      else r.skipField(tag & 7);
     }
     return names;
   }
@@ -96,18 +95,18 @@ export function decodeRequest(buf: Buffer): IncomingRequest {
     let namesStart = -1;
     let namesEnd = -1;
     let contiguous = true;
-    cursor = 0;
-    while (cursor < buf.length) {
-      const tagStart = cursor;
-      const tag = varint(buf);
+    const r = new WireReader(buf);
+    while (r.pos < r.len) {
+      const tagStart = r.pos;
+      const tag = r.uint32();
       if (tag >>> 3 === 0) throw new Error(`invalid field number 0 at offset ${tagStart}`);
-      if ((tag & 7) !== 2) {
-        skip(buf, tag & 7);
+      if ((tag & 7) !== WireType.Len) {
+        r.skipField(tag & 7);
         continue;
       }
-      const end = lengthEnd(buf);
-      const start = cursor;
-      cursor = end;
+      const end = r.lengthEnd();
+      const start = r.pos;
+      r.pos = end;
       switch (tag >>> 3) {
         case 1:
           versionStart = start;
@@ -147,43 +146,6 @@ function typeUrlOf(buf: Buffer, start: number, end: number): string {
     if (bytes.length === end - start && buf.compare(bytes, 0, bytes.length, start, end) === 0) return url;
   }
   return buf.toString('utf8', start, end);
-}
-
-// A tiny protobuf wire reader. Decoding is synchronous, so one module-level cursor serves all calls.
-let cursor = 0;
-
-function varint(buf: Buffer): number {
-  let value = 0;
-  for (let shift = 0; shift < 35; shift += 7) {
-    if (cursor >= buf.length) throw new Error(`truncated varint at offset ${cursor}`);
-    const b = buf[cursor++] as number;
-    value += (b & 0x7f) * 2 ** shift;
-    if (b < 0x80) return value;
-  }
-  throw new Error(`varint too long at offset ${cursor}`);
-}
-
-/** Reads a length prefix; returns where the value ends (the cursor is then at its start). */
-function lengthEnd(buf: Buffer): number {
-  const len = varint(buf);
-  const end = cursor + len;
-  if (end > buf.length) throw new Error(`length ${len} at offset ${cursor} overruns the message (${buf.length} bytes)`);
-  return end;
-}
-
-/** Skips a field that is not length-delimited; groups (3, 4) and 6, 7 are not valid here. */
-function skip(buf: Buffer, wireType: number): void {
-  if (wireType === 0) {
-    for (let i = 0; i < 10; i++) {
-      if (cursor >= buf.length) break;
-      if ((buf[cursor++] as number) < 0x80) return;
-    }
-    throw new Error(`bad varint at offset ${cursor}`);
-  }
-  if (wireType === 1) cursor += 8;
-  else if (wireType === 5) cursor += 4;
-  else throw new Error(`invalid wire type ${wireType} at offset ${cursor}`);
-  if (cursor > buf.length) throw new Error('truncated fixed-size field');
 }
 
 let statusType: protobuf.Type | undefined;
