@@ -8,7 +8,7 @@
  * Out: DiscoveryResponses (pre-encoded and shared between streams, with a nonce fresh on this
  * stream; see response-cache.ts, written by ../response-writer.ts).
  *
- * Protocol rules (see docs on the xDS server):
+ * Protocol rules (docs/xds-server.md, "Protocol behaviour", says the same for readers):
  * - Every response carries a fresh nonce. A request whose response_nonce is not the latest one
  *   sent for its type is stale and ignored entirely. A request answering the latest nonce is an
  *   ACK, or a NACK when error_detail is set (versions are never compared to decide that).
