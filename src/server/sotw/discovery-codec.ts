@@ -178,7 +178,7 @@ export const GRPC_FRAME_HEADER = 5;
 /**
  * A complete DiscoveryResponse (the body with field 5, the nonce, appended) behind gRPC's 5-byte
  * length prefix: the exact bytes of one message on an HTTP/2 stream, so the same Buffer can be
- * written to every stream as it is (response-writer.ts). `.subarray(GRPC_FRAME_HEADER)` is the
+ * written to every stream as it is (../response-writer.ts). `.subarray(GRPC_FRAME_HEADER)` is the
  * bare message, for grpc-js to frame itself.
  */
 export function framedWithNonce(body: Buffer, nonce: string): Buffer {

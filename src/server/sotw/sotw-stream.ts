@@ -25,7 +25,7 @@
  *   unchanged, so the client finishes warming.
  * - One ordered queue per stream: CDS -> EDS -> LDS -> RDS. Everything due at one moment (a
  *   Cluster change: CDS, the EDS warming re-send, RDS) is written back to back in that order,
- *   without waiting for any ACK, and leaves in one HTTP/2 write (response-writer.ts).
+ *   without waiting for any ACK, and leaves in one HTTP/2 write (../response-writer.ts).
  * - One response in flight per type: the next one of that type waits for the ACK or NACK. This
  *   keeps what the client holds of RDS/EDS knowable after a NACK, and merges fast successive
  *   changes for a slow client. A type whose next response waits so holds back the later types
@@ -134,7 +134,7 @@ export class SotwStream extends StreamSession<XdsRequest, SotwTypeState> {
   /**
    * Send what is due, in CDS -> EDS -> LDS -> RDS order. Everything one flush sends (a Cluster
    * change: CDS, then the EDS warming re-send, then RDS) is written back to back, without waiting
-   * for any ACK, and leaves in one HTTP/2 write (response-writer.ts).
+   * for any ACK, and leaves in one HTTP/2 write (../response-writer.ts).
    */
   flush(): void {
     if (this.closed) return;

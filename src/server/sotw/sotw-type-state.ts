@@ -1,6 +1,6 @@
 /**
  * The State-of-the-World working memory of one stream for one resource type, on top of what every
- * protocol keeps (stream-state.ts): what the client holds (its base snapshot, what it ACKed, the
+ * protocol keeps (../stream-state.ts): what the client holds (its base snapshot, what it ACKed, the
  * names whose content on it is unknown), what is due, and the warming re-sends owed to it.
  */
 import { isFullStateType, type XdsTypeUrl } from '../../xds/resource-types.js';
