@@ -31,7 +31,7 @@ if [ "$#" -gt 0 ]; then
   files=("$@")
 else
   files=()
-  # Unit tests sit in folders that mirror src/ (test/unit/config/, test/unit/proxy/router/, ...).
+  # Unit tests sit in folders that mirror src/ (src/config/ -> test/unit/config/, ...).
   # tsc never deletes outputs: run only compiled tests whose source still exists.
   while IFS= read -r f; do
     src="${f#dist/}"; src="${src%.js}.ts"
