@@ -8,15 +8,15 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parseConfig } from '../../src/config/parse.js';
-import { staticEndpoints } from '../../src/config/static-endpoints.js';
-import { translate } from '../../src/translate/index.js';
-import { benchDataplaneYaml, GRPC_CLUSTER, H1_CLUSTER } from '../../scripts/bench-dataplane/config.js';
-import { ECHO_PATH } from '../../scripts/bench-dataplane/echo.js';
-import { H1_PATH, type LoadResult } from '../../scripts/bench-dataplane/load.js';
-import { ratio, summarize, type Cell } from '../../scripts/bench-dataplane/table.js';
-import { cutProfile } from '../../scripts/bench-dataplane/profile-window.js';
-import { profileGroups } from '../../scripts/bench-dataplane/profile-groups.js';
+import { parseConfig } from '../../../src/config/parse.js';
+import { staticEndpoints } from '../../../src/config/static-endpoints.js';
+import { translate } from '../../../src/translate/index.js';
+import { benchDataplaneYaml, GRPC_CLUSTER, H1_CLUSTER } from '../../../scripts/bench-dataplane/config.js';
+import { ECHO_PATH } from '../../../scripts/bench-dataplane/echo.js';
+import { H1_PATH, type LoadResult } from '../../../scripts/bench-dataplane/load.js';
+import { ratio, summarize, type Cell } from '../../../scripts/bench-dataplane/table.js';
+import { cutProfile } from '../../../scripts/bench-dataplane/profile-window.js';
+import { profileGroups } from '../../../scripts/bench-dataplane/profile-groups.js';
 
 test('the benchmark config routes gRPC to an HTTP/2 cluster and /h1 to an HTTP/1.1 cluster, 3 endpoints each', () => {
   const yaml = benchDataplaneYaml({ listener: 10000, h1Upstreams: [1001, 1002, 1003], grpcUpstreams: [2001, 2002, 2003] });

@@ -12,15 +12,15 @@ import { RouteConfigurationResourceType } from '@grpc/grpc-js-xds/build/src/xds-
 import { ClusterResourceType } from '@grpc/grpc-js-xds/build/src/xds-resource-type/cluster-resource-type.js';
 import { EndpointResourceType } from '@grpc/grpc-js-xds/build/src/xds-resource-type/endpoint-resource-type.js';
 import type { XdsDecodeContext, XdsResourceType } from '@grpc/grpc-js-xds/build/src/xds-resource-type/xds-resource-type.js';
-import { parseConfig } from '../../src/config/parse.js';
-import { staticEndpoints } from '../../src/config/static-endpoints.js';
-import { grpcVirtualHost } from '../../src/config/views.js';
-import { buildSnapshot, type Snapshot } from '../../src/cache/snapshot.js';
-import { splitForClients, translate } from '../../src/translate/index.js';
-import { messageType } from '../../src/envoy/protos.js';
-import { ConfigError } from '../../src/errors.js';
-import { TYPE_ORDER, TypeUrl, type XdsTypeUrl } from '../../src/xds/resource-types.js';
-import type { ProtoObject, XdsResourceSet } from '../../src/xds/resources.js';
+import { parseConfig } from '../../../src/config/parse.js';
+import { staticEndpoints } from '../../../src/config/static-endpoints.js';
+import { grpcVirtualHost } from '../../../src/config/views.js';
+import { buildSnapshot, type Snapshot } from '../../../src/cache/snapshot.js';
+import { splitForClients, translate } from '../../../src/translate/index.js';
+import { messageType } from '../../../src/envoy/protos.js';
+import { ConfigError } from '../../../src/errors.js';
+import { TYPE_ORDER, TypeUrl, type XdsTypeUrl } from '../../../src/xds/resource-types.js';
+import type { ProtoObject, XdsResourceSet } from '../../../src/xds/resources.js';
 
 // The client validates HTTP filters against its filter registry, which register() fills in
 // (it opens no connection).

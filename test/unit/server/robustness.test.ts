@@ -7,10 +7,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { TypeUrl } from '../../src/xds/resource-types.js';
-import { AdsConnection, type AdsStream } from '../support/ads-client.js';
-import { eventually, startXds } from '../support/xds-harness.js';
-import { resourceSet } from '../support/xds-fixtures.js';
+import { TypeUrl } from '../../../src/xds/resource-types.js';
+import { AdsConnection, type AdsStream } from '../../support/ads-client.js';
+import { eventually, startXds } from '../../support/xds-harness.js';
+import { resourceSet } from '../../support/xds-fixtures.js';
 
 test('an unknown type URL is ignored; the stream and the server keep working', { timeout: 20_000 }, async (t) => {
   const h = await startXds({ set: resourceSet() });

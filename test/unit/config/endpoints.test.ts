@@ -6,11 +6,11 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseConfig } from '../../src/config/parse.js';
-import { staticEndpoints } from '../../src/config/static-endpoints.js';
-import { edsServices } from '../../src/config/eds-services.js';
+import { parseConfig } from '../../../src/config/parse.js';
+import { staticEndpoints } from '../../../src/config/static-endpoints.js';
+import { edsServices } from '../../../src/config/eds-services.js';
 
-const root = fileURLToPath(new URL('../../../', import.meta.url));
+const root = fileURLToPath(new URL('../../../../', import.meta.url));
 
 const MIXED = `listener:
   listen: { address: "127.0.0.1", port: 8000 }

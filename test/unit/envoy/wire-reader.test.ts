@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import protobuf from 'protobufjs';
-import { WireReader, WireType } from '../../src/envoy/wire-reader.js';
+import { WireReader, WireType } from '../../../src/envoy/wire-reader.js';
 
 test('varints, lengths and strings read as protobufjs writes them', () => {
   const w = protobuf.Writer.create();

@@ -6,14 +6,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseConfig } from '../../src/config/parse.js';
-import type { EndpointInfo, EndpointMap } from '../../src/config/endpoints.js';
-import { SnapshotCache } from '../../src/cache/snapshot-cache.js';
-import { Publisher } from '../../src/pipeline/publisher.js';
-import { silentLogger } from '../../src/log.js';
-import { TypeUrl } from '../../src/xds/resource-types.js';
+import { parseConfig } from '../../../src/config/parse.js';
+import type { EndpointInfo, EndpointMap } from '../../../src/config/endpoints.js';
+import { SnapshotCache } from '../../../src/cache/snapshot-cache.js';
+import { Publisher } from '../../../src/pipeline/publisher.js';
+import { silentLogger } from '../../../src/log.js';
+import { TypeUrl } from '../../../src/xds/resource-types.js';
 
-const seed = parseConfig(readFileSync(new URL('../../../examples/seed-001.yaml', import.meta.url), 'utf8'), 'seed-001.yaml');
+const seed = parseConfig(readFileSync(new URL('../../../../examples/seed-001.yaml', import.meta.url), 'utf8'), 'seed-001.yaml');
 
 function endpoints(healthyCount: number, address = '10.0.0.'): EndpointMap {
   const eps: EndpointInfo[] = [];

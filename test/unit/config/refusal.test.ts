@@ -12,16 +12,16 @@ import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
-import { DEFAULT_CONFIG_MAX_BYTES, MAX_ANCHORS_AND_ALIASES, MAX_NESTING, parseConfig, type ParseOptions } from '../../src/config/parse.js';
-import { clip, ConfigError, ConfigTooLargeError, MAX_LISTED_ISSUES } from '../../src/errors.js';
-import { ConfigFileSource, readConfigFile } from '../../src/sources/config-file.js';
-import { Publisher } from '../../src/pipeline/publisher.js';
-import { SnapshotCache } from '../../src/cache/snapshot-cache.js';
-import { silentLogger } from '../../src/log.js';
-import { MINIMAL_CONFIG } from '../support/config-text.js';
-import { makeTempDir, waitUntil } from '../support/tmp.js';
+import { DEFAULT_CONFIG_MAX_BYTES, MAX_ANCHORS_AND_ALIASES, MAX_NESTING, parseConfig, type ParseOptions } from '../../../src/config/parse.js';
+import { clip, ConfigError, ConfigTooLargeError, MAX_LISTED_ISSUES } from '../../../src/errors.js';
+import { ConfigFileSource, readConfigFile } from '../../../src/sources/config-file.js';
+import { Publisher } from '../../../src/pipeline/publisher.js';
+import { SnapshotCache } from '../../../src/cache/snapshot-cache.js';
+import { silentLogger } from '../../../src/log.js';
+import { MINIMAL_CONFIG } from '../../support/config-text.js';
+import { makeTempDir, waitUntil } from '../../support/tmp.js';
 
-const SEED = readFileSync(new URL('../../../examples/seed-001.yaml', import.meta.url), 'utf8');
+const SEED = readFileSync(new URL('../../../../examples/seed-001.yaml', import.meta.url), 'utf8');
 
 /** Ends with cluster `web`'s lb-policy on line 13, so keys appended to `web` start on line 14. */
 const MINIMAL = MINIMAL_CONFIG.replace('web: {}', 'web:\n      lb-policy: random');

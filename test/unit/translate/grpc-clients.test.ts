@@ -6,14 +6,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfig } from '../../src/config/parse.js';
-import { SnapshotCache, type CacheWatch } from '../../src/cache/snapshot-cache.js';
-import { clientKindGroupOf, clientKindOf, grpcGroup } from '../../src/cache/client-kind.js';
-import type { NodeInfo } from '../../src/cache/node-info.js';
-import type { Snapshot } from '../../src/cache/snapshot.js';
-import { Publisher } from '../../src/pipeline/publisher.js';
-import { silentLogger } from '../../src/log.js';
-import { TypeUrl } from '../../src/xds/resource-types.js';
+import { parseConfig } from '../../../src/config/parse.js';
+import { SnapshotCache, type CacheWatch } from '../../../src/cache/snapshot-cache.js';
+import { clientKindGroupOf, clientKindOf, grpcGroup } from '../../../src/cache/client-kind.js';
+import type { NodeInfo } from '../../../src/cache/node-info.js';
+import type { Snapshot } from '../../../src/cache/snapshot.js';
+import { Publisher } from '../../../src/pipeline/publisher.js';
+import { silentLogger } from '../../../src/log.js';
+import { TypeUrl } from '../../../src/xds/resource-types.js';
 
 function node(userAgentName: string, opts: { cluster?: string; kind?: string } = {}): NodeInfo {
   return {

@@ -6,12 +6,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type protobuf from 'protobufjs';
-import { messageType } from '../../src/envoy/protos.js';
-import { buildSnapshot } from '../../src/cache/snapshot.js';
-import { TypeUrl, TYPE_ORDER } from '../../src/xds/resource-types.js';
-import { AdsConnection, type AdsResponse, type AdsStream } from '../support/ads-client.js';
-import { ackUntilUpToDate, startXds } from '../support/xds-harness.js';
-import { resourceSet } from '../support/xds-fixtures.js';
+import { messageType } from '../../../src/envoy/protos.js';
+import { buildSnapshot } from '../../../src/cache/snapshot.js';
+import { TypeUrl, TYPE_ORDER } from '../../../src/xds/resource-types.js';
+import { AdsConnection, type AdsResponse, type AdsStream } from '../../support/ads-client.js';
+import { ackUntilUpToDate, startXds } from '../../support/xds-harness.js';
+import { resourceSet } from '../../support/xds-fixtures.js';
 
 /** The response bytes without field 5 (nonce), which our server always writes last. */
 function withoutNonce(r: AdsResponse): Buffer {

@@ -10,9 +10,9 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { inspect } from 'node:util';
-import { ConsulClient } from '../../src/consul/client.js';
-import { ConsulError } from '../../src/errors.js';
-import { listenHttp } from '../support/upstreams.js';
+import { ConsulClient } from '../../../src/consul/client.js';
+import { ConsulError } from '../../../src/errors.js';
+import { listenHttp } from '../../support/upstreams.js';
 
 const TOKEN = 'e2c1a7b4-6f0d-4c1e-9a55-t0p5ecret000';
 

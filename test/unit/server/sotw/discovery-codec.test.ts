@@ -6,12 +6,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import protobuf from 'protobufjs';
-import { messageType } from '../../src/envoy/protos.js';
-import { decodeRequest, encodeResponseBody, withNonce, type XdsRequest } from '../../src/server/sotw/discovery-codec.js';
-import { buildSnapshot } from '../../src/cache/snapshot.js';
-import { TypeUrl } from '../../src/xds/resource-types.js';
-import { encodeRequest } from '../support/ads-client.js';
-import { resourceSet } from '../support/xds-fixtures.js';
+import { messageType } from '../../../../src/envoy/protos.js';
+import { decodeRequest, encodeResponseBody, withNonce, type XdsRequest } from '../../../../src/server/sotw/discovery-codec.js';
+import { buildSnapshot } from '../../../../src/cache/snapshot.js';
+import { TypeUrl } from '../../../../src/xds/resource-types.js';
+import { encodeRequest } from '../../../support/ads-client.js';
+import { resourceSet } from '../../../support/xds-fixtures.js';
 
 function decoded(bytes: Buffer): XdsRequest {
   const r = decodeRequest(bytes);

@@ -7,13 +7,13 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { editWeights, parseWeightArgs } from '../../src/config/weights-edit.js';
-import { parseConfig } from '../../src/config/parse.js';
-import { checkConfigText, previewKvWrite, resourceDiff } from '../../src/consul/kv-config.js';
-import { unifiedDiff } from '../../src/consul/text-diff.js';
-import { ConfigError, ConsulXdsError } from '../../src/errors.js';
+import { editWeights, parseWeightArgs } from '../../../src/config/weights-edit.js';
+import { parseConfig } from '../../../src/config/parse.js';
+import { checkConfigText, previewKvWrite, resourceDiff } from '../../../src/consul/kv-config.js';
+import { unifiedDiff } from '../../../src/consul/text-diff.js';
+import { ConfigError, ConsulXdsError } from '../../../src/errors.js';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 const seed = () => readFile(join(repoRoot, 'examples/seed-001.yaml'), 'utf8');
 
 function changedLines(before: string, after: string): Array<[string, string]> {

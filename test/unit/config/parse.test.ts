@@ -6,11 +6,11 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseConfig } from '../../src/config/parse.js';
-import { ConfigError } from '../../src/errors.js';
-import { MINIMAL_CONFIG } from '../support/config-text.js';
+import { parseConfig } from '../../../src/config/parse.js';
+import { ConfigError } from '../../../src/errors.js';
+import { MINIMAL_CONFIG } from '../../support/config-text.js';
 
-const root = fileURLToPath(new URL('../../../', import.meta.url));
+const root = fileURLToPath(new URL('../../../../', import.meta.url));
 const SEED = readFileSync(`${root}examples/seed-001.yaml`, 'utf8');
 
 /** Parse and return the ConfigError's formatted issues (fails the test if the text parses). */

@@ -8,17 +8,17 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseConfig } from '../../src/config/parse.js';
-import type { Config } from '../../src/config/schema.js';
-import type { EndpointInfo, EndpointMap } from '../../src/config/endpoints.js';
-import { staticEndpoints } from '../../src/config/static-endpoints.js';
-import { translate } from '../../src/translate/index.js';
-import { envoyRoot, messageType, TO_OBJECT } from '../../src/envoy/protos.js';
-import { ConfigError } from '../../src/errors.js';
-import type { ProtoObject, XdsResourceSet } from '../../src/xds/resources.js';
-import { TYPE_PREFIX } from '../../src/xds/resource-types.js';
+import { parseConfig } from '../../../src/config/parse.js';
+import type { Config } from '../../../src/config/schema.js';
+import type { EndpointInfo, EndpointMap } from '../../../src/config/endpoints.js';
+import { staticEndpoints } from '../../../src/config/static-endpoints.js';
+import { translate } from '../../../src/translate/index.js';
+import { envoyRoot, messageType, TO_OBJECT } from '../../../src/envoy/protos.js';
+import { ConfigError } from '../../../src/errors.js';
+import type { ProtoObject, XdsResourceSet } from '../../../src/xds/resources.js';
+import { TYPE_PREFIX } from '../../../src/xds/resource-types.js';
 
-const root = fileURLToPath(new URL('../../../', import.meta.url));
+const root = fileURLToPath(new URL('../../../../', import.meta.url));
 const SEED = readFileSync(`${root}examples/seed-001.yaml`, 'utf8');
 
 const MESSAGE: Record<keyof XdsResourceSet, string> = {

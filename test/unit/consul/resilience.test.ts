@@ -8,20 +8,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { InstanceHold } from '../../src/consul/instance-hold.js';
-import { decodeHealthAnswer, fitWeights, parseHealthEntries, toEndpoints, type HealthInstance } from '../../src/consul/health-entries.js';
-import { ConsulClient, parseRetryAfter } from '../../src/consul/client.js';
-import { MAX_RETRY_AFTER_MS, retryDelay } from '../../src/consul/backoff.js';
-import { BlockingWatch } from '../../src/consul/blocking-watch.js';
-import { consistencyQuery } from '../../src/consul/options.js';
-import { consulOptions } from '../../src/commands/consul-flags.js';
-import { ConsulHealthSource } from '../../src/sources/consul-health.js';
-import { endpointIssues, loadAssignment } from '../../src/translate/endpoints.js';
-import type { EndpointInfo, EndpointMap } from '../../src/config/endpoints.js';
-import { UINT32_MAX } from '../../src/config/schema.js';
-import { ConsulError } from '../../src/errors.js';
-import { listenHttp } from '../support/upstreams.js';
-import { waitUntil } from '../support/tmp.js';
+import { InstanceHold } from '../../../src/consul/instance-hold.js';
+import { decodeHealthAnswer, fitWeights, parseHealthEntries, toEndpoints, type HealthInstance } from '../../../src/consul/health-entries.js';
+import { ConsulClient, parseRetryAfter } from '../../../src/consul/client.js';
+import { MAX_RETRY_AFTER_MS, retryDelay } from '../../../src/consul/backoff.js';
+import { BlockingWatch } from '../../../src/consul/blocking-watch.js';
+import { consistencyQuery } from '../../../src/consul/options.js';
+import { consulOptions } from '../../../src/commands/consul-flags.js';
+import { ConsulHealthSource } from '../../../src/sources/consul-health.js';
+import { endpointIssues, loadAssignment } from '../../../src/translate/endpoints.js';
+import type { EndpointInfo, EndpointMap } from '../../../src/config/endpoints.js';
+import { UINT32_MAX } from '../../../src/config/schema.js';
+import { ConsulError } from '../../../src/errors.js';
+import { listenHttp } from '../../support/upstreams.js';
+import { waitUntil } from '../../support/tmp.js';
 
 const inst = (serviceId: string, status: HealthInstance['status'] = 'passing', node = 'n1'): HealthInstance =>
   Object.freeze({ node, serviceId, address: '10.0.0.1', servicePort: 80, status });

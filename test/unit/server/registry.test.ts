@@ -5,11 +5,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TypeUrl } from '../../src/xds/resource-types.js';
-import type { NackEvent, ResponseEvent, XdsEvent } from '../../src/server/index.js';
-import type { StreamStatus } from '../../src/server/index.js';
-import { eventually, startXds } from '../support/xds-harness.js';
-import { resourceSet } from '../support/xds-fixtures.js';
+import { TypeUrl } from '../../../src/xds/resource-types.js';
+import type { NackEvent, ResponseEvent, XdsEvent } from '../../../src/server/index.js';
+import type { StreamStatus } from '../../../src/server/index.js';
+import { eventually, startXds } from '../../support/xds-harness.js';
+import { resourceSet } from '../../support/xds-fixtures.js';
 
 test('events: open, response, ack, nack, close — with node, type, version and nonce', { timeout: 20_000 }, async (t) => {
   const h = await startXds({ set: resourceSet() });

@@ -5,8 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { aggregateStatus, parseHealthEntries, toEndpoints } from '../../src/consul/health-entries.js';
-import { ConsulError } from '../../src/errors.js';
+import { aggregateStatus, parseHealthEntries, toEndpoints } from '../../../src/consul/health-entries.js';
+import { ConsulError } from '../../../src/errors.js';
 
 interface EntryInput {
   node?: string;

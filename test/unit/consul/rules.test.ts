@@ -4,10 +4,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { nextIndex } from '../../src/consul/blocking-watch.js';
-import { backoffDelay } from '../../src/consul/backoff.js';
-import { kvBindings, singleKvKey, parseAddress, resolveConnection, resolveTiming, DEFAULT_TIMING } from '../../src/consul/options.js';
-import { ConsulXdsError } from '../../src/errors.js';
+import { nextIndex } from '../../../src/consul/blocking-watch.js';
+import { backoffDelay } from '../../../src/consul/backoff.js';
+import { kvBindings, singleKvKey, parseAddress, resolveConnection, resolveTiming, DEFAULT_TIMING } from '../../../src/consul/options.js';
+import { ConsulXdsError } from '../../../src/errors.js';
 
 test('nextIndex: follows the returned index, resets to 0 when it goes backwards, never blocks on 0', () => {
   assert.equal(nextIndex(0, 42), 42, 'first answer');
