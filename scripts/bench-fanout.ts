@@ -88,7 +88,7 @@ function parseOptions(argv: string[]): Options {
     strict: true,
   });
   if (values.help) {
-    process.stdout.write(USAGE + '\n');
+    process.stdout.write(`${USAGE}\n`);
     process.exit(0);
   }
   const peer = values.peer ?? 'go-control-plane';
@@ -303,14 +303,14 @@ async function main(): Promise<void> {
       `${opts.clients} clients, ${opts.changes} changes (+${opts.warmup} warm-up), ${opts.clusters} clusters; ` +
       `snapshot build ${buildMs.toFixed(1)} ms (not in the timings)\n\n`,
   );
-  process.stdout.write(table(results, opts) + '\n');
+  process.stdout.write(`${table(results, opts)}\n`);
   const ours = results[0];
   if (ours?.publishBlockMs !== undefined) process.stdout.write(`consul-xds: cache.set() held the event loop ${ours.publishBlockMs.toFixed(1)} ms per change (median).\n`);
   if (missed.length > 0) process.stdout.write(`NOT DELIVERED within 30 s: ${missed.join('; ')}\n`);
   if (opts.cpuProf !== undefined) process.stdout.write(`\n${profileTop(path.join(opts.cpuProf, 'consul-xds-fanout.cpuprofile'), 30, 'prepareSnapshot')}\n`);
   if (opts.json) {
     const json = { options: opts, node: process.version, loadavg: [loadBefore, loadAfter], buildMs, results };
-    writeFileSync(opts.json, JSON.stringify(json, null, 2) + '\n');
+    writeFileSync(opts.json, `${JSON.stringify(json, null, 2)}\n`);
   }
   clearTimeout(deadline);
   process.exitCode = missed.length > 0 ? 1 : 0;

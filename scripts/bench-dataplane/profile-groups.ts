@@ -87,7 +87,9 @@ export function profileGroups(file: string): { busyMs: number; writesMs: number;
   };
 
   const selfById = new Map<number, number>();
-  profile.samples.forEach((id, i) => selfById.set(id, (selfById.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  profile.samples.forEach((id, i) => {
+    selfById.set(id, (selfById.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
   let busyUs = 0;
   const totals = new Map<string, number>();
   const fns = new Map<string, Map<string, number>>();
@@ -136,5 +138,5 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     process.stderr.write('usage: node dist/scripts/bench-dataplane/profile-groups.js FILE.cpuprofile\n');
     process.exit(2);
   }
-  process.stdout.write(formatGroups(file) + '\n');
+  process.stdout.write(`${formatGroups(file)}\n`);
 }

@@ -91,7 +91,7 @@ function publish(snapshot: Resources): void {
 }
 
 function reply(r: ServerReply): void {
-  process.stdout.write(JSON.stringify(r) + '\n');
+  process.stdout.write(`${JSON.stringify(r)}\n`);
 }
 
 async function main(): Promise<void> {

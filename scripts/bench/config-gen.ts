@@ -63,5 +63,5 @@ export function benchConfigYaml(clusters: number, change: number): string {
       lines.push(`        - { address: "127.0.${1 + (i >> 8)}.${(i & 0xff) || 1}", port: ${8080 + j}, zone: "zone-${String.fromCharCode(97 + j)}" }`);
     }
   });
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }

@@ -105,5 +105,5 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     process.stderr.write('usage: node dist/scripts/bench/profile-top.js FILE.cpuprofile [N]\n');
     process.exit(2);
   }
-  process.stdout.write(profileTop(file, Number(process.argv[3] ?? 25), process.argv[4]) + '\n');
+  process.stdout.write(`${profileTop(file, Number(process.argv[3] ?? 25), process.argv[4])}\n`);
 }

@@ -119,7 +119,7 @@ export class ServerProcess {
 
   #send(command: ServerCommand): Promise<ServerReply> {
     const reply = this.#expect(command.op);
-    this.#child.stdin?.write(JSON.stringify(command) + '\n');
+    this.#child.stdin?.write(`${JSON.stringify(command)}\n`);
     return reply;
   }
 

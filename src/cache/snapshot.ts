@@ -158,7 +158,9 @@ function checkAnys(type: protobuf.Type, message: protobuf.Message, input: unknow
     if (field.map && isObject(value)) {
       for (const [key, v] of Object.entries(value)) checkValue(fieldType, v, isObject(given) ? given[key] : undefined, `${at}["${key}"]`, problems);
     } else if (field.repeated && Array.isArray(value)) {
-      value.forEach((v: unknown, i) => checkValue(fieldType, v, Array.isArray(given) ? given[i] : undefined, `${at}[${i}]`, problems));
+      value.forEach((v: unknown, i) => {
+        checkValue(fieldType, v, Array.isArray(given) ? given[i] : undefined, `${at}[${i}]`, problems);
+      });
     } else {
       checkValue(fieldType, value, given, at, problems);
     }

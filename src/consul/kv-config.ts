@@ -132,5 +132,5 @@ export function resourceDiff(before: XdsResourceSet, after: XdsResourceSet): str
 }
 
 function summarize(set: XdsResourceSet): string {
-  return TYPES.flatMap(([key, short, field]) => set[key].map((r) => `+ ${short} ${String(r[field])}`)).join('\n') + '\n';
+  return `${TYPES.flatMap(([key, short, field]) => set[key].map((r) => `+ ${short} ${String(r[field])}`)).join('\n')}\n`;
 }

@@ -6,7 +6,7 @@
  * file itself would lose) and re-reads on any event for that name; identical content emits nothing.
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { checkConfigSize, parseConfig, type ParseOptions } from '../config/parse.js';
 import type { Config } from '../config/schema.js';
@@ -17,7 +17,7 @@ import { ConsulXdsError } from '../errors.js';
  * (ParseOptions.maxBytes) is refused from its size alone: it is never read into memory.
  */
 export async function readConfigFile(file: string, opts: ParseOptions = {}): Promise<string> {
-  let handle;
+  let handle: FileHandle | undefined;
   try {
     handle = await open(file, 'r');
     checkConfigSize(file, (await handle.stat()).size, opts.maxBytes);

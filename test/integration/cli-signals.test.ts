@@ -223,7 +223,9 @@ endpoint: { eds: { web: { static: [{ address: "127.0.0.1", port: 9 }] } } }
       { what: `all ${sent} entries across the two files`, context: () => `${numbers(rotated).length} + ${numbers(logFile).length} of ${sent}` },
     );
     assert.equal(all.length, sent, 'nothing repeated');
-    all.forEach((n, i) => assert.equal(n, i, 'every entry once, in order, old file first'));
+    all.forEach((n, i) => {
+      assert.equal(n, i, 'every entry once, in order, old file first');
+    });
     const fresh = numbers(logFile);
     assert.ok(fresh[0]! <= sentBeforeReopenSeen, 'the new file takes over where the old one stopped');
     assert.equal(fresh.at(-1), sent - 1, 'the lines after SIGHUP are in the new file');

@@ -98,26 +98,26 @@ test('--config-max-bytes: validate, kv put (file or stdin) and kv validate refus
 
   const validate = await run(['validate', file, '--config-max-bytes', '1000']);
   assert.equal(validate.code, 1);
-  assert.match(validate.stderr, new RegExp(escape(over(file))));
+  assert.match(validate.stderr, new RegExp(escapeRegExp(over(file))));
   assert.equal((await run(['validate', file])).code, 0, 'the default cap (512 KiB) lets the seed through');
   const usage = await run(['validate', file, '--config-max-bytes', '0']);
   assert.match(usage.stderr, /--config-max-bytes: expected a number of bytes \(integer >= 1\), got '0' \[CXDS_USAGE\]/);
 
   const put = await run(['kv', 'put', '--consul-key', key, '--file', file, '--config-max-bytes', '1000']);
   assert.equal(put.code, 1);
-  assert.match(put.stderr, new RegExp(escape(over(file))));
+  assert.match(put.stderr, new RegExp(escapeRegExp(over(file))));
   const piped = await runWithStdin(['kv', 'put', '--consul-key', key, '--file', '-', '--config-max-bytes', '1000'], seedText);
   assert.equal(piped.code, 1);
-  assert.match(piped.stderr, new RegExp(escape(over('<stdin>'))));
+  assert.match(piped.stderr, new RegExp(escapeRegExp(over('<stdin>'))));
   assert.equal(await stored(key), undefined, 'nothing written');
 
   assert.equal((await run(['kv', 'put', '--consul-key', key, '--file', file])).code, 0);
   const stored1000 = await run(['kv', 'validate', '--consul-key', key, '--config-max-bytes', '1000']);
   assert.equal(stored1000.code, 1);
-  assert.match(stored1000.stderr, new RegExp(escape(over(`consul kv ${key}`))));
+  assert.match(stored1000.stderr, new RegExp(escapeRegExp(over(`consul kv ${key}`))));
 });
 
-function escape(text: string): string {
+function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
@@ -167,7 +167,7 @@ test('two edits from the same read: one wins, the other gets CasConflictError; i
   assert.equal(won.length, 1, 'exactly one write wins');
   assert.equal(lost.length, 1);
   assert.ok(lost[0]?.reason instanceof CasConflictError, 'the other gets CasConflictError');
-  assert.equal((lost[0]?.reason as CasConflictError).code, 'CXDS_CAS_CONFLICT');
+  assert.equal((lost[0]!.reason as CasConflictError).code, 'CXDS_CAS_CONFLICT');
   const winner = results[0]?.status === 'fulfilled' ? a : b;
   assert.equal(await stored(key), winner.plan.next.text, 'the loser overwrote nothing');
 

@@ -28,7 +28,6 @@ const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connectio
 const ROUTER = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
 const FILE_LOG = 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog';
 const HTTP_GRPC_LOG = 'type.googleapis.com/envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig';
-const ADS = { ads: {}, resource_api_version: 'V3' };
 const MiB = 1024 * 1024;
 /** Bounds of src/dataplane: ALS pending 4 MiB + 1 MiB on the stream; 8 MiB queued per log file. */
 const ALS_BOUND = 5 * MiB;

@@ -37,7 +37,7 @@ test('each resource is encoded once as an Any with the exact type URL', () => {
   }
   assert.deepEqual(s.names(TypeUrl.Cluster), ['c0', 'c1']);
   // The nested HCM Any is shown expanded, with its '@type', for config_dump.
-  const hcm = ((s.type(TypeUrl.Listener).list[0]?.object.filter_chains as Array<{ filters: Array<{ typed_config: Record<string, unknown> }> }>)[0]?.filters[0]?.typed_config);
+  const hcm = ((s.type(TypeUrl.Listener).list[0]!.object.filter_chains as Array<{ filters: Array<{ typed_config: Record<string, unknown> }> }>)[0]?.filters[0]?.typed_config);
   assert.equal(hcm?.['@type'], HCM_TYPE);
   assert.equal(hcm?.stat_prefix, 'http');
 });

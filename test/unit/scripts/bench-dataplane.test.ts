@@ -25,7 +25,7 @@ test('the benchmark config routes gRPC to an HTTP/2 cluster and /h1 to an HTTP/1
   const clusters = new Map(set.clusters.map((c) => [c.name as string, c]));
   assert.ok(clusters.get(GRPC_CLUSTER)?.typed_extension_protocol_options, 'gRPC cluster speaks HTTP/2');
   assert.equal(clusters.get(H1_CLUSTER)?.typed_extension_protocol_options, undefined);
-  const routes = (set.routes[0]?.virtual_hosts as Array<{ routes: Array<{ match: { prefix: string }; route: { cluster: string } }> }>)[0]?.routes ?? [];
+  const routes = (set.routes[0]!.virtual_hosts as Array<{ routes: Array<{ match: { prefix: string }; route: { cluster: string } }> }>)[0]?.routes ?? [];
   const clusterFor = (p: string): string | undefined => routes.find((r) => p.startsWith(r.match.prefix))?.route.cluster;
   assert.equal(clusterFor(ECHO_PATH), GRPC_CLUSTER);
   assert.equal(clusterFor(H1_PATH), H1_CLUSTER);

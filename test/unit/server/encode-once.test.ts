@@ -47,7 +47,9 @@ test('a change fanned out to 60 streams encodes each response body once and no r
   const h = await startXds({ set: resourceSet({ clusters: 20 }) });
   t.after(() => h.close());
   const conns = Array.from({ length: 3 }, () => new AdsConnection(`127.0.0.1:${h.port}`, { separateConnection: true }));
-  t.after(() => conns.forEach((c) => c.close()));
+  t.after(() => {
+    for (const c of conns) c.close();
+  });
   const names = Array.from({ length: 20 }, (_, i) => `c${i}`);
   const streams: AdsStream[] = [];
   for (let i = 0; i < 60; i++) {

@@ -118,7 +118,9 @@ test('10,000 stream open/close cycles leave no streams, watches or node state be
   t.after(() => h.close());
   // Several connections, each carrying many short streams; three ways of ending a stream.
   const conns = Array.from({ length: 4 }, () => new AdsConnection(`127.0.0.1:${h.port}`, { separateConnection: true }));
-  t.after(() => conns.forEach((c) => c.close()));
+  t.after(() => {
+    for (const c of conns) c.close();
+  });
   const TOTAL = 10_000;
   const BATCH = 500;
   let peakStreams = 0;

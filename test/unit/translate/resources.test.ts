@@ -45,7 +45,9 @@ function assertSubset(expected: unknown, actual: unknown, where: string): void {
   if (Array.isArray(expected)) {
     assert.ok(Array.isArray(actual), `${where}: expected a list`);
     assert.equal(actual.length, expected.length, `${where}: list length`);
-    expected.forEach((e, i) => assertSubset(e, actual[i], `${where}[${i}]`));
+    expected.forEach((e, i) => {
+      assertSubset(e, actual[i], `${where}[${i}]`);
+    });
   } else if (typeof expected === 'object' && expected !== null) {
     assert.ok(typeof actual === 'object' && actual !== null, `${where}: expected a message`);
     for (const [k, v] of Object.entries(expected)) {
@@ -355,7 +357,7 @@ describe('translate: extensions', () => {
     // /api/foobar is web-api-perl's alone: a plain cluster action with the entry's options.
     assert.equal(at(routes[0], 'route', 'cluster'), 'web-api-perl');
     assert.equal(at(routes[0], 'route', 'weighted_clusters'), undefined);
-    const fractions = (name: string, i: number): unknown =>
+    const fractions = (_virtualHost: string, i: number): unknown =>
       at(byName(set.routes, 'admin'), 'virtual_hosts', i, 'routes', 0, 'route', 'request_mirror_policies', 0, 'runtime_fraction', 'default_value');
     assert.deepEqual(fractions('admin', 0), { numerator: 50, denominator: 'TEN_THOUSAND' });
     assert.deepEqual(fractions('grpc', 1), { numerator: 25, denominator: 'MILLION' });
