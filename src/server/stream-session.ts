@@ -28,8 +28,8 @@
  *   keeps what the client holds of RDS/EDS knowable after a NACK, and merges fast successive
  *   changes for a slow client. A type whose next response waits so holds back the later types
  *   that have something to send, so routes never overtake the clusters they name.
- * - The node is taken from the first request that carries one. Unknown type URLs are logged
- *   once and ignored; undecodable bytes end this stream with INVALID_ARGUMENT.
+ * - The node is taken from the first request that carries one, whatever its type. Unknown type
+ *   URLs are logged once and ignored; undecodable bytes end this stream with INVALID_ARGUMENT.
  */
 import { status as GrpcStatus, type ServerDuplexStream } from '@grpc/grpc-js';
 import { isXdsTypeUrl, TYPE_ORDER, TYPE_SHORT, TypeUrl, type XdsTypeUrl } from '../xds/type-urls.js';
@@ -164,11 +164,7 @@ export class StreamSession {
       return;
     }
     counters.requests++;
-    const typeUrl = msg.typeUrl === '' ? this.#method.typeUrl : msg.typeUrl;
-    if (typeUrl === undefined || !isXdsTypeUrl(typeUrl) || (this.#method.typeUrl !== undefined && typeUrl !== this.#method.typeUrl)) {
-      this.#unknownType(msg.typeUrl);
-      return;
-    }
+    // The node first: a client that sends it only once may send it with a type we do not serve.
     if (this.record.node === undefined && msg.hasNode) {
       let node: NodeInfo | undefined;
       try {
@@ -180,6 +176,11 @@ export class StreamSession {
         return;
       }
       if (node !== undefined) this.#identify(node);
+    }
+    const typeUrl = msg.typeUrl === '' ? this.#method.typeUrl : msg.typeUrl;
+    if (typeUrl === undefined || !isXdsTypeUrl(typeUrl) || (this.#method.typeUrl !== undefined && typeUrl !== this.#method.typeUrl)) {
+      this.#unknownType(msg.typeUrl);
+      return;
     }
     if (this.#watch === undefined) this.#startWatch();
 
