@@ -251,10 +251,10 @@ export interface FaultRig {
   readonly cp: ControlPlane;
   readonly planes: readonly FaultPlane[];
   readonly upstreams: Readonly<Record<UpstreamName, Upstream>>;
-  /** Registers one upstream in Consul (agent API, TTL check passing). */
+  /** Registers one upstream in Consul (its own catalog node, check passing). */
   register(name: UpstreamName): Promise<void>;
   registerAll(): Promise<void>;
-  /** The TTL check of an upstream's instance: pass / fail (critical). */
+  /** The check of an upstream's instance: pass (passing) / fail (critical). */
   setHealth(name: UpstreamName, state: 'pass' | 'fail'): Promise<void>;
   /** Writes every group's config with these weights. */
   writeConfigs(w: Weights): Promise<void>;
@@ -283,13 +283,15 @@ export async function startFaultRig(name: string, opts: { extraServeArgs?: reado
     const ports = new Map<DataPlaneKind, number>();
     for (const kind of DATA_PLANES) ports.set(kind, await freePort());
 
-    const register = (u: UpstreamName): Promise<void> =>
-      consul.registerService({
-        Name: SERVICE_OF[u],
-        ID: `fault-${u}`,
-        Address: '127.0.0.1',
-        Port: upstreams[u].port,
-        Checks: [{ CheckID: `fault-${u}-ttl`, TTL: '10m', Status: 'passing' }],
+    // Catalog registrations of external nodes, not agent services: a dev agent re-creates its own
+    // services from its data dir on restart (with TTL checks critical), the catalog of other nodes
+    // it loses; so a restart leaves the catalog truly empty, as the scenarios need.
+    const register = (u: UpstreamName, status: 'passing' | 'critical' = 'passing'): Promise<void> =>
+      consul.catalogRegister({
+        node: `fault-node-${u}`,
+        address: '127.0.0.1',
+        service: { id: `fault-${u}`, name: SERVICE_OF[u], port: upstreams[u].port, address: '127.0.0.1' },
+        status,
       });
     const registerAll = async (): Promise<void> => {
       for (const u of UPSTREAMS) await register(u);
@@ -367,7 +369,7 @@ export async function startFaultRig(name: string, opts: { extraServeArgs?: reado
       upstreams,
       register,
       registerAll,
-      setHealth: (u, state) => consul.ttl(`fault-${u}-ttl`, state, `fault suite: ${state}`),
+      setHealth: (u, state) => register(u, state === 'pass' ? 'passing' : 'critical'),
       writeConfigs,
       underLoad,
       expectSplit,
