@@ -52,7 +52,7 @@ export interface ControlPlane {
   /** Waits until every node in `nodeIds` is connected and has ACKed the current snapshot. */
   waitForNodes(nodeIds: readonly string[], timeoutMs?: number): Promise<void>;
   /** GET /health: its status and how long the answer took. */
-  health(): Promise<{ status: number; ms: number }>;
+  health(): Promise<{ status: number; ms: number; body: string }>;
   /** SIGKILL, and wait for the exit. */
   kill(): Promise<void>;
   /** Starts `serve` again (same flags, same xDS port); resolves when it prints its admin address. */
@@ -148,8 +148,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     health: async () => {
       const t0 = performance.now();
       const res = await get('/health');
-      await res.arrayBuffer();
-      return { status: res.status, ms: performance.now() - t0 };
+      const body = await res.text();
+      return { status: res.status, ms: performance.now() - t0, body };
     },
     kill: () => stopWith('SIGKILL'),
     start,
@@ -165,7 +165,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 
 /** How long /health took to answer while something ran (the control plane's event loop, seen from outside). */
 export interface HealthWatch {
-  stop(): Promise<{ samples: number; maxMs: number; non200: number }>;
+  stop(): Promise<{ samples: number; maxMs: number; non200: number; firstNon200?: string }>;
 }
 
 /** Polls /health every `intervalMs` until stopped (bounded: at most 2,000 polls). */
@@ -174,12 +174,13 @@ export function watchHealth(cp: ControlPlane, intervalMs = 50): HealthWatch {
   let samples = 0;
   let maxMs = 0;
   let non200 = 0;
+  let firstNon200: string | undefined;
   const loop = (async () => {
     while (!stopped && samples < 2_000) {
-      const h = await cp.health().catch(() => ({ status: 0, ms: 15_000 }));
+      const h = await cp.health().catch((err: Error) => ({ status: 0, ms: 15_000, body: err.message }));
       samples++;
       maxMs = Math.max(maxMs, h.ms);
-      if (h.status !== 200) non200++;
+      if (h.status !== 200 && non200++ === 0) firstNon200 = `${h.status} ${h.body.slice(0, 200)}`;
       await new Promise((r) => setTimeout(r, intervalMs));
     }
   })();
@@ -187,7 +188,7 @@ export function watchHealth(cp: ControlPlane, intervalMs = 50): HealthWatch {
     stop: async () => {
       stopped = true;
       await loop;
-      return { samples, maxMs, non200 };
+      return { samples, maxMs, non200, ...(firstNon200 !== undefined ? { firstNon200 } : {}) };
     },
   };
 }
