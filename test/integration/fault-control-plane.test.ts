@@ -65,6 +65,7 @@ describe('fault: the control plane', () => {
     const group = DATA_PLANES[0] ?? 'envoy';
     const address = `127.0.0.1:${r.cp.xdsPort}`;
     const notes: string[] = [];
+    let namesCpuMs = 0;
     const health = watchHealth(r.cp);
     const conns: AdsConnection[] = [];
     const connection = (): AdsConnection => {
@@ -119,6 +120,7 @@ describe('fault: the control plane', () => {
           const big = connection().stream({ node: { id: 'fault-abuse-names', cluster: group } });
           const names = Array.from({ length: 100_000 }, (_, i) => `no-such-cluster-${i}`).concat(['fault-a', 'fault-b']);
           let slowest = 0;
+          const cpu0 = await r.cp.cpuMs();
           for (let i = 0; i < 2; i++) {
             const t0 = performance.now();
             big.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: names, responseNonce: big.received.at(-1)?.nonce ?? '', versionInfo: big.received.at(-1)?.versionInfo ?? '' });
@@ -132,7 +134,8 @@ describe('fault: the control plane', () => {
             }
             slowest = Math.max(slowest, performance.now() - t0);
           }
-          notes.push(`100k-names answer ${(slowest / 1000).toFixed(2)} s`);
+          namesCpuMs = (await r.cp.cpuMs()) - cpu0;
+          notes.push(`100k-names answer ${(slowest / 1000).toFixed(2)} s (${namesCpuMs.toFixed(0)} ms CPU for it and its ACK)`);
           big.cancel();
 
           // 4. Unknown type URLs: ignored or refused, and the stream (if open) still serves CDS.
@@ -174,9 +177,10 @@ describe('fault: the control plane', () => {
     );
     if (healthFigures.firstNon200 !== undefined) t.diagnostic(`first non-200 /health during the abuse: ${healthFigures.firstNon200}`);
     await checkRuns(t, r, runs);
-    // Linear work on 100,000 names takes 100-200 ms of the event loop on a quiet machine and up to
-    // ~1.7 s on a 2-core box shared with other suites; anything worse than linear would take minutes.
-    assert.ok(healthFigures.maxMs < 3_000, `the control plane answered /health within 3 s throughout (max ${healthFigures.maxMs.toFixed(0)} ms)`);
+    // Linear work: 100,000 names cost the control plane ~100-200 ms of CPU per request. Bounded in
+    // CPU time, which a busy shared machine does not inflate; /health only against a stall of seconds.
+    assert.ok(namesCpuMs < 1_500, `a 100,000-name request and its ACK cost the control plane at most 1.5 s of CPU (${namesCpuMs.toFixed(0)} ms)`);
+    assert.ok(healthFigures.maxMs < 5_000, `the control plane answered /health within 5 s throughout (max ${healthFigures.maxMs.toFixed(0)} ms)`);
     await r.cp.waitForNodes(r.planes.map((p) => p.dp.nodeId));
     // The server still pushes: a weight change reaches every data plane, and back.
     await r.writeConfigs({ a: 50, b: 50 });

@@ -14,7 +14,7 @@
  * check, so what Consul says is exactly what the data plane balances over.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -53,6 +53,11 @@ export interface ControlPlane {
   waitForNodes(nodeIds: readonly string[], timeoutMs?: number): Promise<void>;
   /** GET /health: its status and how long the answer took. */
   health(): Promise<{ status: number; ms: number; body: string }>;
+  /**
+   * CPU time (user + system, ms) the current process has used, from /proc (Linux). Unlike wall
+   * time it barely depends on how busy the shared machine is, so it bounds work reliably.
+   */
+  cpuMs(): Promise<number>;
   /** SIGKILL, and wait for the exit. */
   kill(): Promise<void>;
   /** Starts `serve` again (same flags, same xDS port); resolves when it prints its admin address. */
@@ -151,6 +156,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       const body = await res.text();
       return { status: res.status, ms: performance.now() - t0, body };
     },
+    cpuMs: async () => {
+      const stat = await readFile(`/proc/${child?.pid ?? 0}/stat`, 'utf8');
+      // Fields after "pid (comm) ": state is [0], utime [11], stime [12], in clock ticks.
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return ((Number(f[11]) + Number(f[12])) * 1000) / clockTicks();
+    },
     kill: () => stopWith('SIGKILL'),
     start,
     close: async () => {
@@ -161,6 +172,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     },
     logTail,
   };
+}
+
+let ticks: number | undefined;
+/** Clock ticks per second of /proc times (USER_HZ; 100 on every Linux we run on, asked once). */
+function clockTicks(): number {
+  ticks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  return ticks;
 }
 
 /** How long /health took to answer while something ran (the control plane's event loop, seen from outside). */
@@ -385,7 +403,7 @@ export async function startFaultRig(name: string, opts: { extraServeArgs?: reado
 /**
  * Prints every run's figure line and checks each data plane in a subtest of its own (so a failure
  * names the kind): `failed` requests must be exactly `expectFailed` (0 unless a failure is the
- * right answer), then `more` (other per-plane checks) runs.
+ * right answer), the answered ones split per GOOD_WEIGHTS, then `more` (other per-plane checks) runs.
  */
 export async function checkRuns(
   t: TestContext,
@@ -394,10 +412,16 @@ export async function checkRuns(
   opts: { expectFailed?: number; more?: (run: FaultRun) => void | Promise<void> } = {},
 ): Promise<void> {
   for (const run of runs) t.diagnostic(run.line);
+  const p = GOOD_WEIGHTS.a / (GOOD_WEIGHTS.a + GOOD_WEIGHTS.b);
   for (const run of runs) {
     await t.test(run.kind, async () => {
       assert.ok(run.tally.total > 0, `${run.line}: no request was sent`);
       assert.equal(run.failed, opts.expectFailed ?? 0, await describeFailures(run, rig.cp));
+      // The last good config served throughout: the answered requests split 80:20 all along.
+      const answered = run.tally.count('a1') + run.tally.count('a2') + run.tally.count('b1');
+      const { low, high } = binomialBounds(answered, p, 4.5);
+      const a = run.tally.count('a1') + run.tally.count('a2');
+      assert.ok(a >= low && a <= high, `${run.line}: split a:b = ${GOOD_WEIGHTS.a}:${GOOD_WEIGHTS.b} during the fault: ${run.tally.describe()}`);
       await opts.more?.(run);
     });
   }
