@@ -114,7 +114,7 @@ async function sinkRole(args: Args): Promise<void> {
 
   if (kind !== 'full') {
     // Decode-only sinks: grpc-js plus a deserializer, then only counting entries.
-    //  baseline: protobufjs' generated decode of the whole message (the XDS-NOTES reference loop);
+    //  baseline: protobufjs' generated decode of the whole message (the usual grpc-js + protobufjs loop);
     //  wire:     our wire reader (als-decode.ts), which the full sink uses.
     const T = messageType('envoy.service.accesslog.v3.StreamAccessLogsMessage');
     const countEntries: (b: Buffer) => number =

@@ -16,7 +16,7 @@
  * YAML; then, per round, each target in turn: direct to the upstream, Envoy (--concurrency 1),
  * our proxy (one process). For each protocol and load the load generator (wrk / ghz, its own
  * process, 127.0.0.1 only) runs a warm-up, then the measured run. Every child process is stopped
- * at the end, on Ctrl-C and at the hard timeout. See /work/coord/readme-bench-dataplane.md.
+ * at the end, on Ctrl-C and at the hard timeout. See docs/benchmarks.md ("TS data plane vs Envoy").
  */
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';

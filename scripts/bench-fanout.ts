@@ -15,7 +15,7 @@
  * Separate processes keep each server's RSS its own and the driver off its event loop. Each
  * server is measured against a fresh load-generator process (bench/load-generator.ts) holding
  * one HTTP/2 connection per client, all on 127.0.0.1, then stopped before the next one starts.
- * See /work/coord/readme-bench.md (README "Benchmark") for what is measured and why.
+ * See docs/benchmarks.md ("Config fan-out to 1,000 xDS clients") for what is measured and why.
  */
 import { execFileSync } from 'node:child_process';
 import { statSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -259,7 +259,7 @@ function table(rows: readonly RunSummary[], opts: Options): string {
     '',
     `${opts.clients} clients (one HTTP/2 connection each), ${opts.clusters} clusters; each change alters every Cluster and the RouteConfiguration.`,
     'Delivery: publish -> the client holds every changed type; p50/p99/max over clients, median over changes.',
-    'Reference floor on these machines (XDS-NOTES, 1,000 clients, CDS only): p50 60-140 ms, p99 115-195 ms, 40 KB/stream;',
+    'Reference floor on these machines (docs/benchmarks.md, 1,000 clients, CDS only): p50 60-140 ms, p99 115-195 ms, 40 KB/stream;',
     'budget for ours (1.5x): p50 <= 210 ms, p99 <= 293 ms, RSS <= 60 KB/stream.',
     'resp/change: responses all clients received per change (ours re-sends each ClusterLoadAssignment after its Cluster, for warming).',
     'CPU ms/change: server process CPU (user + system) per change, ACKs included; steadier than latency on a busy machine.',

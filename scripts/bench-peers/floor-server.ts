@@ -1,6 +1,6 @@
 /**
  * The "floor" peer for the fan-out benchmark: the least an ADS server can do per change, as
- * described in shared/XDS-NOTES.md ("Performance reference"). It encodes each DiscoveryResponse
+ * described in docs/benchmarks.md ("The peers"). It encodes each DiscoveryResponse
  * once per type version (the nonce is the version, so the bytes are the same for everyone) and
  * writes those same bytes to every stream subscribed to the type. No per-node state, no ACK/NACK
  * bookkeeping beyond stale-nonce filtering, no resource-name filtering, no warming re-sends.

@@ -3,7 +3,7 @@
  * `endpoint.eds`) plus our documented extensions. In: the plain JS value of the YAML document.
  * Out: a validated `Config` (zod output: defaults filled in, durations as {seconds, nanos},
  * status codes as half-open ranges). Keys keep the YAML spelling (kebab-case) so an error path,
- * the README and the file read the same.
+ * docs/configuration.md and the file read the same.
  *
  * Rules that span several sections (a route naming an undefined cluster, weights on a shared
  * prefix, listener kinds) live in validate.ts; this file checks each value on its own.

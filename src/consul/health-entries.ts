@@ -3,12 +3,13 @@
  * instance, healthy or not: we do not ask for `passing`) and the mapping options. Out: instances
  * with their aggregated Consul status, then EndpointInfo per instance for one cluster.
  *
- * Rules (README "Consul mode"):
+ * Rules (docs/consul.md, "Health -> EDS"):
  * - status: any maintenance check (`_node_maintenance`, `_service_maintenance:<id>`) -> DRAINING;
  *   else any critical -> UNHEALTHY; else any warning -> DEGRADED (or HEALTHY with
  *   `warningAs: 'HEALTHY'`); else HEALTHY. Node checks (serfHealth) count, as in Consul's own
  *   view. Unhealthy instances stay in the assignment with their status, so Envoy and operators
- *   see them; Envoy sends them no traffic.
+ *   see them; Envoy skips them while at least half of the cluster is healthy, and below that its
+ *   panic threshold sends them traffic again (docs/consul.md).
  * - address: Service.Address, else Node.Address. It must be an IP literal (Envoy EDS does not
  *   resolve names); an instance with a hostname is skipped and reported.
  * - port: the config's `endpoint.eds.<name>.port` when set, else Service.Port.

@@ -5,7 +5,7 @@
  * Why: node:http2's ClientHttp2Session.request() binds one callback per request through an
  * AsyncResource. On Node 20 each bind builds two deprecate() wrappers and defines properties on
  * the bound function; under gRPC load that was 11% of the proxy's CPU (the data-plane benchmark's
- * profile, README "Data-plane benchmark"). The replacement keeps what bind is for, running `fn` in
+ * profile, docs/benchmarks.md "TS data plane vs Envoy"). The replacement keeps what bind is for, running `fn` in
  * the resource's async scope with the same `this` and arguments; it only leaves out the
  * deprecated accessor (and `length`), which nothing in this process reads.
  *

@@ -7,7 +7,7 @@
  * Each connection is one undici Client (pipelining 1: one request at a time). undici rather than
  * node:http's Agent because the proxy's CPU per request is the product here: on this machine a
  * keep-alive GET costs about 95 us of client CPU through http.request + Agent and about 38 us
- * through undici's dispatch (see the data-plane benchmark section of the README). The pool
+ * through undici's dispatch (see docs/benchmarks.md, "TS data plane vs Envoy"). The pool
  * itself is ours so that Envoy's circuit-breaker semantics hold for the whole cluster:
  *  - max_connections caps the connections of all hosts together; beyond it a request waits
  *    "pending" (FIFO) for a connection to come free, bounded by max_pending_requests in

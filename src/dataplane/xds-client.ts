@@ -4,7 +4,7 @@
  * resource updates delivered in order per type, ACK/NACK to the server, and status for the admin
  * server.
  *
- * Protocol (XDS-NOTES): LDS and CDS are wildcard; EDS and RDS follow the names the watcher
+ * Protocol (docs/xds-server.md, the server's side of it): LDS and CDS are wildcard; EDS and RDS follow the names the watcher
  * subscribes to (what clusters and listeners reference). Each response is decoded resource by
  * resource: valid ones are applied, invalid ones keep their last good version and the response
  * is NACKed with an error_detail naming each rejected resource and field, at the last accepted

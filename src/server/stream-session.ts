@@ -6,7 +6,7 @@
  * stream; see response-cache.ts, written by response-writer.ts), and the stream's state in the
  * registry.
  *
- * Protocol rules kept here (see XDS-NOTES and readme-server.md):
+ * Protocol rules kept here (docs/xds-server.md, "Protocol behaviour", says the same for readers):
  * - Every response carries a fresh nonce. A request whose response_nonce is not the latest one
  *   sent for its type is stale and ignored entirely. A request answering the latest nonce is an
  *   ACK, or a NACK when error_detail is set (versions are never compared to decide that).

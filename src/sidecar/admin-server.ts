@@ -36,6 +36,8 @@ export interface AdminServerOptions {
 type Handler = (url: URL) => Promise<Reply> | Reply;
 interface Reply {
   readonly status: number;
+  /** Reason phrase, for statuses Node has none for (it would send `599 unknown`). */
+  readonly reason?: string;
   readonly contentType: string;
   readonly body: string;
 }
@@ -67,7 +69,7 @@ export class AdminServer {
     // The health path is configurable (seed 001 used its own); it wins over a built-in path.
     routes.set(opts.healthPath, async () => {
       const r = await health.check();
-      return { status: r.status, contentType: r.contentType, body: r.body };
+      return { status: r.status, reason: r.status === 599 ? r.body : undefined, contentType: r.contentType, body: r.body };
     });
     routes.set('/', () => json({ endpoints: [...routes.keys()].filter((p) => p !== '/').sort() }));
     this.routes = routes;
@@ -106,6 +108,7 @@ export class AdminServer {
       this.logger.error({ path: req.url, err: (err as Error).message }, 'admin request failed');
       reply = json({ error: (err as Error).message }, 500);
     }
+    if (reply.reason !== undefined) res.statusMessage = reply.reason;
     res.writeHead(reply.status, { 'content-type': reply.contentType, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(reply.body) });
     res.end(req.method === 'HEAD' ? undefined : reply.body);
   }

@@ -2,7 +2,7 @@
  * AccessRecord -> one JSON line (with its trailing newline). Hand-rolled because this runs once
  * per access-log entry: a fixed field order built by string concatenation, strings escaped only
  * when they need it. scripts/bench-als.ts measures it against pino on the same records (pino's
- * generic object serialisation costs several times as much per line; see the readme).
+ * generic object serialisation costs several times as much per line; see docs/benchmarks.md).
  *
  * Empty strings and "not applicable" numbers are left out, so a TCP line carries no HTTP fields.
  * Field names: time (ISO, request start), type, node, log_name, method, authority, path,

@@ -4,7 +4,7 @@
  * for /config_dump, /clusters and /stats, a deadline poll that reports Envoy's log on failure, and
  * stop().
  *
- * The bootstrap is ADS-only (XDS-NOTES "Real Envoy"): everything but the control-plane cluster
+ * The bootstrap is ADS-only (as in docs/sidecar.md, "Envoy bootstrap"): everything but the control-plane cluster
  * comes over xDS, so what Envoy does is what our server told it. Admin binds port 0 and Envoy
  * writes the port it took to --admin-address-path; --use-dynamic-base-id keeps parallel Envoys
  * from fighting over hot-restart shared memory.
