@@ -6,24 +6,11 @@
  * process (/health keeps answering), with a bounded error message; no request may fail and the
  * last good config (the 80:20 split) keeps serving. A valid config written afterwards is served.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkRuns, configYaml, GOOD_WEIGHTS, startFaultRig, watchHealth, type FaultRig, type ServeStatus } from '../support/fault.js';
+import { checkRuns, configYaml, GOOD_WEIGHTS, faultRigHooks, watchHealth, type FaultRig, type ServeStatus } from '../support/fault.js';
 
-let rig: FaultRig | undefined;
-const theRig = (): FaultRig => {
-  assert.ok(rig, 'fault rig not started');
-  return rig;
-};
-
-before(async () => {
-  rig = await startFaultRig('config');
-  await rig.expectSplit(GOOD_WEIGHTS, 'at start');
-});
-
-after(async () => {
-  await rig?.close();
-});
+const rigOf = faultRigHooks('config');
 
 /** Invalid variants of a group's good config (`good` is configYaml(port, GOOD_WEIGHTS)). */
 const INVALID: ReadonlyArray<{ readonly name: string; readonly text: (good: string) => string }> = [
@@ -39,7 +26,7 @@ const MAX_MESSAGE = 16 * 1024;
 
 describe('fault: invalid configs', () => {
   it('a stream of invalid configs is refused, fast, without stalling the process; the last good config keeps serving', async (t) => {
-    const r = theRig();
+    const r = rigOf();
     const health = watchHealth(r.cp);
     const refusals: string[] = [];
     const longMessages: string[] = [];

@@ -7,25 +7,12 @@
  * change of a good instance must still reach the data planes. Each scenario prints one figure
  * line per data plane and asserts that no request failed. See test/support/fault.ts.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkRuns, GOOD_WEIGHTS, startFaultRig, type FaultPlane, type FaultRig } from '../support/fault.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { checkRuns, GOOD_WEIGHTS, faultRigHooks, type FaultPlane, type FaultRig } from '../support/fault.js';
 
-let rig: FaultRig | undefined;
-const theRig = (): FaultRig => {
-  assert.ok(rig, 'fault rig not started');
-  return rig;
-};
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-before(async () => {
-  rig = await startFaultRig('consul');
-  await rig.expectSplit(GOOD_WEIGHTS, 'at start');
-});
-
-after(async () => {
-  await rig?.close();
-});
+const rigOf = faultRigHooks('consul');
 
 /**
  * a2 goes critical in Consul: every data plane stops sending it traffic; passing again: it gets
@@ -47,52 +34,42 @@ async function healthChangeArrives(r: FaultRig, why: string): Promise<number> {
 }
 
 describe('fault: Consul', () => {
-  it('Consul restarts and the instances are registered again at once: no request fails', async (t) => {
-    const r = theRig();
+  /**
+   * Consul stops and starts on the same ports, answering with an empty catalog and no config key
+   * for `emptyMs`; then the instances and configs are written again and a health change must
+   * still arrive. Held = the empty time (with emptyMs 0: from the stop until re-registered).
+   */
+  const restart = (scenario: string, emptyMs: number) => async (t: TestContext) => {
+    const r = rigOf();
     let change = 0;
     const runs = await r.underLoad(
-      'consul-restart',
+      scenario,
       async () => {
-        const t0 = performance.now();
+        let t0 = performance.now();
         await r.consul.stop();
         await r.consul.start();
+        if (emptyMs > 0) {
+          t0 = performance.now();
+          await sleep(emptyMs);
+        }
         await r.registerAll();
         await r.writeConfigs(GOOD_WEIGHTS);
         const held = performance.now() - t0;
-        change = await healthChangeArrives(r, 'after a Consul restart');
+        change = await healthChangeArrives(r, `${scenario}: after Consul came back`);
         return held;
       },
       () => `health change after it reached the data plane in ${(change / 1000).toFixed(1)} s`,
     );
     await checkRuns(t, r, runs);
-    await r.expectSplit(GOOD_WEIGHTS, 'after a Consul restart');
-  });
+    await r.expectSplit(GOOD_WEIGHTS, `after ${scenario}`);
+  };
 
-  it('Consul restarts with an empty catalog for 5 s: the last endpoints keep serving, no request fails', async (t) => {
-    const r = theRig();
-    let change = 0;
-    const runs = await r.underLoad(
-      'consul-restart-empty',
-      async () => {
-        await r.consul.stop();
-        await r.consul.start();
-        // Up, answering, and empty (no services, no config key) for 5 s.
-        const t0 = performance.now();
-        await sleep(5_000);
-        await r.registerAll();
-        await r.writeConfigs(GOOD_WEIGHTS);
-        const held = performance.now() - t0;
-        change = await healthChangeArrives(r, 'after Consul came back empty');
-        return held;
-      },
-      () => `health change after it reached the data plane in ${(change / 1000).toFixed(1)} s`,
-    );
-    await checkRuns(t, r, runs);
-    await r.expectSplit(GOOD_WEIGHTS, 'after 5 s of an empty catalog');
-  });
+  it('Consul restarts and the instances are registered again at once: no request fails', restart('consul-restart', 0));
+
+  it('Consul restarts with an empty catalog for 5 s: the last endpoints keep serving, no request fails', restart('consul-restart-empty', 5_000));
 
   it('bad registrations beside good ones: no request fails, and a later health change still reaches the data planes', async (t) => {
-    const r = theRig();
+    const r = rigOf();
     const b1 = r.upstreams.b1.port;
     // Consul 1.8 keeps a weight above 65535 out (the agent API refuses it, the catalog API resets it
     // to 1), so Envoy's uint32 overflow cannot come from this Consul; the extremes it does accept:

@@ -6,34 +6,21 @@
  * Each scenario prints one figure line per data plane and asserts that no request failed and
  * that the last good config (the 80:20 split) keeps serving. See test/support/fault.ts.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { AdsConnection, type AdsStream } from '../support/ads-client.js';
 import { DATA_PLANES } from '../support/dataplanes.js';
-import { checkRuns, GOOD_WEIGHTS, startFaultRig, watchHealth, type FaultRig, type HealthWatch } from '../support/fault.js';
+import { checkRuns, GOOD_WEIGHTS, faultRigHooks, watchHealth, type HealthWatch } from '../support/fault.js';
 import { TypeUrl } from '../../src/xds/type-urls.js';
 
-let rig: FaultRig | undefined;
-const theRig = (): FaultRig => {
-  assert.ok(rig, 'fault rig not started');
-  return rig;
-};
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-before(async () => {
-  rig = await startFaultRig('cp');
-  await rig.expectSplit(GOOD_WEIGHTS, 'at start');
-});
-
-after(async () => {
-  await rig?.close();
-});
+const rigOf = faultRigHooks('cp');
 
 describe('fault: the control plane', () => {
   it('kill -9 of the control plane and a restart on the same port, twice: no request fails, the split holds', async (t) => {
-    const r = theRig();
+    const r = rigOf();
     const reconnects = new Map<string, number[]>(r.planes.map((p) => [p.kind, []]));
     const runs = await r.underLoad(
       'cp-kill-9',
@@ -61,7 +48,7 @@ describe('fault: the control plane', () => {
   });
 
   it('malformed and absurd xDS requests: abusive streams are refused or ignored, the data planes lose nothing', async (t) => {
-    const r = theRig();
+    const r = rigOf();
     const group = DATA_PLANES[0] ?? 'envoy';
     const address = `127.0.0.1:${r.cp.xdsPort}`;
     const notes: string[] = [];

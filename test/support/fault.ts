@@ -18,7 +18,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { TestContext } from 'node:test';
+import { after, before, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { NodeStatus } from '../../src/server/stream-registry.js';
 import { startConsul, type ConsulAgent } from './consul.js';
@@ -398,6 +398,25 @@ export async function startFaultRig(name: string, opts: { extraServeArgs?: reado
     await close();
     throw err;
   }
+}
+
+/**
+ * For a scenario file: starts the rig in a before() hook (and checks the 80:20 split serves),
+ * closes it in after(); returns the getter the tests use.
+ */
+export function faultRigHooks(name: string): () => FaultRig {
+  let rig: FaultRig | undefined;
+  before(async () => {
+    rig = await startFaultRig(name);
+    await rig.expectSplit(GOOD_WEIGHTS, 'at start');
+  });
+  after(async () => {
+    await rig?.close();
+  });
+  return () => {
+    assert.ok(rig, `fault rig '${name}' not started`);
+    return rig;
+  };
 }
 
 /**
