@@ -17,7 +17,7 @@ import { Publisher, type PublishError, type PublisherStatus } from './pipeline/p
 import { DEFAULT_GROUP, SnapshotCache } from './cache/snapshot-cache.js';
 import { clientKindGroupOf } from './cache/client-kind.js';
 import { createXdsServer, type XdsServer } from './server/index.js';
-import { startSidecar, type AdminOptions, type AlsOptions, type Sidecar } from './sidecar/index.js';
+import { startSidecar, type AdminOptions, type AlsOptions, type PipelineMetrics, type Sidecar } from './sidecar/index.js';
 import { ConsulXdsError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 
@@ -107,7 +107,7 @@ export async function serve(opts: ServeOptions): Promise<RunningApp> {
     };
     sources = opts.configFile
       ? await startFileSource(opts.configFile, newPublisher, closers)
-      : await startConsulSources(opts.consul ?? {}, newPublisher, logger, closers);
+      : await startConsulSources(opts.consul ?? {}, newPublisher, logger, closers, metrics);
 
     const xds = opts.xds ?? DEFAULT_XDS;
     const xdsPort = await xdsServer.listen(xds.host, xds.port);
@@ -152,7 +152,7 @@ async function startFileSource(file: string, newPublisher: (group: string) => Pu
   return { publishers: new Map([[DEFAULT_GROUP, publisher]]) };
 }
 
-async function startConsulSources(consul: ConsulOptions, newPublisher: (group: string) => Publisher, logger: Logger, closers: Closer[]): Promise<Sources> {
+async function startConsulSources(consul: ConsulOptions, newPublisher: (group: string) => Publisher, logger: Logger, closers: Closer[], metrics?: PipelineMetrics): Promise<Sources> {
   const client = new ConsulClient(resolveConnection(consul));
   closers.push(() => client.close());
   const startupTimeoutMs = consul.startupTimeoutMs ?? 10_000;
@@ -164,6 +164,8 @@ async function startConsulSources(consul: ConsulOptions, newPublisher: (group: s
     client,
     mapping: consul.health,
     timing: consul.watch,
+    emptyGraceMs: consul.emptyGraceMs,
+    consistency: consul.consistency,
     logger,
     onChange: (endpoints) => {
       for (const p of publishers.values()) p.setEndpoints(endpoints);
@@ -171,6 +173,7 @@ async function startConsulSources(consul: ConsulOptions, newPublisher: (group: s
     onError: (err) => logger.warn({ code: err.code, err: err.message }, 'consul health watch failing; last endpoints keep serving'),
   });
   closers.push(() => health.close());
+  metrics?.watchConsulHealth(() => health.status());
   const followServices = (group: string, config: Config) => {
     servicesByGroup.set(group, edsServices(config));
     health.setServices([...servicesByGroup.values()].flat());
@@ -185,6 +188,7 @@ async function startConsulSources(consul: ConsulOptions, newPublisher: (group: s
       key: binding.key,
       group: binding.group,
       timing: consul.watch,
+      consistency: consul.consistency,
       logger,
       onValue: (text) => {
         try {

@@ -4,7 +4,7 @@
  * token is best given through the environment or a file, so it never shows in `ps`.
  */
 import { readFileSync } from 'node:fs';
-import type { ConsulOptions } from '../consul/options.js';
+import { CONSISTENCY_MODES, DEFAULT_CONSISTENCY, DEFAULT_EMPTY_GRACE_MS, resolveEmptyGraceMs, type ConsulConsistency, type ConsulOptions } from '../consul/options.js';
 import { ConsulXdsError } from '../errors.js';
 import type { OptionSpec } from './args.js';
 
@@ -19,6 +19,8 @@ export const CONSUL_FLAGS = {
   'consul-client-cert': { type: 'string' },
   'consul-client-key': { type: 'string' },
   'consul-tls-server-name': { type: 'string' },
+  'consul-empty-grace-ms': { type: 'string' },
+  'consul-consistency': { type: 'string' },
 } as const satisfies OptionSpec;
 
 export const CONSUL_USAGE = `Consul:
@@ -30,6 +32,10 @@ export const CONSUL_USAGE = `Consul:
   --datacenter DC           Consul datacenter (default: the agent's)
   --consul-cacert FILE, --consul-client-cert FILE, --consul-client-key FILE, --consul-tls-server-name NAME
                             TLS to Consul (also $CONSUL_CACERT, $CONSUL_CLIENT_CERT, $CONSUL_CLIENT_KEY)
+  --consul-empty-grace-ms N (serve) when Consul suddenly lists none of a service's instances (a
+                            restart), keep serving the last ones for N ms first (default ${DEFAULT_EMPTY_GRACE_MS}; 0 = off)
+  --consul-consistency M    (serve) read mode of the watches: ${CONSISTENCY_MODES.join(' | ')} (default
+                            ${DEFAULT_CONSISTENCY}: any server answers, so a leader election is no outage)
 `;
 
 type ConsulFlagValues = { [K in keyof typeof CONSUL_FLAGS]?: (typeof CONSUL_FLAGS)[K] extends { multiple: true } ? string[] : string };
@@ -53,6 +59,15 @@ export function consulOptions(values: ConsulFlagValues): ConsulOptions {
       throw new ConsulXdsError('CXDS_USAGE', `--consul-token-file ${tokenFile}: ${(err as Error).message}`);
     }
   }
+  const graceText = values['consul-empty-grace-ms'];
+  if (graceText !== undefined && !/^\d+$/.test(graceText)) {
+    throw new ConsulXdsError('CXDS_USAGE', `--consul-empty-grace-ms: expected milliseconds (0 = off), got '${graceText}'`);
+  }
+  const grace = graceText === undefined ? undefined : resolveEmptyGraceMs(Number(graceText));
+  const consistency = values['consul-consistency'];
+  if (consistency !== undefined && !(CONSISTENCY_MODES as readonly string[]).includes(consistency)) {
+    throw new ConsulXdsError('CXDS_USAGE', `--consul-consistency: expected one of ${CONSISTENCY_MODES.join(', ')}, got '${consistency}'`);
+  }
   const tls = {
     ...(values['consul-cacert'] !== undefined ? { caFile: values['consul-cacert'] } : {}),
     ...(values['consul-client-cert'] !== undefined ? { certFile: values['consul-client-cert'] } : {}),
@@ -66,5 +81,7 @@ export function consulOptions(values: ConsulFlagValues): ConsulOptions {
     ...(Object.keys(tls).length ? { tls } : {}),
     ...(values['consul-key'] !== undefined ? { key: values['consul-key'] } : {}),
     ...(prefix !== undefined ? { keyPrefix: prefix, groups: values.group } : {}),
+    ...(grace !== undefined ? { emptyGraceMs: grace } : {}),
+    ...(consistency !== undefined ? { consistency: consistency as ConsulConsistency } : {}),
   };
 }

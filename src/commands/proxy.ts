@@ -1,11 +1,13 @@
 /**
- * `consul-xds proxy`: run the TypeScript data plane until SIGINT/SIGTERM (or POST /quitquitquit).
+ * `consul-xds proxy`: run the TypeScript data plane until SIGINT/SIGTERM (or POST /quitquitquit;
+ * signals and fatal errors: lifecycle.ts).
  * In: argv (--xds HOST:PORT --node-id ID --node-cluster NAME [--locality region/zone]
  * [--admin-port N], or --bootstrap FILE in Envoy's format). Out: an exit code.
  */
 import { createLogger } from '../log.js';
 import { ConsulXdsError } from '../errors.js';
 import { parseCommandArgs, portOption } from './args.js';
+import { installLifecycle } from './lifecycle.js';
 import { nodeModel, parseHostPort, parseLocality, readBootstrapFile, type Bootstrap } from '../dataplane/bootstrap.js';
 import { startProxy } from '../dataplane/proxy.js';
 import { installFastAsyncBind } from '../dataplane/fast-async-bind.js';
@@ -81,22 +83,17 @@ export async function run(argv: string[]): Promise<number> {
   if (!Number.isFinite(drainS) || drainS < 0) throw new ConsulXdsError('CXDS_USAGE', `--drain-time-s: expected seconds >= 0, got '${values['drain-time-s']}'`);
 
   const logger = createLogger({ level: values['log-level'] });
-  let quit: () => void = () => undefined;
-  const stopped = new Promise<void>((resolve) => {
-    quit = resolve;
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  const life = installLifecycle(logger);
   // A process of its own: per-request costs of node:http2 on this Node version may be trimmed.
   const fastBind = installFastAsyncBind();
-  const proxy = await startProxy({ bootstrap, logger, drainTimeMs: drainS * 1000, onQuit: () => quit() });
+  const proxy = await startProxy({ bootstrap, logger, drainTimeMs: drainS * 1000, onQuit: () => life.stop('quitquitquit') });
+  life.up();
   logger.debug({ fastAsyncBind: fastBind }, 'AsyncResource.bind without the DEP0172 accessor');
   process.stderr.write(
     `consul-xds proxy: node ${bootstrap.node.id} (cluster ${bootstrap.node.cluster}) <- ADS ${bootstrap.xds.host}:${bootstrap.xds.port}` +
       (proxy.adminPort !== undefined ? `; admin http://${bootstrap.admin?.host}:${proxy.adminPort}/ready\n` : '\n'),
   );
-  await stopped;
-  logger.info('shutting down');
+  logger.info({ signal: await life.stopped }, 'shutting down');
   await proxy.close();
   logger.flush();
   return 0;

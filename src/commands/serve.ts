@@ -1,12 +1,13 @@
 /**
- * `consul-xds serve`: run the control plane until SIGINT/SIGTERM. Prints what it serves and how
- * to point Envoy at it.
+ * `consul-xds serve`: run the control plane until SIGINT/SIGTERM (SIGHUP reopens the access-log
+ * file; signals and fatal errors: lifecycle.ts). Prints what it serves and how to point Envoy at it.
  */
 import { serve, DEFAULT_XDS } from '../app.js';
 import { createLogger } from '../log.js';
 import { TYPE_SHORT, TYPE_ORDER } from '../xds/type-urls.js';
 import { ConsulXdsError } from '../errors.js';
 import { parseCommandArgs, portOption } from './args.js';
+import { installLifecycle } from './lifecycle.js';
 import { CONSUL_FLAGS, CONSUL_USAGE, consulOptions, wantsConsul } from './consul-flags.js';
 
 const USAGE = `Usage: consul-xds serve (--config FILE | --consul URL --consul-key KEY) [options]
@@ -21,14 +22,19 @@ Serving:
   --admin-port N            admin HTTP port (default 9002)
   --health-path PATH        path the load balancer checks (default /health)
   --maintenance-file FILE   while FILE exists, the health path answers 599 MAINTENANCE
-  --watch-node ID           Envoy node id whose xDS state decides health (default: every connected node)
-  --envoy-admin URL         also require this Envoy admin's /ready to say LIVE
+  --watch-node ID           Envoy node id whose xDS state decides health (default: the node --envoy-admin
+                            reports, else any connected client that is up to date)
+  --envoy-admin URL         the local Envoy's admin: its /ready must say LIVE, its /server_info names
+                            the node whose xDS state decides health
   --ack-grace-ms N          how long a node may run an older ACKed version before health fails (default 10000)
   --als-host HOST           Access Log Service sink address (default 127.0.0.1)
   --als-port N              Access Log Service sink port (default 9001)
   --access-log-file FILE    write access-log JSON lines to FILE (default stdout)
   --no-als                  run without the access-log sink
   --log-level LEVEL         trace|debug|info|warn|error (default info)
+
+Signals: SIGINT/SIGTERM shut down (exit 0); SIGHUP reopens --access-log-file (logrotate without
+copytruncate); SIGUSR1 is ignored (no debugger port).
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -59,6 +65,8 @@ export async function run(argv: string[]): Promise<number> {
     throw new ConsulXdsError('CXDS_USAGE', `serve: give either --config FILE or --consul/--consul-key\n\n${USAGE}`);
   }
   const logger = createLogger({ level: values['log-level'] });
+  let reopenAccessLog: () => Promise<void> = async () => undefined; // nothing to reopen during start-up
+  const life = installLifecycle(logger, { onHangup: () => reopenAccessLog() });
   const xdsHost = values['xds-host'] ?? DEFAULT_XDS.host;
   const app = await serve({
     ...(values.config ? { configFile: values.config } : { consul: consulOptions(values) }),
@@ -81,6 +89,8 @@ export async function run(argv: string[]): Promise<number> {
         },
     logger,
   });
+  reopenAccessLog = async () => app.sidecar?.reopenAccessLog();
+  life.up();
 
   const lines = [`consul-xds serving ${values.config ?? 'Consul KV'} on ${xdsHost}:${app.xdsPort} (ADS, state of the world)`];
   for (const [group, publisher] of app.publishers) {
@@ -94,11 +104,7 @@ export async function run(argv: string[]): Promise<number> {
   lines.push(`Point Envoy at it:  envoy -c examples/envoy-bootstrap.yaml   (xds_cluster -> ${xdsHost}:${app.xdsPort}, api_type GRPC)`);
   process.stderr.write(`${lines.join('\n')}\n`);
 
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
-  logger.info('shutting down');
+  logger.info({ signal: await life.stopped }, 'shutting down');
   await app.close();
   logger.flush();
   return 0;

@@ -15,14 +15,19 @@
  * - the client timeout leaves room for the wait plus Consul's added jitter (up to wait/16);
  * - after a failed request the next one is a plain read: Consul may have come back with a lower
  *   index (a restarted dev agent, a restored snapshot), and blocking on our old, higher index
- *   would sit out a whole `wait` before the backwards rule could fire.
+ *   would sit out a whole `wait` before the backwards rule could fire;
+ * - the highest index seen survives failures, so an answer below it is reported to `onChange` as
+ *   `indexWentBackwards` even when it comes after an outage (a restarted Consul): the consumer
+ *   decides how far to trust such an answer (the health source holds what it lost);
+ * - 429 (Consul's rate limit) and Retry-After are honoured: the next attempt waits at least as
+ *   long as Consul asked (see retryDelay in backoff.ts).
  * `stop()` aborts the in-flight request and any pending delay.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConsulError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import { backoffDelay } from './backoff.js';
-import { ConsulClient, type ConsulResponse } from './client.js';
+import { retryDelay } from './backoff.js';
+import { ConsulClient, ConsulThrottledError, type ConsulResponse } from './client.js';
 import { resolveTiming, type ConsulWatchTiming } from './options.js';
 
 export interface WatchError {
@@ -59,12 +64,17 @@ export interface BlockingWatchOptions<T> {
   decode(res: ConsulResponse): T;
   /** Content identity for change detection. Default: JSON.stringify of the value. */
   fingerprint?(value: T): string;
-  onChange(value: T, index: number): void;
+  onChange(value: T, index: number, info: ChangeInfo): void;
   onError?(err: ConsulError): void;
   readonly timing?: ConsulWatchTiming;
   readonly logger?: Logger;
   /** Jitter source (tests make it deterministic). */
   readonly random?: () => number;
+}
+
+export interface ChangeInfo {
+  /** The answer's index is below the highest one seen before (a restarted or restored Consul, a lagging server on a stale read). */
+  readonly indexWentBackwards: boolean;
 }
 
 /** The blocking-query index rules in one place. */
@@ -80,6 +90,8 @@ export class BlockingWatch<T> {
   private readonly logger: Logger;
   private readonly abort = new AbortController();
   private index = 0;
+  /** The highest X-Consul-Index answered so far; unlike `index`, a failure does not reset it. */
+  private highestIndex = 0;
   private fingerprint?: string;
   private answered = false;
   private failures = 0;
@@ -156,6 +168,10 @@ export class BlockingWatch<T> {
     if (res.index === undefined) throw new ConsulError(`${this.opts.name}: answer has no X-Consul-Index (not a blocking endpoint?)`);
     this.index = nextIndex(this.index, res.index);
     const value = this.opts.decode(res);
+    const indexWentBackwards = res.index < this.highestIndex;
+    // After a backwards jump the new, lower sequence is the one to compare with. Only decoded
+    // answers count: a refused one is retried as a plain read and must still look backwards.
+    this.highestIndex = indexWentBackwards ? res.index : Math.max(this.highestIndex, res.index);
     this.answered = true;
     this.lastSuccessAt = new Date().toISOString();
     const fp = this.opts.fingerprint ? this.opts.fingerprint(value) : JSON.stringify(value);
@@ -163,7 +179,7 @@ export class BlockingWatch<T> {
     this.fingerprint = fp;
     this.lastChangeAt = this.lastSuccessAt;
     try {
-      this.opts.onChange(value, res.index);
+      this.opts.onChange(value, res.index, { indexWentBackwards });
     } catch (err) {
       // A consumer bug must not stall the watch or be mistaken for a Consul failure.
       this.logger.error({ err: (err as Error).message }, `${this.opts.name}: change handler failed`);
@@ -175,7 +191,8 @@ export class BlockingWatch<T> {
     this.failures++;
     this.index = 0;
     this.lastError = Object.freeze({ code: e.code, message: e.message, at: new Date().toISOString() });
-    const delay = backoffDelay(this.failures, { baseMs: this.timing.backoffBaseMs, maxMs: this.timing.backoffMaxMs }, this.opts.random);
+    const retryAfterMs = e instanceof ConsulThrottledError ? e.retryAfterMs : undefined;
+    const delay = retryDelay(this.failures, { baseMs: this.timing.backoffBaseMs, maxMs: this.timing.backoffMaxMs }, retryAfterMs, this.opts.random);
     this.retryInMs = delay;
     // Log the first failure of a streak loudly, then sparsely: an outage must not flood the log.
     if (this.failures === 1 || this.failures % 20 === 0) {

@@ -34,6 +34,22 @@ export interface ConsulResponse {
   /** X-Consul-Index, when the endpoint sends one (every blocking endpoint does, also on 404). */
   readonly index?: number;
   readonly body: string;
+  /**
+   * X-Consul-Results-Filtered-By-ACLs: true. The token may not read some of the results, so the
+   * answer is incomplete (Consul 1.11+; 1.8.7 filters silently).
+   */
+  readonly aclFiltered?: boolean;
+  /** Retry-After, in ms, when Consul sent one (with 429 or 503). */
+  readonly retryAfterMs?: number;
+}
+
+/** Consul asked us to slow down (429, or a 503 with Retry-After): the watch waits at least `retryAfterMs`. */
+export class ConsulThrottledError extends ConsulError {
+  readonly retryAfterMs?: number;
+  constructor(message: string, retryAfterMs: number | undefined) {
+    super(message);
+    this.retryAfterMs = retryAfterMs;
+  }
 }
 
 export interface KvEntry {
@@ -52,6 +68,21 @@ const kvEntrySchema = z.array(
 );
 
 const DEFAULT_TIMEOUT_MS = 10_000;
+
+/** Where the token comes from, for hints (the flag is in src/commands/consul-flags.ts). */
+export const TOKEN_SETTING = '$CONSUL_HTTP_TOKEN or --consul-token-file';
+
+/**
+ * Retry-After (RFC 9110 10.2.3): delay-seconds or an HTTP-date. Out: milliseconds from `nowMs`,
+ * at least 0; undefined when absent or unreadable.
+ */
+export function parseRetryAfter(value: string | readonly string[] | undefined, nowMs: number = Date.now()): number | undefined {
+  const v = (typeof value === 'string' ? value : value?.[0])?.trim();
+  if (!v) return undefined;
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
+}
 
 export class ConsulClient {
   readonly connection: ConsulConnection;
@@ -111,7 +142,14 @@ export class ConsulClient {
         res.on('end', () => {
           const raw = res.headers['x-consul-index'];
           const index = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : undefined;
-          resolve({ status: res.statusCode ?? 0, index, body: Buffer.concat(chunks).toString('utf8') });
+          const retryAfterMs = parseRetryAfter(res.headers['retry-after']);
+          resolve({
+            status: res.statusCode ?? 0,
+            index,
+            body: Buffer.concat(chunks).toString('utf8'),
+            ...(res.headers['x-consul-results-filtered-by-acls'] === 'true' && { aclFiltered: true }),
+            ...(retryAfterMs !== undefined && { retryAfterMs }),
+          });
         });
       });
       r.on('error', fail);
@@ -123,8 +161,10 @@ export class ConsulClient {
   static expect(res: ConsulResponse, what: string, ok: readonly number[] = [200]): ConsulResponse {
     if (ok.includes(res.status)) return res;
     const detail = res.body.trim().slice(0, 300) || '(empty body)';
-    const hint = res.status === 403 ? ' (check the ACL token: CONSUL_HTTP_TOKEN / --consul-token)' : '';
-    throw new ConsulError(`${what}: consul answered ${res.status}: ${detail}${hint}`);
+    const hint = res.status === 403 ? ` (check the ACL token: ${TOKEN_SETTING})` : '';
+    const message = `${what}: consul answered ${res.status}: ${detail}${hint}`;
+    if (res.status === 429 || res.retryAfterMs !== undefined) throw new ConsulThrottledError(message, res.retryAfterMs);
+    throw new ConsulError(message);
   }
 
   /** Reads a key; undefined when it does not exist. */

@@ -16,6 +16,11 @@ export {
   DEFAULT_STARTUP_TIMEOUT_MS,
   DEFAULT_TIMING,
   DEFAULT_HEALTH_MAPPING,
+  DEFAULT_EMPTY_GRACE_MS,
+  DEFAULT_CONSISTENCY,
+  type ConsulConsistency,
+  consistencyQuery,
+  resolveEmptyGraceMs,
   resolveConnection,
   resolveTiming,
   resolveHealthMapping,
@@ -24,9 +29,10 @@ export {
   checkKey,
   parseAddress,
 } from './options.js';
-export { ConsulClient, type ConsulRequest, type ConsulResponse, type KvEntry, kvPath, decodeKvEntry } from './client.js';
-export { BlockingWatch, nextIndex, type BlockingWatchOptions, type WatchStatus, type WatchError } from './blocking-watch.js';
-export { backoffDelay, type BackoffPolicy } from './backoff.js';
-export { aggregateStatus, parseHealthEntries, toEndpoints, endpointHealth, type ConsulStatus, type HealthInstance, type ClusterEndpoints } from './health-entries.js';
+export { ConsulClient, ConsulThrottledError, parseRetryAfter, type ConsulRequest, type ConsulResponse, type KvEntry, kvPath, decodeKvEntry } from './client.js';
+export { BlockingWatch, nextIndex, type ChangeInfo, type BlockingWatchOptions, type WatchStatus, type WatchError } from './blocking-watch.js';
+export { backoffDelay, retryDelay, type BackoffPolicy } from './backoff.js';
+export { InstanceHold, type HoldReason, type HoldStatus } from './instance-hold.js';
+export { aggregateStatus, decodeHealthAnswer, parseHealthEntries, toEndpoints, fitWeights, type HealthAnswer, endpointHealth, type ConsulStatus, type HealthInstance, type ClusterEndpoints } from './health-entries.js';
 export { checkConfigText, planKvWrite, planWeightEdit, applyKvWrite, previewKvWrite, resourceDiff, type CheckedConfig, type KvWritePlan } from './kv-config.js';
 export { unifiedDiff } from './text-diff.js';

@@ -73,12 +73,50 @@ export interface ConsulOptions {
   readonly watch?: ConsulWatchTiming;
   /** How long `serve` waits for the first KV read and every watched service's first answer. Default 10 s. */
   readonly startupTimeoutMs?: number;
+  /**
+   * How long a service's last instances keep serving when Consul suddenly answers none (or its
+   * index goes backwards and instances are missing), before the loss is believed. Default 30 s;
+   * 0 = off. See src/consul/instance-hold.ts.
+   */
+  readonly emptyGraceMs?: number;
+  /** Read consistency of the KV and health watches. Default `stale`; see ConsulConsistency. */
+  readonly consistency?: ConsulConsistency;
 }
+
+/**
+ * Consul's read modes (api-docs/features/consistency). `stale`: any server answers, so reads go on
+ * through a leader election or a lost quorum (typically milliseconds behind the leader); `default`:
+ * the leader answers (an election means errors until a new one is elected); `consistent`: the
+ * leader answers after checking it still leads (one more round trip per read).
+ */
+export type ConsulConsistency = 'stale' | 'default' | 'consistent';
 
 export const DEFAULT_CONSUL_ADDRESS = 'http://127.0.0.1:8500';
 export const DEFAULT_CONSUL_KEY = 'consul-xds/config';
 export const DEFAULT_GROUP = 'default';
 export const DEFAULT_STARTUP_TIMEOUT_MS = 10_000;
+export const DEFAULT_EMPTY_GRACE_MS = 30_000;
+/**
+ * Stale by default: watches are long-lived and only ever act on what changed, a follower is
+ * normally milliseconds behind, and a read that fails during an election would cost more than
+ * one that is a moment late (the last endpoints stay either way, but new changes would wait for
+ * the election). What a stale read may get wrong, an index from a lagging server below the last
+ * one, is caught by the index-backwards hold.
+ */
+export const DEFAULT_CONSISTENCY: ConsulConsistency = 'stale';
+export const CONSISTENCY_MODES: readonly ConsulConsistency[] = Object.freeze(['stale', 'default', 'consistent']);
+
+/** The query parameters of a read mode (Consul looks only at their presence). */
+export function consistencyQuery(mode: ConsulConsistency = DEFAULT_CONSISTENCY): Readonly<Record<string, string>> {
+  if (!CONSISTENCY_MODES.includes(mode)) usage(`consul consistency '${String(mode)}': expected one of ${CONSISTENCY_MODES.join(', ')}`);
+  return mode === 'default' ? {} : { [mode]: '' };
+}
+
+/** The hold's grace period: an integer 0..1 h of milliseconds (0 = off). */
+export function resolveEmptyGraceMs(ms: number = DEFAULT_EMPTY_GRACE_MS): number {
+  if (!Number.isInteger(ms) || ms < 0 || ms > 3_600_000) usage(`consul empty grace (--consul-empty-grace-ms, emptyGraceMs) '${ms}': expected milliseconds 0-3600000 (0 = off)`);
+  return ms;
+}
 
 export const DEFAULT_TIMING: Required<ConsulWatchTiming> = Object.freeze({
   waitMs: 60_000,

@@ -6,7 +6,8 @@
  * `/quitquitquit`. In: an AdminSource. Out: an HTTP server on the admin address.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { Logger } from '../log.js';
+import { bindHttpServer } from '../http-listen.js';
 import type { ClusterManager } from './cluster-manager.js';
 import type { ListenerManager } from './listener-manager.js';
 import type { StatEmitter } from './stats.js';
@@ -112,7 +113,7 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-export async function startAdminServer(src: AdminSource, host: string, port: number): Promise<AdminServer> {
+export async function startAdminServer(src: AdminSource, host: string, port: number, logger: Logger): Promise<AdminServer> {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://admin');
     const q = url.searchParams;
@@ -160,15 +161,9 @@ export async function startAdminServer(src: AdminSource, host: string, port: num
       send(res, 400, `${(err as Error).message}\n`);
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.removeListener('error', reject);
-      resolve();
-    });
-  });
+  const bound = await bindHttpServer(server, host, port, logger.child({ component: 'admin' }));
   return {
-    port: (server.address() as AddressInfo).port,
+    port: bound,
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());

@@ -215,7 +215,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const proxy = new Proxy(opts.bootstrap, opts);
   let admin: AdminServer | undefined;
   const adminAddr = opts.bootstrap.admin;
-  if (adminAddr) admin = await startAdminServer(proxy, adminAddr.host, adminAddr.port);
+  if (adminAddr) admin = await startAdminServer(proxy, adminAddr.host, adminAddr.port, opts.logger ?? silentLogger);
   proxy.xds.start();
   return {
     adminPort: admin?.port,

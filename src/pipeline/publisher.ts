@@ -8,6 +8,11 @@
  * cache/client-kind.ts) holds only those and the clusters they route to, for proxyless gRPC
  * clients. Both come from one translation and are set together, or neither is.
  *
+ * Endpoints are judged per cluster: when a dynamic source's endpoints for one cluster would be
+ * NACKed (see translate/endpoints.ts), that cluster keeps its last good endpoints and the refusal
+ * is reported (status `refusedEndpoints`, a 'rejected' event), while every other cluster of the
+ * group keeps getting updates. One bad registration never freezes a group's EDS.
+ *
  * Changes are coalesced: a rebuild waits until its inputs have been quiet for a moment (a short
  * moment for config edits, a longer one for endpoint changes, which come in bursts when many
  * instances flap and Consul answers at most every 100 ms per watch), but never longer than
@@ -16,9 +21,11 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Config } from '../config/schema.js';
-import type { EndpointMap } from '../config/endpoints.js';
+import type { EndpointInfo, EndpointMap } from '../config/endpoints.js';
 import { staticEndpoints } from '../config/static-endpoints.js';
 import { splitForClients, translate } from '../translate/index.js';
+import { endpointIssues } from '../translate/endpoints.js';
+import { ConfigError } from '../errors.js';
 import { buildSnapshot, type Snapshot } from '../cache/snapshot.js';
 import type { SnapshotCache } from '../cache/snapshot-cache.js';
 import { grpcGroup } from '../cache/client-kind.js';
@@ -53,6 +60,8 @@ export interface PublisherStatus {
   readonly lastPublishedAt?: string;
   readonly publishes: number;
   readonly lastError?: PublishError;
+  /** Clusters whose latest dynamic endpoints were refused (they serve their last good ones): cluster -> reason. */
+  readonly refusedEndpoints?: Readonly<Record<string, string>>;
 }
 
 /** Emits 'published' (snapshot, buildMs) and 'rejected' (PublishError). */
@@ -69,6 +78,9 @@ export class Publisher extends EventEmitter {
   private good?: { config: Config; origin: string };
   private candidate?: { config: Config; origin: string };
   private dynamicEndpoints: EndpointMap = new Map();
+  /** Per cluster, the last dynamic endpoints that passed the check, and the refusals in force. */
+  private goodEndpoints = new Map<string, readonly EndpointInfo[]>();
+  private refused = new Map<string, string>();
   private timer?: NodeJS.Timeout;
   private publishes = 0;
   private lastPublishedAt?: string;
@@ -132,6 +144,7 @@ export class Publisher extends EventEmitter {
       lastPublishedAt: this.lastPublishedAt,
       publishes: this.publishes,
       lastError: this.lastError,
+      ...(this.refused.size > 0 && { refusedEndpoints: Object.fromEntries(this.refused) }),
     };
   }
 
@@ -160,13 +173,17 @@ export class Publisher extends EventEmitter {
     if (!next) return; // no config yet: nothing to serve
     const started = performance.now();
     try {
-      const endpoints = mergeEndpoints(this.dynamicEndpoints, staticEndpoints(next.config));
+      const statics = staticEndpoints(next.config);
+      const { accepted, refused } = this.screen(this.dynamicEndpoints, statics);
+      const endpoints = mergeEndpoints(accepted, statics);
       const sets = splitForClients(translate(next.config, endpoints));
       const snapshot = buildSnapshot(sets.envoy);
       const grpcSnapshot = sets.grpc && buildSnapshot(sets.grpc);
       const buildMs = performance.now() - started;
       this.good = next;
       this.candidate = undefined;
+      this.goodEndpoints = new Map(accepted);
+      this.reportRefusals(refused);
       this.current = snapshot;
       this.currentGrpc = grpcSnapshot;
       this.cache.set(this.group, snapshot);
@@ -183,6 +200,38 @@ export class Publisher extends EventEmitter {
       this.candidate = undefined;
       this.fail(next.origin, err as Error, refusedConfig ? 'config refused; last good snapshot keeps serving' : 'snapshot rebuild failed; last good snapshot keeps serving');
     }
+  }
+
+  /**
+   * Splits the dynamic endpoints into those Envoy accepts and refusals (cluster -> error); a
+   * refused cluster keeps its last good endpoints (none yet: it is left out, so its CLA is empty).
+   * Clusters with static endpoints are not looked at: the config's list wins there.
+   */
+  private screen(dynamic: EndpointMap, statics: EndpointMap): { accepted: EndpointMap; refused: Map<string, ConfigError> } {
+    const accepted = new Map<string, readonly EndpointInfo[]>();
+    const refused = new Map<string, ConfigError>();
+    for (const [cluster, eps] of dynamic) {
+      if (statics.has(cluster)) continue;
+      const issues = endpointIssues(cluster, eps);
+      if (issues.length === 0) {
+        accepted.set(cluster, eps);
+        continue;
+      }
+      refused.set(cluster, new ConfigError(`endpoints of cluster ${cluster}`, issues));
+      const last = this.goodEndpoints.get(cluster);
+      if (last) accepted.set(cluster, last);
+    }
+    return { accepted, refused };
+  }
+
+  /** Reports each refusal once (while it stays the same), and forgets those resolved. */
+  private reportRefusals(refused: ReadonlyMap<string, ConfigError>): void {
+    for (const [cluster, err] of refused) {
+      if (this.refused.get(cluster) === err.message) continue;
+      this.fail(`endpoints of cluster ${cluster}`, err, 'endpoints refused; the cluster keeps its last good endpoints, other clusters update');
+    }
+    for (const cluster of this.refused.keys()) if (!refused.has(cluster)) this.logger.info({ cluster }, 'endpoints accepted again');
+    this.refused = new Map([...refused].map(([cluster, err]) => [cluster, err.message]));
   }
 
   private fail(origin: string, err: Error, msg: string): void {

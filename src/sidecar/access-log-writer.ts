@@ -18,6 +18,9 @@
  *  - A write error is logged, counted in `writeErrors`, and its batch is dropped (counted too);
  *    the writer keeps going so the sink stays up (a full disk recovers when space returns).
  *
+ * SIGHUP (logrotate without copytruncate: rename, then signal) calls reopen(): the batch being
+ * written ends in the renamed file, every later line goes to a new file at the configured path.
+ *
  * Encoding straight into chunks (instead of queueing strings and joining them) also turned out
  * about 4x cheaper per line on this hot path: no joined megabyte string, one copy.
  */
@@ -43,6 +46,10 @@ export interface AccessLogWriterStats {
 }
 
 const DROP_WARN_INTERVAL_MS = 10_000;
+// O_NONBLOCK matters only for a FIFO: a reader that stops reading then makes writes fail with
+// EAGAIN (retried) instead of parking a thread-pool thread in write(2), which would also hold up
+// process exit. Regular files ignore it.
+const OPEN_FLAGS = fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NONBLOCK;
 const MAX_CHUNK = 256 * 1024;
 
 /**
@@ -66,6 +73,10 @@ export class AccessLogWriter {
   private fd: number | undefined;
   private handle?: fs.promises.FileHandle;
   private opening?: Promise<void>;
+  /** Opened by reopen(); taken into use between two batches, so no batch is split or repeated. */
+  private nextHandle?: fs.promises.FileHandle;
+  private swapWaiters: Array<() => void> = [];
+  private reopening: Promise<void> = Promise.resolve();
   /** Sealed pieces waiting to be written, oldest first. */
   private queue: Piece[] = [];
   /** The chunk being filled. */
@@ -102,13 +113,9 @@ export class AccessLogWriter {
   }
 
   private async openFile(): Promise<void> {
-    const { O_WRONLY, O_APPEND, O_CREAT, O_NONBLOCK } = fs.constants;
     for (let attempt = 0; ; attempt++) {
       try {
-        // O_NONBLOCK matters only for a FIFO: a reader that stops reading then makes writes fail
-        // with EAGAIN (retried) instead of parking a thread-pool thread in write(2), which would
-        // also hold up process exit. Regular files ignore it.
-        const h = await fs.promises.open(this.file!, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK);
+        const h = await fs.promises.open(this.file!, OPEN_FLAGS);
         // Keep the raw fd: fs.writev on it is the cheapest async write Node offers.
         this.fd = h.fd;
         this.handle = h;
@@ -120,6 +127,50 @@ export class AccessLogWriter {
         await new Promise((r) => setTimeout(r, 100));
       }
     }
+  }
+
+  /**
+   * Opens the configured path afresh and writes every line not yet being written there (after
+   * logrotate renamed the file). Lines already being written end in the old file: none is lost
+   * or written twice. If the path cannot be opened, that is logged and lines keep going to the
+   * file open before. Nothing to do for stdout/an fd, or before the first open.
+   */
+  reopen(): Promise<void> {
+    this.reopening = this.reopening.then(() => this.reopenFile());
+    return this.reopening;
+  }
+
+  private async reopenFile(): Promise<void> {
+    if (this.file === undefined || this.handle === undefined || this.closed) return;
+    let next: fs.promises.FileHandle;
+    try {
+      next = await fs.promises.open(this.file, OPEN_FLAGS);
+    } catch (err) {
+      this.logger.error({ file: this.file, err: (err as Error).message }, 'access log could not be reopened; lines keep going to the file open before');
+      return;
+    }
+    if (this.closed) {
+      await next.close();
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      this.nextHandle = next;
+      this.swapWaiters.push(resolve);
+      if (!this.writing) this.swap();
+    });
+    this.logger.info({ file: this.file }, 'access log reopened');
+  }
+
+  /** Between batches: the handle reopen() opened replaces the old one. */
+  private swap(): void {
+    const next = this.nextHandle;
+    if (next === undefined) return;
+    const old = this.handle;
+    this.nextHandle = undefined;
+    this.handle = next;
+    this.fd = next.fd;
+    old?.close().catch((err: Error) => this.logger.warn({ file: this.file, err: err.message }, 'closing the rotated access log failed'));
+    for (const w of this.swapWaiters.splice(0)) w();
   }
 
   /** Queue one line. Returns false when it was dropped because the queue is full. */
@@ -183,8 +234,15 @@ export class AccessLogWriter {
     }
     clearTimeout(timer);
     this.reportDrops(true);
-    if (this.handle) await this.handle.close();
+    this.swap(); // a reopen() still waiting for the last batch: close the newer handle too
+    const h = this.handle;
     this.handle = undefined;
+    if (h) {
+      // A write still retrying (a stuck FIFO) must stop before the fd number is closed: the next
+      // file opened in this process may get the same number.
+      this.fd = undefined;
+      await h.close();
+    }
   }
 
   private pending(): boolean {
@@ -232,7 +290,11 @@ export class AccessLogWriter {
   }
 
   private writeAll(bufs: Buffer[]): void {
-    fs.writev(this.fd!, bufs, (err, n) => {
+    if (this.fd === undefined) {
+      this.batchDone(false); // closed while retrying: the batch is dropped, and counted
+      return;
+    }
+    fs.writev(this.fd, bufs, (err, n) => {
       if (err) {
         if ((err as NodeJS.ErrnoException).code === 'EAGAIN') {
           // A non-blocking pipe is full: try again shortly, without spinning.
@@ -262,6 +324,7 @@ export class AccessLogWriter {
     this.inFlight = [];
     this.writing = false;
     this.reportDrops(false);
+    this.swap();
     this.kick();
   }
 

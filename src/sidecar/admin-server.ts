@@ -4,16 +4,20 @@
  *   GET {healthPath}       200 OK | 599 MAINTENANCE | 503 JSON reasons   (health.ts)
  *   GET /status/clients    every connected node: per type sent/ACKed version, pending nonce,
  *                          last NACK with its time; plus the raw stream list
+ *   GET /status            the pipeline: per node group the config origin, snapshot versions,
+ *                          last error and clusters whose endpoints are refused; in Consul mode
+ *                          every watch, with the services held (Consul suddenly listed none of
+ *                          their instances: reason, since, until) and the instances skipped
  *   GET /config_dump       the current snapshot(s) as JSON (?group=NAME or ?node=ID for one)
  *   GET /metrics           Prometheus text (metrics.ts)
  *   GET /stats/access-log  access-log aggregates, sink and writer counters as JSON
  * It only reads from the cache, the stream registry and the sidecar's own state.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { SnapshotCache } from '../cache/snapshot-cache.js';
 import type { StreamRegistry, NodeStatus } from '../server/stream-registry.js';
 import type { Logger } from '../log.js';
+import { bindHttpServer } from '../http-listen.js';
 import type { HealthChecker } from './health.js';
 import type { SidecarMetrics } from './metrics.js';
 import type { AccessAggregates } from './aggregates.js';
@@ -78,15 +82,9 @@ export class AdminServer {
     this.server.keepAliveTimeout = 5_000;
   }
 
-  /** Binds host:port (0 = ephemeral) and resolves with the bound port. */
+  /** Binds host:port (0 = ephemeral) and resolves with the bound port; later server errors are logged. */
   listen(host: string, port: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve((this.server.address() as AddressInfo).port);
-      });
-    });
+    return bindHttpServer(this.server, host, port, this.logger);
   }
 
   close(): Promise<void> {

@@ -30,11 +30,11 @@ const AdminOptionsSchema = z.strictObject({
   healthPath: z.string().startsWith('/').default('/health'),
   /** While this file exists, the health path answers 599 MAINTENANCE. */
   maintenanceFile: z.string().min(1).optional(),
-  /** Node id whose xDS state decides health; default: every connected node. */
+  /** Node id whose xDS state decides health; default: the node Envoy's admin reports, else any up-to-date client (health.ts). */
   watchNode: z.string().min(1).optional(),
   /** How long a node may run an older ACKed version before health fails (ms). */
   graceMs: z.number().int().min(0).default(10_000),
-  /** Envoy admin base URL; when set, Envoy's /ready must say LIVE. */
+  /** The local Envoy's admin base URL: its /ready must say LIVE, and its /server_info names the node judged. */
   envoyAdminUrl: z.url().optional(),
   envoyReadyTimeoutMs: z.number().int().min(1).default(1000),
 });
@@ -77,6 +77,8 @@ export interface Sidecar {
   health(): Promise<HealthReport>;
   /** Live access-log aggregates (what GET /stats/access-log returns, without counters). */
   accessLogStats(): AggregatesSnapshot | undefined;
+  /** Reopen the access-log file at its configured path (SIGHUP after logrotate moved it). */
+  reopenAccessLog(): Promise<void>;
   /** Stops both servers, flushes the access log (bounded wait), detaches from the registry. */
   close(): Promise<void>;
 }
@@ -142,7 +144,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     const adminPort = await server.listen(admin.host, admin.port);
     closers.push(() => server.close());
     logger.info(
-      { admin: `${admin.host}:${adminPort}`, healthPath: admin.healthPath, maintenanceFile: admin.maintenanceFile, watchNode: admin.watchNode ?? '(every connected node)' },
+      { admin: `${admin.host}:${adminPort}`, healthPath: admin.healthPath, maintenanceFile: admin.maintenanceFile, judges: health.describeRule() },
       'admin server listening',
     );
 
@@ -152,6 +154,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       metrics,
       health: () => health.check(),
       accessLogStats: () => accessLog?.aggregates.snapshot(),
+      reopenAccessLog: async () => accessLog?.writer.reopen(),
       close: closeAll,
     };
   } catch (err) {

@@ -2,7 +2,9 @@
  * Prometheus metrics for /metrics (prom-client, one private Registry per sidecar so tests and
  * several instances never share state). In: stream-registry events (responses, ACKs, NACKs), the
  * pipeline's calls (snapshot build time, publishes, config errors), and on each scrape the ALS
- * sink, the writer and the access-log aggregates. Out: Prometheus text.
+ * sink, the writer and the access-log aggregates, and (Consul mode) the health source's status:
+ * which services are held after Consul suddenly listed none of their instances, and how many
+ * instances were skipped or adjusted. Out: Prometheus text.
  *
  * Every name starts with `consul_xds_`. Per-route and per-cluster series come from the bounded
  * aggregates, so their cardinality is capped by maxRouteKeys / maxClusterKeys (plus `(other)`).
@@ -28,6 +30,17 @@ export interface PipelineMetrics {
   observeSnapshotBuild(ms: number): void;
   /** A config (or snapshot build) was refused; `code` is the ConsulXdsError code. */
   recordConfigError(code: string): void;
+  /** Consul mode: the health source's status, read at each scrape. */
+  watchConsulHealth(status: () => ConsulHealthView): void;
+}
+
+/** What the metrics read from the Consul health source (HealthSourceStatus, structurally). */
+export interface ConsulHealthView {
+  readonly services: ReadonlyArray<{
+    readonly service: string;
+    readonly skipped: readonly string[];
+    readonly held?: { readonly reason: string; readonly since: string };
+  }>;
 }
 
 const QUANTILES = [
@@ -157,6 +170,31 @@ export class SidecarMetrics implements PipelineMetrics {
 
   recordConfigError(code: string): void {
     this.configErrors.inc({ code });
+  }
+
+  /** Consul mode: exports the health source's holds and skipped instances, read at each scrape. */
+  watchConsulHealth(status: () => ConsulHealthView): void {
+    const registers = [this.prometheus];
+    new Gauge({
+      name: 'consul_xds_consul_service_held_since_seconds',
+      help: 'Unix time since which a service\'s last instances are held because Consul lists none of them (reason: empty | index-backwards); absent when not held',
+      labelNames: ['service', 'reason'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of status().services) if (s.held) this.set({ service: s.service, reason: s.held.reason }, Date.parse(s.held.since) / 1000);
+      },
+    });
+    new Gauge({
+      name: 'consul_xds_consul_instances_skipped',
+      help: 'Consul instances left out of (or adjusted in) the endpoints because their registration is unusable, per service; /status lists why',
+      labelNames: ['service'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of status().services) this.set({ service: s.service }, s.skipped.length);
+      },
+    });
   }
 
   get contentType(): string {

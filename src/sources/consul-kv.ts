@@ -11,7 +11,7 @@
  */
 import { BlockingWatch, type WatchStatus } from '../consul/blocking-watch.js';
 import { decodeKvEntry, kvPath, type ConsulClient, type KvEntry } from '../consul/client.js';
-import { DEFAULT_GROUP, checkKey, type ConsulWatchTiming } from '../consul/options.js';
+import { DEFAULT_GROUP, checkKey, consistencyQuery, type ConsulConsistency, type ConsulWatchTiming } from '../consul/options.js';
 import { ConsulError } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -23,6 +23,8 @@ export interface ConsulKvSourceOptions {
   onValue(text: string, modifyIndex: number): void;
   onError(error: ConsulError): void;
   readonly timing?: ConsulWatchTiming;
+  /** Read mode of the watch (default `stale`). */
+  readonly consistency?: ConsulConsistency;
   readonly logger?: Logger;
   readonly random?: () => number;
 }
@@ -56,6 +58,7 @@ export class ConsulKvSource {
       client: opts.client,
       name: this.origin,
       path: kvPath(this.key),
+      query: consistencyQuery(opts.consistency),
       // 404 is an answer ("no such key") with an X-Consul-Index to block on, not a failure.
       acceptStatus: [200, 404],
       decode: (res) => (res.status === 404 ? null : decodeKvEntry(res, this.key)),

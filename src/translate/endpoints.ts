@@ -4,7 +4,9 @@
  * Endpoints are grouped by (region, zone); each group carries a `locality` (`{}` when unknown)
  * and a weight >= 1 (the sum of its endpoint weights), which gRPC clients require and
  * locality-weighted balancing uses. In: a cluster name and its endpoints. Out: the CLA, or a
- * ConfigError naming the endpoint when Envoy would NACK it.
+ * ConfigError naming the endpoint when Envoy would NACK it. `endpointIssues` gives the same
+ * verdict without throwing, so the publisher can refuse one cluster's endpoints and still
+ * publish the others.
  */
 import { isIP } from 'node:net';
 import type { EndpointInfo } from '../config/endpoints.js';
@@ -44,8 +46,13 @@ export function loadAssignment(cluster: string, endpoints: readonly EndpointInfo
   return { cluster_name: cluster, endpoints: localities };
 }
 
-/** What Envoy's EDS validation refuses: non-IP addresses, bad ports, weights < 1, weight sums beyond uint32. */
 function checkEndpoints(cluster: string, endpoints: readonly EndpointInfo[]): void {
+  const issues = endpointIssues(cluster, endpoints);
+  if (issues.length > 0) throw new ConfigError(`endpoints of cluster ${cluster}`, issues);
+}
+
+/** What Envoy's EDS validation refuses: non-IP addresses, bad ports, weights < 1, weight sums beyond uint32. */
+export function endpointIssues(cluster: string, endpoints: readonly EndpointInfo[]): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const sums = new Map<string, number>();
   let total = 0;
@@ -63,5 +70,5 @@ function checkEndpoints(cluster: string, endpoints: readonly EndpointInfo[]): vo
   if (total > UINT32_MAX || [...sums.values()].some((s) => s > UINT32_MAX)) {
     issues.push({ path: cluster, message: `the endpoint weights add up to more than ${UINT32_MAX}` });
   }
-  if (issues.length > 0) throw new ConfigError(`endpoints of cluster ${cluster}`, issues);
+  return issues;
 }

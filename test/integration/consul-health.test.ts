@@ -4,7 +4,8 @@
  * pass -> warn -> fail and service maintenance map to HEALTHY / DEGRADED / UNHEALTHY / DRAINING
  * (unhealthy instances stay, with their status); check output alone changes nothing; watches
  * start and stop with the services the config uses; ready() waits for every service's first
- * answer; an outage keeps the last endpoints and a restart resumes without a new source.
+ * answer; an outage keeps the last endpoints and a restart resumes without a new source (instances
+ * the restarted Consul lacks are held for the grace: its index went backwards).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -172,7 +173,7 @@ test('a burst of 100 instances flapping is read in a few answers, not 100 (rate-
 // Last: it stops and restarts the agent (dev mode: state is lost).
 test('Consul down: last endpoints kept, errors name the service, ready() times out naming it; back: watches resume', async () => {
   const errors: string[] = [];
-  const o = observe({ timing: { backoffBaseMs: 100, backoffMaxMs: 500 }, onError: (e) => errors.push(e.message) });
+  const o = observe({ timing: { backoffBaseMs: 100, backoffMaxMs: 500 }, emptyGraceMs: 3000, onError: (e) => errors.push(e.message) });
   o.source.setServices([{ cluster: 'web', service: 'web' }]);
   await o.source.ready(5000);
   const before = o.latest('web');
@@ -189,6 +190,10 @@ test('Consul down: last endpoints kept, errors name the service, ready() times o
   await consul.start();
   await consul.registerService({ Name: 'web', ID: 'web-9', Address: '127.0.0.19', Port: 8089, Checks: [ttl('web-9')] });
   // The agent re-registers its own services from its data dir; the catalog-only node ext-1 is gone.
+  // Its index went backwards, so web-3 is held for the grace while new web-9 shows at once.
+  await waitUntil(() => byOrigin(o.latest('web'), 'web-9'), { what: 'web-9 from the restarted agent', timeoutMs: 10_000 });
+  assert.ok(byOrigin(o.latest('web'), 'web-3'), 'web-3 (gone with the restart) is still served during the grace');
+  assert.equal(o.source.status().services.find((s) => s.service === 'web')?.held?.reason, 'index-backwards');
   await waitUntil(() => byOrigin(o.latest('web'), 'web-9') && !byOrigin(o.latest('web'), 'web-3'), { what: 'the restarted agent\'s instances', timeoutMs: 10_000 });
   await o.source.ready(5000);
   assert.equal(o.source.status().services.every((s) => s.consecutiveFailures === 0), true);

@@ -4,6 +4,9 @@
  * `access-log: {grpc: ...}` option (no hand-written Envoy config) makes Envoy stream its access
  * logs to our ALS sink. Asserts:
  *  - health is not ready before Envoy has ACKed (never 200 while no version is ACKed), ready after;
+ *  - a raw ADS client that never ACKs (test/support/ads-client.ts) does not take health down:
+ *    it is listed in the 200 answer, and with --envoy-admin (Envoy's real /server_info names the
+ *    node) it is not even looked at;
  *  - requests through Envoy appear as JSON lines with the right status, route and cluster, and in
  *    the aggregates (/stats/access-log) and Prometheus metrics;
  *  - the maintenance file flips health to 599 within a second and back;
@@ -21,9 +24,11 @@ import { buildSnapshot, type Snapshot } from '../../src/cache/snapshot.js';
 import type { NodeStatus } from '../../src/server/index.js';
 import type { ProtoObject } from '../../src/xds/resources.js';
 import { silentLogger } from '../../src/log.js';
+import { HealthChecker } from '../../src/sidecar/health.js';
 import { TypeUrl } from '../../src/xds/type-urls.js';
 import type { AggregatesSnapshot } from '../../src/sidecar/aggregates.js';
 import { startEnvoy, type EnvoyHandle } from '../support/envoy.js';
+import { AdsConnection } from '../support/ads-client.js';
 import { startUpstream, type Upstream } from '../support/upstreams.js';
 import { send } from '../support/traffic.js';
 import { freePort, makeTempDir, waitUntil } from '../support/tmp.js';
@@ -152,6 +157,34 @@ describe('sidecar duties with a real Envoy', () => {
     assert.equal(st?.upToDate, true);
     assert.equal(st?.types.CDS?.ackedVersion, app.cache.get('default')?.version(TypeUrl.Cluster));
     assert.equal(st?.types.LDS?.ackedVersion, app.cache.get('default')?.version(TypeUrl.Listener));
+  });
+
+  it('a client that never ACKs does not fail health: listed by default, ignored with --envoy-admin', async () => {
+    const conn = new AdsConnection(`127.0.0.1:${app.xdsPort}`);
+    const local = new HealthChecker({ cache: app.cache, registry: app.xdsServer.registry, envoyAdminUrl: envoy!.adminUrl, graceMs: 5000 });
+    const stranger = conn.stream({ node: { id: 'never-acks', cluster: 'elsewhere' } });
+    try {
+      stranger.subscribe(TypeUrl.Cluster);
+      const cds = await stranger.next();
+      assert.ok(cds.names.includes('web-api-perl'), `CDS sent to the stranger: ${cds.names.join(', ')}`);
+      // Past the ACK grace (5 s) too: a client that never answers must never count.
+      const until = Date.now() + 6000;
+      while (Date.now() < until) {
+        const h = await get('/_my_health_check');
+        assert.equal(h.status, 200, h.body);
+        const body = JSON.parse(h.body) as { status: string; others: Array<{ reason: string; node: string; type: string }> };
+        assert.equal(body.status, 'OK');
+        assert.deepEqual(body.others.map((p) => [p.reason, p.node, p.type]), [['awaiting-first-ack', 'never-acks', 'CDS']]);
+        const judgedLocally = await local.check();
+        assert.deepEqual([judgedLocally.status, judgedLocally.body], [200, 'OK'], 'the node real Envoy names in /server_info decides alone');
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    } finally {
+      stranger.cancel();
+      await waitUntil(async () => (await get('/_my_health_check')).body === 'OK', { what: 'the stranger to leave the health answer' });
+      local.close();
+      conn.close();
+    }
   });
 
   it('requests through Envoy become log lines and aggregates with the right status and cluster', async () => {

@@ -49,7 +49,7 @@ test('parse + toEndpoints: address fallback, Service.Port, meta locality (servic
       { id: 'web-4', address: '10.1.0.4', checks: [['_service_maintenance:web-4', 'critical']], weights: null },
     ]),
     'web',
-  );
+  ).instances;
   const { endpoints, skipped } = toEndpoints('web', instances);
   assert.deepEqual(skipped, []);
   assert.deepEqual(endpoints, [
@@ -61,7 +61,7 @@ test('parse + toEndpoints: address fallback, Service.Port, meta locality (servic
 });
 
 test('toEndpoints: the config port overrides Service.Port; warning can map to HEALTHY; Warning weight 0 becomes 1', () => {
-  const instances = parseHealthEntries(body([{ id: 'a', address: '10.0.0.5', port: 9999, checks: [['t', 'warning']], weights: { Passing: 3, Warning: 0 } }]), 'web');
+  const instances = parseHealthEntries(body([{ id: 'a', address: '10.0.0.5', port: 9999, checks: [['t', 'warning']], weights: { Passing: 3, Warning: 0 } }]), 'web').instances;
   const { endpoints } = toEndpoints('web', instances, { port: 80, warningAs: 'HEALTHY' });
   assert.deepEqual(endpoints, [{ address: '10.0.0.5', port: 80, health: 'HEALTHY', weight: 1, origin: 'n1/a' }]);
 });
@@ -75,7 +75,7 @@ test('toEndpoints: hostnames, missing ports and duplicates are skipped with a re
       { id: 'dup-b', address: '10.0.0.8' },
     ]),
     'web',
-  );
+  ).instances;
   const { endpoints, skipped } = toEndpoints('web', instances);
   assert.deepEqual(endpoints.map((e) => e.origin), ['n1/dup-a']);
   assert.equal(skipped.length, 3);
@@ -85,7 +85,7 @@ test('toEndpoints: hostnames, missing ports and duplicates are skipped with a re
 });
 
 test('parseHealthEntries: custom locality keys; malformed answers name the service', () => {
-  const [inst] = parseHealthEntries(body([{ id: 'a', address: '10.0.0.9', meta: { 'topology.zone': 'za', az: 'ignored' } }]), 'web', { zoneKey: 'topology.zone' });
+  const [inst] = parseHealthEntries(body([{ id: 'a', address: '10.0.0.9', meta: { 'topology.zone': 'za', az: 'ignored' } }]), 'web', { zoneKey: 'topology.zone' }).instances;
   assert.equal(inst?.zone, 'za');
   assert.throws(() => parseHealthEntries('{"not":"a list"}', 'web'), (e: unknown) => e instanceof ConsulError && /^consul health web: unexpected answer/.test(e.message));
   assert.throws(() => parseHealthEntries('<html>', 'web'), /consul health web: answer is not JSON/);

@@ -1,6 +1,6 @@
 /**
  * The publisher: coalescing of bursts into one snapshot, bounded delay, and "last good keeps
- * serving" when a rebuild fails.
+ * serving" per cluster when one cluster's endpoints are refused.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -69,22 +69,48 @@ test('a never-ending burst still publishes within maxDelayMs', async () => {
   publisher.close();
 });
 
-test('a rebuild that fails keeps the last good snapshot and reports the error', async () => {
+/** The ClusterLoadAssignment of `cluster` in the group's current snapshot, as the client receives it. */
+function cla(cache: SnapshotCache, cluster: string): unknown {
+  return cache.get('default')?.type(TypeUrl.ClusterLoadAssignment).resources.get(cluster)?.object;
+}
+
+test('endpoints Envoy would refuse for one cluster: that cluster keeps its last good ones, the refusal is reported', async () => {
   const { publisher, published, cache } = setup({ endpointQuietMs: 10 });
-  const good = cache.get('default');
+  const goodCla = cla(cache, 'web-api-perl');
   const rejected: Array<{ code: string; message: string }> = [];
   publisher.on('rejected', (e: { code: string; message: string }) => rejected.push(e));
   // Envoy needs IP literals; a hostname endpoint must not reach a snapshot.
   publisher.setEndpoints(new Map([['web-api-perl', [{ address: 'not-an-ip.example', port: 80, health: 'HEALTHY' }]]]));
   await sleep(100);
-  assert.equal(published.length, 0);
   assert.equal(rejected.length, 1);
   assert.match(rejected[0]?.message ?? '', /web-api-perl/);
-  assert.equal(cache.get('default'), good, 'the last good snapshot keeps serving');
+  assert.deepEqual(cla(cache, 'web-api-perl'), goodCla, 'the refused cluster keeps its last good endpoints');
   assert.equal(publisher.status().lastError?.code, rejected[0]?.code);
-  // The next good input publishes again, from the same (last good) config.
+  assert.match(publisher.status().refusedEndpoints?.['web-api-perl'] ?? '', /not-an-ip\.example:80: EDS endpoints need an IP address/);
+  // The next good input publishes again and clears the refusal.
+  const before = published.length;
   publisher.setEndpoints(endpoints(100));
   await sleep(100);
-  assert.equal(published.length, 1);
+  assert.equal(published.length, before + 1);
+  assert.equal(publisher.status().refusedEndpoints, undefined);
+  assert.notDeepEqual(cla(cache, 'web-api-perl'), goodCla);
+  publisher.close();
+});
+
+test('one cluster\'s refused endpoints never block another cluster\'s updates (per cluster, not per group)', async () => {
+  const { publisher, cache } = setup({ endpointQuietMs: 10 });
+  const go = (address: string): EndpointInfo[] => [{ address, port: 80, health: 'HEALTHY' }];
+  publisher.setEndpoints(new Map([['web-api-perl', endpoints(100).get('web-api-perl') ?? []], ['web-api-go', go('10.9.0.1')]]));
+  await sleep(100);
+  const perlGood = cla(cache, 'web-api-perl');
+  // web-api-perl turns bad (weight beyond uint32); web-api-go changes at the same time, and again later.
+  const bad: EndpointInfo[] = [{ address: '10.0.0.1', port: 80, health: 'HEALTHY', weight: 2 ** 32 + 5 }];
+  for (const address of ['10.9.0.2', '10.9.0.3']) {
+    publisher.setEndpoints(new Map([['web-api-perl', bad], ['web-api-go', go(address)]]));
+    await sleep(100);
+    assert.match(JSON.stringify(cla(cache, 'web-api-go')), new RegExp(address.replace(/\./g, '\\.')), `web-api-go's change to ${address} published`);
+    assert.deepEqual(cla(cache, 'web-api-perl'), perlGood, 'web-api-perl keeps its last good endpoints');
+  }
+  assert.match(publisher.status().refusedEndpoints?.['web-api-perl'] ?? '', /weight must be an integer/);
   publisher.close();
 });

@@ -1,7 +1,9 @@
 /**
  * The health decision (pure part) and the maintenance-file rule: maintenance wins, then missing
  * snapshot, missing node, NACKed, never ACKed, ACK overdue past the grace period, Envoy /ready;
- * an older ACKed version inside the grace period is still healthy.
+ * an older ACKed version inside the grace period is still healthy. Whose state decides: the local
+ * node (--watch-node, or the id Envoy's admin /server_info reports, asked again once that node's
+ * stream is gone), else any one good client, with the others' problems listed but not failing.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,9 +12,11 @@ import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { evaluateHealth, maintenanceFileExists, probeEnvoyReady, type HealthInput } from '../../src/sidecar/health.js';
+import { evaluateHealth, HealthChecker, maintenanceFileExists, probeEnvoyReady, type HealthInput } from '../../src/sidecar/health.js';
 import type { NodeStatus, NodeTypeStatus } from '../../src/server/stream-registry.js';
 import { TypeUrl } from '../../src/xds/type-urls.js';
+import { ackUntilUpToDate, eventually, startXds } from '../support/xds-harness.js';
+import { resourceSet } from '../support/xds-fixtures.js';
 
 const NOW = 1_700_000_000_000;
 
@@ -69,7 +73,7 @@ test('no snapshot, no node connected', () => {
   let r = evaluateHealth(input({ hasSnapshot: false, nodes: [] }));
   assert.equal(r.status, 503);
   assert.deepEqual(JSON.parse(r.body).problems.map((p: { reason: string }) => p.reason), ['no-snapshot', 'no-envoy-connected']);
-  r = evaluateHealth(input({ watchNode: 'envoy-7', nodes: [] }));
+  r = evaluateHealth(input({ localNode: 'envoy-7', nodes: [] }));
   assert.deepEqual(r.problems, [{ reason: 'node-not-connected', node: 'envoy-7', detail: "Envoy node 'envoy-7' has no xDS stream open" }]);
   assert.deepEqual(reasons(input({ groupHasSnapshot: () => false })), ['no-snapshot']);
 });
@@ -105,8 +109,9 @@ test('after a NACK: rolled back to the ACKed version is fine; a newer version is
 test('sent but never ACKed fails at once; nothing sent yet is not a problem', () => {
   const waiting = typeStatus({ upToDate: false, ackedVersion: undefined, pendingNonce: 'n1' });
   assert.deepEqual(reasons(input({ nodes: [node('e', { CDS: waiting })], outstandingSince: () => NOW - 10 })), ['awaiting-first-ack']);
+  // Judged as the local node (with no local node named, a client that has ACKed nothing does not vouch: below).
   const notSent = typeStatus({ upToDate: false, ackedVersion: undefined, sentVersion: undefined });
-  assert.deepEqual(reasons(input({ nodes: [node('e', { CDS: notSent })] })), []);
+  assert.deepEqual(reasons(input({ localNode: 'e', nodes: [node('e', { CDS: notSent })] })), []);
 });
 
 test('an older ACKed version is fine within the grace period and fails after it', () => {
@@ -117,13 +122,49 @@ test('an older ACKed version is fine within the grace period and fails after it'
   assert.deepEqual(r.problems.map((p) => [p.reason, p.type]), [['ack-overdue', 'CDS']]);
 });
 
-test('every connected node must be good unless one node is watched', () => {
+test('no local node named: one good client is enough; the others are listed, not failing', () => {
   const lastNack = { version: 'v3', code: 13, message: 'bad', at: '2023-11-14T22:13:20.000Z', count: 1 };
   const bad = node('other', { CDS: typeStatus({ upToDate: false, lastResponseNacked: true, lastNack, currentVersion: 'v3', sentVersion: 'v3' }) });
+  const silent = node('never-acks', { CDS: typeStatus({ upToDate: false, ackedVersion: undefined, pendingNonce: 'n1' }) });
   const good = node('envoy-1', { CDS: typeStatus({}) });
-  assert.equal(evaluateHealth(input({ nodes: [good, bad] })).status, 503);
-  // With watchNode the caller passes only that node's status.
-  assert.equal(evaluateHealth(input({ watchNode: 'envoy-1', nodes: [good] })).status, 200);
+  const r = evaluateHealth(input({ nodes: [good, bad, silent], outstandingSince: () => NOW - 10 }));
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.problems, []);
+  assert.deepEqual(r.others.map((p) => [p.reason, p.node]), [['nacked', 'other'], ['awaiting-first-ack', 'never-acks']]);
+  assert.equal(r.contentType, 'application/json');
+  const body = JSON.parse(r.body) as { status: string; problems: unknown[]; others: Array<{ node: string }> };
+  assert.deepEqual([body.status, body.problems, body.others.map((p) => p.node)], ['OK', [], ['other', 'never-acks']]);
+  // No client good: every client's problems fail health.
+  assert.deepEqual(reasons(input({ nodes: [bad, silent], outstandingSince: () => NOW - 10 })), ['nacked', 'awaiting-first-ack']);
+  // A client with nothing wrong that has ACKed nothing yet does not vouch.
+  const fresh = node('fresh', { CDS: typeStatus({ upToDate: false, ackedVersion: undefined, sentVersion: undefined }) });
+  const waiting = evaluateHealth(input({ nodes: [fresh] }));
+  assert.deepEqual(waiting.problems, [{ reason: 'awaiting-first-ack', node: 'fresh', detail: "node 'fresh' has not ACKed any version yet" }]);
+  assert.equal(evaluateHealth(input({ nodes: [fresh, good] })).status, 200);
+});
+
+test('a local node decides alone: its problems fail health, nobody else can vouch for it', () => {
+  const lastNack = { version: 'v3', code: 13, message: 'bad', at: '2023-11-14T22:13:20.000Z', count: 1 };
+  const nacked = node('envoy-1', { CDS: typeStatus({ upToDate: false, lastResponseNacked: true, lastNack, currentVersion: 'v3', sentVersion: 'v3' }) });
+  // The caller passes only the local node's status.
+  assert.equal(evaluateHealth(input({ localNode: 'envoy-1', nodes: [node('envoy-1', { CDS: typeStatus({}) })] })).status, 200);
+  assert.deepEqual(reasons(input({ localNode: 'envoy-1', nodes: [nacked] })), ['nacked']);
+  assert.deepEqual(evaluateHealth(input({ localNode: 'envoy-1', nodes: [] })).problems.map((p) => [p.reason, p.node]), [['node-not-connected', 'envoy-1']]);
+  const unknown = evaluateHealth(input({ localNodeUnknown: 'Envoy admin http://127.0.0.1:1/server_info did not say which node it is: refused', nodes: [] }));
+  assert.deepEqual(unknown.problems.map((p) => p.reason), ['local-node-unknown']);
+});
+
+test('the body lists at most 20 problems and counts the rest', () => {
+  const many = Array.from({ length: 25 }, (_, i) => node(`n${i}`, { CDS: typeStatus({ upToDate: false, ackedVersion: undefined, pendingNonce: 'n1' }) }));
+  const r = evaluateHealth(input({ nodes: many, outstandingSince: () => NOW - 10 }));
+  assert.equal(r.problems.length, 25);
+  const body = JSON.parse(r.body) as { problems: unknown[]; problemsNotShown: number };
+  assert.deepEqual([body.problems.length, body.problemsNotShown], [20, 5]);
+  const withGood = JSON.parse(evaluateHealth(input({ nodes: [...many, node('ok', { CDS: typeStatus({}) })], outstandingSince: () => NOW - 10 })).body) as {
+    others: unknown[];
+    othersNotShown: number;
+  };
+  assert.deepEqual([withGood.others.length, withGood.othersNotShown], [20, 5]);
 });
 
 test('Envoy /ready not LIVE fails', () => {
@@ -163,4 +204,58 @@ test('probeEnvoyReady reads /ready over real HTTP', async () => {
   const down = await probeEnvoyReady(url, 500);
   assert.equal(down.live, false);
   assert.match(down.state, /^unreachable/);
+});
+
+test('--envoy-admin: the node its /server_info names decides alone; asked again once that node is gone', { timeout: 20_000 }, async (t) => {
+  const h = await startXds({ set: resourceSet() });
+  t.after(() => h.close());
+  let envoyNode = 'local-envoy';
+  let serverInfoGets = 0;
+  const admin = http.createServer((req, res) => {
+    if (req.url === '/ready') return void res.end('LIVE\n');
+    if (req.url !== '/server_info') return void res.writeHead(404).end();
+    serverInfoGets++;
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ version: 'test', state: 'LIVE', node: { id: envoyNode, cluster: 'edge' } }));
+  });
+  await new Promise<void>((r) => admin.listen(0, '127.0.0.1', r));
+  const adminUrl = `http://127.0.0.1:${(admin.address() as AddressInfo).port}`;
+  const checker = new HealthChecker({ cache: h.cache, registry: h.server.registry, envoyAdminUrl: adminUrl, graceMs: 5000 });
+  t.after(() => checker.close());
+  const judged = async () => (await checker.check()).problems.map((p) => [p.reason, p.node]);
+
+  assert.deepEqual(await judged(), [['node-not-connected', 'local-envoy']]);
+  // A client that never ACKs is neither judged nor listed: only the local Envoy counts.
+  const stranger = h.stream({ node: { id: 'never-acks' } });
+  stranger.subscribe(TypeUrl.Cluster);
+  await stranger.next();
+  const local = h.stream({ node: { id: 'local-envoy' } });
+  local.subscribe(TypeUrl.Cluster);
+  await ackUntilUpToDate(h, local, 'local-envoy', 1);
+  const ok = await checker.check();
+  assert.deepEqual([ok.status, ok.body, ok.others], [200, 'OK', []]);
+  const gets = serverInfoGets;
+  for (let i = 0; i < 5; i++) assert.equal((await checker.check()).status, 200);
+  assert.equal(serverInfoGets, gets, 'the id is kept while that node is connected');
+
+  // The local node NACKs: health fails, whatever the other clients do.
+  h.publish(resourceSet({ connectTimeoutS: 4 }));
+  local.nack(await local.next(), 'not this one');
+  await eventually(() => h.server.registry.nodeStatus('local-envoy')?.nacked === true, 2000, 'the NACK');
+  assert.deepEqual(await judged(), [['nacked', 'local-envoy']]);
+
+  // Envoy restarts under another id: its stream goes, the admin is asked again.
+  envoyNode = 'local-envoy-2';
+  local.cancel();
+  await eventually(() => h.server.registry.nodeStatus('local-envoy') === undefined, 2000, 'the local stream to close');
+  assert.deepEqual(await judged(), [['node-not-connected', 'local-envoy-2']]);
+  assert.ok(serverInfoGets > gets);
+
+  // An admin that does not answer: the local node is unknown, and Envoy is not ready.
+  admin.closeAllConnections();
+  await new Promise((r) => admin.close(r));
+  const down = await checker.check();
+  assert.deepEqual(down.problems.map((p) => p.reason), ['local-node-unknown', 'envoy-not-ready']);
+  assert.match(down.problems[0]!.detail, /\/server_info did not say which node it is/);
+  stranger.cancel();
 });

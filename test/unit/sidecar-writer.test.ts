@@ -2,7 +2,9 @@
  * The bounded access-log writer: lines reach the file in order (small and huge lines, multi-byte
  * characters); with a stuck destination (a FIFO whose reader never reads: the pipe fills and
  * stays full, like a hung disk) the queue stays within its bound, new lines are dropped and
- * counted, the caller is never blocked, and close() does not hang.
+ * counted, the caller is never blocked, and close() does not hang. reopen() (SIGHUP after
+ * logrotate renamed the file) moves the following lines to a new file at the configured path,
+ * losing and repeating none, and keeps the old file when the path cannot be opened.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,6 +14,7 @@ import path from 'node:path';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { AccessLogWriter } from '../../src/sidecar/access-log-writer.js';
 import { silentLogger } from '../../src/log.js';
+import { captureLog } from '../support/log-capture.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxds-writer-'));
 const children: ChildProcess[] = [];
@@ -81,5 +84,61 @@ test('a stuck destination: bounded queue, newest lines dropped and counted, call
   const closeStarted = performance.now();
   await w.close(300);
   assert.ok(performance.now() - closeStarted < 2000, 'close() gives up on a stuck destination');
-  reader.kill('SIGKILL'); // unblocks the pending write with EPIPE
+  // The FIFO's fd number is free now, and one of the next files opened takes it: the write that
+  // was retrying must not land in that file.
+  const next = Array.from({ length: 32 }, (_, k) => path.join(dir, `after-stuck-${k}.log`));
+  const fds = next.map((f) => fs.openSync(f, 'a'));
+  await new Promise((r) => setTimeout(r, 100));
+  for (const fd of fds) fs.closeSync(fd);
+  for (const f of next) assert.equal(fs.readFileSync(f, 'utf8'), '', `nothing written through a closed fd number (${f})`);
+  reader.kill('SIGKILL');
+});
+
+test('reopen after logrotate renamed the file: later lines in the new file, none lost or repeated', async () => {
+  const file = path.join(dir, 'rotated.log');
+  const w = new AccessLogWriter({ file, logger: silentLogger, maxQueueBytes: 64 * 1024 * 1024 });
+  await w.open();
+  const rotated: string[] = [];
+  let i = 0;
+  const writeSome = (n: number) => {
+    for (const end = i + n; i < end; i++) assert.equal(w.write(`{"i":${i}}\n`), true);
+  };
+  for (let round = 0; round < 5; round++) {
+    writeSome(20_000);
+    await new Promise((r) => setImmediate(r)); // a batch is on its way to the file being renamed
+    const to = `${file}.${round}`;
+    fs.renameSync(file, to);
+    rotated.push(to);
+    writeSome(1000); // queued while the path has no file: these belong in the new one
+    await w.reopen();
+    assert.ok(fs.existsSync(file), `round ${round}: a new file at the configured path`);
+  }
+  const afterLast = i;
+  writeSome(500);
+  await w.close();
+  const read = (f: string) => fs.readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { i: number }).i);
+  const all = [...rotated, file].flatMap(read);
+  assert.equal(all.length, i, 'every line once');
+  all.forEach((n, k) => assert.equal(n, k, 'in order across the files'));
+  const current = read(file);
+  assert.ok(current.length >= 500 && current.at(-1) === i - 1 && current.includes(afterLast), 'lines after the last reopen are in the new file');
+  for (const f of rotated) assert.ok(read(f).length > 0, `${f} kept the lines written before its rename`);
+  assert.equal(w.stats().written, i);
+});
+
+test('reopen when the path cannot be opened: logged, lines keep going to the old file', async () => {
+  const sub = path.join(dir, 'gone');
+  fs.mkdirSync(sub);
+  const log = captureLog();
+  const w = new AccessLogWriter({ file: path.join(sub, 'access.log'), logger: log.logger });
+  await w.open();
+  w.write('before\n');
+  await w.flush();
+  fs.renameSync(sub, `${sub}.old`); // the configured folder is gone
+  await w.reopen();
+  w.write('after\n');
+  await w.close();
+  assert.equal(fs.readFileSync(path.join(`${sub}.old`, 'access.log'), 'utf8'), 'before\nafter\n');
+  const err = log.atLeast(50).find((r) => r.msg?.startsWith('access log could not be reopened'));
+  assert.match(String(err?.err), /ENOENT/);
 });
