@@ -20,7 +20,8 @@ test('an unknown type URL is ignored; the stream and the server keep working', {
   s.send({ typeUrl: '' }); // ADS needs a type URL
   s.send({ typeUrl: 'garbage' });
   await s.expectSilence();
-  assert.equal(h.server.stats.unknownType, 3);
+  // All three counted (on a starved 2-core box the third may land after the silence window).
+  await eventually(() => h.server.stats.unknownType === 3, 2_000, `3 unknown-type requests counted (${h.server.stats.unknownType})`);
   s.subscribe(TypeUrl.Cluster);
   assert.deepEqual((await s.next()).names, ['c0', 'c1']);
 });
