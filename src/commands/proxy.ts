@@ -3,6 +3,10 @@
  * signals and fatal errors: lifecycle.ts).
  * In: argv (--xds HOST:PORT --node-id ID --node-cluster NAME [--locality region/zone]
  * [--admin-port N], or --bootstrap FILE in Envoy's format). Out: an exit code.
+ *
+ * SIGTERM/SIGINT drain first (listeners closed, open requests finish within --drain-time-s), so
+ * a rolling restart costs no request; /quitquitquit closes at once (as Envoy's does), and so does
+ * a second signal (lifecycle.ts: exit 1).
  */
 import { createLogger } from '../log.js';
 import { ConsulXdsError } from '../errors.js';
@@ -11,6 +15,9 @@ import { installLifecycle } from './lifecycle.js';
 import { nodeModel, parseHostPort, parseLocality, readBootstrapFile, type Bootstrap } from '../dataplane/bootstrap.js';
 import { startProxy } from '../dataplane/proxy.js';
 import { installFastAsyncBind } from '../dataplane/fast-async-bind.js';
+
+/** stop() reason of POST /quitquitquit: close at once, no drain (Envoy's behaviour). */
+const QUIT = 'quitquitquit';
 
 const USAGE = `Usage: consul-xds proxy (--xds HOST:PORT --node-id ID --node-cluster NAME | --bootstrap FILE) [options]
 
@@ -28,7 +35,8 @@ Admin:
   --admin-port N            admin port: /ready /stats /clusters /config_dump (default 9901; 0 = any)
   --no-admin                run without the admin server
 Behaviour:
-  --drain-time-s N          how long removed listeners finish in-flight requests (default 10)
+  --drain-time-s N          how long open connections may finish when their listener is removed,
+                            or on SIGTERM/SIGINT before the proxy closes the rest and exits (default 10)
   --log-level LEVEL         trace|debug|info|warn|error (default info)
 `;
 
@@ -86,14 +94,19 @@ export async function run(argv: string[]): Promise<number> {
   const life = installLifecycle(logger);
   // A process of its own: per-request costs of node:http2 on this Node version may be trimmed.
   const fastBind = installFastAsyncBind();
-  const proxy = await startProxy({ bootstrap, logger, drainTimeMs: drainS * 1000, onQuit: () => life.stop('quitquitquit') });
+  const proxy = await startProxy({ bootstrap, logger, drainTimeMs: drainS * 1000, onQuit: () => life.stop(QUIT) });
   life.up();
   logger.debug({ fastAsyncBind: fastBind }, 'AsyncResource.bind without the DEP0172 accessor');
   process.stderr.write(
     `consul-xds proxy: node ${bootstrap.node.id} (cluster ${bootstrap.node.cluster}) <- ADS ${bootstrap.xds.host}:${bootstrap.xds.port}` +
       (proxy.adminPort !== undefined ? `; admin http://${bootstrap.admin?.host}:${proxy.adminPort}/ready\n` : '\n'),
   );
-  logger.info({ signal: await life.stopped }, 'shutting down');
+  const reason = await life.stopped;
+  if (reason !== QUIT) {
+    logger.info({ signal: reason, drainTimeS: drainS }, 'draining: listeners closed, open requests may finish');
+    await proxy.drain();
+  }
+  logger.info({ signal: reason }, 'shutting down');
   await proxy.close();
   logger.flush();
   return 0;

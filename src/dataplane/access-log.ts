@@ -1,29 +1,38 @@
 /**
  * Access-log sinks shared by all listeners. In: a listener's AccessLogModels. Out: one function
  * that takes a finished request's LogRecord and hands it to each configured logger: files and
- * stdout/stderr (formatted lines, one write stream per path) and gRPC ALS streams (one per sink
+ * stdout/stderr (formatted lines, one bounded writer per path) and gRPC ALS streams (one per sink
  * cluster and log name). Nothing is allocated per request when a listener logs nothing.
+ *
+ * A slow or stuck destination never holds up traffic or grows memory: file lines go through the
+ * sidecar's AccessLogWriter (non-blocking writes, at most FILE_QUEUE_BYTES queued per path, the
+ * rest dropped and counted), ALS streams have their own bounds (als-client.ts).
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
+import type { Logger } from '../log.js';
+import { AccessLogWriter } from '../sidecar/access-log-writer.js';
 import type { ClusterManager } from './cluster-manager.js';
 import type { AccessLogModel } from './access-log-config.js';
 import type { LogRecord } from './access-log-format.js';
 import { AlsStream } from './als-client.js';
 import type { NodeModel } from './bootstrap.js';
+import type { StatEmitter } from './stats.js';
 
 export type LogFn = (r: LogRecord) => void;
 
-interface LineSink {
-  write(line: string): void;
-}
+/** Log text one file path may hold in memory while its destination is slow; the rest is dropped. */
+const FILE_QUEUE_BYTES = 8 * 1024 * 1024;
+/** How long shutdown waits for queued lines to reach a slow destination. */
+const FILE_CLOSE_WAIT_MS = 1000;
+const STD_FDS: Readonly<Record<string, number>> = { '/dev/stdout': 1, '/dev/stderr': 2 };
 
 export class AccessLogService {
-  private readonly files = new Map<string, LineSink & { close(): void }>();
+  private readonly files = new Map<string, AccessLogWriter>();
   private readonly grpc = new Map<string, AlsStream>();
 
   constructor(
     private readonly clusters: ClusterManager,
     private readonly node: NodeModel,
+    private readonly logger: Logger,
   ) {}
 
   /** A logger for `models`, or undefined when there are none (the hot path then skips logging). */
@@ -50,35 +59,56 @@ export class AccessLogService {
     };
   }
 
-  private file(path: string): LineSink {
-    let sink = this.files.get(path);
-    if (sink) return sink;
-    if (path === '/dev/stdout' || path === '/dev/stderr') {
-      const out = path === '/dev/stdout' ? process.stdout : process.stderr;
-      sink = { write: (line) => void out.write(line), close: () => undefined };
-    } else {
-      const ws: WriteStream = createWriteStream(path, { flags: 'a' });
-      ws.on('error', () => undefined);
-      sink = { write: (line) => void ws.write(line), close: () => ws.end() };
-    }
-    this.files.set(path, sink);
-    return sink;
+  private file(path: string): AccessLogWriter {
+    let writer = this.files.get(path);
+    if (writer) return writer;
+    const logger = this.logger.child({ accessLog: path });
+    const fd = STD_FDS[path];
+    writer = new AccessLogWriter({ ...(fd !== undefined ? { fd } : { file: path }), maxQueueBytes: FILE_QUEUE_BYTES, logger });
+    // Until the file opens (a FIFO waits for its reader) lines queue, bounded as always.
+    writer.open().catch((err: Error) => logger.error({ err: err.message }, 'cannot open access log file; its lines are dropped'));
+    this.files.set(path, writer);
+    return writer;
   }
 
-  alsStats(): { written: number; dropped: number; streams: number } {
-    const total = { written: 0, dropped: 0, streams: 0 };
+  /**
+   * Envoy's gRPC access-logger counters (access_logs.grpc_access_log.*) and, under access_log.*,
+   * what Envoy has no name for: file-log counters and the memory both kinds hold right now.
+   */
+  emitStats(emit: StatEmitter): void {
+    const als = { written: 0, dropped: 0, streams: 0, entries: 0, bytes: 0 };
     for (const s of this.grpc.values()) {
-      total.written += s.stats.written;
-      total.dropped += s.stats.dropped;
-      total.streams += s.stats.streams;
+      als.written += s.stats.written;
+      als.dropped += s.stats.dropped;
+      als.streams += s.stats.streams;
+      const b = s.buffered();
+      als.entries += b.entries;
+      als.bytes += b.bytes;
     }
-    return total;
+    emit('access_logs.grpc_access_log.logs_written', als.written);
+    emit('access_logs.grpc_access_log.logs_dropped', als.dropped);
+    emit('access_log.grpc.streams_total', als.streams);
+    emit('access_log.grpc.buffered_entries', als.entries);
+    emit('access_log.grpc.buffered_bytes', als.bytes);
+    const file = { written: 0, dropped: 0, failed: 0, queued: 0 };
+    for (const w of this.files.values()) {
+      const s = w.stats();
+      file.written += s.written;
+      file.dropped += s.dropped;
+      file.failed += s.writeErrors;
+      file.queued += s.queuedBytes;
+    }
+    emit('access_log.file.logs_written', file.written);
+    emit('access_log.file.logs_dropped', file.dropped);
+    emit('access_log.file.write_failed', file.failed);
+    emit('access_log.file.buffered_bytes', file.queued);
   }
 
-  close(): void {
+  async close(): Promise<void> {
     for (const s of this.grpc.values()) s.close();
-    for (const f of this.files.values()) f.close();
     this.grpc.clear();
+    const files = [...this.files.values()];
     this.files.clear();
+    await Promise.all(files.map((f) => f.close(FILE_CLOSE_WAIT_MS)));
   }
 }

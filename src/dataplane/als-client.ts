@@ -6,6 +6,12 @@
  * are batched until buffer_size_bytes or buffer_flush_interval (0 bytes: one message per entry,
  * as Envoy does). When the sink is down, entries are dropped (counted), never queued without
  * bound; the next flush opens a new stream.
+ *
+ * A sink that is up but slow (or that accepts the stream and never reads) is bounded the way
+ * Envoy bounds it: a message goes to the stream only while the bytes written to it and not yet
+ * taken by HTTP/2 stay under STREAM_BUFFER_LIMIT (Envoy's write-buffer high watermark); until then
+ * entries wait in `pending` (at most MAX_PENDING entries and MAX_PENDING_BYTES), and beyond that
+ * they are dropped and counted in access_logs.grpc_access_log.logs_dropped. Traffic never waits.
  */
 import { Client, credentials, type ClientWritableStream } from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
@@ -18,6 +24,10 @@ import type { NodeModel } from './bootstrap.js';
 const METHOD = '/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs';
 /** Entries kept while the sink is unreachable or slow; beyond this they are dropped. */
 const MAX_PENDING = 10_000;
+/** The same bound in (estimated) bytes, so long paths or headers cannot make the queue big. */
+const MAX_PENDING_BYTES = 4 * 1024 * 1024;
+/** Bytes handed to one stream and not yet sent (Envoy's default per-connection buffer limit). */
+const STREAM_BUFFER_LIMIT = 1024 * 1024;
 
 const FLAG_FIELDS: Readonly<Record<string, string>> = {
   NR: 'no_route_found',
@@ -53,8 +63,14 @@ export interface AlsStats {
   streams: number;
 }
 
+/** One open stream and the bytes written to it whose write callback has not fired yet. */
+interface OpenStream {
+  readonly call: ClientWritableStream<Buffer>;
+  unsent: number;
+}
+
 export class AlsStream {
-  private call: ClientWritableStream<Buffer> | undefined;
+  private open: OpenStream | undefined;
   private client: Client | undefined;
   private clientTarget = '';
   private pending: Record<string, unknown>[] = [];
@@ -73,16 +89,33 @@ export class AlsStream {
 
   log(r: LogRecord): void {
     if (this.closed) return;
-    if (this.pending.length >= MAX_PENDING) {
-      this.stats.dropped++;
-      return;
+    // A rough size estimate is enough to honour buffer_size_bytes and the queue bound.
+    const size = 200 + r.path.length + r.authority.length + r.userAgent.length;
+    if (!this.hasRoom(size)) {
+      this.flush();
+      if (!this.hasRoom(size)) {
+        this.stats.dropped++;
+        return;
+      }
     }
-    const entry = this.kind === 'http' ? this.httpEntry(r) : this.tcpEntry(r);
-    this.pending.push(entry);
-    // A rough size estimate is enough to honour buffer_size_bytes.
-    this.pendingBytes += 200 + r.path.length + r.authority.length + r.userAgent.length;
+    this.pending.push(this.kind === 'http' ? this.httpEntry(r) : this.tcpEntry(r));
+    this.pendingBytes += size;
     if (this.pendingBytes >= this.model.bufferSizeBytes) this.flush();
-    else this.timer ??= setTimeout(() => this.flush(), this.model.flushIntervalMs);
+    else this.timer ??= setTimeout(this.onTimer, this.model.flushIntervalMs);
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    this.flush();
+  };
+
+  private hasRoom(size: number): boolean {
+    return this.pending.length < MAX_PENDING && this.pendingBytes + size <= MAX_PENDING_BYTES;
+  }
+
+  /** Entries waiting for the stream, and bytes written to it but not yet sent: the bounded memory. */
+  buffered(): { entries: number; bytes: number } {
+    return { entries: this.pending.length, bytes: this.pendingBytes + (this.open?.unsent ?? 0) };
   }
 
   private common(r: LogRecord): Record<string, unknown> {
@@ -147,8 +180,8 @@ export class AlsStream {
   }
 
   /** Opens (or re-opens) the stream to a host of the sink cluster; undefined when none is usable. */
-  private stream(): ClientWritableStream<Buffer> | undefined {
-    if (this.call) return this.call;
+  private stream(): OpenStream | undefined {
+    if (this.open) return this.open;
     const host = this.clusters.get(this.model.cluster)?.pick(undefined);
     if (!host) return undefined;
     if (!this.client || this.clientTarget !== host.key) {
@@ -161,29 +194,34 @@ export class AlsStream {
       (b: Buffer) => b,
       (b: Buffer) => b,
       () => {
-        if (this.call === call) this.call = undefined;
+        if (this.open?.call === call) this.open = undefined;
       },
     );
     call.on('error', () => {
-      if (this.call === call) this.call = undefined;
+      if (this.open?.call === call) this.open = undefined;
     });
-    this.call = call;
+    this.open = { call, unsent: 0 };
     this.stats.streams++;
     const identifier = { node: this.node.proto, log_name: this.model.logName };
     this.first = identifier;
-    return call;
+    return this.open;
   }
 
   private first: Record<string, unknown> | undefined;
 
   flush(): void {
+    if (this.pending.length === 0) return;
+    const out = this.stream();
+    if (out && out.unsent >= STREAM_BUFFER_LIMIT) {
+      // The sink is not taking what it has: keep the entries (bounded) and look again later.
+      if (!this.closed) this.timer ??= setTimeout(this.onTimer, this.model.flushIntervalMs);
+      return;
+    }
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    if (this.pending.length === 0) return;
-    const call = this.stream();
-    if (!call) {
+    if (!out) {
       this.stats.dropped += this.pending.length;
       this.pending = [];
       this.pendingBytes = 0;
@@ -198,18 +236,34 @@ export class AlsStream {
       this.first = undefined;
     }
     const t = this.messageType;
-    call.write(Buffer.from(t.encode(t.fromObject(msg)).finish()));
+    const bytes = t.encode(t.fromObject(msg)).finish();
+    out.unsent += bytes.length;
+    // The callback fires once HTTP/2 took the bytes (flow control), or when the call failed.
+    out.call.write(Buffer.from(bytes), () => {
+      out.unsent -= bytes.length;
+    });
     this.stats.written += entries.length;
   }
 
   close(): void {
     this.flush();
     this.closed = true;
+    // Whatever the stream could not take by now is lost with the process: count it.
+    this.stats.dropped += this.pending.length;
+    this.pending = [];
+    this.pendingBytes = 0;
     if (this.timer) clearTimeout(this.timer);
-    this.call?.end();
-    this.call = undefined;
+    const call = this.open?.call;
+    call?.end();
+    this.open = undefined;
     const client = this.client;
-    // Give the final message a moment to leave before the channel closes.
-    if (client) setTimeout(() => client.close(), 200).unref();
+    // Give the final message a moment to leave, then close the channel. A sink that stopped
+    // reading would keep the call (and the process) alive: cancel it.
+    if (client) {
+      setTimeout(() => {
+        call?.cancel();
+        client.close();
+      }, 200).unref();
+    }
   }
 }

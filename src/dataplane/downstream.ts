@@ -16,12 +16,15 @@ export interface Downstream {
   readonly authority: string;
   readonly scheme: string;
   readonly hasBody: boolean;
+  /** ip:port of the peer. */
   readonly remoteAddress: string;
+  /** The peer's IP alone. */
+  readonly remoteIp: string;
   readonly localAddress: string;
   readonly headersSent: boolean;
   /** One header, lower-case name; pseudo headers (':method', ':path', ...) work for every codec. */
   header(name: string): string | undefined;
-  /** Forwardable request headers (no pseudo, hop-by-hop or host), copied into `into`. */
+  /** Forwardable request headers (no pseudo, hop-by-hop, named in `connection`, or host), copied into `into`. */
   copyHeaders(into: HeaderMap): void;
   /** Body events; call once. `onEnd` also fires at once for a request without a body. */
   readBody(onData: (chunk: Buffer) => void, onEnd: () => void): void;
@@ -45,12 +48,28 @@ function joinValue(v: string | string[] | undefined): string | undefined {
 }
 
 /**
+ * Header names a `connection` header nominates as hop-by-hop (RFC 9110 7.6.1), beyond the standard
+ * ones; undefined when there are none (the common `keep-alive` / `close`).
+ */
+function nominated(connection: string | string[] | undefined): Set<string> | undefined {
+  if (connection === undefined) return undefined;
+  let names: Set<string> | undefined;
+  for (const part of joinValue(connection)?.split(',') ?? []) {
+    const name = part.trim().toLowerCase();
+    if (name !== '' && name !== 'close' && !HOP_BY_HOP.has(name)) (names ??= new Set()).add(name);
+  }
+  return names;
+}
+
+/**
  * `expect` is answered here, not forwarded: node's servers send the 100 Continue themselves, as
- * Envoy does by default (proxy_100_continue false).
+ * Envoy does by default (proxy_100_continue false). Headers named in `connection` stay here, as in
+ * Envoy.
  */
 function copyForwardable(src: Record<string, string | string[] | undefined>, into: HeaderMap): void {
+  const extra = nominated(src.connection);
   for (const k in src) {
-    if (k.charCodeAt(0) === 58 /* ':' */ || k === 'host' || k === 'expect' || HOP_BY_HOP.has(k)) continue;
+    if (k.charCodeAt(0) === 58 /* ':' */ || k === 'host' || k === 'expect' || HOP_BY_HOP.has(k) || extra?.has(k)) continue;
     into[k] = src[k];
   }
 }
@@ -85,6 +104,9 @@ export class Http1Downstream implements Downstream {
   get remoteAddress(): string {
     const s = this.req.socket;
     return `${s.remoteAddress ?? ''}:${s.remotePort ?? 0}`;
+  }
+  get remoteIp(): string {
+    return this.req.socket.remoteAddress ?? '';
   }
   get localAddress(): string {
     const s = this.req.socket;
@@ -165,7 +187,7 @@ export class Http1Downstream implements Downstream {
   }
 }
 
-const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR } = http2.constants;
 
 export class Http2Downstream implements Downstream {
   readonly protocol = 'HTTP/2' as const;
@@ -199,6 +221,9 @@ export class Http2Downstream implements Downstream {
   get remoteAddress(): string {
     const s = this.stream.session?.socket;
     return `${s?.remoteAddress ?? ''}:${s?.remotePort ?? 0}`;
+  }
+  get remoteIp(): string {
+    return this.stream.session?.socket?.remoteAddress ?? '';
   }
   get localAddress(): string {
     const s = this.stream.session?.socket;
@@ -243,6 +268,7 @@ export class Http2Downstream implements Downstream {
     if (endStream) {
       this.ended = true;
       this.stream.respond(h, { endStream: true });
+      this.stopRequest();
       return;
     }
     this.stream.respond(h, { waitForTrailers: this.wantsTrailers });
@@ -269,6 +295,16 @@ export class Http2Downstream implements Downstream {
     this.ended = true;
     this.trailers = trailers;
     this.stream.end();
+    this.stopRequest();
+  }
+
+  /**
+   * A complete response before the whole request: ask the client to stop sending (RST_STREAM
+   * NO_ERROR, RFC 9113 8.1), as Envoy does, instead of leaving the stream half open.
+   */
+  private stopRequest(): void {
+    const stream = this.stream;
+    if (this.hasBody && !stream.readableEnded && stream.state.remoteClose !== 1) stream.once('finish', () => stream.close(NGHTTP2_NO_ERROR));
   }
 
   reset(): void {

@@ -6,7 +6,8 @@
  *
  * Behaviour follows Envoy's router: direct_response / redirect / 404 (NR) answered locally;
  * weighted_clusters drawn per request; host and path rewrites; route timeout (default 15 s,
- * from the end of the request body) -> 504 UT; per-try timeout and retry_policy (5xx,
+ * from the end of the request body) -> 504 UT; stream_idle_timeout (nothing moved either way) ->
+ * 408 SI; per-try timeout and retry_policy (5xx,
  * gateway-error, connect-failure, reset, retriable-4xx, retriable-status-codes, refused-stream,
  * gRPC statuses) with jittered exponential back-off and max_retries; circuit breakers -> 503 UO
  * with x-envoy-overloaded; no healthy host -> 503 UH; upstream connect failure -> 503 UF; request
@@ -16,6 +17,8 @@
  * header map and the pool's request; nothing else per request.
  */
 import { randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import type { Downstream } from './downstream.js';
 import type { ClusterManager } from './cluster-manager.js';
 import type { UpstreamCluster } from './cluster.js';
@@ -78,6 +81,46 @@ function grpcStatusOf(http: number): number {
   }
 }
 
+/** This host's first non-loopback IPv4 address (as Envoy's local address), found once. */
+let hostAddress: string | undefined;
+function localHostAddress(): string {
+  if (hostAddress === undefined) {
+    hostAddress = '127.0.0.1';
+    search: for (const addrs of Object.values(networkInterfaces())) {
+      for (const a of addrs ?? []) {
+        if (a.family === 'IPv4' && !a.internal) {
+          hostAddress = a.address;
+          break search;
+        }
+      }
+    }
+  }
+  return hostAddress;
+}
+
+/**
+ * x-forwarded-for and x-forwarded-proto by Envoy's rules. With use_remote_address the data plane
+ * is the edge: it appends the peer to XFF (a loopback peer as this host's address, as Envoy does)
+ * and, trusting no hop, sets XFP from the connection. Otherwise XFF passes as sent and a client's
+ * XFP is kept. XFP is never taken from `:scheme`; connections here are cleartext, so it is `http`.
+ */
+function setForwarded(hcm: HcmModel, down: Downstream, headers: HeaderMap): void {
+  if (hcm.useRemoteAddress) {
+    if (!hcm.skipXffAppend) {
+      let ip = down.remoteIp;
+      if (ip.startsWith('::ffff:') && ip.includes('.')) ip = ip.slice(7);
+      if (isIP(ip) === 0 || ip.startsWith('127.') || ip === '::1') ip = localHostAddress();
+      const xff = down.header('x-forwarded-for');
+      headers['x-forwarded-for'] = xff === undefined || xff === '' ? ip : `${xff},${ip}`;
+    }
+    if (hcm.xffNumTrustedHops === 0) {
+      headers['x-forwarded-proto'] = 'http';
+      return;
+    }
+  }
+  if (headers['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = 'http';
+}
+
 export class HttpExchange implements UpstreamCallbacks {
   private readonly startMs = Date.now();
   private readonly startTick = performance.now();
@@ -105,6 +148,9 @@ export class HttpExchange implements UpstreamCallbacks {
   private tryTimer: NodeJS.Timeout | undefined;
   private backoffTimer: NodeJS.Timeout | undefined;
   private requestTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  /** performance.now() of the last byte or header moved in either direction. */
+  private lastActivity = this.startTick;
   private trailers: HeaderMap | undefined;
   private respHeaders: HeaderMap | undefined;
   private done = false;
@@ -154,6 +200,9 @@ export class HttpExchange implements UpstreamCallbacks {
     this.down.onAbort(() => this.onDownstreamAbort());
     // HCM request_timeout: the whole request must have arrived in time.
     if (rt.hcm.requestTimeoutMs > 0) this.requestTimer = setTimeout(() => this.onRequestTimeout(), rt.hcm.requestTimeoutMs);
+    // HCM stream_idle_timeout: one timer per request, re-armed lazily from lastActivity.
+    const idleMs = rt.hcm.streamIdleTimeoutMs;
+    if (idleMs > 0) this.idleTimer = setTimeout(() => this.onStreamIdle(idleMs), idleMs);
     const route = rt.router?.match(this);
     if (!route) {
       stats.no_route++;
@@ -212,7 +261,7 @@ export class HttpExchange implements UpstreamCallbacks {
       rewritten = true;
     } else if (a.regexRewrite) {
       const only = withoutQuery(path);
-      path = only.replace(a.regexRewrite.re, a.regexRewrite.substitution) + path.slice(only.length);
+      path = a.regexRewrite(only) + path.slice(only.length);
       rewritten = true;
     }
     this.upstreamPath = path;
@@ -226,7 +275,7 @@ export class HttpExchange implements UpstreamCallbacks {
       ? { ':method': this.method, ':path': path, ':authority': authority, ':scheme': 'http' }
       : { host: authority };
     down.copyHeaders(headers);
-    headers['x-forwarded-proto'] = down.scheme;
+    setForwarded(rt.hcm, down, headers);
     const id = down.header('x-request-id');
     if (id !== undefined) this.requestId = id;
     else if (rt.hcm.generateRequestId) headers['x-request-id'] = this.requestId = randomUUID();
@@ -253,6 +302,7 @@ export class HttpExchange implements UpstreamCallbacks {
 
   private onBodyData(chunk: Buffer): void {
     if (this.done) return;
+    this.lastActivity = performance.now();
     if (this.body) {
       this.bodyBytes += chunk.length;
       if (this.bodyBytes <= RETRY_BUFFER_LIMIT) this.body.push(chunk);
@@ -481,6 +531,26 @@ export class HttpExchange implements UpstreamCallbacks {
     this.localReply(408, '', 'request_overall_timeout', 'request timeout');
   }
 
+  /** Nothing moved either way for stream_idle_timeout: 408 (SI) before the response started, else a reset. */
+  private onStreamIdle(idleMs: number): void {
+    this.idleTimer = undefined;
+    if (this.done) return;
+    const left = this.lastActivity + idleMs - performance.now();
+    if (left >= 1) {
+      this.idleTimer = setTimeout(() => this.onStreamIdle(idleMs), left);
+      return;
+    }
+    this.rt.stats.downstream_rq_idle_timeout++;
+    const up = this.upstream;
+    if (up) {
+      this.endAttempt(this.attemptStatus, 0, false);
+      up.abort();
+    }
+    // The rest of a stalled request body would be read as the next request: close after the reply.
+    if (!this.bodyEnded) this.down.closeAfterResponse();
+    this.localReply(408, 'SI', 'stream_idle_timeout', 'stream timeout');
+  }
+
   private onGlobalTimeout(): void {
     this.globalTimer = undefined;
     if (this.done) return;
@@ -500,6 +570,7 @@ export class HttpExchange implements UpstreamCallbacks {
 
   onUpstreamHeaders(status: number, headers: HeaderMap, endStream: boolean): void {
     if (this.done) return;
+    this.lastActivity = performance.now();
     this.attemptStatus = status;
     if (this.upstreamMs < 0) this.upstreamMs = performance.now() - this.startTick;
     if (this.retry && this.retriableResponse(status, headers) && this.mayRetry()) {
@@ -523,6 +594,7 @@ export class HttpExchange implements UpstreamCallbacks {
 
   onUpstreamData(chunk: Buffer): void {
     if (this.done) return;
+    this.lastActivity = performance.now();
     this.bytesOut += chunk.length;
     if (!this.down.write(chunk)) {
       const up = this.upstream;
@@ -653,6 +725,7 @@ export class HttpExchange implements UpstreamCallbacks {
     if (this.globalTimer) clearTimeout(this.globalTimer);
     if (this.tryTimer) clearTimeout(this.tryTimer);
     if (this.requestTimer) clearTimeout(this.requestTimer);
+    if (this.idleTimer) clearTimeout(this.idleTimer);
     if (this.backoffTimer) {
       clearTimeout(this.backoffTimer);
       if (this.inRetry && this.cluster) {

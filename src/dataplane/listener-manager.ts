@@ -9,6 +9,9 @@
  * they share the port), the old one drains. A removed listener stops accepting, drains (GOAWAY
  * / connection: close) and is closed after the drain time. An HTTP listener using RDS binds at
  * once (so bind errors surface) but holds its connections until its routes arrive (warming).
+ *
+ * drainAll() (SIGTERM) drains every listener the same way and resolves once no connection is
+ * left or the drain time is over, whichever comes first; a drain never waits longer than it must.
  */
 import net, { type Socket } from 'node:net';
 import type { Logger } from '../log.js';
@@ -35,6 +38,7 @@ export class ManagedListener {
   boundPort = 0;
   private held: Socket[] = [];
   private readonly sockets = new Set<Socket>();
+  private onIdle: (() => void) | undefined;
 
   constructor(
     public model: ListenerModel,
@@ -60,6 +64,7 @@ export class ManagedListener {
       stats.downstream_cx_active--;
       stats.downstream_cx_destroy++;
       this.sockets.delete(socket);
+      if (this.sockets.size === 0) this.onIdle?.();
     });
     if (this.warm) this.impl.handleConnection(socket);
     else {
@@ -76,6 +81,12 @@ export class ManagedListener {
 
   openConnections(): number {
     return this.sockets.size;
+  }
+
+  /** Calls `fn` once no connection is open (at once if none is). */
+  whenIdle(fn: () => void): void {
+    if (this.sockets.size === 0) fn();
+    else this.onIdle = fn;
   }
 
   destroyAll(): void {
@@ -98,7 +109,8 @@ function sameAddress(a: ListenerModel, b: ListenerModel): boolean {
 
 export class ListenerManager {
   private readonly active = new Map<string, ManagedListener>();
-  private readonly draining = new Set<ManagedListener>();
+  /** Listeners draining, each with the promise that settles when it is closed. */
+  private readonly draining = new Map<ManagedListener, Promise<void>>();
   private closed = false;
 
   constructor(private readonly deps: ListenerManagerDeps) {}
@@ -179,7 +191,7 @@ export class ListenerManager {
       const l = this.active.get(name);
       if (!l) continue;
       this.active.delete(name);
-      this.drain(l);
+      void this.drain(l);
     }
     for (const u of upserts) {
       if (this.closed) break;
@@ -192,12 +204,12 @@ export class ListenerManager {
         if (old && sameAddress(old.model, u.model)) {
           // Same port, new kind: the old socket must let go of the port first.
           this.active.delete(u.name);
-          this.drain(old);
+          void this.drain(old);
           this.active.set(u.name, await this.start(u));
         } else {
           const l = await this.start(u);
           this.active.set(u.name, l);
-          if (old) this.drain(old);
+          if (old) void this.drain(old);
         }
       } catch (err) {
         const e = err as Error & { code?: string };
@@ -236,25 +248,48 @@ export class ListenerManager {
     apply();
   }
 
-  private drain(l: ManagedListener): void {
-    this.draining.add(l);
+  /**
+   * Stops accepting on `l`, asks its connections to finish (GOAWAY / connection: close; TCP
+   * pipes run on) and closes what is left when the drain time is over. Settles when `l` is closed.
+   */
+  private drain(l: ManagedListener): Promise<void> {
+    const pending = this.draining.get(l);
+    if (pending) return pending;
     l.server.close();
     if (l.impl instanceof HttpListener) l.impl.drain();
+    let resolve!: () => void;
+    const done = new Promise<void>((r) => (resolve = r));
+    this.draining.set(l, done);
+    let finished = false;
     const finish = (): void => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
       l.destroyAll();
       l.impl.destroy();
       this.draining.delete(l);
+      resolve();
     };
-    if (l.openConnections() === 0) {
-      finish();
-      return;
-    }
     const timer = setTimeout(finish, this.deps.drainTimeMs);
     timer.unref();
+    l.whenIdle(finish);
+    return done;
+  }
+
+  /**
+   * Shutdown: no listener takes new connections (new ones are refused), open ones finish within
+   * the drain time, then the rest is closed. Later LDS updates bind nothing.
+   */
+  async drainAll(): Promise<void> {
+    this.closed = true;
+    const all = [...this.active.values()];
+    this.active.clear();
+    for (const l of all) void this.drain(l);
+    await Promise.all(this.draining.values());
   }
 
   emitStats(emit: StatEmitter): void {
-    for (const l of [...this.active.values(), ...this.draining]) {
+    for (const l of [...this.active.values(), ...this.draining.keys()]) {
       l.stats.emit(l.model.address, l.boundPort, emit);
       l.impl.emitStats(emit);
     }
@@ -265,7 +300,7 @@ export class ListenerManager {
 
   async close(): Promise<void> {
     this.closed = true;
-    const all = [...this.active.values(), ...this.draining];
+    const all = [...this.active.values(), ...this.draining.keys()];
     this.active.clear();
     this.draining.clear();
     await Promise.all(

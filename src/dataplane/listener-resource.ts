@@ -1,10 +1,11 @@
 /**
  * Listener (LDS) -> ListenerModel. In: a decoded envoy.config.listener.v3.Listener. Out: its
  * address and its one terminal network filter: the HTTP connection manager (codec, routes from
- * RDS or inline, the router as only HTTP filter, timeouts, access logs) or the TCP proxy
- * (cluster or weighted clusters, idle timeout, connect attempts, access logs). Refused with a
- * ResourceError naming the field: several filter chains or chain matching, TLS, listener
- * filters, other network or HTTP filters, API listeners.
+ * RDS or inline, the router as only HTTP filter, timeouts, forwarded headers, access logs, and a
+ * connection_limit filter in front of it) or the TCP proxy (cluster or weighted clusters, idle
+ * timeout, connect attempts, access logs). Refused with a ResourceError naming the field: several
+ * filter chains or chain matching, TLS, listener filters, other network or HTTP filters, API
+ * listeners.
  */
 import type { FieldReader } from './field-reader.js';
 import { readSocketAddress } from './endpoint-resource.js';
@@ -16,6 +17,14 @@ const T = 'type.googleapis.com/envoy.extensions.';
 export const HCM_TYPE = `${T}filters.network.http_connection_manager.v3.HttpConnectionManager`;
 export const TCP_PROXY_TYPE = `${T}filters.network.tcp_proxy.v3.TcpProxy`;
 const ROUTER_TYPE = `${T}filters.http.router.v3.Router`;
+const CONNECTION_LIMIT_TYPE = `${T}filters.network.connection_limit.v3.ConnectionLimit`;
+
+/** envoy.filters.network.connection_limit: connections over the cap are closed (after `delayMs`). */
+export interface ConnectionLimitModel {
+  readonly statPrefix: string;
+  readonly maxConnections: number;
+  readonly delayMs: number;
+}
 
 export interface HcmModel {
   readonly kind: 'http';
@@ -24,13 +33,28 @@ export interface HcmModel {
   /** RDS name, or undefined with `inlineRoutes` set. */
   readonly rdsName: string | undefined;
   readonly inlineRoutes: RouteConfigModel | undefined;
-  /** 0 disables. */
+  /** 0 disables (every timeout here). */
   readonly requestTimeoutMs: number;
+  /** From the first byte of a request's headers to the last (request_headers_timeout). */
+  readonly requestHeadersTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  /** No activity on a request in either direction (stream_idle_timeout; Envoy: 5 min). */
   readonly streamIdleTimeoutMs: number;
+  /**
+   * HTTP/1 vs HTTP/2 detection (codec AUTO) must see the first bytes this soon: the listener's
+   * listener_filters_timeout (the sniffing is our http_inspector), Envoy's default 15 s. On expiry
+   * the connection is closed, or handed to HTTP/1 with continue_on_listener_filters_timeout.
+   */
+  readonly sniffTimeoutMs: number;
+  readonly sniffTimeoutContinue: boolean;
+  readonly connectionLimit: ConnectionLimitModel | undefined;
   readonly generateRequestId: boolean;
   readonly h2MaxConcurrentStreams: number;
   readonly stripPort: 'none' | 'matching' | 'any';
+  /** The data plane is the edge: append the peer to x-forwarded-for, set x-forwarded-proto itself. */
+  readonly useRemoteAddress: boolean;
+  readonly xffNumTrustedHops: number;
+  readonly skipXffAppend: boolean;
   readonly accessLogs: readonly AccessLogModel[];
 }
 
@@ -55,7 +79,11 @@ export interface ListenerModel {
 export function readListener(r: FieldReader): ListenerModel {
   const name = r.requiredString('name');
   const { address, port } = readSocketAddress(r.message('address'), r, 'address');
-  r.ignore('stat_prefix', 'metadata', 'per_connection_buffer_limit_bytes', 'drain_type', 'listener_filters_timeout', 'continue_on_listener_filters_timeout');
+  r.ignore('stat_prefix', 'metadata', 'per_connection_buffer_limit_bytes', 'drain_type');
+  const sniff: Sniff = {
+    sniffTimeoutMs: r.durationMs('listener_filters_timeout') ?? 15_000,
+    sniffTimeoutContinue: r.bool('continue_on_listener_filters_timeout'),
+  };
   r.ignore('tcp_fast_open_queue_length', 'traffic_direction', 'connection_balance_config', 'reuse_port', 'enable_reuse_port', 'tcp_backlog_size', 'freebind');
   r.ignore('ignore_global_conn_limit', 'max_connections_to_accept_per_socket_event', 'bypass_overload_manager');
   r.refuse('additional_addresses', 'additional addresses are not implemented');
@@ -81,22 +109,51 @@ export function readListener(r: FieldReader): ListenerModel {
   chain.refuse('transport_socket', 'TLS is not implemented');
   chain.refuse('use_proxy_proto', 'PROXY protocol is not implemented');
   chain.refuse('on_demand_configuration', 'not implemented');
-  const filters = chain.list('filters');
-  if (filters.length !== 1) throw chain.error('filters', `exactly one network filter (http_connection_manager or tcp_proxy) is supported (got ${filters.length})`);
-  const f = filters[0] as FieldReader;
-  f.ignore('name');
-  f.refuse('config_discovery', 'filter config discovery is not implemented');
-  const tc = f.message('typed_config');
-  if (!tc) throw f.error('typed_config', 'must be set');
-  const type = tc.anyType();
+  const filters = chain.list('filters').map((f) => {
+    f.ignore('name');
+    f.refuse('config_discovery', 'filter config discovery is not implemented');
+    const tc = f.message('typed_config');
+    if (!tc) throw f.error('typed_config', 'must be set');
+    return { tc, type: tc.anyType() };
+  });
+  const count = filters.length;
+  const limit = count === 2 && filters[0]?.type === CONNECTION_LIMIT_TYPE ? filters.shift() : undefined;
+  if (filters.length !== 1) {
+    throw chain.error('filters', `exactly one network filter (http_connection_manager or tcp_proxy, optionally after connection_limit) is supported (got ${count})`);
+  }
+  const { tc, type } = filters[0] as (typeof filters)[number];
   let filter: HcmModel | TcpProxyModel;
-  if (type === HCM_TYPE) filter = readHcm(tc);
-  else if (type === TCP_PROXY_TYPE) filter = readTcpProxy(tc);
-  else throw tc.error('@type', `network filter ${type} is not implemented`);
+  if (type === HCM_TYPE) filter = readHcm(tc, sniff, limit ? readConnectionLimit(limit.tc) : undefined);
+  else if (type === TCP_PROXY_TYPE) {
+    if (limit) throw limit.tc.error('@type', 'connection_limit is implemented in front of http_connection_manager only');
+    filter = readTcpProxy(tc);
+  } else throw tc.error('@type', `network filter ${type} is not implemented`);
   return Object.freeze({ name, address, port, filter });
 }
 
-function readHcm(r: FieldReader): HcmModel {
+type Sniff = Pick<HcmModel, 'sniffTimeoutMs' | 'sniffTimeoutContinue'>;
+
+/**
+ * Headers must arrive within this unless request_headers_timeout says otherwise. Envoy's own
+ * default is none (a client sending half a request line holds its connection until the 1 h idle
+ * timeout); 10 s is the value Envoy's edge best practices recommend.
+ */
+const DEFAULT_REQUEST_HEADERS_TIMEOUT_MS = 10_000;
+
+function readConnectionLimit(r: FieldReader): ConnectionLimitModel {
+  const statPrefix = r.requiredString('stat_prefix');
+  const maxConnections = r.wrapped('max_connections');
+  if (maxConnections === undefined || maxConnections < 1) throw r.error('max_connections', 'must be set (>= 1)');
+  const enabled = r.message('runtime_enabled');
+  if (enabled) {
+    // No runtime here: the flag's default value decides.
+    enabled.ignore('runtime_key');
+    if (enabled.wrappedBool('default_value') === false) throw enabled.error('default_value', 'a disabled connection_limit is not implemented (leave the filter out)');
+  }
+  return Object.freeze({ statPrefix, maxConnections, delayMs: r.durationMs('delay') ?? 0 });
+}
+
+function readHcm(r: FieldReader, sniff: Sniff, connectionLimit: ConnectionLimitModel | undefined): HcmModel {
   const statPrefix = r.requiredString('stat_prefix');
   const codec = r.enumOf('codec_type', ['AUTO', 'HTTP1', 'HTTP2'] as const, 'AUTO');
   const rds = r.message('rds');
@@ -148,8 +205,8 @@ function readHcm(r: FieldReader): HcmModel {
     h2.refuse('allow_connect', 'CONNECT is not implemented');
   }
   r.ignore('http_protocol_options', 'add_user_agent', 'tracing', 'server_name', 'server_header_transformation', 'scheme_header_transformation');
-  r.ignore('max_request_headers_kb', 'request_headers_timeout', 'drain_timeout', 'delayed_close_timeout', 'use_remote_address', 'xff_num_trusted_hops');
-  r.ignore('internal_address_config', 'skip_xff_append', 'via', 'preserve_external_request_id', 'always_set_request_id_in_response', 'forward_client_cert_details');
+  r.ignore('max_request_headers_kb', 'drain_timeout', 'delayed_close_timeout');
+  r.ignore('internal_address_config', 'via', 'preserve_external_request_id', 'always_set_request_id_in_response', 'forward_client_cert_details');
   r.ignore('set_current_client_cert_details', 'proxy_100_continue', 'represent_ipv4_remote_address_as_ipv4_mapped_ipv6', 'request_id_extension');
   r.ignore('stream_error_on_invalid_http_message', 'proxy_status_config', 'append_x_forwarded_port', 'add_proxy_protocol_connection_state');
   r.ignore('strip_trailing_host_dot', 'append_local_overload');
@@ -174,11 +231,17 @@ function readHcm(r: FieldReader): HcmModel {
     rdsName,
     inlineRoutes,
     requestTimeoutMs: r.durationMs('request_timeout') ?? 0,
+    requestHeadersTimeoutMs: r.durationMs('request_headers_timeout') ?? DEFAULT_REQUEST_HEADERS_TIMEOUT_MS,
     idleTimeoutMs,
     streamIdleTimeoutMs: r.durationMs('stream_idle_timeout') ?? 300_000,
+    ...sniff,
+    connectionLimit,
     generateRequestId: r.wrappedBool('generate_request_id') ?? true,
     h2MaxConcurrentStreams,
     stripPort,
+    useRemoteAddress: r.wrappedBool('use_remote_address') ?? false,
+    xffNumTrustedHops: r.number('xff_num_trusted_hops') ?? 0,
+    skipXffAppend: r.bool('skip_xff_append'),
     accessLogs: Object.freeze(readAccessLogs(r, 'access_log', 'http')),
   });
 }

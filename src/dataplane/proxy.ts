@@ -7,7 +7,8 @@
  * listeners before the routes they subscribe to; every update names the EDS/RDS resources that
  * are now needed so the client subscribes to exactly those. /ready turns LIVE once CDS and LDS
  * have answered and every cluster and listener finished warming, and stays LIVE (a control
- * plane outage keeps the last config serving).
+ * plane outage keeps the last config serving). drain() (the CLI's SIGTERM) turns it DRAINING while
+ * the listeners let their open connections finish.
  */
 import { silentLogger, type Logger } from '../log.js';
 import { TypeUrl, type XdsTypeUrl } from '../xds/type-urls.js';
@@ -30,7 +31,7 @@ import type { StatEmitter } from './stats.js';
 export interface ProxyOptions {
   readonly bootstrap: Bootstrap;
   readonly logger?: Logger;
-  /** How long removed listeners may finish in-flight requests (default 10 s). */
+  /** How long removed listeners, and all of them on drain(), may finish in-flight requests (default 10 s). */
   readonly drainTimeMs?: number;
   /** xDS reconnect back-off. */
   readonly backoff?: BackoffPolicy;
@@ -50,6 +51,13 @@ export interface RunningProxy {
   listenerPort(name: string): number | undefined;
   /** Resolves when /ready would say LIVE. */
   whenLive(timeoutMs?: number): Promise<void>;
+  /**
+   * Graceful stop, before close(): /ready turns DRAINING, every listener stops accepting, open
+   * connections finish (HTTP/1.1 connection: close, HTTP/2 GOAWAY, TCP pipes run on) until none
+   * is left or the drain time is over; what is left then is closed.
+   */
+  drain(): Promise<void>;
+  /** Stops at once: open connections are closed. */
   close(): Promise<void>;
 }
 
@@ -62,6 +70,12 @@ class Proxy implements XdsWatcher, AdminSource {
   private readonly logger: Logger;
   private live = false;
   private draining = false;
+  /**
+   * Types the control plane sent resources of. Needed for LIVE because the client counts an
+   * update only after onUpdate returns, and with STATIC clusters and inline routes no later
+   * EDS/RDS update calls checkLive again. (Empty answers skip onUpdate: the counters cover those.)
+   */
+  private readonly applied = new Set<XdsTypeUrl>();
   private liveWaiters: Array<() => void> = [];
   private readonly started = Date.now();
 
@@ -70,7 +84,7 @@ class Proxy implements XdsWatcher, AdminSource {
     private readonly opts: ProxyOptions,
   ) {
     this.logger = opts.logger ?? silentLogger;
-    this.accessLogs = new AccessLogService(this.clusters, bootstrap.node);
+    this.accessLogs = new AccessLogService(this.clusters, bootstrap.node, this.logger);
     this.listeners = new ListenerManager({
       clusters: this.clusters,
       routes: this.routes,
@@ -92,6 +106,7 @@ class Proxy implements XdsWatcher, AdminSource {
 
   async onUpdate(u: XdsUpdate): Promise<readonly ApplyError[]> {
     let errors: ApplyError[] = [];
+    this.applied.add(u.typeUrl);
     switch (u.typeUrl) {
       case TypeUrl.Cluster:
         for (const r of u.upserts) this.clusters.addOrUpdate(r.model as ClusterModel);
@@ -131,7 +146,7 @@ class Proxy implements XdsWatcher, AdminSource {
     if (this.live) return;
     const answered = (url: XdsTypeUrl): boolean => {
       const s = this.xds.typeStats(url);
-      return s.update_success + s.update_rejected > 0;
+      return this.applied.has(url) || s.update_success + s.update_rejected > 0;
     };
     if (!answered(TypeUrl.Cluster) || !answered(TypeUrl.Listener)) return;
     if (!this.clusters.allInitialized()) {
@@ -179,9 +194,13 @@ class Proxy implements XdsWatcher, AdminSource {
     rds.emit('listener_manager.rds', emit);
     this.clusters.emitStats(emit);
     this.listeners.emitStats(emit);
-    const als = this.accessLogs.alsStats();
-    emit('access_logs.grpc_access_log.logs_written', als.written);
-    emit('access_logs.grpc_access_log.logs_dropped', als.dropped);
+    this.accessLogs.emitStats(emit);
+    // Envoy's memory gauges, mapped to V8's figures: what is allocated (JS heap in use plus
+    // buffers), the heap reserved, and the resident set.
+    const mem = process.memoryUsage();
+    emit('server.memory_allocated', mem.heapUsed + mem.external);
+    emit('server.memory_heap_size', mem.heapTotal);
+    emit('server.memory_physical_size', mem.rss);
   }
 
   configDump(includeEds: boolean): unknown {
@@ -202,11 +221,17 @@ class Proxy implements XdsWatcher, AdminSource {
     this.opts.onQuit?.();
   }
 
+  /** Listeners drain; clusters, xDS and access logs keep serving the requests that finish. */
+  async drain(): Promise<void> {
+    this.draining = true;
+    await this.listeners.drainAll();
+  }
+
   async close(): Promise<void> {
     this.draining = true;
     this.xds.close();
     await this.listeners.close();
-    this.accessLogs.close();
+    await this.accessLogs.close();
     this.clusters.close();
   }
 }
@@ -225,6 +250,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     state: () => proxy.state(),
     listenerPort: (name) => proxy.listeners.get(name)?.boundPort,
     whenLive: (timeoutMs = 30_000) => proxy.whenLive(timeoutMs),
+    drain: () => proxy.drain(),
     close: async () => {
       await admin?.close();
       await proxy.close();

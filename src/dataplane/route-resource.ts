@@ -7,7 +7,7 @@
  * field the proxy cannot honour (header mutations, CORS, rate limits, per-filter config, ...).
  */
 import type { FieldReader } from './field-reader.js';
-import { compileRegex, readRegexMatcher, readStringMatcher, type StringPredicate } from './string-matcher.js';
+import { readRegexMatcher, readRegexRewrite, readStringMatcher, type Regex, type StringPredicate } from './string-matcher.js';
 import { readRetryPolicy, type RetryPolicyModel } from './retry-policy.js';
 
 /** Reads one header of the request being routed ('' when absent is decided by the matcher). */
@@ -35,7 +35,7 @@ export interface RouteMatchModel {
   readonly kind: 'prefix' | 'path' | 'regex' | 'separated';
   /** Lower-cased when !caseSensitive. */
   readonly value: string;
-  readonly regex: RegExp | undefined;
+  readonly regex: Regex | undefined;
   readonly caseSensitive: boolean;
   readonly headers: readonly HeaderMatcherModel[];
   readonly query: readonly QueryMatcherModel[];
@@ -69,7 +69,7 @@ export interface ForwardActionModel {
   readonly totalWeight: number;
   readonly notFoundStatus: number;
   readonly prefixRewrite: string | undefined;
-  readonly regexRewrite: { readonly re: RegExp; readonly substitution: string } | undefined;
+  readonly regexRewrite: ((path: string) => string) | undefined;
   readonly hostRewrite: string | undefined;
   readonly hostRewriteHeader: string | undefined;
   /** 0 disables the timeout (Envoy's default is 15 s). */
@@ -233,7 +233,7 @@ function readMatch(r: FieldReader): RouteMatchModel {
   const query = r.list('query_parameters').map(readQueryMatcher);
   let kind: RouteMatchModel['kind'];
   let value = '';
-  let regex: RegExp | undefined;
+  let regex: Regex | undefined;
   if (prefix !== undefined) {
     kind = 'prefix';
     value = prefix;
@@ -245,7 +245,7 @@ function readMatch(r: FieldReader): RouteMatchModel {
     value = separated;
   } else if (safeRegex) {
     kind = 'regex';
-    regex = readRegexMatcher(safeRegex, true, caseSensitive ? '' : 'i');
+    regex = readRegexMatcher(safeRegex, !caseSensitive);
   } else {
     // proto3: an empty RouteMatch is `prefix: ""`, which matches everything.
     kind = 'prefix';
@@ -272,8 +272,8 @@ function readHeaderMatcher(r: FieldReader): HeaderMatcherModel {
   else if (suffix !== undefined) test = (v) => v.endsWith(suffix);
   else if (contains !== undefined) test = (v) => v.includes(contains);
   else if (safeRegex) {
-    const re = readRegexMatcher(safeRegex, true);
-    test = (v) => re.test(v);
+    const re = readRegexMatcher(safeRegex);
+    test = (v) => re.testExact(v);
   } else if (range) {
     const start = range.number('start') ?? 0;
     const end = range.number('end') ?? 0;
@@ -377,14 +377,7 @@ function readForward(r: FieldReader, defaults: RouteDefaults): ForwardActionMode
   r.refuse('metadata_match', 'subset load balancing is not implemented');
   const prefixRewrite = r.string('prefix_rewrite');
   const rr = r.message('regex_rewrite');
-  let regexRewrite: ForwardActionModel['regexRewrite'];
-  if (rr) {
-    const pattern = rr.message('pattern');
-    if (!pattern) throw rr.error('pattern', 'must be set');
-    pattern.ignore('google_re2');
-    const re = compileRegex(pattern, 'regex', pattern.requiredString('regex'), false, 'g');
-    regexRewrite = Object.freeze({ re, substitution: (rr.string('substitution') ?? '').replace(/\\(\d)/g, '$$$1') });
-  }
+  const regexRewrite = rr ? readRegexRewrite(rr) : undefined;
   if (prefixRewrite !== undefined && regexRewrite) throw r.error('regex_rewrite', 'cannot be combined with prefix_rewrite');
   r.refuse('path_rewrite_policy', 'path rewrite policies are not implemented');
   const hostRewrite = r.string('host_rewrite_literal') || undefined;

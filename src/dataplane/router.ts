@@ -94,7 +94,7 @@ export class Router {
         }
         case 'regex':
           pathOnly ??= withoutQuery(path);
-          if (!m.regex?.test(pathOnly)) continue;
+          if (!m.regex?.testExact(pathOnly)) continue;
           break;
       }
       if (m.headers.length > 0 && !m.headers.every((h) => h.test(req.header(h.name)))) continue;

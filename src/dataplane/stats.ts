@@ -111,6 +111,8 @@ export class HttpConnManagerStats {
   downstream_rq_http1_total = 0;
   downstream_rq_http2_total = 0;
   downstream_rq_timeout = 0;
+  downstream_rq_header_timeout = 0;
+  downstream_rq_idle_timeout = 0;
   downstream_rq_rx_reset = 0;
   downstream_rq_tx_reset = 0;
   no_route = 0;
@@ -138,6 +140,16 @@ export class TcpProxyStats {
 
   emit(prefix: string, emit: StatEmitter): void {
     emitFields(`tcp.${prefix}`, this, emit);
+  }
+}
+
+/** envoy.filters.network.connection_limit: connection_limit.<stat_prefix>.* */
+export class ConnectionLimitStats {
+  active_connections = 0;
+  limited_connections = 0;
+
+  emit(prefix: string, emit: StatEmitter): void {
+    emitFields(`connection_limit.${prefix}`, this, emit);
   }
 }
 

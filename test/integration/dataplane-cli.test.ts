@@ -1,18 +1,25 @@
 /**
  * `consul-xds proxy` as a separate process (src/commands/proxy.ts run()), the way operators and
  * the benchmark start it: flags -> ADS to `serve()` -> /ready LIVE on the admin port -> traffic
- * through its listener -> SIGTERM ends it with exit code 0. Also: a usage error names the
- * missing flags.
+ * through its listener -> SIGTERM ends it with exit code 0. SIGTERM drains: slow requests in
+ * flight still get their 200 (HTTP/1.1 with `connection: close`, HTTP/2 after a GOAWAY), an open
+ * TCP proxy connection keeps piping, new connections are refused, /ready says DRAINING, and the
+ * process exits when the last connection is done or at the --drain-time-s deadline, whichever is
+ * first; a second SIGTERM ends it at once. Also: a usage error names the missing flags.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { Agent, request, type IncomingHttpHeaders } from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve, type RunningApp } from '../../src/app.js';
 import { silentLogger } from '../../src/log.js';
-import { startUpstream, type Upstream } from '../support/upstreams.js';
+import { listenHttp, startUpstream, type Upstream } from '../support/upstreams.js';
 import { send } from '../support/traffic.js';
 import { freePort, GiveUp, makeTempDir, waitUntil } from '../support/tmp.js';
 
@@ -32,24 +39,82 @@ function spawnProxy(args: string[]): { child: ChildProcess; output: () => string
   return { child, output: () => out, exit };
 }
 
+/** GET `path` on the listener over `agent`; resolves with status and headers, rejects on a reset. */
+function get(port: number, path: string, agent: Agent): Promise<{ status: number; headers: IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent, headers: { host: 'x' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Resolves with the error code of a fresh connection to `port` ('' when it connected). */
+function connectCode(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve('');
+    });
+    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+  });
+}
+
+/** Writes `text` and resolves with what came back once `text.length` bytes did. */
+async function echo(socket: net.Socket, text: string): Promise<string> {
+  let got = '';
+  const onData = (d: Buffer): void => {
+    got += d.toString();
+  };
+  socket.on('data', onData);
+  socket.write(text);
+  while (got.length < text.length) await once(socket, 'data');
+  socket.off('data', onData);
+  return got;
+}
+
 describe('consul-xds proxy (separate process)', () => {
   let dir: Awaited<ReturnType<typeof makeTempDir>> | undefined;
   let app: RunningApp | undefined;
   let web: Upstream | undefined;
   let proc: ReturnType<typeof spawnProxy> | undefined;
   let listener = 0;
+  let tcpListener = 0;
+  let slow: Awaited<ReturnType<typeof listenHttp>> | undefined;
+  let echoServer: net.Server | undefined;
+  /** Paths the slow upstream has received (so a test knows a request is in flight). */
+  const slowSeen: string[] = [];
 
   before(async () => {
     dir = await makeTempDir('dataplane-cli');
     web = await startUpstream('web');
-    listener = await freePort();
+    // Answers /slow?ms=N after N ms.
+    slow = await listenHttp((req, res) => {
+      slowSeen.push(req.url ?? '');
+      const ms = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('ms') ?? 0);
+      setTimeout(() => res.end('slow'), ms).unref();
+    });
+    echoServer = net.createServer((s) => s.pipe(s));
+    await new Promise<void>((resolve) => echoServer?.listen(0, '127.0.0.1', resolve));
+    const echoPort = (echoServer.address() as net.AddressInfo).port;
+    [listener, tcpListener] = await Promise.all([freePort(), freePort()]);
     const configFile = join(dir.path, 'c.yaml');
     await writeFile(
       configFile,
-      `listener: { edge: { address: "127.0.0.1", port: ${listener} } }
-route: { domain: ["*"], cluster: { web: { prefix: ["/"] } } }
-cluster: { loadbalancer: { web: {} } }
-endpoint: { eds: { web: { static: [{ address: "127.0.0.1", port: ${web.port} }] } } }
+      `listener:
+  edge: { address: "127.0.0.1", port: ${listener} }
+  pipe: { address: "127.0.0.1", port: ${tcpListener}, type: tcp, cluster: echo }
+route: { domain: ["*"], cluster: { slow: { prefix: ["/slow"] }, web: { prefix: ["/"] } } }
+cluster: { loadbalancer: { web: {}, slow: {}, echo: {} } }
+endpoint:
+  eds:
+    web: { static: [{ address: "127.0.0.1", port: ${web.port} }] }
+    slow: { static: [{ address: "127.0.0.1", port: ${slow.port} }] }
+    echo: { static: [{ address: "127.0.0.1", port: ${echoPort} }] }
 `,
     );
     app = await serve({ configFile, xds: { host: '127.0.0.1', port: 0 }, admin: false, als: false, logger: silentLogger });
@@ -59,7 +124,119 @@ endpoint: { eds: { web: { static: [{ address: "127.0.0.1", port: ${web.port} }] 
     if (proc && proc.child.exitCode === null) proc.child.kill('SIGKILL');
     await app?.close();
     await web?.close();
+    await slow?.close();
+    echoServer?.close();
     await dir?.remove();
+  });
+
+  /** Spawns the proxy with `drainS` and waits for LIVE; returns it and its admin port. */
+  async function startLive(drainS: number): Promise<{ p: ReturnType<typeof spawnProxy>; admin: number }> {
+    const admin = await freePort();
+    const p = spawnProxy(['--xds', `127.0.0.1:${app?.xdsPort}`, '--node-id', 'drain-node', '--node-cluster', 'edge', '--admin-port', String(admin), '--drain-time-s', String(drainS)]);
+    proc = p;
+    await waitUntil(
+      async () => {
+        if (p.child.exitCode !== null) throw new GiveUp(`proxy exited early: ${p.output()}`);
+        const r = await fetch(`http://127.0.0.1:${admin}/ready`).catch(() => undefined);
+        return (await r?.text())?.trim() === 'LIVE';
+      },
+      { what: 'the proxy process to be LIVE', context: () => p.output() },
+    );
+    return { p, admin };
+  }
+
+  /** Starts a request the slow upstream never answers in time; resolves once it is in flight, with its outcome. */
+  async function hangingRequest(path: string, agent: Agent): Promise<{ outcome: Promise<string> }> {
+    const outcome = get(listener, path, agent).then(
+      () => 'answered',
+      (err: NodeJS.ErrnoException) => err.code ?? err.message,
+    );
+    await waitUntil(() => slowSeen.includes(path), { what: `${path} to reach its upstream` });
+    return { outcome };
+  }
+
+  /** Waits for exit code `want` with the hanging request reset; returns how long after `t0` it came. */
+  async function exitsCuttingOff(p: ReturnType<typeof spawnProxy>, want: number, t0: number, hung: { outcome: Promise<string> }, agent: Agent): Promise<number> {
+    const code = await p.exit;
+    const tookMs = Date.now() - t0;
+    agent.destroy();
+    assert.equal(code, want, p.output());
+    assert.equal(await hung.outcome, 'ECONNRESET');
+    return tookMs;
+  }
+
+  it('SIGTERM drains: requests in flight (HTTP/1.1, HTTP/2) get their 200, TCP keeps piping, new connections are refused, exit when done', async () => {
+    const drainS = 30;
+    const { p, admin } = await startLive(drainS);
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    // A warm keep-alive connection, so the in-flight request's response can tell it to close.
+    assert.equal((await get(listener, '/hello', agent)).status, 200);
+    const tcp = net.connect({ host: '127.0.0.1', port: tcpListener });
+    await once(tcp, 'connect');
+    assert.equal(await echo(tcp, 'before'), 'before');
+    const inFlight = get(listener, '/slow/a?ms=1500', agent);
+    // The same over HTTP/2 (h2c): the stream must finish after GOAWAY.
+    const h2 = http2.connect(`http://127.0.0.1:${listener}`);
+    h2.on('error', () => undefined);
+    const goaway = once(h2, 'goaway');
+    const h2InFlight = new Promise<number>((resolve, reject) => {
+      const st = h2.request({ ':path': '/slow/h2?ms=1500', ':authority': 'x' });
+      let status = 0;
+      st.on('response', (h) => (status = Number(h[':status'])));
+      st.on('error', reject);
+      st.on('end', () => resolve(status));
+      st.resume();
+      st.end();
+    });
+    await waitUntil(() => slowSeen.includes('/slow/a?ms=1500') && slowSeen.includes('/slow/h2?ms=1500'), { what: 'the slow requests to reach their upstream' });
+
+    const t0 = Date.now();
+    p.child.kill('SIGTERM');
+    await waitUntil(async () => (await connectCode(listener)) === 'ECONNREFUSED', { what: 'the HTTP listener to refuse new connections', context: () => p.output() });
+    assert.equal(await connectCode(tcpListener), 'ECONNREFUSED');
+    const ready = await fetch(`http://127.0.0.1:${admin}/ready`);
+    assert.equal(ready.status, 503);
+    assert.equal((await ready.text()).trim(), 'DRAINING');
+    // The TCP connection opened before SIGTERM still carries bytes both ways.
+    assert.equal(await echo(tcp, 'after-sigterm'), 'after-sigterm');
+
+    const res = await inFlight;
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.connection, 'close');
+    await goaway;
+    assert.equal(await h2InFlight, 200);
+    h2.close();
+    tcp.end();
+    const code = await p.exit;
+    const tookMs = Date.now() - t0;
+    agent.destroy();
+    assert.equal(code, 0, p.output());
+    // Done when the last connection was, not at the 30 s deadline.
+    assert.ok(tookMs < 10_000, `exited ${tookMs} ms after SIGTERM (drain time ${drainS} s)\n${p.output()}`);
+  });
+
+  it('SIGTERM drain ends at --drain-time-s: what is still open then is closed and the process exits 0', async () => {
+    const drainS = 2;
+    const { p } = await startLive(drainS);
+    const agent = new Agent({ keepAlive: true });
+    const hung = await hangingRequest('/slow/hung?ms=60000', agent);
+    const t0 = Date.now();
+    p.child.kill('SIGTERM');
+    const tookMs = await exitsCuttingOff(p, 0, t0, hung, agent);
+    assert.ok(tookMs >= drainS * 1000 - 100, `exited after ${tookMs} ms, before the ${drainS} s drain time`);
+    assert.ok(tookMs < drainS * 1000 + 3_000, `exited ${tookMs} ms after SIGTERM, drain time ${drainS} s\n${p.output()}`);
+  });
+
+  it('a second SIGTERM during the drain ends the process at once (exit 1, lifecycle.ts)', async () => {
+    const { p } = await startLive(30);
+    const agent = new Agent({ keepAlive: true });
+    const hung = await hangingRequest('/slow/cut?ms=60000', agent);
+    const t0 = Date.now();
+    p.child.kill('SIGTERM');
+    await waitUntil(async () => (await connectCode(listener)) === 'ECONNREFUSED', { what: 'the drain to start', context: () => p.output() });
+    p.child.kill('SIGTERM');
+    const tookMs = await exitsCuttingOff(p, 1, t0, hung, agent);
+    assert.ok(tookMs < 5_000, `exited ${tookMs} ms after the first SIGTERM (drain time 30 s)\n${p.output()}`);
   });
 
   it('starts from flags, turns LIVE, proxies, and exits 0 on SIGTERM', async () => {

@@ -1,10 +1,11 @@
 /**
  * Small HTTP upstreams for integration tests. In: a name and the health-check path. Out: a server
  * on 127.0.0.1 (ephemeral port) that names itself in every answer (header `x-upstream` and the
- * JSON body), records what reached it (hits, Host headers, paths, health checks), and serves a
- * health path whose status the test flips.
+ * JSON body, sent once the request body has arrived), records what reached it (hits, Host
+ * headers, paths, every request header, health checks), and serves a health path whose status
+ * the test flips.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /** The response header that says which upstream answered. */
@@ -14,6 +15,8 @@ export interface UpstreamRequest {
   readonly path: string;
   readonly host: string;
   readonly userAgent: string;
+  /** Every request header as it arrived (lower-case names). */
+  readonly headers: IncomingHttpHeaders;
 }
 
 export interface Upstream {
@@ -39,7 +42,7 @@ export async function startUpstream(name: string, opts: { healthPath?: string } 
 
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const path = req.url ?? '/';
-    const seen = { path, host: req.headers.host ?? '', userAgent: req.headers['user-agent'] ?? '' };
+    const seen = { path, host: req.headers.host ?? '', userAgent: req.headers['user-agent'] ?? '', headers: req.headers };
     res.setHeader(UPSTREAM_HEADER, name);
     if (path.split('?')[0] === healthPath) {
       healthChecks.push(seen);
@@ -48,10 +51,13 @@ export async function startUpstream(name: string, opts: { healthPath?: string } 
       return;
     }
     requests.push(seen);
-    res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ upstream: name, host: seen.host, path }));
-    // Drain any request body so keep-alive connections stay reusable.
+    // Answer once the whole request body is in (a proxy's stream timeouts see a waiting upstream);
+    // draining it also keeps keep-alive connections reusable.
     req.resume();
+    req.once('end', () => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ upstream: name, host: seen.host, path }));
+    });
   };
 
   const { port, close } = await listenHttp(handler);

@@ -15,7 +15,7 @@ import type { ProtoObject, XdsResourceSet } from '../../src/xds/resources.js';
 import { decodeResource, isRejected } from '../../src/dataplane/resource-types.js';
 import type { ClusterModel } from '../../src/dataplane/cluster-resource.js';
 import type { ListenerModel } from '../../src/dataplane/listener-resource.js';
-import type { RouteConfigModel } from '../../src/dataplane/route-resource.js';
+import type { RouteConfigModel, RouteModel } from '../../src/dataplane/route-resource.js';
 
 const KITCHEN_SINK = `
 listener:
@@ -93,6 +93,13 @@ const routeConfig = (route: Record<string, unknown>): ProtoObject => ({
 });
 const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const ROUTER = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
+const CONNECTION_LIMIT = 'type.googleapis.com/envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit';
+/** l1 with a connection_limit filter (config `limit`) before its HCM. */
+const withConnectionLimit = (limit: Record<string, unknown>): ProtoObject => {
+  const l = listener({ http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER } }] }) as { filter_chains: Array<{ filters: unknown[] }> };
+  l.filter_chains[0]?.filters.unshift({ name: 'envoy.filters.network.connection_limit', typed_config: { '@type': CONNECTION_LIMIT, ...limit } });
+  return l as unknown as ProtoObject;
+};
 const listener = (hcm: Record<string, unknown>, extra: Record<string, unknown> = {}): ProtoObject => ({
   name: 'l1',
   address: { socket_address: { address: '127.0.0.1', port_value: 1 } },
@@ -150,7 +157,41 @@ describe('our proxy accepts everything our control plane emits', () => {
     assert.ok(f.kind === 'http');
     assert.equal(f.requestTimeoutMs, 30_000);
     assert.equal(f.idleTimeoutMs, 300_000);
+    // Not in the resource: Envoy's stream idle and listener filter timeouts, and a 10 s headers timeout.
+    assert.equal(f.streamIdleTimeoutMs, 300_000);
+    assert.equal(f.sniffTimeoutMs, 15_000);
+    assert.equal(f.requestHeadersTimeoutMs, 10_000);
+    assert.equal(f.useRemoteAddress, false);
     assert.equal(f.accessLogs[0]?.kind, 'grpc');
+  });
+});
+
+describe('our proxy runs route regexes on RE2', () => {
+  const firstRoute = (route: Record<string, unknown>): RouteModel => {
+    const d = decode(TypeUrl.RouteConfiguration, routeConfig(route));
+    assert.ok(!isRejected(d), isRejected(d) ? d.error : '');
+    const r = (d.model as RouteConfigModel).virtualHosts[0]?.routes[0];
+    assert.ok(r);
+    return r;
+  };
+
+  it('matches whole paths, case-insensitively when asked, in linear time', () => {
+    const m = firstRoute({ match: { safe_regex: { regex: '/api/(a+)+' }, case_sensitive: { value: false } }, route: { cluster: 'c1' } }).match;
+    assert.equal(m.regex?.testExact('/API/aaa'), true);
+    assert.equal(m.regex?.testExact('/api/aaa/x'), false);
+    // Catastrophic for a backtracking engine (2^40 paths); RE2 answers at once.
+    const started = performance.now();
+    assert.equal(m.regex?.testExact(`/api/${'a'.repeat(40)}!`), false);
+    assert.ok(performance.now() - started < 1000, 'RE2 is linear in the input');
+  });
+
+  it('regex_rewrite substitutes \\N with capture group N and keeps other characters literal', () => {
+    const a = firstRoute({ route: { cluster: 'c1', regex_rewrite: { pattern: { regex: '^/service/([^/]+)(/.*)$' }, substitution: '\\2/instance/\\1$1' } } }).action;
+    assert.ok(a.kind === 'forward' && a.regexRewrite);
+    assert.equal(a.regexRewrite('/service/foo/v1/api'), '/v1/api/instance/foo$1');
+    const all = firstRoute({ route: { cluster: 'c1', regex_rewrite: { pattern: { regex: 'o' }, substitution: '0' } } }).action;
+    assert.ok(all.kind === 'forward' && all.regexRewrite);
+    assert.equal(all.regexRewrite('/foo/boo'), '/f00/b00', 'every match is replaced');
   });
 });
 
@@ -164,10 +205,15 @@ describe('our proxy refuses what it cannot honour, naming resource and field', (
     ['CORS on a route', TypeUrl.RouteConfiguration, routeConfig({ route: { cluster: 'c1', cors: {} } }), /RouteConfiguration 'r1': virtual_hosts\[0\]\.routes\[0\]\.route\.cors/],
     ['header mutations', TypeUrl.RouteConfiguration, routeConfig({ route: { cluster: 'c1' }, request_headers_to_add: [{ header: { key: 'x', value: 'y' } }] }), /routes\[0\]\.request_headers_to_add: header mutations/],
     ['an unknown retry condition', TypeUrl.RouteConfiguration, routeConfig({ route: { cluster: 'c1', retry_policy: { retry_on: '5xx,bogus' } } }), /retry_policy\.retry_on: retry condition 'bogus'/],
+    // RE2, as Envoy: no backreferences, no lookaround.
+    ['a backreference in a route regex', TypeUrl.RouteConfiguration, routeConfig({ match: { safe_regex: { regex: '(a)\\1' } }, route: { cluster: 'c1' } }), /RouteConfiguration 'r1': virtual_hosts\[0\]\.routes\[0\]\.match\.safe_regex\.regex: invalid RE2 regex '\(a\)\\1'/],
+    ['a lookahead in a header regex', TypeUrl.RouteConfiguration, routeConfig({ match: { prefix: '/', headers: [{ name: 'x', string_match: { safe_regex: { regex: '(?=a)a' } } }] }, route: { cluster: 'c1' } }), /routes\[0\]\.match\.headers\[0\]\.string_match\.safe_regex\.regex: invalid RE2 regex/],
+    ['a backreference in a regex rewrite', TypeUrl.RouteConfiguration, routeConfig({ route: { cluster: 'c1', regex_rewrite: { pattern: { regex: '(a)\\1' }, substitution: 'b' } } }), /routes\[0\]\.route\.regex_rewrite\.pattern\.regex: invalid RE2 regex/],
     ['a route without an action', TypeUrl.RouteConfiguration, routeConfig({}), /routes\[0\]: a route needs an action/],
     // A filter type the proxy has not even loaded the proto of (packed by hand: fromObject would drop it).
     ['another HTTP filter', TypeUrl.Listener, listener({ http_filters: [{ name: 'envoy.filters.http.cors', typed_config: { type_url: 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors', value: Buffer.alloc(0) } }, { name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER } }] }), /Listener 'l1': .*http_filters\[0\].*envoy\.filters\.http\.cors/],
     ['listener filters', TypeUrl.Listener, listener({}, { listener_filters: [{ name: 'envoy.filters.listener.tls_inspector' }] }), /Listener 'l1': listener_filters/],
+    ['a connection_limit without max_connections', TypeUrl.Listener, withConnectionLimit({ stat_prefix: 'cl' }), /Listener 'l1': filter_chains\[0\]\.filters\[0\]\.typed_config\.max_connections: must be set/],
     ['a hostname endpoint', TypeUrl.ClusterLoadAssignment, { cluster_name: 'c1', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 'db.internal', port_value: 1 } } } }] }] }, /ClusterLoadAssignment 'c1': .*address: 'db\.internal' is not an IP literal/],
   ];
   for (const [what, url, obj, re] of cases) {
@@ -178,5 +224,13 @@ describe('our proxy refuses what it cannot honour, naming resource and field', (
     assert.ok(!isRejected(decode(TypeUrl.Cluster, cluster({}))));
     assert.ok(!isRejected(decode(TypeUrl.RouteConfiguration, routeConfig({ route: { cluster: 'c1' } }))));
     assert.ok(!isRejected(decode(TypeUrl.Listener, listener({ http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER } }] }))));
+  });
+
+  it('reads a connection_limit filter in front of the HTTP connection manager', () => {
+    const d = decode(TypeUrl.Listener, withConnectionLimit({ stat_prefix: 'cl', max_connections: { value: 100 }, delay: { seconds: 1 } }));
+    assert.ok(!isRejected(d), isRejected(d) ? d.error : '');
+    const f = (d.model as ListenerModel).filter;
+    assert.ok(f.kind === 'http');
+    assert.deepEqual(f.connectionLimit, { statPrefix: 'cl', maxConnections: 100, delayMs: 1000 });
   });
 });
