@@ -21,6 +21,9 @@ const INVALID: ReadonlyArray<{ readonly name: string; readonly text: (good: stri
   { name: 'unknown-keys-20000', text: (good) => good + Array.from({ length: 20_000 }, (_, i) => `k${i}: 1`).join('\n') + '\n' },
 ];
 
+/** CPU the control plane may spend to read and refuse one invalid config of one group. */
+const CPU_PER_GROUP_MS = 800;
+
 /** A refused config's /status entry stays readable: no 400 KB message, no list of 20,000 problems. */
 const MAX_MESSAGE = 16 * 1024;
 
@@ -70,9 +73,12 @@ describe('fault: invalid configs', () => {
     await r.expectSplit(GOOD_WEIGHTS, 'the last good config after the invalid ones');
     assert.deepEqual(notRefused, [], `every invalid config is reported as refused in /status within ${REFUSAL_DEADLINE_MS / 1000} s`);
     assert.deepEqual(longMessages, [], `refusal messages in /status are at most ${MAX_MESSAGE} chars`);
-    // CPU time, not wall time, bounds the work (a busy shared machine inflates wall time): refusing
-    // one config in both groups, with the /status and /health polls meanwhile, well under a second.
-    assert.ok(mostCpu < 1_000, `every invalid config cost the control plane under 1 s of CPU to refuse (${refusals.join(', ')})`);
+    // CPU time, not wall time, bounds the work (a busy shared machine inflates wall time). Per group:
+    // reading the value from Consul and refusing it, /status and /health polls meanwhile. The 20,000
+    // unknown keys cost ~0.5 s per group (the yaml tokenizer, docs/benchmarks.md); 6 s before the
+    // linear refusal.
+    const budget = CPU_PER_GROUP_MS * r.planes.length;
+    assert.ok(mostCpu < budget, `every invalid config cost the control plane under ${budget} ms of CPU to refuse (${refusals.join(', ')})`);
     assert.ok(healthFigures.maxMs < 5_000, `/health answered within 5 s while the configs were refused (max ${healthFigures.maxMs.toFixed(0)} ms)`);
 
     // The pipeline is not stuck on the refused configs: a valid one is served, then the good one again.
