@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { TypeUrl } from '../../src/xds/type-urls.js';
+import { TypeUrl } from '../../src/xds/resource-types.js';
 import { AdsConnection, type AdsStream } from '../support/ads-client.js';
 import { eventually, startXds } from '../support/xds-harness.js';
 import { resourceSet } from '../support/xds-fixtures.js';
