@@ -18,7 +18,7 @@ const INVALID: ReadonlyArray<{ readonly name: string; readonly text: (good: stri
   { name: 'schema', text: (good) => good.replace('fault-a: { lb-policy: round-robin }', 'fault-a: { lb-policy: sideways }') },
   { name: 'dangling-cluster', text: (good) => good.replace('fault-b: { prefix: ["/"]', 'fault-c: { prefix: ["/"]') },
   { name: 'huge-value-400k', text: (good) => good.replace('lb-policy: round-robin }', `lb-policy: "${'x'.repeat(400_000)}" }`) },
-  { name: 'unknown-keys-20000', text: (good) => good + Array.from({ length: 20_000 }, (_, i) => `k${i}: 1`).join('\n') + '\n' },
+  { name: 'unknown-keys-20000', text: (good) => `${good}${Array.from({ length: 20_000 }, (_, i) => `k${i}: 1`).join('\n')}\n` },
 ];
 
 /** CPU the control plane may spend to read and refuse one invalid config of one group. */

@@ -8,7 +8,6 @@
  * line per data plane and asserts that no request failed. See test/support/fault.ts.
  */
 import { describe, it, type TestContext } from 'node:test';
-import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { checkRuns, GOOD_WEIGHTS, faultRigHooks, type FaultPlane, type FaultRig } from '../support/fault.js';
 

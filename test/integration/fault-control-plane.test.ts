@@ -144,7 +144,7 @@ describe('fault: the control plane', () => {
           const nonce = connection().stream({ node: { id: 'fault-abuse-nonce', cluster: group } });
           nonce.subscribe(TypeUrl.Cluster);
           const first = await nonce.next(5_000).catch((e: Error) => assert.fail(`CDS on a fresh stream: ${e.message}`));
-          for (const bad of ['garbage-nonce', '0', 'x'.repeat(10_000), first.nonce + '-stale']) {
+          for (const bad of ['garbage-nonce', '0', 'x'.repeat(10_000), `${first.nonce}-stale`]) {
             nonce.send({ typeUrl: TypeUrl.Cluster, versionInfo: first.versionInfo, responseNonce: bad });
             nonce.send({ typeUrl: TypeUrl.Cluster, versionInfo: 'bogus-version', responseNonce: bad, errorDetail: { code: 13, message: 'fault suite: NACK with a garbage nonce' } });
           }

@@ -281,7 +281,7 @@ export interface FaultRig {
    * Runs `fault` while a paced load goes through every data plane; `fault` may return how long
    * the data planes were on their own (default: how long `fault` took). `extra` adds figures.
    */
-  underLoad(scenario: string, fault: () => Promise<number | void>, extra?: (kind: DataPlaneKind) => string): Promise<FaultRun[]>;
+  underLoad(scenario: string, fault: () => Promise<number | undefined>, extra?: (kind: DataPlaneKind) => string): Promise<FaultRun[]>;
   /** Waits until every data plane sends traffic split per `w` (and nothing fails), then checks it on 400 requests. */
   expectSplit(w: Weights, why: string): Promise<void>;
   close(): Promise<void>;
