@@ -24,7 +24,7 @@ export interface ConfigParser {
   parse(text: string, source: string, opts?: ParseOptions): Promise<Config>;
   /** As parse, but resolves undefined when a newer text from the same source replaced this one before it was parsed. */
   parseLatest(text: string, source: string, opts?: ParseOptions): Promise<Config | undefined>;
-  /** Resolves once every text submitted so far is answered. */
+  /** Resolves once every text submitted so far is answered and the handlers of the answers have run. */
   idle(): Promise<void>;
   close(): Promise<void>;
 }
@@ -206,6 +206,7 @@ export class WorkerConfigParser implements ConfigParser {
 
   private settle(): void {
     if (this.running || this.queue.length > 0) return;
-    for (const w of this.idleWaiters.splice(0)) w();
+    // A macrotask later: the answers' promise handlers (apply or report) run first.
+    for (const w of this.idleWaiters.splice(0)) setImmediate(w);
   }
 }
