@@ -1,6 +1,6 @@
 /**
  * The body of the config parser thread (see parse-worker.ts). In: `{ id, text, source, maxBytes }`
- * messages, one at a time. Out: `{ id, config }` or `{ id, error }`, the error flattened to what
+ * messages, one at a time. Out: `{ ready }` once loaded, then `{ id, config }` or `{ id, error }`, the error flattened to what
  * the main side needs to rebuild the same class (ConfigError, ConfigTooLargeError, or a coded
  * error) with the same message. The config crosses as a structured clone and is frozen again there.
  */
@@ -27,3 +27,5 @@ port.on('message', ({ id, text, source, maxBytes }: ParseRequest) => {
   }
   port.postMessage(reply);
 });
+// The modules are loaded: the main side starts the time budget of the first text from here.
+port.postMessage({ ready: true } satisfies ParseReply);

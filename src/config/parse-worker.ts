@@ -68,7 +68,7 @@ export type WireError =
   | { readonly kind: 'config'; readonly source: string; readonly issues: readonly ConfigIssue[]; readonly total: number }
   | { readonly kind: 'too-large'; readonly source: string; readonly bytes: number; readonly maxBytes: number }
   | { readonly kind: 'other'; readonly code: string; readonly message: string };
-export type ParseReply = { readonly id: number; readonly config: Config } | { readonly id: number; readonly error: WireError };
+export type ParseReply = { readonly ready: true } | { readonly id: number; readonly config: Config } | { readonly id: number; readonly error: WireError };
 
 function rebuild(e: WireError): Error {
   switch (e.kind) {
@@ -96,8 +96,10 @@ export class WorkerConfigParser implements ConfigParser {
   private readonly timeoutMs: number;
   private readonly maxHeapMb?: number;
   private worker?: Worker;
+  /** The thread has loaded its modules (booting does not count against a text's time budget). */
+  private ready = false;
   private queue: Job[] = [];
-  private running?: { job: Job; timer: NodeJS.Timeout };
+  private running?: { job: Job; timer?: NodeJS.Timeout };
   private idleWaiters: Array<() => void> = [];
   private nextId = 1;
   private closed = false;
@@ -153,15 +155,21 @@ export class WorkerConfigParser implements ConfigParser {
     if (!job) return this.settle();
     const worker = this.thread();
     worker.ref();
-    const timer = setTimeout(() => this.abandon(`parsing took longer than ${this.timeoutMs} ms; abandoned (the parser thread was restarted)`), this.timeoutMs);
-    this.running = { job, timer };
+    this.running = { job };
+    if (this.ready) this.startBudget();
     worker.postMessage(job.request);
+  }
+
+  private startBudget(): void {
+    if (!this.running) return;
+    this.running.timer = setTimeout(() => this.abandon(`parsing took longer than ${this.timeoutMs} ms; abandoned (the parser thread was restarted)`), this.timeoutMs);
   }
 
   private thread(): Worker {
     if (this.worker) return this.worker;
     const worker = new Worker(THREAD, this.maxHeapMb ? { resourceLimits: { maxOldGenerationSizeMb: this.maxHeapMb } } : {});
     let failure: Error | undefined;
+    this.ready = false;
     worker.on('message', (reply: ParseReply) => this.answered(reply));
     worker.on('error', (err) => (failure = err));
     worker.on('exit', (exitCode) => {
@@ -174,6 +182,10 @@ export class WorkerConfigParser implements ConfigParser {
   }
 
   private answered(reply: ParseReply): void {
+    if ('ready' in reply) {
+      this.ready = true;
+      return this.startBudget();
+    }
     const running = this.running;
     if (!running || running.job.request.id !== reply.id) return;
     clearTimeout(running.timer);
