@@ -39,7 +39,7 @@ export interface ServeOptions {
    * Consul watches (budget and heap cap: WorkerParserOptions). `inProcess` parses on the event
    * loop instead: for comparison in benchmarks and tests only.
    */
-  readonly configParsing?: Partial<Omit<WorkerParserOptions, 'logger'>> & { readonly inProcess?: boolean };
+  readonly configParsing?: Omit<WorkerParserOptions, 'logger'> & { readonly inProcess?: boolean };
   /** xDS (ADS + per-type SotW services). Default 127.0.0.1:9000 as in seed 001. */
   readonly xds?: Endpoint;
   /** Admin HTTP server (health, status, metrics); `false` runs without it. */
