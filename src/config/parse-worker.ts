@@ -152,7 +152,10 @@ export class WorkerConfigParser implements ConfigParser {
   private next(): void {
     if (this.running || this.closed) return;
     const job = this.queue.shift();
-    if (!job) return this.settle();
+    if (!job) {
+      this.settle();
+      return;
+    }
     const worker = this.thread();
     worker.ref();
     this.running = { job };
@@ -184,7 +187,8 @@ export class WorkerConfigParser implements ConfigParser {
   private answered(reply: ParseReply): void {
     if ('ready' in reply) {
       this.ready = true;
-      return this.startBudget();
+      this.startBudget();
+      return;
     }
     const running = this.running;
     if (!running || running.job.request.id !== reply.id) return;

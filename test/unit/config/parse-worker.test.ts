@@ -8,12 +8,12 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfig } from '../../src/config/parse.js';
-import { ConfigParseAbortedError, WorkerConfigParser } from '../../src/config/parse-worker.js';
-import { ConfigError, ConfigTooLargeError } from '../../src/errors.js';
-import { silentLogger } from '../../src/log.js';
-import { MINIMAL_CONFIG } from '../support/config-text.js';
-import { EXPENSIVE_REFUSALS } from '../support/config-stall.js';
+import { parseConfig } from '../../../src/config/parse.js';
+import { ConfigParseAbortedError, WorkerConfigParser } from '../../../src/config/parse-worker.js';
+import { ConfigError, ConfigTooLargeError } from '../../../src/errors.js';
+import { silentLogger } from '../../../src/log.js';
+import { MINIMAL_CONFIG } from '../../support/config-text.js';
+import { EXPENSIVE_REFUSALS } from '../../support/config-stall.js';
 
 const TEXTS: Readonly<Record<string, string>> = {
   valid: MINIMAL_CONFIG,
