@@ -16,8 +16,8 @@ import { fileURLToPath } from 'node:url';
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SKIP = new Set(['node_modules', 'dist', '.cache', '.git']);
 const FILE_EXT = /\.(?:ts|md|sh|ya?ml|json|proto|lua|go)$/;
-// A path-like token: optional ./ or ../, then name(/name)* ending in a known extension or a slash.
-const TOKEN = /(?<![\w@:/.$<*-])(?:\.{1,2}\/)*[\w-][\w.-]*(?:\/[\w.-]+)*\/?/g;
+// A path-like token: optional ./ or ../, then name(/name)*; a `*` in a later part is a wildcard.
+const TOKEN = /(?<![\w@:/.$<*-])(?:\.{1,2}\/)*[\w-][\w.-]*(?:\/[\w.*-]+)*\/?/g;
 /** Files named in comments that live outside this repository. */
 const EXTERNAL = /^(?:envoy\/|google\/protobuf\/|xds\/|udpa\/|validate\/)|^(?:accesslog|als|struct|descriptor)\.proto$|^\.proto$/;
 
@@ -46,6 +46,10 @@ function commentOf(line: string): string | undefined {
 function resolves(ref: string, from: string): boolean {
   let path = ref.replace(/\/$/, '');
   if (path.startsWith('dist/')) path = path.slice(5).replace(/\.js$/, '.ts');
+  if (path.includes('*')) {
+    const glob = new RegExp(`^(?:.*/)?${path.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*')}$`);
+    return all.some((p) => glob.test(p));
+  }
   if (!path.includes('/')) return basenames.has(path) || existsSync(join(ROOT, path)) || existsSync(join(ROOT, dirname(from), path));
   return [ROOT, join(ROOT, dirname(from)), join(ROOT, 'src'), join(ROOT, 'test'), join(ROOT, 'scripts'), join(ROOT, 'docs')].some((base) =>
     existsSync(normalize(join(base, path))),
@@ -64,7 +68,7 @@ test('every file path named in a comment under src/, test/ and scripts/ exists',
           const ref = raw.replace(/[.,;:]+$/, '');
           const first = ref.replace(/^(?:\.{1,2}\/)+/, '').split('/')[0] ?? '';
           const isFile = FILE_EXT.test(ref) && ref.length > 4;
-          const isFolderPath = ref.includes('/') && (topFolders.has(first) || first === 'dist') && !ref.includes('*');
+          const isFolderPath = ref.includes('/') && (topFolders.has(first) || first === 'dist');
           if ((!isFile && !isFolderPath) || ref.includes('...')) continue;
           if (EXTERNAL.test(ref) || ref === '.cache/' || ref.startsWith('.cache/')) continue;
           if (!resolves(ref, file)) missing.push(`${file}:${i + 1}: ${ref}`);
