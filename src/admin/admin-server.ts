@@ -20,9 +20,9 @@ import type { Logger } from '../log.js';
 import { bindHttpServer } from '../http-listen.js';
 import type { HealthChecker } from './health.js';
 import type { SidecarMetrics } from './metrics.js';
-import type { AccessAggregates } from './aggregates.js';
-import type { AccessLogWriter } from './access-log-writer.js';
-import type { AlsSink } from './als-sink.js';
+import type { AccessAggregates } from '../als/aggregates.js';
+import type { AccessLogWriter } from '../common/access-log-writer.js';
+import type { AlsSink } from '../als/sink.js';
 
 export interface AdminServerOptions {
   readonly cache: SnapshotCache;
