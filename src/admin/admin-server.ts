@@ -11,13 +11,13 @@
  *   GET /config_dump       the current snapshot(s) as JSON (?group=NAME or ?node=ID for one)
  *   GET /metrics           Prometheus text (metrics.ts)
  *   GET /stats/access-log  access-log aggregates, sink and writer counters as JSON
- * It only reads from the cache, the stream registry and the sidecar's own state.
+ * It only reads from the cache, the stream registry and the sidecar's own state. Routing, errors
+ * and replies follow the convention both admin servers share (common/admin-http.ts).
  */
-import http from 'node:http';
 import type { SnapshotCache } from '../cache/snapshot-cache.js';
 import type { StreamRegistry, NodeStatus } from '../server/stream-registry.js';
 import type { Logger } from '../log.js';
-import { bindHttpServer } from '../http-listen.js';
+import { AdminHttpServer, errorReply, jsonReply as json, type Reply, type Route } from '../common/admin-http.js';
 import type { HealthChecker } from './health.js';
 import type { SidecarMetrics } from './metrics.js';
 import type { AccessAggregates } from '../als/aggregates.js';
@@ -37,78 +37,34 @@ export interface AdminServerOptions {
   readonly status?: () => unknown;
 }
 
-type Handler = (url: URL) => Promise<Reply> | Reply;
-interface Reply {
-  readonly status: number;
-  /** Reason phrase, for statuses Node has none for (it would send `599 unknown`). */
-  readonly reason?: string;
-  readonly contentType: string;
-  readonly body: string;
-}
-
-const json = (value: unknown, status = 200): Reply => ({ status, contentType: 'application/json', body: `${JSON.stringify(value, null, 2)}\n` });
-
-export class AdminServer {
-  private readonly server: http.Server;
-  private readonly routes: ReadonlyMap<string, Handler>;
-  private readonly logger: Logger;
-
+export class AdminServer extends AdminHttpServer {
   constructor(opts: AdminServerOptions) {
-    this.logger = opts.logger.child({ component: 'admin' });
     const { cache, registry, health, metrics, accessLog } = opts;
-    const routes = new Map<string, Handler>([
-      ['/status/clients', () => json(clientStatus(registry))],
-      ['/config_dump', (url) => configDump(cache, registry, url)],
-      ['/metrics', async () => ({ status: 200, contentType: metrics.contentType, body: await metrics.text() })],
+    const routes = new Map<string, Route>([
+      ['/status/clients', { handle: () => json(clientStatus(registry)) }],
+      ['/config_dump', { handle: (url) => configDump(cache, registry, url) }],
+      ['/metrics', { handle: async () => ({ status: 200, contentType: metrics.contentType, body: await metrics.text() }) }],
       [
         '/stats/access-log',
-        () =>
-          accessLog
-            ? json({ ...accessLog.aggregates.snapshot(), sink: accessLog.sink.stats(), writer: accessLog.writer.stats() })
-            : json({ error: 'the access-log sink is disabled' }, 404),
+        {
+          handle: () =>
+            accessLog
+              ? json({ ...accessLog.aggregates.snapshot(), sink: accessLog.sink.stats(), writer: accessLog.writer.stats() })
+              : errorReply(404, 'the access-log sink is disabled'),
+        },
       ],
     ]);
     const status = opts.status;
-    if (status) routes.set('/status', () => json(status()));
+    if (status) routes.set('/status', { handle: () => json(status()) });
     // The health path is configurable (seed 001 used its own); it wins over a built-in path.
-    routes.set(opts.healthPath, async () => {
-      const r = await health.check();
-      return { status: r.status, reason: r.status === 599 ? r.body : undefined, contentType: r.contentType, body: r.body };
+    routes.set(opts.healthPath, {
+      handle: async () => {
+        const r = await health.check();
+        return { status: r.status, reason: r.status === 599 ? r.body : undefined, contentType: r.contentType, body: r.body };
+      },
     });
-    routes.set('/', () => json({ endpoints: [...routes.keys()].filter((p) => p !== '/').sort() }));
-    this.routes = routes;
-    this.server = http.createServer((req, res) => void this.handle(req, res));
-    // Health checkers and scrapers keep connections alive; don't let an idle one pin shutdown.
-    this.server.keepAliveTimeout = 5_000;
-  }
-
-  /** Binds host:port (0 = ephemeral) and resolves with the bound port; later server errors are logged. */
-  listen(host: string, port: number): Promise<number> {
-    return bindHttpServer(this.server, host, port, this.logger);
-  }
-
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
-  }
-
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    let reply: Reply;
-    try {
-      const url = new URL(req.url ?? '/', 'http://admin.local');
-      const handler = this.routes.get(url.pathname);
-      if (req.method !== 'GET' && req.method !== 'HEAD') reply = json({ error: `method ${req.method} not allowed` }, 405);
-      else if (!handler) reply = json({ error: `no such path: ${url.pathname}`, endpoints: [...this.routes.keys()].sort() }, 404);
-      else reply = await handler(url);
-    } catch (err) {
-      this.logger.error({ path: req.url, err: (err as Error).message }, 'admin request failed');
-      reply = json({ error: (err as Error).message }, 500);
-    }
-    if (reply.reason !== undefined) res.statusMessage = reply.reason;
-    res.writeHead(reply.status, { 'content-type': reply.contentType, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(reply.body) });
-    res.end(req.method === 'HEAD' ? undefined : reply.body);
+    routes.set('/', { handle: () => json({ endpoints: [...routes.keys()].filter((p) => p !== '/').sort() }) });
+    super(routes, opts.logger.child({ component: 'admin' }));
   }
 }
 
@@ -127,7 +83,7 @@ function configDump(cache: SnapshotCache, registry: StreamRegistry, url: URL): R
   let groups = cache.groups().sort();
   if (node !== null) {
     const st = registry.nodeStatus(node);
-    if (!st) return json({ error: `node '${node}' is not connected` }, 404);
+    if (!st) return errorReply(404, `node '${node}' is not connected`);
     groups = [st.group];
   }
   const only = url.searchParams.get('group');
@@ -137,6 +93,6 @@ function configDump(cache: SnapshotCache, registry: StreamRegistry, url: URL): R
     const snapshot = cache.get(g);
     if (snapshot) out[g] = snapshot.toJSON();
   }
-  if (Object.keys(out).length === 0) return json({ error: 'no snapshot', groups: cache.groups() }, 404);
+  if (Object.keys(out).length === 0) return errorReply(404, 'no snapshot', { groups: cache.groups() });
   return json({ groups: out });
 }
