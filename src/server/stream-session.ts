@@ -8,8 +8,8 @@
  * `request()` and `flush()` calls, and what happens on the stream reported to a StreamObserver.
  *
  * Rules kept here, the same for every protocol:
- * - The node is taken from the first request that carries one; a watch started before it was
- *   known is restarted, as the node may belong to another group.
+ * - The node is taken from the first request that carries one, whatever its type; a watch
+ *   started before it was known is restarted, as the node may belong to another group.
  * - Requests for a type this stream does not serve are counted, logged once per type URL, and
  *   ignored; undecodable bytes (or an undecodable node) end this stream with INVALID_ARGUMENT.
  * - An exception while handling a request or a snapshot ends this stream with INTERNAL, never
@@ -168,11 +168,7 @@ export abstract class StreamSession<Req extends StreamRequest = StreamRequest, S
       return;
     }
     counters.requests++;
-    const typeUrl = msg.typeUrl === '' ? this.method.typeUrl : msg.typeUrl;
-    if (typeUrl === undefined || !isXdsTypeUrl(typeUrl) || (this.method.typeUrl !== undefined && typeUrl !== this.method.typeUrl)) {
-      this.#unknownType(msg.typeUrl);
-      return;
-    }
+    // The node first: a client that sends it only once may send it with a type we do not serve.
     if (this.record.node === undefined && msg.hasNode) {
       let node: NodeInfo | undefined;
       try {
@@ -184,6 +180,11 @@ export abstract class StreamSession<Req extends StreamRequest = StreamRequest, S
         return;
       }
       if (node !== undefined) this.#identify(node);
+    }
+    const typeUrl = msg.typeUrl === '' ? this.method.typeUrl : msg.typeUrl;
+    if (typeUrl === undefined || !isXdsTypeUrl(typeUrl) || (this.method.typeUrl !== undefined && typeUrl !== this.method.typeUrl)) {
+      this.#unknownType(msg.typeUrl);
+      return;
     }
     if (this.#watch === undefined) this.#startWatch();
     this.request(typeUrl, msg);
