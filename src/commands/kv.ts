@@ -5,7 +5,7 @@
  * Envoy resources that would change, and writes nothing.
  */
 import { ConsulClient } from '../consul/client.js';
-import { applyKvWrite, checkConfigText, planKvWrite, previewKvWrite } from '../consul/kv-config.js';
+import { applyKvWrite, checkConfigText, planKvWrite, previewKvWrite } from '../commands/kv-write.js';
 import { singleKvKey } from '../consul/options.js';
 import { checkConfigSize, DEFAULT_CONFIG_MAX_BYTES, type ParseOptions } from '../config/parse.js';
 import { readConfigFile } from '../sources/config-file.js';
