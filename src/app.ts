@@ -18,7 +18,7 @@ import { Publisher, type PublishError, type PublisherStatus } from './pipeline/p
 import { DEFAULT_GROUP, SnapshotCache } from './cache/snapshot-cache.js';
 import { clientKindGroupOf } from './cache/client-kind.js';
 import { createXdsServer, type XdsServer } from './server/index.js';
-import { startSidecar, type AdminOptions, type AlsOptions, type PipelineMetrics, type Sidecar } from './sidecar/index.js';
+import { startSidecar, type AdminOptions, type AlsOptions, type PipelineMetrics, type Sidecar } from './sidecar.js';
 import { ConsulXdsError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 

@@ -15,6 +15,7 @@ import { Worker } from 'node:worker_threads';
 import { ConfigError, ConfigTooLargeError, ConsulXdsError, type ConfigIssue } from '../errors.js';
 import type { Logger } from '../log.js';
 import { deepFreeze } from './deep-freeze.js';
+import { markValidated } from './validate.js';
 import { parseConfig, type ParseOptions } from './parse.js';
 import type { Config } from './schema.js';
 
@@ -195,7 +196,7 @@ export class WorkerConfigParser implements ConfigParser {
     clearTimeout(running.timer);
     this.running = undefined;
     this.worker?.unref();
-    if ('config' in reply) running.job.resolve(deepFreeze(reply.config));
+    if ('config' in reply) running.job.resolve(markValidated(deepFreeze(reply.config)));
     else running.job.reject(rebuild(reply.error));
     this.next();
   }
