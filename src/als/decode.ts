@@ -9,7 +9,7 @@
  * with the shared WireReader (envoy/wire-reader.ts, protobufjs' Reader underneath) and allocates
  * one record and its strings per entry; scripts/bench-als.ts compares the two.
  * Field numbers are those of envoy/data/accesslog/v3/accesslog.proto and
- * envoy/service/accesslog/v3/als.proto; test/unit/als-decode.test.ts checks this reader
+ * envoy/service/accesslog/v3/als.proto; test/unit/als/decode.test.ts checks this reader
  * against protobufjs on the same bytes.
  *
  * Malformed input (truncated, a length past the end, a group or unknown wire type) throws

@@ -10,10 +10,10 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { SnapshotCache } from '../../src/cache/snapshot-cache.js';
-import { createXdsServer } from '../../src/server/index.js';
-import { startSidecar } from '../../src/sidecar.js';
-import { silentLogger } from '../../src/log.js';
+import { SnapshotCache } from '../../../src/cache/snapshot-cache.js';
+import { createXdsServer } from '../../../src/server/index.js';
+import { startSidecar } from '../../../src/sidecar.js';
+import { silentLogger } from '../../../src/log.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxds-reason-'));
 const maintenanceFile = path.join(dir, 'maintenance');

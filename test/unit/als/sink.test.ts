@@ -10,10 +10,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { AlsSink, ALS_METHOD_PATH, alsServiceDefinition } from '../../src/als/sink.js';
-import { AccessLogWriter } from '../../src/common/access-log-writer.js';
-import { AccessAggregates } from '../../src/als/aggregates.js';
-import { silentLogger } from '../../src/log.js';
+import { AlsSink, ALS_METHOD_PATH, alsServiceDefinition } from '../../../src/als/sink.js';
+import { AccessLogWriter } from '../../../src/common/access-log-writer.js';
+import { AccessAggregates } from '../../../src/als/aggregates.js';
+import { silentLogger } from '../../../src/log.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxds-als-'));
 const file = path.join(dir, 'access.log');

@@ -5,15 +5,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { messageType } from '../../src/envoy/protos.js';
+import { messageType } from '../../../src/envoy/protos.js';
 import {
   FLAG_CODE_BY_FIELD,
   PROTOCOL_BY_HTTP_VERSION,
   UNAUTHORIZED_FLAG_FIELD,
   httpVersionName,
   responseFlagsObject,
-} from '../../src/envoy/access-log-fields.js';
-import { decodeAlsMessage } from '../../src/als/decode.js';
+} from '../../../src/envoy/access-log-fields.js';
+import { decodeAlsMessage } from '../../../src/als/decode.js';
 
 const T = messageType('envoy.service.accesslog.v3.StreamAccessLogsMessage');
 const FlagsType = messageType('envoy.data.accesslog.v3.ResponseFlags');

@@ -5,14 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfig } from '../../src/config/parse.js';
-import { WorkerConfigParser } from '../../src/config/parse-worker.js';
-import type { Config } from '../../src/config/schema.js';
-import { isValidated, markValidated } from '../../src/config/validate.js';
-import { ConfigError } from '../../src/errors.js';
-import { silentLogger } from '../../src/log.js';
-import { translate } from '../../src/translate/index.js';
-import { MINIMAL_CONFIG } from '../support/config-text.js';
+import { parseConfig } from '../../../src/config/parse.js';
+import { WorkerConfigParser } from '../../../src/config/parse-worker.js';
+import type { Config } from '../../../src/config/schema.js';
+import { isValidated, markValidated } from '../../../src/config/validate.js';
+import { ConfigError } from '../../../src/errors.js';
+import { silentLogger } from '../../../src/log.js';
+import { translate } from '../../../src/translate/index.js';
+import { MINIMAL_CONFIG } from '../../support/config-text.js';
 
 test('parseConfig and the parser thread mark their configs validated; a copy is not', async (t) => {
   const parsed = parseConfig(MINIMAL_CONFIG, 'test.yaml');

@@ -8,10 +8,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AdminHttpServer, BadRequestError, errorReply, jsonReply, reply, type Route } from '../../src/common/admin-http.js';
-import { startAdminServer, type AdminSource } from '../../src/dataplane/admin-server.js';
-import { silentLogger } from '../../src/log.js';
-import { captureLog } from '../support/log-capture.js';
+import { AdminHttpServer, BadRequestError, errorReply, jsonReply, reply, type Route } from '../../../src/common/admin-http.js';
+import { startAdminServer, type AdminSource } from '../../../src/dataplane/admin-server.js';
+import { silentLogger } from '../../../src/log.js';
+import { captureLog } from '../../support/log-capture.js';
 
 async function call(base: string, path: string, method = 'GET'): Promise<{ status: number; statusText: string; type: string; cache: string; allow: string; body: string }> {
   const res = await fetch(`${base}${path}`, { method });
