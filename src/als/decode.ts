@@ -198,7 +198,7 @@ function readEntry(r: WireReader, kind: 'http' | 'tcp'): Rec {
     else r.skipField(wt);
   }
   r.endsAt(end);
-  if (rec.durationMs < 0) rec.durationMs = rec.lastDownstreamTxMs >= 0 ? rec.lastDownstreamTxMs : 0;
+  if (rec.durationMs < 0) rec.durationMs = Math.max(rec.lastDownstreamTxMs, 0);
   return rec;
 }
 

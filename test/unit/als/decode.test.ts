@@ -70,7 +70,7 @@ function randomHttp(rand: () => number, i: number): Record<string, unknown> {
 }
 
 /** protobufjs' toObject output: untyped JSON, read only by the oracle below. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: protobufjs' toObject output has no static type; the oracle reads it as is
 type Json = any;
 
 /** What protobufjs says each logged field is, converted the way the reader documents. */

@@ -136,7 +136,7 @@ test('HTTP and TCP entries become JSON lines labelled with the stream identifier
   const byCluster = Object.fromEntries(snap.clusters.map((c) => [c.cluster, c]));
   assert.equal(byCluster['web-api-perl']?.window.classes['2xx'], 1);
   assert.equal(byCluster['web-api-go']?.window.classes['5xx'], 1);
-  assert.equal(byCluster['mongo']?.window.classes.none, 1);
+  assert.equal(byCluster.mongo?.window.classes.none, 1);
   const route = snap.routes.find((r) => r.vhost === 'www.mirrativ.com' && r.route === 'api');
   assert.equal(route?.window.requests, 2);
   assert.ok(route?.window.p99_ms !== undefined && Math.abs(route.window.p99_ms - 40) < 4);

@@ -33,7 +33,9 @@ test('lines are appended in order and counted as written', async () => {
   await w.close();
   const lines = fs.readFileSync(file, 'utf8').trimEnd().split('\n');
   assert.equal(lines.length, 6000);
-  lines.forEach((l, i) => assert.equal((JSON.parse(l) as { i: number }).i, i));
+  lines.forEach((l, i) => {
+    assert.equal((JSON.parse(l) as { i: number }).i, i);
+  });
   assert.deepEqual({ ...w.stats(), maxQueueBytes: 0 }, { written: 6000, dropped: 0, writeErrors: 0, queuedBytes: 0, maxQueueBytes: 0 });
   assert.equal(w.write('late\n'), false, 'a closed writer refuses lines');
 });
@@ -119,7 +121,9 @@ test('reopen after logrotate renamed the file: later lines in the new file, none
   const read = (f: string) => fs.readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { i: number }).i);
   const all = [...rotated, file].flatMap(read);
   assert.equal(all.length, i, 'every line once');
-  all.forEach((n, k) => assert.equal(n, k, 'in order across the files'));
+  all.forEach((n, k) => {
+    assert.equal(n, k, 'in order across the files');
+  });
   const current = read(file);
   assert.ok(current.length >= 500 && current.at(-1) === i - 1 && current.includes(afterLast), 'lines after the last reopen are in the new file');
   for (const f of rotated) assert.ok(read(f).length > 0, `${f} kept the lines written before its rename`);
