@@ -17,7 +17,7 @@ import { closeSync, constants, openSync } from 'node:fs';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { loadExtras } from '../../src/dataplane/resource-types.js';
+import { loadExtras } from '../../src/proxy/xds/resource-types.js';
 import { startDataPlane, type DataPlane } from '../support/dataplanes.js';
 import { startXds, type XdsHarness } from '../support/xds-harness.js';
 import { listenHttp } from '../support/upstreams.js';
