@@ -1,5 +1,5 @@
 /**
- * installFastAsyncBind (src/dataplane/fast-async-bind.ts): the replacement must keep what
+ * installFastAsyncBind (src/proxy/common/fast-async-bind.ts): the replacement must keep what
  * AsyncResource.bind is for - the bound function runs in the resource's async scope (async
  * context and executionAsyncId), with its `this` and arguments - and must drop the deprecated
  * per-call accessor it exists to avoid.

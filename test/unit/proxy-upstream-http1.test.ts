@@ -1,5 +1,5 @@
 /**
- * The HTTP/1.1 connection pool of our proxy (src/dataplane/upstream-http1.ts) against real
+ * The HTTP/1.1 connection pool of our proxy (src/proxy/upstream/http1-conn-pool.ts) against real
  * node:http servers on 127.0.0.1: keep-alive reuse, the cluster-wide max_connections limit with
  * its FIFO of pending requests (also across hosts), max_requests_per_connection, the silent retry
  * when the upstream closes a reused keep-alive connection, request bodies, and connect failures.

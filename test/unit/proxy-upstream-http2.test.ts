@@ -1,5 +1,5 @@
 /**
- * The HTTP/2 upstream pool of our proxy (src/dataplane/upstream-http2.ts) against a real
+ * The HTTP/2 upstream pool of our proxy (src/proxy/upstream/http2-conn-pool.ts) against a real
  * node:http2 server on 127.0.0.1: streams share one connection, and max_requests_per_connection
  * moves new streams to a fresh connection and closes the spent one.
  */

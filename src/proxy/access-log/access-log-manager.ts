@@ -6,7 +6,7 @@
  *
  * A slow or stuck destination never holds up traffic or grows memory: file lines go through the
  * sidecar's AccessLogWriter (non-blocking writes, at most FILE_QUEUE_BYTES queued per path, the
- * rest dropped and counted), ALS streams have their own bounds (als-client.ts).
+ * rest dropped and counted), ALS streams have their own bounds (grpc-access-log.ts).
  */
 import type { Logger } from '../../log.js';
 import { AccessLogWriter } from '../../sidecar/access-log-writer.js';

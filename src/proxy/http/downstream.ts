@@ -1,7 +1,7 @@
 /**
  * One request as the client sent it, whatever the codec. In: node:http's (req, res) for
  * HTTP/1.x, or an HTTP/2 stream and its headers. Out: the Downstream interface the router
- * filter (exchange.ts) works with: request head, body events, and respond / write / end /
+ * filter (router/router.ts) works with: request head, body events, and respond / write / end /
  * reset, so one proxying code path serves both codecs. HTTP/2 responses carry trailers (gRPC
  * status) when the client announced `te: trailers`.
  */

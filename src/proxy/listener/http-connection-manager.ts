@@ -1,13 +1,13 @@
 /**
  * An HTTP listener (HttpConnectionManager): HTTP/1.1 and cleartext HTTP/2 (h2c with prior
  * knowledge, what gRPC clients speak) on the same port. In: accepted sockets from the listener
- * manager and the HCM settings (replaced in place on a listener update). Out: one HttpExchange
+ * manager and the HCM settings (replaced in place on a listener update). Out: one RouterFilter
  * per request; connection and request stats under http.<stat_prefix>.
  *
  * Protocol detection: the first bytes of a connection are compared with the HTTP/2 client
  * preface ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"); the socket then goes to an http2 or an http
  * server that never listens itself (`emit('connection')`). With codec_type HTTP1 or HTTP2 the
- * sniffing is skipped. node's servers own the parsing; the exchange owns the proxying.
+ * sniffing is skipped. node's servers own the parsing; the router filter owns the proxying.
  *
  * Timeouts against slow or silent clients: the sniffing must end within listener_filters_timeout
  * (else the connection is closed), and each HTTP/1 request's headers must arrive within
@@ -28,7 +28,7 @@ import type { ClusterManager } from '../upstream/cluster-manager.js';
 import type { HcmModel } from '../config/listener-resource.js';
 import type { Router } from '../router/route-table.js';
 import { ConnectionLimitStats, HttpConnManagerStats, type StatEmitter } from '../stats.js';
-import { HttpExchange, type HttpRuntime } from '../router/router.js';
+import { RouterFilter, type HttpRuntime } from '../router/router.js';
 import { Http1Downstream, Http2Downstream } from '../http/downstream.js';
 import type { LogFn } from '../access-log/access-log-manager.js';
 
@@ -73,7 +73,7 @@ export class HttpListener implements HttpRuntime {
     accessLog: LogFn | undefined,
   ) {
     this.accessLog = accessLog;
-    // requestTimeout 0: the HCM's request_timeout is the exchange's; headersTimeout stays node's job.
+    // requestTimeout 0: the HCM's request_timeout is the router filter's; headersTimeout stays node's job.
     this.h1 = http.createServer(
       { requestTimeout: 0, headersTimeout: Math.ceil(hcm.requestHeadersTimeoutMs), keepAliveTimeout: hcm.idleTimeoutMs, connectionsCheckingInterval: HEADERS_CHECK_INTERVAL_MS },
       (req, res) => this.onH1Request(req, res),
@@ -235,12 +235,12 @@ export class HttpListener implements HttpRuntime {
       });
     }
     if (this.draining) down.closeAfterResponse();
-    new HttpExchange(this, down).start();
+    new RouterFilter(this, down).start();
   }
 
   private onH2Stream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number): void {
     stream.on('error', () => undefined);
-    new HttpExchange(this, new Http2Downstream(stream, headers, flags)).start();
+    new RouterFilter(this, new Http2Downstream(stream, headers, flags)).start();
   }
 
   /**

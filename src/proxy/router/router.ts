@@ -13,25 +13,30 @@
  * with x-envoy-overloaded; no healthy host -> 503 UH; upstream connect failure -> 503 UF; request
  * mirroring fire-and-forget. Local replies to gRPC requests become trailers-only gRPC errors.
  *
+ * Envoy's rooms: retry decisions in retry-state.ts, request hash keys in hash-policy.ts, mirrors
+ * in shadow-writer.ts, route matching in route-table.ts; local replies and x-forwarded-* in ../http/.
+ *
  * The common path (no retry, no mirror, no access log) allocates this object, the upstream
  * header map and the pool's request; nothing else per request.
  */
 import { randomUUID } from 'node:crypto';
-import { isIP } from 'node:net';
-import { networkInterfaces } from 'node:os';
 import type { Downstream } from '../http/downstream.js';
+import { setForwarded } from '../http/conn-manager-utility.js';
+import { sendLocalReply } from '../http/local-reply.js';
 import type { ClusterManager } from '../upstream/cluster-manager.js';
 import type { UpstreamCluster } from '../upstream/cluster.js';
 import type { Host } from '../upstream/host.js';
+import { isHashBased } from '../upstream/lb/policies.js';
 import type { Router } from './route-table.js';
 import { stripPort, withoutQuery } from './route-table.js';
-import type { ForwardActionModel, HashPolicyModel, RedirectActionModel, RouteModel } from '../config/route-resource.js';
+import type { ForwardActionModel, RedirectActionModel, RouteModel } from '../config/route-resource.js';
 import type { HcmModel } from '../config/listener-resource.js';
-import { RetryOn, type RetryPolicyModel } from '../config/retry-policy.js';
+import type { RetryPolicyModel } from '../config/retry-policy.js';
 import type { HttpConnManagerStats } from '../stats.js';
 import { responseHeaders, type HeaderMap, type UpstreamCallbacks, type UpstreamFailure, type UpstreamRequest } from '../upstream/conn-pool.js';
 import { sampled, ShadowRequest } from './shadow-writer.js';
-import { combineHash, hash32 } from '../common/hash.js';
+import { requestHash } from './hash-policy.js';
+import { RETRY_BUFFER_LIMIT, retriableFailure, retriableResponse, retryBackoffMs } from './retry-state.js';
 import type { LogRecord } from '../access-log/formatter.js';
 
 /** What an HTTP listener hands every request: its current settings (swapped atomically on update). */
@@ -46,82 +51,10 @@ export interface HttpRuntime {
   readonly draining: boolean;
 }
 
-/** Request bodies kept for retries; larger bodies are streamed and lose their retries (Envoy: buffer limit). */
-const RETRY_BUFFER_LIMIT = 1 << 20;
 
-const GATEWAY_ERRORS = RetryOn['5xx'] | RetryOn['gateway-error'];
-const RESETS = GATEWAY_ERRORS | RetryOn.reset;
 
-const GRPC_RETRY: Readonly<Record<string, number>> = {
-  '1': RetryOn.cancelled,
-  '4': RetryOn['deadline-exceeded'],
-  '8': RetryOn['resource-exhausted'],
-  '13': RetryOn.internal,
-  '14': RetryOn.unavailable,
-};
 
-/** Envoy's HTTP -> gRPC status mapping for local replies. */
-function grpcStatusOf(http: number): number {
-  switch (http) {
-    case 400:
-      return 13;
-    case 401:
-      return 16;
-    case 403:
-      return 7;
-    case 404:
-      return 12;
-    case 429:
-    case 502:
-    case 503:
-    case 504:
-      return 14;
-    default:
-      return 2;
-  }
-}
-
-/** This host's first non-loopback IPv4 address (as Envoy's local address), found once. */
-let hostAddress: string | undefined;
-function localHostAddress(): string {
-  if (hostAddress === undefined) {
-    hostAddress = '127.0.0.1';
-    search: for (const addrs of Object.values(networkInterfaces())) {
-      for (const a of addrs ?? []) {
-        if (a.family === 'IPv4' && !a.internal) {
-          hostAddress = a.address;
-          break search;
-        }
-      }
-    }
-  }
-  return hostAddress;
-}
-
-/**
- * x-forwarded-for and x-forwarded-proto by Envoy's rules. With use_remote_address the data plane
- * is the edge: it appends the peer to XFF (a loopback peer as this host's address, as Envoy does)
- * and, trusting no hop, sets XFP from the connection. Otherwise XFF passes as sent and a client's
- * XFP is kept. XFP is never taken from `:scheme`; connections here are cleartext, so it is `http`.
- */
-function setForwarded(hcm: HcmModel, down: Downstream, headers: HeaderMap): void {
-  if (hcm.useRemoteAddress) {
-    if (!hcm.skipXffAppend) {
-      let ip = down.remoteIp;
-      if (ip.startsWith('::ffff:') && ip.includes('.')) ip = ip.slice(7);
-      if (isIP(ip) === 0 || ip.startsWith('127.') || ip === '::1') ip = localHostAddress();
-      const xff = down.header('x-forwarded-for');
-      headers['x-forwarded-for'] = xff === undefined || xff === '' ? ip : `${xff},${ip}`;
-    }
-    if (hcm.xffNumTrustedHops === 0) {
-      headers['x-forwarded-proto'] = 'http';
-      return;
-    }
-  }
-  if (headers['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = 'http';
-}
-
-export class HttpExchange implements UpstreamCallbacks {
+export class RouterFilter implements UpstreamCallbacks {
   private readonly startMs = Date.now();
   private readonly startTick = performance.now();
   private route: RouteModel | undefined;
@@ -334,42 +267,13 @@ export class HttpExchange implements UpstreamCallbacks {
     if (timeout > 0) this.globalTimer = setTimeout(() => this.onGlobalTimeout(), timeout);
   }
 
+
+  /** The request's hash key for hash-based policies, computed once per request (retries reuse it). */
   private requestHash(): number | undefined {
     if (this.hashDone) return this.hashValue;
     this.hashDone = true;
-    const policies = this.action?.hashPolicies ?? [];
-    let hash: number | undefined;
-    for (const p of policies) {
-      const v = this.hashInput(p);
-      if (v === undefined) continue;
-      const h = hash32(v);
-      hash = hash === undefined ? h : combineHash(hash, h);
-      if (p.terminal) break;
-    }
-    this.hashValue = hash;
-    return hash;
-  }
-
-  private hashInput(p: HashPolicyModel): string | undefined {
-    switch (p.kind) {
-      case 'header':
-        return this.down.header(p.name);
-      case 'source_ip':
-        return stripPort(this.down.remoteAddress).replace(/^\[|\]$/g, '');
-      case 'query': {
-        const q = this.down.path.indexOf('?');
-        return q < 0 ? undefined : (new URLSearchParams(this.down.path.slice(q + 1)).get(p.name) ?? undefined);
-      }
-      case 'cookie': {
-        const c = this.down.header('cookie');
-        if (!c) return undefined;
-        for (const part of c.split(';')) {
-          const eq = part.indexOf('=');
-          if (eq > 0 && part.slice(0, eq).trim() === p.name) return part.slice(eq + 1).trim();
-        }
-        return undefined;
-      }
-    }
+    this.hashValue = requestHash(this.action?.hashPolicies ?? [], this.down);
+    return this.hashValue;
   }
 
   private attempt(): void {
@@ -385,8 +289,7 @@ export class HttpExchange implements UpstreamCallbacks {
       });
       return;
     }
-    const lb = cluster.model.lbPolicy;
-    const hash = lb === 'RING_HASH' || lb === 'MAGLEV' ? this.requestHash() : undefined;
+    const hash = isHashBased(cluster.model.lbPolicy) ? this.requestHash() : undefined;
     const host = cluster.pick(hash, this.tried, this.retry?.hostSelectionMaxAttempts);
     if (!host) {
       cs.upstream_cx_none_healthy++;
@@ -437,34 +340,6 @@ export class HttpExchange implements UpstreamCallbacks {
     if (report) cluster.report(host, status);
   }
 
-  private retriableResponse(status: number, headers: HeaderMap): boolean {
-    const r = this.retry;
-    if (!r) return false;
-    const on = r.on;
-    if (status >= 500 && on & RetryOn['5xx']) return true;
-    if ((status === 502 || status === 503 || status === 504) && on & RetryOn['gateway-error']) return true;
-    if (status === 409 && on & RetryOn['retriable-4xx']) return true;
-    if (on & RetryOn['retriable-status-codes'] && r.statusCodes.has(status)) return true;
-    const grpc = headers['grpc-status'];
-    if (typeof grpc === 'string' && on & (GRPC_RETRY[grpc] ?? 0)) return true;
-    return false;
-  }
-
-  private retriableFailure(failure: UpstreamFailure | 'per_try_timeout'): boolean {
-    const on = this.retry?.on ?? 0;
-    switch (failure) {
-      case 'connect_failure':
-      case 'connect_timeout':
-        return (on & (RESETS | RetryOn['connect-failure'] | RetryOn['reset-before-request'])) !== 0;
-      case 'refused_stream':
-        return (on & (RESETS | RetryOn['refused-stream'] | RetryOn['reset-before-request'])) !== 0;
-      case 'reset_before_response':
-      case 'per_try_timeout':
-        return (on & RESETS) !== 0;
-      default:
-        return false;
-    }
-  }
 
   /** Whether another attempt is allowed now (policy, attempts left, retry budget, replayable body). */
   private mayRetry(): boolean {
@@ -490,13 +365,11 @@ export class HttpExchange implements UpstreamCallbacks {
     cluster.stats.upstream_rq_retry++;
     cluster.retriesActive++;
     this.inRetry = true;
-    // Envoy's fully jittered exponential back-off.
-    const ceiling = Math.min(r.backoffMaxMs, r.backoffBaseMs * (2 ** this.attempts - 1));
     this.backoffTimer = setTimeout(() => {
       this.backoffTimer = undefined;
       if (this.done) return;
       this.attempt();
-    }, Math.random() * ceiling);
+    }, retryBackoffMs(r, this.attempts));
   }
 
   private onPerTryTimeout(): void {
@@ -512,7 +385,7 @@ export class HttpExchange implements UpstreamCallbacks {
       this.resetDownstream('UT');
       return;
     }
-    if (this.retriableFailure('per_try_timeout') && this.mayRetry()) {
+    if (retriableFailure(this.retry, 'per_try_timeout') && this.mayRetry()) {
       this.scheduleRetry();
       return;
     }
@@ -573,7 +446,7 @@ export class HttpExchange implements UpstreamCallbacks {
     this.lastActivity = performance.now();
     this.attemptStatus = status;
     if (this.upstreamMs < 0) this.upstreamMs = performance.now() - this.startTick;
-    if (this.retry && this.retriableResponse(status, headers) && this.mayRetry()) {
+    if (this.retry && retriableResponse(this.retry, status, headers) && this.mayRetry()) {
       const up = this.upstream;
       this.endAttempt(status, status);
       up?.abort();
@@ -627,7 +500,7 @@ export class HttpExchange implements UpstreamCallbacks {
       this.resetDownstream('UR');
       return;
     }
-    if (this.retriableFailure(failure) && this.mayRetry()) {
+    if (retriableFailure(this.retry, failure) && this.mayRetry()) {
       this.scheduleRetry();
       return;
     }
@@ -686,31 +559,11 @@ export class HttpExchange implements UpstreamCallbacks {
       return;
     }
     const grpc = !direct && (down.header('content-type') ?? '').startsWith('application/grpc');
-    const headers: HeaderMap = { ...extra };
     if (this.rt.draining) down.closeAfterResponse();
-    if (grpc) {
-      headers['content-type'] = 'application/grpc';
-      headers['grpc-status'] = String(grpcStatusOf(status));
-      headers['grpc-message'] = encodeURIComponent(typeof body === 'string' ? body : (body?.toString() ?? ''));
-      this.respHeaders = headers;
-      down.respond(200, headers, true);
-      this.status = 200;
-    } else {
-      const bytes = body === undefined ? undefined : typeof body === 'string' ? Buffer.from(body) : body;
-      if (bytes && bytes.length > 0) {
-        headers['content-type'] ??= 'text/plain';
-        headers['content-length'] = String(bytes.length);
-        this.respHeaders = headers;
-        down.respond(status, headers, false);
-        down.write(bytes);
-        this.bytesOut += bytes.length;
-        down.end(undefined);
-      } else {
-        headers['content-length'] = '0';
-        this.respHeaders = headers;
-        down.respond(status, headers, true);
-      }
-    }
+    const sent = sendLocalReply(down, status, body, grpc, extra);
+    this.respHeaders = sent.headers;
+    this.status = sent.status;
+    this.bytesOut += sent.bytesOut;
     this.finish();
   }
 

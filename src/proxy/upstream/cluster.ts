@@ -15,10 +15,10 @@ import { Host } from './host.js';
 import { PrioritySet } from './priority-set.js';
 import { ClusterStats, type StatEmitter } from '../stats.js';
 import { Http1Pool, type Http1PoolOptions } from './http1-conn-pool.js';
-import { Http2HostPool, type Http2Limits } from './http2-conn-pool.js';
+import { Http2HostPool } from './http2-conn-pool.js';
 import { HealthChecker } from './health-checker.js';
 import { OutlierDetector } from './outlier-detection.js';
-import type { HeaderMap, UpstreamCallbacks, UpstreamRequest } from './conn-pool.js';
+import type { HeaderMap, Http2Limits, UpstreamCallbacks, UpstreamRequest } from './conn-pool.js';
 import type { ThresholdsModel } from '../config/cluster-resource.js';
 
 export class UpstreamCluster {

@@ -1,10 +1,11 @@
 /**
- * The contract between a request being proxied (exchange.ts, mirror.ts, the health checker) and
- * the connection pools (upstream-http1.ts, upstream-http2.ts). In: a host, request head and
- * body chunks. Out: callbacks for the response head, body, trailers, end, or a classified
+ * The contract between a request being proxied (the router filter, the shadow writer, the
+ * health checker) and the connection pools (http1-conn-pool.ts, http2-conn-pool.ts). In: a
+ * host, request head and body chunks. Out: callbacks for the response head, body, trailers, end, or a classified
  * failure (connect failure / timeout, reset before or after the response started) that retry
  * and outlier logic act on.
  */
+import type { ClusterStats } from '../stats.js';
 
 /** Response or request headers as a plain object with lower-case names. */
 export type HeaderMap = Record<string, string | string[] | undefined>;
@@ -40,6 +41,26 @@ export interface UpstreamRequest {
   pause(): void;
   resume(): void;
   onDrain(cb: () => void): void;
+}
+
+export interface Http2Limits {
+  readonly connectTimeoutMs: number;
+  readonly maxConcurrentStreams: number;
+  /** 0: no limit; otherwise the connection takes no new streams after this many and then closes. */
+  readonly maxRequestsPerConnection: number;
+  readonly idleTimeoutMs: number;
+  readonly stats: ClusterStats;
+}
+
+/**
+ * A host's HTTP/2 connections (Http2HostPool in http2-conn-pool.ts) as the host holds them and
+ * its cluster drives them. Declared here, not there, so host.ts and the pool do not import
+ * each other.
+ */
+export interface HostHttp2Pool {
+  update(limits: Http2Limits): void;
+  request(headers: HeaderMap, endStream: boolean, cb: UpstreamCallbacks): UpstreamRequest;
+  close(): void;
 }
 
 /** Headers that describe one connection and are never forwarded (RFC 9110 7.6.1, RFC 9113 8.2.2). */

@@ -6,7 +6,7 @@
  * identity across EDS updates while its address:port stays, so health and counters survive.
  */
 import type { EdsHealth, LocalityModel } from '../config/endpoint-resource.js';
-import type { Http2HostPool } from './http2-conn-pool.js';
+import type { HostHttp2Pool } from './conn-pool.js';
 
 export class Host {
   readonly key: string;
@@ -50,7 +50,7 @@ export class Host {
   ejectedUntil = 0;
 
   /** HTTP/2 connections to this host (created on first use). */
-  h2: Http2HostPool | undefined;
+  h2: HostHttp2Pool | undefined;
 
   constructor(
     readonly address: string,

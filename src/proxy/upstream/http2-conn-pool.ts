@@ -11,18 +11,8 @@
  */
 import http2 from 'node:http2';
 import net from 'node:net';
-import type { ClusterStats } from '../stats.js';
 import type { Host } from './host.js';
-import type { HeaderMap, UpstreamCallbacks, UpstreamFailure, UpstreamRequest } from './conn-pool.js';
-
-export interface Http2Limits {
-  readonly connectTimeoutMs: number;
-  readonly maxConcurrentStreams: number;
-  /** 0: no limit; otherwise the connection takes no new streams after this many and then closes. */
-  readonly maxRequestsPerConnection: number;
-  readonly idleTimeoutMs: number;
-  readonly stats: ClusterStats;
-}
+import type { HeaderMap, HostHttp2Pool, Http2Limits, UpstreamCallbacks, UpstreamFailure, UpstreamRequest } from './conn-pool.js';
 
 interface Conn {
   readonly session: http2.ClientHttp2Session;
@@ -37,7 +27,7 @@ interface Conn {
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL } = http2.constants;
 
-export class Http2HostPool {
+export class Http2HostPool implements HostHttp2Pool {
   private conns: Conn[] = [];
 
   constructor(

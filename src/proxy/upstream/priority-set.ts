@@ -17,7 +17,8 @@
  */
 import type { ClusterModel } from '../config/cluster-resource.js';
 import type { Host } from './host.js';
-import { createLoadBalancer, type LoadBalancer } from './lb/load-balancer.js';
+import type { LoadBalancer } from './lb/load-balancer.js';
+import { createLoadBalancer, isHashBased } from './lb/policies.js';
 import { EdfScheduler } from './edf-scheduler.js';
 
 interface Locality {
@@ -103,7 +104,7 @@ export class PrioritySet {
   }
 
   private level(model: ClusterModel, usable: Host[], all: Host[], panic: boolean, factor: number): Level {
-    const hashBased = model.lbPolicy === 'RING_HASH' || model.lbPolicy === 'MAGLEV';
+    const hashBased = isHashBased(model.lbPolicy);
     if (!model.localityWeighted || panic || usable.length === 0) {
       return { lb: usable.length ? createLoadBalancer(model, usable, usable.map((h) => h.weight)) : undefined, localities: undefined, panic };
     }

@@ -6,7 +6,7 @@
  * converges to the same preference.
  */
 import type { Host } from '../host.js';
-import { allEqual, type LoadBalancer } from './load-balancer.js';
+import { allEqual, registerLbPolicy, type LoadBalancer } from './load-balancer.js';
 import { RandomLb } from './random.js';
 
 export class LeastRequestLb implements LoadBalancer {
@@ -38,3 +38,8 @@ export class LeastRequestLb implements LoadBalancer {
     return best;
   }
 }
+
+registerLbPolicy('LEAST_REQUEST', {
+  hashBased: false,
+  create: (model, hosts, weights) => new LeastRequestLb(hosts, weights, model.choiceCount, model.activeRequestBias),
+});

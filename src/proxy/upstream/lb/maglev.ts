@@ -5,7 +5,7 @@
  */
 import type { Host } from '../host.js';
 import { hash32 } from '../../common/hash.js';
-import type { LoadBalancer } from './load-balancer.js';
+import { registerLbPolicy, type LoadBalancer } from './load-balancer.js';
 
 export class MaglevLb implements LoadBalancer {
   private readonly table: Int32Array;
@@ -47,3 +47,5 @@ export class MaglevLb implements LoadBalancer {
     return this.hosts[this.table[(hash >>> 0) % this.size]!];
   }
 }
+
+registerLbPolicy('MAGLEV', { hashBased: true, create: (model, hosts, weights) => new MaglevLb(hosts, weights, model.maglevTableSize) });

@@ -1,6 +1,6 @@
 /** RANDOM: a host drawn at random in proportion to its weight (binary search over cumulative weights). */
 import type { Host } from '../host.js';
-import { allEqual, type LoadBalancer } from './load-balancer.js';
+import { allEqual, registerLbPolicy, type LoadBalancer } from './load-balancer.js';
 
 export class RandomLb implements LoadBalancer {
   private readonly cumulative: Float64Array | undefined;
@@ -36,3 +36,5 @@ export class RandomLb implements LoadBalancer {
     return this.hosts[lo];
   }
 }
+
+registerLbPolicy('RANDOM', { hashBased: false, create: (_model, hosts, weights) => new RandomLb(hosts, weights) });

@@ -6,7 +6,7 @@
  */
 import type { Host } from '../host.js';
 import { hash32 } from '../../common/hash.js';
-import type { LoadBalancer } from './load-balancer.js';
+import { registerLbPolicy, type LoadBalancer } from './load-balancer.js';
 
 export class RingHashLb implements LoadBalancer {
   private readonly points: Uint32Array;
@@ -53,3 +53,5 @@ export class RingHashLb implements LoadBalancer {
     return this.owners[lo === n ? 0 : lo];
   }
 }
+
+registerLbPolicy('RING_HASH', { hashBased: true, create: (model, hosts, weights) => new RingHashLb(hosts, weights, model.ringMinSize, model.ringMaxSize) });

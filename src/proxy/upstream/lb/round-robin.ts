@@ -5,7 +5,7 @@
  */
 import type { Host } from '../host.js';
 import { EdfScheduler } from '../edf-scheduler.js';
-import { allEqual, type LoadBalancer } from './load-balancer.js';
+import { allEqual, registerLbPolicy, type LoadBalancer } from './load-balancer.js';
 
 export class RoundRobinLb implements LoadBalancer {
   private index: number;
@@ -27,3 +27,5 @@ export class RoundRobinLb implements LoadBalancer {
     return this.hosts[this.index++];
   }
 }
+
+registerLbPolicy('ROUND_ROBIN', { hashBased: false, create: (_model, hosts, weights) => new RoundRobinLb(hosts, weights) });
