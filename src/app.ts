@@ -10,7 +10,7 @@ import { ConsulKvSource } from './sources/consul-kv.js';
 import { ConsulHealthSource } from './sources/consul-health.js';
 import { ConsulClient } from './consul/client.js';
 import { kvBindings, resolveConnection, type ConsulOptions } from './consul/options.js';
-import { parseConfig } from './config/parse.js';
+import { parseConfig, type ParseOptions } from './config/parse.js';
 import { edsServices, type EdsService } from './config/eds-services.js';
 import type { Config } from './config/schema.js';
 import { Publisher, type PublishError, type PublisherStatus } from './pipeline/publisher.js';
@@ -31,6 +31,8 @@ export interface ServeOptions {
   readonly configFile?: string;
   /** Consul mode: config from KV (a key per node group) and EDS from service health. */
   readonly consul?: ConsulOptions;
+  /** The size cap on a config text, file or KV value (default 512 KiB): a larger one is refused unread. */
+  readonly configLimits?: ParseOptions;
   /** xDS (ADS + per-type SotW services). Default 127.0.0.1:9000 as in seed 001. */
   readonly xds?: Endpoint;
   /** Admin HTTP server (health, status, metrics); `false` runs without it. */
@@ -106,8 +108,8 @@ export async function serve(opts: ServeOptions): Promise<RunningApp> {
       return p;
     };
     sources = opts.configFile
-      ? await startFileSource(opts.configFile, newPublisher, closers)
-      : await startConsulSources(opts.consul ?? {}, newPublisher, logger, closers, metrics);
+      ? await startFileSource(opts.configFile, newPublisher, closers, opts.configLimits)
+      : await startConsulSources(opts.consul ?? {}, newPublisher, logger, closers, metrics, opts.configLimits);
 
     const xds = opts.xds ?? DEFAULT_XDS;
     const xdsPort = await xdsServer.listen(xds.host, xds.port);
@@ -139,12 +141,12 @@ interface Sources {
   readonly consulStatus?: () => { kv: unknown[]; health: unknown };
 }
 
-async function startFileSource(file: string, newPublisher: (group: string) => Publisher, closers: Closer[]): Promise<Sources> {
+async function startFileSource(file: string, newPublisher: (group: string) => Publisher, closers: Closer[], limits?: ParseOptions): Promise<Sources> {
   const publisher = newPublisher(DEFAULT_GROUP);
   const source = new ConfigFileSource(file, {
     onConfig: (config, origin) => publisher.setConfig(config, origin),
     onError: (err) => publisher.reject(file, err),
-  });
+  }, limits);
   const first = await source.start();
   closers.push(() => source.close());
   publisher.setConfig(first, file);
@@ -152,7 +154,7 @@ async function startFileSource(file: string, newPublisher: (group: string) => Pu
   return { publishers: new Map([[DEFAULT_GROUP, publisher]]) };
 }
 
-async function startConsulSources(consul: ConsulOptions, newPublisher: (group: string) => Publisher, logger: Logger, closers: Closer[], metrics?: PipelineMetrics): Promise<Sources> {
+async function startConsulSources(consul: ConsulOptions, newPublisher: (group: string) => Publisher, logger: Logger, closers: Closer[], metrics?: PipelineMetrics, limits?: ParseOptions): Promise<Sources> {
   const client = new ConsulClient(resolveConnection(consul));
   closers.push(() => client.close());
   const startupTimeoutMs = consul.startupTimeoutMs ?? 10_000;
@@ -192,7 +194,7 @@ async function startConsulSources(consul: ConsulOptions, newPublisher: (group: s
       logger,
       onValue: (text) => {
         try {
-          const config = parseConfig(text, kv.origin);
+          const config = parseConfig(text, kv.origin, limits);
           followServices(binding.group, config);
           publisher.setConfig(config, kv.origin);
         } catch (err) {

@@ -20,19 +20,61 @@ export interface ConfigIssue {
   col?: number;
 }
 
+/** A ConfigError lists this many problems and counts the rest: a refusal stays one readable log line. */
+export const MAX_LISTED_ISSUES = 20;
+/** Longest path, and longest message, an issue keeps; a 400 KB key or value must not become a 400 KB log line. */
+const MAX_PATH_CHARS = 200;
+const MAX_MESSAGE_CHARS = 400;
+
+/**
+ * `text` cut to at most `max` characters: its start and end around `…`, then its full length, so
+ * both a value's beginning and a message's closing words stay readable.
+ */
+export function clip(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const note = ` (cut, ${text.length} characters)`;
+  const keep = Math.max(0, max - note.length - 1);
+  const tail = Math.floor(keep / 4);
+  return `${text.slice(0, keep - tail)}…${text.slice(text.length - tail)}${note}`;
+}
+
 function formatIssue(issue: ConfigIssue): string {
   const where = issue.line !== undefined ? ` (line ${issue.line}, col ${issue.col ?? 1})` : '';
   return `${issue.path || '<root>'}: ${issue.message}${where}`;
 }
 
-/** The configuration is invalid: YAML syntax, schema, or a rule Envoy would NACK. */
+/**
+ * The configuration is invalid: YAML syntax, schema, or a rule Envoy would NACK. `issues` holds the
+ * first MAX_LISTED_ISSUES problems (paths and messages clipped), `total` counts them all; the
+ * message lists the same and ends with "and N more".
+ */
 export class ConfigError extends ConsulXdsError {
   readonly issues: readonly ConfigIssue[];
+  readonly total: number;
   readonly source: string;
-  constructor(source: string, issues: ConfigIssue[]) {
-    super('CXDS_CONFIG_INVALID', `${source}: ${issues.map(formatIssue).join('; ')}`);
-    this.issues = Object.freeze(issues.map((i) => Object.freeze({ ...i })));
+  /** `total` > issues.length when the caller only built the first issues (parse.ts locates only what is listed). */
+  constructor(source: string, issues: readonly ConfigIssue[], total = issues.length) {
+    const listed = issues.slice(0, MAX_LISTED_ISSUES).map((i) =>
+      Object.freeze({ ...i, path: clip(i.path, MAX_PATH_CHARS), message: clip(i.message, MAX_MESSAGE_CHARS) }),
+    );
+    const rest = Math.max(total, issues.length) - listed.length;
+    super('CXDS_CONFIG_INVALID', `${source}: ${listed.map(formatIssue).join('; ')}${rest > 0 ? `; and ${rest} more` : ''}`);
+    this.issues = Object.freeze(listed);
+    this.total = listed.length + rest;
     this.source = source;
+  }
+}
+
+/** A config text over the size cap: refused unread, so one oversized value cannot stall the process. */
+export class ConfigTooLargeError extends ConsulXdsError {
+  readonly source: string;
+  readonly bytes: number;
+  readonly maxBytes: number;
+  constructor(source: string, bytes: number, maxBytes: number) {
+    super('CXDS_CONFIG_TOO_LARGE', `${source}: the config is ${bytes} bytes, over the ${maxBytes}-byte cap (--config-max-bytes); not parsed`);
+    this.source = source;
+    this.bytes = bytes;
+    this.maxBytes = maxBytes;
   }
 }
 

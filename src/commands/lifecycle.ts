@@ -8,8 +8,10 @@
  *                    signal while shutting down exits at once with 1.
  *  SIGHUP            `onHangup` (serve: reopen the access-log file after logrotate renamed it).
  *                    A command without one keeps Node's default: the process ends.
- *  SIGUSR1           logged and ignored. Node's default opens the inspector on 127.0.0.1:9229: a
- *                    debugger that anyone on the host can attach to and run code with.
+ *  SIGUSR1           `onUser1` (proxy: reopen the access-log files, as Envoy does); a command
+ *                    without one logs and ignores it. Never Node's default, which opens the
+ *                    inspector on 127.0.0.1:9229: a debugger that anyone on the host can attach to
+ *                    and run code with.
  *  uncaught exception, unhandled rejection
  *                    logged at `fatal` with the error and its stack, then exit 1 at once, without
  *                    a graceful close: after an error nobody handled, the process state is
@@ -23,6 +25,8 @@ import type { Logger } from '../log.js';
 export interface LifecycleOptions {
   /** SIGHUP's job; its failure is logged, the process goes on. */
   readonly onHangup?: () => Promise<void>;
+  /** SIGUSR1's job; its failure is logged, the process goes on. */
+  readonly onUser1?: () => Promise<void>;
 }
 
 export interface Lifecycle {
@@ -64,7 +68,11 @@ export function installLifecycle(logger: Logger, opts: LifecycleOptions = {}): L
   process.on('SIGINT', onStopSignal);
   process.on('SIGTERM', onStopSignal);
   // Any listener replaces Node's default action for SIGUSR1 (starting the inspector).
-  process.on('SIGUSR1', () => logger.info({ signal: 'SIGUSR1' }, 'SIGUSR1 ignored: no debugger is opened'));
+  const user1 = opts.onUser1;
+  process.on('SIGUSR1', () => {
+    if (!user1) logger.info({ signal: 'SIGUSR1' }, 'SIGUSR1 ignored: no debugger is opened');
+    else user1().catch((err: Error) => logger.error({ signal: 'SIGUSR1', err: err.message }, 'SIGUSR1 handling failed'));
+  });
   const hangup = opts.onHangup;
   if (hangup) {
     process.on('SIGHUP', () => {

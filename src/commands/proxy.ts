@@ -6,14 +6,15 @@
  *
  * SIGTERM/SIGINT drain first (listeners closed, open requests finish within --drain-time-s), so
  * a rolling restart costs no request; /quitquitquit closes at once (as Envoy's does), and so does
- * a second signal (lifecycle.ts: exit 1).
+ * a second signal (lifecycle.ts: exit 1). SIGUSR1 reopens the file access logs (as Envoy's).
  */
 import { createLogger } from '../log.js';
 import { ConsulXdsError } from '../errors.js';
 import { parseCommandArgs, portOption } from './args.js';
 import { installLifecycle } from './lifecycle.js';
 import { nodeModel, parseHostPort, parseLocality, readBootstrapFile, type Bootstrap } from '../proxy/config/bootstrap.js';
-import { startProxy } from '../proxy/server.js';
+import { startProxy, type RunningProxy } from '../proxy/server.js';
+import { defaultMaxDownstreamConnections, openFileLimit } from '../proxy/listener/fd-limit.js';
 import { installFastAsyncBind } from '../proxy/common/fast-async-bind.js';
 
 /** stop() reason of POST /quitquitquit: close at once, no drain (Envoy's behaviour). */
@@ -37,6 +38,10 @@ Admin:
 Behaviour:
   --drain-time-s N          how long open connections may finish when their listener is removed,
                             or on SIGTERM/SIGINT before the proxy closes the rest and exits (default 10)
+  --max-downstream-connections N
+                            open client connections across all listeners; one more is closed at
+                            accept and counted in listener.<addr>_<port>.downstream_global_cx_overflow
+                            (default 20000, or about half the open-file limit if that is lower; 0 = no cap)
   --log-level LEVEL         trace|debug|info|warn|error (default info)
 `;
 
@@ -54,6 +59,7 @@ export async function run(argv: string[]): Promise<number> {
       'admin-port': { type: 'string' },
       'no-admin': { type: 'boolean' },
       'drain-time-s': { type: 'string' },
+      'max-downstream-connections': { type: 'string' },
       'log-level': { type: 'string' },
     },
     USAGE,
@@ -90,11 +96,26 @@ export async function run(argv: string[]): Promise<number> {
   const drainS = values['drain-time-s'] === undefined ? 10 : Number(values['drain-time-s']);
   if (!Number.isFinite(drainS) || drainS < 0) throw new ConsulXdsError('CXDS_USAGE', `--drain-time-s: expected seconds >= 0, got '${values['drain-time-s']}'`);
 
+  const fdLimit = openFileLimit();
+  const capFlag = values['max-downstream-connections'];
+  const maxConns = capFlag === undefined ? defaultMaxDownstreamConnections(fdLimit) : Number(capFlag);
+  if (!Number.isInteger(maxConns) || maxConns < 0) throw new ConsulXdsError('CXDS_USAGE', `--max-downstream-connections: expected a whole number >= 0, got '${capFlag}'`);
+
   const logger = createLogger({ level: values['log-level'] });
-  const life = installLifecycle(logger);
+  if (fdLimit !== undefined && (maxConns === 0 || maxConns * 2 > fdLimit)) {
+    logger.warn({ maxDownstreamConnections: maxConns, openFileLimit: fdLimit }, 'the connection cap does not keep the proxy below its open-file limit: past it, accepts and upstream connects fail (EMFILE)');
+  }
+  let running: RunningProxy | undefined;
+  const life = installLifecycle(logger, {
+    onUser1: async () => {
+      logger.info({ signal: 'SIGUSR1' }, 'SIGUSR1: reopening access logs');
+      await running?.reopenAccessLogs();
+    },
+  });
   // A process of its own: per-request costs of node:http2 on this Node version may be trimmed.
   const fastBind = installFastAsyncBind();
-  const proxy = await startProxy({ bootstrap, logger, drainTimeMs: drainS * 1000, onQuit: () => life.stop(QUIT) });
+  const proxy = await startProxy({ bootstrap, logger, drainTimeMs: drainS * 1000, maxDownstreamConnections: maxConns, onQuit: () => life.stop(QUIT) });
+  running = proxy;
   life.up();
   logger.debug({ fastAsyncBind: fastBind }, 'AsyncResource.bind without the DEP0172 accessor');
   process.stderr.write(

@@ -6,7 +6,7 @@ import { serve, DEFAULT_XDS } from '../app.js';
 import { createLogger } from '../log.js';
 import { TYPE_SHORT, TYPE_ORDER } from '../xds/type-urls.js';
 import { ConsulXdsError } from '../errors.js';
-import { parseCommandArgs, portOption } from './args.js';
+import { CONFIG_MAX_BYTES_FLAG, CONFIG_MAX_BYTES_USAGE, configMaxBytesOption, parseCommandArgs, portOption } from './args.js';
 import { installLifecycle } from './lifecycle.js';
 import { CONSUL_FLAGS, CONSUL_USAGE, consulOptions, wantsConsul } from './consul-flags.js';
 
@@ -14,7 +14,7 @@ const USAGE = `Usage: consul-xds serve (--config FILE | --consul URL --consul-ke
 
 Source:
   --config FILE             YAML config to serve (watched: a saved edit is pushed within a second)
-${CONSUL_USAGE}
+${CONFIG_MAX_BYTES_USAGE}${CONSUL_USAGE}
 Serving:
   --xds-host HOST           xDS listen address (default ${DEFAULT_XDS.host})
   --xds-port N              xDS listen port (default ${DEFAULT_XDS.port})
@@ -41,6 +41,7 @@ export async function run(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs('serve', argv, {
     config: { type: 'string' },
     ...CONSUL_FLAGS,
+    ...CONFIG_MAX_BYTES_FLAG,
     'xds-host': { type: 'string' },
     'xds-port': { type: 'string' },
     'admin-host': { type: 'string' },
@@ -70,6 +71,7 @@ export async function run(argv: string[]): Promise<number> {
   const xdsHost = values['xds-host'] ?? DEFAULT_XDS.host;
   const app = await serve({
     ...(values.config ? { configFile: values.config } : { consul: consulOptions(values) }),
+    configLimits: configMaxBytesOption(values['config-max-bytes']),
     xds: { host: xdsHost, port: portOption('xds-port', values['xds-port'], DEFAULT_XDS.port) },
     admin: {
       ...(values['admin-host'] !== undefined ? { host: values['admin-host'] } : {}),

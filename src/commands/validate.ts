@@ -3,32 +3,30 @@
  * would, without serving it. Exit 0 and print the snapshot's versions (or the resources with
  * `--dump`); exit 1 with every problem named by path, line and column.
  */
-import { readFile } from 'node:fs/promises';
 import { parseConfig } from '../config/parse.js';
+import { readConfigFile } from '../sources/config-file.js';
 import { staticEndpoints } from '../config/static-endpoints.js';
 import { translate } from '../translate/index.js';
 import { buildSnapshot } from '../cache/snapshot.js';
 import { ConsulXdsError } from '../errors.js';
 import { TYPE_ORDER, TYPE_SHORT } from '../xds/type-urls.js';
-import { parseCommandArgs } from './args.js';
+import { CONFIG_MAX_BYTES_FLAG, CONFIG_MAX_BYTES_USAGE, configMaxBytesOption, parseCommandArgs } from './args.js';
 
-const USAGE = `Usage: consul-xds validate FILE [--dump]
+const USAGE = `Usage: consul-xds validate FILE [--dump] [--config-max-bytes N]
 
-  --dump   print the Envoy v3 resources (JSON) the config becomes
-`;
+  --dump                    print the Envoy v3 resources (JSON) the config becomes
+${CONFIG_MAX_BYTES_USAGE}`;
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseCommandArgs('validate', argv, { dump: { type: 'boolean' } }, USAGE);
+  const { values, positionals } = parseCommandArgs('validate', argv, { dump: { type: 'boolean' }, ...CONFIG_MAX_BYTES_FLAG }, USAGE);
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;
   }
   const file = positionals[0];
   if (!file) throw new ConsulXdsError('CXDS_USAGE', `validate: FILE is required\n\n${USAGE}`);
-  const text = await readFile(file, 'utf8').catch((err: Error) => {
-    throw new ConsulXdsError('CXDS_CONFIG_FILE', `${file}: cannot read config file: ${err.message}`);
-  });
-  const config = parseConfig(text, file);
+  const limits = configMaxBytesOption(values['config-max-bytes']);
+  const config = parseConfig(await readConfigFile(file, limits), file, limits);
   const snapshot = buildSnapshot(translate(config, staticEndpoints(config)));
   if (values.dump) {
     process.stdout.write(`${JSON.stringify(snapshot.toJSON(), null, 2)}\n`);

@@ -37,6 +37,11 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
+/** The first `max` names and how many more: a message gives examples, not all 20,000 of them. */
+function someNames(names: readonly string[], max = 5, sep = ', '): string {
+  return names.length <= max ? names.join(sep) : `${names.slice(0, max).join(sep)}${sep}and ${names.length - max} more`;
+}
+
 export function validateConfig(config: Config): PathIssue[] {
   const issues: PathIssue[] = [];
   const add = (path: readonly PathSegment[], message: string): void => {
@@ -63,8 +68,9 @@ export function validateConfig(config: Config): PathIssue[] {
       if (!first) continue;
       if (members.length > 1) {
         const missing = members.filter((m) => m.entry.weight === undefined);
+        const sharing = someNames(members.map((x) => x.cluster));
         for (const m of missing) {
-          add(at(m.cluster, 'weight'), `required: clusters ${members.map((x) => x.cluster).join(', ')} share prefix "${prefix}", so each needs a weight`);
+          add(at(m.cluster, 'weight'), `required: clusters ${sharing} share prefix "${prefix}", so each needs a weight`);
         }
         const total = members.reduce((sum, m) => sum + (m.entry.weight ?? 0), 0);
         if (missing.length === 0 && total < 1) add(at(first.cluster, 'weight'), `the weights on prefix "${prefix}" add up to 0; at least one cluster must receive traffic`);
@@ -103,7 +109,11 @@ export function validateConfig(config: Config): PathIssue[] {
   // ---- listeners ----
   const boundBy = new Map<string, string>();
   const domainOwner = new Map<string, string>();
-  const known = new Set(virtualHosts(config).map((v) => v.name));
+  const all = virtualHosts(config);
+  const known = new Set(all.map((v) => v.name));
+  const knownNames = `known: ${someNames([...known]) || 'none'}; "${DEFAULT_VHOST}" is the top-level \`route\``;
+  // Listeners serving the same virtual hosts share one route table: its domains are checked once.
+  const checkedTables = new Set<string>();
   // Several gRPC listeners may share a virtual host or cluster: report each problem once.
   const reported = new Set<string>();
   const addOnce = (path: readonly PathSegment[], message: string): void => {
@@ -115,7 +125,7 @@ export function validateConfig(config: Config): PathIssue[] {
     const at = (...rest: PathSegment[]): PathSegment[] => ['listener', name, ...rest];
     if (l.type !== 'tcp') {
       (l['virtual-hosts'] ?? []).forEach((v, i) => {
-        if (!known.has(v)) add(at('virtual-hosts', i), `virtual host "${v}" is not defined (known: ${[...known].join(', ') || 'none'}; "${DEFAULT_VHOST}" is the top-level \`route\`)`);
+        if (!known.has(v)) add(at('virtual-hosts', i), `virtual host "${v}" is not defined (${knownNames})`);
       });
     }
     if (l.type === 'grpc') {
@@ -141,11 +151,14 @@ export function validateConfig(config: Config): PathIssue[] {
       continue;
     }
     if (l.cluster !== undefined) add(at('cluster'), 'only applies to tcp listeners; http listeners route by virtual host (set type: tcp for a TCP proxy)');
-    const served = listenerVirtualHosts(config, l);
-    if (served.length === 0) {
-      if (!l['virtual-hosts']) add(at(), 'an http listener needs a virtual host: add a `route` section (or `virtual-hosts`), or set type: tcp');
+    if (!l['virtual-hosts'] && all.length === 0) {
+      add(at(), 'an http listener needs a virtual host: add a `route` section (or `virtual-hosts`), or set type: tcp');
       continue;
     }
+    const table = l['virtual-hosts']?.join('\u0000') ?? '';
+    if (checkedTables.has(table)) continue;
+    checkedTables.add(table);
+    const served = listenerVirtualHosts(config, l);
     // Envoy refuses a route table in which two virtual hosts claim the same domain.
     domainOwner.clear();
     for (const { name: vname, vhost, path } of served) {
@@ -197,8 +210,8 @@ function grpcListenerIssues(config: Config, name: string, listener: GrpcListener
   const at: PathSegment[] = ['listener', name];
   const { chosen, ties } = grpcVirtualHost(config, name, listener);
   if (!chosen) {
-    const candidates = listenerVirtualHosts(config, listener).map((v) => `${v.name} [${v.vhost.domain.join(', ')}]`);
-    add(at, `no virtual host matches the gRPC target authority "${name}": a client dialing xds:///${name} needs a virtual host with the domain "${name}", a wildcard matching it, or "*" (domains are compared case-sensitively; candidates: ${candidates.join('; ') || 'none'})`);
+    const candidates = someNames(listenerVirtualHosts(config, listener).map((v) => `${v.name} [${someNames(v.vhost.domain)}]`), 5, '; ');
+    add(at, `no virtual host matches the gRPC target authority "${name}": a client dialing xds:///${name} needs a virtual host with the domain "${name}", a wildcard matching it, or "*" (domains are compared case-sensitively; candidates: ${candidates || 'none'})`);
     return;
   }
   if (ties.length > 0) {

@@ -10,7 +10,7 @@
  * CasConflictError instead of silently overwriting their edit.
  */
 import { buildSnapshot, type Snapshot } from '../cache/snapshot.js';
-import { parseConfig } from '../config/parse.js';
+import { parseConfig, type ParseOptions } from '../config/parse.js';
 import type { Config } from '../config/schema.js';
 import { staticEndpoints } from '../config/static-endpoints.js';
 import { editWeights, type WeightChange, type WeightEdit } from '../config/weights-edit.js';
@@ -29,9 +29,9 @@ export interface CheckedConfig {
   readonly snapshot: Snapshot;
 }
 
-/** Parses, translates and builds the snapshot; throws ConfigError / SnapshotError naming `source` and the path. */
-export function checkConfigText(text: string, source: string): CheckedConfig {
-  const config = parseConfig(text, source);
+/** Parses, translates and builds the snapshot; throws ConfigError / SnapshotError naming `source` and the path (ConfigTooLargeError over the cap). */
+export function checkConfigText(text: string, source: string, opts: ParseOptions = {}): CheckedConfig {
+  const config = parseConfig(text, source, opts);
   const resources = translate(config, staticEndpoints(config));
   return Object.freeze({ text, config, resources, snapshot: buildSnapshot(resources) });
 }
@@ -46,9 +46,9 @@ export interface KvWritePlan {
 }
 
 /** Reads the key and validates `text` as its replacement. `cas` pins the write to an index the caller read earlier. */
-export async function planKvWrite(client: ConsulClient, key: string, text: string, opts: { source?: string; cas?: number } = {}): Promise<KvWritePlan> {
+export async function planKvWrite(client: ConsulClient, key: string, text: string, opts: { source?: string; cas?: number } & ParseOptions = {}): Promise<KvWritePlan> {
   const current = await client.kvGet(key);
-  const next = checkConfigText(text, opts.source ?? `consul kv ${key} (new value)`);
+  const next = checkConfigText(text, opts.source ?? `consul kv ${key} (new value)`, opts);
   return Object.freeze({ key, current, next, cas: opts.cas ?? current?.modifyIndex ?? 0 });
 }
 

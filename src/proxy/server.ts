@@ -8,7 +8,8 @@
  * are now needed so the client subscribes to exactly those. /ready turns LIVE once CDS and LDS
  * have answered and every cluster and listener finished warming, and stays LIVE (a control
  * plane outage keeps the last config serving). drain() (the CLI's SIGTERM) turns it DRAINING while
- * the listeners let their open connections finish.
+ * the listeners let their open connections finish. reopenAccessLogs() (the CLI's SIGUSR1, as
+ * Envoy's) reopens every file access log at its configured path after logrotate renamed it.
  */
 import { silentLogger, type Logger } from '../log.js';
 import { TypeUrl, type XdsTypeUrl } from '../xds/type-urls.js';
@@ -22,6 +23,7 @@ import { AccessLogService } from './access-log/access-log-manager.js';
 import { XdsClient, type ApplyError, type XdsUpdate, type XdsWatcher } from './xds/ads-client.js';
 import { startAdminServer, type AdminServer, type AdminSource, type ServerState } from './admin/admin-server.js';
 import { configDump } from './admin/config-dump.js';
+import { defaultMaxDownstreamConnections, openFileLimit } from './listener/fd-limit.js';
 import type { ClusterModel } from './config/cluster-resource.js';
 import type { EndpointsModel } from './config/endpoint-resource.js';
 import type { ListenerModel } from './config/listener-resource.js';
@@ -33,6 +35,11 @@ export interface ProxyOptions {
   readonly logger?: Logger;
   /** How long removed listeners, and all of them on drain(), may finish in-flight requests (default 10 s). */
   readonly drainTimeMs?: number;
+  /**
+   * Cap on open downstream connections across all listeners (Envoy's overload manager
+   * global_downstream_max_connections); 0 = none. Default: fd-limit.ts.
+   */
+  readonly maxDownstreamConnections?: number;
   /** xDS reconnect back-off. */
   readonly backoff?: BackoffPolicy;
   /** Does-not-exist timeout for EDS/RDS names (default 15 s). */
@@ -57,6 +64,8 @@ export interface RunningProxy {
    * is left or the drain time is over; what is left then is closed.
    */
   drain(): Promise<void>;
+  /** Every file access log opens its path afresh (after logrotate renamed the file); stdout/stderr stay. */
+  reopenAccessLogs(): Promise<void>;
   /** Stops at once: open connections are closed. */
   close(): Promise<void>;
 }
@@ -91,6 +100,7 @@ class Proxy implements XdsWatcher, AdminSource {
       accessLogs: this.accessLogs,
       logger: this.logger,
       drainTimeMs: opts.drainTimeMs ?? 10_000,
+      maxDownstreamConnections: opts.maxDownstreamConnections ?? defaultMaxDownstreamConnections(openFileLimit()),
     });
     this.xds = new XdsClient({
       server: bootstrap.xds,
@@ -251,6 +261,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     listenerPort: (name) => proxy.listeners.get(name)?.boundPort,
     whenLive: (timeoutMs = 30_000) => proxy.whenLive(timeoutMs),
     drain: () => proxy.drain(),
+    reopenAccessLogs: () => proxy.accessLogs.reopen(),
     close: async () => {
       await admin?.close();
       await proxy.close();

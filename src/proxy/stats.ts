@@ -157,6 +157,10 @@ export class ListenerStats {
   downstream_cx_total = 0;
   downstream_cx_active = 0;
   downstream_cx_destroy = 0;
+  /** Closed at accept: the proxy-wide cap (--max-downstream-connections) was reached. */
+  downstream_global_cx_overflow = 0;
+  /** Closed (or, with continue_on_listener_filters_timeout, handed to HTTP/1) by the protocol-sniff timeout. */
+  downstream_pre_cx_timeout = 0;
 
   emit(address: string, port: number, emit: StatEmitter): void {
     emitFields(`listener.${address}_${port}`, this, emit);

@@ -6,7 +6,10 @@
  *    entries sent after the reopen are in it, and across both files every entry is there exactly
  *    once and in order;
  *  - serve and proxy, SIGUSR1: the process lives on and no inspector opens (no "Debugger
- *    listening" on stderr, no new listening socket of that process, 9229 in particular);
+ *    listening" on stderr, no new listening socket of that process, 9229 in particular); serve
+ *    ignores it; proxy reopens its file access log as Envoy does: after a logrotate-style rename,
+ *    the requests sent after the signal are logged in a new file at the configured path, each
+ *    request once across both files;
  *  - serve and proxy, SIGTERM: exit code 0; serve, SIGTERM during start-up (waiting for an
  *    unreachable Consul): exit code 0 at once;
  *  - an uncaught exception and an unhandled rejection: one fatal JSON log line with the error and
@@ -21,8 +24,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { alsServiceDefinition } from '../../src/sidecar/als-sink.js';
-import { serve, type RunningApp } from '../../src/app.js';
-import { silentLogger } from '../../src/log.js';
+import { loadExtras } from '../../src/proxy/xds/resource-types.js';
+import { startXds, type XdsHarness } from '../support/xds-harness.js';
+import { send } from '../support/traffic.js';
 import { freePort, GiveUp, makeTempDir, waitUntil } from '../support/tmp.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
@@ -108,17 +112,17 @@ function listeningPorts(pid: number): Set<number> {
   return ports;
 }
 
-/** SIGUSR1 must neither end the process nor open a debugger. */
-async function expectSigusr1Ignored(p: Proc): Promise<void> {
+/** SIGUSR1 must neither end the process nor open a debugger; `done` is the log line of what it does instead. */
+async function expectSigusr1NoDebugger(p: Proc, done: string): Promise<void> {
   const before = listeningPorts(p.pid);
   const since = records(p).length;
   p.child.kill('SIGUSR1');
   await waitUntil(
     () => {
       if (/Debugger listening/.test(p.stderr())) throw new GiveUp(`SIGUSR1 opened the inspector: ${p.stderr()}`);
-      return records(p).slice(since).some((r) => r.msg === 'SIGUSR1 ignored: no debugger is opened');
+      return records(p).slice(since).some((r) => r.msg === done);
     },
-    { what: 'SIGUSR1 to be logged as ignored', timeoutMs: 5000, context: () => `stderr:\n${p.stderr()}` },
+    { what: `SIGUSR1 to be logged as '${done}'`, timeoutMs: 5000, context: () => `stderr:\n${p.stderr()}` },
   );
   assert.ok(p.alive(), 'alive after SIGUSR1');
   assert.doesNotMatch(p.stderr(), /Debugger listening/);
@@ -226,7 +230,7 @@ endpoint: { eds: { web: { static: [{ address: "127.0.0.1", port: 9 }] } } }
   });
 
   it('SIGUSR1: alive, and no debugger opens', async () => {
-    await expectSigusr1Ignored(proc);
+    await expectSigusr1NoDebugger(proc, 'SIGUSR1 ignored: no debugger is opened');
     assert.equal((await fetch(`${admin}/status/clients`)).status, 200, 'still serving its admin port');
   });
 
@@ -257,35 +261,81 @@ describe('consul-xds serve as a process: SIGTERM during start-up', () => {
 
 describe('consul-xds proxy as a process: SIGUSR1, SIGTERM', () => {
   let dir: Awaited<ReturnType<typeof makeTempDir>>;
-  let app: RunningApp;
+  let xds: XdsHarness;
   let proc: Proc | undefined;
+  let port = 0;
+  let logFile = '';
 
   before(async () => {
     dir = await makeTempDir('cli-signals-proxy');
-    const configFile = join(dir.path, 'c.yaml');
-    await writeFile(
-      configFile,
-      `listener: { edge: { address: "127.0.0.1", port: ${await freePort()} } }
-route: { domain: ["*"], cluster: { web: { prefix: ["/"] } } }
-cluster: { loadbalancer: { web: {} } }
-endpoint: { eds: { web: { static: [{ address: "127.0.0.1", port: 9 }] } } }
-`,
-    );
-    app = await serve({ configFile, xds: { host: '127.0.0.1', port: 0 }, admin: false, als: false, logger: silentLogger });
+    logFile = join(dir.path, 'access.log');
+    port = await freePort();
+    loadExtras();
+    // A file access log needs a hand-written listener: the YAML config knows only gRPC ALS.
+    xds = await startXds({
+      set: {
+        clusters: [],
+        endpoints: [],
+        routes: [],
+        listeners: [
+          {
+            name: 'edge',
+            address: { socket_address: { address: '127.0.0.1', port_value: port } },
+            filter_chains: [{ filters: [{ name: 'hcm', typed_config: {
+              '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+              stat_prefix: 'edge',
+              route_config: { name: 'r', virtual_hosts: [{ name: 'vh', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 200, body: { inline_string: 'ok' } } }] }] },
+              http_filters: [{ name: 'router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
+              access_log: [{ name: 'file', typed_config: {
+                '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+                path: logFile,
+                log_format: { json_format: { fields: { path: { stringValue: '%REQ(:PATH)%' } } } },
+              } }],
+            } }] }],
+          },
+        ],
+      },
+    });
   });
 
   after(async () => {
     if (proc?.alive()) proc.child.kill('SIGKILL');
-    await app?.close();
+    await xds?.close();
     await dir?.remove();
   });
 
-  it('SIGUSR1 opens no debugger; SIGTERM exits 0', async () => {
-    proc = spawnNode([CLI, 'proxy', '--xds', `127.0.0.1:${app.xdsPort}`, '--node-id', 'signals', '--node-cluster', 'edge', '--admin-port', '0']);
+  let sent = 0;
+  const sendRequests = async (n: number): Promise<void> => {
+    for (let i = 0; i < n; i++) assert.equal((await send({ port, host: 'x', path: `/n/${sent++}` })).status, 200);
+  };
+  const numbers = (file: string): number[] =>
+    fs.existsSync(file)
+      ? fs
+          .readFileSync(file, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => Number(/^\/n\/(\d+)$/.exec((JSON.parse(l) as { path: string }).path)?.[1]))
+      : [];
+
+  it('SIGUSR1 after logrotate renamed the access log: a new file takes the later lines, alive, no debugger; SIGTERM exits 0', async () => {
+    proc = spawnNode([CLI, 'proxy', '--xds', `127.0.0.1:${xds.port}`, '--node-id', 'signals', '--node-cluster', 'edge', '--admin-port', '0']);
     const p = proc;
     const adminPort = (await stderrMatch(p, /admin http:\/\/127\.0\.0\.1:(\d+)\/ready/, 'the proxy to announce its admin port'))[1];
     await waitUntil(async () => (await (await fetch(`http://127.0.0.1:${adminPort}/ready`)).text()).trim() === 'LIVE', { what: 'the proxy to be LIVE' });
-    await expectSigusr1Ignored(p);
+    await sendRequests(5);
+    await waitUntil(() => numbers(logFile).length === 5, { what: '5 lines in the access log', context: () => `${numbers(logFile).length} lines` });
+
+    const rotated = `${logFile}.1`;
+    fs.renameSync(logFile, rotated);
+    await sendRequests(3);
+    await waitUntil(() => numbers(rotated).length === 8, { what: 'lines into the renamed file before SIGUSR1' });
+    assert.equal(fs.existsSync(logFile), false, 'no new file before the signal');
+
+    await expectSigusr1NoDebugger(p, 'access log reopened');
+    await sendRequests(4);
+    await waitUntil(() => numbers(logFile).length === 4, { what: 'the requests after SIGUSR1 in a new file at the configured path', context: () => `${numbers(logFile).length} lines` });
+    assert.deepEqual(numbers(rotated), [0, 1, 2, 3, 4, 5, 6, 7]);
+    assert.deepEqual(numbers(logFile), [8, 9, 10, 11]);
     assert.equal((await fetch(`http://127.0.0.1:${adminPort}/ready`)).status, 200, 'still LIVE');
     p.child.kill('SIGTERM');
     assert.equal(await p.exit, 0, p.stderr());

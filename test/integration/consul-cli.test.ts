@@ -3,7 +3,7 @@
  * (dist/src/cli.js): `kv put|get|validate` validate before writing and never store a config
  * `serve` would refuse; `weights set` keeps comments and layout, `--dry-run` writes nothing; two
  * concurrent edits never lose one: with check-and-set the loser fails with CXDS_CAS_CONFLICT and
- * succeeds on a retry against the fresh value.
+ * succeeds on a retry against the fresh value; `--config-max-bytes` caps what any of them parses.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -88,6 +88,47 @@ test('kv put validates first: the seed is stored, an invalid file is refused by 
   assert.equal(stale.code, 1);
   assert.match(stale.stderr, /consul kv cli\/put: the key changed since it was read \(another edit won\); read it again and retry \[CXDS_CAS_CONFLICT\]/);
 });
+
+test('--config-max-bytes: validate, kv put (file or stdin) and kv validate refuse a config over the cap, naming it, its size and the cap', async () => {
+  const key = 'cli/cap';
+  const file = join(tmp.path, 'cap.yaml');
+  await writeFile(file, seedText);
+  const size = Buffer.byteLength(seedText);
+  const over = (source: string) => `${source}: the config is ${size} bytes, over the 1000-byte cap (--config-max-bytes); not parsed [CXDS_CONFIG_TOO_LARGE]`;
+
+  const validate = await run(['validate', file, '--config-max-bytes', '1000']);
+  assert.equal(validate.code, 1);
+  assert.match(validate.stderr, new RegExp(escape(over(file))));
+  assert.equal((await run(['validate', file])).code, 0, 'the default cap (512 KiB) lets the seed through');
+  const usage = await run(['validate', file, '--config-max-bytes', '0']);
+  assert.match(usage.stderr, /--config-max-bytes: expected a number of bytes \(integer >= 1\), got '0' \[CXDS_USAGE\]/);
+
+  const put = await run(['kv', 'put', '--consul-key', key, '--file', file, '--config-max-bytes', '1000']);
+  assert.equal(put.code, 1);
+  assert.match(put.stderr, new RegExp(escape(over(file))));
+  const piped = await runWithStdin(['kv', 'put', '--consul-key', key, '--file', '-', '--config-max-bytes', '1000'], seedText);
+  assert.equal(piped.code, 1);
+  assert.match(piped.stderr, new RegExp(escape(over('<stdin>'))));
+  assert.equal(await stored(key), undefined, 'nothing written');
+
+  assert.equal((await run(['kv', 'put', '--consul-key', key, '--file', file])).code, 0);
+  const stored1000 = await run(['kv', 'validate', '--consul-key', key, '--config-max-bytes', '1000']);
+  assert.equal(stored1000.code, 1);
+  assert.match(stored1000.stderr, new RegExp(escape(over(`consul kv ${key}`))));
+});
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+function runWithStdin(args: string[], input: string): Promise<Run> {
+  return new Promise((resolveRun) => {
+    const child = execFile(process.execPath, [cli, ...args], { env: { PATH: process.env.PATH, CONSUL_HTTP_ADDR: consul.address }, timeout: 30_000 }, (err, stdout, stderr) => {
+      resolveRun({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+    child.stdin?.end(input);
+  });
+}
 
 test('weights set keeps comments and layout; --dry-run prints the YAML and Envoy diffs and writes nothing', async () => {
   const key = 'cli/weights';

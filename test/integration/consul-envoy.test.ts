@@ -5,7 +5,7 @@
  * - a TTL check going critical takes the instance out of rotation within 2 s (measured, 5 runs);
  * - service maintenance drains the instance;
  * - a weight edit in KV (`weights set`'s path: check-and-set) moves the split (measured, 5 runs);
- * - invalid YAML, or a config that fails validation, written to KV changes nothing;
+ * - invalid YAML, a config that fails validation or one over the size cap, written to KV, changes nothing;
  * - Consul stopped: Envoy keeps routing; Consul restarted: a later KV change still arrives.
  * The measured latencies (Consul change -> Envoy's admin shows it) are printed as test
  * diagnostics (median and max).
@@ -25,6 +25,8 @@ import { startConsul, type ConsulAgent } from '../support/consul.js';
 import { freePort, waitUntil } from '../support/tmp.js';
 
 const KEY = 'consul-xds/config';
+/** The size cap of the serve() under test: small enough for Consul to store a bigger value. */
+const CONFIG_CAP = 64 * 1024;
 const DOMAIN = 'app.test';
 const RUNS = 5;
 
@@ -131,6 +133,8 @@ describe('real Envoy against serve() in Consul mode', () => {
     await consul.kvPut(KEY, configYaml(listenerPort, 90, 10));
     app = await serve({
       consul: { address: consul.address, key: KEY, watch: { backoffBaseMs: 100, backoffMaxMs: 500 }, startupTimeoutMs: 10_000 },
+      // Below Consul's own 512 KiB value limit, so an oversized value can reach us.
+      configLimits: { maxBytes: CONFIG_CAP },
       xds: { host: '127.0.0.1', port: 0 },
       admin: false,
       als: false,
@@ -213,18 +217,21 @@ describe('real Envoy against serve() in Consul mode', () => {
     assert.ok(tally.count('go-a') >= low && tally.count('go-a') <= high, `go-a share ~30% within 4 sigma [${low.toFixed(0)}, ${high.toFixed(0)}]: ${tally.describe()}`);
   });
 
-  it('invalid YAML or an invalid config in KV changes nothing; the error names the key', async () => {
+  it('invalid YAML, an invalid config or one over the size cap in KV changes nothing; the error names the key', async () => {
     const before = dynamicVersions(await e().configDump());
     const good = (await c().client.kvGet(KEY))?.value ?? '';
-    for (const [what, text] of [
-      ['YAML syntax', 'route: [\n'],
-      ['schema', good.replace(/weight: 30/, 'weight: "lots"')],
-      ['cross-section rule', good.replace(/weight: 70/, 'weight: 0').replace(/weight: 30/, 'weight: 0')],
+    const oversized = `${good}#${'x'.repeat(CONFIG_CAP)}\n`;
+    for (const [what, text, code] of [
+      ['YAML syntax', 'route: [\n', 'CXDS_CONFIG_INVALID'],
+      ['schema', good.replace(/weight: 30/, 'weight: "lots"'), 'CXDS_CONFIG_INVALID'],
+      ['cross-section rule', good.replace(/weight: 70/, 'weight: 0').replace(/weight: 30/, 'weight: 0'), 'CXDS_CONFIG_INVALID'],
+      ['over the size cap', oversized, 'CXDS_CONFIG_TOO_LARGE'],
     ] as const) {
       const since = log.records.length;
       await c().kvPut(KEY, text);
-      const rec = await log.waitFor((r) => r.code === 'CXDS_CONFIG_INVALID', { what: `${what}: the refusal logged`, since });
+      const rec = await log.waitFor((r) => r.code === code, { what: `${what}: the refusal logged`, since });
       assert.match(JSON.stringify(rec), /consul kv consul-xds\/config/, `${what}: the error names the key`);
+      if (code === 'CXDS_CONFIG_TOO_LARGE') assert.match(JSON.stringify(rec), new RegExp(`the config is ${Buffer.byteLength(oversized)} bytes, over the ${CONFIG_CAP}-byte cap`));
     }
     const tally = await api(300);
     assert.equal(tally.count(''), 0, tally.describe());

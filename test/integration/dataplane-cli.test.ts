@@ -5,7 +5,10 @@
  * flight still get their 200 (HTTP/1.1 with `connection: close`, HTTP/2 after a GOAWAY), an open
  * TCP proxy connection keeps piping, new connections are refused, /ready says DRAINING, and the
  * process exits when the last connection is done or at the --drain-time-s deadline, whichever is
- * first; a second SIGTERM ends it at once. Also: a usage error names the missing flags.
+ * first; a second SIGTERM ends it at once. --max-downstream-connections caps open connections
+ * across the HTTP and the TCP listener: one over the cap is closed at accept, unserved, and
+ * counted in listener.<addr>_<port>.downstream_global_cx_overflow; a closed connection frees its
+ * place. Also: a usage error names the missing flags.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -62,6 +65,34 @@ function connectCode(port: number): Promise<string> {
     });
     s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
   });
+}
+
+/**
+ * Connects and sends `text` at once; resolves with what came back once the peer closed, or
+ * 'still open' when it had not closed after `waitMs`.
+ */
+function answerBeforeClose(port: number, text: string, waitMs = 3_000): Promise<string> {
+  return new Promise((resolve) => {
+    let got = '';
+    const s = net.connect({ host: '127.0.0.1', port }, () => s.write(text));
+    s.on('data', (d: Buffer) => (got += d.toString()));
+    s.on('error', () => undefined); // our write can meet the close with a reset
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve('still open');
+    }, waitMs);
+    s.once('close', () => {
+      clearTimeout(timer);
+      resolve(got);
+    });
+  });
+}
+
+/** A counter or gauge from the proxy's /stats?format=json; undefined when absent. */
+async function stat(admin: number, name: string): Promise<number | undefined> {
+  const res = await fetch(`http://127.0.0.1:${admin}/stats?format=json`);
+  const body = (await res.json()) as { stats: Array<{ name: string; value: number }> };
+  return body.stats.find((s) => s.name === name)?.value;
 }
 
 /** Writes `text` and resolves with what came back once `text.length` bytes did. */
@@ -129,10 +160,10 @@ endpoint:
     await dir?.remove();
   });
 
-  /** Spawns the proxy with `drainS` and waits for LIVE; returns it and its admin port. */
-  async function startLive(drainS: number): Promise<{ p: ReturnType<typeof spawnProxy>; admin: number }> {
+  /** Spawns the proxy with `drainS` (and `extra` flags) and waits for LIVE; returns it and its admin port. */
+  async function startLive(drainS: number, extra: string[] = []): Promise<{ p: ReturnType<typeof spawnProxy>; admin: number }> {
     const admin = await freePort();
-    const p = spawnProxy(['--xds', `127.0.0.1:${app?.xdsPort}`, '--node-id', 'drain-node', '--node-cluster', 'edge', '--admin-port', String(admin), '--drain-time-s', String(drainS)]);
+    const p = spawnProxy(['--xds', `127.0.0.1:${app?.xdsPort}`, '--node-id', 'drain-node', '--node-cluster', 'edge', '--admin-port', String(admin), '--drain-time-s', String(drainS), ...extra]);
     proc = p;
     await waitUntil(
       async () => {
@@ -237,6 +268,42 @@ endpoint:
     p.child.kill('SIGTERM');
     const tookMs = await exitsCuttingOff(p, 1, t0, hung, agent);
     assert.ok(tookMs < 5_000, `exited ${tookMs} ms after the first SIGTERM (drain time 30 s)\n${p.output()}`);
+  });
+
+  it('--max-downstream-connections 3: three keep-alive connections work, one more (HTTP or TCP) is closed at accept and counted, a freed place is taken again', async () => {
+    const { p, admin } = await startLive(1, ['--max-downstream-connections', '3']);
+    const agents = [0, 1, 2].map(() => new Agent({ keepAlive: true, maxSockets: 1 }));
+    const overflow = (port: number) => stat(admin, `listener.127.0.0.1_${port}.downstream_global_cx_overflow`);
+    const REQUEST = 'GET /hello HTTP/1.1\r\nhost: x\r\n\r\n';
+    try {
+      // Three connections, each kept open and used twice.
+      for (const a of agents) for (let i = 0; i < 2; i++) assert.equal((await get(listener, '/hello', a)).status, 200);
+      assert.equal(await stat(admin, `listener.127.0.0.1_${listener}.downstream_cx_active`), 3);
+      assert.equal(await stat(admin, `listener.127.0.0.1_${listener}.downstream_cx_total`), 3);
+      assert.equal(await overflow(listener), 0);
+
+      // A fourth is closed unanswered, on the HTTP listener and on the TCP one (the cap is global).
+      assert.equal(await answerBeforeClose(listener, REQUEST), '', 'the HTTP listener closed the 4th connection without an answer');
+      assert.equal(await answerBeforeClose(tcpListener, 'echo?'), '', 'the TCP listener closed the 4th connection without piping');
+      assert.equal(await overflow(listener), 1);
+      assert.equal(await overflow(tcpListener), 1);
+      assert.equal(await stat(admin, `listener.127.0.0.1_${listener}.downstream_cx_total`), 3, 'a refused connection is no downstream_cx_total');
+      // The three open ones kept working.
+      for (const a of agents) assert.equal((await get(listener, '/hello', a)).status, 200);
+
+      // One closes: its place goes to the next connection, on whichever listener.
+      agents[0]?.destroy();
+      await waitUntil(async () => (await stat(admin, `listener.127.0.0.1_${listener}.downstream_cx_active`)) === 2, { what: 'the proxy to see the close', context: () => p.output() });
+      const tcp = net.connect({ host: '127.0.0.1', port: tcpListener });
+      await once(tcp, 'connect');
+      assert.equal(await echo(tcp, 'admitted'), 'admitted');
+      tcp.destroy();
+      assert.equal(await overflow(tcpListener), 1);
+    } finally {
+      for (const a of agents) a.destroy();
+      p.child.kill('SIGTERM');
+      assert.equal(await p.exit, 0, p.output());
+    }
   });
 
   it('starts from flags, turns LIVE, proxies, and exits 0 on SIGTERM', async () => {

@@ -3,7 +3,9 @@
  * detects HTTP/1 vs HTTP/2 inside its codec, without a listener filter), from hand-written
  * listeners served by a real xDS server: the protocol sniffing of an AUTO listener must end
  * within listener_filters_timeout; a client that sends nothing, or stops inside the HTTP/2
- * preface, is disconnected, and with continue_on_listener_filters_timeout it is handed to HTTP/1.
+ * preface, is disconnected, and with continue_on_listener_filters_timeout it is handed to HTTP/1;
+ * either way the timeout counts in listener.<addr>_<port>.downstream_pre_cx_timeout. Also: an
+ * error on a listener socket after its bind (a failed accept) is logged and the listener serves on.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +13,7 @@ import net from 'node:net';
 import type { ProtoObject } from '../../src/xds/resources.js';
 import { startXds, type XdsHarness } from '../support/xds-harness.js';
 import { startDataplane, type DataplaneHandle } from '../support/dataplane.js';
+import { captureLog } from '../support/log-capture.js';
 
 const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const ROUTER = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
@@ -76,11 +79,14 @@ function converse(port: number, first: string, pauseMs: number, then: string, wa
   });
 }
 
-describe('our proxy: protocol-sniff timeout (listener_filters_timeout)', () => {
+describe('our proxy: protocol-sniff timeout (listener_filters_timeout), listener socket errors', () => {
   let xds: XdsHarness | undefined;
   let dp: DataplaneHandle | undefined;
   let strict = 0;
   let lenient = 0;
+  const log = captureLog();
+  const preCxTimeouts = async (port: number): Promise<number | undefined> =>
+    (await dp?.stats('downstream_pre_cx_timeout'))?.get(`listener.127.0.0.1_${port}.downstream_pre_cx_timeout`);
 
   before(async () => {
     xds = await startXds({
@@ -91,7 +97,7 @@ describe('our proxy: protocol-sniff timeout (listener_filters_timeout)', () => {
         routes: [{ name: 'routes', virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 200, body: { inline_string: 'hello' } } }] }] }],
       },
     });
-    dp = await startDataplane({ xdsPort: xds.port, nodeId: 'dataplane-http-limits', nodeCluster: 'edge' });
+    dp = await startDataplane({ xdsPort: xds.port, nodeId: 'dataplane-http-limits', nodeCluster: 'edge', logger: log.logger });
     await dp.proxy.whenLive(20_000);
     strict = dp.proxy.listenerPort('strict') ?? 0;
     lenient = dp.proxy.listenerPort('lenient') ?? 0;
@@ -109,6 +115,7 @@ describe('our proxy: protocol-sniff timeout (listener_filters_timeout)', () => {
       assert.ok(o.closedAfterMs >= SNIFF_MS - 50, `closed after ${o.closedAfterMs} ms, before the timeout`);
       assert.equal(o.data, '', 'closed without an answer');
     }
+    assert.equal(await preCxTimeouts(strict), 2);
   });
 
   it('a complete request is not affected: HTTP/1.1 is told apart at its first byte', async () => {
@@ -123,5 +130,19 @@ describe('our proxy: protocol-sniff timeout (listener_filters_timeout)', () => {
     assert.match(served.data, /^HTTP\/1\.1 200 [\s\S]*hello$/, `answer: ${JSON.stringify(served.data)}`);
     const refused = await converse(strict, 'P', SNIFF_MS * 2, request, 5_000);
     assert.equal(refused.data, '', 'the strict listener closed the connection instead');
+    // Envoy counts a listener-filter timeout whether the connection is closed or continues.
+    assert.equal(await preCxTimeouts(lenient), 1);
+    assert.equal(await preCxTimeouts(strict), 3);
+  });
+
+  it('an error on a listener socket after the bind (a failed accept) is logged with its code; the listener serves on', async () => {
+    const server = dp?.proxy.listeners.get('strict')?.server;
+    assert.ok(server, 'the strict listener');
+    const since = log.records.length;
+    assert.doesNotThrow(() => server.emit('error', Object.assign(new Error('accept EMFILE'), { code: 'EMFILE' })));
+    const line = await log.waitFor((r) => r.msg === 'listener socket error', { what: 'the listener error to be logged', since });
+    assert.deepEqual([line.level, line.listener, line.code, line.address], [50, 'strict', 'EMFILE', `127.0.0.1:${strict}`]);
+    const o = await converse(strict, 'GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n', 0, '', 5_000);
+    assert.match(o.data, /^HTTP\/1\.1 200 [\s\S]*hello$/);
   });
 });

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../../src/config/parse.js';
 import { ConfigError } from '../../src/errors.js';
+import { MINIMAL_CONFIG } from '../support/config-text.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const SEED = readFileSync(`${root}examples/seed-001.yaml`, 'utf8');
@@ -40,19 +41,7 @@ function replaceNth(text: string, search: string, replacement: string, n: number
   return text.slice(0, at) + replacement + text.slice(at + search.length);
 }
 
-const MINIMAL = `listener:
-  listen:
-    address: "127.0.0.1"
-    port: 8000
-route:
-  domain: ["example.com"]
-  cluster:
-    web:
-      prefix: ["/"]
-cluster:
-  loadbalancer:
-    web: {}
-`;
+const MINIMAL = MINIMAL_CONFIG;
 
 describe('parseConfig: seed 001', () => {
   it('accepts the seed YAML verbatim and keeps its meaning', () => {

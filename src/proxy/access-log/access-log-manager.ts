@@ -7,6 +7,9 @@
  * A slow or stuck destination never holds up traffic or grows memory: file lines go through the
  * sidecar's AccessLogWriter (non-blocking writes, at most FILE_QUEUE_BYTES queued per path, the
  * rest dropped and counted), ALS streams have their own bounds (grpc-access-log.ts).
+ *
+ * reopen() (SIGUSR1, as Envoy's): each file opens its configured path afresh, so logrotate may
+ * rename a file and the lines after the signal land in a new one; none is lost or repeated.
  */
 import type { Logger } from '../../log.js';
 import { AccessLogWriter } from '../../sidecar/access-log-writer.js';
@@ -69,6 +72,11 @@ export class AccessLogService {
     writer.open().catch((err: Error) => logger.error({ err: err.message }, 'cannot open access log file; its lines are dropped'));
     this.files.set(path, writer);
     return writer;
+  }
+
+  /** Reopens every file (stdout/stderr: nothing to do). A path that cannot be opened is logged; its lines keep going to the old file. */
+  async reopen(): Promise<void> {
+    await Promise.all([...this.files.values()].map((w) => w.reopen()));
   }
 
   /**

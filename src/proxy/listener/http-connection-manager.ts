@@ -10,8 +10,9 @@
  * sniffing is skipped. node's servers own the parsing; the router filter owns the proxying.
  *
  * Timeouts against slow or silent clients: the sniffing must end within listener_filters_timeout
- * (else the connection is closed), and each HTTP/1 request's headers must arrive within
- * request_headers_timeout from their first byte (else 408 and close; node's parser tracks it).
+ * (else the connection is closed; counted in listener.<address>_<port>.downstream_pre_cx_timeout),
+ * and each HTTP/1 request's headers must arrive within request_headers_timeout from their first
+ * byte (else 408 and close; node's parser tracks it).
  *
  * Draining (listener removed or replaced): HTTP/2 connections get GOAWAY and finish their
  * streams; HTTP/1.1 connections close when idle, busy ones after their current response
@@ -27,7 +28,7 @@ import type { Socket } from 'node:net';
 import type { ClusterManager } from '../upstream/cluster-manager.js';
 import type { HcmModel } from '../config/listener-resource.js';
 import type { Router } from '../router/route-table.js';
-import { ConnectionLimitStats, HttpConnManagerStats, type StatEmitter } from '../stats.js';
+import { ConnectionLimitStats, HttpConnManagerStats, type ListenerStats, type StatEmitter } from '../stats.js';
 import { RouterFilter, type HttpRuntime } from '../router/router.js';
 import { Http1Downstream, Http2Downstream } from '../http/downstream.js';
 import type { LogFn } from '../access-log/access-log-manager.js';
@@ -71,6 +72,8 @@ export class HttpListener implements HttpRuntime {
     readonly clusters: ClusterManager,
     readonly listenerPort: number,
     accessLog: LogFn | undefined,
+    /** The listener's own stats (listener.<address>_<port>.*): the sniff timeout counts there. */
+    private readonly listenerStats: ListenerStats,
   ) {
     this.accessLog = accessLog;
     // requestTimeout 0: the HCM's request_timeout is the router filter's; headersTimeout stays node's job.
@@ -147,6 +150,7 @@ export class HttpListener implements HttpRuntime {
     if (sniffMs > 0) {
       timer = setTimeout(() => {
         stop();
+        this.listenerStats.downstream_pre_cx_timeout++;
         if (!this.hcm.sniffTimeoutContinue) socket.destroy();
         else {
           socket.pause();

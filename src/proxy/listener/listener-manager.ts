@@ -12,9 +12,16 @@
  *
  * drainAll() (SIGTERM) drains every listener the same way and resolves once no connection is
  * left or the drain time is over, whichever comes first; a drain never waits longer than it must.
+ *
+ * One cap holds across all listeners, HTTP and TCP, draining ones included (Envoy's overload
+ * manager `global_downstream_max_connections`): at the cap a new connection is closed as soon as
+ * it is accepted, before any byte is read, and counted in
+ * listener.<address>_<port>.downstream_global_cx_overflow. It keeps the process below its fd
+ * limit: past that, accepts fail (EMFILE) for every listener and upstream connects fail too.
  */
 import net, { type Socket } from 'node:net';
 import type { Logger } from '../../log.js';
+import { bindServer } from '../../http-listen.js';
 import type { ClusterManager } from '../upstream/cluster-manager.js';
 import type { ListenerModel, HcmModel, TcpProxyModel } from '../config/listener-resource.js';
 import type { RouteStore, RouteSlotEntry } from '../router/route-store.js';
@@ -32,8 +39,25 @@ export interface ListenerUpsert {
   readonly bytes: Uint8Array;
 }
 
+/** Open downstream connections of all listeners, against the proxy-wide cap (0 = no cap). */
+export class DownstreamConnections {
+  active = 0;
+
+  constructor(readonly max: number) {}
+
+  /** Takes a place for a new connection; false when the cap is reached. */
+  admit(): boolean {
+    if (this.max > 0 && this.active >= this.max) return false;
+    this.active++;
+    return true;
+  }
+
+  release(): void {
+    this.active--;
+  }
+}
+
 export class ManagedListener {
-  readonly stats = new ListenerStats();
   warm = false;
   boundPort = 0;
   private held: Socket[] = [];
@@ -47,6 +71,8 @@ export class ManagedListener {
     public updated: Date,
     readonly server: net.Server,
     public impl: HttpListener | TcpListener,
+    readonly stats: ListenerStats,
+    private readonly global: DownstreamConnections,
   ) {
     server.on('connection', (socket: Socket) => this.onConnection(socket));
   }
@@ -57,10 +83,18 @@ export class ManagedListener {
 
   private onConnection(socket: Socket): void {
     const stats = this.stats;
+    const global = this.global;
+    if (!global.admit()) {
+      stats.downstream_global_cx_overflow++;
+      socket.on('error', () => undefined);
+      socket.destroy();
+      return;
+    }
     stats.downstream_cx_total++;
     stats.downstream_cx_active++;
     this.sockets.add(socket);
     socket.once('close', () => {
+      global.release();
       stats.downstream_cx_active--;
       stats.downstream_cx_destroy++;
       this.sockets.delete(socket);
@@ -101,6 +135,8 @@ export interface ListenerManagerDeps {
   readonly logger: Logger;
   /** How long removed listeners may finish their requests. */
   readonly drainTimeMs: number;
+  /** Cap on open downstream connections across all listeners; 0 = none. */
+  readonly maxDownstreamConnections: number;
 }
 
 function sameAddress(a: ListenerModel, b: ListenerModel): boolean {
@@ -112,8 +148,11 @@ export class ListenerManager {
   /** Listeners draining, each with the promise that settles when it is closed. */
   private readonly draining = new Map<ManagedListener, Promise<void>>();
   private closed = false;
+  private readonly downstream: DownstreamConnections;
 
-  constructor(private readonly deps: ListenerManagerDeps) {}
+  constructor(private readonly deps: ListenerManagerDeps) {
+    this.downstream = new DownstreamConnections(deps.maxDownstreamConnections);
+  }
 
   get(name: string): ManagedListener | undefined {
     return this.active.get(name);
@@ -143,10 +182,10 @@ export class ListenerManager {
     return { router: hcm.inlineRoutes ? new Router(hcm.inlineRoutes) : undefined };
   }
 
-  private createImpl(model: ListenerModel, port: number): HttpListener | TcpListener {
+  private createImpl(model: ListenerModel, port: number, stats: ListenerStats): HttpListener | TcpListener {
     const f = model.filter;
     const logs = this.deps.accessLogs;
-    if (f.kind === 'http') return new HttpListener(f, this.routeSlot(f), this.deps.clusters, port, logs.compile(f.accessLogs, 'http'));
+    if (f.kind === 'http') return new HttpListener(f, this.routeSlot(f), this.deps.clusters, port, logs.compile(f.accessLogs, 'http'), stats);
     return new TcpListener(f, this.deps.clusters, logs.compile(f.accessLogs, 'tcp'));
   }
 
@@ -162,24 +201,12 @@ export class ListenerManager {
     }
   }
 
-  private bind(model: ListenerModel): Promise<net.Server> {
-    return new Promise((resolve, reject) => {
-      const server = net.createServer({ pauseOnConnect: false, noDelay: true, allowHalfOpen: true });
-      const onError = (err: Error): void => reject(err);
-      server.once('error', onError);
-      server.listen({ host: model.address, port: model.port, exclusive: true }, () => {
-        server.removeListener('error', onError);
-        server.on('error', (err) => this.deps.logger.error({ listener: model.name, err: err.message }, 'listener socket error'));
-        resolve(server);
-      });
-    });
-  }
-
   private async start(u: ListenerUpsert): Promise<ManagedListener> {
-    const server = await this.bind(u.model);
-    const addr = server.address();
-    const port = typeof addr === 'object' && addr ? addr.port : u.model.port;
-    const l = new ManagedListener(u.model, u.version, u.bytes, new Date(), server, this.createImpl(u.model, port));
+    const server = net.createServer({ pauseOnConnect: false, noDelay: true, allowHalfOpen: true });
+    // After the bind, a failed accept (EMFILE, ENFILE) is logged; the listener keeps listening.
+    const port = await bindServer(server, { host: u.model.address, port: u.model.port, exclusive: true }, this.deps.logger.child({ listener: u.name }), 'listener socket');
+    const stats = new ListenerStats();
+    const l = new ManagedListener(u.model, u.version, u.bytes, new Date(), server, this.createImpl(u.model, port, stats), stats, this.downstream);
     l.boundPort = port;
     this.warmUp(l);
     return l;
