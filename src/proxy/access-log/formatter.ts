@@ -7,6 +7,7 @@
  */
 import type { FieldReader } from '../config/field-reader.js';
 import { structToJson } from '../config/proto-json.js';
+import { SUPPORT } from '../config/support.js';
 
 /** What a finished request or TCP connection tells the access loggers. */
 export interface LogRecord {
@@ -183,15 +184,13 @@ export function compileJson(r: FieldReader, key: string, struct: Record<string, 
 /** core.v3.SubstitutionFormatString. */
 export function readSubstitutionFormat(r: FieldReader, fallback: string): LogFormatter {
   const omitEmpty = r.bool('omit_empty_values');
-  r.ignore('content_type', 'json_format_options');
-  r.refuse('formatters', 'formatter extensions are not implemented');
+  r.declare(SUPPORT.SubstitutionFormatString);
   const text = r.string('text_format');
   const source = r.message('text_format_source');
   const json = r.message('json_format');
   if (json) return compileJson(r, 'json_format', structToJson(json.value()), omitEmpty);
   if (source) {
-    source.refuse('filename', 'formats from files are not implemented');
-    source.refuse('environment_variable', 'not implemented');
+    source.declare(SUPPORT['SubstitutionFormatString.text_format_source']);
     return compileText(r, 'text_format_source', source.string('inline_string') ?? '');
   }
   return compileText(r, 'text_format', text ?? fallback);

@@ -7,6 +7,7 @@
 import type { FieldReader } from './field-reader.js';
 import { structToJson } from './proto-json.js';
 import { DEFAULT_FORMAT, DEFAULT_TCP_FORMAT, compileText, readSubstitutionFormat, compileJson, type LogFormatter } from '../access-log/formatter.js';
+import { SUPPORT } from './support.js';
 
 const T = 'type.googleapis.com/envoy.extensions.access_loggers.';
 export const ACCESS_LOG_TYPES = {
@@ -41,8 +42,7 @@ export function readAccessLogs(r: FieldReader, key: string, kind: 'http' | 'tcp'
 }
 
 function readAccessLog(r: FieldReader, kind: 'http' | 'tcp'): AccessLogModel {
-  r.ignore('name');
-  r.refuse('filter', 'access-log filters are not implemented');
+  r.declare(SUPPORT.AccessLog);
   const tc = r.message('typed_config');
   if (!tc) throw r.error('typed_config', 'must be set');
   const type = tc.anyType();
@@ -71,18 +71,17 @@ function readAccessLog(r: FieldReader, kind: 'http' | 'tcp'): AccessLogModel {
       const svc = common.message('grpc_service');
       if (!svc) throw common.error('grpc_service', 'must be set');
       const eg = svc.message('envoy_grpc');
-      svc.refuse('google_grpc', 'google_grpc is not implemented (use envoy_grpc)');
-      svc.ignore('timeout', 'initial_metadata', 'retry_policy');
+      svc.declare(SUPPORT['CommonGrpcAccessLogConfig.grpc_service']);
       if (!eg) throw svc.error('envoy_grpc', 'must be set');
       const cluster = eg.requiredString('cluster_name');
-      eg.ignore('authority', 'retry_policy', 'max_receive_message_length', 'skip_envoy_headers');
-      common.ignore('filter_state_objects_to_log', 'grpc_stream_retry_policy', 'custom_tags');
+      eg.declare(SUPPORT['CommonGrpcAccessLogConfig.grpc_service.envoy_grpc']);
+      common.declare(SUPPORT.CommonGrpcAccessLogConfig);
       const bufferSizeBytes = common.wrapped('buffer_size_bytes') ?? 16_384;
       const flushIntervalMs = common.durationMs('buffer_flush_interval') ?? 1000;
       const lower = (k: string) => (kind === 'http' ? tc.stringList(k).map((h) => h.toLowerCase()) : []);
       const requestHeaders = lower('additional_request_headers_to_log');
       const responseHeaders = lower('additional_response_headers_to_log');
-      tc.ignore('additional_response_trailers_to_log', 'filter_state_objects_to_log');
+      tc.declare(SUPPORT.HttpGrpcAccessLogConfig);
       return Object.freeze({ kind: 'grpc' as const, logName, cluster, bufferSizeBytes, flushIntervalMs, requestHeaders, responseHeaders });
     }
     default:
@@ -98,6 +97,6 @@ function readStreamFormat(r: FieldReader, fallback: string): LogFormatter {
   if (legacy !== undefined) return compileText(r, 'format', legacy);
   const json = r.message('json_format');
   if (json) return compileJson(r, 'json_format', structToJson(json.value()), false);
-  r.refuse('typed_json_format', 'typed_json_format is not implemented (use log_format.json_format)');
+  r.declare(SUPPORT.FileAccessLog);
   return compileText(r, 'log_format', fallback);
 }

@@ -9,6 +9,7 @@
  */
 import { FieldReader } from './field-reader.js';
 import { readLoadAssignment, type EndpointsModel } from './endpoint-resource.js';
+import { SUPPORT } from './support.js';
 
 export const HTTP_PROTOCOL_OPTIONS_KEY = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 const HTTP_PROTOCOL_OPTIONS_TYPE = `type.googleapis.com/${HTTP_PROTOCOL_OPTIONS_KEY}`;
@@ -101,22 +102,7 @@ const DEFAULT_THRESHOLDS: ThresholdsModel = Object.freeze({ maxConnections: 1024
 
 export function readCluster(r: FieldReader): ClusterModel {
   const name = r.requiredString('name');
-  r.ignore('alt_stat_name', 'metadata', 'per_connection_buffer_limit_bytes', 'cleanup_interval', 'track_timeout_budgets', 'track_cluster_stats');
-  r.ignore('dns_lookup_family', 'respect_dns_ttl', 'dns_refresh_rate', 'dns_failure_refresh_rate', 'use_tcp_for_dns_lookups', 'wait_for_warm_on_init');
-  r.ignore('upstream_connection_options', 'close_connections_on_host_health_failure', 'ignore_health_on_host_removal', 'preconnect_policy');
-  r.ignore('lrs_server', 'set_local_interface_name_on_upstream_connections');
-  r.refuse('cluster_type', 'custom cluster types are not implemented');
-  r.refuse('transport_socket', 'TLS to upstreams is not implemented');
-  r.refuse('transport_socket_matches', 'TLS to upstreams is not implemented');
-  r.refuse('lb_subset_config', 'subset load balancing is not implemented');
-  r.refuse('load_balancing_policy', 'load_balancing_policy extensions are not implemented (use lb_policy)');
-  r.refuse('original_dst_lb_config', 'ORIGINAL_DST is not implemented');
-  r.refuse('upstream_bind_config', 'upstream_bind_config is not implemented');
-  r.refuse('filters', 'upstream network filters are not implemented');
-  r.refuse('connection_pool_per_downstream_connection', 'per-downstream connection pools are not implemented');
-  r.refuse('dns_resolvers', 'DNS is not implemented');
-  r.refuse('dns_resolution_config', 'DNS is not implemented');
-  r.refuse('typed_dns_resolver_config', 'DNS is not implemented');
+  r.declare(SUPPORT.Cluster);
 
   const type = r.enumOf('type', ['STATIC', 'EDS'] as const, 'STATIC');
   let edsName = name;
@@ -146,8 +132,7 @@ export function readCluster(r: FieldReader): ClusterModel {
   if (ring) {
     ringMinSize = ring.wrapped('minimum_ring_size') ?? ringMinSize;
     ringMaxSize = ring.wrapped('maximum_ring_size') ?? ringMaxSize;
-    // Our ring uses its own 32-bit hash; which function builds the ring does not change its contract.
-    ring.ignore('hash_function');
+    ring.declare(SUPPORT['Cluster.ring_hash_lb_config']);
     if (ringMinSize > ringMaxSize) throw ring.error('minimum_ring_size', 'greater than maximum_ring_size');
   }
   let maglevTableSize = 65537;
@@ -165,12 +150,12 @@ export function readCluster(r: FieldReader): ClusterModel {
     const bias = lr.message('active_request_bias');
     if (bias) {
       activeRequestBias = bias.number('default_value') ?? 0;
-      bias.ignore('runtime_key');
+      bias.declare(SUPPORT['Cluster.least_request_lb_config.active_request_bias']);
     }
-    lr.refuse('slow_start_config', 'slow start is not implemented');
+    lr.declare(SUPPORT['Cluster.least_request_lb_config']);
   }
   const rr = r.message('round_robin_lb_config');
-  rr?.refuse('slow_start_config', 'slow start is not implemented');
+  rr?.declare(SUPPORT['Cluster.round_robin_lb_config']);
 
   let localityWeighted = false;
   let panicThreshold = 50;
@@ -179,11 +164,7 @@ export function readCluster(r: FieldReader): ClusterModel {
     const panic = common.message('healthy_panic_threshold');
     if (panic) panicThreshold = panic.number('value') ?? 0;
     localityWeighted = common.message('locality_weighted_lb_config') !== undefined;
-    // Zone-aware routing needs a local cluster, which our bootstrap never names: Envoy does nothing either.
-    common.ignore('zone_aware_lb_config', 'update_merge_window', 'close_connections_on_host_set_change');
-    common.refuse('ignore_new_hosts_until_first_hc', 'not implemented');
-    common.refuse('consistent_hashing_lb_config', 'not implemented');
-    common.refuse('override_host_status', 'not implemented');
+    common.declare(SUPPORT['Cluster.common_lb_config']);
   }
 
   const proto = readProtocol(r);
@@ -221,7 +202,7 @@ export function readCluster(r: FieldReader): ClusterModel {
 export function readAdsSource(r: FieldReader): void {
   r.enumOf('resource_api_version', ['V3'] as const, 'V3');
   if (!r.message('ads')) throw r.error('', 'only `ads: {}` config sources are supported');
-  r.ignore('initial_fetch_timeout', 'authorities');
+  r.declare(SUPPORT.ConfigSource);
 }
 
 function readProtocol(r: FieldReader): Pick<ClusterModel, 'http2' | 'h2MaxConcurrentStreams' | 'upstreamIdleTimeoutMs' | 'maxRequestsPerConnection'> {
@@ -232,21 +213,17 @@ function readProtocol(r: FieldReader): Pick<ClusterModel, 'http2' | 'h2MaxConcur
   const readH2 = (h2: FieldReader): void => {
     http2 = true;
     h2MaxConcurrentStreams = h2.wrapped('max_concurrent_streams') ?? h2MaxConcurrentStreams;
-    h2.ignore('initial_stream_window_size', 'initial_connection_window_size', 'hpack_table_size', 'connection_keepalive', 'allow_connect');
-    h2.ignore('max_outbound_frames', 'max_outbound_control_frames', 'max_consecutive_inbound_frames_with_empty_payload');
-    h2.ignore('max_inbound_priority_frames_per_stream', 'max_inbound_window_update_frames_per_data_frame_sent', 'override_stream_error_on_invalid_http_message');
+    h2.declare(SUPPORT['Cluster.http2_protocol_options']);
   };
   const readCommon = (c: FieldReader): void => {
     upstreamIdleTimeoutMs = c.durationMs('idle_timeout') ?? upstreamIdleTimeoutMs;
     maxRequestsPerConnection = c.wrapped('max_requests_per_connection') ?? maxRequestsPerConnection;
-    c.ignore('max_connection_duration', 'max_headers_count', 'max_stream_duration', 'headers_with_underscores_action', 'max_response_headers_kb');
+    c.declare(SUPPORT['Cluster.common_http_protocol_options']);
   };
   const legacyH2 = r.message('http2_protocol_options');
   if (legacyH2) readH2(legacyH2);
   const legacyCommon = r.message('common_http_protocol_options');
   if (legacyCommon) readCommon(legacyCommon);
-  r.ignore('http_protocol_options', 'upstream_http_protocol_options');
-  r.refuse('protocol_selection', 'USE_DOWNSTREAM_PROTOCOL is not implemented');
   for (const [key, opt] of r.map('typed_extension_protocol_options')) {
     if (key !== HTTP_PROTOCOL_OPTIONS_KEY) throw r.error(`typed_extension_protocol_options["${key}"]`, 'unsupported extension');
     const t = opt.anyType();
@@ -255,16 +232,11 @@ function readProtocol(r: FieldReader): Pick<ClusterModel, 'http2' | 'h2MaxConcur
     if (explicit) {
       const h2 = explicit.message('http2_protocol_options');
       if (h2) readH2(h2);
-      explicit.ignore('http_protocol_options');
-      explicit.refuse('http3_protocol_options', 'HTTP/3 is not implemented');
+      explicit.declare(SUPPORT['HttpProtocolOptions.explicit_http_config']);
     }
-    opt.refuse('use_downstream_protocol_config', 'use_downstream_protocol_config is not implemented');
-    opt.refuse('auto_config', 'auto_config (ALPN) needs TLS, which is not implemented');
-    opt.refuse('http_filters', 'upstream HTTP filters are not implemented');
-    opt.refuse('header_validation_config', 'not implemented');
+    opt.declare(SUPPORT.HttpProtocolOptions);
     const common = opt.message('common_http_protocol_options');
     if (common) readCommon(common);
-    opt.ignore('upstream_http_protocol_options');
   }
   return { http2, h2MaxConcurrentStreams, upstreamIdleTimeoutMs, maxRequestsPerConnection };
 }
@@ -285,13 +257,8 @@ function readHealthCheck(r: FieldReader, clusterName: string): HealthCheckModel 
   const healthyEdgeIntervalMs = r.durationMs('healthy_edge_interval') ?? intervalMs;
   const initialJitterMs = r.durationMs('initial_jitter') ?? 0;
   const intervalJitterMs = r.durationMs('interval_jitter') ?? 0;
-  r.ignore('interval_jitter_percent', 'event_log_path', 'event_service', 'event_logger', 'always_log_health_check_failures', 'always_log_health_check_success');
+  r.declare(SUPPORT['Cluster.health_checks']);
   const reuseConnection = r.wrappedBool('reuse_connection') ?? true;
-  r.refuse('alt_port', 'alt_port is not implemented');
-  r.refuse('tls_options', 'TLS is not implemented');
-  r.refuse('transport_socket_match_criteria', 'TLS is not implemented');
-  r.refuse('grpc_health_check', 'gRPC health checks are not implemented');
-  r.refuse('custom_health_check', 'custom health checks are not implemented');
   const http = r.message('http_health_check');
   const tcp = r.message('tcp_health_check');
   const base = {
@@ -319,12 +286,7 @@ function readHealthCheck(r: FieldReader, clusterName: string): HealthCheckModel 
     });
     const codec = http.enumOf('codec_client_type', ['HTTP1', 'HTTP2'] as const, 'HTTP1');
     const method = http.enumOf('method', ['METHOD_UNSPECIFIED', 'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'TRACE', 'PATCH'] as const, 'GET');
-    http.refuse('send', 'request payloads are not implemented');
-    http.refuse('receive', 'response matching is not implemented');
-    http.refuse('request_headers_to_add', 'not implemented');
-    http.refuse('request_headers_to_remove', 'not implemented');
-    http.refuse('retriable_statuses', 'not implemented');
-    http.refuse('service_name_matcher', 'not implemented');
+    http.declare(SUPPORT['Cluster.health_checks.http_health_check']);
     return Object.freeze({
       ...base,
       kind: 'http' as const,
@@ -336,8 +298,7 @@ function readHealthCheck(r: FieldReader, clusterName: string): HealthCheckModel 
     });
   }
   if (tcp) {
-    tcp.refuse('send', 'payload checks are not implemented');
-    tcp.refuse('receive', 'payload checks are not implemented');
+    tcp.declare(SUPPORT['Cluster.health_checks.tcp_health_check']);
     return Object.freeze({ ...base, kind: 'tcp' as const, host: '', path: '', method: '', http2: false, expected: Object.freeze([]) });
   }
   throw r.error('', 'needs http_health_check or tcp_health_check');
@@ -350,9 +311,7 @@ function readOutlier(r: FieldReader): OutlierModel {
     return v;
   };
   if (r.bool('split_external_local_origin_errors')) throw r.error('split_external_local_origin_errors', 'not implemented');
-  r.ignore('consecutive_local_origin_failure', 'enforcing_consecutive_local_origin_failure', 'enforcing_local_origin_success_rate');
-  r.ignore('failure_percentage_threshold', 'enforcing_failure_percentage_local_origin', 'max_ejection_time_jitter');
-  r.refuse('always_eject_one_host', 'not implemented');
+  r.declare(SUPPORT['Cluster.outlier_detection']);
   const baseEjectionMs = r.durationMs('base_ejection_time') ?? 30_000;
   return Object.freeze({
     intervalMs: r.durationMs('interval') ?? 10_000,
@@ -379,11 +338,10 @@ function readCircuitBreakers(r: FieldReader | undefined): { thresholds: Threshol
   let thresholds = DEFAULT_THRESHOLDS;
   let thresholdsHigh = DEFAULT_THRESHOLDS;
   if (!r) return { thresholds, thresholdsHigh };
-  r.refuse('per_host_thresholds', 'per-host circuit breakers are not implemented');
+  r.declare(SUPPORT['Cluster.circuit_breakers']);
   for (const t of r.list('thresholds')) {
     const priority = t.enumOf('priority', ['DEFAULT', 'HIGH'] as const, 'DEFAULT');
-    t.refuse('retry_budget', 'retry budgets are not implemented');
-    t.ignore('track_remaining', 'max_connection_pools');
+    t.declare(SUPPORT['Cluster.circuit_breakers.thresholds']);
     const model = Object.freeze({
       maxConnections: t.wrapped('max_connections') ?? DEFAULT_THRESHOLDS.maxConnections,
       maxPendingRequests: t.wrapped('max_pending_requests') ?? DEFAULT_THRESHOLDS.maxPendingRequests,

@@ -8,6 +8,7 @@
  */
 import { isIP } from 'node:net';
 import type { FieldReader } from './field-reader.js';
+import { SUPPORT } from './support.js';
 
 export type EdsHealth = 'UNKNOWN' | 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'TIMEOUT' | 'DEGRADED';
 const HEALTH: readonly EdsHealth[] = ['UNKNOWN', 'HEALTHY', 'UNHEALTHY', 'DRAINING', 'TIMEOUT', 'DEGRADED'];
@@ -53,12 +54,11 @@ export function readLoadAssignment(r: FieldReader, requireName: boolean): Endpoi
   const policy = r.message('policy');
   let overprovisioningFactor = 140;
   if (policy) {
-    policy.refuse('drop_overloads', 'drop_overloads is not implemented (the proxy never drops traffic on purpose)');
+    policy.declare(SUPPORT['ClusterLoadAssignment.policy']);
     overprovisioningFactor = policy.wrapped('overprovisioning_factor') ?? 140;
     if (overprovisioningFactor < 1) throw policy.error('overprovisioning_factor', 'must be >= 1');
-    policy.ignore('endpoint_stale_after', 'weighted_priority_health');
   }
-  r.refuse('named_endpoints', 'named endpoints are not implemented');
+  r.declare(SUPPORT.ClusterLoadAssignment);
   // Priorities must be contiguous from 0 (Envoy's rule).
   const prios = [...new Set(localities.map((l) => l.priority))].sort((a, b) => a - b);
   prios.forEach((p, i) => {
@@ -72,23 +72,20 @@ function readLocalityEndpoints(r: FieldReader): LocalityEndpointsModel {
   const weight = r.wrapped('load_balancing_weight') ?? 0;
   if (r.has('load_balancing_weight') && weight < 1) throw r.error('load_balancing_weight', 'must be >= 1');
   const priority = r.number('priority') ?? 0;
-  r.refuse('leds_cluster_locality_config', 'LEDS is not implemented');
-  r.ignore('metadata', 'proximity');
+  r.declare(SUPPORT['ClusterLoadAssignment.endpoints']);
   const endpoints = r.list('lb_endpoints').map(readLbEndpoint);
   return Object.freeze({ locality, weight, priority, endpoints: Object.freeze(endpoints) });
 }
 
 function readLbEndpoint(r: FieldReader): EndpointModel {
-  r.refuse('endpoint_name', 'named endpoints are not implemented');
+  r.declare(SUPPORT['ClusterLoadAssignment.endpoints.lb_endpoints']);
   const health = r.enumOf('health_status', HEALTH, 'UNKNOWN');
   const weight = r.wrapped('load_balancing_weight') ?? 1;
   if (weight < 1) throw r.error('load_balancing_weight', 'must be >= 1');
-  r.ignore('metadata');
   const ep = r.message('endpoint');
   if (!ep) throw r.error('endpoint', 'must be set');
   const { address, port } = readSocketAddress(ep.message('address'), ep, 'address');
-  ep.refuse('health_check_config', 'per-endpoint health-check overrides are not implemented');
-  ep.refuse('additional_addresses', 'additional addresses are not implemented');
+  ep.declare(SUPPORT['ClusterLoadAssignment.endpoints.lb_endpoints.endpoint']);
   const hostname = ep.string('hostname') ?? '';
   return Object.freeze({ address, port, weight, health, hostname });
 }
@@ -96,16 +93,13 @@ function readLbEndpoint(r: FieldReader): EndpointModel {
 /** core.v3.Address with a socket_address of an IP literal and a numeric port. */
 export function readSocketAddress(addr: FieldReader | undefined, parent: FieldReader, key: string): { address: string; port: number } {
   if (!addr) throw parent.error(key, 'must be set');
-  addr.refuse('pipe', 'unix pipes are not implemented');
-  addr.refuse('envoy_internal_address', 'internal addresses are not implemented');
+  addr.declare(SUPPORT.Address);
   const sa = addr.message('socket_address');
   if (!sa) throw addr.error('socket_address', 'must be set');
   sa.enumOf('protocol', ['TCP'] as const, 'TCP');
   const address = sa.requiredString('address');
   if (isIP(address) === 0) throw sa.error('address', `'${address}' is not an IP literal (the proxy does no DNS)`);
-  sa.refuse('named_port', 'named ports are not implemented');
-  sa.refuse('resolver_name', 'custom resolvers are not implemented');
-  sa.ignore('ipv4_compat');
+  sa.declare(SUPPORT['Address.socket_address']);
   const port = sa.number('port_value') ?? 0;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw sa.error('port_value', 'must be 0-65535');
   return { address, port };

@@ -33,6 +33,12 @@ export class ResourceError extends Error {
 
 type Obj = Record<string, unknown>;
 
+/** One message's entry in support.ts: fields accepted without acting on them, and fields refused with a reason. */
+export interface FieldSupport {
+  readonly ignored?: readonly string[];
+  readonly refused?: Readonly<Record<string, string>>;
+}
+
 function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -78,6 +84,13 @@ export class FieldReader {
   refuse(key: string, why: string): this {
     if (this.has(key)) throw this.error(key, why);
     this.used.add(key);
+    return this;
+  }
+
+  /** Applies a support.ts entry: its ignored fields are accepted, its refused fields refused (in table order). */
+  declare(support: FieldSupport): this {
+    if (support.ignored) this.ignore(...support.ignored);
+    if (support.refused) for (const [key, why] of Object.entries(support.refused)) this.refuse(key, why);
     return this;
   }
 

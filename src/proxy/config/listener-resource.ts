@@ -12,6 +12,7 @@ import { readSocketAddress } from './endpoint-resource.js';
 import { readAdsSource } from './cluster-resource.js';
 import { readRouteConfiguration, type RouteConfigModel } from './route-resource.js';
 import { readAccessLogs, type AccessLogModel } from './access-log-resource.js';
+import { SUPPORT } from './support.js';
 
 const T = 'type.googleapis.com/envoy.extensions.';
 export const HCM_TYPE = `${T}filters.network.http_connection_manager.v3.HttpConnectionManager`;
@@ -79,39 +80,20 @@ export interface ListenerModel {
 export function readListener(r: FieldReader): ListenerModel {
   const name = r.requiredString('name');
   const { address, port } = readSocketAddress(r.message('address'), r, 'address');
-  r.ignore('stat_prefix', 'metadata', 'per_connection_buffer_limit_bytes', 'drain_type');
+  r.declare(SUPPORT.Listener);
   const sniff: Sniff = {
     sniffTimeoutMs: r.durationMs('listener_filters_timeout') ?? 15_000,
     sniffTimeoutContinue: r.bool('continue_on_listener_filters_timeout'),
   };
-  r.ignore('tcp_fast_open_queue_length', 'traffic_direction', 'connection_balance_config', 'reuse_port', 'enable_reuse_port', 'tcp_backlog_size', 'freebind');
-  r.ignore('ignore_global_conn_limit', 'max_connections_to_accept_per_socket_event', 'bypass_overload_manager');
-  r.refuse('additional_addresses', 'additional addresses are not implemented');
-  r.refuse('filter_chain_matcher', 'filter chain matching is not implemented');
-  r.refuse('default_filter_chain', 'default filter chains are not implemented');
-  r.refuse('use_original_dst', 'original destination is not implemented');
-  r.refuse('listener_filters', 'listener filters are not implemented');
-  r.refuse('transparent', 'transparent listeners are not implemented');
-  r.refuse('socket_options', 'socket options are not implemented');
-  r.refuse('udp_listener_config', 'UDP is not implemented');
-  r.refuse('api_listener', 'API listeners are for proxyless gRPC clients, not for a proxy');
-  r.refuse('internal_listener', 'internal listeners are not implemented');
-  r.refuse('access_log', 'listener-level access logs are not implemented (configure them on the HCM or TCP proxy)');
-  r.refuse('enable_mptcp', 'MPTCP is not implemented');
-  r.refuse('deprecated_v1', 'not implemented');
   if (r.wrappedBool('bind_to_port') === false) throw r.error('bind_to_port', 'listeners that do not bind are not implemented');
   const chains = r.list('filter_chains');
   if (chains.length !== 1) throw r.error('filter_chains', `exactly one filter chain is supported (got ${chains.length})`);
   const chain = chains[0] as FieldReader;
-  chain.ignore('name', 'metadata', 'transport_socket_connect_timeout');
+  chain.declare(SUPPORT['Listener.filter_chains']);
   const fcm = chain.message('filter_chain_match');
   if (fcm) fcm.finish();
-  chain.refuse('transport_socket', 'TLS is not implemented');
-  chain.refuse('use_proxy_proto', 'PROXY protocol is not implemented');
-  chain.refuse('on_demand_configuration', 'not implemented');
   const filters = chain.list('filters').map((f) => {
-    f.ignore('name');
-    f.refuse('config_discovery', 'filter config discovery is not implemented');
+    f.declare(SUPPORT['Listener.filter_chains.filters']);
     const tc = f.message('typed_config');
     if (!tc) throw f.error('typed_config', 'must be set');
     return { tc, type: tc.anyType() };
@@ -146,8 +128,7 @@ function readConnectionLimit(r: FieldReader): ConnectionLimitModel {
   if (maxConnections === undefined || maxConnections < 1) throw r.error('max_connections', 'must be set (>= 1)');
   const enabled = r.message('runtime_enabled');
   if (enabled) {
-    // No runtime here: the flag's default value decides.
-    enabled.ignore('runtime_key');
+    enabled.declare(SUPPORT['ConnectionLimit.runtime_enabled']);
     if (enabled.wrappedBool('default_value') === false) throw enabled.error('default_value', 'a disabled connection_limit is not implemented (leave the filter out)');
   }
   return Object.freeze({ statPrefix, maxConnections, delayMs: r.durationMs('delay') ?? 0 });
@@ -158,7 +139,7 @@ function readHcm(r: FieldReader, sniff: Sniff, connectionLimit: ConnectionLimitM
   const codec = r.enumOf('codec_type', ['AUTO', 'HTTP1', 'HTTP2'] as const, 'AUTO');
   const rds = r.message('rds');
   const rc = r.message('route_config');
-  r.refuse('scoped_routes', 'scoped routes are not implemented');
+  r.declare(SUPPORT.HttpConnectionManager);
   let rdsName: string | undefined;
   let inlineRoutes: RouteConfigModel | undefined;
   if (rds) {
@@ -174,54 +155,33 @@ function readHcm(r: FieldReader, sniff: Sniff, connectionLimit: ConnectionLimitM
   const filters = r.list('http_filters');
   filters.forEach((hf, i) => {
     const name = hf.requiredString('name');
-    hf.ignore('is_optional', 'disabled');
-    hf.refuse('config_discovery', 'filter config discovery is not implemented');
+    hf.declare(SUPPORT['HttpConnectionManager.http_filters']);
     const tc = hf.message('typed_config');
     const type = tc?.anyType();
     if (type !== ROUTER_TYPE && !(type === undefined && (name === 'envoy.filters.http.router' || name === 'envoy.router'))) {
       throw hf.error('', `HTTP filter ${name}${type ? ` (${type})` : ''} is not implemented; the router is the only HTTP filter`);
     }
-    tc?.ignore('dynamic_stats', 'start_child_span', 'suppress_envoy_headers', 'suppress_grpc_request_failure_code_stats');
-    tc?.refuse('upstream_log', 'upstream access logs are not implemented');
-    tc?.refuse('upstream_http_filters', 'upstream HTTP filters are not implemented');
-    tc?.refuse('strict_check_headers', 'not implemented');
-    tc?.refuse('respect_expected_rq_timeout', 'not implemented');
+    tc?.declare(SUPPORT.Router);
     if (i !== filters.length - 1) throw hf.error('', 'the router must be the last HTTP filter');
   });
   let idleTimeoutMs = 3_600_000;
   const common = r.message('common_http_protocol_options');
   if (common) {
     idleTimeoutMs = common.durationMs('idle_timeout') ?? idleTimeoutMs;
-    common.ignore('max_connection_duration', 'max_headers_count', 'headers_with_underscores_action', 'max_requests_per_connection', 'max_response_headers_kb');
-    common.refuse('max_stream_duration', 'not implemented');
+    common.declare(SUPPORT['HttpConnectionManager.common_http_protocol_options']);
   }
   let h2MaxConcurrentStreams = 2147483647;
   const h2 = r.message('http2_protocol_options');
   if (h2) {
     h2MaxConcurrentStreams = h2.wrapped('max_concurrent_streams') ?? h2MaxConcurrentStreams;
-    h2.ignore('initial_stream_window_size', 'initial_connection_window_size', 'hpack_table_size', 'connection_keepalive', 'max_outbound_frames', 'max_outbound_control_frames');
-    h2.ignore('max_consecutive_inbound_frames_with_empty_payload', 'max_inbound_priority_frames_per_stream', 'max_inbound_window_update_frames_per_data_frame_sent');
-    h2.ignore('override_stream_error_on_invalid_http_message', 'stream_error_on_invalid_http_messaging');
-    h2.refuse('allow_connect', 'CONNECT is not implemented');
+    h2.declare(SUPPORT['HttpConnectionManager.http2_protocol_options']);
   }
-  r.ignore('http_protocol_options', 'add_user_agent', 'tracing', 'server_name', 'server_header_transformation', 'scheme_header_transformation');
-  r.ignore('max_request_headers_kb', 'drain_timeout', 'delayed_close_timeout');
-  r.ignore('internal_address_config', 'via', 'preserve_external_request_id', 'always_set_request_id_in_response', 'forward_client_cert_details');
-  r.ignore('set_current_client_cert_details', 'proxy_100_continue', 'represent_ipv4_remote_address_as_ipv4_mapped_ipv6', 'request_id_extension');
-  r.ignore('stream_error_on_invalid_http_message', 'proxy_status_config', 'append_x_forwarded_port', 'add_proxy_protocol_connection_state');
-  r.ignore('strip_trailing_host_dot', 'append_local_overload');
-  r.refuse('original_ip_detection_extensions', 'not implemented');
-  r.refuse('early_header_mutation_extensions', 'not implemented');
-  r.refuse('local_reply_config', 'local reply mapping is not implemented');
-  r.refuse('typed_header_validation_config', 'not implemented');
-  r.refuse('path_with_escaped_slashes_action', 'not implemented');
-  r.refuse('http3_protocol_options', 'HTTP/3 is not implemented');
   if (r.wrappedBool('normalize_path') === true) throw r.error('normalize_path', 'path normalisation is not implemented');
   if (r.bool('merge_slashes')) throw r.error('merge_slashes', 'not implemented');
   for (const u of r.list('upgrade_configs')) {
     u.requiredString('upgrade_type');
     if (u.wrappedBool('enabled') !== false) throw u.error('', 'protocol upgrades (WebSocket) are not implemented');
-    u.refuse('filters', 'not implemented');
+    u.declare(SUPPORT['HttpConnectionManager.upgrade_configs']);
   }
   const stripPort = r.bool('strip_any_host_port') ? 'any' : r.bool('strip_matching_host_port') ? 'matching' : 'none';
   return Object.freeze({
@@ -250,20 +210,14 @@ function readTcpProxy(r: FieldReader): TcpProxyModel {
   const statPrefix = r.requiredString('stat_prefix');
   const cluster = r.string('cluster') || undefined;
   const wc = r.message('weighted_clusters');
-  r.refuse('on_demand', 'on-demand clusters are not implemented');
-  r.refuse('metadata_match', 'subset load balancing is not implemented');
-  r.refuse('tunneling_config', 'tunneling is not implemented');
-  r.refuse('max_downstream_connection_duration', 'not implemented');
-  r.refuse('downstream_idle_timeout', 'not implemented');
-  r.refuse('upstream_idle_timeout', 'not implemented');
-  r.ignore('access_log_flush_interval', 'access_log_options', 'backoff_options', 'flush_access_log_on_connected');
+  r.declare(SUPPORT.TcpProxy);
   let clusters: Array<{ name: string; weight: number }>;
   if (cluster) {
     if (wc) throw r.error('weighted_clusters', 'cannot be combined with cluster');
     clusters = [{ name: cluster, weight: 1 }];
   } else if (wc) {
     clusters = wc.list('clusters').map((c) => {
-      c.refuse('metadata_match', 'subset load balancing is not implemented');
+      c.declare(SUPPORT['TcpProxy.weighted_clusters.clusters']);
       return { name: c.requiredString('name'), weight: c.number('weight') ?? 0 };
     });
     clusters = clusters.filter((c) => c.weight > 0);
@@ -275,7 +229,7 @@ function readTcpProxy(r: FieldReader): TcpProxyModel {
   let hashSourceIp = false;
   for (const h of hashPolicies) {
     const sip = h.message('source_ip');
-    h.refuse('filter_state', 'not implemented');
+    h.declare(SUPPORT['TcpProxy.hash_policy']);
     if (sip) hashSourceIp = true;
   }
   const attempts = r.wrapped('max_connect_attempts') ?? 1;

@@ -5,6 +5,7 @@
  * already tried; or a ResourceError for a condition or extension the proxy does not implement.
  */
 import type { FieldReader } from './field-reader.js';
+import { SUPPORT } from './support.js';
 
 export const RetryOn = {
   '5xx': 1 << 0,
@@ -55,17 +56,12 @@ export function readRetryPolicy(r: FieldReader): RetryPolicyModel {
   }
   const numRetries = r.wrapped('num_retries') ?? 1;
   const perTryTimeoutMs = r.durationMs('per_try_timeout') ?? 0;
-  r.refuse('per_try_idle_timeout', 'not implemented');
-  r.refuse('retry_priority', 'retry priorities are not implemented');
-  r.refuse('retry_options_predicates', 'not implemented');
-  r.refuse('rate_limited_retry_back_off', 'not implemented');
-  r.refuse('retriable_headers', 'retriable headers are not implemented');
-  r.refuse('retriable_request_headers', 'retriable request headers are not implemented');
+  r.declare(SUPPORT.RetryPolicy);
   let avoidPreviousHosts = false;
   for (const p of r.list('retry_host_predicate')) {
     const name = p.requiredString('name');
     if (name !== PREVIOUS_HOSTS) throw p.error('name', `retry host predicate '${name}' is not implemented (only ${PREVIOUS_HOSTS})`);
-    p.ignore('typed_config');
+    p.declare(SUPPORT['RetryPolicy.retry_host_predicate']);
     avoidPreviousHosts = true;
   }
   const hostSelectionMaxAttempts = r.number('host_selection_retry_max_attempts') ?? 1;

@@ -9,6 +9,7 @@
 import type { FieldReader } from './field-reader.js';
 import { readRegexMatcher, readRegexRewrite, readStringMatcher, type Regex, type StringPredicate } from './string-matcher.js';
 import { readRetryPolicy, type RetryPolicyModel } from './retry-policy.js';
+import { SUPPORT } from './support.js';
 
 /** Reads one header of the request being routed ('' when absent is decided by the matcher). */
 export interface HeaderSource {
@@ -128,7 +129,7 @@ export function readFraction(r: FieldReader): FractionModel {
 
 /** core.v3.RuntimeFractionalPercent: the default value (the proxy has no runtime layer). */
 function readRuntimeFraction(r: FieldReader): FractionModel {
-  r.ignore('runtime_key');
+  r.declare(SUPPORT.RuntimeFractionalPercent);
   const d = r.message('default_value');
   if (!d) throw r.error('default_value', 'must be set');
   return readFraction(d);
@@ -136,15 +137,7 @@ function readRuntimeFraction(r: FieldReader): FractionModel {
 
 export function readRouteConfiguration(r: FieldReader): RouteConfigModel {
   const name = r.string('name') ?? '';
-  r.ignore('validate_clusters', 'max_direct_response_body_size_bytes', 'metadata', 'most_specific_header_mutations_wins');
-  for (const k of ['request_headers_to_add', 'request_headers_to_remove', 'response_headers_to_add', 'response_headers_to_remove', 'internal_only_headers']) {
-    r.refuse(k, 'header mutations are not implemented');
-  }
-  r.refuse('vhds', 'VHDS is not implemented');
-  r.refuse('cluster_specifier_plugins', 'cluster specifier plugins are not implemented');
-  r.refuse('typed_per_filter_config', 'per-filter config is not implemented (the router is the only filter)');
-  r.refuse('request_mirror_policies', 'route-configuration-level mirror policies are not implemented (set them on the route)');
-  r.refuse('ignore_path_parameters_in_path_matching', 'not implemented');
+  r.declare(SUPPORT.RouteConfiguration);
   const ignorePortInHostMatching = r.bool('ignore_port_in_host_matching');
   const virtualHosts = r.list('virtual_hosts').map(readVirtualHost);
   const seen = new Set<string>();
@@ -166,17 +159,8 @@ function readVirtualHost(r: FieldReader): VirtualHostModel {
     if (d === '') throw r.error('domains', 'empty domain');
     if (d !== '*' && d.slice(1, -1).includes('*')) throw r.error('domains', `'${d}': a wildcard may only stand at the start or end`);
   }
-  r.ignore('virtual_clusters', 'metadata', 'per_request_buffer_limit_bytes', 'include_request_attempt_count', 'include_attempt_count_in_response', 'include_is_timeout_retry_header');
+  r.declare(SUPPORT.VirtualHost);
   r.enumOf('require_tls', ['NONE'] as const, 'NONE');
-  for (const k of ['request_headers_to_add', 'request_headers_to_remove', 'response_headers_to_add', 'response_headers_to_remove']) {
-    r.refuse(k, 'header mutations are not implemented');
-  }
-  r.refuse('rate_limits', 'rate limiting is not implemented');
-  r.refuse('cors', 'CORS is not implemented');
-  r.refuse('typed_per_filter_config', 'per-filter config is not implemented (the router is the only filter)');
-  r.refuse('hedge_policy', 'hedging is not implemented');
-  r.refuse('retry_policy_typed_config', 'not implemented');
-  r.refuse('matcher', 'generic matchers are not implemented (use routes)');
   // A virtual-host retry policy / mirror policies apply to routes that set none themselves.
   const vhRetry = r.message('retry_policy');
   const defaults = {
@@ -194,13 +178,7 @@ interface RouteDefaults {
 
 function readRoute(r: FieldReader, defaults: RouteDefaults): RouteModel {
   const name = r.string('name') ?? '';
-  r.ignore('metadata', 'decorator', 'tracing', 'per_request_buffer_limit_bytes', 'stat_prefix');
-  for (const k of ['request_headers_to_add', 'request_headers_to_remove', 'response_headers_to_add', 'response_headers_to_remove']) {
-    r.refuse(k, 'header mutations are not implemented');
-  }
-  r.refuse('typed_per_filter_config', 'per-filter config is not implemented (the router is the only filter)');
-  r.refuse('filter_action', 'filter actions are not implemented');
-  r.refuse('non_forwarding_action', 'non-forwarding actions are not implemented');
+  r.declare(SUPPORT.Route);
   const m = r.message('match');
   if (!m) throw r.error('match', 'must be set');
   const match = readMatch(m);
@@ -221,11 +199,7 @@ function readMatch(r: FieldReader): RouteMatchModel {
   const path = r.string('path');
   const separated = r.string('path_separated_prefix');
   const safeRegex = r.message('safe_regex');
-  r.refuse('connect_matcher', 'CONNECT is not implemented');
-  r.refuse('path_match_policy', 'path match policies are not implemented');
-  r.refuse('tls_context', 'TLS is not implemented');
-  r.refuse('dynamic_metadata', 'dynamic metadata matching is not implemented');
-  r.refuse('filter_state', 'filter state matching is not implemented');
+  r.declare(SUPPORT['Route.match']);
   const rf = r.message('runtime_fraction');
   const fraction = rf ? readRuntimeFraction(rf) : undefined;
   const grpc = r.message('grpc');
@@ -303,14 +277,13 @@ function readHeaderMatcher(r: FieldReader): HeaderMatcherModel {
 function readQueryMatcher(r: FieldReader): QueryMatcherModel {
   const name = r.requiredString('name');
   const sm = r.message('string_match');
-  r.ignore('present_match');
+  r.declare(SUPPORT['Route.match.query_parameters']);
   return Object.freeze({ name, test: sm ? readStringMatcher(sm) : undefined });
 }
 
 function readMirror(r: FieldReader): MirrorModel {
   const cluster = r.requiredString('cluster');
-  r.refuse('cluster_header', 'mirroring to a cluster named by a header is not implemented');
-  r.ignore('trace_sampled');
+  r.declare(SUPPORT['RouteAction.request_mirror_policies']);
   const rf = r.message('runtime_fraction');
   const fraction = rf ? readRuntimeFraction(rf) : Object.freeze({ numerator: 100, denominator: 100 });
   return Object.freeze({ cluster, fraction, disableSuffix: r.bool('disable_shadow_host_suffix_append') });
@@ -322,9 +295,9 @@ function readHashPolicy(r: FieldReader): HashPolicyModel {
   const conn = r.message('connection_properties');
   const query = r.message('query_parameter');
   const cookie = r.message('cookie');
-  r.refuse('filter_state', 'filter-state hashing is not implemented');
+  r.declare(SUPPORT['RouteAction.hash_policy']);
   if (header) {
-    header.refuse('regex_rewrite', 'not implemented');
+    header.declare(SUPPORT['RouteAction.hash_policy.header']);
     return Object.freeze({ kind: 'header', name: header.requiredString('header_name').toLowerCase(), terminal });
   }
   if (conn) {
@@ -333,9 +306,7 @@ function readHashPolicy(r: FieldReader): HashPolicyModel {
   }
   if (query) return Object.freeze({ kind: 'query', name: query.requiredString('name'), terminal });
   if (cookie) {
-    cookie.refuse('ttl', 'generated cookies are not implemented');
-    cookie.refuse('attributes', 'generated cookies are not implemented');
-    cookie.ignore('path');
+    cookie.declare(SUPPORT['RouteAction.hash_policy.cookie']);
     return Object.freeze({ kind: 'cookie', name: cookie.requiredString('name'), terminal });
   }
   throw r.error('', 'a hash policy needs header, connection_properties, query_parameter or cookie');
@@ -345,18 +316,12 @@ function readForward(r: FieldReader, defaults: RouteDefaults): ForwardActionMode
   const cluster = r.string('cluster') || undefined;
   const clusterHeader = r.string('cluster_header') || undefined;
   const wc = r.message('weighted_clusters');
-  r.refuse('cluster_specifier_plugin', 'cluster specifier plugins are not implemented');
-  r.refuse('inline_cluster_specifier_plugin', 'cluster specifier plugins are not implemented');
+  r.declare(SUPPORT.RouteAction);
   let weighted: WeightedTarget[] | undefined;
   let totalWeight = 0;
   if (wc) {
     weighted = wc.list('clusters').map((c) => {
-      c.refuse('cluster_header', 'not implemented');
-      c.refuse('metadata_match', 'subset load balancing is not implemented');
-      c.refuse('typed_per_filter_config', 'per-filter config is not implemented');
-      for (const k of ['request_headers_to_add', 'request_headers_to_remove', 'response_headers_to_add', 'response_headers_to_remove']) {
-        c.refuse(k, 'header mutations are not implemented');
-      }
+      c.declare(SUPPORT['RouteAction.weighted_clusters.clusters']);
       const weight = c.wrapped('weight') ?? 0;
       return Object.freeze({ name: c.requiredString('name'), weight, hostRewrite: c.string('host_rewrite_literal') || undefined });
     });
@@ -367,48 +332,31 @@ function readForward(r: FieldReader, defaults: RouteDefaults): ForwardActionMode
       throw wc.error('total_weight', `is ${declared} but the cluster weights add up to ${totalWeight}`);
     }
     if (totalWeight === 0) throw wc.error('clusters', 'the weights add up to 0');
-    wc.ignore('runtime_key_prefix');
-    wc.refuse('header_name', 'header-driven weighted selection is not implemented');
+    wc.declare(SUPPORT['RouteAction.weighted_clusters']);
   }
   if ([cluster, clusterHeader, weighted].filter((x) => x !== undefined).length !== 1) {
     throw r.error('', 'exactly one of cluster, cluster_header, weighted_clusters must be set');
   }
   const nf = r.enumOf('cluster_not_found_response_code', ['SERVICE_UNAVAILABLE', 'NOT_FOUND', 'INTERNAL_SERVER_ERROR'] as const, 'SERVICE_UNAVAILABLE');
-  r.refuse('metadata_match', 'subset load balancing is not implemented');
   const prefixRewrite = r.string('prefix_rewrite');
   const rr = r.message('regex_rewrite');
   const regexRewrite = rr ? readRegexRewrite(rr) : undefined;
   if (prefixRewrite !== undefined && regexRewrite) throw r.error('regex_rewrite', 'cannot be combined with prefix_rewrite');
-  r.refuse('path_rewrite_policy', 'path rewrite policies are not implemented');
   const hostRewrite = r.string('host_rewrite_literal') || undefined;
   const hostRewriteHeader = r.string('host_rewrite_header') || undefined;
   if (r.wrappedBool('auto_host_rewrite')) throw r.error('auto_host_rewrite', 'not implemented (endpoints carry no host names)');
-  r.refuse('host_rewrite_path_regex', 'not implemented');
-  r.refuse('append_x_forwarded_host', 'not implemented');
   const timeoutMs = r.has('timeout') ? (r.durationMs('timeout') ?? 0) : 15_000;
-  r.refuse('idle_timeout', 'per-route idle timeouts are not implemented');
   const retryMsg = r.message('retry_policy');
   const retry = retryMsg ? readRetryPolicy(retryMsg) : defaults.retry;
-  r.refuse('retry_policy_typed_config', 'not implemented');
   const own = r.list('request_mirror_policies').map(readMirror);
   const mirrors = own.length > 0 ? own : defaults.mirrors;
   const highPriority = r.enumOf('priority', ['DEFAULT', 'HIGH'] as const, 'DEFAULT') === 'HIGH';
-  r.refuse('rate_limits', 'rate limiting is not implemented');
-  r.ignore('include_vh_rate_limits', 'early_data_policy');
   const hashPolicies = r.list('hash_policy').map(readHashPolicy);
-  r.refuse('cors', 'CORS is not implemented');
-  r.refuse('max_grpc_timeout', 'not implemented');
-  r.refuse('grpc_timeout_offset', 'not implemented');
   for (const u of r.list('upgrade_configs')) {
     u.requiredString('upgrade_type');
-    u.refuse('connect_config', 'CONNECT is not implemented');
+    u.declare(SUPPORT['RouteAction.upgrade_configs']);
     if (u.wrappedBool('enabled') !== false) throw u.error('', 'protocol upgrades (WebSocket) are not implemented');
   }
-  r.refuse('internal_redirect_policy', 'internal redirects are not implemented');
-  r.refuse('internal_redirect_action', 'internal redirects are not implemented');
-  r.refuse('max_internal_redirects', 'internal redirects are not implemented');
-  r.refuse('hedge_policy', 'hedging is not implemented');
-  r.refuse('max_stream_duration', 'not implemented');
   return Object.freeze({
     kind: 'forward' as const,
     cluster,
@@ -440,7 +388,7 @@ function readRedirect(r: FieldReader): RedirectActionModel {
   const code = r.enumOf('response_code', Object.keys(REDIRECT_CODES), 'MOVED_PERMANENTLY');
   const https = r.bool('https_redirect');
   const scheme = https ? 'https' : r.string('scheme_redirect') || undefined;
-  r.refuse('regex_rewrite', 'regex rewrites in redirects are not implemented');
+  r.declare(SUPPORT.RedirectAction);
   const port = r.number('port_redirect');
   return Object.freeze({
     kind: 'redirect' as const,
@@ -462,8 +410,7 @@ function readDirect(r: FieldReader): DirectActionModel {
   if (body) {
     const s = body.string('inline_string');
     const b = body.string('inline_bytes');
-    body.refuse('filename', 'bodies from files are not implemented (use inline_string)');
-    body.refuse('environment_variable', 'bodies from environment variables are not implemented');
+    body.declare(SUPPORT['DirectResponseAction.body']);
     bytes = s !== undefined ? Buffer.from(s) : b !== undefined ? Buffer.from(b, 'base64') : Buffer.alloc(0);
   }
   return Object.freeze({ kind: 'direct' as const, status, body: bytes });

@@ -10,6 +10,7 @@
  */
 import { RE2JS } from 're2js';
 import type { FieldReader } from './field-reader.js';
+import { SUPPORT } from './support.js';
 
 export type StringPredicate = (value: string) => boolean;
 
@@ -27,7 +28,7 @@ export function compileRegex(r: FieldReader, key: string, pattern: string, ignor
 
 /** A RegexMatcher message (`regex`, legacy `google_re2`). */
 export function readRegexMatcher(r: FieldReader, ignoreCase = false): Regex {
-  r.ignore('google_re2');
+  r.declare(SUPPORT.RegexMatcher);
   const regex = r.requiredString('regex');
   return compileRegex(r, 'regex', regex, ignoreCase);
 }
@@ -51,7 +52,7 @@ export function readRegexRewrite(r: FieldReader): (value: string) => string {
 /** A type.matcher.v3.StringMatcher. */
 export function readStringMatcher(r: FieldReader): StringPredicate {
   const ignoreCase = r.bool('ignore_case');
-  r.refuse('custom', 'custom string matchers are not implemented');
+  r.declare(SUPPORT.StringMatcher);
   const exact = r.string('exact');
   const prefix = r.string('prefix');
   const suffix = r.string('suffix');
