@@ -1,9 +1,9 @@
 /**
- * Retry delays for Consul loops. In: the number of consecutive failures, and Consul's own
- * Retry-After when it sent one (429 rate limiting). Out: how long to wait before the next attempt:
- * exponential from `baseMs`, capped at `maxMs`, with "equal jitter" (half fixed, half random) so a
- * fleet of control planes that lost Consul together does not come back in lockstep, while no
- * retry ever fires immediately.
+ * Retry delays shared by the Consul loops and the proxy's ADS client. In: the number of
+ * consecutive failures, and (Consul only) its Retry-After when it sent one (429 rate limiting).
+ * Out: how long to wait before the next attempt: exponential from `baseMs`, capped at `maxMs`,
+ * with "equal jitter" (half fixed, half random) so a fleet that lost its server together does not
+ * come back in lockstep, while no retry ever fires immediately.
  */
 export interface BackoffPolicy {
   readonly baseMs: number;

@@ -30,7 +30,7 @@ const FILE_LOG = 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.Fi
 const HTTP_GRPC_LOG = 'type.googleapis.com/envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig';
 const ADS = { ads: {}, resource_api_version: 'V3' };
 const MiB = 1024 * 1024;
-/** Bounds of src/dataplane: ALS pending 4 MiB + 1 MiB on the stream; 8 MiB queued per log file. */
+/** Bounds of src/proxy: ALS pending 4 MiB + 1 MiB on the stream; 8 MiB queued per log file. */
 const ALS_BOUND = 5 * MiB;
 const FILE_BOUND = 8 * MiB;
 
