@@ -16,7 +16,9 @@ import { MaglevLb } from '../../src/proxy/upstream/lb/maglev.js';
 import { PrioritySet } from '../../src/proxy/upstream/priority-set.js';
 import { hash32 } from '../../src/proxy/common/hash.js';
 import type { ClusterModel, LbPolicy } from '../../src/proxy/config/cluster-resource.js';
-import type { LoadBalancer } from '../../src/proxy/upstream/lb/load-balancer.js';
+import { registerLbPolicy, type LoadBalancer } from '../../src/proxy/upstream/lb/load-balancer.js';
+import { createLoadBalancer, isHashBased } from '../../src/proxy/upstream/lb/policies.js';
+import { LB_POLICIES } from '../../src/proxy/config/cluster-resource.js';
 
 function hosts(n: number, weights?: number[]): Host[] {
   return Array.from({ length: n }, (_, i) => {
@@ -211,3 +213,21 @@ describe('priority set', () => {
     assert.ok(Math.abs(b - 4000 / 3.1) <= 2, `zone b share after zone a lost half: ${b}`);
   });
 });
+
+describe('lb policy registry', () => {
+  it('every lb_policy the cluster reader accepts has a registered load balancer of its kind', () => {
+    const kinds = { ROUND_ROBIN: RoundRobinLb, LEAST_REQUEST: LeastRequestLb, RANDOM: RandomLb, RING_HASH: RingHashLb, MAGLEV: MaglevLb };
+    for (const policy of LB_POLICIES) {
+      assert.ok(createLoadBalancer(model(policy), hosts(3), [1, 1, 1]) instanceof kinds[policy], policy);
+    }
+  });
+
+  it('hash-based is answered by the registry: RING_HASH and MAGLEV only', () => {
+    assert.deepEqual(LB_POLICIES.filter(isHashBased), ['RING_HASH', 'MAGLEV']);
+  });
+
+  it('a policy registers once', () => {
+    assert.throws(() => registerLbPolicy('RANDOM', { hashBased: false, create: (_m, h, w) => new RandomLb(h, w) }), /RANDOM is registered twice/);
+  });
+});
+

@@ -14,6 +14,7 @@ import { TypeUrl, messageNameOf, type XdsTypeUrl } from '../../src/xds/type-urls
 import type { ProtoObject, XdsResourceSet } from '../../src/xds/resources.js';
 import { decodeResource, isRejected } from '../../src/proxy/xds/resource-types.js';
 import type { ClusterModel } from '../../src/proxy/config/cluster-resource.js';
+import { SUPPORT } from '../../src/proxy/config/support.js';
 import type { ListenerModel } from '../../src/proxy/config/listener-resource.js';
 import type { RouteConfigModel, RouteModel } from '../../src/proxy/config/route-resource.js';
 
@@ -219,6 +220,15 @@ describe('our proxy refuses what it cannot honour, naming resource and field', (
   for (const [what, url, obj, re] of cases) {
     it(`refuses ${what}`, () => assert.match(refusal(url, obj), re));
   }
+
+  it('the support table lists each field of a message once: ignored or refused, not both', () => {
+    for (const [message, entry] of Object.entries(SUPPORT)) {
+      const ignored: readonly string[] = 'ignored' in entry ? entry.ignored : [];
+      const refused = Object.keys('refused' in entry ? entry.refused : {});
+      assert.equal(new Set(ignored).size, ignored.length, `${message}: a field ignored twice`);
+      assert.deepEqual(refused.filter((k) => ignored.includes(k)), [], `${message}: ignored and refused`);
+    }
+  });
 
   it('accepts the same resources without the offending field', () => {
     assert.ok(!isRejected(decode(TypeUrl.Cluster, cluster({}))));
