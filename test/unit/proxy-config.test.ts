@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseHostPort, parseLocality, readBootstrapFile } from '../../src/proxy/config/bootstrap.js';
-import { Router } from '../../src/proxy/router/route-table.js';
+import { RouteTable } from '../../src/proxy/router/route-table.js';
 import { readRouteConfiguration } from '../../src/proxy/config/route-resource.js';
 import { FieldReader } from '../../src/proxy/config/field-reader.js';
 import { shadowAuthority } from '../../src/proxy/router/shadow-writer.js';
@@ -65,8 +65,8 @@ static_resources:
 });
 
 describe('virtual hosts and routes', () => {
-  const router = (vhosts: unknown[], extra: Record<string, unknown> = {}): Router =>
-    new Router(readRouteConfiguration(new FieldReader({ name: 'r', virtual_hosts: vhosts, ...extra }, 'RouteConfiguration r')));
+  const router = (vhosts: unknown[], extra: Record<string, unknown> = {}): RouteTable =>
+    new RouteTable(readRouteConfiguration(new FieldReader({ name: 'r', virtual_hosts: vhosts, ...extra }, 'RouteConfiguration r')));
   const direct = (name: string, domains: string[], routes?: unknown[]): unknown => ({
     name,
     domains,

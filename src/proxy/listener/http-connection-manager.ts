@@ -27,7 +27,7 @@ import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import type { ClusterManager } from '../upstream/cluster-manager.js';
 import type { HcmModel } from '../config/listener-resource.js';
-import type { Router } from '../router/route-table.js';
+import type { RouteTable } from '../router/route-table.js';
 import { ConnectionLimitStats, HttpConnManagerStats, type ListenerStats, type StatEmitter } from '../stats.js';
 import { RouterFilter, type HttpRuntime } from '../router/router.js';
 import { Http1Downstream, Http2Downstream } from '../http/downstream.js';
@@ -46,7 +46,7 @@ const HEADERS_CHECK_INTERVAL_MS = 250;
 
 /** Where an HTTP listener's routes come from (RDS, updated in place, or inline). */
 export interface RouteSlot {
-  readonly router: Router | undefined;
+  readonly routeTable: RouteTable | undefined;
 }
 
 interface H1Conn {
@@ -99,8 +99,8 @@ export class HttpListener implements HttpRuntime {
     if (hcm.idleTimeoutMs > 0) this.h2.setTimeout(hcm.idleTimeoutMs);
   }
 
-  get router(): Router | undefined {
-    return this.slot.router;
+  get routeTable(): RouteTable | undefined {
+    return this.slot.routeTable;
   }
 
   /** A new version of the HCM (same listener): new requests use it, in-flight ones finish as they are. */

@@ -29,7 +29,7 @@ import type { AccessLogService } from '../access-log/access-log-manager.js';
 import { HttpListener, type RouteSlot } from './http-connection-manager.js';
 import { TcpListener } from './tcp-proxy.js';
 import { ListenerStats, type StatEmitter } from '../stats.js';
-import { Router } from '../router/route-table.js';
+import { RouteTable } from '../router/route-table.js';
 import type { ApplyError } from '../xds/ads-client.js';
 
 export interface ListenerUpsert {
@@ -179,7 +179,7 @@ export class ListenerManager {
 
   private routeSlot(hcm: HcmModel): RouteSlotEntry | RouteSlot {
     if (hcm.rdsName !== undefined) return this.deps.routes.slot(hcm.rdsName);
-    return { router: hcm.inlineRoutes ? new Router(hcm.inlineRoutes) : undefined };
+    return { routeTable: hcm.inlineRoutes ? new RouteTable(hcm.inlineRoutes) : undefined };
   }
 
   private createImpl(model: ListenerModel, port: number, stats: ListenerStats): HttpListener | TcpListener {

@@ -5,10 +5,10 @@
  * lets a listener wait (warm) until its routes are known.
  */
 import type { RouteConfigModel } from '../config/route-resource.js';
-import { Router } from './route-table.js';
+import { RouteTable } from './route-table.js';
 
 export class RouteSlotEntry {
-  router: Router | undefined;
+  routeTable: RouteTable | undefined;
   ready = false;
   updated = new Date();
   version = '';
@@ -17,7 +17,7 @@ export class RouteSlotEntry {
   constructor(readonly name: string) {}
 
   set(model: RouteConfigModel, version: string): void {
-    this.router = new Router(model);
+    this.routeTable = new RouteTable(model);
     this.version = version;
     this.updated = new Date();
     this.markReady();
@@ -26,7 +26,7 @@ export class RouteSlotEntry {
   /** RDS never answered: route nothing (every request gets 404), as Envoy does. */
   doesNotExist(): void {
     if (this.ready) return;
-    this.router = new Router({ name: this.name, virtualHosts: [], ignorePortInHostMatching: false });
+    this.routeTable = new RouteTable({ name: this.name, virtualHosts: [], ignorePortInHostMatching: false });
     this.markReady();
   }
 

@@ -24,7 +24,7 @@ interface CompiledVhost {
 
 const CACHE_LIMIT = 4096;
 
-export class Router {
+export class RouteTable {
   private readonly exact = new Map<string, CompiledVhost>();
   private readonly suffixes: Array<[string, CompiledVhost]> = [];
   private readonly prefixes: Array<[string, CompiledVhost]> = [];

@@ -27,7 +27,7 @@ import type { ClusterManager } from '../upstream/cluster-manager.js';
 import type { UpstreamCluster } from '../upstream/cluster.js';
 import type { Host } from '../upstream/host.js';
 import { isHashBased } from '../upstream/lb/policies.js';
-import type { Router } from './route-table.js';
+import type { RouteTable } from './route-table.js';
 import { stripPort, withoutQuery } from './route-table.js';
 import type { ForwardActionModel, RedirectActionModel, RouteModel } from '../config/route-resource.js';
 import type { HcmModel } from '../config/listener-resource.js';
@@ -42,7 +42,7 @@ import type { LogRecord } from '../access-log/formatter.js';
 /** What an HTTP listener hands every request: its current settings (swapped atomically on update). */
 export interface HttpRuntime {
   readonly hcm: HcmModel;
-  readonly router: Router | undefined;
+  readonly routeTable: RouteTable | undefined;
   readonly stats: HttpConnManagerStats;
   readonly clusters: ClusterManager;
   readonly listenerPort: number;
@@ -136,7 +136,7 @@ export class RouterFilter implements UpstreamCallbacks {
     // HCM stream_idle_timeout: one timer per request, re-armed lazily from lastActivity.
     const idleMs = rt.hcm.streamIdleTimeoutMs;
     if (idleMs > 0) this.idleTimer = setTimeout(() => this.onStreamIdle(idleMs), idleMs);
-    const route = rt.router?.match(this);
+    const route = rt.routeTable?.match(this);
     if (!route) {
       stats.no_route++;
       this.localReply(404, 'NR', 'route_not_found', undefined);
