@@ -27,7 +27,7 @@ import { parseConfig } from '../src/config/parse.js';
 import { staticEndpoints } from '../src/config/static-endpoints.js';
 import { translate } from '../src/translate/index.js';
 import { buildSnapshot, type Snapshot } from '../src/cache/snapshot.js';
-import { TYPE_ORDER } from '../src/xds/type-urls.js';
+import { TYPE_ORDER } from '../src/xds/resource-types.js';
 import { benchConfigYaml } from './bench/config-gen.js';
 import { runTarget, type Target } from './bench/measure.js';
 import { ServerProcess, type ConfigSnapshot, type PeerSnapshot } from './bench/server-process.js';

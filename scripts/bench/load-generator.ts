@@ -15,7 +15,7 @@
  * taken from the same two cores as the server's, stays small.
  */
 import http2 from 'node:http2';
-import { TypeUrl } from '../../src/xds/type-urls.js';
+import { TypeUrl } from '../../src/xds/resource-types.js';
 import type { ArmMessage, ChangeMessage, FromLoadGenerator, StartMessage, ToLoadGenerator } from './ipc.js';
 import {
   GrpcMessageReader,

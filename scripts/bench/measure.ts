@@ -14,7 +14,7 @@
  * a start measure the compiler.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TypeUrl } from '../../src/xds/type-urls.js';
+import { TypeUrl } from '../../src/xds/resource-types.js';
 import { LoadGenerator } from './load-generator-handle.js';
 import { cpuMs, establishedOnPort, rssKb } from './proc.js';
 import { changeStats, summarize, type ChangeStats, type RunSummary } from './stats.js';

@@ -4,7 +4,7 @@
  * figure over all changes (the figure the table prints: one slow change, e.g. a GC pause, does
  * not decide the result, and every change still shows in --verbose).
  */
-import { TYPE_SHORT, isXdsTypeUrl } from '../../src/xds/type-urls.js';
+import { TYPE_SHORT, isXdsTypeUrl } from '../../src/xds/resource-types.js';
 import type { ChangeMessage } from './ipc.js';
 
 /** Nearest-rank percentile of an ascending array; NaN when empty. */

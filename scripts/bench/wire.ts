@@ -5,103 +5,57 @@
  * Out: the four things a simulated client acts on (type_url, version_info, nonce, resource
  * names) and DiscoveryRequest bytes for ACKs and subscriptions.
  *
- * Why not protobufjs: the load generator runs a thousand clients on the same two cores as the
- * server under test, so every microsecond it spends decoding is taken from the server. A full
- * decode would also unpack every Any; here a resource is skipped unless its name is needed, and
- * names are taken from field 1 of the packed message (Cluster.name, Listener.name,
- * RouteConfiguration.name and ClusterLoadAssignment.cluster_name are all field 1).
+ * Why not protobufjs' generated decode: the load generator runs a thousand clients on the same two
+ * cores as the server under test, so every microsecond it spends decoding is taken from the
+ * server. A full decode would also unpack every Any; here (on the shared lazy WireReader,
+ * src/envoy/wire-reader.ts) a resource is skipped unless its name is needed, and names are taken
+ * from field 1 of the packed message (Cluster.name, Listener.name, RouteConfiguration.name and
+ * ClusterLoadAssignment.cluster_name are all field 1).
  */
+import { WireReader, WireType } from '../../src/envoy/wire-reader.js';
 
-const WIRE_VARINT = 0;
-const WIRE_I64 = 1;
-const WIRE_LEN = 2;
-const WIRE_I32 = 5;
+const WIRE_LEN = WireType.Len;
 
-/** A field of a message: its number, wire type and where its value lies in the buffer. */
-interface Field {
-  no: number;
-  wire: number;
-  /** varint value (numbers beyond 2^53 lose precision; the benchmark reads none). */
-  varint: number;
-  start: number;
-  end: number;
-}
-
-function readVarint(buf: Uint8Array, pos: number, out: Field): number {
-  let value = 0;
-  let scale = 1;
-  for (;;) {
-    if (pos >= buf.length) throw new Error('truncated varint');
-    const b = buf[pos++] as number;
-    value += (b & 0x7f) * scale;
-    if (b < 0x80) break;
-    scale *= 128;
-  }
-  out.varint = value;
-  return pos;
-}
-
-/** Calls `onField` for each field in buf[start, end); the Field object is reused between calls. */
-function eachField(buf: Uint8Array, start: number, end: number, onField: (f: Field) => boolean | void): void {
-  const f: Field = { no: 0, wire: 0, varint: 0, start: 0, end: 0 };
-  let pos = start;
-  while (pos < end) {
-    pos = readVarint(buf, pos, f);
-    const key = f.varint;
-    f.no = Math.floor(key / 8);
-    f.wire = key & 7;
-    switch (f.wire) {
-      case WIRE_VARINT:
-        pos = readVarint(buf, pos, f);
-        f.start = f.end = pos;
-        break;
-      case WIRE_I64:
-        f.start = pos;
-        pos += 8;
-        f.end = pos;
-        break;
-      case WIRE_LEN:
-        pos = readVarint(buf, pos, f);
-        f.start = pos;
-        pos += f.varint;
-        f.end = pos;
-        break;
-      case WIRE_I32:
-        f.start = pos;
-        pos += 4;
-        f.end = pos;
-        break;
-      default:
-        throw new Error(`unsupported wire type ${f.wire}`);
+/**
+ * Calls `onField` with the number and value bounds of each length-delimited field of a message
+ * (the only kind the benchmark reads); other fields are skipped. Stops when onField returns false.
+ */
+function eachLen(buf: Uint8Array, onField: (no: number, start: number, end: number) => boolean | void): void {
+  const r = new WireReader(buf);
+  while (r.pos < r.len) {
+    const tag = r.uint32();
+    if ((tag & 7) !== WIRE_LEN) {
+      r.skipField(tag & 7);
+      continue;
     }
-    if (pos > end) throw new Error('truncated field');
-    if (onField(f) === false) return;
+    const end = r.lengthEnd();
+    const start = r.pos;
+    r.pos = end;
+    if (onField(tag >>> 3, start, end) === false) return;
   }
 }
 
 const utf8 = new TextDecoder();
 
-function text(buf: Uint8Array, f: Field): string {
-  return utf8.decode(buf.subarray(f.start, f.end));
+function text(buf: Uint8Array, start: number, end: number): string {
+  return utf8.decode(buf.subarray(start, end));
 }
 
 /** The sub-slice of field `no` (first occurrence, length-delimited) of a message, or undefined. */
 function firstLen(buf: Uint8Array, no: number): Uint8Array | undefined {
   let found: Uint8Array | undefined;
-  eachField(buf, 0, buf.length, (f) => {
-    if (f.no === no && f.wire === WIRE_LEN) {
-      found = buf.subarray(f.start, f.end);
-      return false;
-    }
-    return true;
+  eachLen(buf, (n, start, end) => {
+    if (n !== no) return true;
+    found = buf.subarray(start, end);
+    return false;
   });
   return found;
 }
 
 function allLen(buf: Uint8Array, no: number): Uint8Array[] {
   const out: Uint8Array[] = [];
-  eachField(buf, 0, buf.length, (f) => {
-    if (f.no === no && f.wire === WIRE_LEN) out.push(buf.subarray(f.start, f.end));
+  eachLen(buf, (n, start, end) => {
+    if (n === no) out.push(buf.subarray(start, end));
   });
   return out;
 }
@@ -119,12 +73,11 @@ export function decodeResponseHead(buf: Uint8Array): ResponseHead {
   let versionInfo = '';
   let nonce = '';
   let resourceCount = 0;
-  eachField(buf, 0, buf.length, (f) => {
-    if (f.wire !== WIRE_LEN) return;
-    if (f.no === 1) versionInfo = text(buf, f);
-    else if (f.no === 2) resourceCount++;
-    else if (f.no === 4) typeUrl = text(buf, f);
-    else if (f.no === 5) nonce = text(buf, f);
+  eachLen(buf, (no, start, end) => {
+    if (no === 1) versionInfo = text(buf, start, end);
+    else if (no === 2) resourceCount++;
+    else if (no === 4) typeUrl = text(buf, start, end);
+    else if (no === 5) nonce = text(buf, start, end);
   });
   return { typeUrl, versionInfo, nonce, resourceCount };
 }
@@ -311,12 +264,11 @@ export function decodeRequestHead(buf: Uint8Array): RequestHead {
   let versionInfo = '';
   let responseNonce = '';
   let nack = false;
-  eachField(buf, 0, buf.length, (f) => {
-    if (f.wire !== WIRE_LEN) return;
-    if (f.no === 1) versionInfo = text(buf, f);
-    else if (f.no === 4) typeUrl = text(buf, f);
-    else if (f.no === 5) responseNonce = text(buf, f);
-    else if (f.no === 6) nack = true;
+  eachLen(buf, (no, start, end) => {
+    if (no === 1) versionInfo = text(buf, start, end);
+    else if (no === 4) typeUrl = text(buf, start, end);
+    else if (no === 5) responseNonce = text(buf, start, end);
+    else if (no === 6) nack = true;
   });
   return { typeUrl, versionInfo, responseNonce, nack };
 }

@@ -11,7 +11,7 @@
  * When a group appears or disappears every watch is re-resolved, and a watch that moves is told
  * which types differ between the snapshot it had and the one it gets now.
  */
-import { TYPE_ORDER, type XdsTypeUrl } from '../xds/type-urls.js';
+import { TYPE_ORDER, type XdsTypeUrl } from '../xds/resource-types.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { Snapshot } from './snapshot.js';
 import type { NodeInfo } from './node-info.js';

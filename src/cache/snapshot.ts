@@ -19,12 +19,12 @@
 import { createHash } from 'node:crypto';
 import protobuf from 'protobufjs';
 import { envoyRoot, messageType, TO_OBJECT } from '../envoy/protos.js';
-import { messageNameOf, TYPE_ORDER, TYPE_SHORT, TypeUrl, type XdsTypeUrl } from '../xds/type-urls.js';
+import { RESOURCE_TYPES, resourceType, TYPE_ORDER, TYPE_SHORT, TypeUrl, type TypeShort, type XdsTypeUrl } from '../xds/resource-types.js';
 import type { ProtoObject, XdsResourceSet } from '../xds/resources.js';
 import { SnapshotError } from '../errors.js';
 import { FrozenMap } from './frozen-map.js';
 
-export type TypeShort = (typeof TYPE_SHORT)[XdsTypeUrl];
+export type { TypeShort };
 
 export interface SnapshotResource {
   readonly name: string;
@@ -72,31 +72,10 @@ export interface Snapshot {
   toJSON(): SnapshotJson;
 }
 
-const SET_KEY: Readonly<Record<XdsTypeUrl, keyof XdsResourceSet>> = {
-  [TypeUrl.Cluster]: 'clusters',
-  [TypeUrl.ClusterLoadAssignment]: 'endpoints',
-  [TypeUrl.Listener]: 'listeners',
-  [TypeUrl.RouteConfiguration]: 'routes',
-};
-
-const NAME_FIELD: Readonly<Record<XdsTypeUrl, string>> = {
-  [TypeUrl.Cluster]: 'name',
-  [TypeUrl.ClusterLoadAssignment]: 'cluster_name',
-  [TypeUrl.Listener]: 'name',
-  [TypeUrl.RouteConfiguration]: 'name',
-};
-
-const KIND: Readonly<Record<XdsTypeUrl, string>> = {
-  [TypeUrl.Cluster]: 'cluster',
-  [TypeUrl.ClusterLoadAssignment]: 'cluster load assignment',
-  [TypeUrl.Listener]: 'listener',
-  [TypeUrl.RouteConfiguration]: 'route configuration',
-};
-
 /** Build, encode, version and check a snapshot. Throws SnapshotError. */
 export function buildSnapshot(set: XdsResourceSet): Snapshot {
   const encoded = new Map<XdsTypeUrl, EncodedResource[]>();
-  for (const typeUrl of TYPE_ORDER) encoded.set(typeUrl, encodeType(typeUrl, set[SET_KEY[typeUrl]]));
+  for (const t of RESOURCE_TYPES) encoded.set(t.typeUrl, encodeType(t.typeUrl, set[t.setKey]));
   const warms = checkConsistency(encoded);
   const types = {} as Record<XdsTypeUrl, TypeSnapshot>;
   for (const typeUrl of TYPE_ORDER) types[typeUrl] = freezeType(typeUrl, encoded.get(typeUrl) ?? [], warms);
@@ -111,12 +90,12 @@ interface EncodedResource {
 }
 
 function encodeType(typeUrl: XdsTypeUrl, inputs: readonly ProtoObject[]): EncodedResource[] {
-  const type = messageType(messageNameOf(typeUrl));
+  const type = messageType(resourceType(typeUrl).messageName);
   const out: EncodedResource[] = [];
   const seen = new Set<string>();
   inputs.forEach((input, i) => {
     const resource = encodeResource(typeUrl, type, input, i);
-    if (seen.has(resource.name)) throw new SnapshotError(`${KIND[typeUrl]} '${resource.name}' is defined twice`);
+    if (seen.has(resource.name)) throw new SnapshotError(`${resourceType(typeUrl).kind} '${resource.name}' is defined twice`);
     seen.add(resource.name);
     out.push(resource);
   });
@@ -129,12 +108,12 @@ const DUMP_OPTIONS: protobuf.IConversionOptions = { ...TO_OBJECT, arrays: false 
 let anyType: protobuf.Type | undefined;
 
 function encodeResource(typeUrl: XdsTypeUrl, type: protobuf.Type, input: ProtoObject, index: number): EncodedResource {
-  const nameField = NAME_FIELD[typeUrl];
+  const { nameField, kind } = resourceType(typeUrl);
   const name = input[nameField];
   if (typeof name !== 'string' || name === '') {
-    throw new SnapshotError(`${KIND[typeUrl]} #${index}: '${nameField}' must be a non-empty string`);
+    throw new SnapshotError(`${kind} #${index}: '${nameField}' must be a non-empty string`);
   }
-  const label = `${KIND[typeUrl]} '${name}'`;
+  const label = `${kind} '${name}'`;
   const declared = input['@type'];
   if (declared !== undefined && declared !== typeUrl) {
     throw new SnapshotError(`${label}: '@type' is ${String(declared)} but it is served as ${typeUrl}`);

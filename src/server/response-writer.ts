@@ -1,8 +1,8 @@
 /**
  * Puts a stream's pre-encoded DiscoveryResponses on the wire.
  *
- * In: the grpc-js call of one xDS stream, and responses (response-cache.ts) in the order the
- * session decided (CDS -> EDS -> LDS -> RDS). Out: bytes on that stream's HTTP/2 stream.
+ * In: the grpc-js call of one xDS stream, and responses (sotw/response-cache.ts) in the order the
+ * protocol decided (CDS -> EDS -> LDS -> RDS). Out: bytes on that stream's HTTP/2 stream.
  *
  * Why not just `call.write()`: grpc-js's server stream is an object-mode Writable that hands
  * grpc-js one message at a time and takes the next only after the previous one's HTTP/2 write
@@ -25,9 +25,7 @@
  * unit test asserts the fast path is taken with the installed grpc-js).
  */
 import { Duplex } from 'node:stream';
-import { Metadata, ServerInterceptingCall, type ServerInterceptingCallInterface, type ServerInterceptor } from '@grpc/grpc-js';
-import type { EncodedResponse } from './response-cache.js';
-import type { XdsCall } from './stream-session.js';
+import { Metadata, ServerInterceptingCall, type ServerDuplexStream, type ServerInterceptingCallInterface, type ServerInterceptor } from '@grpc/grpc-js';
 
 /** The part of node:http2's ServerHttp2Stream the fast path uses. */
 interface FrameSink {
@@ -39,6 +37,17 @@ interface FrameSink {
   write(chunk: Buffer): boolean;
   on(event: 'error', listener: (err: Error) => void): unknown;
 }
+
+/** A response as the protocol encoded it (e.g. sotw/response-cache.ts). */
+export interface FramedResponse {
+  /** The message behind gRPC's length prefix: what goes on the HTTP/2 stream, as is. */
+  readonly frame: Buffer;
+  /** The message alone (a view into `frame`), for grpc-js to frame itself. */
+  readonly bytes: Buffer;
+}
+
+/** The part of the grpc-js call the writer uses. */
+type ResponseCall = Pick<ServerDuplexStream<unknown, Buffer>, 'write' | 'metadata'>;
 
 export interface WriteCounters {
   /** Responses written as shared framed bytes straight onto the HTTP/2 stream. */
@@ -69,7 +78,7 @@ export const innerCallInterceptor: ServerInterceptor = (_method, inner) =>
 const ignore = (): void => {};
 
 export class ResponseWriter {
-  readonly #call: XdsCall;
+  readonly #call: ResponseCall;
   readonly #counters: WriteCounters;
   readonly #maxMessageBytes: number;
   readonly #inner: ServerInterceptingCallInterface | undefined;
@@ -81,7 +90,7 @@ export class ResponseWriter {
    * `grpc.max_send_message_length` (-1: no limit); a larger message goes through grpc-js, which
    * ends the call with RESOURCE_EXHAUSTED.
    */
-  constructor(call: XdsCall, counters: WriteCounters, opts: { readonly direct?: boolean; readonly maxMessageBytes?: number } = {}) {
+  constructor(call: ResponseCall, counters: WriteCounters, opts: { readonly direct?: boolean; readonly maxMessageBytes?: number } = {}) {
     this.#call = call;
     this.#counters = counters;
     this.#maxMessageBytes = opts.maxMessageBytes ?? -1;
@@ -98,7 +107,7 @@ export class ResponseWriter {
   }
 
   /** Send a response after the ones written before it; it leaves at the latest at `flush()`. */
-  write(res: EncodedResponse): void {
+  write(res: FramedResponse): void {
     const sink = this.#sink;
     const inner = this.#inner;
     if (sink === undefined || inner === undefined) {

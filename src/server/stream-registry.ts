@@ -1,7 +1,7 @@
 /**
  * Every connected xDS stream, for the admin status page, metrics and the sidecar health endpoint.
  *
- * In: stream records added and updated by the sessions. Out: frozen status objects
+ * In: what the streams report through the StreamObserver interface (stream-observer.ts). Out: frozen status objects
  * (`list()`, `get(id)`, `nodeStatus(nodeId)`, `toJSON()`), and events.
  *
  * Events (a typed node:events EventEmitter; emitted synchronously on the protocol path, so
@@ -18,10 +18,10 @@
  * stream closes, it is forgotten (no growth with node churn).
  */
 import { EventEmitter } from 'node:events';
-import { TYPE_ORDER, TYPE_SHORT, type XdsTypeUrl } from '../xds/type-urls.js';
+import { TYPE_ORDER, TYPE_SHORT, type TypeShort, type XdsTypeUrl } from '../xds/resource-types.js';
 import type { SnapshotCache } from '../cache/snapshot-cache.js';
-import type { TypeShort } from '../cache/snapshot.js';
 import type { NackRecord, StreamRecord, StreamStatus, TypeState, TypeStatus } from './stream-state.js';
+import type { StreamObserver } from './stream-observer.js';
 
 export interface XdsEvent {
   readonly streamId: number;
@@ -73,7 +73,7 @@ export interface NodeStatus {
   readonly nacked: boolean;
 }
 
-export class StreamRegistry extends EventEmitter<RegistryEvents> {
+export class StreamRegistry extends EventEmitter<RegistryEvents> implements StreamObserver {
   readonly #streams = new Map<number, StreamRecord>();
   readonly #byNode = new Map<string, Set<StreamRecord>>();
   readonly #indexedAs = new Map<StreamRecord, string>();
@@ -126,7 +126,7 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
           ...st.status(),
           streamId: r.id,
           ...(currentVersion !== undefined ? { currentVersion } : {}),
-          upToDate: isUpToDate(st, currentVersion),
+          upToDate: st.upToDate(currentVersion),
         });
       }
     }
@@ -141,15 +141,19 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
     });
   }
 
-  // ---- called by sessions ----
+  /** Live records of a node (to forward warming between its per-type streams). */
+  streamsOf(nodeId: string): Iterable<StreamRecord> {
+    return this.#byNode.get(nodeId) ?? [];
+  }
 
-  /** @internal */
-  _add(record: StreamRecord): void {
+  // ---- StreamObserver: reported by the streams ----
+
+  onConnect(record: StreamRecord): void {
     this.#streams.set(record.id, record);
   }
 
-  /** @internal The stream's node became known (first request); index it and announce it. */
-  _identify(record: StreamRecord): void {
+  /** Index the stream under its node and announce it. */
+  onOpen(record: StreamRecord): void {
     const previous = this.#indexedAs.get(record);
     if (previous === record.nodeId) return;
     if (previous !== undefined) this.#unindex(record, previous);
@@ -163,8 +167,7 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
     if (previous === undefined && this.listenerCount('stream-open') > 0) this.emit('stream-open', record.status());
   }
 
-  /** @internal */
-  _remove(record: StreamRecord): void {
+  onClose(record: StreamRecord): void {
     if (!this.#streams.delete(record.id)) return;
     const indexed = this.#indexedAs.get(record);
     if (indexed === undefined) return;
@@ -172,25 +175,17 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
     if (this.listenerCount('stream-close') > 0) this.emit('stream-close', record.status());
   }
 
-  /** @internal Live records of a node (to forward warming between per-type streams). */
-  _streamsOf(nodeId: string): Iterable<StreamRecord> {
-    return this.#byNode.get(nodeId) ?? [];
-  }
-
-  /** @internal */
-  _response(record: StreamRecord, st: TypeState, resources: number, bytes: number): void {
+  onResponse(record: StreamRecord, st: TypeState, resources: number, bytes: number): void {
     if (this.listenerCount('response') === 0) return;
     this.emit('response', Object.freeze({ ...base(record, st, st.sentVersion ?? ''), resources, bytes }));
   }
 
-  /** @internal */
-  _ack(record: StreamRecord, st: TypeState): void {
+  onAck(record: StreamRecord, st: TypeState): void {
     if (this.listenerCount('ack') === 0) return;
     this.emit('ack', Object.freeze(base(record, st, st.ackedVersion ?? '')));
   }
 
-  /** @internal */
-  _nack(record: StreamRecord, st: TypeState, nack: NackRecord): void {
+  onNack(record: StreamRecord, st: TypeState, nack: NackRecord): void {
     if (this.listenerCount('nack') === 0) return;
     this.emit('nack', Object.freeze({ ...base(record, st, nack.version), code: nack.code, message: nack.message, repeated: nack.count > 1 }));
   }
@@ -206,8 +201,4 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
 
 function base(record: StreamRecord, st: TypeState, version: string): XdsEvent {
   return { streamId: record.id, nodeId: record.nodeId, typeUrl: st.typeUrl, type: TYPE_SHORT[st.typeUrl], version, nonce: st.nonce ?? '' };
-}
-
-function isUpToDate(st: TypeState, currentVersion: string | undefined): boolean {
-  return currentVersion !== undefined && st.evaluatedVersion === currentVersion && !st.dirty && !st.outstanding && !st.lastResponseNacked;
 }

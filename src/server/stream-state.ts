@@ -1,15 +1,15 @@
 /**
- * What the server knows about one connected xDS stream: who it is (node, user agent, since
- * when) and, per resource type, what the client subscribed to, what it was sent, what it ACKed
- * or NACKed. The session (stream-session.ts) mutates it; the registry lists it and turns it into
- * frozen JSON-ready status objects for admin and health endpoints.
+ * What the server knows about one connected xDS stream, whatever its protocol: who it is (node,
+ * user agent, since when) and, per resource type, what the client subscribed to, what it was
+ * sent, what it ACKed or NACKed. A protocol (sotw/) keeps its own working memory in a subclass of
+ * TypeState; the registry reads only what is declared here and turns it into frozen JSON-ready
+ * status objects for admin and health endpoints.
  */
-import { isFullStateType, TYPE_ORDER, TYPE_SHORT, type XdsTypeUrl } from '../xds/type-urls.js';
-import type { SnapshotResource, TypeShort, TypeSnapshot } from '../cache/snapshot.js';
+import { TYPE_ORDER, TYPE_SHORT, type TypeShort, type XdsTypeUrl } from '../xds/resource-types.js';
 import type { NodeInfo } from '../cache/node-info.js';
 import { NO_NAMES, type Subscription } from './subscriptions.js';
 
-/** Which RPC a stream came in on: ADS, or one of the per-type SotW services. */
+/** Which RPC a stream came in on: ADS, or one of the per-type services. */
 export type StreamMethod = 'ADS' | TypeShort;
 
 export interface NackRecord {
@@ -56,32 +56,15 @@ export interface StreamStatus {
   readonly types: readonly TypeStatus[];
 }
 
-/** Per-type protocol state of one stream. Fields are the session's working memory. */
+/** Per-type state of one stream that every protocol keeps: subscription, nonces, ACK/NACK record. */
 export class TypeState {
-  readonly full: boolean;
   /** A request for this type has been seen. */
   subscribed = false;
   wildcard = false;
   /** Explicitly subscribed names (interned; see subscriptions.ts). */
   sub: Subscription = NO_NAMES;
-  /** resource_names bytes of the last request: an equal next request skips all name handling. */
-  namesRaw: Buffer | undefined;
-  /** Names subscribed since the last evaluation: answered even if unchanged (or absent). */
-  readonly added = new Set<string>();
-  /** Warming: next-stage names to re-send even though the client has them (unfiltered). */
-  warms: readonly string[] | undefined;
-  /** A request must get an answer even if it carries nothing new (first request, new names). */
-  answerDue = false;
   /** Something may have to be sent: evaluate at the next flush. */
   dirty = false;
-  /** The type snapshot whose content the client holds for its subscribed names. */
-  base: TypeSnapshot | undefined;
-  /** Full-state types: the type snapshot last ACKed (the client falls back to it on NACK). */
-  acked: TypeSnapshot | undefined;
-  /** RDS/EDS names whose content on the client is unknown (rejected, or sent during a NACK). */
-  stale: Set<string> | undefined;
-  /** Resources in the latest response (rolled back on NACK). */
-  lastSent: readonly SnapshotResource[] = [];
   nonce: string | undefined;
   /** The nonce's sequence number; nonces only grow per stream and type. */
   nonceSeq = 0;
@@ -89,8 +72,6 @@ export class TypeState {
   outstanding = false;
   sentVersion: string | undefined;
   ackedVersion: string | undefined;
-  /** A version the client rejected; not sent again until the type moves on. */
-  nackedVersion: string | undefined;
   /** The snapshot version this type was last evaluated against (sent, or nothing to send). */
   evaluatedVersion: string | undefined;
   lastNack: NackRecord | undefined;
@@ -99,8 +80,41 @@ export class TypeState {
   acks = 0;
   nacks = 0;
 
-  constructor(readonly typeUrl: XdsTypeUrl) {
-    this.full = isFullStateType(typeUrl);
+  constructor(readonly typeUrl: XdsTypeUrl) {}
+
+  /** A response of `version` with this nonce went out; it is in flight until answered. */
+  sent(version: string, nonce: string, nonceSeq: number): void {
+    this.nonce = nonce;
+    this.nonceSeq = nonceSeq;
+    this.outstanding = true;
+    this.sentVersion = version;
+    this.responses++;
+  }
+
+  /** The client accepted the response in flight. */
+  acked(): void {
+    this.outstanding = false;
+    this.acks++;
+    this.ackedVersion = this.sentVersion;
+    this.lastResponseNacked = false;
+  }
+
+  /** The client rejected the response in flight: record it (a repeat of the last NACK counts up). */
+  nacked(detail: { readonly code: number; readonly message: string }): NackRecord {
+    this.outstanding = false;
+    const version = this.sentVersion ?? '';
+    const prev = this.lastNack;
+    const repeated = prev !== undefined && prev.version === version && prev.message === detail.message;
+    const record = Object.freeze({ version, code: detail.code, message: detail.message, at: new Date().toISOString(), count: repeated ? prev.count + 1 : 1 });
+    this.lastNack = record;
+    this.nacks++;
+    this.lastResponseNacked = true;
+    return record;
+  }
+
+  /** Evaluated against `currentVersion`, nothing pending or unanswered, and not NACKed. */
+  upToDate(currentVersion: string | undefined): boolean {
+    return currentVersion !== undefined && this.evaluatedVersion === currentVersion && !this.dirty && !this.outstanding && !this.lastResponseNacked;
   }
 
   status(): TypeStatus {
@@ -121,10 +135,10 @@ export class TypeState {
   }
 }
 
-/** The registry's view of a stream; `group` and `wake` are supplied by the session. */
-export class StreamRecord {
+/** The registry's view of a stream; `group` is supplied by the session, type states by its protocol. */
+export class StreamRecord<S extends TypeState = TypeState> {
   node: NodeInfo | undefined;
-  readonly types = new Map<XdsTypeUrl, TypeState>();
+  readonly types = new Map<XdsTypeUrl, S>();
   readonly connectedAt = new Date().toISOString();
 
   constructor(
@@ -132,6 +146,7 @@ export class StreamRecord {
     readonly method: StreamMethod,
     readonly peer: string,
     private readonly groupOf: () => string,
+    private readonly newState: (typeUrl: XdsTypeUrl) => S,
   ) {}
 
   get nodeId(): string {
@@ -143,10 +158,10 @@ export class StreamRecord {
   }
 
   /** The state for a type, created on first use. */
-  state(typeUrl: XdsTypeUrl): TypeState {
+  state(typeUrl: XdsTypeUrl): S {
     let st = this.types.get(typeUrl);
     if (!st) {
-      st = new TypeState(typeUrl);
+      st = this.newState(typeUrl);
       this.types.set(typeUrl, st);
     }
     return st;

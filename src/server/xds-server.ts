@@ -6,24 +6,28 @@
  * In: a SnapshotCache. Out: a grpc-js server streaming its snapshots; a StreamRegistry of the
  * connected clients; counters.
  *
+ * Each call becomes a SotwStream (sotw/sotw-stream.ts: the protocol rules) on top of the
+ * protocol-neutral StreamSession (stream-session.ts: lifecycle, node, watch, registry).
+ *
  * Service definitions are built by hand: the request deserializer is our lean DiscoveryRequest
- * reader and the response serializer passes pre-encoded responses through (response-cache.ts),
+ * reader and the response serializer passes pre-encoded responses through (sotw/response-cache.ts),
  * so a change fanned out to 1,000 streams encodes each response once; response-writer.ts puts
  * the same framed bytes on every stream. Delta xDS is not registered: grpc-js answers
  * UNIMPLEMENTED, so Envoy must use `api_type: GRPC`.
  */
 import { Server, ServerCredentials, status as GrpcStatus, type ChannelOptions, type MethodDefinition } from '@grpc/grpc-js';
-import { TypeUrl } from '../xds/type-urls.js';
+import { RESOURCE_TYPES } from '../xds/resource-types.js';
 import { ConsulXdsError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { SnapshotCache } from '../cache/snapshot-cache.js';
-import { decodeRequest, type IncomingRequest } from './discovery-codec.js';
-import { ResponseCache } from './response-cache.js';
 import { SubscriptionTable } from './subscriptions.js';
 import { StreamRegistry } from './stream-registry.js';
-import { StreamSession, type ServedMethod, type SessionContext, type XdsCall } from './stream-session.js';
+import type { MalformedRequest, ServedMethod, StreamSession, XdsCall } from './stream-session.js';
 import type { StreamRecord } from './stream-state.js';
 import { innerCallInterceptor } from './response-writer.js';
+import { decodeRequest, type XdsRequest } from './sotw/discovery-codec.js';
+import { ResponseCache } from './sotw/response-cache.js';
+import { SotwStream, type SotwContext } from './sotw/sotw-stream.js';
 
 export interface XdsServerOptions {
   readonly cache: SnapshotCache;
@@ -84,10 +88,7 @@ interface ServiceSpec extends ServedMethod {
 
 const SERVICES: readonly ServiceSpec[] = [
   { service: 'envoy.service.discovery.v3.AggregatedDiscoveryService', rpc: 'StreamAggregatedResources', name: 'ADS' },
-  { service: 'envoy.service.cluster.v3.ClusterDiscoveryService', rpc: 'StreamClusters', name: 'CDS', typeUrl: TypeUrl.Cluster },
-  { service: 'envoy.service.endpoint.v3.EndpointDiscoveryService', rpc: 'StreamEndpoints', name: 'EDS', typeUrl: TypeUrl.ClusterLoadAssignment },
-  { service: 'envoy.service.listener.v3.ListenerDiscoveryService', rpc: 'StreamListeners', name: 'LDS', typeUrl: TypeUrl.Listener },
-  { service: 'envoy.service.route.v3.RouteDiscoveryService', rpc: 'StreamRoutes', name: 'RDS', typeUrl: TypeUrl.RouteConfiguration },
+  ...RESOURCE_TYPES.map((t) => ({ service: t.service, rpc: t.sotwMethod, name: t.short, typeUrl: t.typeUrl })),
 ];
 
 const DEFAULT_GRPC_OPTIONS: ChannelOptions = {
@@ -105,7 +106,7 @@ function serverSideOnly(): never {
 /** Responses are complete pre-encoded DiscoveryResponses (response-cache.ts): written as they are. */
 const asIs = (bytes: Buffer): Buffer => bytes;
 
-function methodDefinition(spec: ServiceSpec): MethodDefinition<IncomingRequest, Buffer> {
+function methodDefinition(spec: ServiceSpec): MethodDefinition<XdsRequest | MalformedRequest, Buffer> {
   return {
     path: `/${spec.service}/${spec.rpc}`,
     requestStream: true,
@@ -126,15 +127,31 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
   const subscriptions = new SubscriptionTable();
   const grpcOptions: ChannelOptions = { ...DEFAULT_GRPC_OPTIONS, ...opts.grpcOptions };
   const maxSendMessageBytes = typeof grpcOptions['grpc.max_send_message_length'] === 'number' ? grpcOptions['grpc.max_send_message_length'] : -1;
-  const ctx: SessionContext = { cache: opts.cache, registry, responses, subscriptions, logger, counters, sessions, maxSendMessageBytes, directWrites: opts.directWrites ?? true };
+  const ctx: SotwContext = {
+    cache: opts.cache,
+    observer: registry,
+    responses,
+    subscriptions,
+    logger,
+    counters,
+    sessions,
+    sessionsOf: function* (nodeId) {
+      for (const record of registry.streamsOf(nodeId)) {
+        const session = sessions.get(record);
+        if (session !== undefined) yield session;
+      }
+    },
+    maxSendMessageBytes,
+    directWrites: opts.directWrites ?? true,
+  };
   // The interceptor hands each session grpc-js's own call, so responses can skip grpc-js's
   // one-message-at-a-time write path (response-writer.ts). It is the only interceptor: one
   // wrapped around it would be bypassed by those writes.
   const server = new Server({ ...grpcOptions, interceptors: [innerCallInterceptor] });
   for (const spec of SERVICES) {
     server.addService({ [spec.rpc]: methodDefinition(spec) }, {
-      [spec.rpc]: (call: XdsCall) => {
-        new StreamSession(call, spec, ctx);
+      [spec.rpc]: (call: XdsCall<XdsRequest>) => {
+        new SotwStream(call, spec, ctx);
       },
     });
   }

@@ -6,7 +6,8 @@
  * Why not protobufjs' generated decode: it materialises every field of every entry (header maps,
  * TLS properties, metadata, a Long object per uint64, an object per Duration, Timestamp and
  * Address) only for us to read a dozen values back out. This reader walks the wire format once
- * and allocates one record and its strings per entry; scripts/bench-als.ts compares the two.
+ * with the shared WireReader (envoy/wire-reader.ts, protobufjs' Reader underneath) and allocates
+ * one record and its strings per entry; scripts/bench-als.ts compares the two.
  * Field numbers are those of envoy/data/accesslog/v3/accesslog.proto and
  * envoy/service/accesslog/v3/als.proto; test/unit/sidecar-als-decode.test.ts checks this reader
  * against protobufjs on the same bytes.
@@ -15,6 +16,7 @@
  * AlsDecodeError; grpc-js then ends that one stream with INTERNAL.
  */
 import { envoyRoot } from '../envoy/protos.js';
+import { WireReader, WireType } from '../envoy/wire-reader.js';
 import { ConsulXdsError } from '../errors.js';
 import type { AccessRecord, StreamIdentity } from './access-record.js';
 
@@ -120,196 +122,164 @@ function intern(buf: Buffer, start: number, end: number, decode: Decode): string
   return s;
 }
 
-const WIRE_VARINT = 0;
-const WIRE_I64 = 1;
-const WIRE_LEN = 2;
-const WIRE_I32 = 5;
+const WIRE_VARINT = WireType.Varint;
+const WIRE_LEN = WireType.Len;
 
-/** A cursor over the bytes; every nested message is read up to its own `end`. */
-class Wire {
-  pos = 0;
-  constructor(readonly buf: Buffer) {}
-
-  /** A varint as a double: exact up to 2^53, which covers every counter, time and enum we read. */
-  varint(end: number): number {
-    const buf = this.buf;
-    let value = 0;
-    let scale = 1;
-    for (let i = 0; i < 10; i++) {
-      if (this.pos >= end) throw new AlsDecodeError(`truncated varint at byte ${this.pos}`);
-      const b = buf[this.pos++]!;
-      value += (b & 0x7f) * scale;
-      if (b < 0x80) return value;
-      scale *= 128;
-    }
-    throw new AlsDecodeError(`varint longer than 10 bytes at byte ${this.pos}`);
-  }
-
-  /** A length-delimited field: returns its end offset (the cursor is at its first byte). */
-  len(end: number): number {
-    const n = this.varint(end);
-    const stop = this.pos + n;
-    if (stop > end) throw new AlsDecodeError(`length ${n} at byte ${this.pos} runs past its message`);
-    return stop;
-  }
-
-  string(end: number): string {
-    const stop = this.len(end);
-    const s = this.buf.toString('utf8', this.pos, stop);
-    this.pos = stop;
-    return s;
-  }
-
-  /** A length-delimited field whose values repeat, decoded by `decode` (see intern). */
-  common(end: number, decode: Decode = utf8): string {
-    const stop = this.len(end);
-    const start = this.pos;
-    this.pos = stop;
-    return intern(this.buf, start, stop, decode);
-  }
-
-  skip(wireType: number, end: number): void {
-    switch (wireType) {
-      case WIRE_VARINT:
-        this.varint(end);
-        return;
-      case WIRE_I64:
-        this.pos += 8;
-        break;
-      case WIRE_LEN:
-        this.pos = this.len(end);
-        return;
-      case WIRE_I32:
-        this.pos += 4;
-        break;
-      default:
-        throw new AlsDecodeError(`unsupported wire type ${wireType} at byte ${this.pos}`);
-    }
-    if (this.pos > end) throw new AlsDecodeError(`fixed-size field runs past its message at byte ${this.pos}`);
-  }
+/** A length-delimited field whose values repeat, decoded by `decode` (see intern). */
+function common(r: WireReader, decode: Decode = utf8): string {
+  const stop = r.lengthEnd();
+  const start = r.pos;
+  r.pos = stop;
+  return intern(r.buf, start, stop, decode);
 }
 
 export function decodeAlsMessage(bytes: Uint8Array): DecodedAlsMessage {
-  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const w = new Wire(buf);
-  const end = buf.length;
+  const r = new WireReader(bytes);
   let identifier: StreamIdentity | undefined;
   const records: AccessRecord[] = [];
-  while (w.pos < end) {
-    const tag = w.varint(end);
-    const field = tag >>> 3;
-    const wt = tag & 7;
-    if (wt === WIRE_LEN && field === 1) identifier = readIdentifier(w, w.len(end));
-    else if (wt === WIRE_LEN && (field === 2 || field === 3)) readEntries(w, w.len(end), field === 2 ? 'http' : 'tcp', records);
-    else w.skip(wt, end);
+  try {
+    while (r.pos < r.len) {
+      const tag = r.uint32();
+      const field = tag >>> 3;
+      const wt = tag & 7;
+      if (wt === WIRE_LEN && field === 1) identifier = readIdentifier(r);
+      else if (wt === WIRE_LEN && (field === 2 || field === 3)) readEntries(r, field === 2 ? 'http' : 'tcp', records);
+      else r.skipField(wt);
+    }
+  } catch (err) {
+    if (err instanceof RangeError) throw new AlsDecodeError(err.message);
+    throw err;
   }
   return identifier ? { identifier, records } : { records };
 }
 
-function readIdentifier(w: Wire, end: number): StreamIdentity {
+// Each reader below starts at a length prefix, reads its message up to `end`, and checks that it
+// ended there (a field that ran past it means the lengths lie).
+
+/** LogEntriesIdentifier {1: node {1: id, 2: cluster}, 2: log_name}. */
+function readIdentifier(r: WireReader): StreamIdentity {
   let node = '';
   let cluster = '';
   let logName = '';
-  while (w.pos < end) {
-    const tag = w.varint(end);
-    const wt = tag & 7;
-    if (tag >>> 3 === 1 && wt === WIRE_LEN) {
-      const nodeEnd = w.len(end);
-      while (w.pos < nodeEnd) {
-        const t = w.varint(nodeEnd);
-        if (t >>> 3 === 1 && (t & 7) === WIRE_LEN) node = w.string(nodeEnd);
-        else if (t >>> 3 === 2 && (t & 7) === WIRE_LEN) cluster = w.string(nodeEnd);
-        else w.skip(t & 7, nodeEnd);
+  const end = r.lengthEnd();
+  while (r.pos < end) {
+    const tag = r.uint32();
+    if (tag === 0x0a) {
+      const nodeEnd = r.lengthEnd();
+      while (r.pos < nodeEnd) {
+        const t = r.uint32();
+        if (t === 0x0a) node = r.string();
+        else if (t === 0x12) cluster = r.string();
+        else r.skipField(t & 7);
       }
-    } else if (tag >>> 3 === 2 && wt === WIRE_LEN) logName = w.string(end);
-    else w.skip(wt, end);
+      r.endsAt(nodeEnd);
+    } else if (tag === 0x12) logName = r.string();
+    else r.skipField(tag & 7);
   }
+  r.endsAt(end);
   return Object.freeze({ node, cluster, logName });
 }
 
 /** HTTPAccessLogEntries / TCPAccessLogEntries: field 1, repeated entries. */
-function readEntries(w: Wire, end: number, kind: 'http' | 'tcp', out: AccessRecord[]): void {
-  while (w.pos < end) {
-    const tag = w.varint(end);
-    if (tag >>> 3 === 1 && (tag & 7) === WIRE_LEN) out.push(readEntry(w, w.len(end), kind));
-    else w.skip(tag & 7, end);
+function readEntries(r: WireReader, kind: 'http' | 'tcp', out: AccessRecord[]): void {
+  const end = r.lengthEnd();
+  while (r.pos < end) {
+    const tag = r.uint32();
+    if (tag === 0x0a) out.push(readEntry(r, kind));
+    else r.skipField(tag & 7);
   }
+  r.endsAt(end);
 }
 
-function readEntry(w: Wire, end: number, kind: 'http' | 'tcp'): Rec {
-  const r = new Rec(kind);
-  while (w.pos < end) {
-    const tag = w.varint(end);
+function readEntry(r: WireReader, kind: 'http' | 'tcp'): Rec {
+  const rec = new Rec(kind);
+  const end = r.lengthEnd();
+  while (r.pos < end) {
+    const tag = r.uint32();
     const field = tag >>> 3;
     const wt = tag & 7;
-    if (field === 1 && wt === WIRE_LEN) readCommon(w, w.len(end), r);
-    else if (kind === 'http' && field === 2 && wt === WIRE_VARINT) r.protocol = PROTOCOLS[w.varint(end)] ?? '';
-    else if (kind === 'http' && field === 3 && wt === WIRE_LEN) readRequest(w, w.len(end), r);
-    else if (kind === 'http' && field === 4 && wt === WIRE_LEN) readResponse(w, w.len(end), r);
-    else if (kind === 'tcp' && field === 2 && wt === WIRE_LEN) readConnection(w, w.len(end), r);
-    else w.skip(wt, end);
+    if (field === 1 && wt === WIRE_LEN) readCommon(r, rec);
+    else if (kind === 'http' && field === 2 && wt === WIRE_VARINT) rec.protocol = PROTOCOLS[r.uint53()] ?? '';
+    else if (kind === 'http' && field === 3 && wt === WIRE_LEN) readRequest(r, rec);
+    else if (kind === 'http' && field === 4 && wt === WIRE_LEN) readResponse(r, rec);
+    else if (kind === 'tcp' && field === 2 && wt === WIRE_LEN) readConnection(r, rec);
+    else r.skipField(wt);
   }
-  if (r.durationMs < 0) r.durationMs = r.lastDownstreamTxMs >= 0 ? r.lastDownstreamTxMs : 0;
-  return r;
+  r.endsAt(end);
+  if (rec.durationMs < 0) rec.durationMs = rec.lastDownstreamTxMs >= 0 ? rec.lastDownstreamTxMs : 0;
+  return rec;
 }
 
 /** AccessLogCommon. */
-function readCommon(w: Wire, end: number, r: Rec): void {
-  while (w.pos < end) {
-    const tag = w.varint(end);
+function readCommon(r: WireReader, rec: Rec): void {
+  const end = r.lengthEnd();
+  while (r.pos < end) {
+    const tag = r.uint32();
     const wt = tag & 7;
     if (wt !== WIRE_LEN) {
-      w.skip(wt, end);
+      r.skipField(wt);
       continue;
     }
     switch (tag >>> 3) {
-      case 2: r.downstream = readAddress(w, w.len(end)); break;
-      case 5: r.startMs = readTimeMs(w, w.len(end), true); break;
-      case 9: r.upstreamMs = readTimeMs(w, w.len(end), false); break;
-      case 12: r.lastDownstreamTxMs = readTimeMs(w, w.len(end), false); break;
-      case 13: r.upstreamHost = w.common(end, addressOf); break;
-      case 15: r.cluster = w.common(end); break;
-      case 16: r.flags = readFlags(w, w.len(end)); break;
-      case 19: r.route = w.common(end); break;
-      case 23: r.durationMs = readTimeMs(w, w.len(end), false); break;
-      default: w.skip(wt, end);
+      case 2: rec.downstream = readAddress(r); break;
+      case 5: rec.startMs = readTimeMs(r, true); break;
+      case 9: rec.upstreamMs = readTimeMs(r, false); break;
+      case 12: rec.lastDownstreamTxMs = readTimeMs(r, false); break;
+      case 13: rec.upstreamHost = common(r, addressOf); break;
+      case 15: rec.cluster = common(r); break;
+      case 16: rec.flags = readFlags(r); break;
+      case 19: rec.route = common(r); break;
+      case 23: rec.durationMs = readTimeMs(r, false); break;
+      default: r.skipField(wt);
     }
   }
+  r.endsAt(end);
 }
 
 /** google.protobuf.Duration or Timestamp {1: seconds, 2: nanos} in ms (a Timestamp to whole ms). */
-function readTimeMs(w: Wire, end: number, wholeMs: boolean): number {
+function readTimeMs(r: WireReader, wholeMs: boolean): number {
   let seconds = 0;
   let nanos = 0;
-  while (w.pos < end) {
-    const tag = w.varint(end);
-    if (tag === 0x08) seconds = w.varint(end);
-    else if (tag === 0x10) nanos = w.varint(end);
-    else w.skip(tag & 7, end);
+  const end = r.lengthEnd();
+  while (r.pos < end) {
+    const tag = r.uint32();
+    if (tag === 0x08) seconds = r.uint53();
+    else if (tag === 0x10) nanos = r.uint53();
+    else r.skipField(tag & 7);
   }
+  r.endsAt(end);
   return seconds * 1000 + (wholeMs ? Math.floor(nanos / 1e6) : nanos / 1e6);
 }
 
-/** core.v3.Address: socket_address (1) {address 2, port_value 3} as "ip:port", or pipe (2) {path 1}. */
-function readAddress(w: Wire, end: number): string {
+/** core.v3.Address, length-prefixed. */
+function readAddress(r: WireReader): string {
+  const end = r.lengthEnd();
+  const out = readAddressFields(r, end);
+  r.endsAt(end);
+  return out;
+}
+
+/** core.v3.Address fields up to `end`: socket_address (1) {address 2, port_value 3} as "ip:port", or pipe (2) {path 1}. */
+function readAddressFields(r: WireReader, end: number): string {
   let out = '';
-  while (w.pos < end) {
-    const tag = w.varint(end);
+  while (r.pos < end) {
+    const tag = r.uint32();
     const field = tag >>> 3;
     if ((tag & 7) !== WIRE_LEN || (field !== 1 && field !== 2)) {
-      w.skip(tag & 7, end);
+      r.skipField(tag & 7);
       continue;
     }
-    const inner = w.len(end);
+    const inner = r.lengthEnd();
     let address = '';
     let port = 0;
-    while (w.pos < inner) {
-      const t = w.varint(inner);
-      if (t === 0x12 && field === 1) address = w.common(inner);
-      else if (t === 0x18 && field === 1) port = w.varint(inner);
-      else if (t === 0x0a && field === 2) address = w.string(inner);
-      else w.skip(t & 7, inner);
+    while (r.pos < inner) {
+      const t = r.uint32();
+      if (t === 0x12 && field === 1) address = common(r);
+      else if (t === 0x18 && field === 1) port = r.uint53();
+      else if (t === 0x0a && field === 2) address = r.string();
+      else r.skipField(t & 7);
     }
+    r.endsAt(inner);
     out = field === 1 ? `${address}:${port}` : address;
   }
   return out;
@@ -317,72 +287,83 @@ function readAddress(w: Wire, end: number): string {
 
 /** An Address message on its own (for intern: the upstream host repeats, so it is looked up whole). */
 const addressOf: Decode = (buf, start, end) => {
-  const w = new Wire(buf);
-  w.pos = start;
-  return readAddress(w, end);
+  const r = new WireReader(buf);
+  r.pos = start;
+  const out = readAddressFields(r, end);
+  r.endsAt(end);
+  return out;
 };
 
 /** ResponseFlags: bools by field number (13 is a message: present means UAEX). */
-function readFlags(w: Wire, end: number): string {
+function readFlags(r: WireReader): string {
   let out = '';
-  while (w.pos < end) {
-    const tag = w.varint(end);
+  const end = r.lengthEnd();
+  while (r.pos < end) {
+    const tag = r.uint32();
     const field = tag >>> 3;
     let set: boolean;
-    if ((tag & 7) === WIRE_VARINT) set = w.varint(end) !== 0;
+    if ((tag & 7) === WIRE_VARINT) set = r.uint53() !== 0;
     else {
-      w.skip(tag & 7, end);
+      r.skipField(tag & 7);
       set = field === 13;
     }
     const code = set ? FLAG_BY_FIELD[field] : undefined;
     if (code) out = out === '' ? code : `${out},${code}`;
   }
+  r.endsAt(end);
   return out;
 }
 
 /** HTTPRequestProperties. */
-function readRequest(w: Wire, end: number, r: Rec): void {
-  while (w.pos < end) {
-    const tag = w.varint(end);
+function readRequest(r: WireReader, rec: Rec): void {
+  const end = r.lengthEnd();
+  while (r.pos < end) {
+    const tag = r.uint32();
     switch (tag) {
-      case 0x08: r.method = methodName(w.varint(end)); break; // 1 request_method
-      case 0x1a: r.authority = w.common(end); break; // 3 authority
-      case 0x2a: r.path = w.string(end); break; // 5 path
-      case 0x32: r.userAgent = w.common(end); break; // 6 user_agent
-      case 0x4a: r.requestId = w.string(end); break; // 9 request_id
-      case 0x60: r.bytesIn = w.varint(end); break; // 12 request_body_bytes
-      default: w.skip(tag & 7, end);
+      case 0x08: rec.method = methodName(r.uint53()); break; // 1 request_method
+      case 0x1a: rec.authority = common(r); break; // 3 authority
+      case 0x2a: rec.path = r.string(); break; // 5 path
+      case 0x32: rec.userAgent = common(r); break; // 6 user_agent
+      case 0x4a: rec.requestId = r.string(); break; // 9 request_id
+      case 0x60: rec.bytesIn = r.uint53(); break; // 12 request_body_bytes
+      default: r.skipField(tag & 7);
     }
   }
+  r.endsAt(end);
 }
 
 /** HTTPResponseProperties. */
-function readResponse(w: Wire, end: number, r: Rec): void {
-  while (w.pos < end) {
-    const tag = w.varint(end);
+function readResponse(r: WireReader, rec: Rec): void {
+  const end = r.lengthEnd();
+  while (r.pos < end) {
+    const tag = r.uint32();
     switch (tag) {
       case 0x0a: { // 1 response_code (UInt32Value {1: value})
-        const inner = w.len(end);
-        while (w.pos < inner) {
-          const t = w.varint(inner);
-          if (t === 0x08) r.status = w.varint(inner);
-          else w.skip(t & 7, inner);
+        const inner = r.lengthEnd();
+        while (r.pos < inner) {
+          const t = r.uint32();
+          if (t === 0x08) rec.status = r.uint53();
+          else r.skipField(t & 7);
         }
+        r.endsAt(inner);
         break;
       }
-      case 0x18: r.bytesOut = w.varint(end); break; // 3 response_body_bytes
-      case 0x32: r.details = w.common(end); break; // 6 response_code_details
-      default: w.skip(tag & 7, end);
+      case 0x18: rec.bytesOut = r.uint53(); break; // 3 response_body_bytes
+      case 0x32: rec.details = common(r); break; // 6 response_code_details
+      default: r.skipField(tag & 7);
     }
   }
+  r.endsAt(end);
 }
 
 /** TCP ConnectionProperties {1: received_bytes, 2: sent_bytes}. */
-function readConnection(w: Wire, end: number, r: Rec): void {
-  while (w.pos < end) {
-    const tag = w.varint(end);
-    if (tag === 0x08) r.bytesIn = w.varint(end);
-    else if (tag === 0x10) r.bytesOut = w.varint(end);
-    else w.skip(tag & 7, end);
+function readConnection(r: WireReader, rec: Rec): void {
+  const end = r.lengthEnd();
+  while (r.pos < end) {
+    const tag = r.uint32();
+    if (tag === 0x08) rec.bytesIn = r.uint53();
+    else if (tag === 0x10) rec.bytesOut = r.uint53();
+    else r.skipField(tag & 7);
   }
+  r.endsAt(end);
 }

@@ -3,7 +3,7 @@
  * well-known filter / extension names Envoy looks them up by. One list, so a misspelling (which
  * protobufjs would turn into an empty Any) is fixed in one place and checked by the tests.
  */
-import { TYPE_PREFIX } from '../xds/type-urls.js';
+import { TYPE_PREFIX } from '../xds/resource-types.js';
 
 export const AnyType = {
   HttpConnectionManager: `${TYPE_PREFIX}envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager`,

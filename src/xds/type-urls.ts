@@ -1,44 +1,6 @@
 /**
- * The four xDS resource types we serve, their type URLs and the protocol facts that differ per
- * type (full state in SotW or not, order of delivery on an ADS stream).
+ * The resource-type facts under their first module name, for the modules that still import it
+ * (src/dataplane, src/commands: being re-housed in issues 9 and 10). The facts live in
+ * resource-types.ts; new code imports that.
  */
-export const TYPE_PREFIX = 'type.googleapis.com/';
-
-export const TypeUrl = {
-  Cluster: `${TYPE_PREFIX}envoy.config.cluster.v3.Cluster`,
-  ClusterLoadAssignment: `${TYPE_PREFIX}envoy.config.endpoint.v3.ClusterLoadAssignment`,
-  Listener: `${TYPE_PREFIX}envoy.config.listener.v3.Listener`,
-  RouteConfiguration: `${TYPE_PREFIX}envoy.config.route.v3.RouteConfiguration`,
-} as const;
-
-export type XdsTypeUrl = (typeof TypeUrl)[keyof typeof TypeUrl];
-
-/** Delivery order for changes on one ADS stream: CDS -> EDS -> LDS -> RDS. */
-export const TYPE_ORDER: readonly XdsTypeUrl[] = [
-  TypeUrl.Cluster,
-  TypeUrl.ClusterLoadAssignment,
-  TypeUrl.Listener,
-  TypeUrl.RouteConfiguration,
-];
-
-/** LDS and CDS responses carry the full set in SotW; a name missing from them means deleted. */
-export function isFullStateType(typeUrl: string): boolean {
-  return typeUrl === TypeUrl.Cluster || typeUrl === TypeUrl.Listener;
-}
-
-export function isXdsTypeUrl(typeUrl: string): typeUrl is XdsTypeUrl {
-  return (TYPE_ORDER as readonly string[]).includes(typeUrl);
-}
-
-/** Short names used in logs, metrics and status output. */
-export const TYPE_SHORT: Record<XdsTypeUrl, 'CDS' | 'EDS' | 'LDS' | 'RDS'> = {
-  [TypeUrl.Cluster]: 'CDS',
-  [TypeUrl.ClusterLoadAssignment]: 'EDS',
-  [TypeUrl.Listener]: 'LDS',
-  [TypeUrl.RouteConfiguration]: 'RDS',
-};
-
-/** Fully qualified message name for a type URL. */
-export function messageNameOf(typeUrl: string): string {
-  return typeUrl.startsWith(TYPE_PREFIX) ? typeUrl.slice(TYPE_PREFIX.length) : typeUrl;
-}
+export { TYPE_PREFIX, TypeUrl, TYPE_ORDER, TYPE_SHORT, isFullStateType, isXdsTypeUrl, messageNameOf, type XdsTypeUrl } from './resource-types.js';

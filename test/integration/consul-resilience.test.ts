@@ -15,7 +15,7 @@ import { serve, type RunningApp } from '../../src/app.js';
 import { ConsulClient } from '../../src/consul/client.js';
 import type { HealthServiceStatus, HealthSourceStatus } from '../../src/sources/consul-health.js';
 import { silentLogger } from '../../src/log.js';
-import { TypeUrl } from '../../src/xds/type-urls.js';
+import { TypeUrl } from '../../src/xds/resource-types.js';
 import { startConsul, type ConsulAgent } from '../support/consul.js';
 import { startRewriteProxy } from '../support/consul-rewrite-proxy.js';
 import { waitUntil } from '../support/tmp.js';

@@ -25,7 +25,7 @@ import type { NodeStatus } from '../../src/server/index.js';
 import type { ProtoObject } from '../../src/xds/resources.js';
 import { silentLogger } from '../../src/log.js';
 import { HealthChecker } from '../../src/sidecar/health.js';
-import { TypeUrl } from '../../src/xds/type-urls.js';
+import { TypeUrl } from '../../src/xds/resource-types.js';
 import type { AggregatesSnapshot } from '../../src/sidecar/aggregates.js';
 import { startEnvoy, type EnvoyHandle } from '../support/envoy.js';
 import { AdsConnection } from '../support/ads-client.js';

@@ -167,7 +167,11 @@ function rawExchange(port: number, text: string): Promise<{ data: string; closed
       clearTimeout(giveUp);
       resolve({ data, closed: true });
     });
-    socket.on('error', reject);
+    // A peer that closes while our request bytes sit unread in its socket sends RST, not FIN (Envoy's
+    // connection_limit does, depending on timing): that is a close too, and what arrived is kept.
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ECONNRESET') reject(err);
+    });
   });
 }
 

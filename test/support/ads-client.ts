@@ -15,7 +15,7 @@
  */
 import { Client, credentials, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
 import { messageType, TO_OBJECT } from '../../src/envoy/protos.js';
-import { messageNameOf, TypeUrl, type XdsTypeUrl } from '../../src/xds/type-urls.js';
+import { messageNameOf, TypeUrl, type XdsTypeUrl } from '../../src/xds/resource-types.js';
 
 export const ADS_METHOD = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 

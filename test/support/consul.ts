@@ -7,7 +7,8 @@
  *
  * Every port is loopback; serf/server/http ports are picked free before the start (Consul cannot
  * report ports it chose itself), DNS and gRPC are off. A dev agent keeps its state in memory, so
- * a restart comes back empty, with a lower index: the "index went backwards" case, for real.
+ * a restart comes back with an empty catalog (but for the agent's own services, which it re-creates
+ * from its data dir, TTL checks critical), with a lower index: the "index went backwards" case.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
@@ -80,10 +81,12 @@ export interface ConsulAgent {
     node: string;
     address: string;
     nodeMeta?: Readonly<Record<string, string>>;
-    service: { id: string; name: string; port: number; address?: string; meta?: Readonly<Record<string, string>>; weights?: { Passing: number; Warning: number } };
+    service: { id: string; name: string; port?: number; address?: string; meta?: Readonly<Record<string, string>>; weights?: { Passing: number; Warning: number } };
     status: 'passing' | 'warning' | 'critical';
     output?: string;
   }): Promise<void>;
+  /** Removes an external node (and its services and checks) from the catalog. */
+  catalogDeregister(node: string): Promise<void>;
   /** Kills the agent (SIGTERM, then SIGKILL) and waits for it to exit. */
   stop(): Promise<void>;
   /** Starts the agent again on the same ports (state is empty: dev mode). */
@@ -244,6 +247,9 @@ export async function startConsul(opts: StartConsulOptions = {}): Promise<Consul
         Service: { ID: e.service.id, Service: e.service.name, Port: e.service.port, Address: e.service.address, Meta: e.service.meta, Weights: e.service.weights },
         Check: { CheckID: `${e.service.id}-check`, Name: `${e.service.id} check`, Status: e.status, Output: e.output ?? '', ServiceID: e.service.id },
       });
+    },
+    async catalogDeregister(node) {
+      await call('PUT', '/v1/catalog/deregister', { Node: node });
     },
     stop,
     start,

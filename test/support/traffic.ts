@@ -3,6 +3,8 @@
  * port on 127.0.0.1, a Host header, a path, a request count. Out: counts per upstream (from the
  * `x-upstream` header the test upstreams set) and per status. Keep-alive connections, a few in
  * flight at once, so a thousand requests take about a second even on a busy 2-core machine.
+ * Also a paced background load (`startLoad`) that runs while a test does something else to the
+ * system, and counts what failed meanwhile.
  */
 import { Agent, request } from 'node:http';
 import { UPSTREAM_HEADER } from './upstreams.js';
@@ -67,7 +69,7 @@ export function send(opts: SendOptions): Promise<Reply> {
   });
 }
 
-function tally(replies: readonly Reply[]): Tally {
+export function tally(replies: readonly Reply[]): Tally {
   const byUpstream = new Map<string, number>();
   const byStatus = new Map<number, number>();
   for (const r of replies) {
@@ -117,4 +119,68 @@ export async function sendMany(opts: SendOptions & { count: number; concurrency?
 export function binomialBounds(n: number, p: number, sigmas = 4): { low: number; high: number; sd: number } {
   const sd = Math.sqrt(n * p * (1 - p));
   return { low: n * p - sigmas * sd, high: n * p + sigmas * sd, sd };
+}
+
+export interface LoadOptions extends SendOptions {
+  /** Requests in flight at once (default 2). */
+  readonly concurrency?: number;
+  /** Pause of each worker between its requests (default 10 ms): a few hundred requests a second at most. */
+  readonly pauseMs?: number;
+  /** Hard cap on requests, so a forgotten stop() cannot run away (default 20,000). */
+  readonly maxRequests?: number;
+}
+
+/** A load that runs until stopped. A socket error or timeout counts as a reply with status 0. */
+export interface Load {
+  /** Requests answered so far (any status). */
+  readonly sent: number;
+  /** Replies other than 200 so far. */
+  readonly failed: number;
+  /** The first few of them, for failure messages. */
+  readonly failures: readonly Reply[];
+  /** Replies since the last mark(), tallied; starts a new window. */
+  mark(): Tally;
+  /** Stops the workers, waits for requests in flight, and tallies the whole run. */
+  stop(): Promise<Tally>;
+}
+
+export function startLoad(opts: LoadOptions): Load {
+  const concurrency = opts.concurrency ?? 2;
+  const pauseMs = opts.pauseMs ?? 10;
+  const maxRequests = opts.maxRequests ?? 20_000;
+  const agent = opts.agent ?? new Agent({ keepAlive: true, maxSockets: concurrency });
+  const replies: Reply[] = [];
+  const failures: Reply[] = [];
+  let failed = 0;
+  let markAt = 0;
+  let stopped = false;
+  const worker = async (): Promise<void> => {
+    while (!stopped && replies.length < maxRequests) {
+      const reply = await send({ ...opts, agent }).catch((err: Error): Reply => ({ status: 0, upstream: '', body: err.message }));
+      replies.push(reply);
+      if (reply.status !== 200 && ++failed <= 10) failures.push(reply);
+      if (pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
+    }
+  };
+  const running = Promise.all(Array.from({ length: concurrency }, worker));
+  return {
+    get sent() {
+      return replies.length;
+    },
+    get failed() {
+      return failed;
+    },
+    failures,
+    mark() {
+      const window = replies.slice(markAt);
+      markAt = replies.length;
+      return tally(window);
+    },
+    async stop() {
+      stopped = true;
+      await running;
+      if (!opts.agent) agent.destroy();
+      return tally(replies);
+    },
+  };
 }

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { buildSnapshot, type Snapshot } from '../../src/cache/snapshot.js';
 import { DEFAULT_GROUP, SnapshotCache } from '../../src/cache/snapshot-cache.js';
 import type { NodeInfo } from '../../src/cache/node-info.js';
-import { TypeUrl, type XdsTypeUrl } from '../../src/xds/type-urls.js';
+import { TypeUrl, type XdsTypeUrl } from '../../src/xds/resource-types.js';
 import { resourceSet } from '../support/xds-fixtures.js';
 
 function node(id: string, cluster = '', metadata: NodeInfo['metadata'] = {}): NodeInfo {

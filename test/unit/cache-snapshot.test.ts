@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { buildSnapshot } from '../../src/cache/snapshot.js';
 import { messageType } from '../../src/envoy/protos.js';
 import { SnapshotError } from '../../src/errors.js';
-import { TypeUrl, TYPE_ORDER } from '../../src/xds/type-urls.js';
+import { TypeUrl, TYPE_ORDER } from '../../src/xds/resource-types.js';
 import type { XdsResourceSet } from '../../src/xds/resources.js';
 import { cla, edsCluster, HCM_TYPE, httpListener, resourceSet, routeConfig, TCP_PROXY_TYPE } from '../support/xds-fixtures.js';
 

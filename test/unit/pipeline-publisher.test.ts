@@ -11,7 +11,7 @@ import type { EndpointInfo, EndpointMap } from '../../src/config/endpoints.js';
 import { SnapshotCache } from '../../src/cache/snapshot-cache.js';
 import { Publisher } from '../../src/pipeline/publisher.js';
 import { silentLogger } from '../../src/log.js';
-import { TypeUrl } from '../../src/xds/type-urls.js';
+import { TypeUrl } from '../../src/xds/resource-types.js';
 
 const seed = parseConfig(readFileSync(new URL('../../../examples/seed-001.yaml', import.meta.url), 'utf8'), 'seed-001.yaml');
 

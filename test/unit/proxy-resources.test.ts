@@ -10,7 +10,7 @@ import { parseConfig } from '../../src/config/parse.js';
 import { staticEndpoints } from '../../src/config/static-endpoints.js';
 import { translate } from '../../src/translate/index.js';
 import { messageType } from '../../src/envoy/protos.js';
-import { TypeUrl, messageNameOf, type XdsTypeUrl } from '../../src/xds/type-urls.js';
+import { TypeUrl, messageNameOf, type XdsTypeUrl } from '../../src/xds/resource-types.js';
 import type { ProtoObject, XdsResourceSet } from '../../src/xds/resources.js';
 import { decodeResource, isRejected } from '../../src/proxy/xds/resource-types.js';
 import type { ClusterModel } from '../../src/proxy/config/cluster-resource.js';

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
 import { messageType, TO_OBJECT } from '../../src/envoy/protos.js';
-import { TypeUrl } from '../../src/xds/type-urls.js';
+import { TypeUrl } from '../../src/xds/resource-types.js';
 import { startProxy, type RunningProxy } from '../../src/proxy/server.js';
 import { nodeModel } from '../../src/proxy/config/bootstrap.js';
 import { waitUntil } from '../support/tmp.js';

@@ -7,9 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import protobuf from 'protobufjs';
 import { messageType } from '../../src/envoy/protos.js';
-import { decodeRequest, encodeResponseBody, withNonce, type XdsRequest } from '../../src/server/discovery-codec.js';
+import { decodeRequest, encodeResponseBody, withNonce, type XdsRequest } from '../../src/server/sotw/discovery-codec.js';
 import { buildSnapshot } from '../../src/cache/snapshot.js';
-import { TypeUrl } from '../../src/xds/type-urls.js';
+import { TypeUrl } from '../../src/xds/resource-types.js';
 import { encodeRequest } from '../support/ads-client.js';
 import { resourceSet } from '../support/xds-fixtures.js';
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import type protobuf from 'protobufjs';
 import { messageType } from '../../src/envoy/protos.js';
 import { buildSnapshot } from '../../src/cache/snapshot.js';
-import { TypeUrl, TYPE_ORDER } from '../../src/xds/type-urls.js';
+import { TypeUrl, TYPE_ORDER } from '../../src/xds/resource-types.js';
 import { AdsConnection, type AdsResponse, type AdsStream } from '../support/ads-client.js';
 import { ackUntilUpToDate, startXds } from '../support/xds-harness.js';
 import { resourceSet } from '../support/xds-fixtures.js';

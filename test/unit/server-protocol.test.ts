@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { TypeUrl } from '../../src/xds/type-urls.js';
+import { TypeUrl } from '../../src/xds/resource-types.js';
 import type { XdsResourceSet } from '../../src/xds/resources.js';
 import { TYPE_METHOD } from '../support/ads-client.js';
 import { ackUntilUpToDate, eventually, startXds } from '../support/xds-harness.js';

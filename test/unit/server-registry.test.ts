@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TypeUrl } from '../../src/xds/type-urls.js';
+import { TypeUrl } from '../../src/xds/resource-types.js';
 import type { NackEvent, ResponseEvent, XdsEvent } from '../../src/server/index.js';
 import type { StreamStatus } from '../../src/server/index.js';
 import { eventually, startXds } from '../support/xds-harness.js';

@@ -16,7 +16,7 @@ import { buildSnapshot, type Snapshot } from '../../src/cache/snapshot.js';
 import { createXdsServer, type XdsServer, type NodeStatus } from '../../src/server/index.js';
 import { startSidecar, type Sidecar } from '../../src/sidecar/index.js';
 import { silentLogger } from '../../src/log.js';
-import { TypeUrl } from '../../src/xds/type-urls.js';
+import { TypeUrl } from '../../src/xds/resource-types.js';
 import { AdsConnection, type AdsResponse, type AdsStream } from '../support/ads-client.js';
 
 const GRACE_MS = 800;

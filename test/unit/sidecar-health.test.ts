@@ -14,7 +14,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { evaluateHealth, HealthChecker, maintenanceFileExists, probeEnvoyReady, type HealthInput } from '../../src/sidecar/health.js';
 import type { NodeStatus, NodeTypeStatus } from '../../src/server/stream-registry.js';
-import { TypeUrl } from '../../src/xds/type-urls.js';
+import { TypeUrl } from '../../src/xds/resource-types.js';
 import { ackUntilUpToDate, eventually, startXds } from '../support/xds-harness.js';
 import { resourceSet } from '../support/xds-fixtures.js';
 

@@ -13,7 +13,7 @@ import type { NodeInfo } from '../../src/cache/node-info.js';
 import type { Snapshot } from '../../src/cache/snapshot.js';
 import { Publisher } from '../../src/pipeline/publisher.js';
 import { silentLogger } from '../../src/log.js';
-import { TypeUrl } from '../../src/xds/type-urls.js';
+import { TypeUrl } from '../../src/xds/resource-types.js';
 
 function node(userAgentName: string, opts: { cluster?: string; kind?: string } = {}): NodeInfo {
   return {

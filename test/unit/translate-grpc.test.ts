@@ -19,7 +19,7 @@ import { buildSnapshot, type Snapshot } from '../../src/cache/snapshot.js';
 import { splitForClients, translate } from '../../src/translate/index.js';
 import { messageType } from '../../src/envoy/protos.js';
 import { ConfigError } from '../../src/errors.js';
-import { TYPE_ORDER, TypeUrl, type XdsTypeUrl } from '../../src/xds/type-urls.js';
+import { TYPE_ORDER, TypeUrl, type XdsTypeUrl } from '../../src/xds/resource-types.js';
 import type { ProtoObject, XdsResourceSet } from '../../src/xds/resources.js';
 
 // The client validates HTTP filters against its filter registry, which register() fills in

@@ -16,7 +16,7 @@ import { translate } from '../../src/translate/index.js';
 import { envoyRoot, messageType, TO_OBJECT } from '../../src/envoy/protos.js';
 import { ConfigError } from '../../src/errors.js';
 import type { ProtoObject, XdsResourceSet } from '../../src/xds/resources.js';
-import { TYPE_PREFIX } from '../../src/xds/type-urls.js';
+import { TYPE_PREFIX } from '../../src/xds/resource-types.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const SEED = readFileSync(`${root}examples/seed-001.yaml`, 'utf8');

@@ -6,7 +6,7 @@
  */
 import type protobuf from 'protobufjs';
 import { envoyRoot, messageType } from '../../envoy/protos.js';
-import { TypeUrl, type XdsTypeUrl, messageNameOf } from '../../xds/type-urls.js';
+import { resourceType, TypeUrl, type XdsTypeUrl } from '../../xds/resource-types.js';
 import { DECODE_OPTIONS, FieldReader, ResourceError } from '../config/field-reader.js';
 import { readCluster, type ClusterModel } from '../config/cluster-resource.js';
 import { readLoadAssignment, type EndpointsModel } from '../config/endpoint-resource.js';
@@ -40,17 +40,12 @@ export interface DecodedResource<T extends XdsTypeUrl = XdsTypeUrl> {
   readonly bytes: Uint8Array;
 }
 
-interface TypeSpec {
-  readonly label: string;
-  readonly nameField: string;
-  read(r: FieldReader): unknown;
-}
-
-const SPECS: Readonly<Record<XdsTypeUrl, TypeSpec>> = {
-  [TypeUrl.Cluster]: { label: 'Cluster', nameField: 'name', read: readCluster },
-  [TypeUrl.ClusterLoadAssignment]: { label: 'ClusterLoadAssignment', nameField: 'cluster_name', read: (r) => readLoadAssignment(r, true) },
-  [TypeUrl.Listener]: { label: 'Listener', nameField: 'name', read: readListener },
-  [TypeUrl.RouteConfiguration]: { label: 'RouteConfiguration', nameField: 'name', read: readRouteConfiguration },
+/** The proxy's reader per type; label and name field come from the resource-type registry. */
+const READERS: Readonly<Record<XdsTypeUrl, (r: FieldReader) => unknown>> = {
+  [TypeUrl.Cluster]: readCluster,
+  [TypeUrl.ClusterLoadAssignment]: (r) => readLoadAssignment(r, true),
+  [TypeUrl.Listener]: readListener,
+  [TypeUrl.RouteConfiguration]: readRouteConfiguration,
 };
 
 const types = new Map<string, protobuf.Type>();
@@ -59,7 +54,7 @@ function typeOf(url: XdsTypeUrl): protobuf.Type {
   let t = types.get(url);
   if (!t) {
     loadExtras();
-    t = messageType(messageNameOf(url));
+    t = messageType(resourceType(url).messageName);
     types.set(url, t);
   }
   return t;
@@ -76,7 +71,7 @@ export interface RejectedResource {
  * the error message starts with the resource's type and name.
  */
 export function decodeResource<T extends XdsTypeUrl>(url: T, bytes: Uint8Array, index: number): DecodedResource<T> | RejectedResource {
-  const spec = SPECS[url];
+  const spec = resourceType(url);
   const type = typeOf(url);
   let obj: Record<string, unknown>;
   try {
@@ -89,7 +84,7 @@ export function decodeResource<T extends XdsTypeUrl>(url: T, bytes: Uint8Array, 
   const name = named ? rawName : `<index ${index}>`;
   const reader = new FieldReader(obj, `${spec.label} '${name}'`);
   try {
-    const model = spec.read(reader) as ModelOf[T];
+    const model = READERS[url](reader) as ModelOf[T];
     reader.finish();
     return { name, model, bytes };
   } catch (err) {

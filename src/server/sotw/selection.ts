@@ -9,18 +9,19 @@
  * its subscribed names; undefined when it holds nothing), the subscription. Out: resources in
  * snapshot order.
  */
-import type { SnapshotResource, TypeSnapshot } from '../cache/snapshot.js';
-import { WILDCARD, type Subscription } from './subscriptions.js';
+import type { SnapshotResource, TypeSnapshot } from '../../cache/snapshot.js';
+import { WILDCARD, type Subscription } from '../subscriptions.js';
 
 export const EMPTY_SELECTION: readonly SnapshotResource[] = Object.freeze([]);
 
 /** Memo key standing for "no base": the client holds nothing of this type yet. */
-const NOTHING: object = Object.freeze({});
+export const NOTHING: object = Object.freeze({});
 
-type Memo2<A extends object, B extends object, V> = WeakMap<A, WeakMap<B, V>>;
+export type Memo2<A extends object, B extends object, V> = WeakMap<A, WeakMap<B, V>>;
 type Memo3<A extends object, B extends object, C extends object, V> = WeakMap<A, Memo2<B, C, V>>;
 
-function memo2<A extends object, B extends object, V>(m: Memo2<A, B, V>, a: A, b: B, compute: () => V): V {
+/** `compute()`, remembered per (a, b) for as long as both are alive. */
+export function memo2<A extends object, B extends object, V>(m: Memo2<A, B, V>, a: A, b: B, compute: () => V): V {
   let inner = m.get(a);
   if (inner === undefined) {
     inner = new WeakMap();

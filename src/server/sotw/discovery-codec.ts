@@ -1,7 +1,8 @@
 /**
  * Wire format of the SotW discovery messages, kept out of the protocol logic.
  *
- * Requests: a lean hand-written DiscoveryRequest reader. It reads the scalars, keeps the node
+ * Requests: a lean DiscoveryRequest reader on the shared WireReader (envoy/wire-reader.ts). It
+ * reads the scalars, keeps the node
  * and the resource names as byte ranges and decodes them only on demand: Envoy repeats its node
  * and its full subscription (hundreds of EDS names) in every ACK, and the session only needs them
  * when they changed, which it sees by comparing the names' raw bytes. Undecodable bytes give a
@@ -13,32 +14,30 @@
  * ever protobuf-encoded here.
  */
 import protobuf from 'protobufjs';
-import { messageType, TO_OBJECT } from '../envoy/protos.js';
-import type { JsonValue, NodeInfo } from '../cache/node-info.js';
-import { TypeUrl } from '../xds/type-urls.js';
+import { messageType } from '../../envoy/protos.js';
+import { WireReader, WireType } from '../../envoy/wire-reader.js';
+import type { NodeInfo } from '../../cache/node-info.js';
+import { TypeUrl } from '../../xds/resource-types.js';
+import type { MalformedRequest, StreamRequest } from '../stream-session.js';
+import { nodeInfoOf } from '../node-codec.js';
 
-export interface XdsRequest {
+export interface XdsRequest extends StreamRequest {
   readonly versionInfo: string;
-  readonly typeUrl: string;
   readonly responseNonce: string;
   /** Set on a NACK. */
   readonly errorDetail: { readonly code: number; readonly message: string } | undefined;
   /** The encoded resource_names fields (a view into the message; copy it to keep it), or undefined if not contiguous. */
   readonly namesRaw: Buffer | undefined;
-  readonly hasNode: boolean;
   /** resource_names, decoded on demand. */
   resourceNames(): string[];
-  /** The node, decoded on demand (undefined when the request has none). */
-  node(): NodeInfo | undefined;
-}
-
-export interface MalformedRequest {
-  readonly malformed: string;
 }
 
 export type IncomingRequest = XdsRequest | MalformedRequest;
 
 const EMPTY = Buffer.alloc(0);
+
+/** DiscoveryRequest.resource_names: field 3, length-delimited. */
+const NAME_TAG = (3 << 3) | WireType.Len;
 
 class DecodedRequest implements XdsRequest {
   constructor(
@@ -63,17 +62,11 @@ class DecodedRequest implements XdsRequest {
 
   resourceNames(): string[] {
     const names: string[] = [];
-    const buf = this.buf;
-    cursor = 0;
-    while (cursor < buf.length) {
-      const tag = varint(buf);
-      if ((tag & 7) !== 2) {
-        skip(buf, tag & 7);
-        continue;
-      }
-      const end = lengthEnd(buf);
-      if (tag >>> 3 === 3) names.push(buf.toString('utf8', cursor, end));
-      cursor = end;
+    const r = new WireReader(this.buf);
+    while (r.pos < r.len) {
+      const tag = r.uint32();
+      if (tag === NAME_TAG) names.push(r.string());
+      else r.skipField(tag & 7);
     }
     return names;
   }
@@ -102,18 +95,18 @@ export function decodeRequest(buf: Buffer): IncomingRequest {
     let namesStart = -1;
     let namesEnd = -1;
     let contiguous = true;
-    cursor = 0;
-    while (cursor < buf.length) {
-      const tagStart = cursor;
-      const tag = varint(buf);
+    const r = new WireReader(buf);
+    while (r.pos < r.len) {
+      const tagStart = r.pos;
+      const tag = r.uint32();
       if (tag >>> 3 === 0) throw new Error(`invalid field number 0 at offset ${tagStart}`);
-      if ((tag & 7) !== 2) {
-        skip(buf, tag & 7);
+      if ((tag & 7) !== WireType.Len) {
+        r.skipField(tag & 7);
         continue;
       }
-      const end = lengthEnd(buf);
-      const start = cursor;
-      cursor = end;
+      const end = r.lengthEnd();
+      const start = r.pos;
+      r.pos = end;
       switch (tag >>> 3) {
         case 1:
           versionStart = start;
@@ -155,102 +148,12 @@ function typeUrlOf(buf: Buffer, start: number, end: number): string {
   return buf.toString('utf8', start, end);
 }
 
-// A tiny protobuf wire reader. Decoding is synchronous, so one module-level cursor serves all calls.
-let cursor = 0;
-
-function varint(buf: Buffer): number {
-  let value = 0;
-  for (let shift = 0; shift < 35; shift += 7) {
-    if (cursor >= buf.length) throw new Error(`truncated varint at offset ${cursor}`);
-    const b = buf[cursor++] as number;
-    value += (b & 0x7f) * 2 ** shift;
-    if (b < 0x80) return value;
-  }
-  throw new Error(`varint too long at offset ${cursor}`);
-}
-
-/** Reads a length prefix; returns where the value ends (the cursor is then at its start). */
-function lengthEnd(buf: Buffer): number {
-  const len = varint(buf);
-  const end = cursor + len;
-  if (end > buf.length) throw new Error(`length ${len} at offset ${cursor} overruns the message (${buf.length} bytes)`);
-  return end;
-}
-
-/** Skips a field that is not length-delimited; groups (3, 4) and 6, 7 are not valid here. */
-function skip(buf: Buffer, wireType: number): void {
-  if (wireType === 0) {
-    for (let i = 0; i < 10; i++) {
-      if (cursor >= buf.length) break;
-      if ((buf[cursor++] as number) < 0x80) return;
-    }
-    throw new Error(`bad varint at offset ${cursor}`);
-  }
-  if (wireType === 1) cursor += 8;
-  else if (wireType === 5) cursor += 4;
-  else throw new Error(`invalid wire type ${wireType} at offset ${cursor}`);
-  if (cursor > buf.length) throw new Error('truncated fixed-size field');
-}
-
 let statusType: protobuf.Type | undefined;
 
 function decodeStatus(bytes: Buffer): { code: number; message: string } {
   statusType ??= messageType('google.rpc.Status');
   const s = statusType.decode(bytes) as unknown as { code: number; message: string };
   return { code: s.code, message: s.message };
-}
-
-let nodeType: protobuf.Type | undefined;
-
-/** core.v3.Node bytes -> NodeInfo (metadata Struct as plain JSON). */
-export function nodeInfoOf(bytes: Uint8Array): NodeInfo {
-  nodeType ??= messageType('envoy.config.core.v3.Node');
-  const o = nodeType.toObject(nodeType.decode(bytes), TO_OBJECT) as {
-    id?: string;
-    cluster?: string;
-    user_agent_name?: string;
-    user_agent_version?: string;
-    user_agent_build_version?: { version?: { major_number?: number; minor_number?: number; patch?: number } };
-    locality?: { region?: string; zone?: string; sub_zone?: string };
-    metadata?: StructObject;
-  };
-  const build = o.user_agent_build_version?.version;
-  return Object.freeze({
-    id: o.id ?? '',
-    cluster: o.cluster ?? '',
-    userAgentName: o.user_agent_name ?? '',
-    userAgentVersion: o.user_agent_version ?? (build ? `${build.major_number ?? 0}.${build.minor_number ?? 0}.${build.patch ?? 0}` : ''),
-    ...(o.locality ? { locality: Object.freeze({ ...o.locality }) } : {}),
-    metadata: Object.freeze(structToJson(o.metadata)),
-  });
-}
-
-interface StructObject {
-  fields?: Record<string, ValueObject>;
-}
-/** google.protobuf.Value as protobufjs defines it (its bundled well-known types are camelCase). */
-interface ValueObject {
-  nullValue?: unknown;
-  numberValue?: number;
-  stringValue?: string;
-  boolValue?: boolean;
-  structValue?: StructObject;
-  listValue?: { values?: ValueObject[] };
-}
-
-function structToJson(s: StructObject | undefined): { [key: string]: JsonValue } {
-  const out: { [key: string]: JsonValue } = {};
-  for (const [k, v] of Object.entries(s?.fields ?? {})) out[k] = valueToJson(v);
-  return out;
-}
-
-function valueToJson(v: ValueObject): JsonValue {
-  if (v.stringValue !== undefined) return v.stringValue;
-  if (v.numberValue !== undefined) return v.numberValue;
-  if (v.boolValue !== undefined) return v.boolValue;
-  if (v.structValue !== undefined) return structToJson(v.structValue);
-  if (v.listValue !== undefined) return (v.listValue.values ?? []).map(valueToJson);
-  return null;
 }
 
 /**
@@ -275,7 +178,7 @@ export const GRPC_FRAME_HEADER = 5;
 /**
  * A complete DiscoveryResponse (the body with field 5, the nonce, appended) behind gRPC's 5-byte
  * length prefix: the exact bytes of one message on an HTTP/2 stream, so the same Buffer can be
- * written to every stream as it is (response-writer.ts). `.subarray(GRPC_FRAME_HEADER)` is the
+ * written to every stream as it is (../response-writer.ts). `.subarray(GRPC_FRAME_HEADER)` is the
  * bare message, for grpc-js to frame itself.
  */
 export function framedWithNonce(body: Buffer, nonce: string): Buffer {

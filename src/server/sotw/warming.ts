@@ -8,49 +8,33 @@
  * of the resources that are new or changed, and which of those a stream subscribed to. Memoised
  * (see selection.ts), so a change fanned out to 1,000 streams computes each list once.
  */
-import type { SnapshotResource, TypeSnapshot } from '../cache/snapshot.js';
-import { WILDCARD, type Subscription } from './subscriptions.js';
+import type { SnapshotResource, TypeSnapshot } from '../../cache/snapshot.js';
+import { WILDCARD, type Subscription } from '../subscriptions.js';
+import { memo2, NOTHING, type Memo2 } from './selection.js';
 
 const NONE: readonly string[] = Object.freeze([]);
-const NOTHING: object = Object.freeze({});
 
-const warmsMemo = new WeakMap<readonly SnapshotResource[], WeakMap<object, readonly string[]>>();
-const targetsMemo = new WeakMap<readonly string[], WeakMap<Subscription, readonly string[]>>();
+const warmsMemo: Memo2<readonly SnapshotResource[], object, readonly string[]> = new WeakMap();
+const targetsMemo: Memo2<readonly string[], Subscription, readonly string[]> = new WeakMap();
 
 /** Names warmed by those of `resources` that are new or differ from `from`. */
 export function warmsOf(resources: readonly SnapshotResource[], from: TypeSnapshot | undefined): readonly string[] {
-  let byFrom = warmsMemo.get(resources);
-  if (byFrom === undefined) {
-    byFrom = new WeakMap();
-    warmsMemo.set(resources, byFrom);
-  }
-  let names = byFrom.get(from ?? NOTHING);
-  if (names === undefined) {
+  return memo2(warmsMemo, resources, from ?? NOTHING, () => {
     const out = new Set<string>();
     for (const r of resources) {
       if (r.warms.length === 0) continue;
       if (from !== undefined && from.resources.get(r.name)?.version === r.version) continue;
       for (const n of r.warms) out.add(n);
     }
-    names = out.size === 0 ? NONE : Object.freeze([...out]);
-    byFrom.set(from ?? NOTHING, names);
-  }
-  return names;
+    return out.size === 0 ? NONE : Object.freeze([...out]);
+  });
 }
 
 /** The warmed names a stream subscribed to (all of them for a wildcard stream). */
 export function warmTargets(sub: Subscription, warms: readonly string[]): readonly string[] {
   if (sub === WILDCARD || warms.length === 0) return warms;
-  let bySub = targetsMemo.get(warms);
-  if (bySub === undefined) {
-    bySub = new WeakMap();
-    targetsMemo.set(warms, bySub);
-  }
-  let targets = bySub.get(sub);
-  if (targets === undefined) {
+  return memo2(targetsMemo, warms, sub, () => {
     const t = warms.filter((n) => sub.names.has(n));
-    targets = t.length === 0 ? NONE : Object.freeze(t);
-    bySub.set(sub, targets);
-  }
-  return targets;
+    return t.length === 0 ? NONE : Object.freeze(t);
+  });
 }

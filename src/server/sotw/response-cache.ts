@@ -1,7 +1,7 @@
 /**
  * Encode-once fan-out: a whole DiscoveryResponse (version, resources, type_url and nonce) is built
  * once per (type snapshot, selection of resources) and the very same bytes are written to every
- * stream that sends it, gRPC length prefix included (response-writer.ts).
+ * stream that sends it, gRPC length prefix included (../response-writer.ts).
  *
  * Nonces only have to be fresh per stream, so a shared response carries one nonce for all its
  * streams (go-control-plane's per-stream counters also give every stream the same nonces). Each
@@ -17,7 +17,7 @@
  * arrays (WeakMaps), so they go away with the snapshot; each type snapshot keeps at most
  * `maxPerType` selections.
  */
-import type { SnapshotResource, TypeSnapshot } from '../cache/snapshot.js';
+import type { SnapshotResource, TypeSnapshot } from '../../cache/snapshot.js';
 import { encodeResponseBody, framedWithNonce, GRPC_FRAME_HEADER } from './discovery-codec.js';
 
 export interface EncodedResponse {
