@@ -12,7 +12,7 @@
  * Envoy's) reopens every file access log at its configured path after logrotate renamed it.
  */
 import { silentLogger, type Logger } from '../log.js';
-import { TypeUrl, type XdsTypeUrl } from '../xds/type-urls.js';
+import { TypeUrl, type XdsTypeUrl } from '../xds/resource-types.js';
 import type { BackoffPolicy } from '../common/backoff.js';
 import type { Bootstrap } from './config/bootstrap.js';
 import { VERSION } from './config/bootstrap.js';

@@ -4,7 +4,7 @@
  * (Endpoints with include_eds)]ConfigDump} rendered as proto3 JSON, so tools and test helpers
  * written against Envoy's dump (dynamicVersions, routeTargets) read ours unchanged.
  */
-import { TypeUrl } from '../../xds/type-urls.js';
+import { TypeUrl } from '../../xds/resource-types.js';
 import { bytesToJson, type Json } from '../config/proto-json.js';
 import type { KnownResource, XdsClient } from '../xds/ads-client.js';
 import type { ListenerManager } from '../listener/listener-manager.js';

@@ -17,7 +17,7 @@
 import { Client, credentials, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
 import { messageType } from '../../envoy/protos.js';
-import { TYPE_ORDER, TYPE_SHORT, isFullStateType, isXdsTypeUrl, type XdsTypeUrl } from '../../xds/type-urls.js';
+import { TYPE_ORDER, TYPE_SHORT, isFullStateType, isXdsTypeUrl, type XdsTypeUrl } from '../../xds/resource-types.js';
 import { backoffDelay, type BackoffPolicy } from '../../common/backoff.js';
 import { silentLogger, type Logger } from '../../log.js';
 import type { Endpoint, NodeModel } from '../config/bootstrap.js';
