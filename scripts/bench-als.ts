@@ -27,12 +27,12 @@ import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { messageType } from '../src/envoy/protos.js';
 import { silentLogger } from '../src/log.js';
-import { AlsSink, ALS_METHOD_PATH, alsServiceDefinition } from '../src/sidecar/als-sink.js';
-import { AccessLogWriter } from '../src/sidecar/access-log-writer.js';
-import { AccessAggregates } from '../src/sidecar/aggregates.js';
-import type { AccessRecord } from '../src/sidecar/access-record.js';
-import { decodeAlsMessage } from '../src/sidecar/als-decode.js';
-import { formatAccessLine, identityFields } from '../src/sidecar/json-line.js';
+import { AlsSink, ALS_METHOD_PATH, alsServiceDefinition } from '../src/als/sink.js';
+import { AccessLogWriter } from '../src/common/access-log-writer.js';
+import { AccessAggregates } from '../src/als/aggregates.js';
+import type { AccessRecord } from '../src/als/access-record.js';
+import { decodeAlsMessage } from '../src/als/decode.js';
+import { formatAccessLine, identityFields } from '../src/als/json-line.js';
 import { median } from './bench/stats.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -115,7 +115,7 @@ async function sinkRole(args: Args): Promise<void> {
   if (kind !== 'full') {
     // Decode-only sinks: grpc-js plus a deserializer, then only counting entries.
     //  baseline: protobufjs' generated decode of the whole message (the usual grpc-js + protobufjs loop);
-    //  wire:     our wire reader (als-decode.ts), which the full sink uses.
+    //  wire:     our wire reader (src/als/decode.ts), which the full sink uses.
     const T = messageType('envoy.service.accesslog.v3.StreamAccessLogsMessage');
     const countEntries: (b: Buffer) => number =
       kind === 'baseline'

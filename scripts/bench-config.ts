@@ -8,27 +8,36 @@
  * shared machine the wall time includes waiting for a core.
  *
  *   npm run build && npm run bench:config -- [--runs 7] [--case NAME] [--baseline DIR]
+ *   npm run build && npm run bench:config -- --serve [--runs 5] [--case NAME]
  *
  * `--baseline DIR` times another build's parseConfig in the same run, side by side (e.g. DIR =
  * a build of main: /work/main/dist). Each (implementation, case) runs in its own worker thread,
  * so a case that takes too long (quadratic code, `--timeout-s`) is stopped and shown as such.
+ *
+ * `--serve` measures what a load balancer sees instead: the real app (serve(), file mode, in a
+ * child process) is sent a few of these configs, while another process polls its /health every
+ * 10 ms; per case it prints the max and p99 /health latency and the time from the write to the
+ * refusal showing in /status, with parsing in the worker thread (serve's default) and in-process
+ * (the old way), side by side.
  */
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { serve } from '../src/app.js';
+import { createLogger } from '../src/log.js';
 import { MINIMAL_CONFIG } from '../test/support/config-text.js';
-import { median } from './bench/stats.js';
+import { EXPENSIVE_REFUSALS, HEAD, keyId as id, pollHealth, range } from '../test/support/config-stall.js';
+import { makeTempDir } from '../test/support/tmp.js';
+import { median, percentile } from './bench/stats.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const OURS = path.resolve(path.dirname(SELF), '..');
-
-/** Short distinct names (base 36) keep 40,000 keys under the 512 KiB cap. */
-const id = (i: number): string => i.toString(36).padStart(4, '0');
-const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
-
-const HEAD = MINIMAL_CONFIG.replace('web: {}', 'web:\n      lb-policy: random');
 
 interface Case {
   readonly name: string;
@@ -36,7 +45,7 @@ interface Case {
 }
 
 const CASES: readonly Case[] = [
-  { name: 'unknown keys: 40,000 in one section', text: () => HEAD + range(40_000).map((i) => `  k${id(i)}: 1\n`).join('') },
+  ...Object.entries(EXPENSIVE_REFUSALS).map(([name, text]) => ({ name, text })),
   {
     name: 'unknown keys: 40,000 over 4 sections',
     text: () => {
@@ -44,7 +53,6 @@ const CASES: readonly Case[] = [
       return `listener:\n  listen:\n    address: "127.0.0.1"\n    port: 8000\n${keys('    ', 0)}route:\n  domain: ["example.com"]\n  cluster:\n    web:\n      prefix: ["/"]\n${keys('  ', 10_000)}cluster:\n  loadbalancer:\n    web:\n${keys('      ', 20_000)}${keys('', 30_000)}`;
     },
   },
-  { name: 'duplicate keys: one key 40,000 times', text: () => HEAD + '  k: 1\n'.repeat(40_000) },
   { name: 'duplicate keys: 20,000 pairs', text: () => HEAD + range(20_000).map((i) => `    k${id(i)}: 1\n    k${id(i)}: 2\n`).join('') },
   {
     name: 'bad values: 40,000 bad statuses',
@@ -52,10 +60,6 @@ const CASES: readonly Case[] = [
   },
   { name: 'bad value: one of 500 KB', text: () => HEAD.replace('lb-policy: random', `lb-policy: ${'x'.repeat(500_000)}`) },
   { name: 'unknown key: one of 500 KB', text: () => `${HEAD}      ${'k'.repeat(500_000)}: 1\n` },
-  {
-    name: 'routes: 20,000 share "/" without weights',
-    text: () => HEAD.replace('    web:\n      prefix: ["/"]\n', range(20_000).map((i) => `    c${id(i)}: {prefix: [/]}\n`).join('')),
-  },
   {
     name: 'vhosts: 4,000 listeners x 4,000 hosts "*"',
     text: () =>
@@ -158,6 +162,101 @@ function cell(r: Result | 'timeout', timeoutMs: number): string {
   return `${fmt(median(r.ms)).padStart(9)} ${fmt(Math.max(...r.ms)).padStart(9)} ${fmt(median(r.cpuMs)).padStart(9)}    `;
 }
 
+/** `--serve`: the cases of the serve table (the costliest refusals, and 40,000 bad values). */
+const SERVE_CASES = [...Object.keys(EXPENSIVE_REFUSALS), 'bad values: 40,000 bad statuses'];
+/** A good config, different per run (its listener port), so each run's hostile text is parsed anew. */
+const goodConfig = (run: number): string => MINIMAL_CONFIG.replace('port: 8000', `port: ${8000 + run}`);
+
+interface ServeRun {
+  readonly healthMaxMs: number;
+  readonly healthP99Ms: number;
+  readonly polls: number;
+  /** /health requests that got no answer. */
+  readonly failed: number;
+  /** Write of the hostile text -> its refusal in /status. */
+  readonly refusalMs: number;
+}
+
+/** The app under test, in its own process (so its stalls show as the latency a load balancer sees). */
+async function startServeChild(file: string, inProcess: boolean): Promise<{ child: ChildProcess; admin: string }> {
+  const child = spawn(process.execPath, [SELF, '--serve-child', file, ...(inProcess ? ['--in-process'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [line] = (await once(createInterface({ input: child.stdout as NodeJS.ReadableStream }), 'line')) as [string];
+  return { child, admin: `http://127.0.0.1:${(JSON.parse(line) as { adminPort: number }).adminPort}` };
+}
+
+async function serveChild(file: string, inProcess: boolean): Promise<void> {
+  const app = await serve({ configFile: file, xds: { host: '127.0.0.1', port: 0 }, admin: { port: 0 }, als: false, logger: createLogger({ level: 'silent' }), configParsing: { inProcess } });
+  process.stdout.write(`${JSON.stringify({ adminPort: app.adminPort })}\n`);
+  process.once('SIGTERM', () => void app.close().then(() => process.exit(0)));
+}
+
+async function groupStatus(admin: string): Promise<{ publishes: number; lastError?: { at: string; code: string } }> {
+  const body = (await (await fetch(`${admin}/status`)).json()) as { groups: Array<{ publishes: number; lastError?: { at: string; code: string } }> };
+  return body.groups[0] ?? { publishes: 0 };
+}
+
+/** Polls every 10 ms; a failed request (a reset keep-alive connection after a stall) counts as "not yet". */
+async function until<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 60_000): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (performance.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** One serve() child; per run: a good edit (waited for), then the hostile text, with /health polled every 10 ms until its refusal shows. */
+async function measureServe(caseName: string, inProcess: boolean, runs: number): Promise<ServeRun[]> {
+  const c = CASES.find((x) => x.name === caseName);
+  if (!c) throw new Error(`no case ${caseName}`);
+  const text = c.text();
+  const dir = await makeTempDir('bench-config');
+  const file = path.join(dir.path, 'consul-xds.yaml');
+  await writeFile(file, goodConfig(0));
+  const { child, admin } = await startServeChild(file, inProcess);
+  const out: ServeRun[] = [];
+  try {
+    // One warm-up run, as in the parseConfig table.
+    for (let r = 1; r <= runs + 1; r++) {
+      const published = (await groupStatus(admin)).publishes;
+      await writeFile(file, goodConfig(r));
+      await until(async () => ((await groupStatus(admin)).publishes > published ? true : undefined), `the good edit of run ${r}`);
+      const before = (await groupStatus(admin)).lastError?.at;
+      const polls = pollHealth(admin, 10);
+      const t0 = performance.now();
+      await writeFile(file, text);
+      await until(async () => ((await groupStatus(admin)).lastError?.at !== before ? true : undefined), `the refusal of run ${r}`);
+      const refusalMs = performance.now() - t0;
+      const { latencies, failures } = await polls.stop();
+      const sorted = [...latencies].sort((a, b) => a - b);
+      if (r > 1) out.push({ healthMaxMs: sorted[sorted.length - 1] ?? NaN, healthP99Ms: percentile(sorted, 99), polls: sorted.length, failed: failures, refusalMs });
+    }
+  } finally {
+    child.kill('SIGTERM');
+    await once(child, 'exit');
+    await dir.remove();
+  }
+  return out;
+}
+
+async function serveBench(cases: readonly string[], runs: number): Promise<void> {
+  process.stdout.write(
+    `serve() in file mode, /health polled every 10 ms from another process while each config is written and refused; ${runs} runs per case after one warm-up, medians over runs (failed: the sum); load average ${os.loadavg()[0]?.toFixed(1)} on ${os.cpus().length} CPUs\n\n`,
+  );
+  const head = `${'case'.padEnd(42)}${'parsing'.padEnd(12)}${'health max'.padStart(11)}${'health p99'.padStart(11)}${'polls'.padStart(7)}${'failed'.padStart(7)}${'write->refusal'.padStart(16)}`;
+  process.stdout.write(`${head}\n${'-'.repeat(head.length)}\n`);
+  for (const name of cases) {
+    for (const [label, inProcess] of [['worker', false], ['in-process', true]] as const) {
+      const r = await measureServe(name, inProcess, runs);
+      const m = (f: (x: ServeRun) => number) => median(r.map(f));
+      process.stdout.write(
+        `${name.padEnd(42)}${label.padEnd(12)}${fmt(m((x) => x.healthMaxMs)).padStart(11)}${fmt(m((x) => x.healthP99Ms)).padStart(11)}${m((x) => x.polls).toFixed(0).padStart(7)}${r.reduce((n, x) => n + x.failed, 0).toFixed(0).padStart(7)}${fmt(m((x) => x.refusalMs)).padStart(16)}\n`,
+      );
+    }
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -165,8 +264,14 @@ async function main(): Promise<void> {
       case: { type: 'string' },
       baseline: { type: 'string' },
       'timeout-s': { type: 'string', default: '30' },
+      serve: { type: 'boolean', default: false },
+      // Internal: the serve() child of --serve.
+      'serve-child': { type: 'string' },
+      'in-process': { type: 'boolean', default: false },
     },
   });
+  if (values['serve-child']) return serveChild(values['serve-child'], values['in-process']);
+  if (values.serve) return serveBench(SERVE_CASES.filter((n) => !values.case || n.includes(values.case)), Number(values.runs));
   const runs = Number(values.runs);
   const timeoutMs = Number(values['timeout-s']) * 1000;
   const cases = CASES.filter((c) => !values.case || c.name.includes(values.case));

@@ -10,14 +10,15 @@ import { ConsulKvSource } from './sources/consul-kv.js';
 import { ConsulHealthSource } from './sources/consul-health.js';
 import { ConsulClient } from './consul/client.js';
 import { kvBindings, resolveConnection, type ConsulOptions } from './consul/options.js';
-import { parseConfig, type ParseOptions } from './config/parse.js';
+import type { ParseOptions } from './config/parse.js';
+import { inProcessParser, WorkerConfigParser, type ConfigParser, type WorkerParserOptions } from './config/parse-worker.js';
 import { edsServices, type EdsService } from './config/eds-services.js';
 import type { Config } from './config/schema.js';
 import { Publisher, type PublishError, type PublisherStatus } from './pipeline/publisher.js';
 import { DEFAULT_GROUP, SnapshotCache } from './cache/snapshot-cache.js';
 import { clientKindGroupOf } from './cache/client-kind.js';
 import { createXdsServer, type XdsServer } from './server/index.js';
-import { startSidecar, type AdminOptions, type AlsOptions, type PipelineMetrics, type Sidecar } from './sidecar/index.js';
+import { startSidecar, type AdminOptions, type AlsOptions, type PipelineMetrics, type Sidecar } from './sidecar.js';
 import { ConsulXdsError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 
@@ -33,6 +34,12 @@ export interface ServeOptions {
   readonly consul?: ConsulOptions;
   /** The size cap on a config text, file or KV value (default 512 KiB): a larger one is refused unread. */
   readonly configLimits?: ParseOptions;
+  /**
+   * Config texts are parsed in a worker thread, so a slow parse never stalls /health, xDS or the
+   * Consul watches (budget and heap cap: WorkerParserOptions). `inProcess` parses on the event
+   * loop instead: for comparison in benchmarks and tests only.
+   */
+  readonly configParsing?: Omit<WorkerParserOptions, 'logger'> & { readonly inProcess?: boolean };
   /** xDS (ADS + per-type SotW services). Default 127.0.0.1:9000 as in seed 001. */
   readonly xds?: Endpoint;
   /** Admin HTTP server (health, status, metrics); `false` runs without it. */
@@ -81,6 +88,9 @@ export async function serve(opts: ServeOptions): Promise<RunningApp> {
     for (const c of closers.splice(0).reverse()) await c();
   };
   try {
+    const parser: ConfigParser = opts.configParsing?.inProcess ? inProcessParser : new WorkerConfigParser({ ...opts.configParsing, logger });
+    closers.push(() => parser.close());
+    const parsing: Parsing = { parser, limits: opts.configLimits };
     const xdsServer = createXdsServer({ cache, logger });
     closers.push(() => xdsServer.close());
     let sources: Sources | undefined;
@@ -108,8 +118,8 @@ export async function serve(opts: ServeOptions): Promise<RunningApp> {
       return p;
     };
     sources = opts.configFile
-      ? await startFileSource(opts.configFile, newPublisher, closers, opts.configLimits)
-      : await startConsulSources(opts.consul ?? {}, newPublisher, logger, closers, metrics, opts.configLimits);
+      ? await startFileSource(opts.configFile, newPublisher, closers, parsing)
+      : await startConsulSources(opts.consul ?? {}, newPublisher, logger, closers, parsing, metrics);
 
     const xds = opts.xds ?? DEFAULT_XDS;
     const xdsPort = await xdsServer.listen(xds.host, xds.port);
@@ -136,17 +146,23 @@ export async function serve(opts: ServeOptions): Promise<RunningApp> {
   }
 }
 
+/** How the sources turn texts into configs: one parser per app, one size cap. */
+interface Parsing {
+  readonly parser: ConfigParser;
+  readonly limits?: ParseOptions;
+}
+
 interface Sources {
   readonly publishers: ReadonlyMap<string, Publisher>;
   readonly consulStatus?: () => { kv: unknown[]; health: unknown };
 }
 
-async function startFileSource(file: string, newPublisher: (group: string) => Publisher, closers: Closer[], limits?: ParseOptions): Promise<Sources> {
+async function startFileSource(file: string, newPublisher: (group: string) => Publisher, closers: Closer[], { parser, limits }: Parsing): Promise<Sources> {
   const publisher = newPublisher(DEFAULT_GROUP);
   const source = new ConfigFileSource(file, {
     onConfig: (config, origin) => publisher.setConfig(config, origin),
     onError: (err) => publisher.reject(file, err),
-  }, limits);
+  }, limits, parser);
   const first = await source.start();
   closers.push(() => source.close());
   publisher.setConfig(first, file);
@@ -154,7 +170,7 @@ async function startFileSource(file: string, newPublisher: (group: string) => Pu
   return { publishers: new Map([[DEFAULT_GROUP, publisher]]) };
 }
 
-async function startConsulSources(consul: ConsulOptions, newPublisher: (group: string) => Publisher, logger: Logger, closers: Closer[], metrics?: PipelineMetrics, limits?: ParseOptions): Promise<Sources> {
+async function startConsulSources(consul: ConsulOptions, newPublisher: (group: string) => Publisher, logger: Logger, closers: Closer[], { parser, limits }: Parsing, metrics?: PipelineMetrics): Promise<Sources> {
   const client = new ConsulClient(resolveConnection(consul));
   closers.push(() => client.close());
   const startupTimeoutMs = consul.startupTimeoutMs ?? 10_000;
@@ -192,14 +208,17 @@ async function startConsulSources(consul: ConsulOptions, newPublisher: (group: s
       timing: consul.watch,
       consistency: consul.consistency,
       logger,
+      // Answers come back in the order the texts arrived; a text still queued when a newer one
+      // arrives is skipped (undefined).
       onValue: (text) => {
-        try {
-          const config = parseConfig(text, kv.origin, limits);
-          followServices(binding.group, config);
-          publisher.setConfig(config, kv.origin);
-        } catch (err) {
-          publisher.reject(kv.origin, err as Error);
-        }
+        void parser
+          .parseLatest(text, kv.origin, limits)
+          .then((config) => {
+            if (!config) return;
+            followServices(binding.group, config);
+            publisher.setConfig(config, kv.origin);
+          })
+          .catch((err: Error) => publisher.reject(kv.origin, err));
       },
       onError: (err) => publisher.reject(kv.origin, err),
     });
@@ -210,6 +229,7 @@ async function startConsulSources(consul: ConsulOptions, newPublisher: (group: s
   // Serve nothing until every group has its config and every watched service has answered once,
   // so Envoy never receives a half-built snapshot (bounded: startupTimeoutMs).
   await Promise.all(kvSources.map((kv) => kv.ready(startupTimeoutMs)));
+  await parser.idle();
   await health.ready(startupTimeoutMs);
   for (const p of publishers.values()) {
     p.setEndpoints(health.endpoints());

@@ -5,12 +5,12 @@
  * Envoy resources that would change, and writes nothing.
  */
 import { ConsulClient } from '../consul/client.js';
-import { applyKvWrite, checkConfigText, planKvWrite, previewKvWrite } from '../consul/kv-config.js';
+import { applyKvWrite, checkConfigText, planKvWrite, previewKvWrite } from '../commands/kv-write.js';
 import { singleKvKey } from '../consul/options.js';
 import { checkConfigSize, DEFAULT_CONFIG_MAX_BYTES, type ParseOptions } from '../config/parse.js';
 import { readConfigFile } from '../sources/config-file.js';
 import { ConsulError, ConsulXdsError } from '../errors.js';
-import { TYPE_ORDER, TYPE_SHORT } from '../xds/type-urls.js';
+import { TYPE_ORDER, TYPE_SHORT } from '../xds/resource-types.js';
 import { CONFIG_MAX_BYTES_FLAG, CONFIG_MAX_BYTES_USAGE, configMaxBytesOption, parseCommandArgs } from './args.js';
 import { CONSUL_FLAGS, CONSUL_USAGE, consulOptions } from './consul-flags.js';
 

@@ -4,7 +4,7 @@
  */
 import { serve, DEFAULT_XDS } from '../app.js';
 import { createLogger } from '../log.js';
-import { TYPE_SHORT, TYPE_ORDER } from '../xds/type-urls.js';
+import { TYPE_SHORT, TYPE_ORDER } from '../xds/resource-types.js';
 import { ConsulXdsError } from '../errors.js';
 import { CONFIG_MAX_BYTES_FLAG, CONFIG_MAX_BYTES_USAGE, configMaxBytesOption, parseCommandArgs, portOption } from './args.js';
 import { installLifecycle } from './lifecycle.js';

@@ -3,13 +3,10 @@
  * would, without serving it. Exit 0 and print the snapshot's versions (or the resources with
  * `--dump`); exit 1 with every problem named by path, line and column.
  */
-import { parseConfig } from '../config/parse.js';
+import { checkConfigText } from '../pipeline/build.js';
 import { readConfigFile } from '../sources/config-file.js';
-import { staticEndpoints } from '../config/static-endpoints.js';
-import { translate } from '../translate/index.js';
-import { buildSnapshot } from '../cache/snapshot.js';
 import { ConsulXdsError } from '../errors.js';
-import { TYPE_ORDER, TYPE_SHORT } from '../xds/type-urls.js';
+import { TYPE_ORDER, TYPE_SHORT } from '../xds/resource-types.js';
 import { CONFIG_MAX_BYTES_FLAG, CONFIG_MAX_BYTES_USAGE, configMaxBytesOption, parseCommandArgs } from './args.js';
 
 const USAGE = `Usage: consul-xds validate FILE [--dump] [--config-max-bytes N]
@@ -26,8 +23,7 @@ export async function run(argv: string[]): Promise<number> {
   const file = positionals[0];
   if (!file) throw new ConsulXdsError('CXDS_USAGE', `validate: FILE is required\n\n${USAGE}`);
   const limits = configMaxBytesOption(values['config-max-bytes']);
-  const config = parseConfig(await readConfigFile(file, limits), file, limits);
-  const snapshot = buildSnapshot(translate(config, staticEndpoints(config)));
+  const { snapshot } = checkConfigText(await readConfigFile(file, limits), file, limits);
   if (values.dump) {
     process.stdout.write(`${JSON.stringify(snapshot.toJSON(), null, 2)}\n`);
   } else {

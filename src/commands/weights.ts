@@ -6,7 +6,7 @@
  * read, nothing is written and the command fails with CXDS_CAS_CONFLICT (read again, retry).
  */
 import { ConsulClient } from '../consul/client.js';
-import { applyKvWrite, planWeightEdit, previewKvWrite } from '../consul/kv-config.js';
+import { applyKvWrite, planWeightEdit, previewKvWrite } from '../commands/kv-write.js';
 import { singleKvKey } from '../consul/options.js';
 import { parseWeightArgs } from '../config/weights-edit.js';
 import { ConsulXdsError } from '../errors.js';

@@ -17,7 +17,7 @@ import { clip, ConfigError, ConfigTooLargeError, MAX_LISTED_ISSUES, type ConfigI
 import { deepFreeze } from './deep-freeze.js';
 import { locate } from './locate.js';
 import { configSchema, type Config } from './schema.js';
-import { formatPath, validateConfig, type PathSegment } from './validate.js';
+import { formatPath, markValidated, validateConfig, type PathSegment } from './validate.js';
 
 /** Consul's own limit on a KV value (512 KiB); `--config-max-bytes` changes it. */
 export const DEFAULT_CONFIG_MAX_BYTES = 512 * 1024;
@@ -65,7 +65,7 @@ export function parseConfig(text: string, source: string, opts: ParseOptions = {
   }
   const problems = validateConfig(parsed.data);
   if (problems.length > 0) throw refusal(source, problems, problems.length, doc, lines);
-  return deepFreeze(parsed.data);
+  return markValidated(deepFreeze(parsed.data));
 }
 
 /**

@@ -42,6 +42,22 @@ function someNames(names: readonly string[], max = 5, sep = ', '): string {
   return names.length <= max ? names.join(sep) : `${names.slice(0, max).join(sep)}${sep}and ${names.length - max} more`;
 }
 
+/**
+ * Configs whose cross-section rules have been checked (by parseConfig, in this thread or the
+ * parser thread). translate() re-checks only configs not in here, so a config is validated once,
+ * not again on every rebuild (an endpoint flap rebuilds the snapshot from the same config).
+ */
+const validated = new WeakSet<object>();
+
+export function markValidated<T extends object>(config: T): T {
+  validated.add(config);
+  return config;
+}
+
+export function isValidated(config: object): boolean {
+  return validated.has(config);
+}
+
 export function validateConfig(config: Config): PathIssue[] {
   const issues: PathIssue[] = [];
   const add = (path: readonly PathSegment[], message: string): void => {

@@ -34,5 +34,3 @@ export { BlockingWatch, nextIndex, type ChangeInfo, type BlockingWatchOptions, t
 export { backoffDelay, retryDelay, type BackoffPolicy } from '../common/backoff.js';
 export { InstanceHold, type HoldReason, type HoldStatus } from './instance-hold.js';
 export { aggregateStatus, decodeHealthAnswer, parseHealthEntries, toEndpoints, fitWeights, type HealthAnswer, endpointHealth, type ConsulStatus, type HealthInstance, type ClusterEndpoints } from './health-entries.js';
-export { checkConfigText, planKvWrite, planWeightEdit, applyKvWrite, previewKvWrite, resourceDiff, type CheckedConfig, type KvWritePlan } from './kv-config.js';
-export { unifiedDiff } from './text-diff.js';

@@ -1,7 +1,7 @@
 /**
  * Lazy protobuf wire reading on protobufjs' Reader, for the paths that decode only what they need:
  * the server's DiscoveryRequest reader (server/sotw/discovery-codec.ts), the ALS sink
- * (sidecar/als-decode.ts) and the benchmark's simulated clients (scripts/bench/wire.ts).
+ * (als/decode.ts) and the benchmark's simulated clients (scripts/bench/wire.ts).
  *
  * protobufjs' Reader gives the cursor, the varint and fixed-size reads and the bounds checks; what
  * a lazy reader needs on top of it is here: a varint as a plain number beyond 32 bits (uint64()

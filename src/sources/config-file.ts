@@ -4,11 +4,13 @@
  * refused unread, naming its size and the cap). Watches the file's folder
  * (editors save by writing a temp file and renaming it over the original, which a watch on the
  * file itself would lose) and re-reads on any event for that name; identical content emits nothing.
+ * Texts are parsed by the given ConfigParser (`serve` passes its worker thread; default in-process).
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
-import { checkConfigSize, parseConfig, type ParseOptions } from '../config/parse.js';
+import { checkConfigSize, type ParseOptions } from '../config/parse.js';
+import { inProcessParser, type ConfigParser } from '../config/parse-worker.js';
 import type { Config } from '../config/schema.js';
 import { ConsulXdsError } from '../errors.js';
 
@@ -39,21 +41,23 @@ export class ConfigFileSource {
   private readonly file: string;
   private readonly handlers: ConfigFileHandlers;
   private readonly opts: ParseOptions;
+  private readonly parser: ConfigParser;
   private watcher?: FSWatcher;
   private lastText?: string;
   private pending?: NodeJS.Timeout;
   private reading: Promise<void> = Promise.resolve();
 
-  constructor(file: string, handlers: ConfigFileHandlers, opts: ParseOptions = {}) {
+  constructor(file: string, handlers: ConfigFileHandlers, opts: ParseOptions = {}, parser: ConfigParser = inProcessParser) {
     this.file = path.resolve(file);
     this.handlers = handlers;
     this.opts = opts;
+    this.parser = parser;
   }
 
   /** Reads the file once (throws if it is missing or invalid: there is nothing to serve), then watches it. */
   async start(): Promise<Config> {
     const text = await readConfigFile(this.file, this.opts);
-    const config = parseConfig(text, this.file, this.opts);
+    const config = await this.parser.parse(text, this.file, this.opts);
     this.lastText = text;
     this.watcher = watch(path.dirname(this.file), { persistent: false }, (_event, name) => {
       if (name !== null && name !== path.basename(this.file)) return;
@@ -84,7 +88,7 @@ export class ConfigFileSource {
     if (text === this.lastText) return;
     this.lastText = text;
     try {
-      this.handlers.onConfig(parseConfig(text, this.file, this.opts), this.file);
+      this.handlers.onConfig(await this.parser.parse(text, this.file, this.opts), this.file);
     } catch (err) {
       this.handlers.onError(err as Error);
     }

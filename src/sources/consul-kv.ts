@@ -1,8 +1,9 @@
 /**
  * Consul KV source. In: one KV key (one node group's YAML config). Out: `onValue(text,
  * modifyIndex)` each time the stored text changes, `onError(err)` naming the key when Consul
- * cannot be read or the key is missing. Parsing is the pipeline's job (parseConfig(text,
- * `consul kv <key>`)), which keeps the last good config when a new text is refused.
+ * cannot be read or the key is missing. Parsing is serve's job (parseConfig(text, `consul kv
+ * <key>`) in its parser thread, src/config/parse-worker.ts), and the publisher keeps the last
+ * good config when a new text is refused.
  *
  * An index bump with the same text (a re-PUT of the same value, an unrelated write) emits
  * nothing. A deleted key is reported and the last value keeps serving; re-creating it with the

@@ -7,13 +7,13 @@
  * what Envoy is sent and what proxyless gRPC clients are sent.
  *
  * It refuses, with a ConfigError naming the config path, anything Envoy would NACK: the
- * cross-section rules of validate.ts are re-checked here because a Config may come from
- * anywhere, and endpoints are checked by endpoints.ts.
+ * cross-section rules of validate.ts are re-checked here for a Config that did not come through
+ * parseConfig (which marks what it validated), and endpoints are checked by endpoints.ts.
  */
 import type { EndpointMap } from '../config/endpoints.js';
 import { deepFreeze } from '../config/deep-freeze.js';
 import type { Config } from '../config/schema.js';
-import { formatPath, validateConfig } from '../config/validate.js';
+import { formatPath, isValidated, validateConfig } from '../config/validate.js';
 import { accessLogClusterName, compare } from '../config/views.js';
 import { ConfigError } from '../errors.js';
 import type { ProtoObject, XdsResourceSet } from '../xds/resources.js';
@@ -27,7 +27,7 @@ import { routeConfiguration } from './routes.js';
 export { splitForClients, type ClientResourceSets } from './client-split.js';
 
 export function translate(config: Config, endpoints: EndpointMap): XdsResourceSet {
-  const problems = validateConfig(config);
+  const problems = isValidated(config) ? [] : validateConfig(config);
   if (problems.length > 0) {
     throw new ConfigError('config', problems.map((p) => ({ path: formatPath(p.path), message: p.message })));
   }

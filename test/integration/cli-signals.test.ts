@@ -23,7 +23,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import { alsServiceDefinition } from '../../src/sidecar/als-sink.js';
+import { alsServiceDefinition } from '../../src/als/sink.js';
 import { loadExtras } from '../../src/proxy/xds/resource-types.js';
 import { startXds, type XdsHarness } from '../support/xds-harness.js';
 import { send } from '../support/traffic.js';

@@ -11,7 +11,7 @@ import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { applyKvWrite, planWeightEdit } from '../../src/consul/kv-config.js';
+import { applyKvWrite, planWeightEdit } from '../../src/commands/kv-write.js';
 import { parseConfig } from '../../src/config/parse.js';
 import { CasConflictError } from '../../src/errors.js';
 import { startConsul, type ConsulAgent } from '../support/consul.js';

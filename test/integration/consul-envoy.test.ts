@@ -15,7 +15,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { serve, type RunningApp } from '../../src/app.js';
-import { applyKvWrite, planWeightEdit } from '../../src/consul/kv-config.js';
+import { applyKvWrite, planWeightEdit } from '../../src/commands/kv-write.js';
 import type { HealthSourceStatus } from '../../src/sources/consul-health.js';
 import { dynamicVersions, routeTargets, startEnvoy, type EnvoyHandle, type EnvoyHost } from '../support/envoy.js';
 import { startUpstream, type Upstream } from '../support/upstreams.js';

@@ -168,7 +168,8 @@ describe('real Envoy against serve() in file mode', () => {
     await writeFile(configFile, configYaml(ports, { perl: 90, go: 10 }));
 
     log = captureLog();
-    app = await serve({ configFile, xds: { host: '127.0.0.1', port: 0 }, logger: log.logger });
+    // Ephemeral admin and ALS ports: the defaults (9002, 9001) would collide with other test files running at once.
+    app = await serve({ configFile, xds: { host: '127.0.0.1', port: 0 }, admin: { port: 0 }, als: { port: 0 }, logger: log.logger });
     envoy = await startEnvoy({ xdsPort: app.xdsPort, nodeId: 'envoy-file-test', nodeCluster: 'web' });
 
     for (const [cluster, hosts] of [['web-api-perl', 1], ['web-api-go', 1], ['web-asset', 2]] as const) {

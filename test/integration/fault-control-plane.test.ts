@@ -14,7 +14,7 @@ import { connect } from 'node:net';
 import { AdsConnection, type AdsStream } from '../support/ads-client.js';
 import { DATA_PLANES } from '../support/dataplanes.js';
 import { checkRuns, GOOD_WEIGHTS, faultRigHooks, watchHealth, type HealthWatch } from '../support/fault.js';
-import { TypeUrl } from '../../src/xds/type-urls.js';
+import { TypeUrl } from '../../src/xds/resource-types.js';
 
 const rigOf = faultRigHooks('cp');
 

@@ -9,8 +9,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { editWeights, parseWeightArgs } from '../../src/config/weights-edit.js';
 import { parseConfig } from '../../src/config/parse.js';
-import { checkConfigText, previewKvWrite, resourceDiff } from '../../src/consul/kv-config.js';
-import { unifiedDiff } from '../../src/consul/text-diff.js';
+import { checkConfigText, previewKvWrite, resourceDiff } from '../../src/commands/kv-write.js';
+import { unifiedDiff } from '../../src/commands/text-diff.js';
 import { ConfigError, ConsulXdsError } from '../../src/errors.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');

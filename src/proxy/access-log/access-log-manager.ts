@@ -12,7 +12,7 @@
  * rename a file and the lines after the signal land in a new one; none is lost or repeated.
  */
 import type { Logger } from '../../log.js';
-import { AccessLogWriter } from '../../sidecar/access-log-writer.js';
+import { AccessLogWriter } from '../../common/access-log-writer.js';
 import type { ClusterManager } from '../upstream/cluster-manager.js';
 import type { AccessLogModel } from '../config/access-log-resource.js';
 import type { LogRecord } from './formatter.js';

@@ -16,6 +16,7 @@
 import { Client, credentials, type ClientWritableStream } from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
 import { messageType } from '../../envoy/protos.js';
+import { httpVersionName, responseFlagsObject } from '../../envoy/access-log-fields.js';
 import type { ClusterManager } from '../upstream/cluster-manager.js';
 import type { GrpcLogModel } from '../config/access-log-resource.js';
 import type { LogRecord } from './formatter.js';
@@ -29,21 +30,6 @@ const MAX_PENDING_BYTES = 4 * 1024 * 1024;
 /** Bytes handed to one stream and not yet sent (Envoy's default per-connection buffer limit). */
 const STREAM_BUFFER_LIMIT = 1024 * 1024;
 
-const FLAG_FIELDS: Readonly<Record<string, string>> = {
-  NR: 'no_route_found',
-  UH: 'no_healthy_upstream',
-  UF: 'upstream_connection_failure',
-  UT: 'upstream_request_timeout',
-  URX: 'upstream_retry_limit_exceeded',
-  UO: 'upstream_overflow',
-  NC: 'no_cluster_found',
-  DC: 'downstream_connection_termination',
-  UC: 'upstream_connection_termination',
-  UR: 'upstream_remote_reset',
-  LR: 'local_reset',
-};
-
-const PROTOCOLS: Readonly<Record<string, string>> = { 'HTTP/1.0': 'HTTP10', 'HTTP/1.1': 'HTTP11', 'HTTP/2': 'HTTP2' };
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
 
 function address(hostPort: string): Record<string, unknown> | undefined {
@@ -130,14 +116,7 @@ export class AlsStream {
     };
     if (r.upstreamMs >= 0) c.time_to_first_upstream_rx_byte = duration(r.upstreamMs);
     if (r.upstreamHost) c.upstream_remote_address = address(r.upstreamHost);
-    if (r.flags) {
-      const flags: Record<string, boolean> = {};
-      for (const f of r.flags.split(',')) {
-        const field = FLAG_FIELDS[f];
-        if (field) flags[field] = true;
-      }
-      c.response_flags = flags;
-    }
+    if (r.flags) c.response_flags = responseFlagsObject(r.flags);
     return c;
   }
 
@@ -154,7 +133,7 @@ export class AlsStream {
     }
     return {
       common_properties: this.common(r),
-      protocol_version: PROTOCOLS[r.protocol] ?? 'PROTOCOL_UNSPECIFIED',
+      protocol_version: httpVersionName(r.protocol),
       request: {
         request_method: METHODS.has(r.method) ? r.method : 'METHOD_UNSPECIFIED',
         scheme: 'http',

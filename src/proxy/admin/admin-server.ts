@@ -3,11 +3,11 @@
  * config is applied, 503 with the state otherwise), `/stats` (`name: value` lines, `?filter=`
  * regex, `?format=json`), `/clusters` (text or `?format=json` with host health flags, weights,
  * localities), `/config_dump` (`?include_eds`), `/listeners`, `/server_info`, and POST
- * `/quitquitquit`. In: an AdminSource. Out: an HTTP server on the admin address.
+ * `/quitquitquit`. In: an AdminSource. Out: an HTTP server on the admin address. Routing, errors
+ * and replies follow the convention both admin servers share (common/admin-http.ts).
  */
-import http from 'node:http';
 import type { Logger } from '../../log.js';
-import { bindHttpServer } from '../../http-listen.js';
+import { AdminHttpServer, BadRequestError, JSON_TYPE, reply, type Route } from '../../common/admin-http.js';
 import type { ClusterManager } from '../upstream/cluster-manager.js';
 import type { ListenerManager } from '../listener/listener-manager.js';
 import type { StatEmitter } from '../stats.js';
@@ -22,11 +22,6 @@ export interface AdminSource {
   configDump(includeEds: boolean): unknown;
   serverInfo(): unknown;
   quit(): void;
-}
-
-function send(res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=UTF-8'): void {
-  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-cache, max-age=0' });
-  res.end(body);
 }
 
 function statsText(src: AdminSource, filter: RegExp | undefined, json: boolean, usedOnly: boolean): string {
@@ -113,61 +108,51 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
+/** A `?filter=` regex; one that does not compile is the client's error (400), as in Envoy. */
+function filterOf(q: URLSearchParams): RegExp | undefined {
+  const f = q.get('filter');
+  if (!f) return undefined;
+  try {
+    return new RegExp(f);
+  } catch (err) {
+    throw new BadRequestError(`filter: ${(err as Error).message}`);
+  }
+}
+
 export async function startAdminServer(src: AdminSource, host: string, port: number, logger: Logger): Promise<AdminServer> {
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://admin');
-    const q = url.searchParams;
-    const json = q.get('format') === 'json';
-    try {
-      switch (url.pathname) {
-        case '/ready': {
-          const state = src.state();
-          send(res, state === 'LIVE' ? 200 : 503, `${state}\n`);
-          return;
-        }
-        case '/server_info':
-          send(res, 200, JSON.stringify(src.serverInfo(), null, 2), 'application/json');
-          return;
-        case '/stats': {
-          const f = q.get('filter');
-          send(res, 200, statsText(src, f ? new RegExp(f) : undefined, json, q.has('usedonly')), json ? 'application/json' : undefined);
-          return;
-        }
-        case '/clusters':
-          if (json) send(res, 200, JSON.stringify(clustersJson(src.clusters), null, 2), 'application/json');
-          else send(res, 200, clustersText(src.clusters));
-          return;
-        case '/config_dump':
-          send(res, 200, JSON.stringify(src.configDump(q.has('include_eds')), null, 2), 'application/json');
-          return;
-        case '/listeners':
-          send(res, 200, listenersOut(src.listeners, json), json ? 'application/json' : undefined);
-          return;
-        case '/quitquitquit':
-          if (req.method !== 'POST') {
-            send(res, 405, 'use POST\n');
-            return;
-          }
-          send(res, 200, 'OK\n');
-          src.quit();
-          return;
-        case '/':
-          send(res, 200, ['/ready', '/stats', '/clusters', '/config_dump', '/listeners', '/server_info', '/quitquitquit (POST)'].join('\n') + '\n');
-          return;
-        default:
-          send(res, 404, 'invalid path. admin commands are: / /ready /stats /clusters /config_dump /listeners /server_info /quitquitquit\n');
-      }
-    } catch (err) {
-      send(res, 400, `${(err as Error).message}\n`);
-    }
-  });
-  const bound = await bindHttpServer(server, host, port, logger.child({ component: 'admin' }));
-  return {
-    port: bound,
-    close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
+  const json = (q: URLSearchParams): boolean => q.get('format') === 'json';
+  const typeOf = (q: URLSearchParams): string | undefined => (json(q) ? JSON_TYPE : undefined);
+  // Envoy's admin takes any method on an endpoint that only reads; /quitquitquit wants POST.
+  const read = (handle: Route['handle']): Route => ({ methods: '*', handle });
+  const routes = new Map<string, Route>([
+    [
+      '/ready',
+      read(() => {
+        const state = src.state();
+        return reply(`${state}\n`, undefined, state === 'LIVE' ? 200 : 503);
       }),
-  };
+    ],
+    ['/server_info', read(() => reply(JSON.stringify(src.serverInfo(), null, 2), JSON_TYPE))],
+    ['/stats', read(({ searchParams: q }) => reply(statsText(src, filterOf(q), json(q), q.has('usedonly')), typeOf(q)))],
+    [
+      '/clusters',
+      read(({ searchParams: q }) => (json(q) ? reply(JSON.stringify(clustersJson(src.clusters), null, 2), JSON_TYPE) : reply(clustersText(src.clusters)))),
+    ],
+    ['/config_dump', read(({ searchParams: q }) => reply(JSON.stringify(src.configDump(q.has('include_eds')), null, 2), JSON_TYPE))],
+    ['/listeners', read(({ searchParams: q }) => reply(listenersOut(src.listeners, json(q)), typeOf(q)))],
+    [
+      '/quitquitquit',
+      {
+        methods: ['POST'],
+        handle: () => {
+          // After the reply is written (the server writes it once this handler has returned).
+          setImmediate(() => src.quit());
+          return reply('OK\n');
+        },
+      },
+    ],
+    ['/', read(() => reply(['/ready', '/stats', '/clusters', '/config_dump', '/listeners', '/server_info', '/quitquitquit (POST)'].join('\n') + '\n'))],
+  ]);
+  const server = new AdminHttpServer(routes, logger.child({ component: 'admin' }));
+  return { port: await server.listen(host, port), close: () => server.close() };
 }

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { SnapshotCache } from '../../src/cache/snapshot-cache.js';
 import { buildSnapshot, type Snapshot } from '../../src/cache/snapshot.js';
 import { createXdsServer, type XdsServer, type NodeStatus } from '../../src/server/index.js';
-import { startSidecar, type Sidecar } from '../../src/sidecar/index.js';
+import { startSidecar, type Sidecar } from '../../src/sidecar.js';
 import { silentLogger } from '../../src/log.js';
 import { TypeUrl } from '../../src/xds/resource-types.js';
 import { AdsConnection, type AdsResponse, type AdsStream } from '../support/ads-client.js';

@@ -10,9 +10,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { AlsSink, ALS_METHOD_PATH, alsServiceDefinition } from '../../src/sidecar/als-sink.js';
-import { AccessLogWriter } from '../../src/sidecar/access-log-writer.js';
-import { AccessAggregates } from '../../src/sidecar/aggregates.js';
+import { AlsSink, ALS_METHOD_PATH, alsServiceDefinition } from '../../src/als/sink.js';
+import { AccessLogWriter } from '../../src/common/access-log-writer.js';
+import { AccessAggregates } from '../../src/als/aggregates.js';
 import { silentLogger } from '../../src/log.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxds-als-'));

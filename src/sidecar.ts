@@ -6,19 +6,19 @@
  * with zod. Out: the bound ports, the PipelineMetrics the publisher reports into, and close().
  */
 import { z } from 'zod';
-import type { SnapshotCache } from '../cache/snapshot-cache.js';
-import type { StreamRegistry } from '../server/stream-registry.js';
-import { ConfigError } from '../errors.js';
-import type { Logger } from '../log.js';
-import { AccessAggregates, type AggregatesSnapshot } from './aggregates.js';
-import { AccessLogWriter } from './access-log-writer.js';
-import { AlsSink } from './als-sink.js';
-import { HealthChecker, type HealthReport } from './health.js';
-import { SidecarMetrics, type PipelineMetrics } from './metrics.js';
-import { AdminServer } from './admin-server.js';
+import type { SnapshotCache } from './cache/snapshot-cache.js';
+import type { StreamRegistry } from './server/stream-registry.js';
+import { ConfigError } from './errors.js';
+import type { Logger } from './log.js';
+import { AccessAggregates, type AggregatesSnapshot } from './als/aggregates.js';
+import { AccessLogWriter } from './common/access-log-writer.js';
+import { AlsSink } from './als/sink.js';
+import { HealthChecker, type HealthReport } from './admin/health.js';
+import { SidecarMetrics, type PipelineMetrics } from './admin/metrics.js';
+import { AdminServer } from './admin/admin-server.js';
 
-export type { PipelineMetrics } from './metrics.js';
-export type { HealthReport, HealthProblem, HealthReason } from './health.js';
+export type { PipelineMetrics } from './admin/metrics.js';
+export type { HealthReport, HealthProblem, HealthReason } from './admin/health.js';
 
 const port = z.number().int().min(0).max(65535);
 const host = z.string().min(1);

@@ -1,6 +1,7 @@
 /**
- * Bounded, non-blocking writer for access-log lines. In: finished JSON lines from the ALS sink.
- * Out: the same lines appended to a file or to stdout, in order, in large batched writes.
+ * Bounded, non-blocking writer for access-log lines. In: finished lines from the ALS sink
+ * (src/als/sink.ts) and from the proxy's file access logs. Out: the same lines appended to a file
+ * or to stdout, in order, in large batched writes.
  *
  * Why a bounded queue that drops: the ALS sink must never wait for the disk. If it did, a slow
  * or stuck disk would stop us reading Envoy's gRPC stream; HTTP/2 flow control would then push

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { AccessLogWriter } from '../../src/sidecar/access-log-writer.js';
+import { AccessLogWriter } from '../../src/common/access-log-writer.js';
 import { silentLogger } from '../../src/log.js';
 import { captureLog } from '../support/log-capture.js';
 

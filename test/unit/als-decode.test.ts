@@ -7,8 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { messageType } from '../../src/envoy/protos.js';
-import { decodeAlsMessage, AlsDecodeError } from '../../src/sidecar/als-decode.js';
-import type { AccessRecord } from '../../src/sidecar/access-record.js';
+import { decodeAlsMessage, AlsDecodeError } from '../../src/als/decode.js';
+import type { AccessRecord } from '../../src/als/access-record.js';
 
 const T = messageType('envoy.service.accesslog.v3.StreamAccessLogsMessage');
 const FlagsType = messageType('envoy.data.accesslog.v3.ResponseFlags');

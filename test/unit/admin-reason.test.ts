@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { SnapshotCache } from '../../src/cache/snapshot-cache.js';
 import { createXdsServer } from '../../src/server/index.js';
-import { startSidecar } from '../../src/sidecar/index.js';
+import { startSidecar } from '../../src/sidecar.js';
 import { silentLogger } from '../../src/log.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxds-reason-'));

@@ -15,9 +15,9 @@ import * as grpc from '@grpc/grpc-js';
 import { messageType } from '../envoy/protos.js';
 import type { Logger } from '../log.js';
 import type { AccessAggregates } from './aggregates.js';
-import type { AccessLogWriter } from './access-log-writer.js';
+import type { AccessLogWriter } from '../common/access-log-writer.js';
 import type { StreamIdentity } from './access-record.js';
-import { decodeAlsMessage, type DecodedAlsMessage } from './als-decode.js';
+import { decodeAlsMessage, type DecodedAlsMessage } from './decode.js';
 import { formatAccessLine, identityFields } from './json-line.js';
 
 export const ALS_METHOD_PATH = '/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs';
@@ -41,7 +41,7 @@ export interface AlsSinkStats {
 const UNKNOWN: StreamIdentity = Object.freeze({ node: 'unknown', cluster: '', logName: '' });
 
 /**
- * The client-streaming method. The server side decodes with our wire reader (als-decode.ts);
+ * The client-streaming method. The server side decodes with our wire reader (decode.ts);
  * the client side (tests, the benchmark) encodes plain objects with protobufjs.
  */
 export function alsServiceDefinition(): grpc.ServiceDefinition {

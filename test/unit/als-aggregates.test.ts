@@ -4,9 +4,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BIN_COUNT, binOf, binValueMs, percentileOf } from '../../src/sidecar/latency-histogram.js';
-import { SlidingWindow, statusClassIndex, windowBytes } from '../../src/sidecar/sliding-window.js';
-import { AccessAggregates, OVERFLOW_KEY } from '../../src/sidecar/aggregates.js';
+import { BIN_COUNT, binOf, binValueMs, percentileOf } from '../../src/als/latency-histogram.js';
+import { SlidingWindow, statusClassIndex, windowBytes } from '../../src/als/sliding-window.js';
+import { AccessAggregates, OVERFLOW_KEY } from '../../src/als/aggregates.js';
 
 test('latency bins report every sample within 10 % of its value', () => {
   for (let ms = 0.11; ms < 100_000; ms *= 1.07) {

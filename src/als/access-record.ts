@@ -1,6 +1,6 @@
 /**
  * One access-log entry as we log and aggregate it, and the identity of the ALS stream it came on.
- * In: filled by als-decode.ts from Envoy's HTTPAccessLogEntry / TCPAccessLogEntry. Out: read by
+ * In: filled by decode.ts from Envoy's HTTPAccessLogEntry / TCPAccessLogEntry. Out: read by
  * json-line.ts (one JSON line) and aggregates.ts (live figures). Numbers are plain numbers and
  * durations milliseconds; a string Envoy did not send is ''.
  */

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { evaluateHealth, HealthChecker, maintenanceFileExists, probeEnvoyReady, type HealthInput } from '../../src/sidecar/health.js';
+import { evaluateHealth, HealthChecker, maintenanceFileExists, probeEnvoyReady, type HealthInput } from '../../src/admin/health.js';
 import type { NodeStatus, NodeTypeStatus } from '../../src/server/stream-registry.js';
 import { TypeUrl } from '../../src/xds/resource-types.js';
 import { ackUntilUpToDate, eventually, startXds } from '../support/xds-harness.js';

@@ -9,12 +9,13 @@
  * with the shared WireReader (envoy/wire-reader.ts, protobufjs' Reader underneath) and allocates
  * one record and its strings per entry; scripts/bench-als.ts compares the two.
  * Field numbers are those of envoy/data/accesslog/v3/accesslog.proto and
- * envoy/service/accesslog/v3/als.proto; test/unit/sidecar-als-decode.test.ts checks this reader
+ * envoy/service/accesslog/v3/als.proto; test/unit/als-decode.test.ts checks this reader
  * against protobufjs on the same bytes.
  *
  * Malformed input (truncated, a length past the end, a group or unknown wire type) throws
  * AlsDecodeError; grpc-js then ends that one stream with INTERNAL.
  */
+import { FLAG_CODE_BY_FIELD, PROTOCOL_BY_HTTP_VERSION, UNAUTHORIZED_FLAG_FIELD } from '../envoy/access-log-fields.js';
 import { envoyRoot } from '../envoy/protos.js';
 import { WireReader, WireType } from '../envoy/wire-reader.js';
 import { ConsulXdsError } from '../errors.js';
@@ -31,15 +32,6 @@ export interface DecodedAlsMessage {
   readonly identifier?: StreamIdentity;
   readonly records: readonly AccessRecord[];
 }
-
-/** Envoy's %RESPONSE_FLAGS% short codes by ResponseFlags field number (accesslog.proto). */
-const FLAG_BY_FIELD: readonly string[] = [
-  '', 'LH', 'UH', 'UT', 'LR', 'UR', 'UF', 'UC', 'UO', 'NR', 'DI', 'FI', 'RL', 'UAEX', 'RLSE', 'DC', 'URX', 'SI', 'IH', 'DPE',
-  'UMSDR', 'RFCF', 'NFCF', 'DT', 'UPE', 'NC', 'OM', 'DF', 'DR',
-];
-
-/** HTTPAccessLogEntry.HTTPVersion by number. */
-const PROTOCOLS: readonly string[] = ['', 'HTTP/1.0', 'HTTP/1.1', 'HTTP/2', 'HTTP/3'];
 
 let methodNames: readonly string[] | undefined;
 /** core.v3.RequestMethod names by number, read from the loaded proto (not written twice). */
@@ -199,7 +191,7 @@ function readEntry(r: WireReader, kind: 'http' | 'tcp'): Rec {
     const field = tag >>> 3;
     const wt = tag & 7;
     if (field === 1 && wt === WIRE_LEN) readCommon(r, rec);
-    else if (kind === 'http' && field === 2 && wt === WIRE_VARINT) rec.protocol = PROTOCOLS[r.uint53()] ?? '';
+    else if (kind === 'http' && field === 2 && wt === WIRE_VARINT) rec.protocol = PROTOCOL_BY_HTTP_VERSION[r.uint53()] ?? '';
     else if (kind === 'http' && field === 3 && wt === WIRE_LEN) readRequest(r, rec);
     else if (kind === 'http' && field === 4 && wt === WIRE_LEN) readResponse(r, rec);
     else if (kind === 'tcp' && field === 2 && wt === WIRE_LEN) readConnection(r, rec);
@@ -305,9 +297,9 @@ function readFlags(r: WireReader): string {
     if ((tag & 7) === WIRE_VARINT) set = r.uint53() !== 0;
     else {
       r.skipField(tag & 7);
-      set = field === 13;
+      set = field === UNAUTHORIZED_FLAG_FIELD;
     }
-    const code = set ? FLAG_BY_FIELD[field] : undefined;
+    const code = set ? FLAG_CODE_BY_FIELD[field] : undefined;
     if (code) out = out === '' ? code : `${out},${code}`;
   }
   r.endsAt(end);

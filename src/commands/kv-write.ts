@@ -9,32 +9,16 @@
  * the key did not exist): if anyone wrote the key in between, Consul refuses and we throw
  * CasConflictError instead of silently overwriting their edit.
  */
-import { buildSnapshot, type Snapshot } from '../cache/snapshot.js';
-import { parseConfig, type ParseOptions } from '../config/parse.js';
-import type { Config } from '../config/schema.js';
-import { staticEndpoints } from '../config/static-endpoints.js';
+import type { ParseOptions } from '../config/parse.js';
 import { editWeights, type WeightChange, type WeightEdit } from '../config/weights-edit.js';
+import type { ConsulClient, KvEntry } from '../consul/client.js';
 import { CasConflictError, ConsulError } from '../errors.js';
-import { translate } from '../translate/index.js';
+import { checkConfigText, type CheckedConfig } from '../pipeline/build.js';
+import { RESOURCE_TYPES } from '../xds/resource-types.js';
 import type { ProtoObject, XdsResourceSet } from '../xds/resources.js';
-import type { ConsulClient, KvEntry } from './client.js';
 import { unifiedDiff } from './text-diff.js';
 
-export interface CheckedConfig {
-  readonly text: string;
-  readonly config: Config;
-  /** Envoy resources the config becomes (static endpoints only: Consul health is not consulted). */
-  readonly resources: XdsResourceSet;
-  /** The snapshot `serve` would publish (encoded and consistency-checked). */
-  readonly snapshot: Snapshot;
-}
-
-/** Parses, translates and builds the snapshot; throws ConfigError / SnapshotError naming `source` and the path (ConfigTooLargeError over the cap). */
-export function checkConfigText(text: string, source: string, opts: ParseOptions = {}): CheckedConfig {
-  const config = parseConfig(text, source, opts);
-  const resources = translate(config, staticEndpoints(config));
-  return Object.freeze({ text, config, resources, snapshot: buildSnapshot(resources) });
-}
+export { checkConfigText, type CheckedConfig };
 
 export interface KvWritePlan {
   readonly key: string;
@@ -100,13 +84,6 @@ export function previewKvWrite(plan: KvWritePlan): string {
   ].join('\n');
 }
 
-const TYPES: ReadonlyArray<readonly [keyof XdsResourceSet, string, string]> = [
-  ['clusters', 'CDS', 'name'],
-  ['endpoints', 'EDS', 'cluster_name'],
-  ['listeners', 'LDS', 'name'],
-  ['routes', 'RDS', 'name'],
-];
-
 function byName(list: readonly ProtoObject[], field: string): Map<string, ProtoObject> {
   return new Map(list.map((r) => [String(r[field]), r]));
 }
@@ -114,9 +91,9 @@ function byName(list: readonly ProtoObject[], field: string): Map<string, ProtoO
 /** Per resource: `+ TYPE name` (added), `- TYPE name` (removed), `~ TYPE name` and a JSON diff (changed). */
 export function resourceDiff(before: XdsResourceSet, after: XdsResourceSet): string {
   const out: string[] = [];
-  for (const [set, short, field] of TYPES) {
-    const a = byName(before[set], field);
-    const b = byName(after[set], field);
+  for (const { setKey, short, nameField } of RESOURCE_TYPES) {
+    const a = byName(before[setKey], nameField);
+    const b = byName(after[setKey], nameField);
     for (const name of [...new Set([...a.keys(), ...b.keys()])].sort()) {
       const x = a.get(name);
       const y = b.get(name);
@@ -132,5 +109,5 @@ export function resourceDiff(before: XdsResourceSet, after: XdsResourceSet): str
 }
 
 function summarize(set: XdsResourceSet): string {
-  return TYPES.flatMap(([key, short, field]) => set[key].map((r) => `+ ${short} ${String(r[field])}`)).join('\n') + '\n';
+  return RESOURCE_TYPES.flatMap(({ setKey, short, nameField }) => set[setKey].map((r) => `+ ${short} ${String(r[nameField])}`)).join('\n') + '\n';
 }

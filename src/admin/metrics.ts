@@ -11,10 +11,10 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { StreamRegistry, NackEvent, ResponseEvent, XdsEvent } from '../server/stream-registry.js';
-import type { AccessAggregates, AggregatesSnapshot } from './aggregates.js';
-import type { AccessLogWriter } from './access-log-writer.js';
-import type { AlsSink } from './als-sink.js';
-import { STATUS_CLASSES, type WindowSummary } from './sliding-window.js';
+import type { AccessAggregates, AggregatesSnapshot } from '../als/aggregates.js';
+import type { AccessLogWriter } from '../common/access-log-writer.js';
+import type { AlsSink } from '../als/sink.js';
+import { STATUS_CLASSES, type WindowSummary } from '../als/sliding-window.js';
 
 export interface SidecarMetricsOptions {
   readonly registry: StreamRegistry;
