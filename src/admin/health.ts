@@ -231,7 +231,7 @@ export async function probeEnvoyReady(adminUrl: string, timeoutMs: number): Prom
   }
 }
 
-/** The part of Envoy's /server_info (ours too: src/dataplane/admin-server.ts) that names the node. */
+/** The part of Envoy's /server_info (ours too: src/proxy/admin/admin-server.ts) that names the node. */
 const ServerInfoSchema = z.object({ node: z.object({ id: z.string().min(1) }) });
 
 /** GET {adminUrl}/server_info and read `node.id`: the id of the Envoy whose admin that is. */

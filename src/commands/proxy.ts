@@ -12,10 +12,10 @@ import { createLogger } from '../log.js';
 import { ConsulXdsError } from '../errors.js';
 import { parseCommandArgs, portOption } from './args.js';
 import { installLifecycle } from './lifecycle.js';
-import { nodeModel, parseHostPort, parseLocality, readBootstrapFile, type Bootstrap } from '../dataplane/bootstrap.js';
-import { startProxy, type RunningProxy } from '../dataplane/proxy.js';
-import { defaultMaxDownstreamConnections, openFileLimit } from '../dataplane/fd-limit.js';
-import { installFastAsyncBind } from '../dataplane/fast-async-bind.js';
+import { nodeModel, parseHostPort, parseLocality, readBootstrapFile, type Bootstrap } from '../proxy/config/bootstrap.js';
+import { startProxy, type RunningProxy } from '../proxy/server.js';
+import { defaultMaxDownstreamConnections, openFileLimit } from '../proxy/listener/fd-limit.js';
+import { installFastAsyncBind } from '../proxy/common/fast-async-bind.js';
 
 /** stop() reason of POST /quitquitquit: close at once, no drain (Envoy's behaviour). */
 const QUIT = 'quitquitquit';

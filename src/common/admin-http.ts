@@ -1,6 +1,6 @@
 /**
  * The small HTTP layer both admin servers stand on: the control plane's (src/admin/admin-server.ts)
- * and the proxy's (src/dataplane/admin-server.ts). In: a route table, path -> the methods it takes
+ * and the proxy's (src/proxy/admin/admin-server.ts). In: a route table, path -> the methods it takes
  * and a handler that returns a Reply. Out: a node:http server (bound by http-listen.ts) that
  * answers with one convention:
  *  - a Reply goes out with its content type, content-length and `cache-control: no-store` (admin

@@ -26,7 +26,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConsulError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import { retryDelay } from './backoff.js';
+import { retryDelay } from '../common/backoff.js';
 import { ConsulClient, ConsulThrottledError, type ConsulResponse } from './client.js';
 import { resolveTiming, type ConsulWatchTiming } from './options.js';
 

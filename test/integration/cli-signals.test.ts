@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { alsServiceDefinition } from '../../src/als/sink.js';
-import { loadExtras } from '../../src/dataplane/resource-types.js';
+import { loadExtras } from '../../src/proxy/xds/resource-types.js';
 import { startXds, type XdsHarness } from '../support/xds-harness.js';
 import { send } from '../support/traffic.js';
 import { freePort, GiveUp, makeTempDir, waitUntil } from '../support/tmp.js';

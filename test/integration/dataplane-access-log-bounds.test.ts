@@ -17,7 +17,7 @@ import { closeSync, constants, openSync } from 'node:fs';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { loadExtras } from '../../src/dataplane/resource-types.js';
+import { loadExtras } from '../../src/proxy/xds/resource-types.js';
 import { startDataPlane, type DataPlane } from '../support/dataplanes.js';
 import { startXds, type XdsHarness } from '../support/xds-harness.js';
 import { listenHttp } from '../support/upstreams.js';
@@ -29,7 +29,7 @@ const ROUTER = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Rout
 const FILE_LOG = 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog';
 const HTTP_GRPC_LOG = 'type.googleapis.com/envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig';
 const MiB = 1024 * 1024;
-/** Bounds of src/dataplane: ALS pending 4 MiB + 1 MiB on the stream; 8 MiB queued per log file. */
+/** Bounds of src/proxy: ALS pending 4 MiB + 1 MiB on the stream; 8 MiB queued per log file. */
 const ALS_BOUND = 5 * MiB;
 const FILE_BOUND = 8 * MiB;
 

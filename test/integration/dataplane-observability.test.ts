@@ -18,7 +18,7 @@ import { startXds, type XdsHarness } from '../support/xds-harness.js';
 import { startUpstream, type Upstream } from '../support/upstreams.js';
 import { send } from '../support/traffic.js';
 import { freePort, makeTempDir, waitUntil } from '../support/tmp.js';
-import { loadExtras } from '../../src/dataplane/resource-types.js';
+import { loadExtras } from '../../src/proxy/xds/resource-types.js';
 
 const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const ROUTER = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';

@@ -5,8 +5,8 @@
  * /clusters?format=json and /stats, a deadline poll, stop(); plus the running proxy itself for
  * bound listener ports.
  */
-import { startProxy, type RunningProxy } from '../../src/dataplane/proxy.js';
-import { nodeModel } from '../../src/dataplane/bootstrap.js';
+import { startProxy, type RunningProxy } from '../../src/proxy/server.js';
+import { nodeModel } from '../../src/proxy/config/bootstrap.js';
 import { silentLogger, type Logger } from '../../src/log.js';
 import { parseHosts, parseStats, type ConfigDump, type EnvoyHost } from './envoy.js';
 import { waitUntil, type WaitOptions } from './tmp.js';

@@ -2,14 +2,14 @@
  * The HTTP convention both admin servers share (src/common/admin-http.ts): replies with content
  * type, length and no-store, HEAD without a body, a reason phrase Node has no name for, 404 with
  * the paths, 405 with `allow`, 400 for a bad query, 500 logged; every error a JSON
- * `{"error": ...}` body. Then the proxy's admin server (src/dataplane/admin-server.ts) on it:
+ * `{"error": ...}` body. Then the proxy's admin server (src/proxy/admin/admin-server.ts) on it:
  * its unknown paths, methods and bad filters answer the same way, and POST /quitquitquit quits
  * after its reply.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AdminHttpServer, BadRequestError, errorReply, jsonReply, reply, type Route } from '../../../src/common/admin-http.js';
-import { startAdminServer, type AdminSource } from '../../../src/dataplane/admin-server.js';
+import { startAdminServer, type AdminSource } from '../../../src/proxy/admin/admin-server.js';
 import { silentLogger } from '../../../src/log.js';
 import { captureLog } from '../../support/log-capture.js';
 

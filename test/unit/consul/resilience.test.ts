@@ -11,7 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { InstanceHold } from '../../../src/consul/instance-hold.js';
 import { decodeHealthAnswer, fitWeights, parseHealthEntries, toEndpoints, type HealthInstance } from '../../../src/consul/health-entries.js';
 import { ConsulClient, parseRetryAfter } from '../../../src/consul/client.js';
-import { MAX_RETRY_AFTER_MS, retryDelay } from '../../../src/consul/backoff.js';
+import { MAX_RETRY_AFTER_MS, retryDelay } from '../../../src/common/backoff.js';
 import { BlockingWatch } from '../../../src/consul/blocking-watch.js';
 import { consistencyQuery } from '../../../src/consul/options.js';
 import { consulOptions } from '../../../src/commands/consul-flags.js';

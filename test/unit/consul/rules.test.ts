@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nextIndex } from '../../../src/consul/blocking-watch.js';
-import { backoffDelay } from '../../../src/consul/backoff.js';
+import { backoffDelay } from '../../../src/common/backoff.js';
 import { kvBindings, singleKvKey, parseAddress, resolveConnection, resolveTiming, DEFAULT_TIMING } from '../../../src/consul/options.js';
 import { ConsulXdsError } from '../../../src/errors.js';
 

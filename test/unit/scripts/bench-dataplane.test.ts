@@ -97,7 +97,7 @@ test('cutProfile keeps only the samples inside the window', () => {
 
 test('profile groups: native frames count towards their JS caller; writes and idle are set apart', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'bench-dp-'));
-  const routerUrl = 'file:///x/dist/src/dataplane/router.js';
+  const routerUrl = 'file:///x/dist/src/proxy/router/route-table.js';
   const file = writeProfile(dir, {
     nodes: [
       frame(1, '(root)', '', [2, 3, 5, 6]),
