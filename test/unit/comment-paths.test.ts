@@ -3,9 +3,10 @@
  * scripts/ (`translate/endpoints.ts`, `docs/consul.md`, `scripts/install-envoy.sh`, a bare
  * `snapshot.ts`) must name a file or folder of the repository, so a move or a rename that forgets a
  * comment fails here instead of sending the next reader to nothing. A path is looked up from the
- * repository root, the commenting file's folder, and src/, test/, scripts/ and docs/; a bare file
- * name anywhere in the repository; `dist/...js` as its `.ts` source. Paths outside the repository
- * (Envoy's `envoy/.../*.proto`, protobufjs' own files) are listed in EXTERNAL.
+ * repository root, from the commenting file's folder and each folder above it (a file in
+ * src/proxy/http/ may name a path from src/proxy/), and from src/, test/, scripts/ and docs/; a bare
+ * file name anywhere in the repository; `dist/...js` as its `.ts` source. Paths outside the
+ * repository (Envoy's `envoy/.../*.proto`, protobufjs' own files) are listed in EXTERNAL.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -51,9 +52,9 @@ function resolves(ref: string, from: string): boolean {
     return all.some((p) => glob.test(p));
   }
   if (!path.includes('/')) return basenames.has(path) || existsSync(join(ROOT, path)) || existsSync(join(ROOT, dirname(from), path));
-  return [ROOT, join(ROOT, dirname(from)), join(ROOT, 'src'), join(ROOT, 'test'), join(ROOT, 'scripts'), join(ROOT, 'docs')].some((base) =>
-    existsSync(normalize(join(base, path))),
-  );
+  const bases = [ROOT, join(ROOT, 'src'), join(ROOT, 'test'), join(ROOT, 'scripts'), join(ROOT, 'docs')];
+  for (let dir = dirname(from); dir !== '.'; dir = dirname(dir)) bases.push(join(ROOT, dir));
+  return bases.some((base) => existsSync(normalize(join(base, path))));
 }
 
 test('every file path named in a comment under src/, test/ and scripts/ exists', () => {

@@ -9,11 +9,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
-import { messageType, TO_OBJECT } from '../../src/envoy/protos.js';
-import { TypeUrl } from '../../src/xds/resource-types.js';
-import { startProxy, type RunningProxy } from '../../src/proxy/server.js';
-import { nodeModel } from '../../src/proxy/config/bootstrap.js';
-import { waitUntil } from '../support/tmp.js';
+import { messageType, TO_OBJECT } from '../../../../src/envoy/protos.js';
+import { TypeUrl } from '../../../../src/xds/resource-types.js';
+import { startProxy, type RunningProxy } from '../../../../src/proxy/server.js';
+import { nodeModel } from '../../../../src/proxy/config/bootstrap.js';
+import { waitUntil } from '../../../support/tmp.js';
 
 const REQ = messageType('envoy.service.discovery.v3.DiscoveryRequest');
 const RESP = messageType('envoy.service.discovery.v3.DiscoveryResponse');

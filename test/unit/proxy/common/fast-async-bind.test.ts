@@ -7,7 +7,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { AsyncLocalStorage, AsyncResource, executionAsyncId } from 'node:async_hooks';
-import { installFastAsyncBind } from '../../src/proxy/common/fast-async-bind.js';
+import { installFastAsyncBind } from '../../../../src/proxy/common/fast-async-bind.js';
 
 describe('fast AsyncResource.bind', () => {
   const slowBefore = typeof Object.getOwnPropertyDescriptor(new AsyncResource('t').bind(() => 0), 'asyncResource')?.get === 'function';

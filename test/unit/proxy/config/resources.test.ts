@@ -6,17 +6,17 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfig } from '../../src/config/parse.js';
-import { staticEndpoints } from '../../src/config/static-endpoints.js';
-import { translate } from '../../src/translate/index.js';
-import { messageType } from '../../src/envoy/protos.js';
-import { TypeUrl, messageNameOf, type XdsTypeUrl } from '../../src/xds/resource-types.js';
-import type { ProtoObject, XdsResourceSet } from '../../src/xds/resources.js';
-import { decodeResource, isRejected } from '../../src/proxy/xds/resource-types.js';
-import type { ClusterModel } from '../../src/proxy/config/cluster-resource.js';
-import { SUPPORT } from '../../src/proxy/config/support.js';
-import type { ListenerModel } from '../../src/proxy/config/listener-resource.js';
-import type { RouteConfigModel, RouteModel } from '../../src/proxy/config/route-resource.js';
+import { parseConfig } from '../../../../src/config/parse.js';
+import { staticEndpoints } from '../../../../src/config/static-endpoints.js';
+import { translate } from '../../../../src/translate/index.js';
+import { messageType } from '../../../../src/envoy/protos.js';
+import { TypeUrl, messageNameOf, type XdsTypeUrl } from '../../../../src/xds/resource-types.js';
+import type { ProtoObject, XdsResourceSet } from '../../../../src/xds/resources.js';
+import { decodeResource, isRejected } from '../../../../src/proxy/xds/resource-types.js';
+import type { ClusterModel } from '../../../../src/proxy/config/cluster-resource.js';
+import { SUPPORT } from '../../../../src/proxy/config/support.js';
+import type { ListenerModel } from '../../../../src/proxy/config/listener-resource.js';
+import type { RouteConfigModel, RouteModel } from '../../../../src/proxy/config/route-resource.js';
 
 const KITCHEN_SINK = `
 listener:

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { defaultMaxDownstreamConnections, DOWNSTREAM_CAP_CEILING, openFileLimit } from '../../src/proxy/listener/fd-limit.js';
+import { defaultMaxDownstreamConnections, DOWNSTREAM_CAP_CEILING, openFileLimit } from '../../../../src/proxy/listener/fd-limit.js';
 
 const limits = (soft: string, hard: string): string =>
   `Limit                     Soft Limit           Hard Limit           Units     \nMax processes             63408                63408                processes \nMax open files            ${soft.padEnd(21)}${hard.padEnd(21)}files     \n`;

@@ -8,11 +8,11 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { Http1Pool, type Http1PoolOptions } from '../../src/proxy/upstream/http1-conn-pool.js';
-import { Host } from '../../src/proxy/upstream/host.js';
-import { ClusterStats } from '../../src/proxy/stats.js';
-import type { HeaderMap, UpstreamFailure } from '../../src/proxy/upstream/conn-pool.js';
-import { freePort } from '../support/tmp.js';
+import { Http1Pool, type Http1PoolOptions } from '../../../../src/proxy/upstream/http1-conn-pool.js';
+import { Host } from '../../../../src/proxy/upstream/host.js';
+import { ClusterStats } from '../../../../src/proxy/stats.js';
+import type { HeaderMap, UpstreamFailure } from '../../../../src/proxy/upstream/conn-pool.js';
+import { freePort } from '../../../support/tmp.js';
 
 interface Upstream {
   readonly host: Host;

@@ -7,14 +7,14 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseHostPort, parseLocality, readBootstrapFile } from '../../src/proxy/config/bootstrap.js';
-import { RouteTable } from '../../src/proxy/router/route-table.js';
-import { readRouteConfiguration } from '../../src/proxy/config/route-resource.js';
-import { FieldReader } from '../../src/proxy/config/field-reader.js';
-import { shadowAuthority } from '../../src/proxy/router/shadow-writer.js';
-import { DEFAULT_FORMAT, compileJson, compileText, type LogRecord } from '../../src/proxy/access-log/formatter.js';
-import { ConfigError, ConsulXdsError } from '../../src/errors.js';
-import { makeTempDir } from '../support/tmp.js';
+import { parseHostPort, parseLocality, readBootstrapFile } from '../../../src/proxy/config/bootstrap.js';
+import { RouteTable } from '../../../src/proxy/router/route-table.js';
+import { readRouteConfiguration } from '../../../src/proxy/config/route-resource.js';
+import { FieldReader } from '../../../src/proxy/config/field-reader.js';
+import { shadowAuthority } from '../../../src/proxy/router/shadow-writer.js';
+import { DEFAULT_FORMAT, compileJson, compileText, type LogRecord } from '../../../src/proxy/access-log/formatter.js';
+import { ConfigError, ConsulXdsError } from '../../../src/errors.js';
+import { makeTempDir } from '../../support/tmp.js';
 
 describe('bootstrap', () => {
   const dirs: Array<{ remove(): Promise<void> }> = [];

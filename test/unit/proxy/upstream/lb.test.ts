@@ -7,18 +7,18 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Host } from '../../src/proxy/upstream/host.js';
-import { RoundRobinLb } from '../../src/proxy/upstream/lb/round-robin.js';
-import { RandomLb } from '../../src/proxy/upstream/lb/random.js';
-import { LeastRequestLb } from '../../src/proxy/upstream/lb/least-request.js';
-import { RingHashLb } from '../../src/proxy/upstream/lb/ring-hash.js';
-import { MaglevLb } from '../../src/proxy/upstream/lb/maglev.js';
-import { PrioritySet } from '../../src/proxy/upstream/priority-set.js';
-import { hash32 } from '../../src/proxy/common/hash.js';
-import type { ClusterModel, LbPolicy } from '../../src/proxy/config/cluster-resource.js';
-import { registerLbPolicy, type LoadBalancer } from '../../src/proxy/upstream/lb/load-balancer.js';
-import { createLoadBalancer, isHashBased } from '../../src/proxy/upstream/lb/policies.js';
-import { LB_POLICIES } from '../../src/proxy/config/cluster-resource.js';
+import { Host } from '../../../../src/proxy/upstream/host.js';
+import { RoundRobinLb } from '../../../../src/proxy/upstream/lb/round-robin.js';
+import { RandomLb } from '../../../../src/proxy/upstream/lb/random.js';
+import { LeastRequestLb } from '../../../../src/proxy/upstream/lb/least-request.js';
+import { RingHashLb } from '../../../../src/proxy/upstream/lb/ring-hash.js';
+import { MaglevLb } from '../../../../src/proxy/upstream/lb/maglev.js';
+import { PrioritySet } from '../../../../src/proxy/upstream/priority-set.js';
+import { hash32 } from '../../../../src/proxy/common/hash.js';
+import type { ClusterModel, LbPolicy } from '../../../../src/proxy/config/cluster-resource.js';
+import { registerLbPolicy, type LoadBalancer } from '../../../../src/proxy/upstream/lb/load-balancer.js';
+import { createLoadBalancer, isHashBased } from '../../../../src/proxy/upstream/lb/policies.js';
+import { LB_POLICIES } from '../../../../src/proxy/config/cluster-resource.js';
 
 function hosts(n: number, weights?: number[]): Host[] {
   return Array.from({ length: n }, (_, i) => {

@@ -7,9 +7,9 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { Http2HostPool } from '../../src/proxy/upstream/http2-conn-pool.js';
-import { Host } from '../../src/proxy/upstream/host.js';
-import { ClusterStats } from '../../src/proxy/stats.js';
+import { Http2HostPool } from '../../../../src/proxy/upstream/http2-conn-pool.js';
+import { Host } from '../../../../src/proxy/upstream/host.js';
+import { ClusterStats } from '../../../../src/proxy/stats.js';
 
 describe('HTTP/2 upstream pool', () => {
   let sessions = 0;
