@@ -151,7 +151,7 @@ export async function startAdminServer(src: AdminSource, host: string, port: num
         },
       },
     ],
-    ['/', read(() => reply(['/ready', '/stats', '/clusters', '/config_dump', '/listeners', '/server_info', '/quitquitquit (POST)'].join('\n') + '\n'))],
+    ['/', read(() => reply(`${['/ready', '/stats', '/clusters', '/config_dump', '/listeners', '/server_info', '/quitquitquit (POST)'].join('\n')}\n`))],
   ]);
   const server = new AdminHttpServer(routes, logger.child({ component: 'admin' }));
   return { port: await server.listen(host, port), close: () => server.close() };

@@ -117,8 +117,14 @@ export class HttpListener implements HttpRuntime {
     if (!this.admit(socket)) return;
     socket.setNoDelay(true);
     const codec = this.hcm.codec;
-    if (codec === 'HTTP1') return this.toH1(socket, undefined);
-    if (codec === 'HTTP2') return this.toH2(socket, undefined);
+    if (codec === 'HTTP1') {
+      this.toH1(socket, undefined);
+      return;
+    }
+    if (codec === 'HTTP2') {
+      this.toH2(socket, undefined);
+      return;
+    }
     let buf: Buffer | undefined;
     let timer: NodeJS.Timeout | undefined;
     this.sniffing.add(socket);

@@ -229,7 +229,10 @@ export class RouterFilter implements UpstreamCallbacks {
     for (const m of a.mirrors) {
       if (!sampled(m)) continue;
       const s = ShadowRequest.start(this.rt.clusters, m, this.method, path, authority, headers, this.down.hasBody, a.timeoutMs);
-      if (s) (this.shadows ??= []).push(s);
+      if (s) {
+        this.shadows ??= [];
+        this.shadows.push(s);
+      }
     }
   }
 
@@ -299,7 +302,10 @@ export class RouterFilter implements UpstreamCallbacks {
     this.host = host;
     this.attempts++;
     this.attemptStatus = 0;
-    if (this.retry?.avoidPreviousHosts) (this.tried ??= new Set()).add(host);
+    if (this.retry?.avoidPreviousHosts) {
+      this.tried ??= new Set();
+      this.tried.add(host);
+    }
     host.rqActive++;
     host.rqTotal++;
     cs.upstream_rq_total++;

@@ -58,7 +58,9 @@ export class PrioritySet {
         excluded++;
         continue;
       }
-      (byPriority[h.priority] ??= []).push(h);
+      const atPriority = byPriority[h.priority];
+      if (atPriority) atPriority.push(h);
+      else byPriority[h.priority] = [h];
     }
     const factor = overprovisioning / 100;
     const levels: Level[] = [];

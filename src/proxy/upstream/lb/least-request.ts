@@ -14,7 +14,7 @@ export class LeastRequestLb implements LoadBalancer {
 
   constructor(
     private readonly hosts: readonly Host[],
-    private readonly weights: readonly number[],
+    weights: readonly number[],
     private readonly choiceCount: number,
     private readonly bias: number,
   ) {
