@@ -13,7 +13,7 @@
  */
 import http from 'node:http';
 import { ConsulXdsError } from '../errors.js';
-import { bindHttpServer } from '../http-listen.js';
+import { bindHttpServer } from './http-listen.js';
 import type { Logger } from '../log.js';
 
 export const JSON_TYPE = 'application/json';

@@ -21,7 +21,7 @@
  */
 import net, { type Socket } from 'node:net';
 import type { Logger } from '../../log.js';
-import { bindServer } from '../../http-listen.js';
+import { bindServer } from '../../common/http-listen.js';
 import type { ClusterManager } from '../upstream/cluster-manager.js';
 import type { ListenerModel, HcmModel, TcpProxyModel } from '../config/listener-resource.js';
 import type { RouteStore, RouteSlotEntry } from '../router/route-store.js';

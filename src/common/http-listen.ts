@@ -7,7 +7,7 @@
  */
 import type http from 'node:http';
 import type { AddressInfo, ListenOptions, Server } from 'node:net';
-import type { Logger } from './log.js';
+import type { Logger } from '../log.js';
 
 export function bindServer(server: Server, opts: ListenOptions & { host: string; port: number }, logger: Logger, what: string): Promise<number> {
   return new Promise((resolve, reject) => {
