@@ -7,8 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { bindHttpServer } from '../../src/common/http-listen.js';
-import { captureLog } from '../support/log-capture.js';
+import { bindHttpServer } from '../../../src/common/http-listen.js';
+import { captureLog } from '../../support/log-capture.js';
 
 test('a bind failure rejects; a later server error is logged and the server keeps answering', async (t) => {
   const log = captureLog();
