@@ -31,7 +31,10 @@ export function readProfile(file: string): CpuProfile {
 }
 
 function label(n: ProfileNode): string {
-  const url = n.callFrame.url.replace(/^.*node_modules\//, '').replace(/^.*\/dist\//, '').replace(/^file:\/\//, '');
+  const url = n.callFrame.url
+    .replace(/^.*node_modules\//, '')
+    .replace(/^.*\/dist\//, '')
+    .replace(/^file:\/\//, '');
   const name = n.callFrame.functionName || '(anonymous)';
   return url ? `${name} ${url}:${n.callFrame.lineNumber + 1}` : name;
 }

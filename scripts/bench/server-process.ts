@@ -54,7 +54,11 @@ export class ServerProcess {
   readonly #stderr: string[] = [];
   #exited?: string;
 
-  private constructor(readonly name: string, command: string, args: readonly string[]) {
+  private constructor(
+    readonly name: string,
+    command: string,
+    args: readonly string[],
+  ) {
     this.#child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     const lines = createInterface({ input: this.#child.stdout as NodeJS.ReadableStream });
     lines.on('line', (line) => this.#onLine(line));

@@ -166,7 +166,10 @@ export class WorkerConfigParser implements ConfigParser {
 
   private startBudget(): void {
     if (!this.running) return;
-    this.running.timer = setTimeout(() => this.abandon(`parsing took longer than ${this.timeoutMs} ms; abandoned (the parser thread was restarted)`), this.timeoutMs);
+    this.running.timer = setTimeout(
+      () => this.abandon(`parsing took longer than ${this.timeoutMs} ms; abandoned (the parser thread was restarted)`),
+      this.timeoutMs,
+    );
   }
 
   private thread(): Worker {

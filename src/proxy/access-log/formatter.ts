@@ -47,8 +47,7 @@ export const DEFAULT_FORMAT =
   '%BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" ' +
   '"%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%"\n';
 
-export const DEFAULT_TCP_FORMAT =
-  '[%START_TIME%] "- - -" 0 %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% - "-" "-" "-" "-" "%UPSTREAM_HOST%"\n';
+export const DEFAULT_TCP_FORMAT = '[%START_TIME%] "- - -" 0 %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% - "-" "-" "-" "-" "%UPSTREAM_HOST%"\n';
 
 type Part = (r: LogRecord) => string | number | undefined;
 

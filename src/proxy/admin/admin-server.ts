@@ -61,7 +61,11 @@ function clustersJson(clusters: ClusterManager): unknown {
           ],
           health_status: health,
           weight: h.weight,
-          locality: { ...(h.locality.region ? { region: h.locality.region } : {}), ...(h.locality.zone ? { zone: h.locality.zone } : {}), ...(h.locality.subZone ? { sub_zone: h.locality.subZone } : {}) },
+          locality: {
+            ...(h.locality.region ? { region: h.locality.region } : {}),
+            ...(h.locality.zone ? { zone: h.locality.zone } : {}),
+            ...(h.locality.subZone ? { sub_zone: h.locality.subZone } : {}),
+          },
           priority: h.priority,
         };
       }),

@@ -51,9 +51,6 @@ export interface HttpRuntime {
   readonly draining: boolean;
 }
 
-
-
-
 export class RouterFilter implements UpstreamCallbacks {
   private readonly startMs = Date.now();
   private readonly startTick = performance.now();
@@ -204,9 +201,7 @@ export class RouterFilter implements UpstreamCallbacks {
     else if (a.hostRewriteHeader !== undefined) authority = down.header(a.hostRewriteHeader) ?? authority;
 
     const h2 = cluster.model.http2;
-    const headers: HeaderMap = h2
-      ? { ':method': this.method, ':path': path, ':authority': authority, ':scheme': 'http' }
-      : { host: authority };
+    const headers: HeaderMap = h2 ? { ':method': this.method, ':path': path, ':authority': authority, ':scheme': 'http' } : { host: authority };
     down.copyHeaders(headers);
     setForwarded(rt.hcm, down, headers);
     const id = down.header('x-request-id');
@@ -269,7 +264,6 @@ export class RouterFilter implements UpstreamCallbacks {
     const timeout = this.action?.timeoutMs ?? 0;
     if (timeout > 0) this.globalTimer = setTimeout(() => this.onGlobalTimeout(), timeout);
   }
-
 
   /** The request's hash key for hash-based policies, computed once per request (retries reuse it). */
   private requestHash(): number | undefined {
@@ -346,7 +340,6 @@ export class RouterFilter implements UpstreamCallbacks {
     if (report) cluster.report(host, status);
   }
 
-
   /** Whether another attempt is allowed now (policy, attempts left, retry budget, replayable body). */
   private mayRetry(): boolean {
     const r = this.retry;
@@ -371,11 +364,14 @@ export class RouterFilter implements UpstreamCallbacks {
     cluster.stats.upstream_rq_retry++;
     cluster.retriesActive++;
     this.inRetry = true;
-    this.backoffTimer = setTimeout(() => {
-      this.backoffTimer = undefined;
-      if (this.done) return;
-      this.attempt();
-    }, retryBackoffMs(r, this.attempts));
+    this.backoffTimer = setTimeout(
+      () => {
+        this.backoffTimer = undefined;
+        if (this.done) return;
+        this.attempt();
+      },
+      retryBackoffMs(r, this.attempts),
+    );
   }
 
   private onPerTryTimeout(): void {
@@ -515,7 +511,12 @@ export class RouterFilter implements UpstreamCallbacks {
     const flag = connect ? 'UF' : 'UC';
     const detail = connect ? 'upstream_reset_before_response_started{connection_failure}' : 'upstream_reset_before_response_started{connection_termination}';
     void err;
-    this.localReply(503, this.flags ? `${flag},${this.flags}` : flag, detail, `upstream connect error or disconnect/reset before headers. reset reason: ${reason}`);
+    this.localReply(
+      503,
+      this.flags ? `${flag},${this.flags}` : flag,
+      detail,
+      `upstream connect error or disconnect/reset before headers. reset reason: ${reason}`,
+    );
   }
 
   // ---- endings ----

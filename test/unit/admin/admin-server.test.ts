@@ -124,7 +124,13 @@ test('a new version is tolerated for the grace period, then reported', async () 
   assert.ok(Date.now() - sentAt >= GRACE_MS, 'not before the grace period is over');
   // A CDS change re-sends the CLA (warming), so both types are outstanding.
   const overdue = JSON.parse((await health()).body) as { problems: Array<{ reason: string; type: string; node: string }> };
-  assert.deepEqual(overdue.problems.map((p) => [p.reason, p.type, p.node]), [['ack-overdue', 'CDS', 'envoy-1'], ['ack-overdue', 'EDS', 'envoy-1']]);
+  assert.deepEqual(
+    overdue.problems.map((p) => [p.reason, p.type, p.node]),
+    [
+      ['ack-overdue', 'CDS', 'envoy-1'],
+      ['ack-overdue', 'EDS', 'envoy-1'],
+    ],
+  );
   stream.ack(cds);
   stream.ack(eds);
   await drain();
@@ -160,7 +166,9 @@ test('a NACK shows on /status/clients and fails health', async () => {
 });
 
 test('/config_dump serves the current snapshot; /metrics carries pipeline figures', async () => {
-  const dump = JSON.parse((await get('/config_dump')).body) as { groups: Record<string, { types: { CDS: { resources: Array<{ name: string; resource: { connect_timeout: unknown } }> } } }> };
+  const dump = JSON.parse((await get('/config_dump')).body) as {
+    groups: Record<string, { types: { CDS: { resources: Array<{ name: string; resource: { connect_timeout: unknown } }> } } }>;
+  };
   const web = dump.groups.default?.types.CDS.resources[0];
   assert.equal(web?.name, 'web');
   assert.deepEqual(web?.resource.connect_timeout, { seconds: 3 }, 'the latest snapshot, not the first');
@@ -185,7 +193,14 @@ test('a watched node that is not connected fails health even while others are fi
 test('unknown paths 404 with the list of endpoints; other methods 405', async () => {
   const r = await get('/nope');
   assert.equal(r.status, 404);
-  assert.deepEqual((JSON.parse(r.body) as { endpoints: string[] }).endpoints, ['/', '/_my_health_check', '/config_dump', '/metrics', '/stats/access-log', '/status/clients']);
+  assert.deepEqual((JSON.parse(r.body) as { endpoints: string[] }).endpoints, [
+    '/',
+    '/_my_health_check',
+    '/config_dump',
+    '/metrics',
+    '/stats/access-log',
+    '/status/clients',
+  ]);
   assert.equal((await fetch(`${base}/metrics`, { method: 'POST' })).status, 405);
 });
 

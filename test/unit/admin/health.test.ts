@@ -72,7 +72,10 @@ test('maintenance wins over everything', () => {
 test('no snapshot, no node connected', () => {
   let r = evaluateHealth(input({ hasSnapshot: false, nodes: [] }));
   assert.equal(r.status, 503);
-  assert.deepEqual(JSON.parse(r.body).problems.map((p: { reason: string }) => p.reason), ['no-snapshot', 'no-envoy-connected']);
+  assert.deepEqual(
+    JSON.parse(r.body).problems.map((p: { reason: string }) => p.reason),
+    ['no-snapshot', 'no-envoy-connected'],
+  );
   r = evaluateHealth(input({ localNode: 'envoy-7', nodes: [] }));
   assert.deepEqual(r.problems, [{ reason: 'node-not-connected', node: 'envoy-7', detail: "Envoy node 'envoy-7' has no xDS stream open" }]);
   assert.deepEqual(reasons(input({ groupHasSnapshot: () => false })), ['no-snapshot']);
@@ -101,7 +104,15 @@ test('after a NACK: rolled back to the ACKed version is fine; a newer version is
   const rolledBack = typeStatus({ upToDate: false, lastResponseNacked: true, lastNack, currentVersion: 'v2', ackedVersion: 'v2', sentVersion: 'v3' });
   assert.equal(evaluateHealth(input({ nodes: [node('e', { CDS: rolledBack })] })).status, 200);
   // The cache moved on to v4 and the server sent it: within the grace period that is fine, after it overdue.
-  const movedOn = typeStatus({ upToDate: false, lastResponseNacked: true, lastNack, currentVersion: 'v4', ackedVersion: 'v2', sentVersion: 'v4', pendingNonce: 'n4' });
+  const movedOn = typeStatus({
+    upToDate: false,
+    lastResponseNacked: true,
+    lastNack,
+    currentVersion: 'v4',
+    ackedVersion: 'v2',
+    sentVersion: 'v4',
+    pendingNonce: 'n4',
+  });
   assert.equal(evaluateHealth(input({ nodes: [node('e', { CDS: movedOn })], outstandingSince: () => NOW - 10 })).status, 200);
   assert.deepEqual(reasons(input({ nodes: [node('e', { CDS: movedOn })], outstandingSince: () => NOW - 6000 })), ['ack-overdue']);
 });
@@ -119,7 +130,10 @@ test('an older ACKed version is fine within the grace period and fails after it'
   const nodes = [node('e', { CDS: behind })];
   assert.equal(evaluateHealth(input({ nodes, outstandingSince: () => NOW - 4999 })).status, 200);
   const r = evaluateHealth(input({ nodes, outstandingSince: () => NOW - 5001 }));
-  assert.deepEqual(r.problems.map((p) => [p.reason, p.type]), [['ack-overdue', 'CDS']]);
+  assert.deepEqual(
+    r.problems.map((p) => [p.reason, p.type]),
+    [['ack-overdue', 'CDS']],
+  );
 });
 
 test('no local node named: one good client is enough; the others are listed, not failing', () => {
@@ -130,7 +144,13 @@ test('no local node named: one good client is enough; the others are listed, not
   const r = evaluateHealth(input({ nodes: [good, bad, silent], outstandingSince: () => NOW - 10 }));
   assert.equal(r.status, 200);
   assert.deepEqual(r.problems, []);
-  assert.deepEqual(r.others.map((p) => [p.reason, p.node]), [['nacked', 'other'], ['awaiting-first-ack', 'never-acks']]);
+  assert.deepEqual(
+    r.others.map((p) => [p.reason, p.node]),
+    [
+      ['nacked', 'other'],
+      ['awaiting-first-ack', 'never-acks'],
+    ],
+  );
   assert.equal(r.contentType, 'application/json');
   const body = JSON.parse(r.body) as { status: string; problems: unknown[]; others: Array<{ node: string }> };
   assert.deepEqual([body.status, body.problems, body.others.map((p) => p.node)], ['OK', [], ['other', 'never-acks']]);
@@ -149,9 +169,15 @@ test('a local node decides alone: its problems fail health, nobody else can vouc
   // The caller passes only the local node's status.
   assert.equal(evaluateHealth(input({ localNode: 'envoy-1', nodes: [node('envoy-1', { CDS: typeStatus({}) })] })).status, 200);
   assert.deepEqual(reasons(input({ localNode: 'envoy-1', nodes: [nacked] })), ['nacked']);
-  assert.deepEqual(evaluateHealth(input({ localNode: 'envoy-1', nodes: [] })).problems.map((p) => [p.reason, p.node]), [['node-not-connected', 'envoy-1']]);
+  assert.deepEqual(
+    evaluateHealth(input({ localNode: 'envoy-1', nodes: [] })).problems.map((p) => [p.reason, p.node]),
+    [['node-not-connected', 'envoy-1']],
+  );
   const unknown = evaluateHealth(input({ localNodeUnknown: 'Envoy admin http://127.0.0.1:1/server_info did not say which node it is: refused', nodes: [] }));
-  assert.deepEqual(unknown.problems.map((p) => p.reason), ['local-node-unknown']);
+  assert.deepEqual(
+    unknown.problems.map((p) => p.reason),
+    ['local-node-unknown'],
+  );
 });
 
 test('the body lists at most 20 problems and counts the rest', () => {
@@ -255,7 +281,10 @@ test('--envoy-admin: the node its /server_info names decides alone; asked again 
   admin.closeAllConnections();
   await new Promise((r) => admin.close(r));
   const down = await checker.check();
-  assert.deepEqual(down.problems.map((p) => p.reason), ['local-node-unknown', 'envoy-not-ready']);
+  assert.deepEqual(
+    down.problems.map((p) => p.reason),
+    ['local-node-unknown', 'envoy-not-ready'],
+  );
   assert.match(down.problems[0]!.detail, /\/server_info did not say which node it is/);
   stranger.cancel();
 });

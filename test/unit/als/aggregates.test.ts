@@ -99,6 +99,10 @@ test('distinct keys are capped; the rest share the overflow key', () => {
   assert.equal(other?.window.requests, 997);
   assert.equal(s.overflowed.routes, 997);
   assert.equal(s.overflowed.clusters, 998);
-  assert.equal(s.routes.reduce((n, r) => n + r.total.requests, 0), 1000, 'no entry is lost from the counts');
+  assert.equal(
+    s.routes.reduce((n, r) => n + r.total.requests, 0),
+    1000,
+    'no entry is lost from the counts',
+  );
   assert.equal(s.maxBytes, (3 + 2 + 2) * windowBytes(5));
 });

@@ -78,12 +78,43 @@ function oracle(entryBytesOwner: Uint8Array): AccessRecord[] {
   const o = T.toObject(T.decode(entryBytesOwner), { longs: Number, enums: String, defaults: false }) as Json;
   const out: AccessRecord[] = [];
   const ms = (d: Json) => (d ? (d.seconds ?? 0) * 1000 + (d.nanos ?? 0) / 1e6 : -1);
-  const addr = (a: Json) => (a?.socket_address ? `${a.socket_address.address ?? ''}:${a.socket_address.port_value ?? 0}` : a?.pipe?.path ?? '');
-  const flagCodes = ['LH', 'UH', 'UT', 'LR', 'UR', 'UF', 'UC', 'UO', 'NR', 'DI', 'FI', 'RL', 'UAEX', 'RLSE', 'DC', 'URX', 'SI', 'IH', 'DPE', 'UMSDR', 'RFCF', 'NFCF', 'DT', 'UPE', 'NC', 'OM', 'DF', 'DR'];
+  const addr = (a: Json) => (a?.socket_address ? `${a.socket_address.address ?? ''}:${a.socket_address.port_value ?? 0}` : (a?.pipe?.path ?? ''));
+  const flagCodes = [
+    'LH',
+    'UH',
+    'UT',
+    'LR',
+    'UR',
+    'UF',
+    'UC',
+    'UO',
+    'NR',
+    'DI',
+    'FI',
+    'RL',
+    'UAEX',
+    'RLSE',
+    'DC',
+    'URX',
+    'SI',
+    'IH',
+    'DPE',
+    'UMSDR',
+    'RFCF',
+    'NFCF',
+    'DT',
+    'UPE',
+    'NC',
+    'OM',
+    'DF',
+    'DR',
+  ];
   const protocols: Record<string, string> = { HTTP10: 'HTTP/1.0', HTTP11: 'HTTP/1.1', HTTP2: 'HTTP/2', HTTP3: 'HTTP/3' };
   const push = (kind: 'http' | 'tcp', e: Json) => {
     const c = e.common_properties ?? {};
-    const flags = FLAG_FIELDS.map((f, i) => (c.response_flags?.[f] ? flagCodes[i] : undefined)).filter(Boolean).join(',');
+    const flags = FLAG_FIELDS.map((f, i) => (c.response_flags?.[f] ? flagCodes[i] : undefined))
+      .filter(Boolean)
+      .join(',');
     const duration = ms(c.duration) >= 0 ? ms(c.duration) : Math.max(0, ms(c.time_to_last_downstream_tx_byte));
     out.push({
       kind,
@@ -99,8 +130,8 @@ function oracle(entryBytesOwner: Uint8Array): AccessRecord[] {
       downstream: addr(c.downstream_remote_address),
       durationMs: duration,
       upstreamMs: ms(c.time_to_first_upstream_rx_byte),
-      bytesIn: kind === 'http' ? e.request?.request_body_bytes ?? 0 : e.connection_properties?.received_bytes ?? 0,
-      bytesOut: kind === 'http' ? e.response?.response_body_bytes ?? 0 : e.connection_properties?.sent_bytes ?? 0,
+      bytesIn: kind === 'http' ? (e.request?.request_body_bytes ?? 0) : (e.connection_properties?.received_bytes ?? 0),
+      bytesOut: kind === 'http' ? (e.response?.response_body_bytes ?? 0) : (e.connection_properties?.sent_bytes ?? 0),
       flags,
       requestId: e.request?.request_id ?? '',
       userAgent: e.request?.user_agent ?? '',
@@ -112,10 +143,51 @@ function oracle(entryBytesOwner: Uint8Array): AccessRecord[] {
   return out;
 }
 
-const plain = (rs: readonly AccessRecord[]) => rs.map((r) => {
-  const { kind, startMs, method, authority, path, protocol, status, route, cluster, upstreamHost, downstream, durationMs, upstreamMs, bytesIn, bytesOut, flags, requestId, userAgent, details } = r;
-  return { kind, startMs, method, authority, path, protocol, status, route, cluster, upstreamHost, downstream, durationMs, upstreamMs, bytesIn, bytesOut, flags, requestId, userAgent, details };
-});
+const plain = (rs: readonly AccessRecord[]) =>
+  rs.map((r) => {
+    const {
+      kind,
+      startMs,
+      method,
+      authority,
+      path,
+      protocol,
+      status,
+      route,
+      cluster,
+      upstreamHost,
+      downstream,
+      durationMs,
+      upstreamMs,
+      bytesIn,
+      bytesOut,
+      flags,
+      requestId,
+      userAgent,
+      details,
+    } = r;
+    return {
+      kind,
+      startMs,
+      method,
+      authority,
+      path,
+      protocol,
+      status,
+      route,
+      cluster,
+      upstreamHost,
+      downstream,
+      durationMs,
+      upstreamMs,
+      bytesIn,
+      bytesOut,
+      flags,
+      requestId,
+      userAgent,
+      details,
+    };
+  });
 
 test('HTTP entries: every logged field matches protobufjs on 2,000 random entries', () => {
   const rand = rng(42);
@@ -132,7 +204,10 @@ test('TCP entries and the identifier', () => {
     identifier: { node: { id: 'envoy-1', cluster: 'edge', metadata: { fields: { a: { string_value: 'b' } } } }, log_name: 'tcp_log' },
     tcp_logs: {
       log_entry: [
-        { common_properties: { upstream_cluster: 'mongo', duration: { seconds: 2 }, response_flags: { upstream_connection_failure: true } }, connection_properties: { received_bytes: 10, sent_bytes: 2 ** 40 } },
+        {
+          common_properties: { upstream_cluster: 'mongo', duration: { seconds: 2 }, response_flags: { upstream_connection_failure: true } },
+          connection_properties: { received_bytes: 10, sent_bytes: 2 ** 40 },
+        },
         {},
       ],
     },

@@ -66,7 +66,10 @@ async function linesUntil(n: number): Promise<Array<Record<string, unknown>>> {
   for (;;) {
     await writer.flush();
     const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
-    const lines = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     if (lines.length >= n || Date.now() > deadline) return lines;
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -83,10 +86,12 @@ test('HTTP and TCP entries become JSON lines labelled with the stream identifier
     call.write({ http_logs: { log_entry: [httpEntry(503, 'web-api-go', 40, { no_healthy_upstream: true, upstream_retry_limit_exceeded: true })] } });
     call.write({
       tcp_logs: {
-        log_entry: [{
-          common_properties: { upstream_cluster: 'mongo', duration: { seconds: 2, nanos: 0 } },
-          connection_properties: { received_bytes: 10, sent_bytes: 20 },
-        }],
+        log_entry: [
+          {
+            common_properties: { upstream_cluster: 'mongo', duration: { seconds: 2, nanos: 0 } },
+            connection_properties: { received_bytes: 10, sent_bytes: 20 },
+          },
+        ],
       },
     });
     setTimeout(() => {
@@ -144,20 +149,25 @@ test('HTTP and TCP entries become JSON lines labelled with the stream identifier
 });
 
 test('a malformed message ends only its own stream; the sink keeps serving', async () => {
-  const Raw = grpc.makeGenericClientConstructor({
-    StreamAccessLogs: {
-      path: ALS_METHOD_PATH,
-      requestStream: true,
-      responseStream: false,
-      requestSerialize: (b: Buffer) => b,
-      requestDeserialize: (b: Buffer) => b,
-      responseSerialize: (b: Buffer) => b,
-      responseDeserialize: (b: Buffer) => b,
+  const Raw = grpc.makeGenericClientConstructor(
+    {
+      StreamAccessLogs: {
+        path: ALS_METHOD_PATH,
+        requestStream: true,
+        responseStream: false,
+        requestSerialize: (b: Buffer) => b,
+        requestDeserialize: (b: Buffer) => b,
+        responseSerialize: (b: Buffer) => b,
+        responseDeserialize: (b: Buffer) => b,
+      },
     },
-  }, 'Raw');
+    'Raw',
+  );
   const raw = new Raw(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   const err = await new Promise<grpc.ServiceError | null>((resolve) => {
-    const call = (raw as unknown as { StreamAccessLogs: (cb: (e: grpc.ServiceError | null) => void) => grpc.ClientWritableStream<Buffer> }).StreamAccessLogs(resolve);
+    const call = (raw as unknown as { StreamAccessLogs: (cb: (e: grpc.ServiceError | null) => void) => grpc.ClientWritableStream<Buffer> }).StreamAccessLogs(
+      resolve,
+    );
     call.write(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f])); // a length far past the end
   });
   raw.close();

@@ -71,10 +71,12 @@ test('node.cluster picks its own group when one exists, else default; watches mo
 });
 
 test('a custom groupOf decides by node metadata', () => {
-  const cache = new SnapshotCache({ groupOf: (n, has) => {
-    const role = n?.metadata.role;
-    return typeof role === 'string' && has(role) ? role : DEFAULT_GROUP;
-  } });
+  const cache = new SnapshotCache({
+    groupOf: (n, has) => {
+      const role = n?.metadata.role;
+      return typeof role === 'string' && has(role) ? role : DEFAULT_GROUP;
+    },
+  });
   cache.set('grpc', buildSnapshot(resourceSet({ clusters: 1 })));
   cache.set(DEFAULT_GROUP, buildSnapshot(resourceSet()));
   assert.equal(cache.groupOf(node('a', 'whatever', { role: 'grpc' })), 'grpc');

@@ -37,7 +37,8 @@ test('each resource is encoded once as an Any with the exact type URL', () => {
   }
   assert.deepEqual(s.names(TypeUrl.Cluster), ['c0', 'c1']);
   // The nested HCM Any is shown expanded, with its '@type', for config_dump.
-  const hcm = ((s.type(TypeUrl.Listener).list[0]!.object.filter_chains as Array<{ filters: Array<{ typed_config: Record<string, unknown> }> }>)[0]?.filters[0]?.typed_config);
+  const hcm = (s.type(TypeUrl.Listener).list[0]!.object.filter_chains as Array<{ filters: Array<{ typed_config: Record<string, unknown> }> }>)[0]?.filters[0]
+    ?.typed_config;
   assert.equal(hcm?.['@type'], HCM_TYPE);
   assert.equal(hcm?.stat_prefix, 'http');
 });
@@ -75,13 +76,24 @@ test('a nested Any with an unknown @type is refused, naming resource and field',
   const bad = httpListener('http', 10000, 'routes') as { filter_chains: Array<{ filters: Array<{ typed_config: Record<string, unknown> }> }> };
   const filter = bad.filter_chains[0]?.filters[0];
   assert.ok(filter);
-  filter.typed_config = { ...filter.typed_config, '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManagr' };
-  throwsSnapshotError(() => buildSnapshot({ ...set, listeners: [bad] }), "listener 'http'", 'filter_chains[0].filters[0].typed_config', 'HttpConnectionManagr', 'empty Any');
+  filter.typed_config = {
+    ...filter.typed_config,
+    '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManagr',
+  };
+  throwsSnapshotError(
+    () => buildSnapshot({ ...set, listeners: [bad] }),
+    "listener 'http'",
+    'filter_chains[0].filters[0].typed_config',
+    'HttpConnectionManagr',
+    'empty Any',
+  );
 });
 
 test('an unknown @type deeper inside a packed Any is found too', () => {
   const set = resourceSet();
-  const l = httpListener('http', 10000, 'routes') as { filter_chains: Array<{ filters: Array<{ typed_config: { http_filters: Array<{ typed_config: Record<string, unknown> }> } }> }> };
+  const l = httpListener('http', 10000, 'routes') as {
+    filter_chains: Array<{ filters: Array<{ typed_config: { http_filters: Array<{ typed_config: Record<string, unknown> }> } }> }>;
+  };
   const router = l.filter_chains[0]?.filters[0]?.typed_config.http_filters[0];
   assert.ok(router);
   router.typed_config = { '@type': 'type.googleapis.com/envoy.extensions.filters.http.nope.v3.Nope' };
@@ -97,7 +109,22 @@ test('an Any without @type is refused', () => {
 test('consistency: every missing reference is named with who references it', () => {
   const base = resourceSet();
   throwsSnapshotError(
-    () => buildSnapshot({ ...base, routes: [routeConfig('routes', [{ prefix: '/a', weighted: [['c0', 50], ['ghost', 50]] }, { prefix: '/', cluster: 'c1', mirror: 'shadow' }])] }),
+    () =>
+      buildSnapshot({
+        ...base,
+        routes: [
+          routeConfig('routes', [
+            {
+              prefix: '/a',
+              weighted: [
+                ['c0', 50],
+                ['ghost', 50],
+              ],
+            },
+            { prefix: '/', cluster: 'c1', mirror: 'shadow' },
+          ]),
+        ],
+      }),
     "route configuration 'routes' virtual_hosts[0].routes[0].route.weighted_clusters.clusters[1].name references cluster 'ghost'",
     "virtual_hosts[0].routes[1].route.request_mirror_policies[0].cluster references cluster 'shadow'",
   );
@@ -117,8 +144,14 @@ test('consistency: every missing reference is named with who references it', () 
     () => buildSnapshot({ ...base, clusters: [edsCluster('c0'), edsCluster('c1', { serviceName: 'svc-1' })] }),
     "cluster 'c1' (type EDS) needs cluster load assignment 'svc-1'",
   );
-  const tcp = { name: 'mongo', filter_chains: [{ filters: [{ name: 'tcp', typed_config: { '@type': TCP_PROXY_TYPE, stat_prefix: 'mongo', cluster: 'mongo-db' } }] }] };
-  throwsSnapshotError(() => buildSnapshot({ ...base, listeners: [...base.listeners, tcp] }), "listener 'mongo' filter_chains[0].filters[0].typed_config.cluster references cluster 'mongo-db'");
+  const tcp = {
+    name: 'mongo',
+    filter_chains: [{ filters: [{ name: 'tcp', typed_config: { '@type': TCP_PROXY_TYPE, stat_prefix: 'mongo', cluster: 'mongo-db' } }] }],
+  };
+  throwsSnapshotError(
+    () => buildSnapshot({ ...base, listeners: [...base.listeners, tcp] }),
+    "listener 'mongo' filter_chains[0].filters[0].typed_config.cluster references cluster 'mongo-db'",
+  );
 });
 
 test('a consistent snapshot records what each Cluster and Listener warms', () => {
@@ -137,7 +170,10 @@ test('a consistent snapshot records what each Cluster and Listener warms', () =>
 test('duplicate and empty names are refused', () => {
   const base = resourceSet();
   throwsSnapshotError(() => buildSnapshot({ ...base, clusters: [...base.clusters, edsCluster('c0')] }), "cluster 'c0' is defined twice");
-  throwsSnapshotError(() => buildSnapshot({ ...base, endpoints: [...base.endpoints, { endpoints: [] }] }), "cluster load assignment #2: 'cluster_name' must be a non-empty string");
+  throwsSnapshotError(
+    () => buildSnapshot({ ...base, endpoints: [...base.endpoints, { endpoints: [] }] }),
+    "cluster load assignment #2: 'cluster_name' must be a non-empty string",
+  );
 });
 
 test('a snapshot is immutable', () => {
@@ -158,12 +194,18 @@ test('a snapshot is immutable', () => {
 
 test('toJSON lists every type with versions and plain resources', () => {
   const s = buildSnapshot(resourceSet());
-  const json = JSON.parse(JSON.stringify(s)) as { version: string; types: Record<string, { type_url: string; version: string; resources: Array<{ name: string; version: string; resource: Record<string, unknown> }> }> };
+  const json = JSON.parse(JSON.stringify(s)) as {
+    version: string;
+    types: Record<string, { type_url: string; version: string; resources: Array<{ name: string; version: string; resource: Record<string, unknown> }> }>;
+  };
   assert.equal(json.version, s.version());
   assert.deepEqual(Object.keys(json.types), ['CDS', 'EDS', 'LDS', 'RDS']);
   assert.equal(json.types.CDS?.type_url, TypeUrl.Cluster);
   assert.equal(json.types.CDS?.version, s.version(TypeUrl.Cluster));
-  assert.deepEqual(json.types.CDS?.resources.map((r) => r.name), ['c0', 'c1']);
+  assert.deepEqual(
+    json.types.CDS?.resources.map((r) => r.name),
+    ['c0', 'c1'],
+  );
   assert.equal(json.types.CDS?.resources[0]?.resource.type, 'EDS');
   assert.deepEqual(json.types.RDS?.resources[0]?.resource.name, 'routes');
 });

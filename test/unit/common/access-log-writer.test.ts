@@ -118,7 +118,12 @@ test('reopen after logrotate renamed the file: later lines in the new file, none
   const afterLast = i;
   writeSome(500);
   await w.close();
-  const read = (f: string) => fs.readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { i: number }).i);
+  const read = (f: string) =>
+    fs
+      .readFileSync(f, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => (JSON.parse(l) as { i: number }).i);
   const all = [...rotated, file].flatMap(read);
   assert.equal(all.length, i, 'every line once');
   all.forEach((n, k) => {

@@ -13,10 +13,21 @@ import { startAdminServer, type AdminSource } from '../../../src/proxy/admin/adm
 import { silentLogger } from '../../../src/log.js';
 import { captureLog } from '../../support/log-capture.js';
 
-async function call(base: string, path: string, method = 'GET'): Promise<{ status: number; statusText: string; type: string; cache: string; allow: string; body: string }> {
+async function call(
+  base: string,
+  path: string,
+  method = 'GET',
+): Promise<{ status: number; statusText: string; type: string; cache: string; allow: string; body: string }> {
   const res = await fetch(`${base}${path}`, { method });
   const h = res.headers;
-  return { status: res.status, statusText: res.statusText, type: h.get('content-type') ?? '', cache: h.get('cache-control') ?? '', allow: h.get('allow') ?? '', body: await res.text() };
+  return {
+    status: res.status,
+    statusText: res.statusText,
+    type: h.get('content-type') ?? '',
+    cache: h.get('cache-control') ?? '',
+    allow: h.get('allow') ?? '',
+    body: await res.text(),
+  };
 }
 
 test('routes, methods and errors follow one convention', async (t) => {
@@ -26,15 +37,36 @@ test('routes, methods and errors follow one convention', async (t) => {
     ['/json', { handle: (url) => jsonReply({ q: url.searchParams.get('q') }) }],
     ['/maintenance', { handle: () => ({ ...reply('MAINTENANCE'), status: 599, reason: 'MAINTENANCE' }) }],
     ['/post-only', { methods: ['POST'], handle: () => reply('done\n') }],
-    ['/bad', { handle: () => { throw new BadRequestError('q: not a number'); } }],
-    ['/boom', { handle: async () => { throw new Error('broken handler'); } }],
+    [
+      '/bad',
+      {
+        handle: () => {
+          throw new BadRequestError('q: not a number');
+        },
+      },
+    ],
+    [
+      '/boom',
+      {
+        handle: async () => {
+          throw new Error('broken handler');
+        },
+      },
+    ],
     ['/gone', { handle: () => errorReply(404, 'nothing here', { why: 'test' }) }],
   ]);
   const server = new AdminHttpServer(routes, log.logger);
   const base = `http://127.0.0.1:${await server.listen('127.0.0.1', 0)}`;
   t.after(() => server.close());
 
-  assert.deepEqual(await call(base, '/text'), { status: 200, statusText: 'OK', type: 'text/plain; charset=UTF-8', cache: 'no-store', allow: '', body: 'hello\n' });
+  assert.deepEqual(await call(base, '/text'), {
+    status: 200,
+    statusText: 'OK',
+    type: 'text/plain; charset=UTF-8',
+    cache: 'no-store',
+    allow: '',
+    body: 'hello\n',
+  });
   assert.deepEqual(JSON.parse((await call(base, '/json?q=1')).body), { q: '1' });
   assert.equal((await call(base, '/json')).type, 'application/json');
   const head = await fetch(`${base}/text`, { method: 'HEAD' });
@@ -44,7 +76,10 @@ test('routes, methods and errors follow one convention', async (t) => {
 
   const notFound = await call(base, '/nope');
   assert.deepEqual([notFound.status, notFound.type], [404, 'application/json']);
-  assert.deepEqual(JSON.parse(notFound.body), { error: 'no such path: /nope', endpoints: ['/bad', '/boom', '/gone', '/json', '/maintenance', '/post-only', '/text'] });
+  assert.deepEqual(JSON.parse(notFound.body), {
+    error: 'no such path: /nope',
+    endpoints: ['/bad', '/boom', '/gone', '/json', '/maintenance', '/post-only', '/text'],
+  });
   const getPost = await call(base, '/post-only');
   assert.deepEqual([getPost.status, getPost.allow, JSON.parse(getPost.body)], [405, 'POST', { error: 'method GET not allowed' }]);
   assert.equal((await call(base, '/post-only', 'POST')).body, 'done\n');

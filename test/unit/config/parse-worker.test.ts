@@ -81,7 +81,10 @@ describe('WorkerConfigParser', () => {
 
   it('close() refuses the texts still waiting, naming their source', async () => {
     const parser = new WorkerConfigParser({ logger: silentLogger });
-    const refused = assert.rejects(parser.parse(MINIMAL_CONFIG, 'consul kv web/config'), (err: unknown) => err instanceof ConfigParseAbortedError && err.message === 'consul kv web/config: config not parsed: serve is shutting down');
+    const refused = assert.rejects(
+      parser.parse(MINIMAL_CONFIG, 'consul kv web/config'),
+      (err: unknown) => err instanceof ConfigParseAbortedError && err.message === 'consul kv web/config: config not parsed: serve is shutting down',
+    );
     await parser.close();
     await refused;
   });

@@ -93,7 +93,8 @@ describe('parseConfig: seed 001', () => {
 });
 
 describe('parseConfig: values', () => {
-  const withTimeout = (v: string): string => MINIMAL.replace('port: 8000', 'port: 8000').replace('      prefix: ["/"]', `      prefix: ["/"]\n      timeout: ${v}`);
+  const withTimeout = (v: string): string =>
+    MINIMAL.replace('port: 8000', 'port: 8000').replace('      prefix: ["/"]', `      prefix: ["/"]\n      timeout: ${v}`);
   const timeoutOf = (v: string): unknown => parseConfig(withTimeout(v), 't').route?.cluster.web?.timeout;
 
   it('reads durations as seconds (fractions allowed) or strings with a unit', () => {
@@ -115,7 +116,10 @@ describe('parseConfig: values', () => {
   });
 
   it('turns expected statuses into half-open ranges, numbers or strings', () => {
-    const text = MINIMAL.replace('web: {}', 'web:\n      health-check: { value: "/h", expected: ["200", "300-399", 204], timeout: 1, interval: 1, healthy: 1, unhealthy: 1 }');
+    const text = MINIMAL.replace(
+      'web: {}',
+      'web:\n      health-check: { value: "/h", expected: ["200", "300-399", 204], timeout: 1, interval: 1, healthy: 1, unhealthy: 1 }',
+    );
     assert.deepEqual(parseConfig(text, 't').cluster.loadbalancer.web?.['health-check']?.expected, [
       { start: 200, end: 201 },
       { start: 300, end: 400 },
@@ -124,7 +128,10 @@ describe('parseConfig: values', () => {
   });
 
   it('refuses statuses outside [100, 600) and reversed ranges', () => {
-    const text = MINIMAL.replace('web: {}', 'web:\n      health-check:\n        value: "/h"\n        expected: ["99", "200-600", "300-200", "abc"]\n        timeout: 1\n        interval: 1\n        healthy: 1\n        unhealthy: 1');
+    const text = MINIMAL.replace(
+      'web: {}',
+      'web:\n      health-check:\n        value: "/h"\n        expected: ["99", "200-600", "300-200", "abc"]\n        timeout: 1\n        interval: 1\n        healthy: 1\n        unhealthy: 1',
+    );
     const hint = 'expected an HTTP status like "200" or an inclusive range like "200-299", within 100-599';
     assert.deepEqual(errorsOf(text), [
       `cluster.loadbalancer.web.health-check.expected[0]: ${hint} (line 15, col 20)`,
@@ -199,7 +206,9 @@ describe('parseConfig: rules across sections', () => {
   it('a route naming an undefined cluster', () => {
     const text = SEED.replace('    web-asset:\n      prefix: ["/asset"]', '    web-assets:\n      prefix: ["/asset"]');
     const line = lineOf(text, 'web-assets:');
-    assert.deepEqual(errorsOf(text).slice(0, 1), [`route.cluster.web-assets: cluster "web-assets" is not defined under cluster.loadbalancer (line ${line}, col 5)`]);
+    assert.deepEqual(errorsOf(text).slice(0, 1), [
+      `route.cluster.web-assets: cluster "web-assets" is not defined under cluster.loadbalancer (line ${line}, col 5)`,
+    ]);
   });
 
   it('clusters sharing a prefix all need a weight, and the weights must not add up to 0', () => {
@@ -218,7 +227,10 @@ describe('parseConfig: rules across sections', () => {
   });
 
   it('route options of clusters sharing a prefix must agree', () => {
-    const text = SEED.replace('      weight: 90\n', '      weight: 90\n      timeout: 2\n').replace('      weight: 10\n', '      weight: 10\n      timeout: 3\n');
+    const text = SEED.replace('      weight: 90\n', '      weight: 90\n      timeout: 2\n').replace(
+      '      weight: 10\n',
+      '      weight: 10\n      timeout: 3\n',
+    );
     assert.deepEqual(errorsOf(text), [
       `route.cluster.web-api-perl.timeout: conflicts with route.cluster.web-api-go.timeout: clusters sharing prefix "/api" share one route, so its timeout must be set once or identically (line ${lineOf(text, 'timeout: 2')}, col 16)`,
     ]);
@@ -229,7 +241,8 @@ describe('parseConfig: rules across sections', () => {
     assert.deepEqual(errorsOf(text), [
       `route.cluster.web-api-go.mirror.cluster: cluster "shadow" is not defined under cluster.loadbalancer (line ${lineOf(text, 'mirror:')}, col 26)`,
     ]);
-    const bad = (p: string): string[] => errorsOf(SEED.replace('      weight: 10\n', `      weight: 10\n      mirror: { cluster: web-asset, percent: ${p} }\n`));
+    const bad = (p: string): string[] =>
+      errorsOf(SEED.replace('      weight: 10\n', `      weight: 10\n      mirror: { cluster: web-asset, percent: ${p} }\n`));
     assert.match(bad('0')[0] ?? '', /mirror\.percent: must be greater than 0/);
     assert.match(bad('150')[0] ?? '', /mirror\.percent: must be at most 100/);
     assert.match(bad('0.00001')[0] ?? '', /mirror\.percent: at most 4 decimals/);
@@ -272,14 +285,14 @@ describe('parseConfig: rules across sections', () => {
     const http = MINIMAL.replace('web: {}', 'web:\n      health-check: { timeout: 1, interval: 1, healthy: 1, unhealthy: 1 }');
     assert.deepEqual(errorsOf(http), ['cluster.loadbalancer.web.health-check.value: required: the path an http health check requests (line 13, col 7)']);
     const tcp = MINIMAL.replace('web: {}', 'web:\n      health-check: { type: tcp, value: "/", timeout: 1, interval: 1, healthy: 1, unhealthy: 1 }');
-    assert.deepEqual(errorsOf(tcp), ['cluster.loadbalancer.web.health-check.value: only applies to http health checks (this one has type: tcp) (line 13, col 41)']);
+    assert.deepEqual(errorsOf(tcp), [
+      'cluster.loadbalancer.web.health-check.value: only applies to http health checks (this one has type: tcp) (line 13, col 41)',
+    ]);
   });
 
   it('endpoint.eds: entries for undefined clusters, static endpoints without a port, non-IP addresses', () => {
     const text = `${MINIMAL}endpoint:\n  eds:\n    web:\n      static:\n        - { address: "10.0.0.1" }\n        - { address: "db.internal", port: 80 }\n    other: { port: 80 }\n`;
-    assert.deepEqual(errorsOf(text), [
-      'endpoint.eds.web.static[1].address: expected an IP address (IPv4 or IPv6 literal) (line 18, col 22)',
-    ]);
+    assert.deepEqual(errorsOf(text), ['endpoint.eds.web.static[1].address: expected an IP address (IPv4 or IPv6 literal) (line 18, col 22)']);
     const fixed = text.replace('"db.internal"', '"10.0.0.2"');
     assert.deepEqual(errorsOf(fixed), [
       'endpoint.eds.web.static[0].port: required: neither this endpoint nor endpoint.eds.web.port sets a port (line 17, col 11)',

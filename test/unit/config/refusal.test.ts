@@ -43,9 +43,22 @@ describe('the problem list is capped', () => {
     const err = refusal(unknownKeys(45));
     assert.equal(err.issues.length, MAX_LISTED_ISSUES);
     assert.equal(err.total, 45);
-    assert.deepEqual(err.issues[0], { path: 'cluster.loadbalancer.web.k0', message: 'unknown key (misspelled, or not valid in this section)', line: 14, col: 7 });
-    assert.deepEqual(err.issues[19], { path: 'cluster.loadbalancer.web.k19', message: 'unknown key (misspelled, or not valid in this section)', line: 33, col: 7 });
-    assert.ok(err.message.endsWith('cluster.loadbalancer.web.k19: unknown key (misspelled, or not valid in this section) (line 33, col 7); and 25 more'), err.message.slice(-200));
+    assert.deepEqual(err.issues[0], {
+      path: 'cluster.loadbalancer.web.k0',
+      message: 'unknown key (misspelled, or not valid in this section)',
+      line: 14,
+      col: 7,
+    });
+    assert.deepEqual(err.issues[19], {
+      path: 'cluster.loadbalancer.web.k19',
+      message: 'unknown key (misspelled, or not valid in this section)',
+      line: 33,
+      col: 7,
+    });
+    assert.ok(
+      err.message.endsWith('cluster.loadbalancer.web.k19: unknown key (misspelled, or not valid in this section) (line 33, col 7); and 25 more'),
+      err.message.slice(-200),
+    );
   });
 
   it('40,000 unknown keys make a message of bounded length', () => {
@@ -61,7 +74,12 @@ describe('the problem list is capped', () => {
     const dups = refusal(MINIMAL + '      lb-policy: random\n'.repeat(30));
     assert.equal(dups.total, 30);
     assert.equal(dups.issues.length, MAX_LISTED_ISSUES);
-    const statuses = refusal(MINIMAL.replace('lb-policy: random', `health-check: { value: /h, timeout: 1, interval: 1, healthy: 1, unhealthy: 1, expected: [${Array(50).fill(99).join(', ')}] }`));
+    const statuses = refusal(
+      MINIMAL.replace(
+        'lb-policy: random',
+        `health-check: { value: /h, timeout: 1, interval: 1, healthy: 1, unhealthy: 1, expected: [${Array(50).fill(99).join(', ')}] }`,
+      ),
+    );
     assert.equal(statuses.total, 50);
     assert.match(statuses.message, /; and 30 more$/);
     const routes = MINIMAL.replace('    web:\n      prefix: ["/"]\n', Array.from({ length: 30 }, (_, i) => `    c${i}: { prefix: ["/x"] }\n`).join(''));
@@ -90,7 +108,10 @@ describe('long values are cut', () => {
     const issue = err.issues[0];
     assert.ok(issue);
     assert.equal(issue.path, 'cluster.loadbalancer.web.lb-policy');
-    assert.match(issue.message, /^expected one of "round-robin", "least-request", "random", "ring-hash", "maglev", got "fastxxx+…x+est" \(cut, 400009 characters\)$/);
+    assert.match(
+      issue.message,
+      /^expected one of "round-robin", "least-request", "random", "ring-hash", "maglev", got "fastxxx+…x+est" \(cut, 400009 characters\)$/,
+    );
     assert.deepEqual([issue.line, issue.col], [13, 18]);
     assert.ok(err.message.length < 600, `message of ${err.message.length} characters`);
   });
@@ -123,10 +144,13 @@ describe('YAML costs bounded by our own checks', () => {
     const text = `${MINIMAL}      lb-policy: random\n    web: {}\ncluster: {"a": 1, a: 2, 'b': &x 3, b: 4}\n  ? web\n  : 1\n`;
     const ours = formatted(refusal(text));
     assert.ok(ours.length >= 4, ours.join('\n'));
-    assert.deepEqual(ours.filter((l) => l.includes('unique')), yamlDuplicates(text));
+    assert.deepEqual(
+      ours.filter((l) => l.includes('unique')),
+      yamlDuplicates(text),
+    );
   });
 
-  it("keys that differ in type are not duplicates (yaml's rule: 1 and \"1\" differ)", () => {
+  it('keys that differ in type are not duplicates (yaml\'s rule: 1 and "1" differ)', () => {
     const text = MINIMAL.replace('    web:\n      lb-policy: random\n', '    web: {}\n    1: {}\n    "1": {}\n');
     assert.deepEqual(yamlDuplicates(text), []);
     assert.doesNotThrow(() => parseConfig(text, 't'));
@@ -136,7 +160,9 @@ describe('YAML costs bounded by our own checks', () => {
     for (const depth of [MAX_NESTING + 1, 200_000]) {
       const err = refusal(`${MINIMAL}      x: ${'['.repeat(depth)}${']'.repeat(depth)}\n`);
       // The root, cluster, loadbalancer and web mappings are 4 levels: the first refused `[` (col 10 is the first) is the 61st.
-      assert.deepEqual(formatted(err), [`: YAML: collections nested more than ${MAX_NESTING} deep; a config needs about 7 levels (line 14, col ${10 + MAX_NESTING - 4})`]);
+      assert.deepEqual(formatted(err), [
+        `: YAML: collections nested more than ${MAX_NESTING} deep; a config needs about 7 levels (line 14, col ${10 + MAX_NESTING - 4})`,
+      ]);
     }
     const compact = refusal(`${MINIMAL}      x:\n${'- '.repeat(100_000)}1\n`);
     assert.match(compact.message, /collections nested more than 64 deep/);
@@ -146,7 +172,9 @@ describe('YAML costs bounded by our own checks', () => {
     const marks = (n: number): string => Array.from({ length: n }, (_, i) => `    a${i}: &x${i} {}\n    b${i}: *x${i}\n`).join('');
     const err = refusal(MINIMAL + marks(MAX_ANCHORS_AND_ALIASES / 2 + 1));
     // The first one over: the anchored value `{}` of a500, after `    a500: &x500 `.
-    assert.deepEqual(formatted(err), [`: YAML: more than ${MAX_ANCHORS_AND_ALIASES} anchors and aliases (&name, *name); a config needs few (line ${14 + MAX_ANCHORS_AND_ALIASES}, col 17)`]);
+    assert.deepEqual(formatted(err), [
+      `: YAML: more than ${MAX_ANCHORS_AND_ALIASES} anchors and aliases (&name, *name); a config needs few (line ${14 + MAX_ANCHORS_AND_ALIASES}, col 17)`,
+    ]);
     const config = parseConfig(MINIMAL.replace('    web:\n      lb-policy: random\n', `    web: &shared\n      lb-policy: random\n    api: *shared\n`), 't');
     assert.equal(config.cluster.loadbalancer.api?.['lb-policy'], 'random');
   });
@@ -156,13 +184,19 @@ describe('the size cap', () => {
   it(`refuses a text over the cap (default ${DEFAULT_CONFIG_MAX_BYTES} bytes) unparsed, naming the source, its size and the cap`, () => {
     const big = `${SEED}#${'x'.repeat(DEFAULT_CONFIG_MAX_BYTES)}\n`;
     const bytes = Buffer.byteLength(big);
-    assert.throws(() => parseConfig(big, 'consul kv consul-xds/config'), (err: unknown) => {
-      assert.ok(err instanceof ConfigTooLargeError);
-      assert.equal(err.code, 'CXDS_CONFIG_TOO_LARGE');
-      assert.deepEqual([err.source, err.bytes, err.maxBytes], ['consul kv consul-xds/config', bytes, DEFAULT_CONFIG_MAX_BYTES]);
-      assert.equal(err.message, `consul kv consul-xds/config: the config is ${bytes} bytes, over the ${DEFAULT_CONFIG_MAX_BYTES}-byte cap (--config-max-bytes); not parsed`);
-      return true;
-    });
+    assert.throws(
+      () => parseConfig(big, 'consul kv consul-xds/config'),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigTooLargeError);
+        assert.equal(err.code, 'CXDS_CONFIG_TOO_LARGE');
+        assert.deepEqual([err.source, err.bytes, err.maxBytes], ['consul kv consul-xds/config', bytes, DEFAULT_CONFIG_MAX_BYTES]);
+        assert.equal(
+          err.message,
+          `consul kv consul-xds/config: the config is ${bytes} bytes, over the ${DEFAULT_CONFIG_MAX_BYTES}-byte cap (--config-max-bytes); not parsed`,
+        );
+        return true;
+      },
+    );
     // The cap counts UTF-8 bytes, not characters; a text at the cap is parsed.
     const text = `${SEED}# ${'é'.repeat(100)}\n`;
     const size = Buffer.byteLength(text);

@@ -35,7 +35,10 @@ test('translate trusts the mark and re-checks an unmarked config', () => {
   const clusters = { ...parsed.cluster.loadbalancer };
   delete clusters[firstCluster];
   const broken = { ...parsed, cluster: { ...parsed.cluster, loadbalancer: clusters } } as Config;
-  assert.throws(() => translate(broken, new Map()), (err: unknown) => err instanceof ConfigError && /is not defined under cluster\.loadbalancer/.test(err.message));
+  assert.throws(
+    () => translate(broken, new Map()),
+    (err: unknown) => err instanceof ConfigError && /is not defined under cluster\.loadbalancer/.test(err.message),
+  );
   // Marked as validated, the cross-section check is skipped (translate proceeds or fails later, elsewhere).
   let skipped = true;
   try {

@@ -25,7 +25,10 @@ function changedLines(before: string, after: string): Array<[string, string]> {
 
 test('seed 001: shifting /api changes exactly the two weight values; comments, quoting and flow lists stay', async () => {
   const text = await seed();
-  const edit = editWeights(text, 'seed', '/api', [{ cluster: 'web-api-perl', weight: 50 }, { cluster: 'web-api-go', weight: 50 }]);
+  const edit = editWeights(text, 'seed', '/api', [
+    { cluster: 'web-api-perl', weight: 50 },
+    { cluster: 'web-api-go', weight: 50 },
+  ]);
   assert.deepEqual(changedLines(text, edit.text), [
     ['      weight: 90', '      weight: 50'],
     ['      weight: 10', '      weight: 50'],
@@ -38,7 +41,7 @@ test('seed 001: shifting /api changes exactly the two weight values; comments, q
   assert.equal(config.route?.cluster['web-api-go']?.weight, 50);
 });
 
-test('end-of-line comments on the weight survive; a missing weight is inserted in the entry\'s style', () => {
+test("end-of-line comments on the weight survive; a missing weight is inserted in the entry's style", () => {
   const text = [
     '# routing for the canary',
     'listener:',
@@ -74,10 +77,15 @@ test('end-of-line comments on the weight survive; a missing weight is inserted i
   assert.deepEqual(edit.changes.find((c) => c.cluster === 'stable')?.alsoOn, ['/v2'], 'the shared weight is reported');
   assert.equal(edit.changes.find((c) => c.cluster === 'fresh')?.from, undefined);
   const config = parseConfig(edit.text, 'edited');
-  assert.deepEqual(Object.fromEntries(Object.entries(config.route?.cluster ?? {}).map(([k, v]) => [k, v.weight])), { stable: 70, canary: 20, fresh: 7, inline: 3 });
+  assert.deepEqual(Object.fromEntries(Object.entries(config.route?.cluster ?? {}).map(([k, v]) => [k, v.weight])), {
+    stable: 70,
+    canary: 20,
+    fresh: 7,
+    inline: 3,
+  });
 });
 
-test('virtual-hosts are edited with --vhost; the seed\'s route is the default one', () => {
+test("virtual-hosts are edited with --vhost; the seed's route is the default one", () => {
   const text = [
     'listener: { l: { address: "127.0.0.1", port: 0 } }',
     'virtual-hosts:',
@@ -90,32 +98,60 @@ test('virtual-hosts are edited with --vhost; the seed\'s route is the default on
   ].join('\n');
   const edit = editWeights(text, 'kv', '/', [{ cluster: 'b', weight: 9 }], { vhost: 'admin' });
   assert.match(edit.text, /b: \{ prefix: \["\/"\], weight: 9 \}/);
-  assert.throws(() => editWeights(text, 'kv', '/', [{ cluster: 'b', weight: 9 }]), (e: unknown) => e instanceof ConfigError && /virtual-hosts\.default: no virtual host 'default'/.test(e.message));
+  assert.throws(
+    () => editWeights(text, 'kv', '/', [{ cluster: 'b', weight: 9 }]),
+    (e: unknown) => e instanceof ConfigError && /virtual-hosts\.default: no virtual host 'default'/.test(e.message),
+  );
 });
 
 test('errors name the config path and line: unknown cluster, prefix not routed, bad arguments', async () => {
   const text = await seed();
   assert.throws(
-    () => editWeights(text, 'consul kv consul-xds/config', '/api', [{ cluster: 'web-api-rust', weight: 1 }, { cluster: 'web-asset', weight: 5 }]),
+    () =>
+      editWeights(text, 'consul kv consul-xds/config', '/api', [
+        { cluster: 'web-api-rust', weight: 1 },
+        { cluster: 'web-asset', weight: 5 },
+      ]),
     (e: unknown) =>
       e instanceof ConfigError &&
       e.issues.length === 2 &&
-      /^consul kv consul-xds\/config: route\.cluster: no cluster 'web-api-rust' here \(routed clusters: web-api-perl, web-api-go, web-asset\)/.test(e.message) &&
+      /^consul kv consul-xds\/config: route\.cluster: no cluster 'web-api-rust' here \(routed clusters: web-api-perl, web-api-go, web-asset\)/.test(
+        e.message,
+      ) &&
       /route\.cluster\.web-asset\.prefix: cluster 'web-asset' does not route prefix "\/api" \(it routes "\/asset"\) \(line 24, col 15\)/.test(e.message),
   );
-  assert.throws(() => editWeights('a: [', 'kv', '/api', [{ cluster: 'x', weight: 1 }]), (e: unknown) => e instanceof ConfigError && /YAML syntax/.test(e.message));
-  assert.deepEqual(parseWeightArgs(['a=1', 'b-c=0']), [{ cluster: 'a', weight: 1 }, { cluster: 'b-c', weight: 0 }]);
-  for (const bad of [[], ['a'], ['a=-1'], ['a=1.5'], ['a=1', 'a=2']]) assert.throws(() => parseWeightArgs(bad), (e: unknown) => e instanceof ConsulXdsError && e.code === 'CXDS_USAGE');
+  assert.throws(
+    () => editWeights('a: [', 'kv', '/api', [{ cluster: 'x', weight: 1 }]),
+    (e: unknown) => e instanceof ConfigError && /YAML syntax/.test(e.message),
+  );
+  assert.deepEqual(parseWeightArgs(['a=1', 'b-c=0']), [
+    { cluster: 'a', weight: 1 },
+    { cluster: 'b-c', weight: 0 },
+  ]);
+  for (const bad of [[], ['a'], ['a=-1'], ['a=1.5'], ['a=1', 'a=2']])
+    assert.throws(
+      () => parseWeightArgs(bad),
+      (e: unknown) => e instanceof ConsulXdsError && e.code === 'CXDS_USAGE',
+    );
 });
 
 test('an edit Envoy would refuse is caught by the validation before any write (all weights 0)', async () => {
-  const edit = editWeights(await seed(), 'kv', '/api', [{ cluster: 'web-api-perl', weight: 0 }, { cluster: 'web-api-go', weight: 0 }]);
-  assert.throws(() => checkConfigText(edit.text, 'consul kv k (after weights set /api)'), (e: unknown) => e instanceof ConfigError && /weights on prefix "\/api" add up to 0/.test(e.message));
+  const edit = editWeights(await seed(), 'kv', '/api', [
+    { cluster: 'web-api-perl', weight: 0 },
+    { cluster: 'web-api-go', weight: 0 },
+  ]);
+  assert.throws(
+    () => checkConfigText(edit.text, 'consul kv k (after weights set /api)'),
+    (e: unknown) => e instanceof ConfigError && /weights on prefix "\/api" add up to 0/.test(e.message),
+  );
 });
 
 test('dry-run preview: YAML diff plus only the changed Envoy resource (the route table)', async () => {
   const text = await seed();
-  const edit = editWeights(text, 'kv', '/api', [{ cluster: 'web-api-perl', weight: 75 }, { cluster: 'web-api-go', weight: 25 }]);
+  const edit = editWeights(text, 'kv', '/api', [
+    { cluster: 'web-api-perl', weight: 75 },
+    { cluster: 'web-api-go', weight: 25 },
+  ]);
   const current = { key: 'consul-xds/config', value: text, modifyIndex: 42 };
   const preview = previewKvWrite({ key: 'consul-xds/config', current, next: checkConfigText(edit.text, 'kv'), cas: 42 });
   assert.match(preview, /^# Config \(YAML\)\n--- consul kv consul-xds\/config \(ModifyIndex 42\)\n\+\+\+ consul kv consul-xds\/config \(proposed\)\n@@ /);
@@ -134,9 +170,27 @@ test('unifiedDiff: hunks with context, removals before additions, empty for equa
   assert.equal(
     unifiedDiff(a, b, { from: 'a', to: 'b' }),
     [
-      '--- a', '+++ b',
-      '@@ -3,7 +3,7 @@', ' line 2', ' line 3', ' line 4', '-line 5', '+line five', ' line 6', ' line 7', ' line 8',
-      '@@ -18,7 +18,8 @@', ' line 17', ' line 18', ' line 19', '-line 20', '+line twenty', '+extra', ' line 21', ' line 22', ' line 23',
+      '--- a',
+      '+++ b',
+      '@@ -3,7 +3,7 @@',
+      ' line 2',
+      ' line 3',
+      ' line 4',
+      '-line 5',
+      '+line five',
+      ' line 6',
+      ' line 7',
+      ' line 8',
+      '@@ -18,7 +18,8 @@',
+      ' line 17',
+      ' line 18',
+      ' line 19',
+      '-line 20',
+      '+line twenty',
+      '+extra',
+      ' line 21',
+      ' line 22',
+      ' line 23',
       '',
     ].join('\n'),
   );

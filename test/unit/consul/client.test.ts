@@ -38,7 +38,15 @@ async function scripted(answer: (req: IncomingMessage, res: ServerResponse, body
     });
   });
   const client = ConsulClient.fromOptions({ address: `http://127.0.0.1:${server.port}`, token: TOKEN, datacenter: 'dc2' }, {});
-  return { seen, sockets, client, close: async () => { client.close(); await server.close(); } };
+  return {
+    seen,
+    sockets,
+    client,
+    close: async () => {
+      client.close();
+      await server.close();
+    },
+  };
 }
 
 function assertNoToken(err: unknown): void {
@@ -60,7 +68,10 @@ test('transport: one keep-alive connection; token only in X-Consul-Token; dc and
     const url = new URL(consul.seen[0]?.url ?? '', 'http://x');
     assert.equal(url.pathname, '/v1/health/service/web');
     assert.deepEqual(Object.fromEntries(url.searchParams), { dc: 'dc2', index: '7', wait: '1000ms', stale: '' });
-    assert.ok(consul.seen.every((s) => s.token === TOKEN && !s.url.includes('t0p5ecret')), 'the token travels in the header only');
+    assert.ok(
+      consul.seen.every((s) => s.token === TOKEN && !s.url.includes('t0p5ecret')),
+      'the token travels in the header only',
+    );
   } finally {
     await consul.close();
   }
@@ -70,7 +81,10 @@ test('transport: 404, 500 and 429 are answers with status, index and Retry-After
   const consul = await scripted((req, res, body) => {
     const path = decodeURIComponent(new URL(req.url ?? '', 'http://x').pathname);
     if (path === '/v1/kv/app/missing') res.writeHead(404, { 'x-consul-index': '9' }).end();
-    else if (path === '/v1/kv/app/config' && req.method === 'GET') res.writeHead(200, { 'content-type': 'application/json', 'x-consul-index': '10' }).end(JSON.stringify([{ Key: 'app/config', Value: Buffer.from('a: 1\n').toString('base64'), ModifyIndex: 10 }]));
+    else if (path === '/v1/kv/app/config' && req.method === 'GET')
+      res
+        .writeHead(200, { 'content-type': 'application/json', 'x-consul-index': '10' })
+        .end(JSON.stringify([{ Key: 'app/config', Value: Buffer.from('a: 1\n').toString('base64'), ModifyIndex: 10 }]));
     else if (path === '/v1/kv/app/config') res.writeHead(200, { 'content-type': 'application/json' }).end(body === 'b: 2\n' ? 'true' : 'false');
     else if (path === '/v1/busy') res.writeHead(429, { 'retry-after': '3', 'content-type': 'text/plain' }).end('rate limit exceeded');
     else res.writeHead(500, { 'content-type': 'text/plain' }).end('boom');
@@ -85,9 +99,18 @@ test('transport: 404, 500 and 429 are answers with status, index and Retry-After
     const put = consul.seen.at(-1);
     assert.equal(put?.method, 'PUT');
     assert.deepEqual(Object.fromEntries(new URL(put?.url ?? '', 'http://x').searchParams), { dc: 'dc2', cas: '10' });
-    assert.ok(consul.seen.every((s) => s.token === TOKEN), 'typed calls carry the token too');
-    assert.ok(consul.seen.filter((s) => s.url.includes('/kv/')).every((s) => s.url.startsWith('/v1/kv/app/')), 'a key keeps its slashes on the wire');
-    await assert.rejects(consul.client.kvGet('app/broken'), (e: unknown) => e instanceof ConsulError && /^consul kv app\/broken: consul answered 500: boom$/.test(e.message));
+    assert.ok(
+      consul.seen.every((s) => s.token === TOKEN),
+      'typed calls carry the token too',
+    );
+    assert.ok(
+      consul.seen.filter((s) => s.url.includes('/kv/')).every((s) => s.url.startsWith('/v1/kv/app/')),
+      'a key keeps its slashes on the wire',
+    );
+    await assert.rejects(
+      consul.client.kvGet('app/broken'),
+      (e: unknown) => e instanceof ConsulError && /^consul kv app\/broken: consul answered 500: boom$/.test(e.message),
+    );
   } finally {
     await consul.close();
   }
@@ -104,7 +127,10 @@ test('transport: timeout, abort and a response cut mid-body fail at once, naming
   });
   const timed = async (p: Promise<unknown>): Promise<{ err: unknown; ms: number }> => {
     const t0 = performance.now();
-    const err = await p.then(() => undefined, (e: unknown) => e);
+    const err = await p.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     return { err, ms: performance.now() - t0 };
   };
   try {
@@ -118,7 +144,11 @@ test('transport: timeout, abort and a response cut mid-body fail at once, naming
     const aborted = await timed(consul.client.request('GET', '/v1/kv/slow', { signal: ac.signal, timeoutMs: 10_000 }));
     assert.match(String(aborted.err), /^ConsulError: consul GET \/v1\/kv\/slow: aborted$/);
     assert.ok(aborted.ms < 1000, `aborted after ${aborted.ms.toFixed(0)} ms`);
-    await assert.rejects(consul.client.kvGet('slow', { signal: ac.signal }), /^ConsulError: consul GET \/v1\/kv\/slow: aborted$/, 'an aborted signal sends nothing');
+    await assert.rejects(
+      consul.client.kvGet('slow', { signal: ac.signal }),
+      /^ConsulError: consul GET \/v1\/kv\/slow: aborted$/,
+      'an aborted signal sends nothing',
+    );
 
     // Without care this would wait out the timeout and then pass as an empty 200 answer.
     const cut = await timed(consul.client.request('GET', '/v1/cut', { timeoutMs: 10_000 }));
@@ -148,8 +178,14 @@ test('transport: unreachable Consul names the address and the request, never the
   await gone.close();
   const reopened = ConsulClient.fromOptions({ address: `http://127.0.0.1:${port}`, token: TOKEN }, {});
   try {
-    const err = await reopened.kvPut('app/config', 'x').then(() => undefined, (e: unknown) => e);
-    assert.match(String(err), new RegExp(`^ConsulError: consul PUT /v1/kv/app/config: cannot reach consul at http://127\\.0\\.0\\.1:${port}: connect ECONNREFUSED`));
+    const err = await reopened.kvPut('app/config', 'x').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.match(
+      String(err),
+      new RegExp(`^ConsulError: consul PUT /v1/kv/app/config: cannot reach consul at http://127\\.0\\.0\\.1:${port}: connect ECONNREFUSED`),
+    );
     assertNoToken(err);
   } finally {
     reopened.close();

@@ -24,7 +24,15 @@ function body(entries: EntryInput[]): string {
   return JSON.stringify(
     entries.map((e) => ({
       Node: { ID: 'x', Node: e.node ?? 'n1', Address: e.nodeAddress ?? '10.0.0.1', Datacenter: 'dc1', Meta: e.nodeMeta ?? { 'consul-network-segment': '' } },
-      Service: { ID: e.id, Service: 'web', Tags: [], Address: e.address ?? '', Meta: e.meta ?? null, Port: e.port ?? 8080, Weights: e.weights === undefined ? { Passing: 1, Warning: 1 } : e.weights },
+      Service: {
+        ID: e.id,
+        Service: 'web',
+        Tags: [],
+        Address: e.address ?? '',
+        Meta: e.meta ?? null,
+        Port: e.port ?? 8080,
+        Weights: e.weights === undefined ? { Passing: 1, Warning: 1 } : e.weights,
+      },
       Checks: [['serfHealth', 'passing'], ...(e.checks ?? [])].map(([CheckID, Status]) => ({ CheckID, Status, Output: 'whatever', ServiceID: e.id })),
     })),
   );
@@ -44,7 +52,16 @@ test('parse + toEndpoints: address fallback, Service.Port, meta locality (servic
   const instances = parseHealthEntries(
     body([
       { id: 'web-1', address: '10.1.0.1', port: 8080, meta: { zone: 'z1', region: 'r1' }, weights: { Passing: 5, Warning: 2 } },
-      { id: 'web-2', node: 'n2', nodeAddress: '10.1.0.2', nodeMeta: { zone: 'nz', region: 'nr' }, meta: { zone: 'z2' }, port: 8081, checks: [['ttl', 'warning']], weights: { Passing: 5, Warning: 2 } },
+      {
+        id: 'web-2',
+        node: 'n2',
+        nodeAddress: '10.1.0.2',
+        nodeMeta: { zone: 'nz', region: 'nr' },
+        meta: { zone: 'z2' },
+        port: 8081,
+        checks: [['ttl', 'warning']],
+        weights: { Passing: 5, Warning: 2 },
+      },
       { id: 'web-3', address: '10.1.0.3', checks: [['ttl', 'critical']] },
       { id: 'web-4', address: '10.1.0.4', checks: [['_service_maintenance:web-4', 'critical']], weights: null },
     ]),
@@ -61,7 +78,10 @@ test('parse + toEndpoints: address fallback, Service.Port, meta locality (servic
 });
 
 test('toEndpoints: the config port overrides Service.Port; warning can map to HEALTHY; Warning weight 0 becomes 1', () => {
-  const instances = parseHealthEntries(body([{ id: 'a', address: '10.0.0.5', port: 9999, checks: [['t', 'warning']], weights: { Passing: 3, Warning: 0 } }]), 'web').instances;
+  const instances = parseHealthEntries(
+    body([{ id: 'a', address: '10.0.0.5', port: 9999, checks: [['t', 'warning']], weights: { Passing: 3, Warning: 0 } }]),
+    'web',
+  ).instances;
   const { endpoints } = toEndpoints('web', instances, { port: 80, warningAs: 'HEALTHY' });
   assert.deepEqual(endpoints, [{ address: '10.0.0.5', port: 80, health: 'HEALTHY', weight: 1, origin: 'n1/a' }]);
 });
@@ -77,7 +97,10 @@ test('toEndpoints: hostnames, missing ports and duplicates are skipped with a re
     'web',
   ).instances;
   const { endpoints, skipped } = toEndpoints('web', instances);
-  assert.deepEqual(endpoints.map((e) => e.origin), ['n1/dup-a']);
+  assert.deepEqual(
+    endpoints.map((e) => e.origin),
+    ['n1/dup-a'],
+  );
   assert.equal(skipped.length, 3);
   assert.match(skipped.join('\n'), /consul health web: instance n1\/named: address 'web.internal' is not an IP literal/);
   assert.match(skipped.join('\n'), /instance n1\/noport: no usable port/);
@@ -85,14 +108,31 @@ test('toEndpoints: hostnames, missing ports and duplicates are skipped with a re
 });
 
 test('parseHealthEntries: custom locality keys; malformed answers name the service', () => {
-  const [inst] = parseHealthEntries(body([{ id: 'a', address: '10.0.0.9', meta: { 'topology.zone': 'za', az: 'ignored' } }]), 'web', { zoneKey: 'topology.zone' }).instances;
+  const [inst] = parseHealthEntries(body([{ id: 'a', address: '10.0.0.9', meta: { 'topology.zone': 'za', az: 'ignored' } }]), 'web', {
+    zoneKey: 'topology.zone',
+  }).instances;
   assert.equal(inst?.zone, 'za');
-  assert.throws(() => parseHealthEntries('{"not":"a list"}', 'web'), (e: unknown) => e instanceof ConsulError && /^consul health web: unexpected answer/.test(e.message));
+  assert.throws(
+    () => parseHealthEntries('{"not":"a list"}', 'web'),
+    (e: unknown) => e instanceof ConsulError && /^consul health web: unexpected answer/.test(e.message),
+  );
   assert.throws(() => parseHealthEntries('<html>', 'web'), /consul health web: answer is not JSON/);
 });
 
 test('parseHealthEntries: result order is stable regardless of Consul order (node, then service id)', () => {
-  const a = parseHealthEntries(body([{ id: 'b', node: 'n2', address: '10.0.0.2' }, { id: 'a', node: 'n1', address: '10.0.0.1' }]), 'web');
-  const b = parseHealthEntries(body([{ id: 'a', node: 'n1', address: '10.0.0.1' }, { id: 'b', node: 'n2', address: '10.0.0.2' }]), 'web');
+  const a = parseHealthEntries(
+    body([
+      { id: 'b', node: 'n2', address: '10.0.0.2' },
+      { id: 'a', node: 'n1', address: '10.0.0.1' },
+    ]),
+    'web',
+  );
+  const b = parseHealthEntries(
+    body([
+      { id: 'a', node: 'n1', address: '10.0.0.1' },
+      { id: 'b', node: 'n2', address: '10.0.0.2' },
+    ]),
+    'web',
+  );
   assert.deepEqual(a, b);
 });

@@ -110,7 +110,14 @@ interface EntryInput {
 function entry(e: EntryInput): unknown {
   return {
     Node: { Node: e.node ?? 'n1', Address: '10.0.0.1', Meta: {} },
-    Service: { ID: e.id, Service: 'web', Address: e.address ?? '10.0.0.1', Port: e.port ?? 80, Meta: e.meta ?? null, Weights: e.weights ?? { Passing: 1, Warning: 1 } },
+    Service: {
+      ID: e.id,
+      Service: 'web',
+      Address: e.address ?? '10.0.0.1',
+      Port: e.port ?? 80,
+      Meta: e.meta ?? null,
+      Weights: e.weights ?? { Passing: 1, Warning: 1 },
+    },
     Checks: [{ CheckID: 'serfHealth', Status: 'passing' }],
   };
 }
@@ -127,7 +134,10 @@ test('parseHealthEntries: a malformed entry costs only itself; each is reported 
     ]),
     'web',
   );
-  assert.deepEqual(answer.instances.map((i) => i.serviceId), ['good-1', 'good-2']);
+  assert.deepEqual(
+    answer.instances.map((i) => i.serviceId),
+    ['good-1', 'good-2'],
+  );
   assert.equal(answer.invalid.length, 4);
   assert.match(answer.invalid[0] ?? '', /^consul health web: entry 1 \(instance n1\/port-text\): Service\.Port: .*; skipped$/);
   assert.match(answer.invalid[1] ?? '', /^consul health web: entry 2 \(instance n2\/\?\): Service\.ID: /);
@@ -137,7 +147,10 @@ test('parseHealthEntries: a malformed entry costs only itself; each is reported 
 
 test('toEndpoints: a weight above uint32 is clamped and reported; the instance stays and Envoy accepts the CLA', () => {
   const { instances } = parseHealthEntries(
-    JSON.stringify([entry({ id: 'big', address: '10.0.0.1', weights: { Passing: 2 ** 32 + 5, Warning: 1 } }), entry({ id: 'small', address: '10.0.0.2', weights: { Passing: 3, Warning: 1 } })]),
+    JSON.stringify([
+      entry({ id: 'big', address: '10.0.0.1', weights: { Passing: 2 ** 32 + 5, Warning: 1 } }),
+      entry({ id: 'small', address: '10.0.0.2', weights: { Passing: 3, Warning: 1 } }),
+    ]),
     'web',
   );
   const { endpoints, skipped } = toEndpoints('web', instances);
@@ -149,13 +162,18 @@ test('toEndpoints: a weight above uint32 is clamped and reported; the instance s
 });
 
 test('fitWeights: sums past uint32 are scaled by one factor (ratios kept, each >= 1, total fits); small sums untouched', () => {
-  const eps = (weights: number[]): EndpointInfo[] => weights.map((weight, i) => ({ address: `10.0.0.${i + 1}`, port: 80, health: 'HEALTHY', weight, zone: i % 2 ? 'a' : 'b' }));
+  const eps = (weights: number[]): EndpointInfo[] =>
+    weights.map((weight, i) => ({ address: `10.0.0.${i + 1}`, port: 80, health: 'HEALTHY', weight, zone: i % 2 ? 'a' : 'b' }));
   const small = eps([5, 7]);
   assert.equal(fitWeights(small), small);
   const big = fitWeights(eps([UINT32_MAX, UINT32_MAX, UINT32_MAX, 2, 1]));
   const total = big.reduce((s, e) => s + (e.weight ?? 1), 0);
   assert.ok(total <= UINT32_MAX, `total ${total}`);
-  assert.deepEqual(big.slice(3).map((e) => e.weight), [1, 1], 'tiny weights stay at least 1');
+  assert.deepEqual(
+    big.slice(3).map((e) => e.weight),
+    [1, 1],
+    'tiny weights stay at least 1',
+  );
   assert.equal(big[0]?.weight, big[2]?.weight);
   assert.ok(Math.abs((big[0]?.weight ?? 0) - UINT32_MAX / 3) < 10, 'a third each');
   assert.deepEqual(endpointIssues('c', big), []);
@@ -164,13 +182,21 @@ test('fitWeights: sums past uint32 are scaled by one factor (ratios kept, each >
 test('decodeHealthAnswer: an answer flagged X-Consul-Results-Filtered-By-ACLs is an error naming the permission, not "no instances"', () => {
   assert.throws(
     () => decodeHealthAnswer({ status: 200, index: 7, body: '[]', aclFiltered: true }, 'web'),
-    (e: unknown) => e instanceof ConsulError && /consul health web: .*X-Consul-Results-Filtered-By-ACLs.*\(\$CONSUL_HTTP_TOKEN or --consul-token-file\) needs service:read on 'web' and node:read/.test(e.message),
+    (e: unknown) =>
+      e instanceof ConsulError &&
+      /consul health web: .*X-Consul-Results-Filtered-By-ACLs.*\(\$CONSUL_HTTP_TOKEN or --consul-token-file\) needs service:read on 'web' and node:read/.test(
+        e.message,
+      ),
   );
   assert.deepEqual(decodeHealthAnswer({ status: 200, index: 7, body: '[]' }, 'web').instances, []);
 });
 
 test('ConsulClient.expect: the 403 hint names the real token settings', () => {
-  assert.throws(() => ConsulClient.expect({ status: 403, body: 'Permission denied' }, 'consul health web'), (e: unknown) => e instanceof ConsulError && /check the ACL token: \$CONSUL_HTTP_TOKEN or --consul-token-file\)$/.test(e.message) && !/--consul-token[^-]/.test(e.message));
+  assert.throws(
+    () => ConsulClient.expect({ status: 403, body: 'Permission denied' }, 'consul health web'),
+    (e: unknown) =>
+      e instanceof ConsulError && /check the ACL token: \$CONSUL_HTTP_TOKEN or --consul-token-file\)$/.test(e.message) && !/--consul-token[^-]/.test(e.message),
+  );
 });
 
 test('parseRetryAfter and retryDelay: seconds or an HTTP date; the longer of backoff and Retry-After, capped', () => {
@@ -181,11 +207,31 @@ test('parseRetryAfter and retryDelay: seconds or an HTTP date; the longer of bac
   assert.equal(parseRetryAfter('soon'), undefined);
   assert.equal(parseRetryAfter(undefined), undefined);
   const policy = { baseMs: 100, maxMs: 1000 };
-  assert.equal(retryDelay(1, policy, undefined, () => 1), 100, 'no Retry-After: the backoff');
-  assert.equal(retryDelay(1, policy, 5000, () => 0), 5000, 'Retry-After longer than the backoff wins');
-  assert.equal(retryDelay(1, policy, 5000, () => 1), 5500, 'plus up to 10 % jitter');
-  assert.equal(retryDelay(5, policy, 10, () => 1), 1000, 'a shorter Retry-After does not cut the backoff');
-  assert.equal(retryDelay(1, policy, 10 * 3_600_000, () => 0), MAX_RETRY_AFTER_MS, 'an absurd Retry-After is capped');
+  assert.equal(
+    retryDelay(1, policy, undefined, () => 1),
+    100,
+    'no Retry-After: the backoff',
+  );
+  assert.equal(
+    retryDelay(1, policy, 5000, () => 0),
+    5000,
+    'Retry-After longer than the backoff wins',
+  );
+  assert.equal(
+    retryDelay(1, policy, 5000, () => 1),
+    5500,
+    'plus up to 10 % jitter',
+  );
+  assert.equal(
+    retryDelay(5, policy, 10, () => 1),
+    1000,
+    'a shorter Retry-After does not cut the backoff',
+  );
+  assert.equal(
+    retryDelay(1, policy, 10 * 3_600_000, () => 0),
+    MAX_RETRY_AFTER_MS,
+    'an absurd Retry-After is capped',
+  );
 });
 
 /** A scripted Consul on 127.0.0.1: each GET gets the next answer (the last repeats, a little later, so loops do not spin). */
@@ -203,7 +249,14 @@ async function scriptedConsul(answers: Array<{ status?: number; headers?: Record
     }, delay);
   });
   const client = ConsulClient.fromOptions({ address: `http://127.0.0.1:${server.port}` }, {});
-  return { urls, client, close: async () => { client.close(); await server.close(); } };
+  return {
+    urls,
+    client,
+    close: async () => {
+      client.close();
+      await server.close();
+    },
+  };
 }
 
 const webBody = JSON.stringify([entry({ id: 'web-1', address: '10.0.0.1' })]);
@@ -212,11 +265,24 @@ test('over the wire: an ACL-filtered empty answer keeps the last endpoints and r
   const consul = await scriptedConsul([{ body: webBody }, { body: '[]', headers: { 'x-consul-results-filtered-by-acls': 'true' } }]);
   const maps: EndpointMap[] = [];
   const errors: string[] = [];
-  const source = new ConsulHealthSource({ client: consul.client, emptyGraceMs: 0, onChange: (m) => maps.push(m), onError: (e) => errors.push(e.message), timing: { minIntervalMs: 10, backoffBaseMs: 50, backoffMaxMs: 100 } });
+  const source = new ConsulHealthSource({
+    client: consul.client,
+    emptyGraceMs: 0,
+    onChange: (m) => maps.push(m),
+    onError: (e) => errors.push(e.message),
+    timing: { minIntervalMs: 10, backoffBaseMs: 50, backoffMaxMs: 100 },
+  });
   try {
     source.setServices([{ cluster: 'web', service: 'web' }]);
     await waitUntil(() => errors.length >= 2, { what: 'the filtered answers to be reported', timeoutMs: 5000 });
-    assert.deepEqual(maps.at(-1)?.get('web')?.map((e) => e.origin), ['n1/web-1'], 'the last endpoints keep serving (grace is off: not the hold)');
+    assert.deepEqual(
+      maps
+        .at(-1)
+        ?.get('web')
+        ?.map((e) => e.origin),
+      ['n1/web-1'],
+      'the last endpoints keep serving (grace is off: not the hold)',
+    );
     assert.match(errors[0] ?? '', /service:read on 'web'/);
     assert.match(source.status().services[0]?.lastError?.message ?? '', /X-Consul-Results-Filtered-By-ACLs/);
   } finally {

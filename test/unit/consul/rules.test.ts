@@ -20,12 +20,32 @@ test('nextIndex: follows the returned index, resets to 0 when it goes backwards,
 
 test('backoffDelay: doubles from base, capped, with equal jitter (never below half)', () => {
   const policy = { baseMs: 100, maxMs: 1000 };
-  assert.equal(backoffDelay(1, policy, () => 0), 50);
-  assert.equal(backoffDelay(1, policy, () => 1), 100);
-  assert.equal(backoffDelay(2, policy, () => 1), 200);
-  assert.equal(backoffDelay(3, policy, () => 1), 400);
-  assert.equal(backoffDelay(5, policy, () => 1), 1000, 'capped');
-  assert.equal(backoffDelay(500, policy, () => 0), 500, 'capped, half fixed');
+  assert.equal(
+    backoffDelay(1, policy, () => 0),
+    50,
+  );
+  assert.equal(
+    backoffDelay(1, policy, () => 1),
+    100,
+  );
+  assert.equal(
+    backoffDelay(2, policy, () => 1),
+    200,
+  );
+  assert.equal(
+    backoffDelay(3, policy, () => 1),
+    400,
+  );
+  assert.equal(
+    backoffDelay(5, policy, () => 1),
+    1000,
+    'capped',
+  );
+  assert.equal(
+    backoffDelay(500, policy, () => 0),
+    500,
+    'capped, half fixed',
+  );
   for (let i = 0; i < 50; i++) {
     const d = backoffDelay(4, policy);
     assert.ok(d >= 400 && d <= 800, `jittered delay ${d} within [400, 800]`);
@@ -58,7 +78,10 @@ test('resolveConnection: options win over CONSUL_* env; token only from options/
 });
 
 test('resolveConnection: a client cert needs its key; bad addresses are named', () => {
-  assert.throws(() => resolveConnection({ tls: { certFile: '/c.pem' } }, {}), (e: unknown) => e instanceof ConsulXdsError && /client certificate needs its key/.test(e.message));
+  assert.throws(
+    () => resolveConnection({ tls: { certFile: '/c.pem' } }, {}),
+    (e: unknown) => e instanceof ConsulXdsError && /client certificate needs its key/.test(e.message),
+  );
   assert.throws(() => parseAddress('ftp://x:1'), /scheme must be http or https/);
   assert.equal(parseAddress('consul.local:8500').href, 'http://consul.local:8500/');
   assert.equal(parseAddress('https://consul.local:8501/').href, 'https://consul.local:8501/');
@@ -76,7 +99,10 @@ test('kvBindings: one key for group default, or prefix + group per fleet', () =>
   assert.throws(() => kvBindings({ keyPrefix: 'b/', groups: ['x', 'x'] }), /listed twice/);
   assert.throws(() => kvBindings({ key: 'folder/' }), /must name a key/);
   assert.equal(singleKvKey({ keyPrefix: 'consul-xds/', groups: ['edge'] }, 'kv get'), 'consul-xds/edge');
-  assert.throws(() => singleKvKey({ keyPrefix: 'consul-xds/', groups: ['edge', 'internal'] }, 'kv get'), /kv get: works on one key; give one --group \(got edge, internal\)/);
+  assert.throws(
+    () => singleKvKey({ keyPrefix: 'consul-xds/', groups: ['edge', 'internal'] }, 'kv get'),
+    /kv get: works on one key; give one --group \(got edge, internal\)/,
+  );
 });
 
 test('resolveTiming: defaults, overrides, and named range errors', () => {

@@ -97,16 +97,26 @@ test('endpoints Envoy would refuse for one cluster: that cluster keeps its last 
   publisher.close();
 });
 
-test('one cluster\'s refused endpoints never block another cluster\'s updates (per cluster, not per group)', async () => {
+test("one cluster's refused endpoints never block another cluster's updates (per cluster, not per group)", async () => {
   const { publisher, cache } = setup({ endpointQuietMs: 10 });
   const go = (address: string): EndpointInfo[] => [{ address, port: 80, health: 'HEALTHY' }];
-  publisher.setEndpoints(new Map([['web-api-perl', endpoints(100).get('web-api-perl') ?? []], ['web-api-go', go('10.9.0.1')]]));
+  publisher.setEndpoints(
+    new Map([
+      ['web-api-perl', endpoints(100).get('web-api-perl') ?? []],
+      ['web-api-go', go('10.9.0.1')],
+    ]),
+  );
   await sleep(100);
   const perlGood = cla(cache, 'web-api-perl');
   // web-api-perl turns bad (weight beyond uint32); web-api-go changes at the same time, and again later.
   const bad: EndpointInfo[] = [{ address: '10.0.0.1', port: 80, health: 'HEALTHY', weight: 2 ** 32 + 5 }];
   for (const address of ['10.9.0.2', '10.9.0.3']) {
-    publisher.setEndpoints(new Map([['web-api-perl', bad], ['web-api-go', go(address)]]));
+    publisher.setEndpoints(
+      new Map([
+        ['web-api-perl', bad],
+        ['web-api-go', go(address)],
+      ]),
+    );
     await sleep(100);
     assert.match(JSON.stringify(cla(cache, 'web-api-go')), new RegExp(address.replace(/\./g, '\\.')), `web-api-go's change to ${address} published`);
     assert.deepEqual(cla(cache, 'web-api-perl'), perlGood, 'web-api-perl keeps its last good endpoints');

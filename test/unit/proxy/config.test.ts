@@ -13,7 +13,7 @@ import { readRouteConfiguration } from '../../../src/proxy/config/route-resource
 import { FieldReader } from '../../../src/proxy/config/field-reader.js';
 import { shadowAuthority } from '../../../src/proxy/router/shadow-writer.js';
 import { DEFAULT_FORMAT, compileJson, compileText, type LogRecord } from '../../../src/proxy/access-log/formatter.js';
-import { ConfigError, ConsulXdsError } from '../../../src/errors.js';
+import type { ConfigError, ConsulXdsError } from '../../../src/errors.js';
 import { makeTempDir } from '../../support/tmp.js';
 
 describe('bootstrap', () => {
@@ -25,7 +25,10 @@ describe('bootstrap', () => {
   it('parses HOST:PORT and localities, naming the flag on errors', () => {
     assert.deepEqual(parseHostPort('xds', '127.0.0.1:9000'), { host: '127.0.0.1', port: 9000 });
     assert.deepEqual(parseHostPort('xds', '[::1]:18000'), { host: '::1', port: 18000 });
-    assert.throws(() => parseHostPort('xds', 'localhost'), (e: ConsulXdsError) => e.code === 'CXDS_USAGE' && /--xds/.test(e.message));
+    assert.throws(
+      () => parseHostPort('xds', 'localhost'),
+      (e: ConsulXdsError) => e.code === 'CXDS_USAGE' && /--xds/.test(e.message),
+    );
     assert.deepEqual(parseLocality('ap-northeast-1/apne1-az1'), { region: 'ap-northeast-1', zone: 'apne1-az1', subZone: '' });
     assert.throws(() => parseLocality('a//b'), /--locality/);
   });
@@ -60,7 +63,10 @@ static_resources:
 
     const bad = join(dir.path, 'bad.yaml');
     writeFileSync(bad, 'node: { id: x }\ndynamic_resources: { ads_config: { grpc_services: [{ envoy_grpc: { cluster_name: nowhere } }] } }\n');
-    assert.throws(() => readBootstrapFile(bad), (e: ConfigError) => e.issues.some((i) => i.path === 'node.cluster'));
+    assert.throws(
+      () => readBootstrapFile(bad),
+      (e: ConfigError) => e.issues.some((i) => i.path === 'node.cluster'),
+    );
   });
 });
 
@@ -75,7 +81,13 @@ describe('virtual hosts and routes', () => {
   const req = (authority: string, path = '/', headers: Record<string, string> = {}) => ({ authority, path, header: (n: string) => headers[n] });
 
   it('orders domains like Envoy and matches the authority with its port', () => {
-    const r = router([direct('any', ['*']), direct('sfx', ['*.example.com']), direct('exact', ['api.example.com']), direct('pfx', ['api.*']), direct('port', ['web.test:8080'])]);
+    const r = router([
+      direct('any', ['*']),
+      direct('sfx', ['*.example.com']),
+      direct('exact', ['api.example.com']),
+      direct('pfx', ['api.*']),
+      direct('port', ['web.test:8080']),
+    ]);
     const vh = (a: string): string | undefined => r.virtualHost(a)?.name;
     assert.equal(vh('api.example.com'), 'exact');
     assert.equal(vh('API.Example.com'), 'exact');
@@ -90,13 +102,21 @@ describe('virtual hosts and routes', () => {
 
   it('matches prefix, case-insensitive paths, query parameters, gRPC-only and inverted headers in order', () => {
     const r = router([
-      direct('vh', ['*'], [
-        { name: 'q', match: { prefix: '/q', query_parameters: [{ name: 'debug', string_match: { exact: '1' } }] }, direct_response: { status: 200 } },
-        { name: 'grpc', match: { prefix: '/', grpc: {} }, direct_response: { status: 200 } },
-        { name: 'ci', match: { path: '/CaSe', case_sensitive: { value: false } }, direct_response: { status: 200 } },
-        { name: 'not-beta', match: { prefix: '/h', headers: [{ name: 'x-beta', present_match: true, invert_match: true }] }, direct_response: { status: 200 } },
-        { name: 'rest', match: { prefix: '/' }, direct_response: { status: 200 } },
-      ]),
+      direct(
+        'vh',
+        ['*'],
+        [
+          { name: 'q', match: { prefix: '/q', query_parameters: [{ name: 'debug', string_match: { exact: '1' } }] }, direct_response: { status: 200 } },
+          { name: 'grpc', match: { prefix: '/', grpc: {} }, direct_response: { status: 200 } },
+          { name: 'ci', match: { path: '/CaSe', case_sensitive: { value: false } }, direct_response: { status: 200 } },
+          {
+            name: 'not-beta',
+            match: { prefix: '/h', headers: [{ name: 'x-beta', present_match: true, invert_match: true }] },
+            direct_response: { status: 200 },
+          },
+          { name: 'rest', match: { prefix: '/' }, direct_response: { status: 200 } },
+        ],
+      ),
     ]);
     const name = (path: string, headers: Record<string, string> = {}): string | undefined => r.match(req('x', path, headers))?.name;
     assert.equal(name('/q?debug=1'), 'q');
@@ -150,7 +170,12 @@ describe('mirroring and access-log formats', () => {
   });
 
   it('writes JSON and refuses unknown operators', () => {
-    const f = compileJson(reader, 'json_format', { code: '%RESPONSE_CODE%', route: '%ROUTE_NAME%', host: '%UPSTREAM_HOST%', both: '%REQ(:METHOD)% %UPSTREAM_CLUSTER%' }, true);
+    const f = compileJson(
+      reader,
+      'json_format',
+      { code: '%RESPONSE_CODE%', route: '%ROUTE_NAME%', host: '%UPSTREAM_HOST%', both: '%REQ(:METHOD)% %UPSTREAM_CLUSTER%' },
+      true,
+    );
     assert.deepEqual(JSON.parse(f(record)), { code: 503, route: '/api', both: 'GET web' });
     assert.throws(() => compileText(reader, 'format', '%NOPE%'), /access-log operator %NOPE% is not implemented/);
   });

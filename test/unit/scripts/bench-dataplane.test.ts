@@ -32,7 +32,11 @@ test('the benchmark config routes gRPC to an HTTP/2 cluster and /h1 to an HTTP/1
   const ports = (name: string): number[] =>
     set.endpoints
       .filter((e) => e.cluster_name === name)
-      .flatMap((e) => (e.endpoints as Array<{ lb_endpoints: Array<{ endpoint: { address: { socket_address: { port_value: number } } } }> }>).flatMap((l) => l.lb_endpoints.map((x) => x.endpoint.address.socket_address.port_value)));
+      .flatMap((e) =>
+        (e.endpoints as Array<{ lb_endpoints: Array<{ endpoint: { address: { socket_address: { port_value: number } } } }> }>).flatMap((l) =>
+          l.lb_endpoints.map((x) => x.endpoint.address.socket_address.port_value),
+        ),
+      );
   assert.deepEqual(ports(H1_CLUSTER).sort(), [1001, 1002, 1003]);
   assert.deepEqual(ports(GRPC_CLUSTER).sort(), [2001, 2002, 2003]);
 });
@@ -78,7 +82,11 @@ function writeProfile(dir: string, profile: unknown): string {
   return file;
 }
 
-const frame = (id: number, functionName: string, url: string, children: number[] = []) => ({ id, callFrame: { functionName, url, lineNumber: 0, columnNumber: 0, scriptId: '0' }, children });
+const frame = (id: number, functionName: string, url: string, children: number[] = []) => ({
+  id,
+  callFrame: { functionName, url, lineNumber: 0, columnNumber: 0, scriptId: '0' },
+  children,
+});
 
 test('cutProfile keeps only the samples inside the window', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'bench-dp-'));

@@ -65,8 +65,14 @@ test('a change fanned out to 60 streams encodes each response body once and no r
   // Initial state: every stream has everything and ACKed it.
   await Promise.all(streams.map((s, i) => ackUntilUpToDate(h, s, `n${i}`, 4)));
 
-  const COUNTED = ['envoy.config.cluster.v3.Cluster', 'envoy.config.endpoint.v3.ClusterLoadAssignment', 'envoy.config.listener.v3.Listener',
-    'envoy.config.route.v3.RouteConfiguration', 'google.protobuf.Any', 'envoy.service.discovery.v3.DiscoveryResponse'];
+  const COUNTED = [
+    'envoy.config.cluster.v3.Cluster',
+    'envoy.config.endpoint.v3.ClusterLoadAssignment',
+    'envoy.config.listener.v3.Listener',
+    'envoy.config.route.v3.RouteConfiguration',
+    'google.protobuf.Any',
+    'envoy.service.discovery.v3.DiscoveryResponse',
+  ];
   // Everything changes: all four types go to every stream.
   const set = resourceSet({ clusters: 20, basePort: 9000, connectTimeoutS: 3, apiWeight: 10 });
   const changed = { ...set, listeners: set.listeners.map((l) => ({ ...l, per_connection_buffer_limit_bytes: { value: 65536 } })) };

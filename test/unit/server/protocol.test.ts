@@ -63,7 +63,15 @@ test("'*' is a wildcard too, and an unchanged type is never pushed", async (t) =
 
 test('NACK: recorded and logged once, the rejected version is not re-sent, a later version is', async (t) => {
   const lines: string[] = [];
-  const logger = pino({ level: 'warn' }, new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } }));
+  const logger = pino(
+    { level: 'warn' },
+    new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(String(chunk));
+        cb();
+      },
+    }),
+  );
   const h = await startXds({ set: resourceSet(), logger });
   t.after(() => h.close());
   const s = h.stream();
@@ -262,7 +270,10 @@ test('changes go out in order CDS -> EDS -> LDS -> RDS; a type whose next respon
   };
   h.publish(everything(3, 9400, 3, 70));
   const batch1 = [await s.next(), await s.next(), await s.next(), await s.next()];
-  assert.deepEqual(batch1.map((r) => r.typeUrl), [CDS, EDS, LDS, RDS]);
+  assert.deepEqual(
+    batch1.map((r) => r.typeUrl),
+    [CDS, EDS, LDS, RDS],
+  );
   // ACK all but CDS, then change everything again: all four wait for CDS.
   for (const r of batch1.slice(1)) s.ack(r);
   await s.expectSilence(100);
@@ -274,7 +285,10 @@ test('changes go out in order CDS -> EDS -> LDS -> RDS; a type whose next respon
   assert.ok(first);
   s.ack(first);
   const batch2 = [await s.next(), await s.next(), await s.next(), await s.next()];
-  assert.deepEqual(batch2.map((r) => r.typeUrl), [CDS, EDS, LDS, RDS]);
+  assert.deepEqual(
+    batch2.map((r) => r.typeUrl),
+    [CDS, EDS, LDS, RDS],
+  );
   assert.equal(batch2[0]?.versionInfo, h.cache.get('default')?.version(CDS));
 });
 
@@ -294,7 +308,10 @@ for (const directWrites of [true, false]) {
     // Every Cluster and the routes change; the CLAs and the Listener do not.
     h.publish(resourceSet({ clusters: 3, connectTimeoutS: 4, apiWeight: 40 }));
     const got = [await s.next(), await s.next(), await s.next()];
-    assert.deepEqual(got.map((r) => r.typeUrl), [CDS, EDS, RDS]);
+    assert.deepEqual(
+      got.map((r) => r.typeUrl),
+      [CDS, EDS, RDS],
+    );
     const [cds, eds, rds] = got;
     assert.ok(cds && eds && rds);
     assert.equal(eds.versionInfo, edsVersion, 'unchanged CLAs, re-sent for warming');
@@ -408,7 +425,7 @@ test('named LDS/CDS (how gRPC clients subscribe) get every subscribed resource t
   assert.deepEqual(r3.names, ['c0', 'c1', 'c2']);
 });
 
-test('per-type services: empty type_url means the service type; warming reaches the node\'s EDS stream', async (t) => {
+test("per-type services: empty type_url means the service type; warming reaches the node's EDS stream", async (t) => {
   const base = resourceSet();
   const h = await startXds({ set: base });
   t.after(() => h.close());
@@ -446,13 +463,19 @@ test('the node is taken from the first request; later requests need not carry it
   assert.equal(status?.nodeCluster, 'edge');
   assert.equal(status?.userAgent, 'envoy/1.31.0');
   assert.equal(status?.group, 'default');
-  assert.deepEqual(status?.types.map((x) => x.type), ['CDS', 'EDS']);
+  assert.deepEqual(
+    status?.types.map((x) => x.type),
+    ['CDS', 'EDS'],
+  );
 });
 
 test('a node whose cluster has its own group is served that group', async (t) => {
   const h = await startXds({ set: resourceSet() });
   t.after(() => h.close());
-  h.publish({ clusters: [edsCluster('edge-only')], endpoints: [cla('edge-only')], listeners: [], routes: [routeConfig('r', [{ prefix: '/', cluster: 'edge-only' }])] }, 'edge');
+  h.publish(
+    { clusters: [edsCluster('edge-only')], endpoints: [cla('edge-only')], listeners: [], routes: [routeConfig('r', [{ prefix: '/', cluster: 'edge-only' }])] },
+    'edge',
+  );
   const s = h.conn.stream({ node: { id: 'e1', cluster: 'edge' } });
   s.subscribe(CDS);
   assert.deepEqual((await s.next()).names, ['edge-only']);

@@ -34,12 +34,18 @@ test('events: open, response, ack, nack, close — with node, type, version and 
   s.cancel();
   await eventually(() => events.some(([k]) => k === 'close'), 2_000, 'close event');
 
-  assert.deepEqual(events.map(([k]) => k), ['open', 'response', 'ack', 'response', 'nack', 'close']);
+  assert.deepEqual(
+    events.map(([k]) => k),
+    ['open', 'response', 'ack', 'response', 'nack', 'close'],
+  );
   const open = events[0]?.[1] as StreamStatus;
   assert.equal(open.nodeId, 'envoy-1');
   assert.equal(open.nodeCluster, 'web');
   const resp = events[1]?.[1] as ResponseEvent;
-  assert.deepEqual({ ...resp, bytes: 0 }, { streamId: open.id, nodeId: 'envoy-1', typeUrl: TypeUrl.Cluster, type: 'CDS', version: r1.versionInfo, nonce: r1.nonce, resources: 2, bytes: 0 });
+  assert.deepEqual(
+    { ...resp, bytes: 0 },
+    { streamId: open.id, nodeId: 'envoy-1', typeUrl: TypeUrl.Cluster, type: 'CDS', version: r1.versionInfo, nonce: r1.nonce, resources: 2, bytes: 0 },
+  );
   assert.ok(resp.bytes > 0);
   const ack = events[2]?.[1] as XdsEvent;
   assert.equal(ack.version, r1.versionInfo);

@@ -89,20 +89,17 @@ test('a change wakes only the kind it concerns; removing the gRPC listeners move
   const cache = new SnapshotCache({ groupOf: clientKindGroupOf() });
   const publisher = publish(cache, config(true, 1));
   const heard = { envoy: 0, grpc: 0 };
-  const watches: CacheWatch[] = [
-    cache.watch(ENVOY, () => heard.envoy++),
-    cache.watch(GRPC_JS, () => heard.grpc++),
-  ];
+  const watches: CacheWatch[] = [cache.watch(ENVOY, () => heard.envoy++), cache.watch(GRPC_JS, () => heard.grpc++)];
   const envoyVersion = cache.get('default')?.version();
 
   publisher.setConfig(parseConfig(config(true, 9), 'test.yaml'), 'test.yaml');
   publisher.flush();
-  assert.deepEqual(heard, { envoy: 0, grpc: 1 }, 'a gRPC route weight is not Envoy\'s business');
+  assert.deepEqual(heard, { envoy: 0, grpc: 1 }, "a gRPC route weight is not Envoy's business");
   assert.equal(cache.get('default')?.version(), envoyVersion);
 
   publisher.setConfig(parseConfig(config(true, 9, 7), 'test.yaml'), 'test.yaml');
   publisher.flush();
-  assert.deepEqual(heard, { envoy: 1, grpc: 1 }, 'a cluster only Envoy routes to is not gRPC\'s business');
+  assert.deepEqual(heard, { envoy: 1, grpc: 1 }, "a cluster only Envoy routes to is not gRPC's business");
 
   publisher.setConfig(parseConfig(config(false), 'test.yaml'), 'test.yaml');
   publisher.flush();

@@ -140,7 +140,12 @@ describe('translate: type: grpc listeners', () => {
               name: '/helloworld.Greeter/',
               match: { prefix: '/helloworld.Greeter/' },
               route: {
-                weighted_clusters: { clusters: [{ name: 'greeter', weight: { value: 80 } }, { name: 'greeter-canary', weight: { value: 20 } }] },
+                weighted_clusters: {
+                  clusters: [
+                    { name: 'greeter', weight: { value: 80 } },
+                    { name: 'greeter-canary', weight: { value: 20 } },
+                  ],
+                },
                 // gRPC reads max_stream_duration, not timeout (gRFC A31).
                 max_stream_duration: { max_stream_duration: { seconds: 2, nanos: 500_000_000 } },
                 // Only the gRPC status conditions; per_try_timeout is not read by gRPC clients.
@@ -161,22 +166,54 @@ describe('translate: type: grpc listeners', () => {
     assert.equal(byName(full.clusters, 'greeter-canary').lb_policy, 'RING_HASH');
     const cla = byName(full.endpoints, 'greeter', 'cluster_name');
     const localities = cla.endpoints as Array<{ locality: unknown; load_balancing_weight: { value: number } }>;
-    assert.deepEqual(localities.map((l) => [l.locality, l.load_balancing_weight.value]), [[{ zone: 'a' }, 4], [{ zone: 'b' }, 1]]);
+    assert.deepEqual(
+      localities.map((l) => [l.locality, l.load_balancing_weight.value]),
+      [
+        [{ zone: 'a' }, 4],
+        [{ zone: 'b' }, 1],
+      ],
+    );
     const canary = byName(full.endpoints, 'greeter-canary', 'cluster_name').endpoints as Array<{ locality: unknown }>;
-    assert.deepEqual(canary.map((l) => l.locality), [{}], 'an endpoint without zone still has a locality');
+    assert.deepEqual(
+      canary.map((l) => l.locality),
+      [{}],
+      'an endpoint without zone still has a locality',
+    );
   });
 
   it('splitForClients: Envoy gets no API listener and no gRPC route table; gRPC gets only those, and the clusters they route to', () => {
     const { envoy, grpc } = splitForClients(full);
     assert.ok(grpc, 'a gRPC set exists when the config has a grpc listener');
-    assert.deepEqual(envoy.listeners.map((l) => l.name), ['edge']);
-    assert.deepEqual(envoy.routes.map((r) => r.name), ['edge']);
+    assert.deepEqual(
+      envoy.listeners.map((l) => l.name),
+      ['edge'],
+    );
+    assert.deepEqual(
+      envoy.routes.map((r) => r.name),
+      ['edge'],
+    );
     assert.ok(envoy.listeners.every((l) => l.api_listener === undefined));
-    assert.deepEqual(grpc.listeners.map((l) => l.name), ['greeter:50051']);
-    assert.deepEqual(grpc.routes.map((r) => r.name), ['greeter:50051']);
-    assert.deepEqual(envoy.clusters.map((c) => c.name), ['greeter', 'greeter-canary', 'web']);
-    assert.deepEqual(grpc.clusters.map((c) => c.name), ['greeter', 'greeter-canary'], 'not `web`: only Envoy routes there');
-    assert.deepEqual(grpc.endpoints.map((e) => e.cluster_name), ['greeter', 'greeter-canary']);
+    assert.deepEqual(
+      grpc.listeners.map((l) => l.name),
+      ['greeter:50051'],
+    );
+    assert.deepEqual(
+      grpc.routes.map((r) => r.name),
+      ['greeter:50051'],
+    );
+    assert.deepEqual(
+      envoy.clusters.map((c) => c.name),
+      ['greeter', 'greeter-canary', 'web'],
+    );
+    assert.deepEqual(
+      grpc.clusters.map((c) => c.name),
+      ['greeter', 'greeter-canary'],
+      'not `web`: only Envoy routes there',
+    );
+    assert.deepEqual(
+      grpc.endpoints.map((e) => e.cluster_name),
+      ['greeter', 'greeter-canary'],
+    );
     assert.equal(grpc.clusters[0], envoy.clusters[0], 'resources are shared, not copied');
     assert.ok(Object.isFrozen(envoy) && Object.isFrozen(grpc) && Object.isFrozen(grpc.listeners));
 
@@ -187,13 +224,14 @@ describe('translate: type: grpc listeners', () => {
     assert.equal(split.envoy, plain, 'the Envoy set is the translation itself');
   });
 
-  it('grpc-js-xds\'s own validators accept every resource a gRPC client fetches from its snapshot', () => {
+  it("grpc-js-xds's own validators accept every resource a gRPC client fetches from its snapshot", () => {
     const { grpc } = splitForClients(full);
     assert.ok(grpc);
     const results = decodeWithClient(buildSnapshot(grpc));
-    assert.deepEqual(results.map((r) => `${r.type} ${r.name}`), [
-      'CDS greeter', 'CDS greeter-canary', 'EDS greeter', 'EDS greeter-canary', 'LDS greeter:50051', 'RDS greeter:50051',
-    ]);
+    assert.deepEqual(
+      results.map((r) => `${r.type} ${r.name}`),
+      ['CDS greeter', 'CDS greeter-canary', 'EDS greeter', 'EDS greeter-canary', 'LDS greeter:50051', 'RDS greeter:50051'],
+    );
     for (const r of results) assert.equal(r.error, undefined, `${r.type} ${r.name}: ${r.error}`);
   });
 
@@ -256,7 +294,10 @@ describe('config: what gRPC clients cannot do is refused, with its config path',
   });
 
   it('two virtual hosts matching equally well', () => {
-    const text = grpcConfig().replace('virtual-hosts:\n', 'virtual-hosts:\n  other:\n    domain: ["greeter:50051"]\n    cluster: { greeter: { prefix: ["/"] } }\n');
+    const text = grpcConfig().replace(
+      'virtual-hosts:\n',
+      'virtual-hosts:\n  other:\n    domain: ["greeter:50051"]\n    cluster: { greeter: { prefix: ["/"] } }\n',
+    );
     const errors = errorsOf(text);
     assert.equal(errors.length, 1, errors.join('\n'));
     assert.match(errors[0] ?? '', /virtual hosts "greeter" \(domain "greeter:50051"\), "other" \(domain "greeter:50051"\) match .* equally well/);
@@ -270,13 +311,17 @@ describe('config: what gRPC clients cannot do is refused, with its config path',
       greeter: { prefix: ["/"], mirror: { cluster: shadow }, retry: { retry-on: ["5xx", "reset"] } }`;
     const errors = errorsOf(grpcConfig({ vhost, lb: 'least-request', statics: '[{ address: "10.0.0.1" }, { address: "10.0.0.1", port: 50051 }]' }));
     const paths = errors.map((e) => e.split(': ')[0]);
-    assert.deepEqual(paths, [
-      'virtual-hosts.greeter.host-header',
-      'virtual-hosts.greeter.cluster.greeter.mirror',
-      'virtual-hosts.greeter.cluster.greeter.retry.retry-on',
-      'cluster.loadbalancer.greeter.lb-policy',
-      'endpoint.eds.greeter.static[1]',
-    ], errors.join('\n'));
+    assert.deepEqual(
+      paths,
+      [
+        'virtual-hosts.greeter.host-header',
+        'virtual-hosts.greeter.cluster.greeter.mirror',
+        'virtual-hosts.greeter.cluster.greeter.retry.retry-on',
+        'cluster.loadbalancer.greeter.lb-policy',
+        'endpoint.eds.greeter.static[1]',
+      ],
+      errors.join('\n'),
+    );
     assert.match(errors[2] ?? '', /retry only on cancelled, deadline-exceeded, internal, resource-exhausted, unavailable; none of 5xx, reset/);
     assert.match(errors[3] ?? '', /"least-request" is not supported by proxyless gRPC clients \(only round-robin, ring-hash\)/);
     assert.match(errors[4] ?? '', /10\.0\.0\.1:50051 is already listed at static\[0\]/);
@@ -285,9 +330,13 @@ describe('config: what gRPC clients cannot do is refused, with its config path',
   it('the same settings are fine on a virtual host only Envoy uses, and a shared problem is reported once', () => {
     // `web` rewrites Host, mirrors and uses least-request: only the http listener serves it.
     assert.deepEqual(errorsOf(CONFIG), []);
-    const twoListeners = grpcConfig({ lb: 'maglev' }).replace('listener:\n', 'listener:\n  "greeter:8080": { type: grpc, virtual-hosts: ["greeter"] }\n')
+    const twoListeners = grpcConfig({ lb: 'maglev' })
+      .replace('listener:\n', 'listener:\n  "greeter:8080": { type: grpc, virtual-hosts: ["greeter"] }\n')
       .replace('domain: ["greeter:50051"]', 'domain: ["greeter:50051", "greeter:8080"]');
-    assert.deepEqual(errorsOf(twoListeners).map((e) => e.split(': ')[0]), ['cluster.loadbalancer.greeter.lb-policy']);
+    assert.deepEqual(
+      errorsOf(twoListeners).map((e) => e.split(': ')[0]),
+      ['cluster.loadbalancer.greeter.lb-policy'],
+    );
   });
 
   it('retries are fine when one condition applies to gRPC', () => {
@@ -320,7 +369,11 @@ function decodeWithClient(snapshot: Snapshot): ClientVerdict[] {
     for (const r of snapshot.type(t).list) {
       const any = anyType.toObject(anyType.decode(r.bytes)) as { type_url: string; value: Uint8Array };
       const result = CLIENT_TYPES[t].decode(context, { type_url: any.type_url, value: Buffer.from(any.value) });
-      out.push({ type: t === TypeUrl.Cluster ? 'CDS' : t === TypeUrl.ClusterLoadAssignment ? 'EDS' : t === TypeUrl.Listener ? 'LDS' : 'RDS', name: result.name, ...(result.error ? { error: result.error } : {}) });
+      out.push({
+        type: t === TypeUrl.Cluster ? 'CDS' : t === TypeUrl.ClusterLoadAssignment ? 'EDS' : t === TypeUrl.Listener ? 'LDS' : 'RDS',
+        name: result.name,
+        ...(result.error ? { error: result.error } : {}),
+      });
     }
   }
   return out;

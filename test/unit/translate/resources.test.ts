@@ -99,7 +99,10 @@ describe('translate: seed 001', () => {
   const set = translate(seedConfig(), noEndpoints);
 
   it('CDS has web-api-perl / web-api-go / web-asset over EDS/ADS with the seed health checks', () => {
-    assert.deepEqual(set.clusters.map((c) => c.name), ['web-api-go', 'web-api-perl', 'web-asset']);
+    assert.deepEqual(
+      set.clusters.map((c) => c.name),
+      ['web-api-go', 'web-api-perl', 'web-asset'],
+    );
     for (const c of set.clusters) {
       assert.deepEqual(c, {
         name: c.name,
@@ -162,7 +165,10 @@ describe('translate: seed 001', () => {
     assert.equal(hcm.stat_prefix, 'listen');
     assert.deepEqual(hcm.rds, { route_config_name: 'listen', config_source: { ads: {}, resource_api_version: 'V3' } });
     const http = hcm.http_filters as ProtoObject[];
-    assert.deepEqual(http.at(-1), { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } });
+    assert.deepEqual(http.at(-1), {
+      name: 'envoy.filters.http.router',
+      typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' },
+    });
     assert.equal(hcm.access_log, undefined);
   });
 
@@ -200,8 +206,16 @@ describe('translate: endpoints', () => {
     assert.deepEqual(byName(set.endpoints, 'web-api-go'), {
       cluster_name: 'web-api-go',
       endpoints: [
-        { locality: {}, load_balancing_weight: { value: 1 }, lb_endpoints: [{ endpoint: sa('10.0.0.9'), health_status: 'UNHEALTHY', load_balancing_weight: { value: 1 } }] },
-        { locality: { region: 'asia', zone: 'a' }, load_balancing_weight: { value: 5 }, lb_endpoints: [{ endpoint: sa('10.0.0.3'), health_status: 'DEGRADED', load_balancing_weight: { value: 5 } }] },
+        {
+          locality: {},
+          load_balancing_weight: { value: 1 },
+          lb_endpoints: [{ endpoint: sa('10.0.0.9'), health_status: 'UNHEALTHY', load_balancing_weight: { value: 1 } }],
+        },
+        {
+          locality: { region: 'asia', zone: 'a' },
+          load_balancing_weight: { value: 5 },
+          lb_endpoints: [{ endpoint: sa('10.0.0.3'), health_status: 'DEGRADED', load_balancing_weight: { value: 5 } }],
+        },
         {
           locality: { region: 'asia', zone: 'b' },
           load_balancing_weight: { value: 3 },
@@ -222,7 +236,10 @@ describe('translate: endpoints', () => {
 
   it('ignores endpoint data for clusters the config does not define', () => {
     const set = translate(seedConfig(), new Map([['stranger', [{ address: '10.0.0.1', port: 1, health: 'HEALTHY' as const }]]]));
-    assert.deepEqual(set.endpoints.map((e) => e.cluster_name), ['web-api-go', 'web-api-perl', 'web-asset']);
+    assert.deepEqual(
+      set.endpoints.map((e) => e.cluster_name),
+      ['web-api-go', 'web-api-perl', 'web-asset'],
+    );
   });
 
   it('refuses endpoints Envoy would NACK: host names, weight 0, bad ports', () => {
@@ -238,11 +255,14 @@ describe('translate: endpoints', () => {
         ),
       (err: unknown) => {
         assert.ok(err instanceof ConfigError);
-        assert.deepEqual(err.issues.map((i) => `${i.path}: ${i.message}`), [
-          'web-api-go[0].address: web1.internal:8080 from consul:node1/web-api-go: EDS endpoints need an IP address',
-          'web-api-go[1].port: 10.0.0.1:0: port must be 1-65535',
-          'web-api-go[2].weight: 10.0.0.2:80: weight must be an integer 1-4294967295',
-        ]);
+        assert.deepEqual(
+          err.issues.map((i) => `${i.path}: ${i.message}`),
+          [
+            'web-api-go[0].address: web1.internal:8080 from consul:node1/web-api-go: EDS endpoints need an IP address',
+            'web-api-go[1].port: 10.0.0.1:0: port must be 1-65535',
+            'web-api-go[2].weight: 10.0.0.2:80: weight must be an integer 1-4294967295',
+          ],
+        );
         return true;
       },
     );
@@ -326,11 +346,17 @@ describe('translate: extensions', () => {
   const set = translate(config, staticEndpoints(config));
 
   it('several listeners, each http listener with its own RouteConfiguration of the virtual hosts it picks', () => {
-    assert.deepEqual(set.listeners.map((l) => l.name), ['admin', 'mongo', 'public']);
-    assert.deepEqual(set.routes.map((r) => [r.name, (r.virtual_hosts as ProtoObject[]).map((v) => v.name)]), [
-      ['admin', ['admin', 'grpc']],
-      ['public', ['default']],
-    ]);
+    assert.deepEqual(
+      set.listeners.map((l) => l.name),
+      ['admin', 'mongo', 'public'],
+    );
+    assert.deepEqual(
+      set.routes.map((r) => [r.name, (r.virtual_hosts as ProtoObject[]).map((v) => v.name)]),
+      [
+        ['admin', ['admin', 'grpc']],
+        ['public', ['default']],
+      ],
+    );
     const admin = byName(set.listeners, 'admin');
     assert.equal(at(admin, 'filter_chains', 0, 'filters', 0, 'typed_config', 'stat_prefix'), 'admin_http');
     assert.equal(at(admin, 'filter_chains', 0, 'filters', 0, 'typed_config', 'rds', 'route_config_name'), 'admin');
@@ -342,7 +368,10 @@ describe('translate: extensions', () => {
 
   it('longer prefixes first; per-route timeout, retries and mirroring with a percentage', () => {
     const routes = at(byName(set.routes, 'public'), 'virtual_hosts', 0, 'routes') as ProtoObject[];
-    assert.deepEqual(routes.map((r) => at(r, 'match', 'prefix')), ['/api/foobar', '/api']);
+    assert.deepEqual(
+      routes.map((r) => at(r, 'match', 'prefix')),
+      ['/api/foobar', '/api'],
+    );
     assert.deepEqual(routes[1]?.route, {
       weighted_clusters: {
         clusters: [
@@ -396,7 +425,10 @@ describe('translate: extensions', () => {
     assert.deepEqual(hcm.request_timeout, { seconds: 30, nanos: 0 });
     assert.deepEqual(hcm.common_http_protocol_options, { idle_timeout: { seconds: 300, nanos: 0 } });
     // Without log-name, the listener name.
-    assert.equal(at(byName(set.listeners, 'admin'), 'filter_chains', 0, 'filters', 0, 'typed_config', 'access_log', 0, 'typed_config', 'common_config', 'log_name'), 'admin');
+    assert.equal(
+      at(byName(set.listeners, 'admin'), 'filter_chains', 0, 'filters', 0, 'typed_config', 'access_log', 0, 'typed_config', 'common_config', 'log_name'),
+      'admin',
+    );
     const sinks = set.clusters.filter((c) => c.type === 'STATIC');
     assert.deepEqual(sinks, [
       {
@@ -405,7 +437,9 @@ describe('translate: extensions', () => {
         connect_timeout: { seconds: 1, nanos: 0 },
         load_assignment: {
           cluster_name: 'consul-xds-als-127.0.0.1-9001',
-          endpoints: [{ locality: {}, lb_endpoints: [{ endpoint: { address: { socket_address: { protocol: 'TCP', address: '127.0.0.1', port_value: 9001 } } } }] }],
+          endpoints: [
+            { locality: {}, lb_endpoints: [{ endpoint: { address: { socket_address: { protocol: 'TCP', address: '127.0.0.1', port_value: 9001 } } } }] },
+          ],
         },
         typed_extension_protocol_options: {
           'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
@@ -420,14 +454,17 @@ describe('translate: extensions', () => {
   });
 
   it('clusters: lb policies, connect timeout, HTTP/2 via HttpProtocolOptions (never http2_protocol_options), http and tcp health checks', () => {
-    assert.deepEqual(set.clusters.map((c) => [c.name, c.lb_policy ?? null]), [
-      ['consul-xds-als-127.0.0.1-9001', null],
-      ['greeter', 'RING_HASH'],
-      ['mongo', 'ROUND_ROBIN'],
-      ['web-api-go', 'RANDOM'],
-      ['web-api-go-shadow', 'MAGLEV'],
-      ['web-api-perl', 'LEAST_REQUEST'],
-    ]);
+    assert.deepEqual(
+      set.clusters.map((c) => [c.name, c.lb_policy ?? null]),
+      [
+        ['consul-xds-als-127.0.0.1-9001', null],
+        ['greeter', 'RING_HASH'],
+        ['mongo', 'ROUND_ROBIN'],
+        ['web-api-go', 'RANDOM'],
+        ['web-api-go-shadow', 'MAGLEV'],
+        ['web-api-perl', 'LEAST_REQUEST'],
+      ],
+    );
     assert.deepEqual(byName(set.clusters, 'web-api-go').connect_timeout, { seconds: 0, nanos: 250_000_000 });
     const greeter = byName(set.clusters, 'greeter');
     assert.equal(greeter.http2_protocol_options, undefined);
@@ -445,11 +482,23 @@ describe('translate: extensions', () => {
         healthy_threshold: { value: 2 },
         unhealthy_threshold: { value: 3 },
         no_traffic_interval: { seconds: 5, nanos: 0 },
-        http_health_check: { path: '/health', expected_statuses: [{ start: 200, end: 300 }, { start: 404, end: 405 }] },
+        http_health_check: {
+          path: '/health',
+          expected_statuses: [
+            { start: 200, end: 300 },
+            { start: 404, end: 405 },
+          ],
+        },
       },
     ]);
     assert.deepEqual(byName(set.clusters, 'mongo').health_checks, [
-      { timeout: { seconds: 1, nanos: 0 }, interval: { seconds: 5, nanos: 0 }, healthy_threshold: { value: 1 }, unhealthy_threshold: { value: 2 }, tcp_health_check: {} },
+      {
+        timeout: { seconds: 1, nanos: 0 },
+        interval: { seconds: 5, nanos: 0 },
+        healthy_threshold: { value: 1 },
+        unhealthy_threshold: { value: 2 },
+        tcp_health_check: {},
+      },
     ]);
     assert.equal(byName(set.clusters, 'greeter').common_lb_config, undefined);
   });
@@ -459,10 +508,17 @@ describe('translate: extensions', () => {
     assert.deepEqual(at(greeter, 'endpoints', 0, 'locality'), { zone: 'a' });
     assert.deepEqual(at(greeter, 'endpoints', 0, 'load_balancing_weight'), { value: 3 });
     const lbs = at(greeter, 'endpoints', 0, 'lb_endpoints') as ProtoObject[];
-    assert.deepEqual(lbs.map((e) => [at(e, 'endpoint', 'address', 'socket_address', 'address'), at(e, 'endpoint', 'address', 'socket_address', 'port_value'), e.health_status]), [
-      ['127.0.0.1', 50051, 'HEALTHY'],
-      ['::1', 50052, 'UNHEALTHY'],
-    ]);
+    assert.deepEqual(
+      lbs.map((e) => [
+        at(e, 'endpoint', 'address', 'socket_address', 'address'),
+        at(e, 'endpoint', 'address', 'socket_address', 'port_value'),
+        e.health_status,
+      ]),
+      [
+        ['127.0.0.1', 50051, 'HEALTHY'],
+        ['::1', 50052, 'UNHEALTHY'],
+      ],
+    );
     assert.deepEqual(byName(set.endpoints, 'web-api-go-shadow'), { cluster_name: 'web-api-go-shadow', endpoints: [] });
   });
 
@@ -494,16 +550,22 @@ describe('translate: guards and determinism', () => {
 
   it('the same input gives byte-identical output, whatever the key order in the YAML', () => {
     const eps: EndpointMap = new Map([
-      ['web-api-go', [
-        { address: '10.0.0.2', port: 8080, health: 'HEALTHY' as const, zone: 'b' },
-        { address: '10.0.0.1', port: 8080, health: 'HEALTHY' as const, zone: 'a' },
-      ]],
+      [
+        'web-api-go',
+        [
+          { address: '10.0.0.2', port: 8080, health: 'HEALTHY' as const, zone: 'b' },
+          { address: '10.0.0.1', port: 8080, health: 'HEALTHY' as const, zone: 'a' },
+        ],
+      ],
     ]);
     const reversedEps: EndpointMap = new Map([['web-api-go', [...(eps.get('web-api-go') ?? [])].reverse()]]);
     const perlThenGo = '    web-api-perl:\n      prefix: ["/api"]\n      weight: 90\n    web-api-go:\n      prefix: ["/api"]\n      weight: 10\n';
     const goThenPerl = '    web-api-go:\n      prefix: ["/api"]\n      weight: 10\n    web-api-perl:\n      prefix: ["/api"]\n      weight: 90\n';
     assert.ok(SEED.includes(perlThenGo));
-    const reordered = SEED.replace(perlThenGo, goThenPerl).replace('domain: ["mirrativ.com", "www.mirrativ.com"]', 'domain: ["www.mirrativ.com", "mirrativ.com"]');
+    const reordered = SEED.replace(perlThenGo, goThenPerl).replace(
+      'domain: ["mirrativ.com", "www.mirrativ.com"]',
+      'domain: ["www.mirrativ.com", "mirrativ.com"]',
+    );
     assert.notEqual(reordered, SEED);
     const a = roundTrip(translate(seedConfig(), eps));
     const b = roundTrip(translate(parseConfig(reordered, 'reordered'), reversedEps));

@@ -10,7 +10,11 @@ import { AsyncLocalStorage, AsyncResource, executionAsyncId } from 'node:async_h
 import { installFastAsyncBind } from '../../../../src/proxy/common/fast-async-bind.js';
 
 describe('fast AsyncResource.bind', () => {
-  const slowBefore = typeof Object.getOwnPropertyDescriptor(new AsyncResource('t').bind(() => 0), 'asyncResource')?.get === 'function';
+  const slowBefore =
+    typeof Object.getOwnPropertyDescriptor(
+      new AsyncResource('t').bind(() => 0),
+      'asyncResource',
+    )?.get === 'function';
   const installed = installFastAsyncBind();
 
   it('is installed exactly when the running Node binds with the deprecated accessor', () => {
@@ -29,7 +33,10 @@ describe('fast AsyncResource.bind', () => {
     };
     const self = { me: 1 };
     const bound = resource.bind(fn);
-    assert.equal(als.run('other', () => bound.call(self, 1, 'two')), 'result');
+    assert.equal(
+      als.run('other', () => bound.call(self, 1, 'two')),
+      'result',
+    );
     assert.deepEqual(seen, { store: 'captured', id: resource.asyncId(), self, args: [1, 'two'] });
     // bind(fn, thisArg) is documented Node API; @types/node only declares bind(fn).
     const withThis = (resource.bind as (f: typeof fn, t: unknown) => (n: number) => void)(fn, self);

@@ -97,14 +97,18 @@ const ROUTER = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Rout
 const CONNECTION_LIMIT = 'type.googleapis.com/envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit';
 /** l1 with a connection_limit filter (config `limit`) before its HCM. */
 const withConnectionLimit = (limit: Record<string, unknown>): ProtoObject => {
-  const l = listener({ http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER } }] }) as { filter_chains: Array<{ filters: unknown[] }> };
+  const l = listener({ http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER } }] }) as {
+    filter_chains: Array<{ filters: unknown[] }>;
+  };
   l.filter_chains[0]?.filters.unshift({ name: 'envoy.filters.network.connection_limit', typed_config: { '@type': CONNECTION_LIMIT, ...limit } });
   return l as unknown as ProtoObject;
 };
 const listener = (hcm: Record<string, unknown>, extra: Record<string, unknown> = {}): ProtoObject => ({
   name: 'l1',
   address: { socket_address: { address: '127.0.0.1', port_value: 1 } },
-  filter_chains: [{ filters: [{ name: 'hcm', typed_config: { '@type': HCM, stat_prefix: 'l1', rds: { route_config_name: 'r1', config_source: ADS }, ...hcm } }] }],
+  filter_chains: [
+    { filters: [{ name: 'hcm', typed_config: { '@type': HCM, stat_prefix: 'l1', rds: { route_config_name: 'r1', config_source: ADS }, ...hcm } }] },
+  ],
   ...extra,
 });
 
@@ -132,7 +136,10 @@ describe('our proxy accepts everything our control plane emits', () => {
     assert.equal(pm.localityWeighted, true);
     assert.equal(pm.healthCheck?.host, 'hc.test');
     assert.equal(pm.healthCheck?.noTrafficIntervalMs, 5000);
-    assert.deepEqual(pm.healthCheck?.expected, [{ start: 200, end: 300 }, { start: 304, end: 305 }]);
+    assert.deepEqual(pm.healthCheck?.expected, [
+      { start: 200, end: 300 },
+      { start: 304, end: 305 },
+    ]);
     const grpc = byName.get('grpc');
     assert.ok(grpc && !isRejected(grpc));
     assert.equal((grpc.model as ClusterModel).http2, true);
@@ -145,12 +152,21 @@ describe('our proxy accepts everything our control plane emits', () => {
     assert.ok(!isRejected(rc));
     const api = (rc.model as RouteConfigModel).virtualHosts[0]?.routes.find((r) => r.match.value === '/api');
     assert.ok(api?.action.kind === 'forward');
-    assert.deepEqual(api.action.weighted?.map((w) => [w.name, w.weight]), [['go', 10], ['perl', 90]]);
+    assert.deepEqual(
+      api.action.weighted?.map((w) => [w.name, w.weight]),
+      [
+        ['go', 10],
+        ['perl', 90],
+      ],
+    );
     assert.equal(api.action.hostRewrite, 'www.app.test');
     assert.equal(api.action.timeoutMs, 2000);
     assert.equal(api.action.retry?.numRetries, 3);
     assert.equal(api.action.retry?.perTryTimeoutMs, 500);
-    assert.deepEqual(api.action.mirrors.map((m) => [m.cluster, m.fraction.numerator, m.fraction.denominator]), [['shadow', 1250, 10_000]]);
+    assert.deepEqual(
+      api.action.mirrors.map((m) => [m.cluster, m.fraction.numerator, m.fraction.denominator]),
+      [['shadow', 1250, 10_000]],
+    );
 
     const web = set.listeners.map((l) => decode(TypeUrl.Listener, l)).find((l) => !isRejected(l) && l.name === 'web');
     assert.ok(web && !isRejected(web));
@@ -187,7 +203,9 @@ describe('our proxy runs route regexes on RE2', () => {
   });
 
   it('regex_rewrite substitutes \\N with capture group N and keeps other characters literal', () => {
-    const a = firstRoute({ route: { cluster: 'c1', regex_rewrite: { pattern: { regex: '^/service/([^/]+)(/.*)$' }, substitution: '\\2/instance/\\1$1' } } }).action;
+    const a = firstRoute({
+      route: { cluster: 'c1', regex_rewrite: { pattern: { regex: '^/service/([^/]+)(/.*)$' }, substitution: '\\2/instance/\\1$1' } },
+    }).action;
     assert.ok(a.kind === 'forward' && a.regexRewrite);
     assert.equal(a.regexRewrite('/service/foo/v1/api'), '/v1/api/instance/foo$1');
     const all = firstRoute({ route: { cluster: 'c1', regex_rewrite: { pattern: { regex: 'o' }, substitution: '0' } } }).action;
@@ -198,24 +216,101 @@ describe('our proxy runs route regexes on RE2', () => {
 
 describe('our proxy refuses what it cannot honour, naming resource and field', () => {
   const cases: ReadonlyArray<[string, XdsTypeUrl, ProtoObject, RegExp]> = [
-    ['subset load balancing', TypeUrl.Cluster, cluster({ lb_subset_config: { fallback_policy: 'ANY_ENDPOINT' } }), /Cluster 'c1': lb_subset_config: subset load balancing/],
+    [
+      'subset load balancing',
+      TypeUrl.Cluster,
+      cluster({ lb_subset_config: { fallback_policy: 'ANY_ENDPOINT' } }),
+      /Cluster 'c1': lb_subset_config: subset load balancing/,
+    ],
     ['TLS to upstreams', TypeUrl.Cluster, cluster({ transport_socket: { name: 'tls' } }), /Cluster 'c1': transport_socket/],
     ['DNS clusters', TypeUrl.Cluster, { name: 'c1', type: 'STRICT_DNS' }, /Cluster 'c1': type: STRICT_DNS is not supported/],
-    ['an unknown field deep inside', TypeUrl.Cluster, cluster({ circuit_breakers: { thresholds: [{ retry_budget: { budget_percent: { value: 20 } } }] } }), /circuit_breakers\.thresholds\[0\]\.retry_budget/],
-    ['a health check without a path', TypeUrl.Cluster, cluster({ health_checks: [{ timeout: { seconds: 1 }, interval: { seconds: 1 }, healthy_threshold: { value: 1 }, unhealthy_threshold: { value: 1 }, http_health_check: {} }] }), /health_checks\[0\]\.http_health_check\.path: must be set/],
-    ['CORS on a route', TypeUrl.RouteConfiguration, routeConfig({ route: { cluster: 'c1', cors: {} } }), /RouteConfiguration 'r1': virtual_hosts\[0\]\.routes\[0\]\.route\.cors/],
-    ['header mutations', TypeUrl.RouteConfiguration, routeConfig({ route: { cluster: 'c1' }, request_headers_to_add: [{ header: { key: 'x', value: 'y' } }] }), /routes\[0\]\.request_headers_to_add: header mutations/],
-    ['an unknown retry condition', TypeUrl.RouteConfiguration, routeConfig({ route: { cluster: 'c1', retry_policy: { retry_on: '5xx,bogus' } } }), /retry_policy\.retry_on: retry condition 'bogus'/],
+    [
+      'an unknown field deep inside',
+      TypeUrl.Cluster,
+      cluster({ circuit_breakers: { thresholds: [{ retry_budget: { budget_percent: { value: 20 } } }] } }),
+      /circuit_breakers\.thresholds\[0\]\.retry_budget/,
+    ],
+    [
+      'a health check without a path',
+      TypeUrl.Cluster,
+      cluster({
+        health_checks: [
+          { timeout: { seconds: 1 }, interval: { seconds: 1 }, healthy_threshold: { value: 1 }, unhealthy_threshold: { value: 1 }, http_health_check: {} },
+        ],
+      }),
+      /health_checks\[0\]\.http_health_check\.path: must be set/,
+    ],
+    [
+      'CORS on a route',
+      TypeUrl.RouteConfiguration,
+      routeConfig({ route: { cluster: 'c1', cors: {} } }),
+      /RouteConfiguration 'r1': virtual_hosts\[0\]\.routes\[0\]\.route\.cors/,
+    ],
+    [
+      'header mutations',
+      TypeUrl.RouteConfiguration,
+      routeConfig({ route: { cluster: 'c1' }, request_headers_to_add: [{ header: { key: 'x', value: 'y' } }] }),
+      /routes\[0\]\.request_headers_to_add: header mutations/,
+    ],
+    [
+      'an unknown retry condition',
+      TypeUrl.RouteConfiguration,
+      routeConfig({ route: { cluster: 'c1', retry_policy: { retry_on: '5xx,bogus' } } }),
+      /retry_policy\.retry_on: retry condition 'bogus'/,
+    ],
     // RE2, as Envoy: no backreferences, no lookaround.
-    ['a backreference in a route regex', TypeUrl.RouteConfiguration, routeConfig({ match: { safe_regex: { regex: '(a)\\1' } }, route: { cluster: 'c1' } }), /RouteConfiguration 'r1': virtual_hosts\[0\]\.routes\[0\]\.match\.safe_regex\.regex: invalid RE2 regex '\(a\)\\1'/],
-    ['a lookahead in a header regex', TypeUrl.RouteConfiguration, routeConfig({ match: { prefix: '/', headers: [{ name: 'x', string_match: { safe_regex: { regex: '(?=a)a' } } }] }, route: { cluster: 'c1' } }), /routes\[0\]\.match\.headers\[0\]\.string_match\.safe_regex\.regex: invalid RE2 regex/],
-    ['a backreference in a regex rewrite', TypeUrl.RouteConfiguration, routeConfig({ route: { cluster: 'c1', regex_rewrite: { pattern: { regex: '(a)\\1' }, substitution: 'b' } } }), /routes\[0\]\.route\.regex_rewrite\.pattern\.regex: invalid RE2 regex/],
+    [
+      'a backreference in a route regex',
+      TypeUrl.RouteConfiguration,
+      routeConfig({ match: { safe_regex: { regex: '(a)\\1' } }, route: { cluster: 'c1' } }),
+      /RouteConfiguration 'r1': virtual_hosts\[0\]\.routes\[0\]\.match\.safe_regex\.regex: invalid RE2 regex '\(a\)\\1'/,
+    ],
+    [
+      'a lookahead in a header regex',
+      TypeUrl.RouteConfiguration,
+      routeConfig({ match: { prefix: '/', headers: [{ name: 'x', string_match: { safe_regex: { regex: '(?=a)a' } } }] }, route: { cluster: 'c1' } }),
+      /routes\[0\]\.match\.headers\[0\]\.string_match\.safe_regex\.regex: invalid RE2 regex/,
+    ],
+    [
+      'a backreference in a regex rewrite',
+      TypeUrl.RouteConfiguration,
+      routeConfig({ route: { cluster: 'c1', regex_rewrite: { pattern: { regex: '(a)\\1' }, substitution: 'b' } } }),
+      /routes\[0\]\.route\.regex_rewrite\.pattern\.regex: invalid RE2 regex/,
+    ],
     ['a route without an action', TypeUrl.RouteConfiguration, routeConfig({}), /routes\[0\]: a route needs an action/],
     // A filter type the proxy has not even loaded the proto of (packed by hand: fromObject would drop it).
-    ['another HTTP filter', TypeUrl.Listener, listener({ http_filters: [{ name: 'envoy.filters.http.cors', typed_config: { type_url: 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors', value: Buffer.alloc(0) } }, { name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER } }] }), /Listener 'l1': .*http_filters\[0\].*envoy\.filters\.http\.cors/],
-    ['listener filters', TypeUrl.Listener, listener({}, { listener_filters: [{ name: 'envoy.filters.listener.tls_inspector' }] }), /Listener 'l1': listener_filters/],
-    ['a connection_limit without max_connections', TypeUrl.Listener, withConnectionLimit({ stat_prefix: 'cl' }), /Listener 'l1': filter_chains\[0\]\.filters\[0\]\.typed_config\.max_connections: must be set/],
-    ['a hostname endpoint', TypeUrl.ClusterLoadAssignment, { cluster_name: 'c1', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 'db.internal', port_value: 1 } } } }] }] }, /ClusterLoadAssignment 'c1': .*address: 'db\.internal' is not an IP literal/],
+    [
+      'another HTTP filter',
+      TypeUrl.Listener,
+      listener({
+        http_filters: [
+          {
+            name: 'envoy.filters.http.cors',
+            typed_config: { type_url: 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors', value: Buffer.alloc(0) },
+          },
+          { name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER } },
+        ],
+      }),
+      /Listener 'l1': .*http_filters\[0\].*envoy\.filters\.http\.cors/,
+    ],
+    [
+      'listener filters',
+      TypeUrl.Listener,
+      listener({}, { listener_filters: [{ name: 'envoy.filters.listener.tls_inspector' }] }),
+      /Listener 'l1': listener_filters/,
+    ],
+    [
+      'a connection_limit without max_connections',
+      TypeUrl.Listener,
+      withConnectionLimit({ stat_prefix: 'cl' }),
+      /Listener 'l1': filter_chains\[0\]\.filters\[0\]\.typed_config\.max_connections: must be set/,
+    ],
+    [
+      'a hostname endpoint',
+      TypeUrl.ClusterLoadAssignment,
+      { cluster_name: 'c1', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 'db.internal', port_value: 1 } } } }] }] },
+      /ClusterLoadAssignment 'c1': .*address: 'db\.internal' is not an IP literal/,
+    ],
   ];
   for (const [what, url, obj, re] of cases) {
     it(`refuses ${what}`, () => assert.match(refusal(url, obj), re));
@@ -226,7 +321,11 @@ describe('our proxy refuses what it cannot honour, naming resource and field', (
       const ignored: readonly string[] = 'ignored' in entry ? entry.ignored : [];
       const refused = Object.keys('refused' in entry ? entry.refused : {});
       assert.equal(new Set(ignored).size, ignored.length, `${message}: a field ignored twice`);
-      assert.deepEqual(refused.filter((k) => ignored.includes(k)), [], `${message}: ignored and refused`);
+      assert.deepEqual(
+        refused.filter((k) => ignored.includes(k)),
+        [],
+        `${message}: ignored and refused`,
+      );
     }
   });
 

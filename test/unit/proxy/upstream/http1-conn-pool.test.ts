@@ -157,7 +157,10 @@ describe('HTTP/1.1 upstream pool', () => {
       release = () => res.end('a');
     });
     const b = await upstream((_req, res) => res.end('b'));
-    closers.push(() => a.close(), () => b.close());
+    closers.push(
+      () => a.close(),
+      () => b.close(),
+    );
     const { pool, stats } = await pooled({ maxConnections: 1 });
     const first = send(pool, a.host);
     while (!release) await new Promise((r) => setTimeout(r, 5));

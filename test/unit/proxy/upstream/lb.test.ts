@@ -122,7 +122,11 @@ describe('consistent hashing', () => {
       const lb = make(hs, [1, 1, 1, 1, 1]);
       const keys = Array.from({ length: 2000 }, (_, i) => hash32(`user-${i}`));
       const first = keys.map((k) => lb.pick(k)?.key);
-      assert.deepEqual(keys.map((k) => lb.pick(k)?.key), first, 'stable');
+      assert.deepEqual(
+        keys.map((k) => lb.pick(k)?.key),
+        first,
+        'stable',
+      );
       const counts = new Map<string, number>();
       for (const k of first) counts.set(k ?? '', (counts.get(k ?? '') ?? 0) + 1);
       for (const c of counts.values()) assert.ok(c > 250 && c < 550, `each host gets about a fifth: ${[...counts.values()]}`);
@@ -174,7 +178,10 @@ describe('priority set', () => {
     assert.equal(p.stats().panic, true);
     const picked = new Set(Array.from({ length: 30 }, () => p.pick(undefined)?.port));
     assert.equal(picked.size, 3);
-    const noPanic = build(hosts(3).map((h, i) => Object.assign(h, { failedActiveHc: i < 2 })), model('ROUND_ROBIN', { panicThreshold: 0 }));
+    const noPanic = build(
+      hosts(3).map((h, i) => Object.assign(h, { failedActiveHc: i < 2 })),
+      model('ROUND_ROBIN', { panicThreshold: 0 }),
+    );
     assert.deepEqual(new Set(Array.from({ length: 30 }, () => noPanic.pick(undefined)?.port)), new Set([8002]));
   });
 
@@ -230,4 +237,3 @@ describe('lb policy registry', () => {
     assert.throws(() => registerLbPolicy('RANDOM', { hashBased: false, create: (_m, h, w) => new RandomLb(h, w) }), /RANDOM is registered twice/);
   });
 });
-

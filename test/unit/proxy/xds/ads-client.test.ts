@@ -67,7 +67,9 @@ describe('ADS client of our proxy (scripted server)', () => {
         },
       },
     );
-    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+    );
     proxy = await startProxy({
       bootstrap: { xds: { host: '127.0.0.1', port }, node: nodeModel('unit-node', 'unit-cluster', { region: 'r1', zone: 'z1' }), admin: undefined },
       doesNotExistMs: 300,
@@ -81,13 +83,17 @@ describe('ADS client of our proxy (scripted server)', () => {
 
   it('sends the node first, subscribes CDS/LDS as wildcard, ACKs with version and nonce, asks EDS for referenced names', async () => {
     await waitUntil(
-      () => requests.some((r) => r.type_url === TypeUrl.ClusterLoadAssignment) && requests.some((r) => r.type_url === TypeUrl.Cluster && r.response_nonce === 'n1'),
+      () =>
+        requests.some((r) => r.type_url === TypeUrl.ClusterLoadAssignment) && requests.some((r) => r.type_url === TypeUrl.Cluster && r.response_nonce === 'n1'),
       { what: 'the EDS request and the CDS ACK', timeoutMs: 5000 },
     );
     const [first, ...rest] = requests;
     assert.equal(first?.node?.id, 'unit-node');
     assert.equal(first?.node?.user_agent_name, 'consul-xds-proxy');
-    assert.ok(rest.every((r) => r.node === undefined), 'node only on the first request of the stream');
+    assert.ok(
+      rest.every((r) => r.node === undefined),
+      'node only on the first request of the stream',
+    );
     for (const t of [TypeUrl.Cluster, TypeUrl.Listener]) {
       const initial = requests.find((r) => r.type_url === t);
       assert.deepEqual(initial?.resource_names ?? [], [], `${t} is wildcard`);
@@ -108,10 +114,11 @@ describe('ADS client of our proxy (scripted server)', () => {
   });
 
   it('NACKs an invalid update at the last good version, naming the field, and keeps the cluster', async () => {
-    call?.write(
-      response(TypeUrl.Cluster, '2', 'n3', [{ name: 'c1', type: 'EDS', eds_cluster_config: { eds_config: ADS }, lb_policy: 'CLUSTER_PROVIDED' }]),
-    );
-    const nack = await waitUntil(() => requests.find((r) => r.type_url === TypeUrl.Cluster && r.response_nonce === 'n3'), { what: 'the NACK', timeoutMs: 5000 });
+    call?.write(response(TypeUrl.Cluster, '2', 'n3', [{ name: 'c1', type: 'EDS', eds_cluster_config: { eds_config: ADS }, lb_policy: 'CLUSTER_PROVIDED' }]));
+    const nack = await waitUntil(() => requests.find((r) => r.type_url === TypeUrl.Cluster && r.response_nonce === 'n3'), {
+      what: 'the NACK',
+      timeoutMs: 5000,
+    });
     assert.equal(nack.version_info, '1', 'a NACK carries the last accepted version');
     assert.match(nack.error_detail?.message ?? '', /Cluster 'c1': lb_policy: CLUSTER_PROVIDED is not supported/);
     assert.equal((proxy as RunningProxy).clusters.get('c1')?.model.lbPolicy, 'ROUND_ROBIN');

@@ -74,12 +74,18 @@ test('a response is a DiscoveryResponse carrying the snapshot bytes and the nonc
   const ts = s.type(TypeUrl.Cluster);
   const bytes = withNonce(encodeResponseBody(ts.version, ts.typeUrl, ts.list), 'z9');
   const m = messageType('envoy.service.discovery.v3.DiscoveryResponse').decode(bytes) as unknown as {
-    version_info: string; type_url: string; nonce: string; resources: Array<{ type_url: string; value: Uint8Array }>;
+    version_info: string;
+    type_url: string;
+    nonce: string;
+    resources: Array<{ type_url: string; value: Uint8Array }>;
   };
   assert.equal(m.version_info, ts.version);
   assert.equal(m.type_url, TypeUrl.Cluster);
   assert.equal(m.nonce, 'z9');
   const any = messageType('google.protobuf.Any');
-  assert.deepEqual(m.resources.map((r) => Buffer.from(any.encode(r).finish())), ts.list.map((r) => Buffer.from(r.bytes)));
+  assert.deepEqual(
+    m.resources.map((r) => Buffer.from(any.encode(r).finish())),
+    ts.list.map((r) => Buffer.from(r.bytes)),
+  );
   assert.throws(() => withNonce(Buffer.alloc(0), 'x'.repeat(128)), RangeError);
 });
