@@ -137,6 +137,16 @@ async function expectSigusr1NoDebugger(p: Proc, done: string): Promise<void> {
 
 type AlsCall = grpc.ClientWritableStream<object>;
 
+/** The request numbers (`/n/<k>`) of the access-log JSON lines in `file`, in file order; [] when it does not exist. */
+function numbers(file: string): number[] {
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => Number(/^\/n\/(\d+)$/.exec(String((JSON.parse(l) as { path: string }).path))?.[1]));
+}
+
 describe('consul-xds serve as a process: SIGHUP, SIGUSR1, SIGTERM', () => {
   let dir: Awaited<ReturnType<typeof makeTempDir>>;
   let proc: Proc;
@@ -184,14 +194,6 @@ endpoint: { eds: { web: { static: [{ address: "127.0.0.1", port: 9 }] } } }
     call.write({ ...(sent === 0 ? { identifier: { node: { id: 'envoy-1' }, log_name: 'edge' } } : {}), http_logs: { log_entry: [entry] } });
     sent++;
   };
-  const numbers = (file: string): number[] =>
-    fs.existsSync(file)
-      ? fs
-          .readFileSync(file, 'utf8')
-          .split('\n')
-          .filter(Boolean)
-          .map((l) => Number(/^\/n\/(\d+)$/.exec(String((JSON.parse(l) as { path: string }).path))?.[1]))
-      : [];
 
   it('SIGHUP after logrotate renamed the access log: alive, a new file, later lines in it, none lost or repeated', async () => {
     for (let i = 0; i < 100; i++) sendEntry();
@@ -354,14 +356,6 @@ describe('consul-xds proxy as a process: SIGUSR1, SIGTERM', () => {
   const sendRequests = async (n: number): Promise<void> => {
     for (let i = 0; i < n; i++) assert.equal((await send({ port, host: 'x', path: `/n/${sent++}` })).status, 200);
   };
-  const numbers = (file: string): number[] =>
-    fs.existsSync(file)
-      ? fs
-          .readFileSync(file, 'utf8')
-          .split('\n')
-          .filter(Boolean)
-          .map((l) => Number(/^\/n\/(\d+)$/.exec((JSON.parse(l) as { path: string }).path)?.[1]))
-      : [];
 
   it('SIGUSR1 after logrotate renamed the access log: a new file takes the later lines, alive, no debugger; SIGTERM exits 0', async () => {
     proc = spawnNode([CLI, 'proxy', '--xds', `127.0.0.1:${xds.port}`, '--node-id', 'signals', '--node-cluster', 'edge', '--admin-port', '0']);
