@@ -38,16 +38,16 @@ import { median } from './bench/stats.js';
 const SELF = fileURLToPath(import.meta.url);
 
 const OPTIONS = {
-    role: { type: 'string', default: 'driver' },
-    kind: { type: 'string', default: 'full' },
-    port: { type: 'string' },
-    entries: { type: 'string', default: '400000' },
-    streams: { type: 'string', default: '4' },
-    batch: { type: 'string', default: '50' },
-    runs: { type: 'string', default: '3' },
-    file: { type: 'string' },
-    'max-queue-bytes': { type: 'string' },
-    help: { type: 'boolean' },
+  role: { type: 'string', default: 'driver' },
+  kind: { type: 'string', default: 'full' },
+  port: { type: 'string' },
+  entries: { type: 'string', default: '400000' },
+  streams: { type: 'string', default: '4' },
+  batch: { type: 'string', default: '50' },
+  runs: { type: 'string', default: '3' },
+  file: { type: 'string' },
+  'max-queue-bytes': { type: 'string' },
+  help: { type: 'boolean' },
 } as const;
 type Args = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
 
@@ -122,16 +122,19 @@ async function sinkRole(args: Args): Promise<void> {
         ? (b) => (T.decode(b) as unknown as { http_logs?: { log_entry?: unknown[] } }).http_logs?.log_entry?.length ?? 0
         : (b) => decodeAlsMessage(b).records.length;
     const server = new grpc.Server();
-    server.addService({ StreamAccessLogs: { ...alsServiceDefinition().StreamAccessLogs!, requestDeserialize: countEntries } }, {
-      StreamAccessLogs: (call: grpc.ServerReadableStream<number, object>, done: grpc.sendUnaryData<object>) => {
-        call.on('data', (n: number) => {
-          markFirst();
-          count += n;
-        });
-        call.on('end', () => done(null, {}));
-        call.on('error', () => undefined);
+    server.addService(
+      { StreamAccessLogs: { ...alsServiceDefinition().StreamAccessLogs!, requestDeserialize: countEntries } },
+      {
+        StreamAccessLogs: (call: grpc.ServerReadableStream<number, object>, done: grpc.sendUnaryData<object>) => {
+          call.on('data', (n: number) => {
+            markFirst();
+            count += n;
+          });
+          call.on('end', () => done(null, {}));
+          call.on('error', () => undefined);
+        },
       },
-    });
+    );
     port = await new Promise<number>((resolve, reject) =>
       server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
     );
@@ -252,19 +255,24 @@ async function loadRole(args: Args): Promise<void> {
   // 32 distinct batches, reused round-robin: encoding stays out of the measured loop.
   const batches: Buffer[] = [];
   for (let b = 0; b < 32; b++) batches.push(encode({ http_logs: { log_entry: Array.from({ length: batch }, (_, k) => entry(b * batch + k)) } }));
-  const Raw = grpc.makeGenericClientConstructor({
-    StreamAccessLogs: {
-      path: ALS_METHOD_PATH,
-      requestStream: true,
-      responseStream: false,
-      requestSerialize: (b: Buffer) => b,
-      requestDeserialize: (b: Buffer) => b,
-      responseSerialize: (b: Buffer) => b,
-      responseDeserialize: (b: Buffer) => b,
+  const Raw = grpc.makeGenericClientConstructor(
+    {
+      StreamAccessLogs: {
+        path: ALS_METHOD_PATH,
+        requestStream: true,
+        responseStream: false,
+        requestSerialize: (b: Buffer) => b,
+        requestDeserialize: (b: Buffer) => b,
+        responseSerialize: (b: Buffer) => b,
+        responseDeserialize: (b: Buffer) => b,
+      },
     },
-  }, 'AccessLogService');
+    'AccessLogService',
+  );
   const client = new Raw(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  const open = (client as unknown as { StreamAccessLogs: (cb: (e: grpc.ServiceError | null) => void) => grpc.ClientWritableStream<Buffer> }).StreamAccessLogs.bind(client);
+  const open = (
+    client as unknown as { StreamAccessLogs: (cb: (e: grpc.ServiceError | null) => void) => grpc.ClientWritableStream<Buffer> }
+  ).StreamAccessLogs.bind(client);
   const started = performance.now();
   let queued = 0; // entries handed to some stream so far (all streams share this event loop)
   const take = () => {
@@ -283,10 +291,12 @@ async function loadRole(args: Args): Promise<void> {
       });
       // Envoy puts the identifier on each stream's first message only.
       const n0 = take();
-      call.write(encode({
-        identifier: { node: { id: `bench-envoy-${s}`, cluster: 'bench' }, log_name: 'bench_als' },
-        http_logs: { log_entry: Array.from({ length: n0 }, (_, k) => entry(k)) },
-      }));
+      call.write(
+        encode({
+          identifier: { node: { id: `bench-envoy-${s}`, cluster: 'bench' }, log_name: 'bench_als' },
+          http_logs: { log_entry: Array.from({ length: n0 }, (_, k) => entry(k)) },
+        }),
+      );
       for (let m = 1; queued < total; m++) {
         const n = take();
         if (!call.write(n === batch ? batches[m % batches.length]! : short(n))) await once(call, 'drain');
@@ -322,7 +332,14 @@ function nextMessage<T>(c: ChildProcess, key: string): Promise<T> {
 }
 
 /** One sink + one load generator, both fresh processes. Exported for the flood test. */
-export async function runOnce(opts: { kind: Kind; entries: number; streams: number; batch: number; file?: string; maxQueueBytes?: number }): Promise<SinkReport> {
+export async function runOnce(opts: {
+  kind: Kind;
+  entries: number;
+  streams: number;
+  batch: number;
+  file?: string;
+  maxQueueBytes?: number;
+}): Promise<SinkReport> {
   const sinkArgs = ['--kind', opts.kind, '--entries', String(opts.entries)];
   if (opts.file !== undefined) sinkArgs.push('--file', opts.file);
   if (opts.maxQueueBytes !== undefined) sinkArgs.push('--max-queue-bytes', String(opts.maxQueueBytes));
@@ -364,9 +381,23 @@ async function formatterBench(n: number): Promise<{ fastNs: number; pinoNs: numb
   const fast = (r: AccessRecord) => void writer.write(formatAccessLine(r, identity, 0));
   const viaPino = (r: AccessRecord) =>
     logger.info({
-      type: r.kind, method: r.method, authority: r.authority, path: r.path, protocol: r.protocol, status: r.status, route: r.route,
-      upstream_cluster: r.cluster, upstream_host: r.upstreamHost, downstream: r.downstream, duration_ms: r.durationMs, upstream_ms: r.upstreamMs,
-      bytes_in: r.bytesIn, bytes_out: r.bytesOut, flags: r.flags, request_id: r.requestId, user_agent: r.userAgent,
+      type: r.kind,
+      method: r.method,
+      authority: r.authority,
+      path: r.path,
+      protocol: r.protocol,
+      status: r.status,
+      route: r.route,
+      upstream_cluster: r.cluster,
+      upstream_host: r.upstreamHost,
+      downstream: r.downstream,
+      duration_ms: r.durationMs,
+      upstream_ms: r.upstreamMs,
+      bytes_in: r.bytesIn,
+      bytes_out: r.bytesOut,
+      flags: r.flags,
+      request_id: r.requestId,
+      user_agent: r.userAgent,
     });
   await timeIt(fast); // warm-up
   await timeIt(viaPino);
@@ -387,13 +418,24 @@ async function driver(args: Args): Promise<void> {
   const batch = int(args.batch, 'batch');
   const runs = int(args.runs, 'runs');
   const maxQueueBytes = args['max-queue-bytes'] !== undefined ? int(args['max-queue-bytes'], 'max-queue-bytes') : undefined;
-  console.error(`bench-als: ${entries} entries over ${streams} streams, ${batch} entries/message, ${runs} runs per sink (${os.cpus().length} CPUs, node ${process.version})`);
+  console.error(
+    `bench-als: ${entries} entries over ${streams} streams, ${batch} entries/message, ${runs} runs per sink (${os.cpus().length} CPUs, node ${process.version})`,
+  );
   const results: Record<Kind, SinkReport[]> = { baseline: [], wire: [], full: [] };
   for (let r = 0; r < runs; r++) {
     for (const kind of KINDS) {
-      const rep = await runOnce({ kind, entries, streams, batch, ...(args.file !== undefined ? { file: args.file } : {}), ...(maxQueueBytes !== undefined ? { maxQueueBytes } : {}) });
+      const rep = await runOnce({
+        kind,
+        entries,
+        streams,
+        batch,
+        ...(args.file !== undefined ? { file: args.file } : {}),
+        ...(maxQueueBytes !== undefined ? { maxQueueBytes } : {}),
+      });
       results[kind].push(rep);
-      console.error(`  run ${r + 1} ${kind.padEnd(8)} ${String(rep.entriesPerSec).padStart(8)} entries/s  ${rep.ms} ms  ${String(rep.entriesPerCpuSec).padStart(8)} entries/CPU-s  peak RSS ${rep.peakRssMb} MB (start ${rep.baseRssMb} MB)  peak heap ${rep.peakHeapMb} MB${kind === 'full' ? `  all written after ${rep.drainedMs ?? '-'} ms  written ${rep.written} dropped ${rep.dropped} peak queue ${mb(rep.peakQueuedBytes)} MB` : ''}`);
+      console.error(
+        `  run ${r + 1} ${kind.padEnd(8)} ${String(rep.entriesPerSec).padStart(8)} entries/s  ${rep.ms} ms  ${String(rep.entriesPerCpuSec).padStart(8)} entries/CPU-s  peak RSS ${rep.peakRssMb} MB (start ${rep.baseRssMb} MB)  peak heap ${rep.peakHeapMb} MB${kind === 'full' ? `  all written after ${rep.drainedMs ?? '-'} ms  written ${rep.written} dropped ${rep.dropped} peak queue ${mb(rep.peakQueuedBytes)} MB` : ''}`,
+      );
     }
   }
   const fmt = await formatterBench(200_000);

@@ -49,44 +49,94 @@ const CASES: readonly Case[] = [
   {
     name: 'unknown keys: 40,000 over 4 sections',
     text: () => {
-      const keys = (indent: string, from: number) => range(10_000).map((i) => `${indent}k${id(from + i)}: 1\n`).join('');
+      const keys = (indent: string, from: number) =>
+        range(10_000)
+          .map((i) => `${indent}k${id(from + i)}: 1\n`)
+          .join('');
       return `listener:\n  listen:\n    address: "127.0.0.1"\n    port: 8000\n${keys('    ', 0)}route:\n  domain: ["example.com"]\n  cluster:\n    web:\n      prefix: ["/"]\n${keys('  ', 10_000)}cluster:\n  loadbalancer:\n    web:\n${keys('      ', 20_000)}${keys('', 30_000)}`;
     },
   },
-  { name: 'duplicate keys: 20,000 pairs', text: () => HEAD + range(20_000).map((i) => `    k${id(i)}: 1\n    k${id(i)}: 2\n`).join('') },
+  {
+    name: 'duplicate keys: 20,000 pairs',
+    text: () =>
+      HEAD +
+      range(20_000)
+        .map((i) => `    k${id(i)}: 1\n    k${id(i)}: 2\n`)
+        .join(''),
+  },
   {
     name: 'bad values: 40,000 bad statuses',
-    text: () => `${HEAD}      health-check:\n        value: /h\n        timeout: 1\n        interval: 1\n        healthy: 1\n        unhealthy: 1\n        expected: [${range(40_000).map(() => '99').join(', ')}]\n`,
+    text: () =>
+      `${HEAD}      health-check:\n        value: /h\n        timeout: 1\n        interval: 1\n        healthy: 1\n        unhealthy: 1\n        expected: [${range(
+        40_000,
+      )
+        .map(() => '99')
+        .join(', ')}]\n`,
   },
   { name: 'bad value: one of 500 KB', text: () => HEAD.replace('lb-policy: random', `lb-policy: ${'x'.repeat(500_000)}`) },
   { name: 'unknown key: one of 500 KB', text: () => `${HEAD}      ${'k'.repeat(500_000)}: 1\n` },
   {
     name: 'vhosts: 4,000 listeners x 4,000 hosts "*"',
     text: () =>
-      HEAD.replace('listener:\n', `listener:\n${range(4_000).map((i) => `  l${id(i)}: {address: 127.0.0.1, port: ${i + 1}}\n`).join('')}`) +
-      `virtual-hosts:\n${range(4_000).map((i) => `  v${id(i)}: {domain: ["*"], cluster: {web: {prefix: [/]}}}\n`).join('')}`,
+      HEAD.replace(
+        'listener:\n',
+        `listener:\n${range(4_000)
+          .map((i) => `  l${id(i)}: {address: 127.0.0.1, port: ${i + 1}}\n`)
+          .join('')}`,
+      ) +
+      `virtual-hosts:\n${range(4_000)
+        .map((i) => `  v${id(i)}: {domain: ["*"], cluster: {web: {prefix: [/]}}}\n`)
+        .join('')}`,
   },
   { name: 'nesting: [[[...]]] 250,000 deep', text: () => `${HEAD}      x: ${'['.repeat(250_000)}${']'.repeat(250_000)}\n` },
   { name: 'nesting: - - - 200,000 deep', text: () => `${HEAD}      x:\n${'- '.repeat(200_000)}1\n` },
   {
     name: 'aliases: 12,000 anchors, 12,000 aliases',
-    text: () => HEAD + range(12_000).map((i) => `    a${id(i)}: &${id(i)} 1\n    b${id(i)}: *${id(i)}\n`).join(''),
+    text: () =>
+      HEAD +
+      range(12_000)
+        .map((i) => `    a${id(i)}: &${id(i)} 1\n    b${id(i)}: *${id(i)}\n`)
+        .join(''),
   },
   {
     name: 'aliases: 500 anchors, 500 aliases',
-    text: () => HEAD + range(500).map((i) => `    a${id(i)}: &${id(i)} 1\n    b${id(i)}: *${id(i)}\n`).join(''),
+    text: () =>
+      HEAD +
+      range(500)
+        .map((i) => `    a${id(i)}: &${id(i)} 1\n    b${id(i)}: *${id(i)}\n`)
+        .join(''),
   },
   {
     name: 'valid: 8,000 clusters and routes',
     text: () =>
-      HEAD.replace('    web:\n      prefix: ["/"]\n', range(8_000).map((i) => `    c${id(i)}: {prefix: [/${id(i)}]}\n`).join('')) +
-      range(8_000).map((i) => `    c${id(i)}: {lb-policy: random}\n`).join(''),
+      HEAD.replace(
+        '    web:\n      prefix: ["/"]\n',
+        range(8_000)
+          .map((i) => `    c${id(i)}: {prefix: [/${id(i)}]}\n`)
+          .join(''),
+      ) +
+      range(8_000)
+        .map((i) => `    c${id(i)}: {lb-policy: random}\n`)
+        .join(''),
   },
   {
     name: 'valid: 40,000 domains',
-    text: () => HEAD.replace('domain: ["example.com"]', `domain: [${range(40_000).map((i) => `h${id(i)}.io`).join(', ')}]`),
+    text: () =>
+      HEAD.replace(
+        'domain: ["example.com"]',
+        `domain: [${range(40_000)
+          .map((i) => `h${id(i)}.io`)
+          .join(', ')}]`,
+      ),
   },
-  { name: 'over the cap: 600 KB', text: () => HEAD + range(50_000).map((i) => `    k${id(i)}: 1\n`).join('') },
+  {
+    name: 'over the cap: 600 KB',
+    text: () =>
+      HEAD +
+      range(50_000)
+        .map((i) => `    k${id(i)}: 1\n`)
+        .join(''),
+  },
 ];
 
 interface Result {
@@ -185,7 +235,14 @@ async function startServeChild(file: string, inProcess: boolean): Promise<{ chil
 }
 
 async function serveChild(file: string, inProcess: boolean): Promise<void> {
-  const app = await serve({ configFile: file, xds: { host: '127.0.0.1', port: 0 }, admin: { port: 0 }, als: false, logger: createLogger({ level: 'silent' }), configParsing: { inProcess } });
+  const app = await serve({
+    configFile: file,
+    xds: { host: '127.0.0.1', port: 0 },
+    admin: { port: 0 },
+    als: false,
+    logger: createLogger({ level: 'silent' }),
+    configParsing: { inProcess },
+  });
   process.stdout.write(`${JSON.stringify({ adminPort: app.adminPort })}\n`);
   process.once('SIGTERM', () => void app.close().then(() => process.exit(0)));
 }
@@ -230,7 +287,8 @@ async function measureServe(caseName: string, inProcess: boolean, runs: number):
       const refusalMs = performance.now() - t0;
       const { latencies, failures } = await polls.stop();
       const sorted = [...latencies].sort((a, b) => a - b);
-      if (r > 1) out.push({ healthMaxMs: sorted[sorted.length - 1] ?? NaN, healthP99Ms: percentile(sorted, 99), polls: sorted.length, failed: failures, refusalMs });
+      if (r > 1)
+        out.push({ healthMaxMs: sorted[sorted.length - 1] ?? NaN, healthP99Ms: percentile(sorted, 99), polls: sorted.length, failed: failures, refusalMs });
     }
   } finally {
     child.kill('SIGTERM');
@@ -247,11 +305,19 @@ async function serveBench(cases: readonly string[], runs: number): Promise<void>
   const head = `${'case'.padEnd(42)}${'parsing'.padEnd(12)}${'health max'.padStart(11)}${'health p99'.padStart(11)}${'polls'.padStart(7)}${'failed'.padStart(7)}${'write->refusal'.padStart(16)}`;
   process.stdout.write(`${head}\n${'-'.repeat(head.length)}\n`);
   for (const name of cases) {
-    for (const [label, inProcess] of [['worker', false], ['in-process', true]] as const) {
+    for (const [label, inProcess] of [
+      ['worker', false],
+      ['in-process', true],
+    ] as const) {
       const r = await measureServe(name, inProcess, runs);
       const m = (f: (x: ServeRun) => number) => median(r.map(f));
       process.stdout.write(
-        `${name.padEnd(42)}${label.padEnd(12)}${fmt(m((x) => x.healthMaxMs)).padStart(11)}${fmt(m((x) => x.healthP99Ms)).padStart(11)}${m((x) => x.polls).toFixed(0).padStart(7)}${r.reduce((n, x) => n + x.failed, 0).toFixed(0).padStart(7)}${fmt(m((x) => x.refusalMs)).padStart(16)}\n`,
+        `${name.padEnd(42)}${label.padEnd(12)}${fmt(m((x) => x.healthMaxMs)).padStart(11)}${fmt(m((x) => x.healthP99Ms)).padStart(11)}${m((x) => x.polls)
+          .toFixed(0)
+          .padStart(7)}${r
+          .reduce((n, x) => n + x.failed, 0)
+          .toFixed(0)
+          .padStart(7)}${fmt(m((x) => x.refusalMs)).padStart(16)}\n`,
       );
     }
   }
@@ -271,7 +337,11 @@ async function main(): Promise<void> {
     },
   });
   if (values['serve-child']) return serveChild(values['serve-child'], values['in-process']);
-  if (values.serve) return serveBench(SERVE_CASES.filter((n) => !values.case || n.includes(values.case)), Number(values.runs));
+  if (values.serve)
+    return serveBench(
+      SERVE_CASES.filter((n) => !values.case || n.includes(values.case)),
+      Number(values.runs),
+    );
   const runs = Number(values.runs);
   const timeoutMs = Number(values['timeout-s']) * 1000;
   const cases = CASES.filter((c) => !values.case || c.name.includes(values.case));

@@ -79,7 +79,10 @@ function intFlag(flag: string, value: string | undefined, fallback: number, min 
 
 function listFlag<T extends string>(flag: string, value: string | undefined, allowed: readonly T[], fallback: readonly T[]): T[] {
   if (value === undefined) return [...fallback];
-  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const i of items) if (!(allowed as readonly string[]).includes(i)) throw new Error(`--${flag}: "${i}" is not one of ${allowed.join(', ')}`);
   if (items.length === 0) throw new Error(`--${flag}: empty list`);
   return items as T[];
@@ -105,7 +108,7 @@ function parseOptions(argv: string[]): Options {
     strict: true,
   });
   if (values.help) {
-    process.stdout.write(USAGE + '\n');
+    process.stdout.write(`${USAGE}\n`);
     process.exit(0);
   }
   const durationS = intFlag('duration-s', values['duration-s'], 10);
@@ -159,7 +162,11 @@ async function main(): Promise<void> {
   try {
     const tools = installTools(opts.protocols);
     if (opts.planes.includes('envoy')) log(`envoy: ${await envoyBinary()}`);
-    log(`tools: ${Object.entries(tools).map(([k, v]) => `${k} ${v}`).join(', ')}; ${os.cpus().length} cores; node ${process.version}`);
+    log(
+      `tools: ${Object.entries(tools)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}; ${os.cpus().length} cores; node ${process.version}`,
+    );
 
     const upstreamScript = (name: string): string => path.join(ROOT, 'dist', 'scripts', 'bench-dataplane', `${name}.js`);
     const ports = (c: Child): number[] => (c.ready[1] ?? '').split(',').map(Number);
@@ -173,8 +180,17 @@ async function main(): Promise<void> {
     const configFile = path.join(workDir, 'config.yaml');
     await writeFile(configFile, benchDataplaneYaml({ listener: listenerPort, h1Upstreams: h1Ports, grpcUpstreams: grpcPorts }));
     app = await serve({ configFile, xds: { host: '127.0.0.1', port: 0 }, admin: false, als: false, logger: silentLogger });
-    const ctx = { children, xdsPort: app.xdsPort, listenerPort, h1Upstream: h1Ports[0] ?? 0, grpcUpstream: grpcPorts[0] ?? 0, proxyNodeArgs: opts.proxyNodeArgs };
-    log(`control plane xDS 127.0.0.1:${app.xdsPort}; listener :${listenerPort}; HTTP/1.1 upstreams ${h1Ports.join(',')}; gRPC upstreams ${grpcPorts.join(',')}`);
+    const ctx = {
+      children,
+      xdsPort: app.xdsPort,
+      listenerPort,
+      h1Upstream: h1Ports[0] ?? 0,
+      grpcUpstream: grpcPorts[0] ?? 0,
+      proxyNodeArgs: opts.proxyNodeArgs,
+    };
+    log(
+      `control plane xDS 127.0.0.1:${app.xdsPort}; listener :${listenerPort}; HTTP/1.1 upstreams ${h1Ports.join(',')}; gRPC upstreams ${grpcPorts.join(',')}`,
+    );
 
     const upstreamPid = (p: Protocol): number => (p === 'http1' ? h1Up.pid : grpcUp.pid);
     const cells: Cell[] = [];
@@ -195,7 +211,9 @@ async function main(): Promise<void> {
         upstreamCpuUs: perReq(cpuMs(upstreamPid(protocol)) - up0),
       };
       cells.push(cell);
-      log(`round ${round} ${target.name} ${PROTOCOL_LABEL[protocol]} x${concurrency}: ${fmtLoad(load)}${cell.dpCpuUs !== undefined ? `, ${cell.dpCpuUs.toFixed(1)} us CPU/req` : ''}`);
+      log(
+        `round ${round} ${target.name} ${PROTOCOL_LABEL[protocol]} x${concurrency}: ${fmtLoad(load)}${cell.dpCpuUs !== undefined ? `, ${cell.dpCpuUs.toFixed(1)} us CPU/req` : ''}`,
+      );
     };
 
     for (let round = 1; round <= opts.rounds; round++) {

@@ -88,7 +88,7 @@ function parseOptions(argv: string[]): Options {
     strict: true,
   });
   if (values.help) {
-    process.stdout.write(USAGE + '\n');
+    process.stdout.write(`${USAGE}\n`);
     process.exit(0);
   }
   const peer = values.peer ?? 'go-control-plane';
@@ -179,7 +179,13 @@ function ourTarget(configs: readonly string[], cpuProf: string | undefined): Pro
     mkdirSync(cpuProf, { recursive: true });
     profileFile = path.join(cpuProf, 'consul-xds-fanout.cpuprofile');
   }
-  return processTarget('consul-xds', process.execPath, ['--expose-gc', script], configs.map((config) => ({ config })), profileFile);
+  return processTarget(
+    'consul-xds',
+    process.execPath,
+    ['--expose-gc', script],
+    configs.map((config) => ({ config })),
+    profileFile,
+  );
 }
 
 /** go-control-plane peer binary, (re)built into .cache/ when its sources are newer. */
@@ -218,7 +224,20 @@ function fmt(n: number | undefined, digits = 0): string {
 }
 
 function table(rows: readonly RunSummary[], opts: Options): string {
-  const header = ['server', 'clients', 'changes', 'p50 ms', 'p99 ms', 'max ms', 'all-ACKed ms', 'CDS p99 ms', 'resp/change', 'CPU ms/change', 'RSS/stream KB', 'connect-all ms'];
+  const header = [
+    'server',
+    'clients',
+    'changes',
+    'p50 ms',
+    'p99 ms',
+    'max ms',
+    'all-ACKed ms',
+    'CDS p99 ms',
+    'resp/change',
+    'CPU ms/change',
+    'RSS/stream KB',
+    'connect-all ms',
+  ];
   const body = rows.map((r) => [
     r.server,
     String(r.clients),
@@ -303,14 +322,15 @@ async function main(): Promise<void> {
       `${opts.clients} clients, ${opts.changes} changes (+${opts.warmup} warm-up), ${opts.clusters} clusters; ` +
       `snapshot build ${buildMs.toFixed(1)} ms (not in the timings)\n\n`,
   );
-  process.stdout.write(table(results, opts) + '\n');
+  process.stdout.write(`${table(results, opts)}\n`);
   const ours = results[0];
-  if (ours?.publishBlockMs !== undefined) process.stdout.write(`consul-xds: cache.set() held the event loop ${ours.publishBlockMs.toFixed(1)} ms per change (median).\n`);
+  if (ours?.publishBlockMs !== undefined)
+    process.stdout.write(`consul-xds: cache.set() held the event loop ${ours.publishBlockMs.toFixed(1)} ms per change (median).\n`);
   if (missed.length > 0) process.stdout.write(`NOT DELIVERED within 30 s: ${missed.join('; ')}\n`);
   if (opts.cpuProf !== undefined) process.stdout.write(`\n${profileTop(path.join(opts.cpuProf, 'consul-xds-fanout.cpuprofile'), 30, 'prepareSnapshot')}\n`);
   if (opts.json) {
     const json = { options: opts, node: process.version, loadavg: [loadBefore, loadAfter], buildMs, results };
-    writeFileSync(opts.json, JSON.stringify(json, null, 2) + '\n');
+    writeFileSync(opts.json, `${JSON.stringify(json, null, 2)}\n`);
   }
   clearTimeout(deadline);
   process.exitCode = missed.length > 0 ? 1 : 0;

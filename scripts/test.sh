@@ -30,14 +30,13 @@ echo "test.sh: CONSUL_BIN=$CONSUL_BIN" >&2
 if [ "$#" -gt 0 ]; then
   files=("$@")
 else
-  shopt -s nullglob
   files=()
+  # Unit tests sit in folders that mirror src/ (src/config/ -> test/unit/config/, ...).
   # tsc never deletes outputs: run only compiled tests whose source still exists.
-  for f in dist/test/unit/*.test.js dist/test/integration/*.test.js; do
+  while IFS= read -r f; do
     src="${f#dist/}"; src="${src%.js}.ts"
     if [ -f "$src" ]; then files+=("$f"); else echo "test.sh: skipping stale $f (no $src)" >&2; fi
-  done
-  shopt -u nullglob
+  done < <(for d in dist/test/unit dist/test/integration; do find "$d" -name '*.test.js' -type f 2>/dev/null | LC_ALL=C sort; done)
   if [ "${#files[@]}" -eq 0 ]; then
     echo "test.sh: no compiled tests under dist/test; run 'npx tsc -p .' first (npm test does)" >&2
     exit 1

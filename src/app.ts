@@ -159,10 +159,15 @@ interface Sources {
 
 async function startFileSource(file: string, newPublisher: (group: string) => Publisher, closers: Closer[], { parser, limits }: Parsing): Promise<Sources> {
   const publisher = newPublisher(DEFAULT_GROUP);
-  const source = new ConfigFileSource(file, {
-    onConfig: (config, origin) => publisher.setConfig(config, origin),
-    onError: (err) => publisher.reject(file, err),
-  }, limits, parser);
+  const source = new ConfigFileSource(
+    file,
+    {
+      onConfig: (config, origin) => publisher.setConfig(config, origin),
+      onError: (err) => publisher.reject(file, err),
+    },
+    limits,
+    parser,
+  );
   const first = await source.start();
   closers.push(() => source.close());
   publisher.setConfig(first, file);
@@ -170,7 +175,14 @@ async function startFileSource(file: string, newPublisher: (group: string) => Pu
   return { publishers: new Map([[DEFAULT_GROUP, publisher]]) };
 }
 
-async function startConsulSources(consul: ConsulOptions, newPublisher: (group: string) => Publisher, logger: Logger, closers: Closer[], { parser, limits }: Parsing, metrics?: PipelineMetrics): Promise<Sources> {
+async function startConsulSources(
+  consul: ConsulOptions,
+  newPublisher: (group: string) => Publisher,
+  logger: Logger,
+  closers: Closer[],
+  { parser, limits }: Parsing,
+  metrics?: PipelineMetrics,
+): Promise<Sources> {
   const client = new ConsulClient(resolveConnection(consul));
   closers.push(() => client.close());
   const startupTimeoutMs = consul.startupTimeoutMs ?? 10_000;

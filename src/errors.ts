@@ -54,9 +54,9 @@ export class ConfigError extends ConsulXdsError {
   readonly source: string;
   /** `total` > issues.length when the caller only built the first issues (parse.ts locates only what is listed). */
   constructor(source: string, issues: readonly ConfigIssue[], total = issues.length) {
-    const listed = issues.slice(0, MAX_LISTED_ISSUES).map((i) =>
-      Object.freeze({ ...i, path: clip(i.path, MAX_PATH_CHARS), message: clip(i.message, MAX_MESSAGE_CHARS) }),
-    );
+    const listed = issues
+      .slice(0, MAX_LISTED_ISSUES)
+      .map((i) => Object.freeze({ ...i, path: clip(i.path, MAX_PATH_CHARS), message: clip(i.message, MAX_MESSAGE_CHARS) }));
     const rest = Math.max(total, issues.length) - listed.length;
     super('CXDS_CONFIG_INVALID', `${source}: ${listed.map(formatIssue).join('; ')}${rest > 0 ? `; and ${rest} more` : ''}`);
     this.issues = Object.freeze(listed);

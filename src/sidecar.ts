@@ -45,7 +45,11 @@ const AlsOptionsSchema = z.strictObject({
   /** Append access-log lines to this file; default stdout. */
   file: z.string().min(1).optional(),
   /** Write-queue bound in characters; lines beyond it are dropped and counted. */
-  maxQueueBytes: z.number().int().min(4096).default(8 * 1024 * 1024),
+  maxQueueBytes: z
+    .number()
+    .int()
+    .min(4096)
+    .default(8 * 1024 * 1024),
   windowSeconds: z.number().int().min(1).max(3600).default(60),
   maxRouteKeys: z.number().int().min(1).default(200),
   maxClusterKeys: z.number().int().min(1).default(100),
@@ -86,7 +90,10 @@ export interface Sidecar {
 function parse<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
   const r = schema.safeParse(value ?? {});
   if (r.success) return Object.freeze(r.data) as z.output<S>;
-  throw new ConfigError(where, r.error.issues.map((i) => ({ path: [where, ...i.path.map(String)].join('.'), message: i.message })));
+  throw new ConfigError(
+    where,
+    r.error.issues.map((i) => ({ path: [where, ...i.path.map(String)].join('.'), message: i.message })),
+  );
 }
 
 export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {

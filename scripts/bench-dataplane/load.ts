@@ -74,8 +74,10 @@ async function runWrk(children: ChildSet, wrk: string, spec: LoadSpec): Promise<
     '-t1',
     `-c${spec.concurrency}`,
     `-d${spec.durationS}s`,
-    '--timeout', '5s',
-    '-s', path.join(HELPERS_DIR, 'wrk-report.lua'),
+    '--timeout',
+    '5s',
+    '-s',
+    path.join(HELPERS_DIR, 'wrk-report.lua'),
     `http://127.0.0.1:${spec.port}${H1_PATH}`,
   ];
   const r = await children.run(wrk, args, spec.durationS * 1000 + GRACE_MS);
@@ -104,16 +106,25 @@ interface GhzJson {
 async function runGhz(children: ChildSet, ghz: string, spec: LoadSpec): Promise<LoadResult> {
   const args = [
     '--insecure',
-    '--proto', PROTO_FILE,
-    '--call', ECHO_CALL,
-    '--data', PAYLOAD_JSON,
-    '--connections', '1',
-    '--concurrency', String(spec.concurrency),
-    '--duration', `${spec.durationS}s`,
+    '--proto',
+    PROTO_FILE,
+    '--call',
+    ECHO_CALL,
+    '--data',
+    PAYLOAD_JSON,
+    '--connections',
+    '1',
+    '--concurrency',
+    String(spec.concurrency),
+    '--duration',
+    `${spec.durationS}s`,
     // Calls still in flight when the time is up are neither counted nor errors.
-    '--duration-stop', 'ignore',
-    '--cpus', '1',
-    '--format', 'json',
+    '--duration-stop',
+    'ignore',
+    '--cpus',
+    '1',
+    '--format',
+    'json',
     `127.0.0.1:${spec.port}`,
   ];
   const r = await children.run(ghz, args, spec.durationS * 1000 + GRACE_MS);
@@ -123,7 +134,9 @@ async function runGhz(children: ChildSet, ghz: string, spec: LoadSpec): Promise<
     const cut = r.stdout.indexOf(',"details":');
     j = JSON.parse(cut < 0 ? r.stdout : `${r.stdout.slice(0, cut)}}`) as GhzJson;
   } catch {
-    throw new Error(`ghz ${args.join(' ')}: ${r.timedOut ? 'timed out' : `no JSON result (code ${r.code})`}\n${r.stdout.slice(0, 2000)}${r.stderr.slice(0, 2000)}`);
+    throw new Error(
+      `ghz ${args.join(' ')}: ${r.timedOut ? 'timed out' : `no JSON result (code ${r.code})`}\n${r.stdout.slice(0, 2000)}${r.stderr.slice(0, 2000)}`,
+    );
   }
   const pct = (p: number): number => {
     const hit = (j.latencyDistribution ?? []).find((d) => d.percentage === p);

@@ -27,10 +27,16 @@ const RULES: ReadonlyArray<readonly [group: string, test: (url: string, fn: stri
   [WRITES, (u, f) => u === '' && /^(writev|writeBuffer|write(Latin1|Utf8|Ascii|Ucs2)String)$/.test(f)],
   ['(program): native outside JS (nghttp2, libuv reads, V8)', (u, f) => u === '' && f === '(program)'],
   ['ours: routing (route table, matchers)', (u) => /\/proxy\/(router\/route-(table|store)|config\/(route-resource|string-matcher))\.js/.test(u)],
-  ['ours: load balancing (lb, hosts, priority set)', (u) => /\/proxy\/(upstream\/lb\/[a-z-]+|upstream\/(edf-scheduler|priority-set|host|cluster|cluster-manager|outlier-detection)|common\/hash)\.js/.test(u)],
+  [
+    'ours: load balancing (lb, hosts, priority set)',
+    (u) => /\/proxy\/(upstream\/lb\/[a-z-]+|upstream\/(edf-scheduler|priority-set|host|cluster|cluster-manager|outlier-detection)|common\/hash)\.js/.test(u),
+  ],
   ['ours: upstream pool (http1/http2)', (u) => /\/proxy\/upstream\/(http1-|http2-)?conn-pool\.js/.test(u)],
   ['ours: stats', (u) => /\/proxy\/stats\.js/.test(u)],
-  ['ours: router filter (router, downstream, listener)', (u) => /\/proxy\/(router\/[a-z-]+|http\/[a-z-]+|listener\/(http-connection-manager|listener-manager)|config\/retry-policy)\.js/.test(u)],
+  [
+    'ours: router filter (router, downstream, listener)',
+    (u) => /\/proxy\/(router\/[a-z-]+|http\/[a-z-]+|listener\/(http-connection-manager|listener-manager)|config\/retry-policy)\.js/.test(u),
+  ],
   ['ours: other', (u) => /\/proxy\//.test(u) || /\/dist\/src\//.test(u)],
   ['request id (randomUUID)', (u, f) => /node:internal\/crypto\/random/.test(u) || f === 'randomUUID' || f === 'secureBuffer'],
   ['node http/1: parser + IncomingMessage', (u, f) => /node:_http_(common|incoming)/.test(u) || f.startsWith('parserOn')],
@@ -87,7 +93,9 @@ export function profileGroups(file: string): { busyMs: number; writesMs: number;
   };
 
   const selfById = new Map<number, number>();
-  profile.samples.forEach((id, i) => selfById.set(id, (selfById.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  profile.samples.forEach((id, i) => {
+    selfById.set(id, (selfById.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
   let busyUs = 0;
   const totals = new Map<string, number>();
   const fns = new Map<string, Map<string, number>>();
@@ -136,5 +144,5 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     process.stderr.write('usage: node dist/scripts/bench-dataplane/profile-groups.js FILE.cpuprofile\n');
     process.exit(2);
   }
-  process.stdout.write(formatGroups(file) + '\n');
+  process.stdout.write(`${formatGroups(file)}\n`);
 }

@@ -35,7 +35,7 @@ export function cutProfile(file: string, fromUs: number, toUs: number): string {
     last = t;
   });
   if (samples.length === 0) throw new Error(`${file}: no samples between ${fromUs} and ${toUs} us (profile spans ${p.startTime}..${p.endTime})`);
-  const out = file.replace(/\.cpuprofile$/, '') + '.window.cpuprofile';
+  const out = `${file.replace(/\.cpuprofile$/, '')}.window.cpuprofile`;
   writeFileSync(out, JSON.stringify({ ...p, startTime: fromUs, endTime: last, samples, timeDeltas }));
   return out;
 }

@@ -63,10 +63,12 @@ function onRequest(s: FloorStream, bytes: Buffer): void {
 type Resources = ReadonlyMap<string, { readonly version: string; readonly resources: readonly Buffer[] }>;
 
 function resourcesOf(command: PeerSnapshot): Resources {
-  return new Map(Object.entries(command.versions).map(([typeUrl, version]) => [
-    typeUrl,
-    { version, resources: (command.resources[typeUrl] ?? []).map((b64) => Buffer.from(b64, 'base64')) },
-  ]));
+  return new Map(
+    Object.entries(command.versions).map(([typeUrl, version]) => [
+      typeUrl,
+      { version, resources: (command.resources[typeUrl] ?? []).map((b64) => Buffer.from(b64, 'base64')) },
+    ]),
+  );
 }
 
 function publish(snapshot: Resources): void {
@@ -91,7 +93,7 @@ function publish(snapshot: Resources): void {
 }
 
 function reply(r: ServerReply): void {
-  process.stdout.write(JSON.stringify(r) + '\n');
+  process.stdout.write(`${JSON.stringify(r)}\n`);
 }
 
 async function main(): Promise<void> {

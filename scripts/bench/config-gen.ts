@@ -60,8 +60,8 @@ export function benchConfigYaml(clusters: number, change: number): string {
   names.forEach((name, i) => {
     lines.push(`    ${name}:`, '      port: 8080', '      balancing-policy: "locality"', '      static:');
     for (let j = 0; j < 3; j++) {
-      lines.push(`        - { address: "127.0.${1 + (i >> 8)}.${(i & 0xff) || 1}", port: ${8080 + j}, zone: "zone-${String.fromCharCode(97 + j)}" }`);
+      lines.push(`        - { address: "127.0.${1 + (i >> 8)}.${i & 0xff || 1}", port: ${8080 + j}, zone: "zone-${String.fromCharCode(97 + j)}" }`);
     }
   });
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }

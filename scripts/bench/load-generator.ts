@@ -137,7 +137,8 @@ class SimClient {
       for (const m of messages) this.#onResponse(m);
     });
     stream.on('trailers', (headers) => {
-      if (!stopping) fail(`client ${this.index}: stream ended by the server: grpc-status ${String(headers['grpc-status'])} ${String(headers['grpc-message'] ?? '')}`);
+      if (!stopping)
+        fail(`client ${this.index}: stream ended by the server: grpc-status ${String(headers['grpc-status'])} ${String(headers['grpc-message'] ?? '')}`);
     });
     stream.on('error', (err) => {
       if (!stopping) fail(`client ${this.index}: stream error: ${err.message}`);
@@ -156,13 +157,17 @@ class SimClient {
     if (!state || !this.#stream) return;
     const node = this.#first ? { id: `bench-client-${this.index}`, cluster: 'bench' } : undefined;
     this.#first = false;
-    this.#stream.write(grpcFrame(encodeRequest({
-      versionInfo: state.version,
-      typeUrl,
-      responseNonce: state.nonce,
-      resourceNames: state.namesBytes,
-      ...(node ? { node } : {}),
-    })));
+    this.#stream.write(
+      grpcFrame(
+        encodeRequest({
+          versionInfo: state.version,
+          typeUrl,
+          responseNonce: state.nonce,
+          resourceNames: state.namesBytes,
+          ...(node ? { node } : {}),
+        }),
+      ),
+    );
   }
 
   #onResponse(bytes: Buffer): void {
@@ -233,7 +238,10 @@ function start(msg: StartMessage): void {
   clients = Array.from({ length: msg.clients }, (_, i) => new SimClient(i, msg.port));
   let next = 0;
   let ready = 0;
-  const deadline = setTimeout(() => fail(`only ${ready} of ${msg.clients} clients got the initial snapshot within ${msg.readyTimeoutMs} ms`), msg.readyTimeoutMs);
+  const deadline = setTimeout(
+    () => fail(`only ${ready} of ${msg.clients} clients got the initial snapshot within ${msg.readyTimeoutMs} ms`),
+    msg.readyTimeoutMs,
+  );
   const launch = () => {
     const c = clients[next++];
     c?.start();

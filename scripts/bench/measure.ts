@@ -101,7 +101,9 @@ export async function runTarget(target: Target, opts: RunOptions): Promise<RunSu
       log(
         `${target.name}: ${counted ? 'change' : 'warm-up change'} ${i}: p50 ${stats.p50.toFixed(1)} p99 ${stats.p99.toFixed(1)} max ${stats.max.toFixed(1)} ` +
           `all-acked ${stats.allAcked.toFixed(1)} ms ` +
-          `(${Object.entries(stats.perType).map(([t, v]) => `${t} p50 ${v.p50.toFixed(0)} p99 ${v.p99.toFixed(0)}`).join(', ')}), ` +
+          `(${Object.entries(stats.perType)
+            .map(([t, v]) => `${t} p50 ${v.p50.toFixed(0)} p99 ${v.p99.toFixed(0)}`)
+            .join(', ')}), ` +
           `${stats.responses} responses, ` +
           `CPU server ${serverCpu.toFixed(0)} ms clients ${report.cpuMs.toFixed(0)} ms` +
           (blockMs !== undefined ? `, publish blocked ${blockMs.toFixed(1)} ms` : '') +

@@ -27,7 +27,7 @@ function prepareSnapshot(text: string, source: string): Snapshot {
 }
 
 function reply(r: ServerReply): void {
-  process.stdout.write(JSON.stringify(r) + '\n');
+  process.stdout.write(`${JSON.stringify(r)}\n`);
 }
 
 async function main(): Promise<void> {

@@ -32,7 +32,7 @@ export function establishedOnPort(port: number): number {
     for (const line of text.split('\n').slice(1)) {
       const cols = line.trim().split(/\s+/);
       const local = cols[1];
-      if (local !== undefined && local.endsWith(`:${hexPort}`) && cols[3] === TCP_ESTABLISHED) count++;
+      if (local?.endsWith(`:${hexPort}`) && cols[3] === TCP_ESTABLISHED) count++;
     }
   }
   return count;

@@ -31,7 +31,10 @@ export function readProfile(file: string): CpuProfile {
 }
 
 function label(n: ProfileNode): string {
-  const url = n.callFrame.url.replace(/^.*node_modules\//, '').replace(/^.*\/dist\//, '').replace(/^file:\/\//, '');
+  const url = n.callFrame.url
+    .replace(/^.*node_modules\//, '')
+    .replace(/^.*\/dist\//, '')
+    .replace(/^file:\/\//, '');
   const name = n.callFrame.functionName || '(anonymous)';
   return url ? `${name} ${url}:${n.callFrame.lineNumber + 1}` : name;
 }
@@ -105,5 +108,5 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     process.stderr.write('usage: node dist/scripts/bench/profile-top.js FILE.cpuprofile [N]\n');
     process.exit(2);
   }
-  process.stdout.write(profileTop(file, Number(process.argv[3] ?? 25), process.argv[4]) + '\n');
+  process.stdout.write(`${profileTop(file, Number(process.argv[3] ?? 25), process.argv[4])}\n`);
 }

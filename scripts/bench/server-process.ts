@@ -54,7 +54,11 @@ export class ServerProcess {
   readonly #stderr: string[] = [];
   #exited?: string;
 
-  private constructor(readonly name: string, command: string, args: readonly string[]) {
+  private constructor(
+    readonly name: string,
+    command: string,
+    args: readonly string[],
+  ) {
     this.#child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     const lines = createInterface({ input: this.#child.stdout as NodeJS.ReadableStream });
     lines.on('line', (line) => this.#onLine(line));
@@ -119,7 +123,7 @@ export class ServerProcess {
 
   #send(command: ServerCommand): Promise<ServerReply> {
     const reply = this.#expect(command.op);
-    this.#child.stdin?.write(JSON.stringify(command) + '\n');
+    this.#child.stdin?.write(`${JSON.stringify(command)}\n`);
     return reply;
   }
 

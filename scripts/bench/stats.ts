@@ -43,13 +43,7 @@ export interface ChangeStats {
   readonly clientCpuMs: number;
 }
 
-export function changeStats(
-  report: ChangeMessage,
-  publishMs: number,
-  cdsTypeUrl: string,
-  serverCpuMs: number,
-  publishBlockMs?: number,
-): ChangeStats {
+export function changeStats(report: ChangeMessage, publishMs: number, cdsTypeUrl: string, serverCpuMs: number, publishBlockMs?: number): ChangeStats {
   const types = Object.values(report.received);
   const n = report.acked.length;
   const delivered: number[] = [];
@@ -66,7 +60,10 @@ export function changeStats(
   delivered.sort((a, b) => a - b);
   const acked = report.acked.filter((a): a is number => a !== null).map((a) => a - publishMs);
   const since = (list: ReadonlyArray<number | null>): number[] =>
-    list.filter((a): a is number => a !== null).map((a) => a - publishMs).sort((a, b) => a - b);
+    list
+      .filter((a): a is number => a !== null)
+      .map((a) => a - publishMs)
+      .sort((a, b) => a - b);
   const cds = since(report.received[cdsTypeUrl] ?? []);
   const perType: Record<string, { p50: number; p99: number }> = {};
   for (const [typeUrl, list] of Object.entries(report.received)) {

@@ -20,7 +20,7 @@ const WIRE_LEN = WireType.Len;
  * Calls `onField` with the number and value bounds of each length-delimited field of a message
  * (the only kind the benchmark reads); other fields are skipped. Stops when onField returns false.
  */
-function eachLen(buf: Uint8Array, onField: (no: number, start: number, end: number) => boolean | void): void {
+function eachLen(buf: Uint8Array, onField: (no: number, start: number, end: number) => boolean | undefined): void {
   const r = new WireReader(buf);
   while (r.pos < r.len) {
     const tag = r.uint32();

@@ -69,8 +69,22 @@ export class SidecarMetrics implements PipelineMetrics {
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.prometheus, prefix: 'consul_xds_' });
 
     // ---- xDS ----
-    new Gauge({ name: 'consul_xds_xds_streams', help: 'Connected xDS streams', registers, collect() { this.set(xds.size); } });
-    new Gauge({ name: 'consul_xds_xds_nodes', help: 'Distinct connected node ids', registers, collect() { this.set(xds.nodeCount); } });
+    new Gauge({
+      name: 'consul_xds_xds_streams',
+      help: 'Connected xDS streams',
+      registers,
+      collect() {
+        this.set(xds.size);
+      },
+    });
+    new Gauge({
+      name: 'consul_xds_xds_nodes',
+      help: 'Distinct connected node ids',
+      registers,
+      collect() {
+        this.set(xds.nodeCount);
+      },
+    });
     this.responses = new Counter({ name: 'consul_xds_xds_responses_total', help: 'DiscoveryResponses pushed, by type', labelNames: ['type'], registers });
     this.acks = new Counter({ name: 'consul_xds_xds_acks_total', help: 'ACKs received, by type', labelNames: ['type'], registers });
     this.nacks = new Counter({ name: 'consul_xds_xds_nacks_total', help: 'NACKs received (error_detail set), by type', labelNames: ['type'], registers });
@@ -85,7 +99,12 @@ export class SidecarMetrics implements PipelineMetrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     });
-    this.configErrors = new Counter({ name: 'consul_xds_config_errors_total', help: 'Configs or snapshots refused (last good snapshot kept), by error code', labelNames: ['code'], registers });
+    this.configErrors = new Counter({
+      name: 'consul_xds_config_errors_total',
+      help: 'Configs or snapshots refused (last good snapshot kept), by error code',
+      labelNames: ['code'],
+      registers,
+    });
     if (opts.accessLog) this.accessLogMetrics(opts.accessLog);
   }
 
@@ -93,7 +112,14 @@ export class SidecarMetrics implements PipelineMetrics {
     const registers = [this.prometheus];
 
     // ---- access-log sink and writer (read at scrape time) ----
-    new Gauge({ name: 'consul_xds_access_log_streams', help: 'Open ALS streams', registers, collect() { this.set(sink.stats().streamsOpen); } });
+    new Gauge({
+      name: 'consul_xds_access_log_streams',
+      help: 'Open ALS streams',
+      registers,
+      collect() {
+        this.set(sink.stats().streamsOpen);
+      },
+    });
     new Counter({
       name: 'consul_xds_access_log_entries_total',
       help: 'Access-log entries received, by kind (http, tcp)',
@@ -107,11 +133,26 @@ export class SidecarMetrics implements PipelineMetrics {
       },
     });
     const writerCounter = (name: string, help: string, field: 'written' | 'dropped' | 'writeErrors') =>
-      new Counter({ name, help, registers, collect() { this.reset(); this.inc(writer.stats()[field]); } });
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(writer.stats()[field]);
+        },
+      });
     writerCounter('consul_xds_access_log_lines_written_total', 'Access-log lines written', 'written');
     writerCounter('consul_xds_access_log_lines_dropped_total', 'Access-log lines dropped because the write queue was full (drop-newest)', 'dropped');
     writerCounter('consul_xds_access_log_write_errors_total', 'Failed access-log writes (their batch is dropped)', 'writeErrors');
-    new Gauge({ name: 'consul_xds_access_log_queue_bytes', help: 'Bytes of access-log text queued or being written (never above the queue limit, default 8 MiB)', registers, collect() { this.set(writer.stats().queuedBytes); } });
+    new Gauge({
+      name: 'consul_xds_access_log_queue_bytes',
+      help: 'Bytes of access-log text queued or being written (never above the queue limit, default 8 MiB)',
+      registers,
+      collect() {
+        this.set(writer.stats().queuedBytes);
+      },
+    });
 
     // ---- access-log aggregates ----
     const snap = () => (this.current ??= aggregates.snapshot());
@@ -177,7 +218,7 @@ export class SidecarMetrics implements PipelineMetrics {
     const registers = [this.prometheus];
     new Gauge({
       name: 'consul_xds_consul_service_held_since_seconds',
-      help: 'Unix time since which a service\'s last instances are held because Consul lists none of them (reason: empty | index-backwards); absent when not held',
+      help: "Unix time since which a service's last instances are held because Consul lists none of them (reason: empty | index-backwards); absent when not held",
       labelNames: ['service', 'reason'],
       registers,
       collect() {

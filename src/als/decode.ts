@@ -9,7 +9,7 @@
  * with the shared WireReader (envoy/wire-reader.ts, protobufjs' Reader underneath) and allocates
  * one record and its strings per entry; scripts/bench-als.ts compares the two.
  * Field numbers are those of envoy/data/accesslog/v3/accesslog.proto and
- * envoy/service/accesslog/v3/als.proto; test/unit/als-decode.test.ts checks this reader
+ * envoy/service/accesslog/v3/als.proto; test/unit/als/decode.test.ts checks this reader
  * against protobufjs on the same bytes.
  *
  * Malformed input (truncated, a length past the end, a group or unknown wire type) throws
@@ -198,7 +198,7 @@ function readEntry(r: WireReader, kind: 'http' | 'tcp'): Rec {
     else r.skipField(wt);
   }
   r.endsAt(end);
-  if (rec.durationMs < 0) rec.durationMs = rec.lastDownstreamTxMs >= 0 ? rec.lastDownstreamTxMs : 0;
+  if (rec.durationMs < 0) rec.durationMs = Math.max(rec.lastDownstreamTxMs, 0);
   return rec;
 }
 
@@ -213,16 +213,35 @@ function readCommon(r: WireReader, rec: Rec): void {
       continue;
     }
     switch (tag >>> 3) {
-      case 2: rec.downstream = readAddress(r); break;
-      case 5: rec.startMs = readTimeMs(r, true); break;
-      case 9: rec.upstreamMs = readTimeMs(r, false); break;
-      case 12: rec.lastDownstreamTxMs = readTimeMs(r, false); break;
-      case 13: rec.upstreamHost = common(r, addressOf); break;
-      case 15: rec.cluster = common(r); break;
-      case 16: rec.flags = readFlags(r); break;
-      case 19: rec.route = common(r); break;
-      case 23: rec.durationMs = readTimeMs(r, false); break;
-      default: r.skipField(wt);
+      case 2:
+        rec.downstream = readAddress(r);
+        break;
+      case 5:
+        rec.startMs = readTimeMs(r, true);
+        break;
+      case 9:
+        rec.upstreamMs = readTimeMs(r, false);
+        break;
+      case 12:
+        rec.lastDownstreamTxMs = readTimeMs(r, false);
+        break;
+      case 13:
+        rec.upstreamHost = common(r, addressOf);
+        break;
+      case 15:
+        rec.cluster = common(r);
+        break;
+      case 16:
+        rec.flags = readFlags(r);
+        break;
+      case 19:
+        rec.route = common(r);
+        break;
+      case 23:
+        rec.durationMs = readTimeMs(r, false);
+        break;
+      default:
+        r.skipField(wt);
     }
   }
   r.endsAt(end);
@@ -312,13 +331,26 @@ function readRequest(r: WireReader, rec: Rec): void {
   while (r.pos < end) {
     const tag = r.uint32();
     switch (tag) {
-      case 0x08: rec.method = methodName(r.uint53()); break; // 1 request_method
-      case 0x1a: rec.authority = common(r); break; // 3 authority
-      case 0x2a: rec.path = r.string(); break; // 5 path
-      case 0x32: rec.userAgent = common(r); break; // 6 user_agent
-      case 0x4a: rec.requestId = r.string(); break; // 9 request_id
-      case 0x60: rec.bytesIn = r.uint53(); break; // 12 request_body_bytes
-      default: r.skipField(tag & 7);
+      case 0x08:
+        rec.method = methodName(r.uint53());
+        break; // 1 request_method
+      case 0x1a:
+        rec.authority = common(r);
+        break; // 3 authority
+      case 0x2a:
+        rec.path = r.string();
+        break; // 5 path
+      case 0x32:
+        rec.userAgent = common(r);
+        break; // 6 user_agent
+      case 0x4a:
+        rec.requestId = r.string();
+        break; // 9 request_id
+      case 0x60:
+        rec.bytesIn = r.uint53();
+        break; // 12 request_body_bytes
+      default:
+        r.skipField(tag & 7);
     }
   }
   r.endsAt(end);
@@ -330,7 +362,8 @@ function readResponse(r: WireReader, rec: Rec): void {
   while (r.pos < end) {
     const tag = r.uint32();
     switch (tag) {
-      case 0x0a: { // 1 response_code (UInt32Value {1: value})
+      case 0x0a: {
+        // 1 response_code (UInt32Value {1: value})
         const inner = r.lengthEnd();
         while (r.pos < inner) {
           const t = r.uint32();
@@ -340,9 +373,14 @@ function readResponse(r: WireReader, rec: Rec): void {
         r.endsAt(inner);
         break;
       }
-      case 0x18: rec.bytesOut = r.uint53(); break; // 3 response_body_bytes
-      case 0x32: rec.details = common(r); break; // 6 response_code_details
-      default: r.skipField(tag & 7);
+      case 0x18:
+        rec.bytesOut = r.uint53();
+        break; // 3 response_body_bytes
+      case 0x32:
+        rec.details = common(r);
+        break; // 6 response_code_details
+      default:
+        r.skipField(tag & 7);
     }
   }
   r.endsAt(end);

@@ -12,6 +12,7 @@
 import type { AccessRecord, StreamIdentity } from './access-record.js';
 
 // Anything JSON must escape, plus lone surrogates (JSON.stringify writes them as \uXXXX).
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what JSON must escape
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 
 export function jsonString(s: string): string {

@@ -79,8 +79,7 @@ export class AlsSink {
     this.aggregates = opts.aggregates;
     this.logger = opts.logger.child({ component: 'als' });
     this.server.addService(alsServiceDefinition(), {
-      StreamAccessLogs: (call: grpc.ServerReadableStream<DecodedAlsMessage, object>, done: grpc.sendUnaryData<object>) =>
-        this.onStream(call, done),
+      StreamAccessLogs: (call: grpc.ServerReadableStream<DecodedAlsMessage, object>, done: grpc.sendUnaryData<object>) => this.onStream(call, done),
     });
   }
 

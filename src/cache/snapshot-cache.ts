@@ -21,8 +21,7 @@ export const DEFAULT_GROUP = 'default';
 /** Picks a node's group. `has(group)` tells whether a snapshot for that group exists. */
 export type GroupOf = (node: NodeInfo | undefined, has: (group: string) => boolean) => string;
 
-export const defaultGroupOf: GroupOf = (node, has) =>
-  node !== undefined && node.cluster !== '' && has(node.cluster) ? node.cluster : DEFAULT_GROUP;
+export const defaultGroupOf: GroupOf = (node, has) => (node !== undefined && node.cluster !== '' && has(node.cluster) ? node.cluster : DEFAULT_GROUP);
 
 /** Called synchronously from set()/delete(); must not throw (errors are logged and swallowed). */
 export type WatchListener = (snapshot: Snapshot, changed: ReadonlySet<XdsTypeUrl>) => void;

@@ -53,11 +53,16 @@ export interface TypeSnapshot {
 
 export interface SnapshotJson {
   readonly version: string;
-  readonly types: Readonly<Record<TypeShort, {
-    readonly type_url: XdsTypeUrl;
-    readonly version: string;
-    readonly resources: ReadonlyArray<{ readonly name: string; readonly version: string; readonly resource: ProtoObject }>;
-  }>>;
+  readonly types: Readonly<
+    Record<
+      TypeShort,
+      {
+        readonly type_url: XdsTypeUrl;
+        readonly version: string;
+        readonly resources: ReadonlyArray<{ readonly name: string; readonly version: string; readonly resource: ProtoObject }>;
+      }
+    >
+  >;
 }
 
 export interface Snapshot {
@@ -158,7 +163,9 @@ function checkAnys(type: protobuf.Type, message: protobuf.Message, input: unknow
     if (field.map && isObject(value)) {
       for (const [key, v] of Object.entries(value)) checkValue(fieldType, v, isObject(given) ? given[key] : undefined, `${at}["${key}"]`, problems);
     } else if (field.repeated && Array.isArray(value)) {
-      value.forEach((v: unknown, i) => checkValue(fieldType, v, Array.isArray(given) ? given[i] : undefined, `${at}[${i}]`, problems));
+      value.forEach((v: unknown, i) => {
+        checkValue(fieldType, v, Array.isArray(given) ? given[i] : undefined, `${at}[${i}]`, problems);
+      });
     } else {
       checkValue(fieldType, value, given, at, problems);
     }
@@ -174,9 +181,11 @@ function checkValue(type: protobuf.Type, value: unknown, input: unknown, path: s
   const url = any.type_url ?? '';
   if (url === '') {
     const declared = isObject(input) ? input['@type'] : undefined;
-    problems.push(typeof declared === 'string'
-      ? `${path}: '@type' ${declared} is not a loaded message type (misspelled, or its proto is missing from src/envoy/protos.ts); it would be sent as an empty Any`
-      : `${path}: empty google.protobuf.Any (no '@type')`);
+    problems.push(
+      typeof declared === 'string'
+        ? `${path}: '@type' ${declared} is not a loaded message type (misspelled, or its proto is missing from src/envoy/protos.ts); it would be sent as an empty Any`
+        : `${path}: empty google.protobuf.Any (no '@type')`,
+    );
     return;
   }
   let inner: protobuf.Type;
@@ -197,7 +206,10 @@ function checkConsistency(encoded: ReadonlyMap<XdsTypeUrl, EncodedResource[]>): 
   const assignments = namesOf(TypeUrl.ClusterLoadAssignment);
   const routeConfigs = namesOf(TypeUrl.RouteConfiguration);
   const problems: string[] = [];
-  const warms = new Map<XdsTypeUrl, Map<string, string[]>>([[TypeUrl.Cluster, new Map()], [TypeUrl.Listener, new Map()]]);
+  const warms = new Map<XdsTypeUrl, Map<string, string[]>>([
+    [TypeUrl.Cluster, new Map()],
+    [TypeUrl.Listener, new Map()],
+  ]);
 
   const needCluster = (owner: string, refs: Ref[]) => {
     for (const ref of refs) {
@@ -301,14 +313,17 @@ function mirrorRefs(value: unknown, path: string, out: Ref[]): void {
 
 function freezeType(typeUrl: XdsTypeUrl, encoded: readonly EncodedResource[], warms: ReadonlyMap<XdsTypeUrl, ReadonlyMap<string, string[]>>): TypeSnapshot {
   const links = warms.get(typeUrl);
-  const list = encoded.map((r, index): SnapshotResource => Object.freeze({
-    name: r.name,
-    version: r.version,
-    bytes: r.bytes,
-    object: r.object,
-    warms: Object.freeze([...(links?.get(r.name) ?? [])]),
-    index,
-  }));
+  const list = encoded.map(
+    (r, index): SnapshotResource =>
+      Object.freeze({
+        name: r.name,
+        version: r.version,
+        bytes: r.bytes,
+        object: r.object,
+        warms: Object.freeze([...(links?.get(r.name) ?? [])]),
+        index,
+      }),
+  );
   return Object.freeze({
     typeUrl,
     version: hash(list.map((r) => `${r.name}\u0000${r.version}\n`).join('')),

@@ -24,7 +24,8 @@ export const CONFIG_MAX_BYTES_USAGE = `  --config-max-bytes N      refuse a conf
 export function configMaxBytesOption(value: string | undefined): { maxBytes?: number } {
   if (value === undefined) return {};
   const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 1) throw new ConsulXdsError('CXDS_USAGE', `--config-max-bytes: expected a number of bytes (integer >= 1), got '${value}'`);
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new ConsulXdsError('CXDS_USAGE', `--config-max-bytes: expected a number of bytes (integer >= 1), got '${value}'`);
   return { maxBytes: n };
 }
 

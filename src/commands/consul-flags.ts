@@ -4,7 +4,14 @@
  * token is best given through the environment or a file, so it never shows in `ps`.
  */
 import { readFileSync } from 'node:fs';
-import { CONSISTENCY_MODES, DEFAULT_CONSISTENCY, DEFAULT_EMPTY_GRACE_MS, resolveEmptyGraceMs, type ConsulConsistency, type ConsulOptions } from '../consul/options.js';
+import {
+  CONSISTENCY_MODES,
+  DEFAULT_CONSISTENCY,
+  DEFAULT_EMPTY_GRACE_MS,
+  resolveEmptyGraceMs,
+  type ConsulConsistency,
+  type ConsulOptions,
+} from '../consul/options.js';
 import { ConsulXdsError } from '../errors.js';
 import type { OptionSpec } from './args.js';
 

@@ -30,7 +30,12 @@ export interface KvWritePlan {
 }
 
 /** Reads the key and validates `text` as its replacement. `cas` pins the write to an index the caller read earlier. */
-export async function planKvWrite(client: ConsulClient, key: string, text: string, opts: { source?: string; cas?: number } & ParseOptions = {}): Promise<KvWritePlan> {
+export async function planKvWrite(
+  client: ConsulClient,
+  key: string,
+  text: string,
+  opts: { source?: string; cas?: number } & ParseOptions = {},
+): Promise<KvWritePlan> {
   const current = await client.kvGet(key);
   const next = checkConfigText(text, opts.source ?? `consul kv ${key} (new value)`, opts);
   return Object.freeze({ key, current, next, cas: opts.cas ?? current?.modifyIndex ?? 0 });
@@ -63,7 +68,10 @@ export async function applyKvWrite(client: ConsulClient, plan: KvWritePlan): Pro
 /** The `--dry-run` preview: the YAML diff, then the Envoy resources that would be added, removed or changed. */
 export function previewKvWrite(plan: KvWritePlan): string {
   const before = plan.current?.value ?? '';
-  const yaml = unifiedDiff(before, plan.next.text, { from: `consul kv ${plan.key} (ModifyIndex ${plan.current?.modifyIndex ?? 'none: new key'})`, to: `consul kv ${plan.key} (proposed)` });
+  const yaml = unifiedDiff(before, plan.next.text, {
+    from: `consul kv ${plan.key} (ModifyIndex ${plan.current?.modifyIndex ?? 'none: new key'})`,
+    to: `consul kv ${plan.key} (proposed)`,
+  });
   let resources: string;
   if (!plan.current) {
     resources = summarize(plan.next.resources);
@@ -76,12 +84,7 @@ export function previewKvWrite(plan: KvWritePlan): string {
     }
     resources ??= old ? resourceDiff(old, plan.next.resources) : '';
   }
-  return [
-    '# Config (YAML)',
-    yaml || '(no change)\n',
-    '# Envoy resources',
-    resources || '(no change)\n',
-  ].join('\n');
+  return ['# Config (YAML)', yaml || '(no change)\n', '# Envoy resources', resources || '(no change)\n'].join('\n');
 }
 
 function byName(list: readonly ProtoObject[], field: string): Map<string, ProtoObject> {
@@ -109,5 +112,5 @@ export function resourceDiff(before: XdsResourceSet, after: XdsResourceSet): str
 }
 
 function summarize(set: XdsResourceSet): string {
-  return RESOURCE_TYPES.flatMap(({ setKey, short, nameField }) => set[setKey].map((r) => `+ ${short} ${String(r[nameField])}`)).join('\n') + '\n';
+  return `${RESOURCE_TYPES.flatMap(({ setKey, short, nameField }) => set[setKey].map((r) => `+ ${short} ${String(r[nameField])}`)).join('\n')}\n`;
 }

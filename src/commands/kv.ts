@@ -58,14 +58,16 @@ export async function run(argv: string[]): Promise<number> {
         if (!entry) throw new ConsulError(`consul kv ${key}: key not found`);
         const { snapshot } = checkConfigText(entry.value, `consul kv ${key}`, limits);
         process.stdout.write(`consul kv ${key} (ModifyIndex ${entry.modifyIndex}): valid\n`);
-        for (const type of TYPE_ORDER) process.stdout.write(`  ${TYPE_SHORT[type]} ${snapshot.version(type)}: ${snapshot.names(type).join(', ') || '(none)'}\n`);
+        for (const type of TYPE_ORDER)
+          process.stdout.write(`  ${TYPE_SHORT[type]} ${snapshot.version(type)}: ${snapshot.names(type).join(', ') || '(none)'}\n`);
         return 0;
       }
       default: {
         if (!values.file) throw new ConsulXdsError('CXDS_USAGE', `kv put: --file FILE is required ('-' reads stdin)\n\n${USAGE}`);
         const text = values.file === '-' ? await readStdin(limits) : await readConfigFile(values.file, limits);
         const cas = values.cas === undefined ? undefined : Number(values.cas);
-        if (cas !== undefined && !(Number.isSafeInteger(cas) && cas >= 0)) throw new ConsulXdsError('CXDS_USAGE', `kv put: --cas: expected a ModifyIndex (integer >= 0), got '${values.cas}'`);
+        if (cas !== undefined && !(Number.isSafeInteger(cas) && cas >= 0))
+          throw new ConsulXdsError('CXDS_USAGE', `kv put: --cas: expected a ModifyIndex (integer >= 0), got '${values.cas}'`);
         const plan = await planKvWrite(client, key, text, { source: values.file === '-' ? '<stdin>' : values.file, cas, ...limits });
         if (values['dry-run']) {
           process.stdout.write(previewKvWrite(plan));
@@ -73,7 +75,9 @@ export async function run(argv: string[]): Promise<number> {
           return 0;
         }
         const wrote = await applyKvWrite(client, plan);
-        process.stderr.write(wrote ? `consul kv ${key}: written (check-and-set on ModifyIndex ${plan.cas})\n` : `consul kv ${key}: unchanged, nothing written\n`);
+        process.stderr.write(
+          wrote ? `consul kv ${key}: written (check-and-set on ModifyIndex ${plan.cas})\n` : `consul kv ${key}: unchanged, nothing written\n`,
+        );
         return 0;
       }
     }

@@ -99,11 +99,15 @@ export async function run(argv: string[]): Promise<number> {
   const fdLimit = openFileLimit();
   const capFlag = values['max-downstream-connections'];
   const maxConns = capFlag === undefined ? defaultMaxDownstreamConnections(fdLimit) : Number(capFlag);
-  if (!Number.isInteger(maxConns) || maxConns < 0) throw new ConsulXdsError('CXDS_USAGE', `--max-downstream-connections: expected a whole number >= 0, got '${capFlag}'`);
+  if (!Number.isInteger(maxConns) || maxConns < 0)
+    throw new ConsulXdsError('CXDS_USAGE', `--max-downstream-connections: expected a whole number >= 0, got '${capFlag}'`);
 
   const logger = createLogger({ level: values['log-level'] });
   if (fdLimit !== undefined && (maxConns === 0 || maxConns * 2 > fdLimit)) {
-    logger.warn({ maxDownstreamConnections: maxConns, openFileLimit: fdLimit }, 'the connection cap does not keep the proxy below its open-file limit: past it, accepts and upstream connects fail (EMFILE)');
+    logger.warn(
+      { maxDownstreamConnections: maxConns, openFileLimit: fdLimit },
+      'the connection cap does not keep the proxy below its open-file limit: past it, accepts and upstream connects fail (EMFILE)',
+    );
   }
   let running: RunningProxy | undefined;
   const life = installLifecycle(logger, {

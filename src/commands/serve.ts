@@ -38,25 +38,30 @@ copytruncate); SIGUSR1 is ignored (no debugger port).
 `;
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseCommandArgs('serve', argv, {
-    config: { type: 'string' },
-    ...CONSUL_FLAGS,
-    ...CONFIG_MAX_BYTES_FLAG,
-    'xds-host': { type: 'string' },
-    'xds-port': { type: 'string' },
-    'admin-host': { type: 'string' },
-    'admin-port': { type: 'string' },
-    'health-path': { type: 'string' },
-    'maintenance-file': { type: 'string' },
-    'watch-node': { type: 'string' },
-    'envoy-admin': { type: 'string' },
-    'ack-grace-ms': { type: 'string' },
-    'als-host': { type: 'string' },
-    'als-port': { type: 'string' },
-    'access-log-file': { type: 'string' },
-    'no-als': { type: 'boolean' },
-    'log-level': { type: 'string' },
-  }, USAGE);
+  const { values } = parseCommandArgs(
+    'serve',
+    argv,
+    {
+      config: { type: 'string' },
+      ...CONSUL_FLAGS,
+      ...CONFIG_MAX_BYTES_FLAG,
+      'xds-host': { type: 'string' },
+      'xds-port': { type: 'string' },
+      'admin-host': { type: 'string' },
+      'admin-port': { type: 'string' },
+      'health-path': { type: 'string' },
+      'maintenance-file': { type: 'string' },
+      'watch-node': { type: 'string' },
+      'envoy-admin': { type: 'string' },
+      'ack-grace-ms': { type: 'string' },
+      'als-host': { type: 'string' },
+      'als-port': { type: 'string' },
+      'access-log-file': { type: 'string' },
+      'no-als': { type: 'boolean' },
+      'log-level': { type: 'string' },
+    },
+    USAGE,
+  );
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;
@@ -101,7 +106,8 @@ export async function run(argv: string[]): Promise<number> {
     lines.push(`  node group '${group}' (${publisher.status().configOrigin}):`);
     for (const type of TYPE_ORDER) lines.push(`    ${TYPE_SHORT[type]} ${snapshot.version(type)}: ${snapshot.names(type).join(', ') || '(none)'}`);
   }
-  if (app.adminPort !== undefined) lines.push(`Admin: http://${values['admin-host'] ?? '127.0.0.1'}:${app.adminPort}/health  /status/clients  /config_dump  /metrics`);
+  if (app.adminPort !== undefined)
+    lines.push(`Admin: http://${values['admin-host'] ?? '127.0.0.1'}:${app.adminPort}/health  /status/clients  /config_dump  /metrics`);
   if (app.alsPort !== undefined) lines.push(`Access Log Service: ${values['als-host'] ?? '127.0.0.1'}:${app.alsPort}`);
   lines.push(`Point Envoy at it:  envoy -c examples/envoy-bootstrap.yaml   (xds_cluster -> ${xdsHost}:${app.xdsPort}, api_type GRPC)`);
   process.stderr.write(`${lines.join('\n')}\n`);

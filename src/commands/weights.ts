@@ -34,7 +34,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   const [action, prefix, ...pairs] = positionals;
   if (action !== 'set') throw new ConsulXdsError('CXDS_USAGE', `weights: expected 'set'${action ? ` (got '${action}')` : ''}\n\n${USAGE}`);
-  if (!prefix?.startsWith('/')) throw new ConsulXdsError('CXDS_USAGE', `weights set: the first argument is a route prefix starting with '/' (got '${prefix ?? ''}')\n\n${USAGE}`);
+  if (!prefix?.startsWith('/'))
+    throw new ConsulXdsError('CXDS_USAGE', `weights set: the first argument is a route prefix starting with '/' (got '${prefix ?? ''}')\n\n${USAGE}`);
   const changes = parseWeightArgs(pairs);
 
   const opts = consulOptions(values);
@@ -42,7 +43,9 @@ export async function run(argv: string[]): Promise<number> {
   const client = ConsulClient.fromOptions(opts);
   try {
     const { plan, edit } = await planWeightEdit(client, key, prefix, changes, { vhost: values.vhost });
-    const summary = edit.changes.map((c) => `${c.cluster} ${c.from ?? '(none)'} -> ${c.to}${c.alsoOn.length > 0 ? ` (also applies to ${c.alsoOn.join(', ')})` : ''}`).join(', ');
+    const summary = edit.changes
+      .map((c) => `${c.cluster} ${c.from ?? '(none)'} -> ${c.to}${c.alsoOn.length > 0 ? ` (also applies to ${c.alsoOn.join(', ')})` : ''}`)
+      .join(', ');
     if (values['dry-run']) {
       process.stdout.write(previewKvWrite(plan));
       process.stderr.write(`consul kv ${key}: ${prefix}: ${summary}; dry run, nothing written\n`);

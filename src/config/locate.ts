@@ -11,12 +11,7 @@ export interface Position {
   readonly col: number;
 }
 
-export function locate(
-  doc: Document,
-  lines: LineCounter,
-  path: readonly PropertyKey[],
-  opts: { key?: boolean } = {},
-): Position | undefined {
+export function locate(doc: Document, lines: LineCounter, path: readonly PropertyKey[], opts: { key?: boolean } = {}): Position | undefined {
   let node: unknown = doc.contents;
   let best: Node | undefined = isNode(node) ? node : undefined;
   // Deepest key (or list item) matched so far: a missing child is reported there.

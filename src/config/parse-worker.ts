@@ -153,7 +153,10 @@ export class WorkerConfigParser implements ConfigParser {
   private next(): void {
     if (this.running || this.closed) return;
     const job = this.queue.shift();
-    if (!job) return this.settle();
+    if (!job) {
+      this.settle();
+      return;
+    }
     const worker = this.thread();
     worker.ref();
     this.running = { job };
@@ -163,7 +166,10 @@ export class WorkerConfigParser implements ConfigParser {
 
   private startBudget(): void {
     if (!this.running) return;
-    this.running.timer = setTimeout(() => this.abandon(`parsing took longer than ${this.timeoutMs} ms; abandoned (the parser thread was restarted)`), this.timeoutMs);
+    this.running.timer = setTimeout(
+      () => this.abandon(`parsing took longer than ${this.timeoutMs} ms; abandoned (the parser thread was restarted)`),
+      this.timeoutMs,
+    );
   }
 
   private thread(): Worker {
@@ -185,7 +191,8 @@ export class WorkerConfigParser implements ConfigParser {
   private answered(reply: ParseReply): void {
     if ('ready' in reply) {
       this.ready = true;
-      return this.startBudget();
+      this.startBudget();
+      return;
     }
     const running = this.running;
     if (!running || running.job.request.id !== reply.id) return;

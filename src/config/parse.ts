@@ -112,7 +112,9 @@ function* nestingChecked(tokens: Iterable<CST.Token>, source: string, lines: Lin
       } else if ('items' in t) {
         const depth = top.depth + 1;
         if (depth > MAX_NESTING) {
-          throw new ConfigError(source, [{ path: '', message: `YAML: collections nested more than ${MAX_NESTING} deep; a config needs about 7 levels`, ...position(lines, t.offset) }]);
+          throw new ConfigError(source, [
+            { path: '', message: `YAML: collections nested more than ${MAX_NESTING} deep; a config needs about 7 levels`, ...position(lines, t.offset) },
+          ]);
         }
         for (const item of t.items) stack.push({ token: 'key' in item ? item.key : undefined, depth }, { token: item.value, depth });
       }
@@ -132,7 +134,10 @@ function lint(doc: Document.Parsed): Array<{ offset: number; message: string }> 
   let marks = 0;
   visit(doc, (_key, node) => {
     if ((isAlias(node) || (isNode(node) && node.anchor)) && ++marks === MAX_ANCHORS_AND_ALIASES + 1) {
-      found.push({ offset: node.range?.[0] ?? -1, message: `YAML: more than ${MAX_ANCHORS_AND_ALIASES} anchors and aliases (&name, *name); a config needs few` });
+      found.push({
+        offset: node.range?.[0] ?? -1,
+        message: `YAML: more than ${MAX_ANCHORS_AND_ALIASES} anchors and aliases (&name, *name); a config needs few`,
+      });
     }
     if (!isMap(node)) return;
     const seen = new Set<unknown>();
@@ -204,7 +209,8 @@ function describe(issue: z.core.$ZodIssue, value: unknown): string {
       if (issue.origin === 'array' || issue.origin === 'string') return 'must not be empty';
       return `must be ${issue.inclusive === false ? 'greater than' : 'at least'} ${issue.minimum}`;
     case 'too_big':
-      if (issue.origin === 'array' || issue.origin === 'string') return `must have at most ${issue.maximum} ${issue.origin === 'array' ? 'items' : 'characters'}`;
+      if (issue.origin === 'array' || issue.origin === 'string')
+        return `must have at most ${issue.maximum} ${issue.origin === 'array' ? 'items' : 'characters'}`;
       return `must be ${issue.inclusive === false ? 'less than' : 'at most'} ${issue.maximum}`;
     default:
       return issue.message;

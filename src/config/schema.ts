@@ -90,7 +90,13 @@ export const RETRY_ON = [
 ] as const;
 
 /** The retry-on conditions proxyless gRPC clients act on (gRPC status codes); they skip the rest. */
-export const GRPC_RETRY_ON = ['cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable'] as const satisfies readonly (typeof RETRY_ON)[number][];
+export const GRPC_RETRY_ON = [
+  'cancelled',
+  'deadline-exceeded',
+  'internal',
+  'resource-exhausted',
+  'unavailable',
+] as const satisfies readonly (typeof RETRY_ON)[number][];
 
 // ---- route (seed) / virtual-hosts (extension) ----
 

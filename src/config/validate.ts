@@ -89,7 +89,8 @@ export function validateConfig(config: Config): PathIssue[] {
           add(at(m.cluster, 'weight'), `required: clusters ${sharing} share prefix "${prefix}", so each needs a weight`);
         }
         const total = members.reduce((sum, m) => sum + (m.entry.weight ?? 0), 0);
-        if (missing.length === 0 && total < 1) add(at(first.cluster, 'weight'), `the weights on prefix "${prefix}" add up to 0; at least one cluster must receive traffic`);
+        if (missing.length === 0 && total < 1)
+          add(at(first.cluster, 'weight'), `the weights on prefix "${prefix}" add up to 0; at least one cluster must receive traffic`);
         if (total > UINT32_MAX) add(at(first.cluster, 'weight'), `the weights on prefix "${prefix}" add up to more than ${UINT32_MAX}`);
       } else if (first.entry.weight === 0) {
         add(at(first.cluster, 'weight'), `weight 0 on the only cluster for prefix "${prefix}" would still send it all traffic; remove the prefix instead`);
@@ -103,19 +104,29 @@ export function validateConfig(config: Config): PathIssue[] {
           if (value === undefined) continue;
           if (!base) base = { cluster: m.cluster, value };
           else if (!same(base.value, value)) {
-            add(at(m.cluster, key), `conflicts with ${[...path, 'cluster', base.cluster, key].join('.')}: clusters sharing prefix "${prefix}" share one route, so its ${key} must be set once or identically`);
+            add(
+              at(m.cluster, key),
+              `conflicts with ${[...path, 'cluster', base.cluster, key].join('.')}: clusters sharing prefix "${prefix}" share one route, so its ${key} must be set once or identically`,
+            );
           }
         }
       };
       agree('timeout', (m) => m.entry.timeout, durationEquals);
-      agree('retry', (m) => m.entry.retry, (a, b) => JSON.stringify(a) === JSON.stringify(b));
+      agree(
+        'retry',
+        (m) => m.entry.retry,
+        (a, b) => JSON.stringify(a) === JSON.stringify(b),
+      );
       const mirrors = new Map<string, { cluster: string; percent: number }>();
       for (const m of members) {
         const mirror = m.entry.mirror;
         if (!mirror) continue;
         const seen = mirrors.get(mirror.cluster);
         if (seen && seen.percent !== mirror.percent) {
-          add(at(m.cluster, 'mirror', 'percent'), `conflicts with the ${seen.percent}% mirror to "${mirror.cluster}" set by route entry "${seen.cluster}" on prefix "${prefix}"`);
+          add(
+            at(m.cluster, 'mirror', 'percent'),
+            `conflicts with the ${seen.percent}% mirror to "${mirror.cluster}" set by route entry "${seen.cluster}" on prefix "${prefix}"`,
+          );
         }
         if (!seen) mirrors.set(mirror.cluster, { cluster: m.cluster, percent: mirror.percent });
       }
@@ -208,7 +219,8 @@ export function validateConfig(config: Config): PathIssue[] {
   for (const [name, eds] of Object.entries(config.endpoint.eds)) {
     if (!isCluster(name)) add(['endpoint', 'eds', name], `${undefinedCluster(name)}; endpoint.eds entries configure the endpoints of a defined cluster`);
     eds.static?.forEach((ep, i) => {
-      if (ep.port === undefined && eds.port === undefined) add(['endpoint', 'eds', name, 'static', i, 'port'], `required: neither this endpoint nor endpoint.eds.${name}.port sets a port`);
+      if (ep.port === undefined && eds.port === undefined)
+        add(['endpoint', 'eds', name, 'static', i, 'port'], `required: neither this endpoint nor endpoint.eds.${name}.port sets a port`);
     });
   }
 
@@ -226,28 +238,45 @@ function grpcListenerIssues(config: Config, name: string, listener: GrpcListener
   const at: PathSegment[] = ['listener', name];
   const { chosen, ties } = grpcVirtualHost(config, name, listener);
   if (!chosen) {
-    const candidates = someNames(listenerVirtualHosts(config, listener).map((v) => `${v.name} [${someNames(v.vhost.domain)}]`), 5, '; ');
-    add(at, `no virtual host matches the gRPC target authority "${name}": a client dialing xds:///${name} needs a virtual host with the domain "${name}", a wildcard matching it, or "*" (domains are compared case-sensitively; candidates: ${candidates || 'none'})`);
+    const candidates = someNames(
+      listenerVirtualHosts(config, listener).map((v) => `${v.name} [${someNames(v.vhost.domain)}]`),
+      5,
+      '; ',
+    );
+    add(
+      at,
+      `no virtual host matches the gRPC target authority "${name}": a client dialing xds:///${name} needs a virtual host with the domain "${name}", a wildcard matching it, or "*" (domains are compared case-sensitively; candidates: ${candidates || 'none'})`,
+    );
     return;
   }
   if (ties.length > 0) {
     const all = [chosen, ...ties].map((v) => `"${v.name}" (domain "${v.domain}")`).join(', ');
-    add(at, `virtual hosts ${all} match the gRPC target authority "${name}" equally well; make one domain more specific, or list only one of them in virtual-hosts`);
+    add(
+      at,
+      `virtual hosts ${all} match the gRPC target authority "${name}" equally well; make one domain more specific, or list only one of them in virtual-hosts`,
+    );
   }
   const user = `listener "${name}" (type: grpc) leads gRPC clients to this virtual host`;
   const { vhost, path } = chosen;
-  if (vhost['host-header'] !== undefined) add([...path, 'host-header'], `${user}, and they cannot rewrite the authority; serve gRPC from a virtual host without host-header`);
+  if (vhost['host-header'] !== undefined)
+    add([...path, 'host-header'], `${user}, and they cannot rewrite the authority; serve gRPC from a virtual host without host-header`);
   for (const [cluster, entry] of Object.entries(vhost.cluster)) {
     if (entry.mirror) add([...path, 'cluster', cluster, 'mirror'], `${user}, and they do not mirror requests; serve gRPC from a virtual host without mirrors`);
     const retryOn = entry.retry?.['retry-on'];
     if (retryOn && !retryOn.some((c) => (GRPC_RETRY_ON as readonly string[]).includes(c))) {
-      add([...path, 'cluster', cluster, 'retry', 'retry-on'], `${user}, and they retry only on ${GRPC_RETRY_ON.join(', ')}; none of ${retryOn.join(', ')} is one of them`);
+      add(
+        [...path, 'cluster', cluster, 'retry', 'retry-on'],
+        `${user}, and they retry only on ${GRPC_RETRY_ON.join(', ')}; none of ${retryOn.join(', ')} is one of them`,
+      );
     }
   }
   for (const cluster of routedClusters(vhost)) {
     const policy = config.cluster.loadbalancer[cluster]?.['lb-policy'];
     if (policy !== undefined && !(GRPC_LB_POLICIES as readonly string[]).includes(policy)) {
-      add(['cluster', 'loadbalancer', cluster, 'lb-policy'], `"${policy}" is not supported by proxyless gRPC clients (only ${GRPC_LB_POLICIES.join(', ')}), and listener "${name}" (type: grpc) routes to this cluster`);
+      add(
+        ['cluster', 'loadbalancer', cluster, 'lb-policy'],
+        `"${policy}" is not supported by proxyless gRPC clients (only ${GRPC_LB_POLICIES.join(', ')}), and listener "${name}" (type: grpc) routes to this cluster`,
+      );
     }
     const eds = config.endpoint.eds[cluster];
     const first = new Map<string, number>();
@@ -255,7 +284,11 @@ function grpcListenerIssues(config: Config, name: string, listener: GrpcListener
       const key = `${ep.address}:${ep.port ?? eds.port ?? ''}`;
       const j = first.get(key);
       if (j === undefined) first.set(key, i);
-      else add(['endpoint', 'eds', cluster, 'static', i], `${key} is already listed at static[${j}]; gRPC clients refuse endpoints that list one address twice, and listener "${name}" (type: grpc) routes to this cluster`);
+      else
+        add(
+          ['endpoint', 'eds', cluster, 'static', i],
+          `${key} is already listed at static[${j}]; gRPC clients refuse endpoints that list one address twice, and listener "${name}" (type: grpc) routes to this cluster`,
+        );
     });
   }
 }

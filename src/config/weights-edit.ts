@@ -78,7 +78,9 @@ export function editWeights(text: string, source: string, prefix: string, change
   const vhostPath = vhostName === DEFAULT_VHOST && doc.hasIn(['route']) ? ['route'] : ['virtual-hosts', vhostName];
   const clustersNode = doc.getIn([...vhostPath, 'cluster'], true);
   if (!isMap(clustersNode)) {
-    throw new ConfigError(source, [issue(vhostPath, `no virtual host '${vhostName}' with a cluster section (the seed's \`route\` is '${DEFAULT_VHOST}'; others are under virtual-hosts)`)]);
+    throw new ConfigError(source, [
+      issue(vhostPath, `no virtual host '${vhostName}' with a cluster section (the seed's \`route\` is '${DEFAULT_VHOST}'; others are under virtual-hosts)`),
+    ]);
   }
 
   const issues: ConfigIssue[] = [];
@@ -94,7 +96,12 @@ export function editWeights(text: string, source: string, prefix: string, change
     }
     const prefixes = prefixesOf(entry);
     if (!prefixes.includes(prefix)) {
-      issues.push(issue([...entryPath, 'prefix'], `cluster '${change.cluster}' does not route prefix "${prefix}" (it routes ${prefixes.map((p) => `"${p}"`).join(', ') || 'nothing'})`));
+      issues.push(
+        issue(
+          [...entryPath, 'prefix'],
+          `cluster '${change.cluster}' does not route prefix "${prefix}" (it routes ${prefixes.map((p) => `"${p}"`).join(', ') || 'nothing'})`,
+        ),
+      );
       continue;
     }
     const weightNode = entry.get('weight', true);
@@ -105,7 +112,15 @@ export function editWeights(text: string, source: string, prefix: string, change
     } else {
       splices.push(insertWeight(text, entry, change.weight));
     }
-    applied.push(Object.freeze({ cluster: change.cluster, path: formatPath([...entryPath, 'weight']), from, to: change.weight, alsoOn: Object.freeze(prefixes.filter((p) => p !== prefix)) }));
+    applied.push(
+      Object.freeze({
+        cluster: change.cluster,
+        path: formatPath([...entryPath, 'weight']),
+        from,
+        to: change.weight,
+        alsoOn: Object.freeze(prefixes.filter((p) => p !== prefix)),
+      }),
+    );
   }
   if (issues.length > 0) throw new ConfigError(source, issues);
 

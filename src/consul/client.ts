@@ -137,15 +137,16 @@ export class ConsulClient {
   constructor(connection: ConsulConnection) {
     this.connection = connection;
     const { tls } = connection;
-    const tlsOptions = connection.baseUrl.protocol === 'https:'
-      ? {
-          ca: readPem(tls.caFile, 'CA'),
-          cert: readPem(tls.certFile, 'client certificate'),
-          key: readPem(tls.keyFile, 'client key'),
-          rejectUnauthorized: tls.insecure !== true,
-          servername: tls.serverName,
-        }
-      : {};
+    const tlsOptions =
+      connection.baseUrl.protocol === 'https:'
+        ? {
+            ca: readPem(tls.caFile, 'CA'),
+            cert: readPem(tls.certFile, 'client certificate'),
+            key: readPem(tls.keyFile, 'client key'),
+            rejectUnauthorized: tls.insecure !== true,
+            servername: tls.serverName,
+          }
+        : {};
     // The package creates a keep-alive agent for the base URL's scheme: a blocking loop re-queries
     // at once after each answer, and reusing the socket saves a handshake (a TLS one, with https).
     const consul = new Consul({
@@ -216,7 +217,9 @@ export class ConsulClient {
    * (0 = only if the key does not exist yet) and answers `false` otherwise: we return that boolean.
    */
   async kvPut(key: string, value: string, opts: { cas?: number } = {}): Promise<boolean> {
-    const res = await this.send(`consul PUT ${kvPath(key)}`, {}, (common) => this.consul.kv.set({ ...common, key: keyParam(key), value, ...(opts.cas !== undefined && { cas: opts.cas }) }));
+    const res = await this.send(`consul PUT ${kvPath(key)}`, {}, (common) =>
+      this.consul.kv.set({ ...common, key: keyParam(key), value, ...(opts.cas !== undefined && { cas: opts.cas }) }),
+    );
     return ConsulClient.expect(res, `consul kv put ${key}`).body.trim() === 'true';
   }
 

@@ -218,7 +218,8 @@ export function toEndpoints(
   }
   endpoints.sort((a, b) => compare(a.address, b.address) || a.port - b.port);
   const fitted = fitWeights(endpoints);
-  if (fitted !== endpoints) skipped.push(`consul health ${service}: instance weights add up to more than ${UINT32_MAX}; all scaled down by the same factor (kept)`);
+  if (fitted !== endpoints)
+    skipped.push(`consul health ${service}: instance weights add up to more than ${UINT32_MAX}; all scaled down by the same factor (kept)`);
   return Object.freeze({ endpoints: Object.freeze(fitted), skipped: Object.freeze(skipped) });
 }
 

@@ -33,4 +33,15 @@ export { ConsulClient, ConsulThrottledError, parseRetryAfter, type ConsulRequest
 export { BlockingWatch, nextIndex, type ChangeInfo, type BlockingWatchOptions, type WatchStatus, type WatchError } from './blocking-watch.js';
 export { backoffDelay, retryDelay, type BackoffPolicy } from '../common/backoff.js';
 export { InstanceHold, type HoldReason, type HoldStatus } from './instance-hold.js';
-export { aggregateStatus, decodeHealthAnswer, parseHealthEntries, toEndpoints, fitWeights, type HealthAnswer, endpointHealth, type ConsulStatus, type HealthInstance, type ClusterEndpoints } from './health-entries.js';
+export {
+  aggregateStatus,
+  decodeHealthAnswer,
+  parseHealthEntries,
+  toEndpoints,
+  fitWeights,
+  type HealthAnswer,
+  endpointHealth,
+  type ConsulStatus,
+  type HealthInstance,
+  type ClusterEndpoints,
+} from './health-entries.js';

@@ -114,7 +114,8 @@ export function consistencyQuery(mode: ConsulConsistency = DEFAULT_CONSISTENCY):
 
 /** The hold's grace period: an integer 0..1 h of milliseconds (0 = off). */
 export function resolveEmptyGraceMs(ms: number = DEFAULT_EMPTY_GRACE_MS): number {
-  if (!Number.isInteger(ms) || ms < 0 || ms > 3_600_000) usage(`consul empty grace (--consul-empty-grace-ms, emptyGraceMs) '${ms}': expected milliseconds 0-3600000 (0 = off)`);
+  if (!Number.isInteger(ms) || ms < 0 || ms > 3_600_000)
+    usage(`consul empty grace (--consul-empty-grace-ms, emptyGraceMs) '${ms}': expected milliseconds 0-3600000 (0 = off)`);
   return ms;
 }
 
@@ -178,7 +179,8 @@ export function resolveConnection(opts: ConsulOptions = {}, env: NodeJS.ProcessE
     insecure: opts.tls?.insecure ?? (verify === undefined ? undefined : !verify),
     serverName: opts.tls?.serverName ?? (env.CONSUL_TLS_SERVER_NAME || undefined),
   });
-  if ((tls.certFile === undefined) !== (tls.keyFile === undefined)) usage('consul TLS: a client certificate needs its key and vice versa (--consul-client-cert with --consul-client-key)');
+  if ((tls.certFile === undefined) !== (tls.keyFile === undefined))
+    usage('consul TLS: a client certificate needs its key and vice versa (--consul-client-cert with --consul-client-key)');
   if (opts.datacenter !== undefined && !nonEmpty.safeParse(opts.datacenter).success) usage('--datacenter: must not be empty');
   return Object.freeze({ baseUrl, token, datacenter: opts.datacenter, tls });
 }

@@ -4,7 +4,7 @@
  * (envoy/data/accesslog/v3/accesslog.proto). In: nothing. Out: lookup tables for the proxy's ALS
  * client (short codes and protocol strings -> proto fields) and the sink's wire decoder (field and
  * enum numbers -> short codes and protocol strings). The proto does not carry the short codes, so
- * they are written here once; test/unit/envoy-access-log-fields.test.ts checks the field numbers
+ * they are written here once; test/unit/envoy/access-log-fields.test.ts checks the field numbers
  * and names against the loaded proto.
  */
 

@@ -161,10 +161,13 @@ export class Publisher extends EventEmitter {
     if (this.timer && due <= this.dueAt) return;
     if (this.timer) clearTimeout(this.timer);
     this.dueAt = due;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.rebuild();
-    }, Math.max(0, due - now));
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.rebuild();
+      },
+      Math.max(0, due - now),
+    );
     this.timer.unref();
   }
 
@@ -196,7 +199,11 @@ export class Publisher extends EventEmitter {
       const refusedConfig = this.candidate !== undefined;
       // A refused config is dropped: rebuilds (endpoint changes) go on from the last good one.
       this.candidate = undefined;
-      this.fail(next.origin, err as Error, refusedConfig ? 'config refused; last good snapshot keeps serving' : 'snapshot rebuild failed; last good snapshot keeps serving');
+      this.fail(
+        next.origin,
+        err as Error,
+        refusedConfig ? 'config refused; last good snapshot keeps serving' : 'snapshot rebuild failed; last good snapshot keeps serving',
+      );
     }
   }
 

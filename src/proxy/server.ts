@@ -70,7 +70,7 @@ export interface RunningProxy {
   close(): Promise<void>;
 }
 
-class Proxy implements XdsWatcher, AdminSource {
+class ProxyServer implements XdsWatcher, AdminSource {
   readonly clusters = new ClusterManager();
   readonly routes = new RouteStore();
   readonly accessLogs: AccessLogService;
@@ -247,7 +247,7 @@ class Proxy implements XdsWatcher, AdminSource {
 }
 
 export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
-  const proxy = new Proxy(opts.bootstrap, opts);
+  const proxy = new ProxyServer(opts.bootstrap, opts);
   let admin: AdminServer | undefined;
   const adminAddr = opts.bootstrap.admin;
   if (adminAddr) admin = await startAdminServer(proxy, adminAddr.host, adminAddr.port, opts.logger ?? silentLogger);

@@ -2,7 +2,7 @@
  * envoy.config.core.v3.Node bytes -> NodeInfo. Every xDS request (SotW or delta) may carry the
  * node; a stream decodes it once, from the first request that has one.
  */
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
 import { messageType, TO_OBJECT } from '../envoy/protos.js';
 import type { JsonValue, NodeInfo } from '../cache/node-info.js';
 

@@ -149,11 +149,14 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
   // wrapped around it would be bypassed by those writes.
   const server = new Server({ ...grpcOptions, interceptors: [innerCallInterceptor] });
   for (const spec of SERVICES) {
-    server.addService({ [spec.rpc]: methodDefinition(spec) }, {
-      [spec.rpc]: (call: XdsCall<XdsRequest>) => {
-        new SotwStream(call, spec, ctx);
+    server.addService(
+      { [spec.rpc]: methodDefinition(spec) },
+      {
+        [spec.rpc]: (call: XdsCall<XdsRequest>) => {
+          new SotwStream(call, spec, ctx);
+        },
       },
-    });
+    );
   }
   let closing: Promise<void> | undefined;
   const graceMs = opts.shutdownGraceMs ?? 2_000;

@@ -7,7 +7,7 @@
  * Texts are parsed by the given ConfigParser (`serve` passes its worker thread; default in-process).
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { checkConfigSize, type ParseOptions } from '../config/parse.js';
 import { inProcessParser, type ConfigParser } from '../config/parse-worker.js';
@@ -19,7 +19,7 @@ import { ConsulXdsError } from '../errors.js';
  * (ParseOptions.maxBytes) is refused from its size alone: it is never read into memory.
  */
 export async function readConfigFile(file: string, opts: ParseOptions = {}): Promise<string> {
-  let handle;
+  let handle: FileHandle | undefined;
   try {
     handle = await open(file, 'r');
     checkConfigSize(file, (await handle.stat()).size, opts.maxBytes);

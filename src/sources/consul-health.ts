@@ -208,22 +208,31 @@ export class ConsulHealthSource {
   private holdChanged(service: string, entry: ServiceWatch, before: HoldStatus | undefined): void {
     const now = entry.hold.status();
     if (now && !before) {
-      this.logger.warn({ service, reason: now.reason, held: now.held, until: now.until }, `consul health ${service}: Consul lists none of the last instances (${now.reason}); holding them for ${this.graceMs} ms`);
+      this.logger.warn(
+        { service, reason: now.reason, held: now.held, until: now.until },
+        `consul health ${service}: Consul lists none of the last instances (${now.reason}); holding them for ${this.graceMs} ms`,
+      );
     } else if (before && !now) {
-      this.logger.info({ service, reason: before.reason }, `consul health ${service}: hold ended; serving Consul's answer (${entry.instances?.length ?? 0} instances)`);
+      this.logger.info(
+        { service, reason: before.reason },
+        `consul health ${service}: hold ended; serving Consul's answer (${entry.instances?.length ?? 0} instances)`,
+      );
     }
     clearTimeout(entry.holdTimer);
     entry.holdTimer = undefined;
     const deadline = entry.hold.deadline;
     if (deadline === undefined) return;
-    entry.holdTimer = setTimeout(() => {
-      if (this.watches.get(service) !== entry) return;
-      const held = entry.hold.status();
-      const instances = entry.hold.expire(Date.now());
-      if (instances) entry.instances = instances;
-      this.holdChanged(service, entry, held);
-      this.publish();
-    }, Math.max(0, deadline - Date.now()));
+    entry.holdTimer = setTimeout(
+      () => {
+        if (this.watches.get(service) !== entry) return;
+        const held = entry.hold.status();
+        const instances = entry.hold.expire(Date.now());
+        if (instances) entry.instances = instances;
+        this.holdChanged(service, entry, held);
+        this.publish();
+      },
+      Math.max(0, deadline - Date.now()),
+    );
     entry.holdTimer.unref();
   }
 

@@ -120,7 +120,11 @@ export class ConsulKvSource {
   private changed(entry: KvEntry | null): void {
     if (entry === null) {
       this.missing = true;
-      this.opts.onError(new ConsulError(`${this.origin}: key not found${this.last ? '; the last config keeps serving' : ''} (write it with 'consul-xds kv put --consul-key ${this.key} --file FILE')`));
+      this.opts.onError(
+        new ConsulError(
+          `${this.origin}: key not found${this.last ? '; the last config keeps serving' : ''} (write it with 'consul-xds kv put --consul-key ${this.key} --file FILE')`,
+        ),
+      );
       return;
     }
     this.missing = false;

@@ -55,7 +55,9 @@ function apiRouteName(listener: ProtoObject): string | undefined {
 
 interface RouteShape {
   readonly virtual_hosts?: ReadonlyArray<{
-    readonly routes?: ReadonlyArray<{ readonly route?: { readonly cluster?: string; readonly weighted_clusters?: { readonly clusters?: ReadonlyArray<{ readonly name?: string }> } } }>;
+    readonly routes?: ReadonlyArray<{
+      readonly route?: { readonly cluster?: string; readonly weighted_clusters?: { readonly clusters?: ReadonlyArray<{ readonly name?: string }> } };
+    }>;
   }>;
 }
 

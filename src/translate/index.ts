@@ -29,7 +29,10 @@ export { splitForClients, type ClientResourceSets } from './client-split.js';
 export function translate(config: Config, endpoints: EndpointMap): XdsResourceSet {
   const problems = isValidated(config) ? [] : validateConfig(config);
   if (problems.length > 0) {
-    throw new ConfigError('config', problems.map((p) => ({ path: formatPath(p.path), message: p.message })));
+    throw new ConfigError(
+      'config',
+      problems.map((p) => ({ path: formatPath(p.path), message: p.message })),
+    );
   }
 
   const clusterNames = Object.keys(config.cluster.loadbalancer).sort(compare);

@@ -82,7 +82,9 @@ function records(p: Proc): Array<Record<string, unknown>> {
 function waitForRecord(p: Proc, msg: string, since: number): Promise<Record<string, unknown>> {
   return waitUntil(
     () => {
-      const found = records(p).slice(since).find((r) => r.msg === msg);
+      const found = records(p)
+        .slice(since)
+        .find((r) => r.msg === msg);
       if (!found && !p.alive()) throw new GiveUp(`process exited (${p.child.exitCode ?? p.child.signalCode}) before logging '${msg}'`);
       return found;
     },
@@ -120,7 +122,9 @@ async function expectSigusr1NoDebugger(p: Proc, done: string): Promise<void> {
   await waitUntil(
     () => {
       if (/Debugger listening/.test(p.stderr())) throw new GiveUp(`SIGUSR1 opened the inspector: ${p.stderr()}`);
-      return records(p).slice(since).some((r) => r.msg === done);
+      return records(p)
+        .slice(since)
+        .some((r) => r.msg === done);
     },
     { what: `SIGUSR1 to be logged as '${done}'`, timeoutMs: 5000, context: () => `stderr:\n${p.stderr()}` },
   );
@@ -182,7 +186,11 @@ endpoint: { eds: { web: { static: [{ address: "127.0.0.1", port: 9 }] } } }
 
   let sent = 0;
   const sendEntry = () => {
-    const entry = { common_properties: { upstream_cluster: 'web' }, request: { request_method: 'GET', path: `/n/${sent}` }, response: { response_code: { value: 200 } } };
+    const entry = {
+      common_properties: { upstream_cluster: 'web' },
+      request: { request_method: 'GET', path: `/n/${sent}` },
+      response: { response_code: { value: 200 } },
+    };
     call.write({ ...(sent === 0 ? { identifier: { node: { id: 'envoy-1' }, log_name: 'edge' } } : {}), http_logs: { log_entry: [entry] } });
     sent++;
   };
@@ -225,7 +233,9 @@ endpoint: { eds: { web: { static: [{ address: "127.0.0.1", port: 9 }] } } }
       { what: `all ${sent} entries across the two files`, context: () => `${numbers(rotated).length} + ${numbers(logFile).length} of ${sent}` },
     );
     assert.equal(all.length, sent, 'nothing repeated');
-    all.forEach((n, i) => assert.equal(n, i, 'every entry once, in order, old file first'));
+    all.forEach((n, i) => {
+      assert.equal(n, i, 'every entry once, in order, old file first');
+    });
     const fresh = numbers(logFile);
     assert.ok(fresh[0]! <= sentBeforeReopenSeen, 'the new file takes over where the old one stopped');
     assert.equal(fresh.at(-1), sent - 1, 'the lines after SIGHUP are in the new file');
@@ -240,14 +250,31 @@ endpoint: { eds: { web: { static: [{ address: "127.0.0.1", port: 9 }] } } }
     const since = records(proc).length;
     proc.child.kill('SIGTERM');
     assert.equal(await proc.exit, 0, proc.stderr());
-    assert.equal(records(proc).slice(since).find((r) => r.msg === 'shutting down')?.signal, 'SIGTERM');
+    assert.equal(
+      records(proc)
+        .slice(since)
+        .find((r) => r.msg === 'shutting down')?.signal,
+      'SIGTERM',
+    );
   });
 });
 
 describe('consul-xds serve as a process: SIGTERM during start-up', () => {
   it('exits 0 at once, not after the start-up timeout', async () => {
     // Nothing listens there: start-up waits (10 s by default) for the config from Consul KV.
-    const p = spawnNode([CLI, 'serve', '--consul', `http://127.0.0.1:${await freePort()}`, '--consul-key', 'consul-xds/config', '--xds-port', '0', '--admin-port', '0', '--no-als']);
+    const p = spawnNode([
+      CLI,
+      'serve',
+      '--consul',
+      `http://127.0.0.1:${await freePort()}`,
+      '--consul-key',
+      'consul-xds/config',
+      '--xds-port',
+      '0',
+      '--admin-port',
+      '0',
+      '--no-als',
+    ]);
     try {
       await waitForRecord(p, 'admin server listening', 0); // the sidecar starts first; the KV wait follows
       const sentAt = performance.now();
@@ -283,17 +310,36 @@ describe('consul-xds proxy as a process: SIGUSR1, SIGTERM', () => {
           {
             name: 'edge',
             address: { socket_address: { address: '127.0.0.1', port_value: port } },
-            filter_chains: [{ filters: [{ name: 'hcm', typed_config: {
-              '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
-              stat_prefix: 'edge',
-              route_config: { name: 'r', virtual_hosts: [{ name: 'vh', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 200, body: { inline_string: 'ok' } } }] }] },
-              http_filters: [{ name: 'router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
-              access_log: [{ name: 'file', typed_config: {
-                '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
-                path: logFile,
-                log_format: { json_format: { fields: { path: { stringValue: '%REQ(:PATH)%' } } } },
-              } }],
-            } }] }],
+            filter_chains: [
+              {
+                filters: [
+                  {
+                    name: 'hcm',
+                    typed_config: {
+                      '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+                      stat_prefix: 'edge',
+                      route_config: {
+                        name: 'r',
+                        virtual_hosts: [
+                          { name: 'vh', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 200, body: { inline_string: 'ok' } } }] },
+                        ],
+                      },
+                      http_filters: [{ name: 'router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
+                      access_log: [
+                        {
+                          name: 'file',
+                          typed_config: {
+                            '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+                            path: logFile,
+                            log_format: { json_format: { fields: { path: { stringValue: '%REQ(:PATH)%' } } } },
+                          },
+                        },
+                      ],
+                    },
+                  },
+                ],
+              },
+            ],
           },
         ],
       },
@@ -327,7 +373,10 @@ describe('consul-xds proxy as a process: SIGUSR1, SIGTERM', () => {
 
     await expectSigusr1NoDebugger(p, 'access log reopened');
     await sendRequests(4);
-    await waitUntil(() => numbers(logFile).length === 4, { what: 'the requests after SIGUSR1 in a new file at the configured path', context: () => `${numbers(logFile).length} lines` });
+    await waitUntil(() => numbers(logFile).length === 4, {
+      what: 'the requests after SIGUSR1 in a new file at the configured path',
+      context: () => `${numbers(logFile).length} lines`,
+    });
     assert.deepEqual(numbers(rotated), [0, 1, 2, 3, 4, 5, 6, 7]);
     assert.deepEqual(numbers(logFile), [8, 9, 10, 11]);
     assert.equal((await fetch(`http://127.0.0.1:${adminPort}/ready`)).status, 200, 'still LIVE');

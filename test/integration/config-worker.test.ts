@@ -55,7 +55,9 @@ async function refused(file: string, admin: string, text: string, timeoutMs = 30
   );
 }
 
-async function status(admin: string): Promise<{ configOrigin?: string; snapshotVersions?: Record<string, string>; lastError?: { origin: string; code: string; message: string; at: string } }> {
+async function status(
+  admin: string,
+): Promise<{ configOrigin?: string; snapshotVersions?: Record<string, string>; lastError?: { origin: string; code: string; message: string; at: string } }> {
   const body = (await (await fetch(`${admin}/status`)).json()) as { groups: Array<Awaited<ReturnType<typeof status>>> };
   return body.groups[0] ?? {};
 }
@@ -74,7 +76,10 @@ describe('config parsing off the event loop (serve, file mode)', () => {
       assert.ok(e.message.startsWith(`${file}: `), `${name}: the refusal names the file: ${e.message.slice(0, 200)}`);
       assert.equal(failures, 0, `${name}: every /health poll answered`);
       assert.ok(latencies.length > 0, `${name}: /health was polled`);
-      assert.ok(maxGapMs < MAX_GAP_MS, `${name}: longest gap between /health answers ${maxGapMs.toFixed(0)} ms (max latency ${Math.max(...latencies).toFixed(0)} ms, ${latencies.length} polls), want < ${MAX_GAP_MS} ms`);
+      assert.ok(
+        maxGapMs < MAX_GAP_MS,
+        `${name}: longest gap between /health answers ${maxGapMs.toFixed(0)} ms (max latency ${Math.max(...latencies).toFixed(0)} ms, ${latencies.length} polls), want < ${MAX_GAP_MS} ms`,
+      );
       assert.deepEqual((await status(admin)).snapshotVersions, served, `${name}: the last good snapshot keeps serving`);
     }
   });
@@ -98,7 +103,10 @@ describe('config parsing off the event loop (serve, file mode)', () => {
     const { app, file, admin } = await start({ maxHeapMb: 16 });
     const e = await refused(file, admin, EXPENSIVE_REFUSALS['unknown keys: 40,000 in one section']?.() ?? '');
     assert.equal(e.code, 'CXDS_CONFIG_PARSE_ABORTED');
-    assert.match(e.message, new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: config not parsed: the parser thread died \\(.*memory.*\\); a new one takes the next text$`));
+    assert.match(
+      e.message,
+      new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: config not parsed: the parser thread died \\(.*memory.*\\); a new one takes the next text$`),
+    );
     await published(app, file, admin);
   });
 });

@@ -43,10 +43,15 @@ interface Run {
 function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
   return new Promise((resolveRun) => {
     // CONSUL_HTTP_ADDR, not --consul: the environment path is what operators use most.
-    execFile(process.execPath, [cli, ...args], { env: { PATH: process.env.PATH, CONSUL_HTTP_ADDR: consul.address, ...env }, timeout: 30_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolveRun({ code, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [cli, ...args],
+      { env: { PATH: process.env.PATH, CONSUL_HTTP_ADDR: consul.address, ...env }, timeout: 30_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        resolveRun({ code, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -78,7 +83,8 @@ test('kv put validates first: the seed is stored, an invalid file is refused by 
   const refused = await run(['kv', 'put', '--consul-key', key, '--file', bad]);
   assert.equal(refused.code, 1);
   assert.ok(
-    refused.stderr.includes(`${bad}: cluster.loadbalancer.web-api-perl.health-check.interval: expected a number`) && refused.stderr.includes(`(line ${line}, col 19) [CXDS_CONFIG_INVALID]`),
+    refused.stderr.includes(`${bad}: cluster.loadbalancer.web-api-perl.health-check.interval: expected a number`) &&
+      refused.stderr.includes(`(line ${line}, col 19) [CXDS_CONFIG_INVALID]`),
     refused.stderr,
   );
   assert.equal(await stored(key), seedText, 'KV untouched');
@@ -98,34 +104,39 @@ test('--config-max-bytes: validate, kv put (file or stdin) and kv validate refus
 
   const validate = await run(['validate', file, '--config-max-bytes', '1000']);
   assert.equal(validate.code, 1);
-  assert.match(validate.stderr, new RegExp(escape(over(file))));
+  assert.match(validate.stderr, new RegExp(escapeRegExp(over(file))));
   assert.equal((await run(['validate', file])).code, 0, 'the default cap (512 KiB) lets the seed through');
   const usage = await run(['validate', file, '--config-max-bytes', '0']);
   assert.match(usage.stderr, /--config-max-bytes: expected a number of bytes \(integer >= 1\), got '0' \[CXDS_USAGE\]/);
 
   const put = await run(['kv', 'put', '--consul-key', key, '--file', file, '--config-max-bytes', '1000']);
   assert.equal(put.code, 1);
-  assert.match(put.stderr, new RegExp(escape(over(file))));
+  assert.match(put.stderr, new RegExp(escapeRegExp(over(file))));
   const piped = await runWithStdin(['kv', 'put', '--consul-key', key, '--file', '-', '--config-max-bytes', '1000'], seedText);
   assert.equal(piped.code, 1);
-  assert.match(piped.stderr, new RegExp(escape(over('<stdin>'))));
+  assert.match(piped.stderr, new RegExp(escapeRegExp(over('<stdin>'))));
   assert.equal(await stored(key), undefined, 'nothing written');
 
   assert.equal((await run(['kv', 'put', '--consul-key', key, '--file', file])).code, 0);
   const stored1000 = await run(['kv', 'validate', '--consul-key', key, '--config-max-bytes', '1000']);
   assert.equal(stored1000.code, 1);
-  assert.match(stored1000.stderr, new RegExp(escape(over(`consul kv ${key}`))));
+  assert.match(stored1000.stderr, new RegExp(escapeRegExp(over(`consul kv ${key}`))));
 });
 
-function escape(text: string): string {
+function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 function runWithStdin(args: string[], input: string): Promise<Run> {
   return new Promise((resolveRun) => {
-    const child = execFile(process.execPath, [cli, ...args], { env: { PATH: process.env.PATH, CONSUL_HTTP_ADDR: consul.address }, timeout: 30_000 }, (err, stdout, stderr) => {
-      resolveRun({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
+    const child = execFile(
+      process.execPath,
+      [cli, ...args],
+      { env: { PATH: process.env.PATH, CONSUL_HTTP_ADDR: consul.address }, timeout: 30_000 },
+      (err, stdout, stderr) => {
+        resolveRun({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+      },
+    );
     child.stdin?.end(input);
   });
 }
@@ -143,7 +154,11 @@ test('weights set keeps comments and layout; --dry-run prints the YAML and Envoy
 
   const real = await run(['weights', 'set', '/api', 'web-api-perl=60', 'web-api-go=40', '--consul-key', key]);
   assert.equal(real.code, 0, real.stderr);
-  assert.equal(await stored(key), seedText.replace('weight: 90', 'weight: 60').replace('weight: 10', 'weight: 40'), 'only the two numbers changed, comments and layout intact');
+  assert.equal(
+    await stored(key),
+    seedText.replace('weight: 90', 'weight: 60').replace('weight: 10', 'weight: 40'),
+    'only the two numbers changed, comments and layout intact',
+  );
 
   const wrong = await run(['weights', 'set', '/api', 'web-asset=5', '--consul-key', key]);
   assert.equal(wrong.code, 1);
@@ -158,7 +173,10 @@ test('two edits from the same read: one wins, the other gets CasConflictError; i
   const key = 'cli/race';
   await consul.kvPut(key, seedText);
   // Both operators read ModifyIndex N, then both write.
-  const a = await planWeightEdit(consul.client, key, '/api', [{ cluster: 'web-api-perl', weight: 50 }, { cluster: 'web-api-go', weight: 50 }]);
+  const a = await planWeightEdit(consul.client, key, '/api', [
+    { cluster: 'web-api-perl', weight: 50 },
+    { cluster: 'web-api-go', weight: 50 },
+  ]);
   const b = await planWeightEdit(consul.client, key, '/asset', [{ cluster: 'web-asset', weight: 7 }]);
   assert.equal(a.plan.cas, b.plan.cas);
   const results = await Promise.allSettled([applyKvWrite(consul.client, a.plan), applyKvWrite(consul.client, b.plan)]);
@@ -167,12 +185,21 @@ test('two edits from the same read: one wins, the other gets CasConflictError; i
   assert.equal(won.length, 1, 'exactly one write wins');
   assert.equal(lost.length, 1);
   assert.ok(lost[0]?.reason instanceof CasConflictError, 'the other gets CasConflictError');
-  assert.equal((lost[0]?.reason as CasConflictError).code, 'CXDS_CAS_CONFLICT');
+  assert.equal((lost[0]!.reason as CasConflictError).code, 'CXDS_CAS_CONFLICT');
   const winner = results[0]?.status === 'fulfilled' ? a : b;
   assert.equal(await stored(key), winner.plan.next.text, 'the loser overwrote nothing');
 
   // The loser reads again and retries: both edits are in the result.
-  const loserChanges = winner === a ? { prefix: '/asset', changes: [{ cluster: 'web-asset', weight: 7 }] } : { prefix: '/api', changes: [{ cluster: 'web-api-perl', weight: 50 }, { cluster: 'web-api-go', weight: 50 }] };
+  const loserChanges =
+    winner === a
+      ? { prefix: '/asset', changes: [{ cluster: 'web-asset', weight: 7 }] }
+      : {
+          prefix: '/api',
+          changes: [
+            { cluster: 'web-api-perl', weight: 50 },
+            { cluster: 'web-api-go', weight: 50 },
+          ],
+        };
   const retry = await planWeightEdit(consul.client, key, loserChanges.prefix, loserChanges.changes);
   assert.equal(await applyKvWrite(consul.client, retry.plan), true);
   const final = parseConfig((await stored(key)) ?? '', 'kv').route?.cluster;

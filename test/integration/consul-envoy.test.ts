@@ -113,10 +113,13 @@ describe('real Envoy against serve() in Consul mode', () => {
   const healthyCount = async (handle = e()): Promise<number> => (await consulHosts(handle)).filter((h) => h.edsHealth === 'HEALTHY').length;
   const hostOf = async (name: Name): Promise<EnvoyHost | undefined> => (await consulHosts()).find((h) => h.port === port.get(name));
   const waitHost = (name: Name, edsHealth: string, what: string): Promise<EnvoyHost> =>
-    e().waitFor(async () => {
-      const h = await hostOf(name);
-      return h?.edsHealth === edsHealth ? h : undefined;
-    }, { what, timeoutMs: 10_000, intervalMs: 10 });
+    e().waitFor(
+      async () => {
+        const h = await hostOf(name);
+        return h?.edsHealth === edsHealth ? h : undefined;
+      },
+      { what, timeoutMs: 10_000, intervalMs: 10 },
+    );
   const api = (count: number): Promise<Tally> => sendMany({ port: listenerPort, host: DOMAIN, path: '/api/items', count });
   const routeNow = async (): Promise<Map<string, number> | undefined> => routeTargets(await e().configDump(), '/api');
 
@@ -158,7 +161,11 @@ describe('real Envoy against serve() in Consul mode', () => {
       const [service, zone, region, weight] = INSTANCES[name];
       const h = await hostOf(name);
       assert.ok(h, `${name} in Envoy`);
-      assert.deepEqual({ cluster: h.cluster, zone: h.zone, region: h.region, weight: h.weight, edsHealth: h.edsHealth }, { cluster: service, zone, region, weight, edsHealth: 'HEALTHY' }, name);
+      assert.deepEqual(
+        { cluster: h.cluster, zone: h.zone, region: h.region, weight: h.weight, edsHealth: h.edsHealth },
+        { cluster: service, zone, region, weight, edsHealth: 'HEALTHY' },
+        name,
+      );
     }
     const t = await api(400);
     assert.equal(t.count(''), 0, `every request answered by an upstream: ${t.describe()}`);
@@ -199,22 +206,37 @@ describe('real Envoy against serve() in Consul mode', () => {
 
   it('a weight edit in KV (check-and-set) moves the traffic split', async (t) => {
     const latencies: number[] = [];
-    const plan = [[70, 30], [90, 10], [50, 50], [80, 20], [70, 30]] as const;
+    const plan = [
+      [70, 30],
+      [90, 10],
+      [50, 50],
+      [80, 20],
+      [70, 30],
+    ] as const;
     for (const [perl, go] of plan) {
-      const { plan: write } = await planWeightEdit(c().client, KEY, '/api', [{ cluster: 'web-api-perl', weight: perl }, { cluster: 'web-api-go', weight: go }]);
+      const { plan: write } = await planWeightEdit(c().client, KEY, '/api', [
+        { cluster: 'web-api-perl', weight: perl },
+        { cluster: 'web-api-go', weight: go },
+      ]);
       const t0 = performance.now();
       await applyKvWrite(c().client, write);
-      await e().waitFor(async () => {
-        const r = await routeNow();
-        return r?.get('web-api-perl') === perl && r.get('web-api-go') === go;
-      }, { what: `RDS ${perl}/${go} at Envoy`, timeoutMs: 5000, intervalMs: 10 });
+      await e().waitFor(
+        async () => {
+          const r = await routeNow();
+          return r?.get('web-api-perl') === perl && r.get('web-api-go') === go;
+        },
+        { what: `RDS ${perl}/${go} at Envoy`, timeoutMs: 5000, intervalMs: 10 },
+      );
       latencies.push(performance.now() - t0);
     }
     t.diagnostic(`Consul KV edit -> new RDS at Envoy: ${stats(latencies)}`);
     assert.ok(Math.max(...latencies) < 1000, `every KV edit reached Envoy within a second: ${stats(latencies)}`);
     const tally = await api(1000);
     const { low, high } = binomialBounds(tally.total, 0.3);
-    assert.ok(tally.count('go-a') >= low && tally.count('go-a') <= high, `go-a share ~30% within 4 sigma [${low.toFixed(0)}, ${high.toFixed(0)}]: ${tally.describe()}`);
+    assert.ok(
+      tally.count('go-a') >= low && tally.count('go-a') <= high,
+      `go-a share ~30% within 4 sigma [${low.toFixed(0)}, ${high.toFixed(0)}]: ${tally.describe()}`,
+    );
   });
 
   it('invalid YAML, an invalid config or one over the size cap in KV changes nothing; the error names the key', async () => {
@@ -231,7 +253,8 @@ describe('real Envoy against serve() in Consul mode', () => {
       await c().kvPut(KEY, text);
       const rec = await log.waitFor((r) => r.code === code, { what: `${what}: the refusal logged`, since });
       assert.match(JSON.stringify(rec), /consul kv consul-xds\/config/, `${what}: the error names the key`);
-      if (code === 'CXDS_CONFIG_TOO_LARGE') assert.match(JSON.stringify(rec), new RegExp(`the config is ${Buffer.byteLength(oversized)} bytes, over the ${CONFIG_CAP}-byte cap`));
+      if (code === 'CXDS_CONFIG_TOO_LARGE')
+        assert.match(JSON.stringify(rec), new RegExp(`the config is ${Buffer.byteLength(oversized)} bytes, over the ${CONFIG_CAP}-byte cap`));
     }
     const tally = await api(300);
     assert.equal(tally.count(''), 0, tally.describe());
@@ -245,7 +268,10 @@ describe('real Envoy against serve() in Consul mode', () => {
     await c().stop();
     const a = app;
     assert.ok(a);
-    await waitUntil(() => ((a.status().consul?.health as HealthSourceStatus | undefined)?.services ?? []).every((s) => s.consecutiveFailures >= 2), { what: 'health watches to report the outage', timeoutMs: 10_000 });
+    await waitUntil(() => ((a.status().consul?.health as HealthSourceStatus | undefined)?.services ?? []).every((s) => s.consecutiveFailures >= 2), {
+      what: 'health watches to report the outage',
+      timeoutMs: 10_000,
+    });
     const during = await api(300);
     assert.equal(during.count(''), 0, `all answered while Consul is down: ${during.describe()}`);
     assert.ok(during.count('go-a') > 0 && during.count('perl-a') > 0, during.describe());

@@ -46,10 +46,24 @@ function byOrigin(eps: readonly EndpointInfo[] | undefined, origin: string): End
 const ttl = (id: string) => ({ CheckID: `${id}-ttl`, TTL: '10m', Status: 'passing' as const });
 
 test('instances with meta zones and weights become endpoints: locality, weight, address and port rules', async () => {
-  await consul.registerService({ Name: 'web', ID: 'web-1', Address: '127.0.0.11', Port: 8080, Meta: { zone: 'z1', region: 'r1' }, Weights: { Passing: 5, Warning: 2 }, Checks: [ttl('web-1')] });
+  await consul.registerService({
+    Name: 'web',
+    ID: 'web-1',
+    Address: '127.0.0.11',
+    Port: 8080,
+    Meta: { zone: 'z1', region: 'r1' },
+    Weights: { Passing: 5, Warning: 2 },
+    Checks: [ttl('web-1')],
+  });
   await consul.registerService({ Name: 'web', ID: 'web-2', Address: '127.0.0.12', Port: 8081, Meta: { zone: 'z2', region: 'r1' }, Checks: [ttl('web-2')] });
   // Another node (via the catalog): locality from Node.Meta, address from Node.Address.
-  await consul.catalogRegister({ node: 'ext-1', address: '127.0.0.13', nodeMeta: { zone: 'z3', region: 'r2' }, service: { id: 'web-3', name: 'web', port: 9090, weights: { Passing: 7, Warning: 1 } }, status: 'passing' });
+  await consul.catalogRegister({
+    node: 'ext-1',
+    address: '127.0.0.13',
+    nodeMeta: { zone: 'z3', region: 'r2' },
+    service: { id: 'web-3', name: 'web', port: 9090, weights: { Passing: 7, Warning: 1 } },
+    status: 'passing',
+  });
 
   const o = observe();
   o.source.setServices([{ cluster: 'web-cluster', service: 'web' }]);
@@ -67,7 +81,10 @@ test('instances with meta zones and weights become endpoints: locality, weight, 
     { cluster: 'web-canary', service: 'web' },
   ]);
   await waitUntil(() => o.latest('web-cluster')?.every((e) => e.port === 80) && o.latest('web-canary')?.length === 3, { what: 'port override applied' });
-  assert.deepEqual(o.latest('web-canary')?.map((e) => e.port), [8080, 8081, 9090]);
+  assert.deepEqual(
+    o.latest('web-canary')?.map((e) => e.port),
+    [8080, 8081, 9090],
+  );
   const st = o.source.status();
   assert.equal(st.services.length, 1, 'one watch for one service');
   assert.deepEqual(st.services[0]?.clusters, ['web-canary', 'web-cluster']);
@@ -106,29 +123,52 @@ test('TTL pass/warn/fail and maintenance map to HEALTHY/DEGRADED/UNHEALTHY/DRAIN
   // would defer an output-only sync): the index moves, nothing is emitted.
   const count = o.maps.length;
   const indexBefore = o.source.status().services[0]?.index ?? 0;
-  await consul.catalogRegister({ node: 'ext-1', address: '127.0.0.13', nodeMeta: { zone: 'z3', region: 'r2' }, service: { id: 'web-3', name: 'web', port: 9090, weights: { Passing: 7, Warning: 1 } }, status: 'passing', output: 'HTTP GET /health: 200 OK, 3 ms' });
+  await consul.catalogRegister({
+    node: 'ext-1',
+    address: '127.0.0.13',
+    nodeMeta: { zone: 'z3', region: 'r2' },
+    service: { id: 'web-3', name: 'web', port: 9090, weights: { Passing: 7, Warning: 1 } },
+    status: 'passing',
+    output: 'HTTP GET /health: 200 OK, 3 ms',
+  });
   await waitUntil(() => (o.source.status().services[0]?.index ?? 0) > indexBefore, { what: 'the watch to see the output change', timeoutMs: 5000 });
   await new Promise((r) => setTimeout(r, 150));
   assert.equal(o.maps.length, count, 'an output-only change emits nothing');
 });
 
 test('warningAs HEALTHY and custom locality keys', async () => {
-  await consul.registerService({ Name: 'api', ID: 'api-1', Address: '127.0.0.21', Port: 7000, Meta: { az: 'tz1', geo: 'tr1' }, Weights: { Passing: 4, Warning: 3 }, Checks: [{ CheckID: 'api-1-ttl', TTL: '10m', Status: 'warning' }] });
+  await consul.registerService({
+    Name: 'api',
+    ID: 'api-1',
+    Address: '127.0.0.21',
+    Port: 7000,
+    Meta: { az: 'tz1', geo: 'tr1' },
+    Weights: { Passing: 4, Warning: 3 },
+    Checks: [{ CheckID: 'api-1-ttl', TTL: '10m', Status: 'warning' }],
+  });
   const o = observe({ mapping: { warningAs: 'HEALTHY', zoneKey: 'az', regionKey: 'geo' } });
   o.source.setServices([{ cluster: 'api', service: 'api' }]);
   await o.source.ready(5000);
   const eps = await waitUntil(() => o.latest('api'), { what: 'api endpoints' });
-  assert.deepEqual(eps, [{ address: '127.0.0.21', port: 7000, region: 'tr1', zone: 'tz1', health: 'HEALTHY', weight: 3, origin: `consul-xds-test-${consul.ports.http}/api-1` }]);
+  assert.deepEqual(eps, [
+    { address: '127.0.0.21', port: 7000, region: 'tr1', zone: 'tz1', health: 'HEALTHY', weight: 3, origin: `consul-xds-test-${consul.ports.http}/api-1` },
+  ]);
 });
 
 test('watches follow setServices: unknown services answer empty, removed services stop and leave the map', async () => {
   const o = observe();
-  o.source.setServices([{ cluster: 'web', service: 'web' }, { cluster: 'ghost', service: 'no-such-service' }]);
+  o.source.setServices([
+    { cluster: 'web', service: 'web' },
+    { cluster: 'ghost', service: 'no-such-service' },
+  ]);
   await o.source.ready(5000);
   await waitUntil(() => o.maps.at(-1)?.map.has('ghost') && o.latest('web'), { what: 'both clusters answered' });
   assert.deepEqual(o.latest('ghost'), [], 'a service with no instances is an empty, known cluster');
   o.source.setServices([{ cluster: 'web', service: 'web' }]);
-  assert.deepEqual(o.source.status().services.map((s) => s.service), ['web']);
+  assert.deepEqual(
+    o.source.status().services.map((s) => s.service),
+    ['web'],
+  );
   assert.equal(o.maps.at(-1)?.map.has('ghost'), false, 'removed cluster leaves the map');
   o.source.setServices([]);
   assert.equal(o.source.status().services.length, 0);
@@ -148,7 +188,14 @@ test('a new instance registering appears; deregistering removes it', async () =>
 
 test('a burst of 100 instances flapping is read in a few answers, not 100 (rate-limited loop + content compare)', async (t) => {
   const ids = Array.from({ length: 100 }, (_, i) => `burst-${i}`);
-  for (const id of ids) await consul.registerService({ Name: 'burst', ID: id, Address: `127.0.1.${ids.indexOf(id) + 1}`, Port: 80, Checks: [{ CheckID: `${id}-ttl`, TTL: '10m', Status: 'passing' }] });
+  for (const id of ids)
+    await consul.registerService({
+      Name: 'burst',
+      ID: id,
+      Address: `127.0.1.${ids.indexOf(id) + 1}`,
+      Port: 80,
+      Checks: [{ CheckID: `${id}-ttl`, TTL: '10m', Status: 'passing' }],
+    });
   const o = observe({ timing: { minIntervalMs: 100 } });
   o.source.setServices([{ cluster: 'burst', service: 'burst' }]);
   await o.source.ready(5000);
@@ -157,14 +204,19 @@ test('a burst of 100 instances flapping is read in a few answers, not 100 (rate-
   const t0 = performance.now();
   // Ten workers flip every instance to critical, as a failing dependency would.
   const queue = [...ids];
-  await Promise.all(Array.from({ length: 10 }, async () => {
-    for (let id = queue.shift(); id !== undefined; id = queue.shift()) await consul.ttl(`${id}-ttl`, 'fail');
-  }));
+  await Promise.all(
+    Array.from({ length: 10 }, async () => {
+      for (let id = queue.shift(); id !== undefined; id = queue.shift()) await consul.ttl(`${id}-ttl`, 'fail');
+    }),
+  );
   const burstMs = performance.now() - t0;
   await waitUntil(() => o.latest('burst')?.every((e) => e.health === 'UNHEALTHY'), { what: 'all 100 UNHEALTHY', timeoutMs: 5000 });
   const emissions = o.maps.length - before;
   t.diagnostic(`100 TTL flaps over ${burstMs.toFixed(0)} ms -> ${emissions} endpoint updates`);
-  assert.ok(emissions <= Math.ceil(burstMs / 100) + 2, `${emissions} endpoint updates for 100 flaps over ${burstMs.toFixed(0)} ms (one read per 100 ms at most)`);
+  assert.ok(
+    emissions <= Math.ceil(burstMs / 100) + 2,
+    `${emissions} endpoint updates for 100 flaps over ${burstMs.toFixed(0)} ms (one read per 100 ms at most)`,
+  );
   assert.ok(emissions < 100 / 4, `${emissions} updates, far fewer than 100`);
   o.source.setServices([]);
   for (const id of ids) await consul.deregisterService(id);
@@ -184,7 +236,10 @@ test('Consul down: last endpoints kept, errors name the service, ready() times o
   assert.deepEqual(o.latest('web'), before, 'last endpoints kept');
   assert.match(errors[0] ?? '', /consul GET \/v1\/health\/service\/web: cannot reach consul/);
   // A service added during the outage cannot answer: ready() names it.
-  o.source.setServices([{ cluster: 'web', service: 'web' }, { cluster: 'late', service: 'late' }]);
+  o.source.setServices([
+    { cluster: 'web', service: 'web' },
+    { cluster: 'late', service: 'late' },
+  ]);
   await assert.rejects(o.source.ready(300), /consul health: no answer within 300 ms for late \(consul GET \/v1\/health\/service\/late: cannot reach consul/);
 
   await consul.start();
@@ -194,7 +249,13 @@ test('Consul down: last endpoints kept, errors name the service, ready() times o
   await waitUntil(() => byOrigin(o.latest('web'), 'web-9'), { what: 'web-9 from the restarted agent', timeoutMs: 10_000 });
   assert.ok(byOrigin(o.latest('web'), 'web-3'), 'web-3 (gone with the restart) is still served during the grace');
   assert.equal(o.source.status().services.find((s) => s.service === 'web')?.held?.reason, 'index-backwards');
-  await waitUntil(() => byOrigin(o.latest('web'), 'web-9') && !byOrigin(o.latest('web'), 'web-3'), { what: 'the restarted agent\'s instances', timeoutMs: 10_000 });
+  await waitUntil(() => byOrigin(o.latest('web'), 'web-9') && !byOrigin(o.latest('web'), 'web-3'), {
+    what: "the restarted agent's instances",
+    timeoutMs: 10_000,
+  });
   await o.source.ready(5000);
-  assert.equal(o.source.status().services.every((s) => s.consecutiveFailures === 0), true);
+  assert.equal(
+    o.source.status().services.every((s) => s.consecutiveFailures === 0),
+    true,
+  );
 });

@@ -30,7 +30,11 @@ interface Seen {
   errors: Array<{ err: ConsulError; at: number }>;
 }
 
-function watchKey(key: string, timing: ConstructorParameters<typeof ConsulKvSource>[0]['timing'] = {}, client = consul.client): { source: ConsulKvSource; seen: Seen } {
+function watchKey(
+  key: string,
+  timing: ConstructorParameters<typeof ConsulKvSource>[0]['timing'] = {},
+  client = consul.client,
+): { source: ConsulKvSource; seen: Seen } {
   const seen: Seen = { values: [], errors: [] };
   const source = new ConsulKvSource({
     client,
@@ -156,12 +160,32 @@ test('TLS: CA, client certificate and server name are used; a blocking watch wor
     await secure.kvPut('tls/key', 'over-tls');
     const full = { caFile: files.caFile, certFile: files.clientCertFile, keyFile: files.clientKeyFile };
     assert.equal((await client(full).kvGet('tls/key'))?.value, 'over-tls');
-    assert.equal((await client({}, { CONSUL_CACERT: files.caFile, CONSUL_CLIENT_CERT: files.clientCertFile, CONSUL_CLIENT_KEY: files.clientKeyFile }).kvGet('tls/key'))?.value, 'over-tls', 'CONSUL_* TLS env vars');
+    assert.equal(
+      (await client({}, { CONSUL_CACERT: files.caFile, CONSUL_CLIENT_CERT: files.clientCertFile, CONSUL_CLIENT_KEY: files.clientKeyFile }).kvGet('tls/key'))
+        ?.value,
+      'over-tls',
+      'CONSUL_* TLS env vars',
+    );
     assert.equal((await client({ ...full, serverName: 'server.dc1.consul' }).kvGet('tls/key'))?.value, 'over-tls', 'SNI / name check against the SAN');
-    await assert.rejects(client({ ...full, serverName: 'other.name' }).kvGet('tls/key'), /cannot reach consul at https:\/\/127\.0\.0\.1:\d+: .*(altnames|other\.name)/);
-    await assert.rejects(client({ certFile: files.clientCertFile, keyFile: files.clientKeyFile }).kvGet('tls/key'), /cannot reach consul .*(self-signed|issuer|verify)/i, 'unknown CA refused');
-    assert.equal((await client({ certFile: files.clientCertFile, keyFile: files.clientKeyFile, insecure: true }).kvGet('tls/key'))?.value, 'over-tls', 'insecure skips verification');
-    await assert.rejects(client({ caFile: files.caFile }).kvGet('tls/key'), /cannot reach consul/, 'no client certificate: Consul refuses (verify_incoming_https)');
+    await assert.rejects(
+      client({ ...full, serverName: 'other.name' }).kvGet('tls/key'),
+      /cannot reach consul at https:\/\/127\.0\.0\.1:\d+: .*(altnames|other\.name)/,
+    );
+    await assert.rejects(
+      client({ certFile: files.clientCertFile, keyFile: files.clientKeyFile }).kvGet('tls/key'),
+      /cannot reach consul .*(self-signed|issuer|verify)/i,
+      'unknown CA refused',
+    );
+    assert.equal(
+      (await client({ certFile: files.clientCertFile, keyFile: files.clientKeyFile, insecure: true }).kvGet('tls/key'))?.value,
+      'over-tls',
+      'insecure skips verification',
+    );
+    await assert.rejects(
+      client({ caFile: files.caFile }).kvGet('tls/key'),
+      /cannot reach consul/,
+      'no client certificate: Consul refuses (verify_incoming_https)',
+    );
 
     const { source, seen } = watchKey('tls/key', {}, client(full));
     await source.ready(5000);

@@ -86,7 +86,9 @@ interface ClaJson {
 function hosts(app: RunningApp, cluster: string): Host[] {
   const cla = app.publisher.snapshot?.type(TypeUrl.ClusterLoadAssignment).resources.get(cluster)?.object as ClaJson | undefined;
   return (cla?.endpoints ?? [])
-    .flatMap((l) => l.lb_endpoints.map((e) => ({ port: e.endpoint.address.socket_address.port_value, health: e.health_status, weight: e.load_balancing_weight.value })))
+    .flatMap((l) =>
+      l.lb_endpoints.map((e) => ({ port: e.endpoint.address.socket_address.port_value, health: e.health_status, weight: e.load_balancing_weight.value })),
+    )
     .sort((a, b) => a.port - b.port);
 }
 
@@ -105,25 +107,41 @@ const ttl = (id: string) => ({ CheckID: `${id}-ttl`, TTL: '10m', Status: 'passin
 test('every instance deregistered: last endpoints held for the grace (on /status and /metrics), then empty; a returning instance ends a hold at once', async (t) => {
   const GRACE = 2000;
   // Both on one catalog node, so one deregistration removes both at once (a node leaving).
-  for (const [id, port] of [['held-1', 9001], ['held-2', 9002]] as const) {
+  for (const [id, port] of [
+    ['held-1', 9001],
+    ['held-2', 9002],
+  ] as const) {
     await consul.catalogRegister({ node: 'held-node', address: '127.0.0.41', service: { id, name: 'held', port }, status: 'passing' });
   }
   const app = await startApp('consul-xds/held', ['held'], GRACE);
-  assert.deepEqual(hosts(app, 'held').map((h) => h.port), [9001, 9002]);
+  assert.deepEqual(
+    hosts(app, 'held').map((h) => h.port),
+    [9001, 9002],
+  );
 
   const t0 = performance.now();
   ConsulClient.expect(await consul.client.request('PUT', '/v1/catalog/deregister', { body: JSON.stringify({ Node: 'held-node' }) }), 'deregister held-node');
   const held = await waitUntil(() => serviceStatus(app, 'held')?.held, { what: 'the hold to start', timeoutMs: 5000 });
   assert.equal(held.reason, 'empty');
   assert.deepEqual(held.held, ['held-node/held-1', 'held-node/held-2']);
-  assert.deepEqual(hosts(app, 'held').map((h) => h.port), [9001, 9002], 'the last endpoints keep serving');
+  assert.deepEqual(
+    hosts(app, 'held').map((h) => h.port),
+    [9001, 9002],
+    'the last endpoints keep serving',
+  );
   assert.equal(serviceStatus(app, 'held')?.instances, 0, 'status still says what Consul answered');
 
   const status = JSON.parse(await admin(app, '/status')) as { consul: { health: HealthSourceStatus } };
   assert.deepEqual(status.consul.health.services.find((s) => s.service === 'held')?.held, held, '/status shows the hold and since when');
   const metrics = await admin(app, '/metrics');
   const line = metrics.split('\n').find((l) => l.startsWith('consul_xds_consul_service_held_since_seconds{service="held",reason="empty"}'));
-  assert.ok(line, `/metrics shows the hold:\n${metrics.split('\n').filter((l) => l.includes('held')).join('\n')}`);
+  assert.ok(
+    line,
+    `/metrics shows the hold:\n${metrics
+      .split('\n')
+      .filter((l) => l.includes('held'))
+      .join('\n')}`,
+  );
   assert.equal(Number(line.split(' ')[1]), Date.parse(held.since) / 1000);
 
   await waitUntil(() => hosts(app, 'held').length === 0, { what: 'the empty set after the grace', timeoutMs: GRACE + 5000, intervalMs: 20 });
@@ -140,13 +158,19 @@ test('every instance deregistered: last endpoints held for the grace (on /status
   await waitUntil(() => serviceStatus(app, 'held')?.held, { what: 'the second hold', timeoutMs: 5000 });
   const t1 = performance.now();
   await consul.registerService({ Name: 'held', ID: 'held-3', Address: '127.0.0.1', Port: 9003, Checks: [ttl('held-3')] });
-  await waitUntil(() => hosts(app, 'held').map((h) => h.port).join() === '9003', { what: 'only the new instance', timeoutMs: GRACE });
+  await waitUntil(
+    () =>
+      hosts(app, 'held')
+        .map((h) => h.port)
+        .join() === '9003',
+    { what: 'only the new instance', timeoutMs: GRACE },
+  );
   t.diagnostic(`returning instance published ${(performance.now() - t1).toFixed(0)} ms after registering (grace ${GRACE} ms)`);
   assert.equal(serviceStatus(app, 'held')?.held, undefined);
   await consul.deregisterService('held-3');
 });
 
-test('an instance with Weights.Passing 2^32+5 and one with a text Port cost only themselves: another instance\'s health change still reaches the snapshot', async () => {
+test("an instance with Weights.Passing 2^32+5 and one with a text Port cost only themselves: another instance's health change still reaches the snapshot", async () => {
   const BIG = 2 ** 32 + 5;
   // Consul 1.8.7 refuses (agent API) or resets (catalog API) such weights: a proxy puts them in its answers.
   const proxy = await startRewriteProxy(consul.address, (path, json) => {
@@ -168,10 +192,16 @@ test('an instance with Weights.Passing 2^32+5 and one with a text Port cost only
   await waitUntil(() => hosts(app, 'fleet').length === 2, { what: 'big-1 published (clamped)', timeoutMs: 5000 });
   // Then the good instance fails its check: that must reach the snapshot.
   await consul.ttl('good-1-ttl', 'fail');
-  await waitUntil(() => hosts(app, 'fleet').find((h) => h.port === 9101)?.health === 'UNHEALTHY', { what: 'good-1 UNHEALTHY in the snapshot', timeoutMs: 5000 });
+  await waitUntil(() => hosts(app, 'fleet').find((h) => h.port === 9101)?.health === 'UNHEALTHY', {
+    what: 'good-1 UNHEALTHY in the snapshot',
+    timeoutMs: 5000,
+  });
   const [good, big] = hosts(app, 'fleet');
   assert.equal(good?.weight, 1);
-  assert.ok((big?.weight ?? 0) > 4_000_000_000 && (big?.weight ?? 0) + (good?.weight ?? 0) <= 4_294_967_295, `big-1 weight ${big?.weight}: clamped and scaled into uint32`);
+  assert.ok(
+    (big?.weight ?? 0) > 4_000_000_000 && (big?.weight ?? 0) + (good?.weight ?? 0) <= 4_294_967_295,
+    `big-1 weight ${big?.weight}: clamped and scaled into uint32`,
+  );
   assert.equal(app.publisher.status().lastError, undefined, 'no snapshot build failed');
 
   const status = JSON.parse(await admin(app, '/status')) as { consul: { health: HealthSourceStatus } };
@@ -185,7 +215,10 @@ test('an instance with Weights.Passing 2^32+5 and one with a text Port cost only
 // Last: it restarts the agent (dev mode: the catalog comes back without the catalog-only nodes).
 test('Consul restarted with an empty catalog: index backwards, last endpoints held for the grace, then empty', async (t) => {
   const GRACE = 3000;
-  for (const [node, address] of [['ext-a', '127.0.0.31'], ['ext-b', '127.0.0.32']] as const) {
+  for (const [node, address] of [
+    ['ext-a', '127.0.0.31'],
+    ['ext-b', '127.0.0.32'],
+  ] as const) {
     await consul.catalogRegister({ node, address, service: { id: `${node}-svc`, name: 'ext', port: 9201 }, status: 'passing' });
   }
   const app = await startApp('consul-xds/ext', ['ext'], GRACE);

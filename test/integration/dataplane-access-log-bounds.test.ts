@@ -28,7 +28,6 @@ const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connectio
 const ROUTER = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
 const FILE_LOG = 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog';
 const HTTP_GRPC_LOG = 'type.googleapis.com/envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig';
-const ADS = { ads: {}, resource_api_version: 'V3' };
 const MiB = 1024 * 1024;
 /** Bounds of src/proxy: ALS pending 4 MiB + 1 MiB on the stream; 8 MiB queued per log file. */
 const ALS_BOUND = 5 * MiB;
@@ -68,8 +67,18 @@ describe('our proxy: access logs to destinations that stopped reading stay bound
     xds = await startXds({
       set: {
         clusters: [
-          { name: 'web', type: 'STATIC', connect_timeout: { seconds: 1 }, load_assignment: { cluster_name: 'web', endpoints: [{ lb_endpoints: [{ endpoint: { address: address(upstream.port) } }] }] } },
-          { name: 'als', type: 'STATIC', connect_timeout: { seconds: 1 }, load_assignment: { cluster_name: 'als', endpoints: [{ lb_endpoints: [{ endpoint: { address: address(sinkPort) } }] }] } },
+          {
+            name: 'web',
+            type: 'STATIC',
+            connect_timeout: { seconds: 1 },
+            load_assignment: { cluster_name: 'web', endpoints: [{ lb_endpoints: [{ endpoint: { address: address(upstream.port) } }] }] },
+          },
+          {
+            name: 'als',
+            type: 'STATIC',
+            connect_timeout: { seconds: 1 },
+            load_assignment: { cluster_name: 'als', endpoints: [{ lb_endpoints: [{ endpoint: { address: address(sinkPort) } }] }] },
+          },
         ],
         endpoints: [],
         routes: [],
@@ -77,23 +86,46 @@ describe('our proxy: access logs to destinations that stopped reading stay bound
           {
             name: 'edge',
             address: address(port),
-            filter_chains: [{ filters: [{ name: 'hcm', typed_config: {
-              '@type': HCM,
-              stat_prefix: 'edge',
-              route_config: { name: 'r', virtual_hosts: [{ name: 'vh', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'web' } }] }] },
-              http_filters: [{ name: 'router', typed_config: { '@type': ROUTER } }],
-              access_log: [
-                { name: 'als', typed_config: {
-                  '@type': HTTP_GRPC_LOG,
-                  common_config: { log_name: 'stalled', grpc_service: { envoy_grpc: { cluster_name: 'als' } }, transport_api_version: 'V3', buffer_size_bytes: { value: 0 } },
-                } },
-                { name: 'file', typed_config: {
-                  '@type': FILE_LOG,
-                  path: fifo,
-                  log_format: { json_format: { fields: { path: { stringValue: '%REQ(:PATH)%' }, code: { stringValue: '%RESPONSE_CODE%' } } } },
-                } },
-              ],
-            } }] }],
+            filter_chains: [
+              {
+                filters: [
+                  {
+                    name: 'hcm',
+                    typed_config: {
+                      '@type': HCM,
+                      stat_prefix: 'edge',
+                      route_config: {
+                        name: 'r',
+                        virtual_hosts: [{ name: 'vh', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'web' } }] }],
+                      },
+                      http_filters: [{ name: 'router', typed_config: { '@type': ROUTER } }],
+                      access_log: [
+                        {
+                          name: 'als',
+                          typed_config: {
+                            '@type': HTTP_GRPC_LOG,
+                            common_config: {
+                              log_name: 'stalled',
+                              grpc_service: { envoy_grpc: { cluster_name: 'als' } },
+                              transport_api_version: 'V3',
+                              buffer_size_bytes: { value: 0 },
+                            },
+                          },
+                        },
+                        {
+                          name: 'file',
+                          typed_config: {
+                            '@type': FILE_LOG,
+                            path: fifo,
+                            log_format: { json_format: { fields: { path: { stringValue: '%REQ(:PATH)%' }, code: { stringValue: '%RESPONSE_CODE%' } } } },
+                          },
+                        },
+                      ],
+                    },
+                  },
+                ],
+              },
+            ],
           },
         ],
       },

@@ -163,7 +163,19 @@ endpoint:
   /** Spawns the proxy with `drainS` (and `extra` flags) and waits for LIVE; returns it and its admin port. */
   async function startLive(drainS: number, extra: string[] = []): Promise<{ p: ReturnType<typeof spawnProxy>; admin: number }> {
     const admin = await freePort();
-    const p = spawnProxy(['--xds', `127.0.0.1:${app?.xdsPort}`, '--node-id', 'drain-node', '--node-cluster', 'edge', '--admin-port', String(admin), '--drain-time-s', String(drainS), ...extra]);
+    const p = spawnProxy([
+      '--xds',
+      `127.0.0.1:${app?.xdsPort}`,
+      '--node-id',
+      'drain-node',
+      '--node-cluster',
+      'edge',
+      '--admin-port',
+      String(admin),
+      '--drain-time-s',
+      String(drainS),
+      ...extra,
+    ]);
     proc = p;
     await waitUntil(
       async () => {
@@ -187,7 +199,13 @@ endpoint:
   }
 
   /** Waits for exit code `want` with the hanging request reset; returns how long after `t0` it came. */
-  async function exitsCuttingOff(p: ReturnType<typeof spawnProxy>, want: number, t0: number, hung: { outcome: Promise<string> }, agent: Agent): Promise<number> {
+  async function exitsCuttingOff(
+    p: ReturnType<typeof spawnProxy>,
+    want: number,
+    t0: number,
+    hung: { outcome: Promise<string> },
+    agent: Agent,
+  ): Promise<number> {
     const code = await p.exit;
     const tookMs = Date.now() - t0;
     agent.destroy();
@@ -223,7 +241,10 @@ endpoint:
 
     const t0 = Date.now();
     p.child.kill('SIGTERM');
-    await waitUntil(async () => (await connectCode(listener)) === 'ECONNREFUSED', { what: 'the HTTP listener to refuse new connections', context: () => p.output() });
+    await waitUntil(async () => (await connectCode(listener)) === 'ECONNREFUSED', {
+      what: 'the HTTP listener to refuse new connections',
+      context: () => p.output(),
+    });
     assert.equal(await connectCode(tcpListener), 'ECONNREFUSED');
     const ready = await fetch(`http://127.0.0.1:${admin}/ready`);
     assert.equal(ready.status, 503);
@@ -293,7 +314,10 @@ endpoint:
 
       // One closes: its place goes to the next connection, on whichever listener.
       agents[0]?.destroy();
-      await waitUntil(async () => (await stat(admin, `listener.127.0.0.1_${listener}.downstream_cx_active`)) === 2, { what: 'the proxy to see the close', context: () => p.output() });
+      await waitUntil(async () => (await stat(admin, `listener.127.0.0.1_${listener}.downstream_cx_active`)) === 2, {
+        what: 'the proxy to see the close',
+        context: () => p.output(),
+      });
       const tcp = net.connect({ host: '127.0.0.1', port: tcpListener });
       await once(tcp, 'connect');
       assert.equal(await echo(tcp, 'admitted'), 'admitted');
@@ -308,7 +332,18 @@ endpoint:
 
   it('starts from flags, turns LIVE, proxies, and exits 0 on SIGTERM', async () => {
     const admin = await freePort();
-    proc = spawnProxy(['--xds', `127.0.0.1:${app?.xdsPort}`, '--node-id', 'cli-node', '--node-cluster', 'edge', '--locality', 'r1/z1', '--admin-port', String(admin)]);
+    proc = spawnProxy([
+      '--xds',
+      `127.0.0.1:${app?.xdsPort}`,
+      '--node-id',
+      'cli-node',
+      '--node-cluster',
+      'edge',
+      '--locality',
+      'r1/z1',
+      '--admin-port',
+      String(admin),
+    ]);
     const p = proc;
     await waitUntil(
       async () => {

@@ -94,7 +94,14 @@ describe('our proxy: protocol-sniff timeout (listener_filters_timeout), listener
         clusters: [],
         endpoints: [],
         listeners: [listener('strict', {}), listener('lenient', { continue_on_listener_filters_timeout: true })],
-        routes: [{ name: 'routes', virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 200, body: { inline_string: 'hello' } } }] }] }],
+        routes: [
+          {
+            name: 'routes',
+            virtual_hosts: [
+              { name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 200, body: { inline_string: 'hello' } } }] },
+            ],
+          },
+        ],
       },
     });
     dp = await startDataplane({ xdsPort: xds.port, nodeId: 'dataplane-http-limits', nodeCluster: 'edge', logger: log.logger });

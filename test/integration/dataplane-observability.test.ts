@@ -88,21 +88,27 @@ endpoint:
 
   it("the sidecar's health check (requiring the data plane's /ready) passes with our proxy", async () => {
     const url = `http://127.0.0.1:${app?.adminPort ?? 0}/health`;
-    const res = await waitUntil(async () => {
-      const r = await fetch(url);
-      await r.text();
-      return r.status === 200 && r;
-    }, { what: 'sidecar /health to turn 200' });
+    const res = await waitUntil(
+      async () => {
+        const r = await fetch(url);
+        await r.text();
+        return r.status === 200 && r;
+      },
+      { what: 'sidecar /health to turn 200' },
+    );
     assert.equal(res.status, 200);
   });
 
   it('streams one access-log entry per request to the ALS sink', async () => {
     for (let i = 0; i < 5; i++) assert.equal((await send({ port, host: 'obs.test', path: `/obs/${i}` })).status, 200);
     assert.equal((await send({ port, host: 'obs.test', path: '/missing-is-fine-too' })).status, 200);
-    const got = await waitUntil(async () => {
-      const ls = (await lines(logFile)).filter((l) => String(l.path ?? '').startsWith('/obs/'));
-      return ls.length >= 5 && ls;
-    }, { what: 'five access-log lines in the sink file', timeoutMs: 10_000 });
+    const got = await waitUntil(
+      async () => {
+        const ls = (await lines(logFile)).filter((l) => String(l.path ?? '').startsWith('/obs/'));
+        return ls.length >= 5 && ls;
+      },
+      { what: 'five access-log lines in the sink file', timeoutMs: 10_000 },
+    );
     for (const l of got) {
       assert.equal(l.method, 'GET');
       assert.equal(l.status, 200);
@@ -139,30 +145,53 @@ describe('our proxy: file access log with a JSON format', () => {
     xds = await startXds({
       set: {
         clusters: [{ name: 'web', type: 'EDS', eds_cluster_config: { eds_config: ADS }, connect_timeout: { seconds: 1 } }],
-        endpoints: [{ cluster_name: 'web', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: web.port } } } }] }] }],
+        endpoints: [
+          {
+            cluster_name: 'web',
+            endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: web.port } } } }] }],
+          },
+        ],
         listeners: [
           {
             name: 'edge',
             address: { socket_address: { address: '127.0.0.1', port_value: 0 } },
-            filter_chains: [{ filters: [{ name: 'hcm', typed_config: {
-              '@type': HCM,
-              stat_prefix: 'edge',
-              rds: { route_config_name: 'r', config_source: ADS },
-              http_filters: [{ name: 'router', typed_config: { '@type': ROUTER } }],
-              access_log: [{ name: 'file', typed_config: {
-                '@type': FILE_LOG,
-                path: file,
-                // google.protobuf.Value fields are camelCase in protobufjs' bundled struct.proto.
-                log_format: { json_format: { fields: {
-                  method: { stringValue: '%REQ(:METHOD)%' },
-                  path: { stringValue: '%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%' },
-                  code: { stringValue: '%RESPONSE_CODE%' },
-                  flags: { stringValue: '%RESPONSE_FLAGS%' },
-                  upstream: { stringValue: '%UPSTREAM_HOST%' },
-                  cluster: { stringValue: '%UPSTREAM_CLUSTER%' },
-                } } },
-              } }],
-            } }] }],
+            filter_chains: [
+              {
+                filters: [
+                  {
+                    name: 'hcm',
+                    typed_config: {
+                      '@type': HCM,
+                      stat_prefix: 'edge',
+                      rds: { route_config_name: 'r', config_source: ADS },
+                      http_filters: [{ name: 'router', typed_config: { '@type': ROUTER } }],
+                      access_log: [
+                        {
+                          name: 'file',
+                          typed_config: {
+                            '@type': FILE_LOG,
+                            path: file,
+                            // google.protobuf.Value fields are camelCase in protobufjs' bundled struct.proto.
+                            log_format: {
+                              json_format: {
+                                fields: {
+                                  method: { stringValue: '%REQ(:METHOD)%' },
+                                  path: { stringValue: '%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%' },
+                                  code: { stringValue: '%RESPONSE_CODE%' },
+                                  flags: { stringValue: '%RESPONSE_FLAGS%' },
+                                  upstream: { stringValue: '%UPSTREAM_HOST%' },
+                                  cluster: { stringValue: '%UPSTREAM_CLUSTER%' },
+                                },
+                              },
+                            },
+                          },
+                        },
+                      ],
+                    },
+                  },
+                ],
+              },
+            ],
           },
         ],
         routes: [{ name: 'r', virtual_hosts: [{ name: 'vh', domains: ['*'], routes: [{ match: { prefix: '/web' }, route: { cluster: 'web' } }] }] }],
@@ -173,10 +202,13 @@ describe('our proxy: file access log with a JSON format', () => {
     const port = dp.proxy.listenerPort('edge') ?? 0;
     await send({ port, host: 'x', path: '/web/1' });
     await send({ port, host: 'x', path: '/nowhere' });
-    const got = await waitUntil(async () => {
-      const ls = await lines(file);
-      return ls.length >= 2 && ls;
-    }, { what: 'two lines in the file access log' });
+    const got = await waitUntil(
+      async () => {
+        const ls = await lines(file);
+        return ls.length >= 2 && ls;
+      },
+      { what: 'two lines in the file access log' },
+    );
     assert.deepEqual(got[0], { method: 'GET', path: '/web/1', code: 200, flags: null, upstream: `127.0.0.1:${web.port}`, cluster: 'web' });
     assert.deepEqual(got[1], { method: 'GET', path: '/nowhere', code: 404, flags: 'NR', upstream: null, cluster: null });
   });

@@ -35,7 +35,11 @@ function get(port: number, path: string): Promise<{ status: number; upstream: st
     const req = http.request({ host: '127.0.0.1', port, path, agent: false, timeout: 5000 }, (res) => {
       res.resume();
       res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, upstream: String(res.headers[UPSTREAM_HEADER] ?? ''), overloaded: res.headers['x-envoy-overloaded'] === 'true' }),
+        resolve({
+          status: res.statusCode ?? 0,
+          upstream: String(res.headers[UPSTREAM_HEADER] ?? ''),
+          overloaded: res.headers['x-envoy-overloaded'] === 'true',
+        }),
       );
     });
     req.on('error', reject);
@@ -46,7 +50,13 @@ function get(port: number, path: string): Promise<{ status: number; upstream: st
 function cla(name: string, ports: readonly number[]): ProtoObject {
   return {
     cluster_name: name,
-    endpoints: [{ locality: {}, load_balancing_weight: { value: 1 }, lb_endpoints: ports.map((p) => ({ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: p } } } })) }],
+    endpoints: [
+      {
+        locality: {},
+        load_balancing_weight: { value: 1 },
+        lb_endpoints: ports.map((p) => ({ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: p } } } })),
+      },
+    ],
   };
 }
 
@@ -97,13 +107,36 @@ describe('our proxy: outlier detection and circuit breakers', () => {
           {
             name: 'edge',
             address: { socket_address: { address: '127.0.0.1', port_value: 0 } },
-            filter_chains: [{ filters: [{ name: 'hcm', typed_config: { '@type': HCM, stat_prefix: 'edge', rds: { route_config_name: 'r', config_source: ADS }, http_filters: [{ name: 'router', typed_config: { '@type': ROUTER } }] } }] }],
+            filter_chains: [
+              {
+                filters: [
+                  {
+                    name: 'hcm',
+                    typed_config: {
+                      '@type': HCM,
+                      stat_prefix: 'edge',
+                      rds: { route_config_name: 'r', config_source: ADS },
+                      http_filters: [{ name: 'router', typed_config: { '@type': ROUTER } }],
+                    },
+                  },
+                ],
+              },
+            ],
           },
         ],
         routes: [
           {
             name: 'r',
-            virtual_hosts: [{ name: 'vh', domains: ['*'], routes: [{ match: { prefix: '/od' }, route: { cluster: 'od' } }, { match: { prefix: '/cb' }, route: { cluster: 'cb' } }] }],
+            virtual_hosts: [
+              {
+                name: 'vh',
+                domains: ['*'],
+                routes: [
+                  { match: { prefix: '/od' }, route: { cluster: 'od' } },
+                  { match: { prefix: '/cb' }, route: { cluster: 'cb' } },
+                ],
+              },
+            ],
           },
         ],
       },

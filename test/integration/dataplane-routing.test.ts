@@ -164,29 +164,47 @@ function routes(mirrorPercent: number): ProtoObject {
           { match: { prefix: '/rewrite/' }, route: { cluster: 'a', prefix_rewrite: '/new/' } },
           { match: { prefix: '/flaky-noretry' }, route: { cluster: 'flaky' } },
           { match: { prefix: '/flaky' }, route: { cluster: 'flaky', retry_policy: retry5xx } },
-          { match: { prefix: '/mixed' }, route: {
-            cluster: 'mixed',
-            retry_policy: { ...retry5xx, retry_on: 'connect-failure', retry_host_predicate: [{ name: 'envoy.retry_host_predicates.previous_hosts' }], host_selection_retry_max_attempts: 3 },
-          } },
-          { match: { prefix: '/slow-try' }, route: {
-            cluster: 'slowfast',
-            timeout: { seconds: 2 },
-            retry_policy: {
-              ...retry5xx,
-              per_try_timeout: { nanos: 150_000_000 },
-              retry_host_predicate: [{ name: 'envoy.retry_host_predicates.previous_hosts' }],
-              host_selection_retry_max_attempts: 5,
+          {
+            match: { prefix: '/mixed' },
+            route: {
+              cluster: 'mixed',
+              retry_policy: {
+                ...retry5xx,
+                retry_on: 'connect-failure',
+                retry_host_predicate: [{ name: 'envoy.retry_host_predicates.previous_hosts' }],
+                host_selection_retry_max_attempts: 3,
+              },
             },
-          } },
+          },
+          {
+            match: { prefix: '/slow-try' },
+            route: {
+              cluster: 'slowfast',
+              timeout: { seconds: 2 },
+              retry_policy: {
+                ...retry5xx,
+                per_try_timeout: { nanos: 150_000_000 },
+                retry_host_predicate: [{ name: 'envoy.retry_host_predicates.previous_hosts' }],
+                host_selection_retry_max_attempts: 5,
+              },
+            },
+          },
           { match: { prefix: '/slow' }, route: { cluster: 'slow', timeout: { nanos: 100_000_000 } } },
-          { match: { prefix: '/mirror' }, route: {
-            cluster: 'a',
-            request_mirror_policies: [{ cluster: 'shadow', runtime_fraction: { default_value: { numerator: mirrorPercent, denominator: 'HUNDRED' } } }],
-          } },
+          {
+            match: { prefix: '/mirror' },
+            route: {
+              cluster: 'a',
+              request_mirror_policies: [{ cluster: 'shadow', runtime_fraction: { default_value: { numerator: mirrorPercent, denominator: 'HUNDRED' } } }],
+            },
+          },
         ],
       },
       { name: 'suffix', domains: ['*.wild.test'], routes: [{ match: { prefix: '/' }, direct_response: { status: 200, body: { inline_string: 'suffix' } } }] },
-      { name: 'longer-suffix', domains: ['*.deep.wild.test'], routes: [{ match: { prefix: '/' }, direct_response: { status: 200, body: { inline_string: 'longer-suffix' } } }] },
+      {
+        name: 'longer-suffix',
+        domains: ['*.deep.wild.test'],
+        routes: [{ match: { prefix: '/' }, direct_response: { status: 200, body: { inline_string: 'longer-suffix' } } }],
+      },
       { name: 'prefix', domains: ['pre.*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 200, body: { inline_string: 'prefix' } } }] },
       { name: 'port', domains: ['port.test:8080'], routes: [{ match: { prefix: '/' }, direct_response: { status: 200, body: { inline_string: 'port' } } }] },
       { name: 'any', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 200, body: { inline_string: 'any' } } }] },
@@ -216,7 +234,9 @@ describe('our proxy: routing, retries, timeouts, mirroring', () => {
     const dead = await freePort();
     set = (mirror) => ({
       // Retries run concurrently here; Envoy's default retry budget (max_retries 3) would turn some into 503s.
-      clusters: ['a', 'b', 'shadow', 'flaky', 'slow', 'slowfast', 'mixed'].map((n) => cluster(n, { circuit_breakers: { thresholds: [{ max_retries: { value: 100 } }] } })),
+      clusters: ['a', 'b', 'shadow', 'flaky', 'slow', 'slowfast', 'mixed'].map((n) =>
+        cluster(n, { circuit_breakers: { thresholds: [{ max_retries: { value: 100 } }] } }),
+      ),
       endpoints: [
         endpoints('a', [a.port]),
         endpoints('b', [b.port]),

@@ -136,27 +136,32 @@ describe('our proxy against serve() in file mode', () => {
       { what: 'all 4 endpoints healthy in the proxy' },
     );
     assert.deepEqual(new Set(hosts.map((h) => h.cluster)), new Set(['web-api-perl', 'web-api-go', 'web-asset']));
-    assert.ok(hosts.every((h) => h.zone === 'zone-a' && h.edsHealth === 'HEALTHY'), JSON.stringify(hosts));
+    assert.ok(
+      hosts.every((h) => h.zone === 'zone-a' && h.edsHealth === 'HEALTHY'),
+      JSON.stringify(hosts),
+    );
   });
 
   it('serves HTTP/2 cleartext (prior knowledge) on the same port, to the HTTP/1.1 upstreams', async () => {
     const session = http2.connect(`http://127.0.0.1:${ports.listener}`);
     try {
       const replies = await Promise.all(
-        Array.from({ length: 20 }, () =>
-          new Promise<{ status: number; upstream: string }>((resolve, reject) => {
-            const s = session.request({ ':path': '/asset/h2', ':authority': DOMAIN });
-            let status = 0;
-            let upstream = '';
-            s.on('response', (h) => {
-              status = Number(h[':status']);
-              upstream = String(h['x-upstream'] ?? '');
-            });
-            s.on('data', () => undefined);
-            s.on('end', () => resolve({ status, upstream }));
-            s.on('error', reject);
-            s.end();
-          }),
+        Array.from(
+          { length: 20 },
+          () =>
+            new Promise<{ status: number; upstream: string }>((resolve, reject) => {
+              const s = session.request({ ':path': '/asset/h2', ':authority': DOMAIN });
+              let status = 0;
+              let upstream = '';
+              s.on('response', (h) => {
+                status = Number(h[':status']);
+                upstream = String(h['x-upstream'] ?? '');
+              });
+              s.on('data', () => undefined);
+              s.on('end', () => resolve({ status, upstream }));
+              s.on('error', reject);
+              s.end();
+            }),
         ),
       );
       assert.deepEqual([...new Set(replies.map((r) => r.status))], [200]);

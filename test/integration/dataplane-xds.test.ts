@@ -82,7 +82,13 @@ describe('our proxy: NACKs, listener updates, control-plane outage', () => {
     });
     const cla = (name: string, p: number): ProtoObject => ({
       cluster_name: name,
-      endpoints: [{ locality: {}, load_balancing_weight: { value: 1 }, lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: p } } } }] }],
+      endpoints: [
+        {
+          locality: {},
+          load_balancing_weight: { value: 1 },
+          lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: p } } } }],
+        },
+      ],
     });
     return {
       clusters: [cluster('a', o.badCluster), cluster('b')],
@@ -94,13 +100,36 @@ describe('our proxy: NACKs, listener updates, control-plane outage', () => {
               {
                 name: 'edge',
                 address: { socket_address: { address: '127.0.0.1', port_value: port } },
-                filter_chains: [{ filters: [{ name: 'hcm', typed_config: { '@type': HCM, stat_prefix: o.statPrefix ?? 'edge', rds: { route_config_name: 'routes', config_source: ADS }, http_filters: [{ name: 'router', typed_config: { '@type': ROUTER } }] } }] }],
+                filter_chains: [
+                  {
+                    filters: [
+                      {
+                        name: 'hcm',
+                        typed_config: {
+                          '@type': HCM,
+                          stat_prefix: o.statPrefix ?? 'edge',
+                          rds: { route_config_name: 'routes', config_source: ADS },
+                          http_filters: [{ name: 'router', typed_config: { '@type': ROUTER } }],
+                        },
+                      },
+                    ],
+                  },
+                ],
               },
             ],
       routes: [
         {
           name: 'routes',
-          virtual_hosts: [{ name: 'vh', domains: ['*'], routes: [{ match: { prefix: '/a' }, route: { cluster: 'a' } }, { match: { prefix: '/' }, route: { cluster: o.target } }] }],
+          virtual_hosts: [
+            {
+              name: 'vh',
+              domains: ['*'],
+              routes: [
+                { match: { prefix: '/a' }, route: { cluster: 'a' } },
+                { match: { prefix: '/' }, route: { cluster: o.target } },
+              ],
+            },
+          ],
         },
       ],
     };
@@ -131,14 +160,22 @@ describe('our proxy: NACKs, listener updates, control-plane outage', () => {
     (xds as XdsHarness).publish(set({ target: 'b', badCluster: true }));
     const nack = await proxy().waitFor(() => nacks.find((n) => n.typeUrl.endsWith('Cluster')), { what: 'a CDS NACK' });
     assert.match(nack.message, /Cluster 'a': lb_subset_config: subset load balancing is not implemented/);
-    const cds = proxy().proxy.xds.status().find((s) => s.type === 'CDS');
+    const cds = proxy()
+      .proxy.xds.status()
+      .find((s) => s.type === 'CDS');
     assert.match(cds?.lastError?.message ?? '', /lb_subset_config/);
     // The route update in the same snapshot was valid and applies; cluster a keeps serving as before.
     await waitTarget('b');
     assert.equal((await get(port, '/a')).upstream, 'a');
     // The fix (a new version: the old good one is what the proxy still holds) is ACKed.
     (xds as XdsHarness).publish(set({ target: 'b', connectTimeoutS: 2 }));
-    await proxy().waitFor(() => proxy().proxy.xds.status().find((s) => s.type === 'CDS')?.lastError === undefined, { what: 'the fixed CDS to be ACKed' });
+    await proxy().waitFor(
+      () =>
+        proxy()
+          .proxy.xds.status()
+          .find((s) => s.type === 'CDS')?.lastError === undefined,
+      { what: 'the fixed CDS to be ACKed' },
+    );
     assert.equal(proxy().proxy.clusters.get('a')?.model.connectTimeoutMs, 2000);
   });
 
@@ -158,7 +195,14 @@ describe('our proxy: NACKs, listener updates, control-plane outage', () => {
     const slow = get(port, '/x?delay=600');
     await new Promise((r) => setTimeout(r, 100));
     (xds as XdsHarness).publish(set({ target: 'a', listener: false }));
-    await proxy().waitFor(async () => get(port, '/x').then(() => false, (e: NodeJS.ErrnoException) => e.code === 'ECONNREFUSED'), { what: 'the listener to stop accepting' });
+    await proxy().waitFor(
+      async () =>
+        get(port, '/x').then(
+          () => false,
+          (e: NodeJS.ErrnoException) => e.code === 'ECONNREFUSED',
+        ),
+      { what: 'the listener to stop accepting' },
+    );
     const r = await slow;
     assert.equal(r.status, 200, 'the request in flight when the listener was removed completed');
     (xds as XdsHarness).publish(set({ target: 'a' }));

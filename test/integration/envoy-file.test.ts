@@ -172,14 +172,18 @@ describe('real Envoy against serve() in file mode', () => {
     app = await serve({ configFile, xds: { host: '127.0.0.1', port: 0 }, admin: { port: 0 }, als: { port: 0 }, logger: log.logger });
     envoy = await startEnvoy({ xdsPort: app.xdsPort, nodeId: 'envoy-file-test', nodeCluster: 'web' });
 
-    for (const [cluster, hosts] of [['web-api-perl', 1], ['web-api-go', 1], ['web-asset', 2]] as const) {
+    for (const [cluster, hosts] of [
+      ['web-api-perl', 1],
+      ['web-api-go', 1],
+      ['web-asset', 2],
+    ] as const) {
       await waitHealthy(cluster, hosts);
     }
     // The listener and its routes are in place once a request through it reaches an upstream.
-    await theEnvoy().waitFor(
-      async () => (await send({ port: ports.listener, host: DOMAIN, path: '/api/ready' })).status === 200,
-      { what: `Envoy listener 127.0.0.1:${ports.listener} routing /api`, timeoutMs: 20_000 },
-    );
+    await theEnvoy().waitFor(async () => (await send({ port: ports.listener, host: DOMAIN, path: '/api/ready' })).status === 200, {
+      what: `Envoy listener 127.0.0.1:${ports.listener} routing /api`,
+      timeoutMs: 20_000,
+    });
   });
 
   after(async () => {
@@ -219,10 +223,10 @@ describe('real Envoy against serve() in file mode', () => {
 
     // The watch still works after refusals: a valid edit goes through.
     await saveConfig(configYaml(ports, { perl: 70, go: 30 }));
-    await theEnvoy().waitFor(
-      async () => routeTargets(await theEnvoy().configDump(), '/api')?.get('web-api-go') === 30,
-      { what: 'Envoy to hold the 70/30 route after a valid edit', timeoutMs: 10_000 },
-    );
+    await theEnvoy().waitFor(async () => routeTargets(await theEnvoy().configDump(), '/api')?.get('web-api-go') === 30, {
+      what: 'Envoy to hold the 70/30 route after a valid edit',
+      timeoutMs: 10_000,
+    });
   });
 
   it('Envoy rejected no update from us (no NACK during the whole run)', async () => {

@@ -18,7 +18,7 @@ const INVALID: ReadonlyArray<{ readonly name: string; readonly text: (good: stri
   { name: 'schema', text: (good) => good.replace('fault-a: { lb-policy: round-robin }', 'fault-a: { lb-policy: sideways }') },
   { name: 'dangling-cluster', text: (good) => good.replace('fault-b: { prefix: ["/"]', 'fault-c: { prefix: ["/"]') },
   { name: 'huge-value-400k', text: (good) => good.replace('lb-policy: round-robin }', `lb-policy: "${'x'.repeat(400_000)}" }`) },
-  { name: 'unknown-keys-20000', text: (good) => good + Array.from({ length: 20_000 }, (_, i) => `k${i}: 1`).join('\n') + '\n' },
+  { name: 'unknown-keys-20000', text: (good) => `${good}${Array.from({ length: 20_000 }, (_, i) => `k${i}: 1`).join('\n')}\n` },
 ];
 
 /** CPU the control plane may spend to read and refuse one invalid config of one group. */
@@ -52,7 +52,9 @@ describe('fault: invalid configs', () => {
             const cpu = (await r.cp.cpuMs()) - cpu0;
             slowest = Math.max(slowest, ms);
             mostCpu = Math.max(mostCpu, cpu);
-            refusals.push(`${bad.name} ${status ? `${ms.toFixed(0)} ms` : `not within ${(REFUSAL_DEADLINE_MS / 1000).toFixed(0)} s`} (${cpu.toFixed(0)} ms CPU)`);
+            refusals.push(
+              `${bad.name} ${status ? `${ms.toFixed(0)} ms` : `not within ${(REFUSAL_DEADLINE_MS / 1000).toFixed(0)} s`} (${cpu.toFixed(0)} ms CPU)`,
+            );
             if (!status) {
               notRefused.push(`${bad.name}: ${await r.cp.logTail(5)}`);
               continue;
@@ -66,7 +68,8 @@ describe('fault: invalid configs', () => {
           healthFigures = await health.stop();
         }
       },
-      () => `${INVALID.length - notRefused.length}/${INVALID.length} configs refused (slowest ${(slowest / 1000).toFixed(2)} s, ${mostCpu.toFixed(0)} ms CPU), /health max ${healthFigures.maxMs.toFixed(0)} ms`,
+      () =>
+        `${INVALID.length - notRefused.length}/${INVALID.length} configs refused (slowest ${(slowest / 1000).toFixed(2)} s, ${mostCpu.toFixed(0)} ms CPU), /health max ${healthFigures.maxMs.toFixed(0)} ms`,
     );
     t.diagnostic(`refusals (write -> reported in /status): ${refusals.join(', ')}`);
     await checkRuns(t, r, runs);
@@ -93,7 +96,11 @@ describe('fault: invalid configs', () => {
 const REFUSAL_DEADLINE_MS = 20_000;
 
 /** The status once every group reports a refusal newer than the one in `before`; undefined after the deadline. */
-async function waitRefused(r: FaultRig, before: ServeStatus, lastErrorAt: (s: ServeStatus, group: string) => string | undefined): Promise<ServeStatus | undefined> {
+async function waitRefused(
+  r: FaultRig,
+  before: ServeStatus,
+  lastErrorAt: (s: ServeStatus, group: string) => string | undefined,
+): Promise<ServeStatus | undefined> {
   const deadline = Date.now() + REFUSAL_DEADLINE_MS;
   while (Date.now() < deadline) {
     const now = await r.cp.status().catch(() => undefined);

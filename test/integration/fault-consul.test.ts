@@ -8,7 +8,6 @@
  * line per data plane and asserts that no request failed. See test/support/fault.ts.
  */
 import { describe, it, type TestContext } from 'node:test';
-import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { checkRuns, GOOD_WEIGHTS, faultRigHooks, type FaultPlane, type FaultRig } from '../support/fault.js';
 
@@ -23,7 +22,12 @@ async function healthChangeArrives(r: FaultRig, why: string): Promise<number> {
   const follows = (ok: (p: FaultPlane, a2: number) => boolean, what: string): Promise<unknown> =>
     Promise.all(
       r.planes.map((p) =>
-        p.dp.waitFor(async () => ok(p, (await p.send(40)).count('a2')), { what: `${what} (${why})`, timeoutMs: 15_000, intervalMs: 100, context: () => r.cp.logTail() }),
+        p.dp.waitFor(async () => ok(p, (await p.send(40)).count('a2')), {
+          what: `${what} (${why})`,
+          timeoutMs: 15_000,
+          intervalMs: 100,
+          context: () => r.cp.logTail(),
+        }),
       ),
     );
   await r.setHealth('a2', 'fail');
@@ -91,12 +95,16 @@ describe('fault: Consul', () => {
           const t0 = performance.now();
           for (const b of badWeights) {
             await r.consul.registerService({
-              Name: 'fault-b', ID: b.ID, Address: '127.0.0.1', Port: b1,
+              Name: 'fault-b',
+              ID: b.ID,
+              Address: '127.0.0.1',
+              Port: b1,
               Weights: { Passing: b.Passing, Warning: b.Warning },
               Checks: [{ CheckID: `${b.ID}-ttl`, TTL: '10m', Status: 'passing' }],
             });
           }
-          for (const b of badNodes) await r.consul.catalogRegister({ node: `node-${b.id}`, address: '127.0.0.1', service: { name: 'fault-b', ...b }, status: 'passing' });
+          for (const b of badNodes)
+            await r.consul.catalogRegister({ node: `node-${b.id}`, address: '127.0.0.1', service: { name: 'fault-b', ...b }, status: 'passing' });
           await sleep(1_500); // the control plane has seen them (and built, or failed to build, a snapshot)
           change = await healthChangeArrives(r, 'bad instances registered beside good ones');
           return performance.now() - t0;

@@ -85,20 +85,22 @@ describe('fault: the control plane', () => {
 
           // 2. Garbage on raw TCP connections to the xDS port (not even HTTP/2): each is closed.
           const closed = await Promise.all(
-            Array.from({ length: 10 }, () =>
-              new Promise<boolean>((resolve) => {
-                const sock = connect(r.cp.xdsPort, '127.0.0.1', () => sock.write(randomBytes(2048)));
-                const timer = setTimeout(() => {
-                  sock.destroy();
-                  resolve(false);
-                }, 3_000);
-                sock.on('error', () => undefined);
-                sock.on('close', () => {
-                  clearTimeout(timer);
-                  resolve(true);
-                });
-                sock.resume();
-              }),
+            Array.from(
+              { length: 10 },
+              () =>
+                new Promise<boolean>((resolve) => {
+                  const sock = connect(r.cp.xdsPort, '127.0.0.1', () => sock.write(randomBytes(2048)));
+                  const timer = setTimeout(() => {
+                    sock.destroy();
+                    resolve(false);
+                  }, 3_000);
+                  sock.on('error', () => undefined);
+                  sock.on('close', () => {
+                    clearTimeout(timer);
+                    resolve(true);
+                  });
+                  sock.resume();
+                }),
             ),
           );
           assert.equal(closed.filter(Boolean).length, 10, 'the server closes every connection that sends garbage');
@@ -110,7 +112,12 @@ describe('fault: the control plane', () => {
           const cpu0 = await r.cp.cpuMs();
           for (let i = 0; i < 2; i++) {
             const t0 = performance.now();
-            big.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: names, responseNonce: big.received.at(-1)?.nonce ?? '', versionInfo: big.received.at(-1)?.versionInfo ?? '' });
+            big.send({
+              typeUrl: TypeUrl.ClusterLoadAssignment,
+              resourceNames: names,
+              responseNonce: big.received.at(-1)?.nonce ?? '',
+              versionInfo: big.received.at(-1)?.versionInfo ?? '',
+            });
             if (i === 0) {
               const res = await big.next(15_000);
               assert.deepEqual([...res.names].sort(), ['fault-a', 'fault-b'], 'the existing clusters are served, the 100,000 unknown names are not');
@@ -144,9 +151,14 @@ describe('fault: the control plane', () => {
           const nonce = connection().stream({ node: { id: 'fault-abuse-nonce', cluster: group } });
           nonce.subscribe(TypeUrl.Cluster);
           const first = await nonce.next(5_000).catch((e: Error) => assert.fail(`CDS on a fresh stream: ${e.message}`));
-          for (const bad of ['garbage-nonce', '0', 'x'.repeat(10_000), first.nonce + '-stale']) {
+          for (const bad of ['garbage-nonce', '0', 'x'.repeat(10_000), `${first.nonce}-stale`]) {
             nonce.send({ typeUrl: TypeUrl.Cluster, versionInfo: first.versionInfo, responseNonce: bad });
-            nonce.send({ typeUrl: TypeUrl.Cluster, versionInfo: 'bogus-version', responseNonce: bad, errorDetail: { code: 13, message: 'fault suite: NACK with a garbage nonce' } });
+            nonce.send({
+              typeUrl: TypeUrl.Cluster,
+              versionInfo: 'bogus-version',
+              responseNonce: bad,
+              errorDetail: { code: 13, message: 'fault suite: NACK with a garbage nonce' },
+            });
           }
           await nonce.expectSilence(300);
           nonce.ack(first);

@@ -72,9 +72,10 @@ interface Weights {
 
 /** A gRPC listener for the target, plus an http listener for Envoys (no Envoy runs here). */
 function configYaml(ports: { edge: number; main: readonly number[]; canary: number }, w: Weights): string {
-  const routes = w.canary === undefined
-    ? `      greeter: { prefix: ["/consulxds.test.Greeter/"] }`
-    : `      greeter: { prefix: ["/consulxds.test.Greeter/"], weight: ${w.main} }
+  const routes =
+    w.canary === undefined
+      ? `      greeter: { prefix: ["/consulxds.test.Greeter/"] }`
+      : `      greeter: { prefix: ["/consulxds.test.Greeter/"], weight: ${w.main} }
       greeter-canary: { prefix: ["/consulxds.test.Greeter/"], weight: ${w.canary} }`;
   return `# written by test/integration/grpc-xds.test.ts
 listener:
@@ -155,7 +156,9 @@ describe('proxyless gRPC (grpc-js-xds) against serve() in file mode', () => {
     await waitUntil(
       () => {
         const st = theApp().xdsServer.registry.nodeStatus(NODE_ID);
-        return st !== undefined && st.group === grpcGroup(DEFAULT_GROUP) && st.upToDate && !st.nacked && st.types.RDS !== undefined && st.types.EDS !== undefined;
+        return (
+          st !== undefined && st.group === grpcGroup(DEFAULT_GROUP) && st.upToDate && !st.nacked && st.types.RDS !== undefined && st.types.EDS !== undefined
+        );
       },
       { what, timeoutMs: 20_000, context: () => JSON.stringify(theApp().xdsServer.registry.nodeStatus(NODE_ID)) },
     );
@@ -163,15 +166,21 @@ describe('proxyless gRPC (grpc-js-xds) against serve() in file mode', () => {
 
   /** Waits for the publisher to publish a gRPC snapshot whose RDS differs from `before`. */
   const waitRoutesPublished = (before: string | undefined): Promise<string> =>
-    waitUntil(() => {
-      const v = theApp().publisher.grpcSnapshot?.version(TypeUrl.RouteConfiguration);
-      return v !== undefined && v !== before && v;
-    }, { what: 'a new gRPC route table to be published', timeoutMs: 10_000, intervalMs: 10 });
+    waitUntil(
+      () => {
+        const v = theApp().publisher.grpcSnapshot?.version(TypeUrl.RouteConfiguration);
+        return v !== undefined && v !== before && v;
+      },
+      { what: 'a new gRPC route table to be published', timeoutMs: 10_000, intervalMs: 10 },
+    );
 
   const assertShare = (tally: Map<string, number>, backend: string, n: number, p: number, label: string): void => {
     const { low, high } = binomialBounds(n, p);
     const got = tally.get(backend) ?? 0;
-    assert.ok(got >= low && got <= high, `${label}: ${backend} answered ${got}/${n}, expected ${(n * p).toFixed(0)} within 4 sigma [${low.toFixed(1)}, ${high.toFixed(1)}]; tally: ${JSON.stringify([...tally])}`);
+    assert.ok(
+      got >= low && got <= high,
+      `${label}: ${backend} answered ${got}/${n}, expected ${(n * p).toFixed(0)} within 4 sigma [${low.toFixed(1)}, ${high.toFixed(1)}]; tally: ${JSON.stringify([...tally])}`,
+    );
   };
 
   before(async () => {
@@ -205,7 +214,11 @@ describe('proxyless gRPC (grpc-js-xds) against serve() in file mode', () => {
     const n = 300;
     const tally = await calls(n);
     t.diagnostic(`calls per backend: ${JSON.stringify(Object.fromEntries(tally))}`);
-    assert.deepEqual([...tally.keys()].sort(), ['greeter-a', 'greeter-b', 'greeter-c'], `every main backend served, the canary none: ${JSON.stringify([...tally])}`);
+    assert.deepEqual(
+      [...tally.keys()].sort(),
+      ['greeter-a', 'greeter-b', 'greeter-c'],
+      `every main backend served, the canary none: ${JSON.stringify([...tally])}`,
+    );
     // Round robin per request over one HTTP/2 connection per backend; even a random pick would
     // stay inside these bands, a per-connection balancer (all on one backend) would not.
     for (const b of ['greeter-a', 'greeter-b', 'greeter-c']) assertShare(tally, b, n, 1 / 3, 'round robin');
@@ -239,10 +252,13 @@ describe('proxyless gRPC (grpc-js-xds) against serve() in file mode', () => {
   it('an endpoint whose EDS health is not HEALTHY/UNKNOWN gets no calls', async () => {
     const before = theApp().publisher.grpcSnapshot?.version(TypeUrl.ClusterLoadAssignment);
     await saveConfig(configYaml(ports, { main: 1, thirdHealth: 'draining' }));
-    await waitUntil(() => {
-      const v = theApp().publisher.grpcSnapshot?.version(TypeUrl.ClusterLoadAssignment);
-      return v !== undefined && v !== before;
-    }, { what: 'the draining endpoint to be published', timeoutMs: 10_000, intervalMs: 10 });
+    await waitUntil(
+      () => {
+        const v = theApp().publisher.grpcSnapshot?.version(TypeUrl.ClusterLoadAssignment);
+        return v !== undefined && v !== before;
+      },
+      { what: 'the draining endpoint to be published', timeoutMs: 10_000, intervalMs: 10 },
+    );
     await waitClientSynced('the gRPC client to ACK the draining endpoint');
     const tally = await calls(150);
     assert.deepEqual([...tally.keys()].sort(), ['greeter-a', 'greeter-b'], `greeter-c is draining: ${JSON.stringify([...tally])}`);
@@ -261,7 +277,11 @@ describe('proxyless gRPC (grpc-js-xds) against serve() in file mode', () => {
       const st = theApp().xdsServer.registry.nodeStatus('grpc-xds-test-envoy');
       assert.equal(st?.group, DEFAULT_GROUP, 'Envoy is served the Envoy snapshot');
       assert.equal(st?.nacked, false, 'Envoy NACKed nothing');
-      assert.deepEqual(Object.values(st?.types ?? {}).map((ts) => ts.nacks), [0, 0, 0, 0], 'no NACK on any type');
+      assert.deepEqual(
+        Object.values(st?.types ?? {}).map((ts) => ts.nacks),
+        [0, 0, 0, 0],
+        'no NACK on any type',
+      );
       assert.deepEqual(Object.keys(dynamicVersions(dump).listeners), ['edge']);
       assert.deepEqual(Object.keys(dynamicVersions(dump).routes), ['edge']);
       const log = await readFile(envoy.logFile, 'utf8');

@@ -99,7 +99,13 @@ describe('sidecar duties with a real Envoy', () => {
   const nodeStatus = async (): Promise<NodeStatus | undefined> =>
     (JSON.parse((await get('/status/clients')).body) as { nodes: NodeStatus[] }).nodes.find((n) => n.nodeId === NODE);
   const logLines = (): Array<Record<string, unknown>> =>
-    fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) : [];
+    fs.existsSync(logFile)
+      ? fs
+          .readFileSync(logFile, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Record<string, unknown>)
+      : [];
 
   before(async () => {
     dir = await makeTempDir('sidecar-envoy');
@@ -142,7 +148,8 @@ describe('sidecar duties with a real Envoy', () => {
       while (sampling) {
         const h = await get('/_my_health_check');
         const st = await nodeStatus();
-        const acked = st !== undefined && st.types.CDS?.ackedVersion === st.types.CDS?.currentVersion && st.types.LDS?.ackedVersion === st.types.LDS?.currentVersion;
+        const acked =
+          st !== undefined && st.types.CDS?.ackedVersion === st.types.CDS?.currentVersion && st.types.LDS?.ackedVersion === st.types.LDS?.currentVersion;
         samples.push({ status: h.status, acked: h.status === 200 ? acked : false });
         await new Promise((r) => setTimeout(r, 5));
       }
@@ -151,8 +158,15 @@ describe('sidecar duties with a real Envoy', () => {
     await waitUntil(async () => (await get('/_my_health_check')).status === 200, { what: 'health 200 after Envoy ACKed', context: () => envoy!.logTail() });
     sampling = false;
     await sampler;
-    assert.ok(samples.some((s) => s.status === 503), 'health was not ready at first');
-    assert.deepEqual(samples.filter((s) => s.status === 200 && !s.acked), [], 'never 200 before the ACK');
+    assert.ok(
+      samples.some((s) => s.status === 503),
+      'health was not ready at first',
+    );
+    assert.deepEqual(
+      samples.filter((s) => s.status === 200 && !s.acked),
+      [],
+      'never 200 before the ACK',
+    );
     const st = await nodeStatus();
     assert.equal(st?.upToDate, true);
     assert.equal(st?.types.CDS?.ackedVersion, app.cache.get('default')?.version(TypeUrl.Cluster));
@@ -174,7 +188,10 @@ describe('sidecar duties with a real Envoy', () => {
         assert.equal(h.status, 200, h.body);
         const body = JSON.parse(h.body) as { status: string; others: Array<{ reason: string; node: string; type: string }> };
         assert.equal(body.status, 'OK');
-        assert.deepEqual(body.others.map((p) => [p.reason, p.node, p.type]), [['awaiting-first-ack', 'never-acks', 'CDS']]);
+        assert.deepEqual(
+          body.others.map((p) => [p.reason, p.node, p.type]),
+          [['awaiting-first-ack', 'never-acks', 'CDS']],
+        );
         const judgedLocally = await local.check();
         assert.deepEqual([judgedLocally.status, judgedLocally.body], [200, 'OK'], 'the node real Envoy names in /server_info decides alone');
         await new Promise((r) => setTimeout(r, 250));
@@ -269,10 +286,13 @@ describe('sidecar duties with a real Envoy', () => {
     });
     const nackedAt = Date.now();
     app.cache.set('default', bad);
-    const st = await waitUntil(async () => {
-      const s = await nodeStatus();
-      return s?.types.CDS?.lastResponseNacked ? s : undefined;
-    }, { what: 'Envoy to NACK the cluster', context: () => envoy!.logTail() });
+    const st = await waitUntil(
+      async () => {
+        const s = await nodeStatus();
+        return s?.types.CDS?.lastResponseNacked ? s : undefined;
+      },
+      { what: 'Envoy to NACK the cluster', context: () => envoy!.logTail() },
+    );
     const nack = st.types.CDS!.lastNack!;
     assert.equal(nack.version, bad.version(TypeUrl.Cluster));
     assert.match(nack.message, /rejected-by-envoy|HealthCheck|interval/i);
@@ -282,12 +302,18 @@ describe('sidecar duties with a real Envoy', () => {
     const h = await get('/_my_health_check');
     assert.equal(h.status, 503);
     const problems = (JSON.parse(h.body) as { problems: Array<{ reason: string; type?: string; node?: string }> }).problems;
-    assert.deepEqual(problems.map((p) => [p.reason, p.type, p.node]), [['nacked', 'CDS', NODE]]);
+    assert.deepEqual(
+      problems.map((p) => [p.reason, p.type, p.node]),
+      [['nacked', 'CDS', NODE]],
+    );
     assert.match((await get('/metrics')).body, /^consul_xds_xds_nacks_total\{type="CDS"\} [1-9]\d*$/m);
     assert.equal((await send({ port: ports.listener, host: DOMAIN, path: '/api/still-up' })).status, 200, 'Envoy keeps the last good config');
 
     app.cache.set('default', good);
-    await waitUntil(async () => (await get('/_my_health_check')).status === 200, { what: 'health 200 after the good snapshot is back', context: () => envoy!.logTail() });
+    await waitUntil(async () => (await get('/_my_health_check')).status === 200, {
+      what: 'health 200 after the good snapshot is back',
+      context: () => envoy!.logTail(),
+    });
   });
 });
 

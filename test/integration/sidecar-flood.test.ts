@@ -43,5 +43,7 @@ test('a flood into a stuck log destination: bounded memory, drops counted, inges
   assert.ok(r.written < 1000, `only what fits the pipe buffer got written: ${summary}`);
   assert.ok(r.peakQueuedBytes <= MAX_QUEUE_BYTES, `write queue within ${MAX_QUEUE_BYTES} bytes: ${summary}`);
   assert.ok(growth < RSS_GROWTH_BOUND_MB, `peak RSS grew ${growth.toFixed(1)} MB, bound ${RSS_GROWTH_BOUND_MB} MB: ${summary}`);
-  console.log(`flood: ${r.entriesPerSec} entries/s ingested, ${r.dropped} lines dropped, peak RSS ${r.peakRssMb} MB (+${growth.toFixed(1)} MB), peak heap ${r.peakHeapMb} MB, peak queue ${r.peakQueuedBytes} bytes`);
+  console.log(
+    `flood: ${r.entriesPerSec} entries/s ingested, ${r.dropped} lines dropped, peak RSS ${r.peakRssMb} MB (+${growth.toFixed(1)} MB), peak heap ${r.peakHeapMb} MB, peak queue ${r.peakQueuedBytes} bytes`,
+  );
 });

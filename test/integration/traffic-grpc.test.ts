@@ -18,8 +18,14 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  credentials, loadPackageDefinition, Server, ServerCredentials, status,
-  type Client, type ServiceClientConstructor, type ServiceError,
+  credentials,
+  loadPackageDefinition,
+  Server,
+  ServerCredentials,
+  status,
+  type Client,
+  type ServiceClientConstructor,
+  type ServiceError,
 } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { serve, type RunningApp } from '../../src/app.js';
@@ -29,9 +35,11 @@ import { binomialBounds } from '../support/traffic.js';
 import { freePort, makeTempDir } from '../support/tmp.js';
 
 const PROTO = fileURLToPath(new URL('../../../test/fixtures/greeter.proto', import.meta.url));
-const Greeter = (loadPackageDefinition(loadSync(PROTO, { keepCase: true })) as unknown as {
-  consulxds: { test: { Greeter: ServiceClientConstructor } };
-}).consulxds.test.Greeter;
+const Greeter = (
+  loadPackageDefinition(loadSync(PROTO, { keepCase: true })) as unknown as {
+    consulxds: { test: { Greeter: ServiceClientConstructor } };
+  }
+).consulxds.test.Greeter;
 
 const BACKENDS = ['g1', 'g2', 'g3'] as const;
 const CALLS = 300;

@@ -220,11 +220,18 @@ function suite(kind: DataPlaneKind): void {
       node = watching;
       dp = await startDataPlane(kind, { xdsPort: xds.port, nodeId, nodeCluster: 'edge', context: () => watching.describe() });
       await dp.ready();
-      await dp.waitFor(async () => (await get1(ports.plain, '/ready').catch(() => ({ status: 0, body: '' }))).status === 200 && (await get1(ports.remote, '/ready').catch(() => ({ status: 0, body: '' }))).status === 200 && (await get1(ports.strict, '/ready').catch(() => ({ status: 0, body: '' }))).status === 200 && (await get1(ports.capped, '/ready').catch(() => ({ status: 0, body: '' }))).status === 200, {
-        what: 'every listener routing to the echo upstream',
-        timeoutMs: 20_000,
-        intervalMs: 100,
-      });
+      await dp.waitFor(
+        async () =>
+          (await get1(ports.plain, '/ready').catch(() => ({ status: 0, body: '' }))).status === 200 &&
+          (await get1(ports.remote, '/ready').catch(() => ({ status: 0, body: '' }))).status === 200 &&
+          (await get1(ports.strict, '/ready').catch(() => ({ status: 0, body: '' }))).status === 200 &&
+          (await get1(ports.capped, '/ready').catch(() => ({ status: 0, body: '' }))).status === 200,
+        {
+          what: 'every listener routing to the echo upstream',
+          timeoutMs: 20_000,
+          intervalMs: 100,
+        },
+      );
     });
 
     after(async () => {
@@ -250,7 +257,8 @@ function suite(kind: DataPlaneKind): void {
     });
 
     it('x-forwarded-proto: from the connection (cleartext: http), never from :scheme; a client value kept only without use_remote_address', async () => {
-      const xfp = async (port: number, send: (port: number) => Promise<Answer>): Promise<string | string[] | undefined> => (await seen(() => send(port)))['x-forwarded-proto'];
+      const xfp = async (port: number, send: (port: number) => Promise<Answer>): Promise<string | string[] | undefined> =>
+        (await seen(() => send(port)))['x-forwarded-proto'];
       for (const port of [ports.plain, ports.remote]) {
         assert.equal(await xfp(port, (p) => get1(p, '/xfp')), 'http', `HTTP/1.1 on ${port}`);
         assert.equal(await xfp(port, (p) => get2(p, { ':scheme': 'https' })), 'http', `h2c with :scheme https on ${port}`);
@@ -364,7 +372,15 @@ function suite(kind: DataPlaneKind): void {
       const watching = node;
       const good = resources(ports);
       const routes = good.routes[0] as { virtual_hosts: Array<{ routes: unknown[] }> };
-      const badRoutes = { ...routes, virtual_hosts: [{ ...routes.virtual_hosts[0], routes: [{ match: { safe_regex: { regex: '(a)\\1' } }, route: { cluster: 'echo' } }, ...(routes.virtual_hosts[0]?.routes ?? [])] }] };
+      const badRoutes = {
+        ...routes,
+        virtual_hosts: [
+          {
+            ...routes.virtual_hosts[0],
+            routes: [{ match: { safe_regex: { regex: '(a)\\1' } }, route: { cluster: 'echo' } }, ...(routes.virtual_hosts[0]?.routes ?? [])],
+          },
+        ],
+      };
       xds.publish({ ...good, routes: [badRoutes as ProtoObject] });
       try {
         const nack = await plane().waitFor(() => watching.nacks.find((n) => n.type === 'RDS'), { what: 'a NACK of the routes with (a)\\1' });

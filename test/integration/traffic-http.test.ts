@@ -206,7 +206,12 @@ function suite(kind: DataPlaneKind): void {
     let node: NodeWatch | undefined;
     let flaky: Flaky | undefined;
     const up: Record<'perl' | 'go' | 'assetA' | 'assetB' | 'primary' | 'shadow', Upstream | undefined> = {
-      perl: undefined, go: undefined, assetA: undefined, assetB: undefined, primary: undefined, shadow: undefined,
+      perl: undefined,
+      go: undefined,
+      assetA: undefined,
+      assetB: undefined,
+      primary: undefined,
+      shadow: undefined,
     };
     let ports: Ports;
     let configFile: string;
@@ -245,8 +250,13 @@ function suite(kind: DataPlaneKind): void {
       flaky = await startFlaky('web-flaky');
       ports = {
         listener: await freePort(),
-        perl: perl.port, go: go.port, assetA: assetA.port, assetB: assetB.port,
-        primary: primary.port, shadow: shadow.port, flaky: flaky.port,
+        perl: perl.port,
+        go: go.port,
+        assetA: assetA.port,
+        assetB: assetB.port,
+        primary: primary.port,
+        shadow: shadow.port,
+        flaky: flaky.port,
       };
       configFile = join(dir.path, 'consul-xds.yaml');
       await writeFile(configFile, configYaml(ports, { perl: 90, go: 10 }));

@@ -169,7 +169,11 @@ function suite(kind: DataPlaneKind): void {
         assert.equal(echo.toString(), text);
         seen.push(backend);
       }
-      assert.deepEqual(backends.map((b) => b.connections), [2, 2], `connections per backend (answered by ${seen.join(', ')})`);
+      assert.deepEqual(
+        backends.map((b) => b.connections),
+        [2, 2],
+        `connections per backend (answered by ${seen.join(', ')})`,
+      );
       // Round robin alternates: consecutive connections never land on the same backend.
       for (let i = 1; i < seen.length; i++) assert.notEqual(seen[i], seen[i - 1], `alternation: ${seen.join(', ')}`);
     });

@@ -132,8 +132,8 @@ export function encodeRequest(req: AdsRequest): Buffer {
             user_agent_name: node.userAgentName ?? 'consul-xds-test',
             user_agent_version: node.userAgentVersion ?? '0',
             ...(node.metadata
-              // protobufjs' bundled google.protobuf.Value has camelCase fields.
-              ? { metadata: { fields: Object.fromEntries(Object.entries(node.metadata).map(([k, v]) => [k, { stringValue: v }])) } }
+              ? // protobufjs' bundled google.protobuf.Value has camelCase fields.
+                { metadata: { fields: Object.fromEntries(Object.entries(node.metadata).map(([k, v]) => [k, { stringValue: v }])) } }
               : {}),
           },
         }
@@ -197,9 +197,10 @@ export class AdsStream {
 
   /** Send a request; remembers names and nonce per type and adds the node as configured. */
   send(req: AdsRequest): void {
-    const withNode = req.node === undefined && this.#opts.node !== undefined && (!this.#nodeSent || this.#opts.nodeOnEveryRequest === true)
-      ? { ...req, node: this.#opts.node }
-      : req;
+    const withNode =
+      req.node === undefined && this.#opts.node !== undefined && (!this.#nodeSent || this.#opts.nodeOnEveryRequest === true)
+        ? { ...req, node: this.#opts.node }
+        : req;
     if (withNode.node !== undefined) this.#nodeSent = true;
     this.#names.set(req.typeUrl, req.resourceNames ?? []);
     this.call.write(encodeRequest(withNode));

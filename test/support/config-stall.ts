@@ -17,9 +17,19 @@ export const HEAD = MINIMAL_CONFIG.replace('web: {}', 'web:\n      lb-policy: ra
 
 /** The costliest refusals under the cap (npm run bench:config). */
 export const EXPENSIVE_REFUSALS: Readonly<Record<string, () => string>> = Object.freeze({
-  'unknown keys: 40,000 in one section': () => HEAD + range(40_000).map((i) => `  k${keyId(i)}: 1\n`).join(''),
+  'unknown keys: 40,000 in one section': () =>
+    HEAD +
+    range(40_000)
+      .map((i) => `  k${keyId(i)}: 1\n`)
+      .join(''),
   'duplicate keys: one key 40,000 times': () => HEAD + '  k: 1\n'.repeat(40_000),
-  'routes: 20,000 share "/" without weights': () => HEAD.replace('    web:\n      prefix: ["/"]\n', range(20_000).map((i) => `    c${keyId(i)}: {prefix: [/]}\n`).join('')),
+  'routes: 20,000 share "/" without weights': () =>
+    HEAD.replace(
+      '    web:\n      prefix: ["/"]\n',
+      range(20_000)
+        .map((i) => `    c${keyId(i)}: {prefix: [/]}\n`)
+        .join(''),
+    ),
 });
 
 export interface HealthPolls {

@@ -81,7 +81,14 @@ export interface ConsulAgent {
     node: string;
     address: string;
     nodeMeta?: Readonly<Record<string, string>>;
-    service: { id: string; name: string; port?: number; address?: string; meta?: Readonly<Record<string, string>>; weights?: { Passing: number; Warning: number } };
+    service: {
+      id: string;
+      name: string;
+      port?: number;
+      address?: string;
+      meta?: Readonly<Record<string, string>>;
+      weights?: { Passing: number; Warning: number };
+    };
     status: 'passing' | 'warning' | 'critical';
     output?: string;
   }): Promise<void>;
@@ -138,9 +145,31 @@ export async function makeTlsFiles(dir: string): Promise<TlsFiles> {
   await writeFile(f('client.ext'), 'extendedKeyUsage=clientAuth\n');
   for (const who of ['server', 'client']) {
     await openssl('req', ...key, '-keyout', f(`${who}.key`), '-out', f(`${who}.csr`), '-subj', `/CN=${who}`);
-    await openssl('x509', '-req', '-in', f(`${who}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f(`${who}.pem`), '-days', '2', '-extfile', f(`${who}.ext`));
+    await openssl(
+      'x509',
+      '-req',
+      '-in',
+      f(`${who}.csr`),
+      '-CA',
+      f('ca.pem'),
+      '-CAkey',
+      f('ca.key'),
+      '-CAcreateserial',
+      '-out',
+      f(`${who}.pem`),
+      '-days',
+      '2',
+      '-extfile',
+      f(`${who}.ext`),
+    );
   }
-  return { caFile: f('ca.pem'), serverCertFile: f('server.pem'), serverKeyFile: f('server.key'), clientCertFile: f('client.pem'), clientKeyFile: f('client.key') };
+  return {
+    caFile: f('ca.pem'),
+    serverCertFile: f('server.pem'),
+    serverKeyFile: f('server.key'),
+    clientCertFile: f('client.pem'),
+    clientKeyFile: f('client.key'),
+  };
 }
 
 export async function startConsul(opts: StartConsulOptions = {}): Promise<ConsulAgent> {
@@ -155,19 +184,44 @@ export async function startConsul(opts: StartConsulOptions = {}): Promise<Consul
   let destroyed = false;
 
   const args = [
-    'agent', '-dev',
-    '-node', `consul-xds-test-${ports.http}`,
-    '-bind', '127.0.0.1', '-client', '127.0.0.1',
-    '-http-port', String(ports.http),
-    '-dns-port', '-1', '-grpc-port', '-1',
-    '-serf-lan-port', String(ports.serfLan),
-    '-serf-wan-port', String(ports.serfWan),
-    '-server-port', String(ports.server),
-    '-data-dir', join(dir.path, 'data'),
-    '-log-level', 'warn',
+    'agent',
+    '-dev',
+    '-node',
+    `consul-xds-test-${ports.http}`,
+    '-bind',
+    '127.0.0.1',
+    '-client',
+    '127.0.0.1',
+    '-http-port',
+    String(ports.http),
+    '-dns-port',
+    '-1',
+    '-grpc-port',
+    '-1',
+    '-serf-lan-port',
+    String(ports.serfLan),
+    '-serf-wan-port',
+    String(ports.serfWan),
+    '-server-port',
+    String(ports.server),
+    '-data-dir',
+    join(dir.path, 'data'),
+    '-log-level',
+    'warn',
     // 1.8 spells the bootstrap token `master` (renamed `initial_management` in 1.11).
     ...(opts.tls && ports.https
-      ? ['-https-port', String(ports.https), '-hcl', `ca_file = "${opts.tls.caFile}"`, '-hcl', `cert_file = "${opts.tls.serverCertFile}"`, '-hcl', `key_file = "${opts.tls.serverKeyFile}"`, '-hcl', 'verify_incoming_https = true']
+      ? [
+          '-https-port',
+          String(ports.https),
+          '-hcl',
+          `ca_file = "${opts.tls.caFile}"`,
+          '-hcl',
+          `cert_file = "${opts.tls.serverCertFile}"`,
+          '-hcl',
+          `key_file = "${opts.tls.serverKeyFile}"`,
+          '-hcl',
+          'verify_incoming_https = true',
+        ]
       : []),
     ...(opts.aclMasterToken ? ['-hcl', `acl { enabled = true, default_policy = "deny", tokens { master = "${opts.aclMasterToken}" } }`] : []),
   ];
@@ -244,7 +298,14 @@ export async function startConsul(opts: StartConsulOptions = {}): Promise<Consul
         Node: e.node,
         Address: e.address,
         NodeMeta: e.nodeMeta,
-        Service: { ID: e.service.id, Service: e.service.name, Port: e.service.port, Address: e.service.address, Meta: e.service.meta, Weights: e.service.weights },
+        Service: {
+          ID: e.service.id,
+          Service: e.service.name,
+          Port: e.service.port,
+          Address: e.service.address,
+          Meta: e.service.meta,
+          Weights: e.service.weights,
+        },
         Check: { CheckID: `${e.service.id}-check`, Name: `${e.service.id} check`, Status: e.status, Output: e.output ?? '', ServiceID: e.service.id },
       });
     },

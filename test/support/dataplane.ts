@@ -69,7 +69,8 @@ export async function startDataplane(opts: StartDataplaneOptions): Promise<Datap
     waitFor: (probe, waitOpts) =>
       waitUntil(probe, {
         ...waitOpts,
-        context: async () => `${waitOpts.context ? `${await waitOpts.context()}\n` : ''}proxy state ${proxy.state()}; xDS ${JSON.stringify(proxy.xds.status())}`,
+        context: async () =>
+          `${waitOpts.context ? `${await waitOpts.context()}\n` : ''}proxy state ${proxy.state()}; xDS ${JSON.stringify(proxy.xds.status())}`,
       }),
     stop: async () => {
       if (stopped) return;

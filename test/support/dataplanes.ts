@@ -36,7 +36,10 @@ export const DATA_PLANES: readonly DataPlaneKind[] = selectKinds(process.env.TRA
 
 function selectKinds(env: string | undefined): readonly DataPlaneKind[] {
   if (env === undefined || env.trim() === '') return ALL_KINDS;
-  const picked = env.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const picked = env
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   const unknown = picked.filter((k) => !(ALL_KINDS as readonly string[]).includes(k));
   if (unknown.length > 0) throw new Error(`TRAFFIC_DATA_PLANES: unknown kind(s) ${unknown.join(', ')}; expected ${ALL_KINDS.join(', ')}`);
   return Object.freeze(picked as DataPlaneKind[]);
@@ -85,9 +88,7 @@ export async function startDataPlane(kind: DataPlaneKind, opts: StartDataPlaneOp
       ...waitOpts,
       what: `${waitOpts.what} [${kind}]`,
       context: async () =>
-        [waitOpts.context ? await waitOpts.context() : '', opts.context ? await opts.context() : '', await proc.logTail()]
-          .filter((s) => s !== '')
-          .join('\n'),
+        [waitOpts.context ? await waitOpts.context() : '', opts.context ? await opts.context() : '', await proc.logTail()].filter((s) => s !== '').join('\n'),
     });
   return {
     kind,
@@ -151,14 +152,21 @@ async function tsProxyProcess(opts: StartDataPlaneOptions): Promise<Process> {
   const child: ChildProcess = spawn(
     process.execPath,
     [
-      CLI, 'proxy',
-      '--xds', `127.0.0.1:${opts.xdsPort}`,
-      '--node-id', opts.nodeId,
-      '--node-cluster', opts.nodeCluster,
-      '--admin-port', '0',
+      CLI,
+      'proxy',
+      '--xds',
+      `127.0.0.1:${opts.xdsPort}`,
+      '--node-id',
+      opts.nodeId,
+      '--node-cluster',
+      opts.nodeCluster,
+      '--admin-port',
+      '0',
       // Same short drain as the test Envoy (--drain-time-s 1), so stop() is quick.
-      '--drain-time-s', '1',
-      '--log-level', 'info',
+      '--drain-time-s',
+      '1',
+      '--log-level',
+      'info',
     ],
     { stdio: ['ignore', fd, fd] },
   );
@@ -170,7 +178,10 @@ async function tsProxyProcess(opts: StartDataPlaneOptions): Promise<Process> {
 
   const logTail = async (lines = 40): Promise<string> => {
     const text = await readFile(logFile, 'utf8').catch(() => '');
-    return `--- last ${lines} lines of ${logFile} ---\n${text.split('\n').slice(-lines - 1).join('\n')}`;
+    return `--- last ${lines} lines of ${logFile} ---\n${text
+      .split('\n')
+      .slice(-lines - 1)
+      .join('\n')}`;
   };
   const checkAlive = (): void => {
     if (spawnError) throw new GiveUp(`could not start ${CLI}: ${spawnError.message}`);

@@ -195,14 +195,20 @@ export async function startEnvoy(opts: StartEnvoyOptions): Promise<EnvoyHandle> 
   const child = spawn(
     bin,
     [
-      '-c', bootstrapPath,
-      '--admin-address-path', adminPath,
-      '--concurrency', '1',
+      '-c',
+      bootstrapPath,
+      '--admin-address-path',
+      adminPath,
+      '--concurrency',
+      '1',
       '--use-dynamic-base-id',
-      '--log-level', opts.logLevel ?? 'info',
+      '--log-level',
+      opts.logLevel ?? 'info',
       // Short drain so stop() and listener updates are quick in tests.
-      '--drain-time-s', '1',
-      '--parent-shutdown-time-s', '2',
+      '--drain-time-s',
+      '1',
+      '--parent-shutdown-time-s',
+      '2',
     ],
     { stdio: ['ignore', logFd, logFd] },
   );

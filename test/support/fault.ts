@@ -80,12 +80,22 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const logFile = join(dir.path, 'serve.log');
   const xdsPort = await freePort();
   const args = [
-    CLI, 'serve',
-    '--consul', opts.consulAddress,
-    '--consul-key-prefix', opts.keyPrefix,
+    CLI,
+    'serve',
+    '--consul',
+    opts.consulAddress,
+    '--consul-key-prefix',
+    opts.keyPrefix,
     ...opts.groups.flatMap((g) => ['--group', g]),
-    '--xds-host', '127.0.0.1', '--xds-port', String(xdsPort),
-    '--admin-port', '0', '--no-als', '--log-level', 'info',
+    '--xds-host',
+    '127.0.0.1',
+    '--xds-port',
+    String(xdsPort),
+    '--admin-port',
+    '0',
+    '--no-als',
+    '--log-level',
+    'info',
     ...(opts.extraArgs ?? []),
   ];
   let child: ChildProcess | undefined;
@@ -95,7 +105,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 
   const logTail = async (lines = 30): Promise<string> => {
     const text = await readFile(logFile, 'utf8').catch(() => '');
-    return `--- last ${lines} lines of ${logFile} ---\n${text.split('\n').slice(-lines - 1).join('\n')}`;
+    return `--- last ${lines} lines of ${logFile} ---\n${text
+      .split('\n')
+      .slice(-lines - 1)
+      .join('\n')}`;
   };
   const isRunning = (): boolean => child !== undefined && child.exitCode === null && child.signalCode === null;
 
@@ -148,7 +161,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
           const up = new Set((await clients()).filter((n) => n.upToDate).map((n) => n.nodeId));
           return nodeIds.every((id) => up.has(id));
         },
-        { what: `nodes ${nodeIds.join(', ')} connected and up to date`, timeoutMs, intervalMs: 50, context: async () => JSON.stringify(await clients().catch((e: Error) => e.message)) },
+        {
+          what: `nodes ${nodeIds.join(', ')} connected and up to date`,
+          timeoutMs,
+          intervalMs: 50,
+          context: async () => JSON.stringify(await clients().catch((e: Error) => e.message)),
+        },
       ).then(() => undefined),
     health: async () => {
       const t0 = performance.now();
@@ -281,7 +299,7 @@ export interface FaultRig {
    * Runs `fault` while a paced load goes through every data plane; `fault` may return how long
    * the data planes were on their own (default: how long `fault` took). `extra` adds figures.
    */
-  underLoad(scenario: string, fault: () => Promise<number | void>, extra?: (kind: DataPlaneKind) => string): Promise<FaultRun[]>;
+  underLoad(scenario: string, fault: () => Promise<number | undefined>, extra?: (kind: DataPlaneKind) => string): Promise<FaultRun[]>;
   /** Waits until every data plane sends traffic split per `w` (and nothing fails), then checks it on 400 requests. */
   expectSplit(w: Weights, why: string): Promise<void>;
   close(): Promise<void>;
@@ -348,7 +366,11 @@ export async function startFaultRig(name: string, opts: { extraServeArgs?: reado
             return t.byStatus.get(200) === t.total && a >= low && a <= high;
           };
           // Polled on small runs first (an update may still be on its way), then checked on 400.
-          await plane.dp.waitFor(async () => inBounds(await plane.send(100), 5), { what: `traffic split a:b = ${w.a}:${w.b} (${why})`, timeoutMs: 15_000, intervalMs: 100 });
+          await plane.dp.waitFor(async () => inBounds(await plane.send(100), 5), {
+            what: `traffic split a:b = ${w.a}:${w.b} (${why})`,
+            timeoutMs: 15_000,
+            intervalMs: 100,
+          });
           const t = await plane.send(400);
           assert.ok(inBounds(t, 4), `${plane.kind}: traffic split a:b = ${w.a}:${w.b} (${why}): ${t.describe()}`);
         }),

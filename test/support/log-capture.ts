@@ -41,7 +41,11 @@ export function captureLog(level = 'info'): CapturedLog {
     },
   });
   const logger = pino({ level }, sink);
-  const tail = (n = 20): string => records.slice(-n).map((r) => JSON.stringify(r)).join('\n');
+  const tail = (n = 20): string =>
+    records
+      .slice(-n)
+      .map((r) => JSON.stringify(r))
+      .join('\n');
   return {
     logger,
     records,

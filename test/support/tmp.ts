@@ -57,10 +57,7 @@ export class GiveUp extends Error {}
  * A probe that throws counts as "not yet" (the last error is reported if the deadline passes),
  * except for GiveUp, which ends the wait at once.
  */
-export async function waitUntil<T>(
-  probe: () => T | undefined | false | Promise<T | undefined | false>,
-  opts: WaitOptions,
-): Promise<T> {
+export async function waitUntil<T>(probe: () => T | undefined | false | Promise<T | undefined | false>, opts: WaitOptions): Promise<T> {
   const timeoutMs = opts.timeoutMs ?? 15_000;
   const intervalMs = opts.intervalMs ?? 50;
   const deadline = Date.now() + timeoutMs;

@@ -84,10 +84,7 @@ export function tally(replies: readonly Reply[]): Tally {
     byStatus,
     count,
     share: (u) => (total === 0 ? 0 : count(u) / total),
-    describe: () =>
-      `${[...byUpstream].map(([u, n]) => `${u || '<envoy>'}=${n}`).join(' ')} | ${[...byStatus]
-        .map(([s, n]) => `${s}=${n}`)
-        .join(' ')}`,
+    describe: () => `${[...byUpstream].map(([u, n]) => `${u || '<envoy>'}=${n}`).join(' ')} | ${[...byStatus].map(([s, n]) => `${s}=${n}`).join(' ')}`,
   };
 }
 

@@ -24,14 +24,16 @@ export function edsCluster(name: string, opts: { serviceName?: string; connectTi
 export function cla(name: string, endpoints: ReadonlyArray<readonly [string, number]> = [['127.0.0.1', 8080]]): ProtoObject {
   return {
     cluster_name: name,
-    endpoints: [{
-      locality: {},
-      load_balancing_weight: { value: 1 },
-      lb_endpoints: endpoints.map(([address, port]) => ({
-        endpoint: { address: { socket_address: { address, port_value: port } } },
-        health_status: 'HEALTHY',
-      })),
-    }],
+    endpoints: [
+      {
+        locality: {},
+        load_balancing_weight: { value: 1 },
+        lb_endpoints: endpoints.map(([address, port]) => ({
+          endpoint: { address: { socket_address: { address, port_value: port } } },
+          health_status: 'HEALTHY',
+        })),
+      },
+    ],
   };
 }
 
@@ -39,17 +41,21 @@ export function httpListener(name: string, port: number, routeConfigName: string
   return {
     name,
     address: { socket_address: { address: '0.0.0.0', port_value: port } },
-    filter_chains: [{
-      filters: [{
-        name: 'envoy.filters.network.http_connection_manager',
-        typed_config: {
-          '@type': HCM_TYPE,
-          stat_prefix: name,
-          rds: { route_config_name: routeConfigName, config_source: ADS_SOURCE },
-          http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER_TYPE } }],
-        },
-      }],
-    }],
+    filter_chains: [
+      {
+        filters: [
+          {
+            name: 'envoy.filters.network.http_connection_manager',
+            typed_config: {
+              '@type': HCM_TYPE,
+              stat_prefix: name,
+              rds: { route_config_name: routeConfigName, config_source: ADS_SOURCE },
+              http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER_TYPE } }],
+            },
+          },
+        ],
+      },
+    ],
   };
 }
 
@@ -60,16 +66,19 @@ export type RouteSpec =
 export function routeConfig(name: string, routes: readonly RouteSpec[], domains: readonly string[] = ['*']): ProtoObject {
   return {
     name,
-    virtual_hosts: [{
-      name: `${name}-vh`,
-      domains: [...domains],
-      routes: routes.map((r) => ({
-        match: { prefix: r.prefix },
-        route: 'cluster' in r
-          ? { cluster: r.cluster, ...(r.mirror ? { request_mirror_policies: [{ cluster: r.mirror }] } : {}) }
-          : { weighted_clusters: { clusters: r.weighted.map(([c, w]) => ({ name: c, weight: { value: w } })) } },
-      })),
-    }],
+    virtual_hosts: [
+      {
+        name: `${name}-vh`,
+        domains: [...domains],
+        routes: routes.map((r) => ({
+          match: { prefix: r.prefix },
+          route:
+            'cluster' in r
+              ? { cluster: r.cluster, ...(r.mirror ? { request_mirror_policies: [{ cluster: r.mirror }] } : {}) }
+              : { weighted_clusters: { clusters: r.weighted.map(([c, w]) => ({ name: c, weight: { value: w } })) } },
+        })),
+      },
+    ],
   };
 }
 
@@ -89,9 +98,19 @@ export function resourceSet(opts: SetOptions = {}): XdsResourceSet {
   const n = opts.clusters ?? 2;
   const names = Array.from({ length: n }, (_, i) => `c${i}`);
   const w = opts.apiWeight ?? 90;
-  const routes: RouteSpec[] = n >= 2
-    ? [{ prefix: '/api', weighted: [['c0', w], ['c1', 100 - w]] }, { prefix: '/', cluster: 'c0' }]
-    : [{ prefix: '/', cluster: 'c0' }];
+  const routes: RouteSpec[] =
+    n >= 2
+      ? [
+          {
+            prefix: '/api',
+            weighted: [
+              ['c0', w],
+              ['c1', 100 - w],
+            ],
+          },
+          { prefix: '/', cluster: 'c0' },
+        ]
+      : [{ prefix: '/', cluster: 'c0' }];
   return {
     clusters: names.map((c) => edsCluster(c, { connectTimeoutS: opts.connectTimeoutS })),
     endpoints: names.map((c, i) => cla(c, [['127.0.0.1', (opts.basePort ?? 8000) + i]])),

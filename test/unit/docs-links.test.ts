@@ -57,7 +57,12 @@ function relativeLinks(text: string): Array<{ line: number; target: string }> {
   return links;
 }
 
-const pages = ['README.md', ...readdirSync(DOCS).filter((f) => f.endsWith('.md')).map((f) => join('docs', f))];
+const pages = [
+  'README.md',
+  ...readdirSync(DOCS)
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => join('docs', f)),
+];
 
 test('every relative link in README.md and docs/*.md points to an existing file and heading', () => {
   const problems: string[] = [];
@@ -112,14 +117,10 @@ test('the anchor rules match GitHub on the headings these pages use', () => {
     '```',
     '## Tests',
   ].join('\n');
-  assert.deepEqual([...anchorsOf(page)], [
-    'title',
-    'worked-example-a-canary-from-10--to-50-',
-    'unhealthy-instances-and-envoys-panic-threshold',
-    'listenername-listeners',
-    'tests',
-    'tests-1',
-  ]);
+  assert.deepEqual(
+    [...anchorsOf(page)],
+    ['title', 'worked-example-a-canary-from-10--to-50-', 'unhealthy-instances-and-envoys-panic-threshold', 'listenername-listeners', 'tests', 'tests-1'],
+  );
   assert.deepEqual(relativeLinks('see [a](a.md#x), `[b](nope.md)`, [c](https://x.test/) and [d](../d.md "t")\n```\n[e](e.md)\n```'), [
     { line: 1, target: 'a.md#x' },
     { line: 1, target: '../d.md' },

@@ -68,5 +68,8 @@ test('the checker finds a circle, type-only imports included', () => {
 test('src/ has no import circles', () => {
   const graph = importGraph(path.join(ROOT, 'src'));
   assert.ok(graph.size > 100, `read ${graph.size} files under src/`);
-  assert.deepEqual(cycles(graph).map((c) => c.join(' -> ')), []);
+  assert.deepEqual(
+    cycles(graph).map((c) => c.join(' -> ')),
+    [],
+  );
 });

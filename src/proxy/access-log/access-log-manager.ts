@@ -57,9 +57,11 @@ export class AccessLogService {
       return (r) => s.log(r);
     });
     const [only] = fns;
-    return fns.length === 1 && only ? only : (r) => {
-      for (const f of fns) f(r);
-    };
+    return fns.length === 1 && only
+      ? only
+      : (r) => {
+          for (const f of fns) f(r);
+        };
   }
 
   private file(path: string): AccessLogWriter {

@@ -47,8 +47,7 @@ export const DEFAULT_FORMAT =
   '%BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" ' +
   '"%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%"\n';
 
-export const DEFAULT_TCP_FORMAT =
-  '[%START_TIME%] "- - -" 0 %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% - "-" "-" "-" "-" "%UPSTREAM_HOST%"\n';
+export const DEFAULT_TCP_FORMAT = '[%START_TIME%] "- - -" 0 %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% - "-" "-" "-" "-" "%UPSTREAM_HOST%"\n';
 
 type Part = (r: LogRecord) => string | number | undefined;
 
@@ -145,11 +144,11 @@ export function compileText(r: FieldReader, key: string, format: string): LogFor
   let last = 0;
   const text = format.replace(/%%/g, '\u0000');
   for (const m of text.matchAll(OPERATOR)) {
-    if (m.index > last) parts.push(text.slice(last, m.index).replace(/\u0000/g, '%'));
+    if (m.index > last) parts.push(text.slice(last, m.index).replaceAll('\u0000', '%'));
     parts.push(operator(r, key, m[1] ?? '', m[2], m[3] !== undefined ? Number(m[3]) : undefined));
     last = m.index + m[0].length;
   }
-  if (last < text.length) parts.push(text.slice(last).replace(/\u0000/g, '%'));
+  if (last < text.length) parts.push(text.slice(last).replaceAll('\u0000', '%'));
   return (rec) => {
     let out = '';
     for (const p of parts) out += typeof p === 'string' ? p : dash(p(rec));

@@ -61,7 +61,11 @@ function clustersJson(clusters: ClusterManager): unknown {
           ],
           health_status: health,
           weight: h.weight,
-          locality: { ...(h.locality.region ? { region: h.locality.region } : {}), ...(h.locality.zone ? { zone: h.locality.zone } : {}), ...(h.locality.subZone ? { sub_zone: h.locality.subZone } : {}) },
+          locality: {
+            ...(h.locality.region ? { region: h.locality.region } : {}),
+            ...(h.locality.zone ? { zone: h.locality.zone } : {}),
+            ...(h.locality.subZone ? { sub_zone: h.locality.subZone } : {}),
+          },
           priority: h.priority,
         };
       }),
@@ -151,7 +155,7 @@ export async function startAdminServer(src: AdminSource, host: string, port: num
         },
       },
     ],
-    ['/', read(() => reply(['/ready', '/stats', '/clusters', '/config_dump', '/listeners', '/server_info', '/quitquitquit (POST)'].join('\n') + '\n'))],
+    ['/', read(() => reply(`${['/ready', '/stats', '/clusters', '/config_dump', '/listeners', '/server_info', '/quitquitquit (POST)'].join('\n')}\n`))],
   ]);
   const server = new AdminHttpServer(routes, logger.child({ component: 'admin' }));
   return { port: await server.listen(host, port), close: () => server.close() };

@@ -34,7 +34,12 @@ export interface Bootstrap {
 export const USER_AGENT = 'consul-xds-proxy';
 export const VERSION = '0.1.0';
 
-export function nodeModel(id: string, cluster: string, locality: { region?: string; zone?: string; subZone?: string } = {}, metadata?: Record<string, unknown>): NodeModel {
+export function nodeModel(
+  id: string,
+  cluster: string,
+  locality: { region?: string; zone?: string; subZone?: string } = {},
+  metadata?: Record<string, unknown>,
+): NodeModel {
   const loc = { region: locality.region ?? '', zone: locality.zone ?? '', subZone: locality.subZone ?? '' };
   const protoLocality: Record<string, string> = {};
   if (loc.region) protoLocality.region = loc.region;
@@ -119,7 +124,9 @@ const bootstrapSchema = z.looseObject({
           z.looseObject({
             name: z.string().min(1),
             load_assignment: z.looseObject({
-              endpoints: z.array(z.looseObject({ lb_endpoints: z.array(z.looseObject({ endpoint: z.looseObject({ address: socketAddress }) })).min(1) })).min(1),
+              endpoints: z
+                .array(z.looseObject({ lb_endpoints: z.array(z.looseObject({ endpoint: z.looseObject({ address: socketAddress }) })).min(1) }))
+                .min(1),
             }),
           }),
         )
@@ -154,7 +161,12 @@ export function readBootstrapFile(file: string): Bootstrap {
     const cluster = b.static_resources?.clusters.find((c) => c.name === name);
     const sa = cluster?.load_assignment.endpoints[0]?.lb_endpoints[0]?.endpoint.address.socket_address;
     if (!sa) {
-      throw new ConfigError(file, [{ path: 'dynamic_resources.ads_config.grpc_services[0].envoy_grpc.cluster_name', message: `no static cluster '${name ?? ''}' with an endpoint address` }]);
+      throw new ConfigError(file, [
+        {
+          path: 'dynamic_resources.ads_config.grpc_services[0].envoy_grpc.cluster_name',
+          message: `no static cluster '${name ?? ''}' with an endpoint address`,
+        },
+      ]);
     }
     xds = { host: sa.address, port: sa.port_value };
   }

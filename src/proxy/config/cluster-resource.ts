@@ -7,7 +7,7 @@
  * Supported discovery: EDS over the ADS stream and STATIC with an inline load_assignment (the
  * access-log sink's cluster). No DNS, no TLS, no subsets, no custom lb policies.
  */
-import { FieldReader } from './field-reader.js';
+import type { FieldReader } from './field-reader.js';
 import { readLoadAssignment, type EndpointsModel } from './endpoint-resource.js';
 import { SUPPORT } from './support.js';
 

@@ -101,7 +101,10 @@ export function readListener(r: FieldReader): ListenerModel {
   const count = filters.length;
   const limit = count === 2 && filters[0]?.type === CONNECTION_LIMIT_TYPE ? filters.shift() : undefined;
   if (filters.length !== 1) {
-    throw chain.error('filters', `exactly one network filter (http_connection_manager or tcp_proxy, optionally after connection_limit) is supported (got ${count})`);
+    throw chain.error(
+      'filters',
+      `exactly one network filter (http_connection_manager or tcp_proxy, optionally after connection_limit) is supported (got ${count})`,
+    );
   }
   const { tc, type } = filters[0] as (typeof filters)[number];
   let filter: HcmModel | TcpProxyModel;
@@ -129,7 +132,8 @@ function readConnectionLimit(r: FieldReader): ConnectionLimitModel {
   const enabled = r.message('runtime_enabled');
   if (enabled) {
     enabled.declare(SUPPORT['ConnectionLimit.runtime_enabled']);
-    if (enabled.wrappedBool('default_value') === false) throw enabled.error('default_value', 'a disabled connection_limit is not implemented (leave the filter out)');
+    if (enabled.wrappedBool('default_value') === false)
+      throw enabled.error('default_value', 'a disabled connection_limit is not implemented (leave the filter out)');
   }
   return Object.freeze({ statPrefix, maxConnections, delayMs: r.durationMs('delay') ?? 0 });
 }

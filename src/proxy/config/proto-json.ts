@@ -104,7 +104,7 @@ export function messageToJson(type: protobuf.Type, msg: protobuf.Message | Recor
   for (const field of type.fieldsArray) {
     const v = m[field.name];
     // Decoded messages own only the fields that were on the wire; defaults live on the prototype.
-    if (v === undefined || v === null || !Object.prototype.hasOwnProperty.call(m, field.name)) continue;
+    if (v === undefined || v === null || !Object.hasOwn(m, field.name)) continue;
     const sub = field.resolvedType instanceof protobuf.Type ? field.resolvedType : undefined;
     const conv = (x: unknown): Json => (sub ? messageToJson(sub, x as protobuf.Message) : scalar(field, x));
     if (field.map) {

@@ -225,7 +225,16 @@ function readMatch(r: FieldReader): RouteMatchModel {
     kind = 'prefix';
   }
   if (!caseSensitive) value = value.toLowerCase();
-  return Object.freeze({ kind, value, regex, caseSensitive, headers: Object.freeze(headers), query: Object.freeze(query), grpcOnly: grpc !== undefined, fraction });
+  return Object.freeze({
+    kind,
+    value,
+    regex,
+    caseSensitive,
+    headers: Object.freeze(headers),
+    query: Object.freeze(query),
+    grpcOnly: grpc !== undefined,
+    fraction,
+  });
 }
 
 function readHeaderMatcher(r: FieldReader): HeaderMatcherModel {
@@ -261,7 +270,7 @@ function readHeaderMatcher(r: FieldReader): HeaderMatcherModel {
   } else {
     // present_match (true/false) or no specifier at all (= present).
     const want = present ?? true;
-    return Object.freeze({ name, test: (v: string | undefined) => (v !== undefined) === want !== invert });
+    return Object.freeze({ name, test: (v: string | undefined) => ((v !== undefined) === want) !== invert });
   }
   return Object.freeze({
     name,

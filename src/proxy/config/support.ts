@@ -12,12 +12,25 @@ import type { FieldSupport } from './field-reader.js';
 export const SUPPORT = {
   Cluster: {
     ignored: [
-      'alt_stat_name', 'metadata', 'per_connection_buffer_limit_bytes', 'cleanup_interval',
-      'track_timeout_budgets', 'track_cluster_stats', 'dns_lookup_family', 'respect_dns_ttl',
-      'dns_refresh_rate', 'dns_failure_refresh_rate', 'use_tcp_for_dns_lookups', 'wait_for_warm_on_init',
-      'upstream_connection_options', 'close_connections_on_host_health_failure',
-      'ignore_health_on_host_removal', 'preconnect_policy', 'lrs_server',
-      'set_local_interface_name_on_upstream_connections', 'http_protocol_options',
+      'alt_stat_name',
+      'metadata',
+      'per_connection_buffer_limit_bytes',
+      'cleanup_interval',
+      'track_timeout_budgets',
+      'track_cluster_stats',
+      'dns_lookup_family',
+      'respect_dns_ttl',
+      'dns_refresh_rate',
+      'dns_failure_refresh_rate',
+      'use_tcp_for_dns_lookups',
+      'wait_for_warm_on_init',
+      'upstream_connection_options',
+      'close_connections_on_host_health_failure',
+      'ignore_health_on_host_removal',
+      'preconnect_policy',
+      'lrs_server',
+      'set_local_interface_name_on_upstream_connections',
+      'http_protocol_options',
       'upstream_http_protocol_options',
     ],
     refused: {
@@ -68,19 +81,22 @@ export const SUPPORT = {
   // Also HttpProtocolOptions.explicit_http_config.http2_protocol_options (one reader for both).
   'Cluster.http2_protocol_options': {
     ignored: [
-      'initial_stream_window_size', 'initial_connection_window_size', 'hpack_table_size',
-      'connection_keepalive', 'allow_connect', 'max_outbound_frames', 'max_outbound_control_frames',
-      'max_consecutive_inbound_frames_with_empty_payload', 'max_inbound_priority_frames_per_stream',
+      'initial_stream_window_size',
+      'initial_connection_window_size',
+      'hpack_table_size',
+      'connection_keepalive',
+      'allow_connect',
+      'max_outbound_frames',
+      'max_outbound_control_frames',
+      'max_consecutive_inbound_frames_with_empty_payload',
+      'max_inbound_priority_frames_per_stream',
       'max_inbound_window_update_frames_per_data_frame_sent',
       'override_stream_error_on_invalid_http_message',
     ],
   },
   // Also HttpProtocolOptions.common_http_protocol_options.
   'Cluster.common_http_protocol_options': {
-    ignored: [
-      'max_connection_duration', 'max_headers_count', 'max_stream_duration',
-      'headers_with_underscores_action', 'max_response_headers_kb',
-    ],
+    ignored: ['max_connection_duration', 'max_headers_count', 'max_stream_duration', 'headers_with_underscores_action', 'max_response_headers_kb'],
   },
   'HttpProtocolOptions.explicit_http_config': {
     ignored: ['http_protocol_options'],
@@ -99,8 +115,12 @@ export const SUPPORT = {
   },
   'Cluster.health_checks': {
     ignored: [
-      'interval_jitter_percent', 'event_log_path', 'event_service', 'event_logger',
-      'always_log_health_check_failures', 'always_log_health_check_success',
+      'interval_jitter_percent',
+      'event_log_path',
+      'event_service',
+      'event_logger',
+      'always_log_health_check_failures',
+      'always_log_health_check_success',
     ],
     refused: {
       alt_port: 'alt_port is not implemented',
@@ -128,9 +148,12 @@ export const SUPPORT = {
   },
   'Cluster.outlier_detection': {
     ignored: [
-      'consecutive_local_origin_failure', 'enforcing_consecutive_local_origin_failure',
-      'enforcing_local_origin_success_rate', 'failure_percentage_threshold',
-      'enforcing_failure_percentage_local_origin', 'max_ejection_time_jitter',
+      'consecutive_local_origin_failure',
+      'enforcing_consecutive_local_origin_failure',
+      'enforcing_local_origin_success_rate',
+      'failure_percentage_threshold',
+      'enforcing_failure_percentage_local_origin',
+      'max_ejection_time_jitter',
     ],
     refused: {
       always_eject_one_host: 'not implemented',
@@ -191,10 +214,20 @@ export const SUPPORT = {
   },
   Listener: {
     ignored: [
-      'stat_prefix', 'metadata', 'per_connection_buffer_limit_bytes', 'drain_type',
-      'tcp_fast_open_queue_length', 'traffic_direction', 'connection_balance_config', 'reuse_port',
-      'enable_reuse_port', 'tcp_backlog_size', 'freebind', 'ignore_global_conn_limit',
-      'max_connections_to_accept_per_socket_event', 'bypass_overload_manager',
+      'stat_prefix',
+      'metadata',
+      'per_connection_buffer_limit_bytes',
+      'drain_type',
+      'tcp_fast_open_queue_length',
+      'traffic_direction',
+      'connection_balance_config',
+      'reuse_port',
+      'enable_reuse_port',
+      'tcp_backlog_size',
+      'freebind',
+      'ignore_global_conn_limit',
+      'max_connections_to_accept_per_socket_event',
+      'bypass_overload_manager',
     ],
     refused: {
       additional_addresses: 'additional addresses are not implemented',
@@ -232,13 +265,30 @@ export const SUPPORT = {
   },
   HttpConnectionManager: {
     ignored: [
-      'http_protocol_options', 'add_user_agent', 'tracing', 'server_name', 'server_header_transformation',
-      'scheme_header_transformation', 'max_request_headers_kb', 'drain_timeout', 'delayed_close_timeout',
-      'internal_address_config', 'via', 'preserve_external_request_id', 'always_set_request_id_in_response',
-      'forward_client_cert_details', 'set_current_client_cert_details', 'proxy_100_continue',
-      'represent_ipv4_remote_address_as_ipv4_mapped_ipv6', 'request_id_extension',
-      'stream_error_on_invalid_http_message', 'proxy_status_config', 'append_x_forwarded_port',
-      'add_proxy_protocol_connection_state', 'strip_trailing_host_dot', 'append_local_overload',
+      'http_protocol_options',
+      'add_user_agent',
+      'tracing',
+      'server_name',
+      'server_header_transformation',
+      'scheme_header_transformation',
+      'max_request_headers_kb',
+      'drain_timeout',
+      'delayed_close_timeout',
+      'internal_address_config',
+      'via',
+      'preserve_external_request_id',
+      'always_set_request_id_in_response',
+      'forward_client_cert_details',
+      'set_current_client_cert_details',
+      'proxy_100_continue',
+      'represent_ipv4_remote_address_as_ipv4_mapped_ipv6',
+      'request_id_extension',
+      'stream_error_on_invalid_http_message',
+      'proxy_status_config',
+      'append_x_forwarded_port',
+      'add_proxy_protocol_connection_state',
+      'strip_trailing_host_dot',
+      'append_local_overload',
     ],
     refused: {
       scoped_routes: 'scoped routes are not implemented',
@@ -257,10 +307,7 @@ export const SUPPORT = {
     },
   },
   Router: {
-    ignored: [
-      'dynamic_stats', 'start_child_span', 'suppress_envoy_headers',
-      'suppress_grpc_request_failure_code_stats',
-    ],
+    ignored: ['dynamic_stats', 'start_child_span', 'suppress_envoy_headers', 'suppress_grpc_request_failure_code_stats'],
     refused: {
       upstream_log: 'upstream access logs are not implemented',
       upstream_http_filters: 'upstream HTTP filters are not implemented',
@@ -269,21 +316,24 @@ export const SUPPORT = {
     },
   },
   'HttpConnectionManager.common_http_protocol_options': {
-    ignored: [
-      'max_connection_duration', 'max_headers_count', 'headers_with_underscores_action',
-      'max_requests_per_connection', 'max_response_headers_kb',
-    ],
+    ignored: ['max_connection_duration', 'max_headers_count', 'headers_with_underscores_action', 'max_requests_per_connection', 'max_response_headers_kb'],
     refused: {
       max_stream_duration: 'not implemented',
     },
   },
   'HttpConnectionManager.http2_protocol_options': {
     ignored: [
-      'initial_stream_window_size', 'initial_connection_window_size', 'hpack_table_size',
-      'connection_keepalive', 'max_outbound_frames', 'max_outbound_control_frames',
-      'max_consecutive_inbound_frames_with_empty_payload', 'max_inbound_priority_frames_per_stream',
+      'initial_stream_window_size',
+      'initial_connection_window_size',
+      'hpack_table_size',
+      'connection_keepalive',
+      'max_outbound_frames',
+      'max_outbound_control_frames',
+      'max_consecutive_inbound_frames_with_empty_payload',
+      'max_inbound_priority_frames_per_stream',
       'max_inbound_window_update_frames_per_data_frame_sent',
-      'override_stream_error_on_invalid_http_message', 'stream_error_on_invalid_http_messaging',
+      'override_stream_error_on_invalid_http_message',
+      'stream_error_on_invalid_http_messaging',
     ],
     refused: {
       allow_connect: 'CONNECT is not implemented',
@@ -295,9 +345,7 @@ export const SUPPORT = {
     },
   },
   TcpProxy: {
-    ignored: [
-      'access_log_flush_interval', 'access_log_options', 'backoff_options', 'flush_access_log_on_connected',
-    ],
+    ignored: ['access_log_flush_interval', 'access_log_options', 'backoff_options', 'flush_access_log_on_connected'],
     refused: {
       on_demand: 'on-demand clusters are not implemented',
       metadata_match: 'subset load balancing is not implemented',
@@ -321,10 +369,7 @@ export const SUPPORT = {
     ignored: ['runtime_key'],
   },
   RouteConfiguration: {
-    ignored: [
-      'validate_clusters', 'max_direct_response_body_size_bytes', 'metadata',
-      'most_specific_header_mutations_wins',
-    ],
+    ignored: ['validate_clusters', 'max_direct_response_body_size_bytes', 'metadata', 'most_specific_header_mutations_wins'],
     refused: {
       request_headers_to_add: 'header mutations are not implemented',
       request_headers_to_remove: 'header mutations are not implemented',
@@ -340,8 +385,12 @@ export const SUPPORT = {
   },
   VirtualHost: {
     ignored: [
-      'virtual_clusters', 'metadata', 'per_request_buffer_limit_bytes', 'include_request_attempt_count',
-      'include_attempt_count_in_response', 'include_is_timeout_retry_header',
+      'virtual_clusters',
+      'metadata',
+      'per_request_buffer_limit_bytes',
+      'include_request_attempt_count',
+      'include_attempt_count_in_response',
+      'include_is_timeout_retry_header',
     ],
     refused: {
       request_headers_to_add: 'header mutations are not implemented',

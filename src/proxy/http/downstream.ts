@@ -56,7 +56,10 @@ function nominated(connection: string | string[] | undefined): Set<string> | und
   let names: Set<string> | undefined;
   for (const part of joinValue(connection)?.split(',') ?? []) {
     const name = part.trim().toLowerCase();
-    if (name !== '' && name !== 'close' && !HOP_BY_HOP.has(name)) (names ??= new Set()).add(name);
+    if (name !== '' && name !== 'close' && !HOP_BY_HOP.has(name)) {
+      names ??= new Set();
+      names.add(name);
+    }
   }
   return names;
 }

@@ -78,7 +78,12 @@ export class HttpListener implements HttpRuntime {
     this.accessLog = accessLog;
     // requestTimeout 0: the HCM's request_timeout is the router filter's; headersTimeout stays node's job.
     this.h1 = http.createServer(
-      { requestTimeout: 0, headersTimeout: Math.ceil(hcm.requestHeadersTimeoutMs), keepAliveTimeout: hcm.idleTimeoutMs, connectionsCheckingInterval: HEADERS_CHECK_INTERVAL_MS },
+      {
+        requestTimeout: 0,
+        headersTimeout: Math.ceil(hcm.requestHeadersTimeoutMs),
+        keepAliveTimeout: hcm.idleTimeoutMs,
+        connectionsCheckingInterval: HEADERS_CHECK_INTERVAL_MS,
+      },
       (req, res) => this.onH1Request(req, res),
     );
     this.h1.keepAliveTimeout = hcm.idleTimeoutMs;
@@ -89,7 +94,9 @@ export class HttpListener implements HttpRuntime {
       if (!socket.writable) socket.destroy();
       else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
         this.stats.downstream_rq_header_timeout++;
-        socket.end(`HTTP/1.1 408 Request Timeout\r\ncontent-length: ${HEADER_TIMEOUT_BODY.length}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${HEADER_TIMEOUT_BODY}`);
+        socket.end(
+          `HTTP/1.1 408 Request Timeout\r\ncontent-length: ${HEADER_TIMEOUT_BODY.length}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${HEADER_TIMEOUT_BODY}`,
+        );
       } else socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
     });
     this.h2 = http2.createServer({ settings: { maxConcurrentStreams: hcm.h2MaxConcurrentStreams } });
@@ -117,8 +124,14 @@ export class HttpListener implements HttpRuntime {
     if (!this.admit(socket)) return;
     socket.setNoDelay(true);
     const codec = this.hcm.codec;
-    if (codec === 'HTTP1') return this.toH1(socket, undefined);
-    if (codec === 'HTTP2') return this.toH2(socket, undefined);
+    if (codec === 'HTTP1') {
+      this.toH1(socket, undefined);
+      return;
+    }
+    if (codec === 'HTTP2') {
+      this.toH2(socket, undefined);
+      return;
+    }
     let buf: Buffer | undefined;
     let timer: NodeJS.Timeout | undefined;
     this.sniffing.add(socket);

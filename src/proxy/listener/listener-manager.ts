@@ -204,7 +204,12 @@ export class ListenerManager {
   private async start(u: ListenerUpsert): Promise<ManagedListener> {
     const server = net.createServer({ pauseOnConnect: false, noDelay: true, allowHalfOpen: true });
     // After the bind, a failed accept (EMFILE, ENFILE) is logged; the listener keeps listening.
-    const port = await bindServer(server, { host: u.model.address, port: u.model.port, exclusive: true }, this.deps.logger.child({ listener: u.name }), 'listener socket');
+    const port = await bindServer(
+      server,
+      { host: u.model.address, port: u.model.port, exclusive: true },
+      this.deps.logger.child({ listener: u.name }),
+      'listener socket',
+    );
     const stats = new ListenerStats();
     const l = new ManagedListener(u.model, u.version, u.bytes, new Date(), server, this.createImpl(u.model, port, stats), stats, this.downstream);
     l.boundPort = port;

@@ -163,20 +163,20 @@ export class TcpListener {
         clearTimeout(timer);
         upstreamMs = performance.now() - startTick;
         sock.setNoDelay(true);
-        this.pipe(down, sock, (n) => (bytesIn += n), (n) => (bytesOut += n), finish, (f) => (flags = f));
+        this.pipe(
+          down,
+          sock,
+          (n) => (bytesIn += n),
+          (n) => (bytesOut += n),
+          finish,
+          (f) => (flags = f),
+        );
       });
     };
     connect(1);
   }
 
-  private pipe(
-    down: Socket,
-    up: Socket,
-    rx: (n: number) => void,
-    tx: (n: number) => void,
-    finish: () => void,
-    setFlag: (f: string) => void,
-  ): void {
+  private pipe(down: Socket, up: Socket, rx: (n: number) => void, tx: (n: number) => void, finish: () => void, setFlag: (f: string) => void): void {
     down.on('data', (c: Buffer) => {
       rx(c.length);
       if (!up.write(c)) down.pause();

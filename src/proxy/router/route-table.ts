@@ -79,7 +79,12 @@ export class RouteTable {
       const m = route.match;
       switch (m.kind) {
         case 'prefix':
-          if (m.caseSensitive ? !path.startsWith(m.value) : !(lower ??= path.toLowerCase()).startsWith(m.value)) continue;
+          if (m.caseSensitive) {
+            if (!path.startsWith(m.value)) continue;
+          } else {
+            lower ??= path.toLowerCase();
+            if (!lower.startsWith(m.value)) continue;
+          }
           break;
         case 'path': {
           pathOnly ??= withoutQuery(path);

@@ -51,9 +51,6 @@ export interface HttpRuntime {
   readonly draining: boolean;
 }
 
-
-
-
 export class RouterFilter implements UpstreamCallbacks {
   private readonly startMs = Date.now();
   private readonly startTick = performance.now();
@@ -204,9 +201,7 @@ export class RouterFilter implements UpstreamCallbacks {
     else if (a.hostRewriteHeader !== undefined) authority = down.header(a.hostRewriteHeader) ?? authority;
 
     const h2 = cluster.model.http2;
-    const headers: HeaderMap = h2
-      ? { ':method': this.method, ':path': path, ':authority': authority, ':scheme': 'http' }
-      : { host: authority };
+    const headers: HeaderMap = h2 ? { ':method': this.method, ':path': path, ':authority': authority, ':scheme': 'http' } : { host: authority };
     down.copyHeaders(headers);
     setForwarded(rt.hcm, down, headers);
     const id = down.header('x-request-id');
@@ -229,7 +224,10 @@ export class RouterFilter implements UpstreamCallbacks {
     for (const m of a.mirrors) {
       if (!sampled(m)) continue;
       const s = ShadowRequest.start(this.rt.clusters, m, this.method, path, authority, headers, this.down.hasBody, a.timeoutMs);
-      if (s) (this.shadows ??= []).push(s);
+      if (s) {
+        this.shadows ??= [];
+        this.shadows.push(s);
+      }
     }
   }
 
@@ -267,7 +265,6 @@ export class RouterFilter implements UpstreamCallbacks {
     if (timeout > 0) this.globalTimer = setTimeout(() => this.onGlobalTimeout(), timeout);
   }
 
-
   /** The request's hash key for hash-based policies, computed once per request (retries reuse it). */
   private requestHash(): number | undefined {
     if (this.hashDone) return this.hashValue;
@@ -299,7 +296,10 @@ export class RouterFilter implements UpstreamCallbacks {
     this.host = host;
     this.attempts++;
     this.attemptStatus = 0;
-    if (this.retry?.avoidPreviousHosts) (this.tried ??= new Set()).add(host);
+    if (this.retry?.avoidPreviousHosts) {
+      this.tried ??= new Set();
+      this.tried.add(host);
+    }
     host.rqActive++;
     host.rqTotal++;
     cs.upstream_rq_total++;
@@ -340,7 +340,6 @@ export class RouterFilter implements UpstreamCallbacks {
     if (report) cluster.report(host, status);
   }
 
-
   /** Whether another attempt is allowed now (policy, attempts left, retry budget, replayable body). */
   private mayRetry(): boolean {
     const r = this.retry;
@@ -365,11 +364,14 @@ export class RouterFilter implements UpstreamCallbacks {
     cluster.stats.upstream_rq_retry++;
     cluster.retriesActive++;
     this.inRetry = true;
-    this.backoffTimer = setTimeout(() => {
-      this.backoffTimer = undefined;
-      if (this.done) return;
-      this.attempt();
-    }, retryBackoffMs(r, this.attempts));
+    this.backoffTimer = setTimeout(
+      () => {
+        this.backoffTimer = undefined;
+        if (this.done) return;
+        this.attempt();
+      },
+      retryBackoffMs(r, this.attempts),
+    );
   }
 
   private onPerTryTimeout(): void {
@@ -509,7 +511,12 @@ export class RouterFilter implements UpstreamCallbacks {
     const flag = connect ? 'UF' : 'UC';
     const detail = connect ? 'upstream_reset_before_response_started{connection_failure}' : 'upstream_reset_before_response_started{connection_termination}';
     void err;
-    this.localReply(503, this.flags ? `${flag},${this.flags}` : flag, detail, `upstream connect error or disconnect/reset before headers. reset reason: ${reason}`);
+    this.localReply(
+      503,
+      this.flags ? `${flag},${this.flags}` : flag,
+      detail,
+      `upstream connect error or disconnect/reset before headers. reset reason: ${reason}`,
+    );
   }
 
   // ---- endings ----

@@ -51,12 +51,24 @@ export class UpstreamCluster {
 
   private h1Options(): Http1PoolOptions {
     const m = this.model;
-    return { connectTimeoutMs: m.connectTimeoutMs, maxConnections: m.thresholds.maxConnections, maxRequestsPerConnection: m.maxRequestsPerConnection, idleTimeoutMs: m.upstreamIdleTimeoutMs, stats: this.stats };
+    return {
+      connectTimeoutMs: m.connectTimeoutMs,
+      maxConnections: m.thresholds.maxConnections,
+      maxRequestsPerConnection: m.maxRequestsPerConnection,
+      idleTimeoutMs: m.upstreamIdleTimeoutMs,
+      stats: this.stats,
+    };
   }
 
   private h2Limits(): Http2Limits {
     const m = this.model;
-    return { connectTimeoutMs: m.connectTimeoutMs, maxConcurrentStreams: m.h2MaxConcurrentStreams, maxRequestsPerConnection: m.maxRequestsPerConnection, idleTimeoutMs: m.upstreamIdleTimeoutMs, stats: this.stats };
+    return {
+      connectTimeoutMs: m.connectTimeoutMs,
+      maxConcurrentStreams: m.h2MaxConcurrentStreams,
+      maxRequestsPerConnection: m.maxRequestsPerConnection,
+      idleTimeoutMs: m.upstreamIdleTimeoutMs,
+      stats: this.stats,
+    };
   }
 
   /** A new version of the Cluster resource: applied in place. */

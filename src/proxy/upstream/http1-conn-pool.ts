@@ -170,7 +170,10 @@ export class Http1Pool {
       return;
     }
     let list = this.idle.get(conn.host);
-    if (!list) this.idle.set(conn.host, (list = []));
+    if (!list) {
+      list = [];
+      this.idle.set(conn.host, list);
+    }
     list.push(conn);
   }
 

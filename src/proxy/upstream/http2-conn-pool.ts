@@ -131,7 +131,7 @@ class Http2Request implements UpstreamRequest {
     private readonly conn: Conn,
     headers: HeaderMap,
     endStream: boolean,
-    private readonly cb: UpstreamCallbacks,
+    cb: UpstreamCallbacks,
   ) {
     conn.active++;
     if (conn.active === 1) conn.session.ref();

@@ -58,7 +58,9 @@ export class PrioritySet {
         excluded++;
         continue;
       }
-      (byPriority[h.priority] ??= []).push(h);
+      const atPriority = byPriority[h.priority];
+      if (atPriority) atPriority.push(h);
+      else byPriority[h.priority] = [h];
     }
     const factor = overprovisioning / 100;
     const levels: Level[] = [];
@@ -82,7 +84,10 @@ export class PrioritySet {
       levels.push(this.level(model, usable, all, panic, factor));
     }
     // Priority load (Envoy's normalized total health): scale healths so they add up to 100.
-    const sum = Math.min(100, health.reduce((s, h) => s + h, 0));
+    const sum = Math.min(
+      100,
+      health.reduce((s, h) => s + h, 0),
+    );
     const cumulative: number[] = [];
     if (sum === 0) {
       // Nothing healthy anywhere: everything to priority 0 (in panic).
@@ -106,7 +111,17 @@ export class PrioritySet {
   private level(model: ClusterModel, usable: Host[], all: Host[], panic: boolean, factor: number): Level {
     const hashBased = isHashBased(model.lbPolicy);
     if (!model.localityWeighted || panic || usable.length === 0) {
-      return { lb: usable.length ? createLoadBalancer(model, usable, usable.map((h) => h.weight)) : undefined, localities: undefined, panic };
+      return {
+        lb: usable.length
+          ? createLoadBalancer(
+              model,
+              usable,
+              usable.map((h) => h.weight),
+            )
+          : undefined,
+        localities: undefined,
+        panic,
+      };
     }
     // Group by locality; the locality weight comes from EDS (the same on every host of it).
     const groups = new Map<string, { hosts: Host[]; total: number; weight: number }>();
@@ -129,7 +144,14 @@ export class PrioritySet {
     for (const g of groups.values()) {
       if (g.hosts.length === 0 || g.weight === 0) continue;
       const availability = Math.min(1, (factor * g.hosts.length) / g.total);
-      entries.push({ weight: g.weight, lb: createLoadBalancer(model, g.hosts, g.hosts.map((h) => h.weight)) });
+      entries.push({
+        weight: g.weight,
+        lb: createLoadBalancer(
+          model,
+          g.hosts,
+          g.hosts.map((h) => h.weight),
+        ),
+      });
       effective.push(g.weight * availability);
     }
     if (entries.length === 0) return { lb: undefined, localities: undefined, panic };

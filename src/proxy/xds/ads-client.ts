@@ -122,12 +122,16 @@ export class XdsClient {
     this.logger = opts.logger ?? silentLogger;
     this.backoff = opts.backoff ?? { baseMs: 500, maxMs: 30_000 };
     this.dneMs = opts.doesNotExistMs ?? 15_000;
-    this.client = new Client(`${opts.server.host.includes(':') ? `[${opts.server.host}]` : opts.server.host}:${opts.server.port}`, credentials.createInsecure(), {
-      'grpc.keepalive_time_ms': 30_000,
-      'grpc.initial_reconnect_backoff_ms': 200,
-      'grpc.max_reconnect_backoff_ms': 5_000,
-      'grpc.enable_channelz': 0,
-    });
+    this.client = new Client(
+      `${opts.server.host.includes(':') ? `[${opts.server.host}]` : opts.server.host}:${opts.server.port}`,
+      credentials.createInsecure(),
+      {
+        'grpc.keepalive_time_ms': 30_000,
+        'grpc.initial_reconnect_backoff_ms': 200,
+        'grpc.max_reconnect_backoff_ms': 5_000,
+        'grpc.enable_channelz': 0,
+      },
+    );
     for (const url of TYPE_ORDER) {
       this.states.set(url, {
         url,
@@ -167,9 +171,11 @@ export class XdsClient {
     call.on('data', (resp: RawResponse) => {
       if (!this.connected) this.setConnected(true);
       this.gotResponse = true;
-      this.queue = this.queue.then(() => this.process(call, resp)).catch((err: unknown) => {
-        this.logger.error({ err: (err as Error).message }, 'xDS: failed to apply a response');
-      });
+      this.queue = this.queue
+        .then(() => this.process(call, resp))
+        .catch((err: unknown) => {
+          this.logger.error({ err: (err as Error).message }, 'xDS: failed to apply a response');
+        });
     });
     call.on('error', () => undefined);
     call.on('status', (s: StatusObject) => this.onStreamEnd(call, s));
@@ -373,4 +379,3 @@ export class XdsClient {
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.compare(a, b) === 0;
 }
-

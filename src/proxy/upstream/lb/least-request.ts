@@ -14,7 +14,7 @@ export class LeastRequestLb implements LoadBalancer {
 
   constructor(
     private readonly hosts: readonly Host[],
-    private readonly weights: readonly number[],
+    weights: readonly number[],
     private readonly choiceCount: number,
     private readonly bias: number,
   ) {
@@ -29,7 +29,7 @@ export class LeastRequestLb implements LoadBalancer {
     for (let i = 0; i < this.choiceCount; i++) {
       const h = this.weighted ? this.weighted.pick() : this.hosts[Math.floor(Math.random() * n)];
       if (!h) continue;
-      const score = this.weighted ? h.weight / Math.pow(h.rqActive + 1, this.bias) : -h.rqActive;
+      const score = this.weighted ? h.weight / (h.rqActive + 1) ** this.bias : -h.rqActive;
       if (score > bestScore) {
         best = h;
         bestScore = score;

@@ -14,9 +14,13 @@ export class RandomLb implements LoadBalancer {
       this.cumulative = undefined;
       this.total = hosts.length;
     } else {
-      this.cumulative = new Float64Array(hosts.length);
+      const cumulative = new Float64Array(hosts.length);
       let sum = 0;
-      weights.forEach((w, i) => (this.cumulative![i] = sum += w));
+      weights.forEach((w, i) => {
+        sum += w;
+        cumulative[i] = sum;
+      });
+      this.cumulative = cumulative;
       this.total = sum;
     }
   }

@@ -1,0 +1,56 @@
+/**
+ * The HTTP/2 upstream pool of our proxy (src/proxy/upstream/http2-conn-pool.ts) against a real
+ * node:http2 server on 127.0.0.1: streams share one connection, and max_requests_per_connection
+ * moves new streams to a fresh connection and closes the spent one.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { Http2HostPool } from '../../../../src/proxy/upstream/http2-conn-pool.js';
+import { Host } from '../../../../src/proxy/upstream/host.js';
+import { ClusterStats } from '../../../../src/proxy/stats.js';
+
+describe('HTTP/2 upstream pool', () => {
+  let sessions = 0;
+  const server = http2.createServer();
+  server.on('session', () => sessions++);
+  server.on('stream', (stream) => {
+    stream.respond({ ':status': 200 });
+    stream.end('ok');
+  });
+  const ready = new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
+  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  async function run(limit: number, n: number): Promise<{ sessions: number; stats: ClusterStats }> {
+    const host = new Host('127.0.0.1', await ready);
+    const stats = new ClusterStats();
+    const pool = new Http2HostPool(host, { connectTimeoutMs: 1000, maxConcurrentStreams: 100, maxRequestsPerConnection: limit, idleTimeoutMs: 60_000, stats });
+    const before = sessions;
+    for (let i = 0; i < n; i++) {
+      const status = await new Promise<number>((resolve, reject) => {
+        let s = 0;
+        pool.request({ ':method': 'GET', ':path': '/', ':authority': 'h2.test', ':scheme': 'http' }, true, {
+          onUpstreamHeaders: (st) => (s = st),
+          onUpstreamData: () => undefined,
+          onUpstreamTrailers: () => undefined,
+          onUpstreamEnd: () => resolve(s),
+          onUpstreamError: (f) => reject(new Error(f)),
+        });
+      });
+      assert.equal(status, 200);
+    }
+    pool.destroy();
+    return { sessions: sessions - before, stats };
+  }
+
+  it('carries sequential requests on one connection', async () => {
+    assert.equal((await run(0, 5)).sessions, 1);
+  });
+
+  it('opens a new connection after max_requests_per_connection streams', async () => {
+    const r = await run(2, 5);
+    assert.equal(r.sessions, 3);
+    assert.equal(r.stats.upstream_cx_total, 3);
+  });
+});
