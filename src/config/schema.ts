@@ -9,9 +9,9 @@
  * prefix, listener kinds) live in validate.ts; this file checks each value on its own.
  */
 import { isIP } from 'node:net';
-import { RE2JS } from 're2js';
 import { z } from 'zod';
 import { DURATION_HINT, durationIsZero, parseDuration, type Duration } from './duration.js';
+import { RE2_MAX_PROGRAM_SIZE, re2ProgramSize } from './regex.js';
 
 export const UINT32_MAX = 4_294_967_295;
 
@@ -123,25 +123,23 @@ const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, {
 /** CR, LF or NUL would end or split the header on the wire; Envoy refuses them. */
 const headerValue = z.string().refine((v) => !/[\r\n\0]/.test(v), { message: 'a header value cannot contain CR, LF or NUL' });
 
-/**
- * Envoy refuses a regex whose compiled RE2 program is larger than this (its runtime key
- * re2.max_program_size.error_level). re2js compiles the same RE2 syntax; its program size is the
- * stand-in for Envoy's count.
- */
-export const RE2_MAX_PROGRAM_SIZE = 100;
-
 /** An RE2 pattern (Envoy's safe_regex): refused here when RE2 or Envoy's size limit would refuse it. */
 const re2Pattern = z
   .string()
   .min(1)
   .superRefine((pattern, ctx) => {
+    let size: number;
     try {
-      const size = RE2JS.compile(pattern).programSize();
-      if (size > RE2_MAX_PROGRAM_SIZE)
-        ctx.addIssue({ code: 'custom', message: `the regex compiles to ${size} RE2 instructions; Envoy refuses more than ${RE2_MAX_PROGRAM_SIZE} (simplify it, e.g. "+" instead of "{1,64}")` });
+      size = re2ProgramSize(pattern);
     } catch (err) {
       ctx.addIssue({ code: 'custom', message: `not a valid RE2 regex: ${(err as Error).message}` });
+      return;
     }
+    if (size > RE2_MAX_PROGRAM_SIZE)
+      ctx.addIssue({
+        code: 'custom',
+        message: `the regex compiles to about ${size} RE2 instructions and Envoy refuses more than ${RE2_MAX_PROGRAM_SIZE}; simplify it (e.g. "+" instead of "{1,64}")`,
+      });
   });
 
 /**
@@ -173,7 +171,10 @@ const headerMatchSchema = z.union([
     .refine((m) => Object.values(m).filter((v) => v !== undefined).length === 1, {
       message: 'set exactly one of exact, prefix, regex, present',
     }),
-]);
+], {
+  // zod's own text is "Invalid input"; say what a user can write (a YAML number loses its spelling: 2.10 reads as 2.1).
+  error: (issue) => (issue.code === 'invalid_union' ? 'expected a string value (quote numbers: "2"), true/false, or a mapping with one of exact, prefix, regex, present' : undefined),
+});
 
 /** Header changes on the way to the upstream or back to the client. */
 const headerRewriteSchema = z.strictObject({
