@@ -157,24 +157,30 @@ const pathRegex = re2Pattern.refine((p) => !/^\^?[A-Za-z0-9_~-]/.test(p), {
 });
 
 /** How one header is matched: a string (or YAML true/false) is an exact value; or one of exact/prefix/regex/present. */
-const headerMatchSchema = z.union([
-  headerValue,
-  z.boolean().transform(String),
-  z
-    .strictObject({
-      exact: headerValue.optional(),
-      prefix: headerValue.min(1).optional(),
-      regex: re2Pattern.optional(),
-      /** true: the header is there (any value); false: it is absent. */
-      present: z.boolean().optional(),
-    })
-    .refine((m) => Object.values(m).filter((v) => v !== undefined).length === 1, {
-      message: 'set exactly one of exact, prefix, regex, present',
-    }),
-], {
-  // zod's own text is "Invalid input"; say what a user can write (a YAML number loses its spelling: 2.10 reads as 2.1).
-  error: (issue) => (issue.code === 'invalid_union' ? 'expected a string value (quote numbers: "2"), true/false, or a mapping with one of exact, prefix, regex, present' : undefined),
-});
+const headerMatchSchema = z.union(
+  [
+    headerValue,
+    z.boolean().transform(String),
+    z
+      .strictObject({
+        exact: headerValue.optional(),
+        prefix: headerValue.min(1).optional(),
+        regex: re2Pattern.optional(),
+        /** true: the header is there (any value); false: it is absent. */
+        present: z.boolean().optional(),
+      })
+      .refine((m) => Object.values(m).filter((v) => v !== undefined).length === 1, {
+        message: 'set exactly one of exact, prefix, regex, present',
+      }),
+  ],
+  {
+    // zod's own text is "Invalid input"; say what a user can write (a YAML number loses its spelling: 2.10 reads as 2.1).
+    error: (issue) =>
+      issue.code === 'invalid_union'
+        ? 'expected a string value (quote numbers: "2"), true/false, or a mapping with one of exact, prefix, regex, present'
+        : undefined,
+  },
+);
 
 /** Header changes on the way to the upstream or back to the client. */
 const headerRewriteSchema = z.strictObject({
@@ -194,7 +200,10 @@ const headerRewriteSchema = z.strictObject({
  * header rewrites for the requests it gets. validate.ts requires at least one of prefix/path/regex.
  */
 const routeEntrySchema = z.strictObject({
-  prefix: z.array(z.string().startsWith('/', { message: 'a path prefix starts with "/"' })).min(1).optional(),
+  prefix: z
+    .array(z.string().startsWith('/', { message: 'a path prefix starts with "/"' }))
+    .min(1)
+    .optional(),
   /** Extension: exact paths (the query string is ignored). */
   path: z.array(exactPath).min(1).optional(),
   /** Extension: RE2 regexes matched against the whole path (Envoy's safe_regex). */

@@ -252,7 +252,7 @@ function routeEntryIssues(entry: RouteEntryConfig, at: readonly PathSegment[], a
     const owner = new Map<string, string>();
     const claim = (op: string, name: string, where: PathSegment[]): void => {
       const lower = name.toLowerCase();
-      if (lower === 'host') add(where, 'Host cannot be rewritten here (Envoy refuses it); use the virtual host\'s host-header');
+      if (lower === 'host') add(where, "Host cannot be rewritten here (Envoy refuses it); use the virtual host's host-header");
       const other = owner.get(lower);
       if (other !== undefined) add(where, `"${name}" is also under ${side}.${other}; rewrite each header once`);
       else owner.set(lower, op);

@@ -63,7 +63,8 @@ function route(vhost: VirtualHostConfig, group: RouteGroup): ProtoObject {
 
 /** Envoy's RouteMatch: the path specifier and one HeaderMatcher per condition. */
 export function routeMatch({ match, headers }: RouteGroup): ProtoObject {
-  const path: ProtoObject = match.kind === 'prefix' ? { prefix: match.value } : match.kind === 'path' ? { path: match.value } : { safe_regex: { regex: match.value } };
+  const path: ProtoObject =
+    match.kind === 'prefix' ? { prefix: match.value } : match.kind === 'path' ? { path: match.value } : { safe_regex: { regex: match.value } };
   return headers.length === 0 ? path : { ...path, headers: headers.map(headerMatcher) };
 }
 

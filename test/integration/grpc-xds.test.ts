@@ -24,7 +24,16 @@ import assert from 'node:assert/strict';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { credentials, loadPackageDefinition, Metadata, Server, ServerCredentials, type Client, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
+import {
+  credentials,
+  loadPackageDefinition,
+  Metadata,
+  Server,
+  ServerCredentials,
+  type Client,
+  type ServiceClientConstructor,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { register as registerXds } from '@grpc/grpc-js-xds';
 import { serve, type RunningApp } from '../../src/app.js';
@@ -277,7 +286,11 @@ describe('proxyless gRPC (grpc-js-xds) against serve() in file mode', () => {
     const canaryCall = new Metadata();
     canaryCall.set('x-canary', 'true');
     // The canary cluster's endpoints arrive just after the route table that names it.
-    await waitUntil(() => hello(canaryCall).then((b) => b === 'canary'), { what: 'a call with x-canary to reach the canary', timeoutMs: 10_000, intervalMs: 0 });
+    await waitUntil(() => hello(canaryCall).then((b) => b === 'canary'), {
+      what: 'a call with x-canary to reach the canary',
+      timeoutMs: 10_000,
+      intervalMs: 0,
+    });
     const canary = await calls(100, 10, canaryCall);
     assert.deepEqual([...canary], [['canary', 100]], 'every x-canary call went to the canary');
     const plain = await calls(150);

@@ -120,10 +120,11 @@ function suite(kind: DataPlaneKind): void {
       dp = await startDataPlane(kind, { xdsPort: app.xdsPort, nodeId, nodeCluster: 'web', context: () => watching.describe() });
       await dp.ready();
       const plane = dp;
-      await plane.waitFor(
-        async () => (await one('/api/foobar')).upstream === 'web-foobar' && (await one('/other')).upstream === 'web-other',
-        { what: `listener 127.0.0.1:${listenerPort} routing /api/foobar and /other`, timeoutMs: 20_000, intervalMs: 100 },
-      );
+      await plane.waitFor(async () => (await one('/api/foobar')).upstream === 'web-foobar' && (await one('/other')).upstream === 'web-other', {
+        what: `listener 127.0.0.1:${listenerPort} routing /api/foobar and /other`,
+        timeoutMs: 20_000,
+        intervalMs: 100,
+      });
     });
 
     after(async () => {

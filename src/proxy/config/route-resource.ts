@@ -254,7 +254,11 @@ function readHeaderValueOption(r: FieldReader): HeaderAddModel | undefined {
   const legacy = r.wrappedBool('append');
   if (legacy !== undefined && r.has('append_action')) throw r.error('append', 'cannot be combined with append_action');
   const action =
-    legacy !== undefined ? (legacy ? 'APPEND_IF_EXISTS_OR_ADD' : 'OVERWRITE_IF_EXISTS_OR_ADD') : r.enumOf('append_action', HEADER_APPEND_ACTIONS, 'APPEND_IF_EXISTS_OR_ADD');
+    legacy !== undefined
+      ? legacy
+        ? 'APPEND_IF_EXISTS_OR_ADD'
+        : 'OVERWRITE_IF_EXISTS_OR_ADD'
+      : r.enumOf('append_action', HEADER_APPEND_ACTIONS, 'APPEND_IF_EXISTS_OR_ADD');
   const keepEmpty = r.bool('keep_empty_value');
   if (value === '' && !keepEmpty) return undefined;
   return Object.freeze({ name, value, action });

@@ -120,7 +120,7 @@ describe('config: route matches beyond prefixes', () => {
       'route.cluster.c.regex[1]: the regex must match the whole path, which starts with "/"; this one starts with another character and never matches (line 8, col 28)',
       'route.cluster.c.regex[2]: the regex compiles to about 263 RE2 instructions and Envoy refuses more than 100; simplify it (e.g. "+" instead of "{1,64}") (line 8, col 38)',
       'route.cluster.d.headers.x-v: expected a string value (quote numbers: "2"), true/false, or a mapping with one of exact, prefix, regex, present (line 9, col 41)',
-      'route.cluster.d.headers.bad name: expected an HTTP header name (letters, digits and !#$%&\'*+-.^_`|~; pseudo-headers such as :path are not allowed) (line 9, col 44)',
+      "route.cluster.d.headers.bad name: expected an HTTP header name (letters, digits and !#$%&'*+-.^_`|~; pseudo-headers such as :path are not allowed) (line 9, col 44)",
       'route.cluster.d.headers.x-w: set exactly one of exact, prefix, regex, present (line 9, col 66)',
       'route.cluster.d.headers.x-z: a header value cannot contain CR, LF or NUL (line 9, col 100)',
     ]);
@@ -166,7 +166,7 @@ describe('config: header rewrites', () => {
       response-headers: { set: { ":status": "200", x-b: "" } }`),
     );
     assert.deepEqual(errors, [
-      'route.cluster.a.response-headers.set.:status: expected an HTTP header name (letters, digits and !#$%&\'*+-.^_`|~; pseudo-headers such as :path are not allowed) (line 9, col 34)',
+      "route.cluster.a.response-headers.set.:status: expected an HTTP header name (letters, digits and !#$%&'*+-.^_`|~; pseudo-headers such as :path are not allowed) (line 9, col 34)",
       'route.cluster.a.response-headers.set.x-b: must not be empty (line 9, col 57)',
     ]);
     assert.deepEqual(

@@ -261,7 +261,12 @@ describe('our proxy refuses what it cannot honour, naming resource and field', (
       {
         name: 'r1',
         virtual_hosts: [
-          { name: 'vh', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'c1' } }], request_headers_to_add: [{ header: { key: 'x', value: 'y' } }] },
+          {
+            name: 'vh',
+            domains: ['*'],
+            routes: [{ match: { prefix: '/' }, route: { cluster: 'c1' } }],
+            request_headers_to_add: [{ header: { key: 'x', value: 'y' } }],
+          },
         ],
       },
       /virtual_hosts\[0\]\.request_headers_to_add: header mutations are implemented on routes and weighted clusters/,

@@ -61,7 +61,7 @@ function route(path: string, headers: Record<string, string> = {}): RouteModel |
 
 function target(path: string, headers: Record<string, string> = {}): string {
   const r = route(path, headers);
-  if (!r || r.action.kind !== 'forward') return 'none';
+  if (r?.action.kind !== 'forward') return 'none';
   return r.action.cluster ?? (r.action.weighted ?? []).map((w) => w.name).join('+');
 }
 
@@ -135,7 +135,17 @@ describe('proxy: header mutations as Envoy defines them', () => {
     const rc = (mostSpecific: boolean): RouteConfigModel =>
       routeWith(
         {
-          route: { weighted_clusters: { clusters: [{ name: 'c', weight: { value: 1 }, response_headers_to_add: [{ header: { key: 'x', value: 'cluster' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' }] }] } },
+          route: {
+            weighted_clusters: {
+              clusters: [
+                {
+                  name: 'c',
+                  weight: { value: 1 },
+                  response_headers_to_add: [{ header: { key: 'x', value: 'cluster' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' }],
+                },
+              ],
+            },
+          },
           response_headers_to_add: [{ header: { key: 'x', value: 'route' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' }],
         },
         mostSpecific ? { most_specific_header_mutations_wins: true } : {},
