@@ -254,7 +254,7 @@ describe('our proxy refuses what it cannot honour, naming resource and field', (
       routeConfig({ route: { cluster: 'c1', cors: {} } }),
       /RouteConfiguration 'r1': virtual_hosts\[0\]\.routes\[0\]\.route\.cors/,
     ],
-    // Header mutations are honoured on routes and weighted clusters (proxy-routes.test.ts); not elsewhere.
+    // Header mutations are honoured on routes and weighted clusters (test/unit/proxy/router/header-routes.test.ts); not elsewhere.
     [
       'header mutations of a virtual host',
       TypeUrl.RouteConfiguration,
