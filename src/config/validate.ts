@@ -1,9 +1,10 @@
 /**
  * Rules that span sections of a schema-valid Config, the ones Envoy would NACK or that would make
  * a snapshot inconsistent: routes, mirrors and TCP listeners naming undefined clusters, weights on
- * a shared route, route entries that match nothing or rewrite a header twice, duplicate domains in one route table, listener kinds and clashing addresses,
- * health checks missing what their type needs, and what proxyless gRPC clients cannot do on the
- * virtual host a `type: grpc` listener leads them to. In: a Config. Out: every issue found, each
+ * a shared route, route entries that match nothing or rewrite a header twice, duplicate domains
+ * in one route table, listener kinds and clashing addresses, health checks missing what their
+ * type needs, and what proxyless gRPC clients cannot do on the virtual host a `type: grpc`
+ * listener leads them to. In: a Config. Out: every issue found, each
  * with its config path (parse.ts adds line and column).
  */
 import type { Config, GrpcListenerConfig, RouteEntryConfig } from './schema.js';
@@ -100,7 +101,8 @@ export function validateConfig(config: Config): PathIssue[] {
         add(at(first.cluster, 'weight'), `weight 0 on the only cluster for ${what} would still send it all traffic; remove the ${group.match.kind} instead`);
       }
 
-      // Clusters sharing a path match and header conditions share one Envoy route: their route options must agree.
+      // Clusters sharing a path match and its header conditions share one Envoy route: their
+      // route options must agree.
       const agree = <T>(key: 'timeout' | 'retry', get: (m: RouteMember) => T | undefined, same: (a: T, b: T) => boolean): void => {
         let base: { cluster: string; value: T } | undefined;
         for (const m of members) {

@@ -9,7 +9,7 @@
  *  - header prefix and regex matches on a catch-all prefix;
  *  - request headers set/appended/added-if-absent arrive at the upstream, removed ones do not;
  *  - response headers set/appended are seen by the client, removed ones are not; each route's
- *    rewrites apply to its own cluster only;
+ *    rewrites apply to its own cluster only, and to the data plane's own 503 on that route;
  *  - Envoy rejected no update (update_rejected counters 0), and no data plane NACKed.
  *
  * Statistics: the 90/10 split is drawn per request, so web-api-go's count of n is Binomial(n, 0.1);
@@ -67,12 +67,17 @@ route:
       headers: { x-env: { prefix: beta }, x-id: { regex: "[0-9]+" } }
     web-other:
       prefix: ["/"]
+    web-down:
+      path: ["/down"]
+      response-headers: { set: { x-route: down } }
 cluster:
   loadbalancer:
 ${CLUSTERS.map((c) => `    ${c}: {}`).join('\n')}
+    web-down: {}
 endpoint:
   eds:
 ${CLUSTERS.map((c) => `    ${c}: { static: [{ address: "127.0.0.1", port: ${ports[c]} }] }`).join('\n')}
+    web-down: { static: [] }
 `;
 }
 
@@ -217,6 +222,13 @@ function suite(kind: DataPlaneKind): void {
       assert.equal(canary.headers['x-served-by'], undefined, "another cluster's rewrites do not apply");
       const other = await one('/other');
       assert.equal(other.headers['x-internal'], 'secret', 'untouched on a route without rewrites');
+    });
+
+    it("a route's response headers are on the data plane's own answer too (503, no healthy upstream)", async () => {
+      const r = await one('/down');
+      assert.equal(r.status, 503, r.body);
+      assert.equal(r.upstream, '', 'answered by the data plane');
+      assert.equal(r.headers['x-route'], 'down');
     });
 
     it('the data plane accepted every update (no NACK; Envoy: update_rejected 0)', async () => {

@@ -248,9 +248,7 @@ function readHeaderValueOption(r: FieldReader): HeaderAddModel | undefined {
   const h = r.message('header');
   if (!h) throw r.error('header', 'must be set');
   const name = mutableHeaderName(h, 'key', h.requiredString('key'));
-  const raw = h.string('raw_value');
-  const valueKey = raw !== undefined && raw !== '' ? 'raw_value' : 'value';
-  const value = literalValue(h, valueKey, valueKey === 'raw_value' ? Buffer.from(raw ?? '', 'base64').toString('latin1') : (h.string('value') ?? ''));
+  const value = literalValue(h, 'value', h.string('value') ?? '');
   const legacy = r.wrappedBool('append');
   if (legacy !== undefined && r.has('append_action')) throw r.error('append', 'cannot be combined with append_action');
   const action =
