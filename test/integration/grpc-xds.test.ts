@@ -78,7 +78,7 @@ interface Weights {
   readonly canary?: number;
   /** EDS health of the third main backend (default healthy). */
   readonly thirdHealth?: string;
-  /** The canary cluster takes the calls with `x-canary: true` metadata (no weights). */
+  /** The canary cluster takes the calls with `x-canary: true` and no `x-legacy` metadata (no weights). */
   readonly headerCanary?: boolean;
 }
 
@@ -86,7 +86,7 @@ interface Weights {
 function configYaml(ports: { edge: number; main: readonly number[]; canary: number }, w: Weights): string {
   const routes = w.headerCanary
     ? `      greeter: { prefix: ["/consulxds.test.Greeter/"] }
-      greeter-canary: { prefix: ["/consulxds.test.Greeter/"], headers: { x-canary: "true" } }`
+      greeter-canary: { prefix: ["/consulxds.test.Greeter/"], headers: { x-canary: "true", x-legacy: { present: false } } }`
     : w.canary === undefined
       ? `      greeter: { prefix: ["/consulxds.test.Greeter/"] }`
       : `      greeter: { prefix: ["/consulxds.test.Greeter/"], weight: ${w.main} }
@@ -278,7 +278,7 @@ describe('proxyless gRPC (grpc-js-xds) against serve() in file mode', () => {
     assert.deepEqual([...tally.keys()].sort(), ['greeter-a', 'greeter-b'], `greeter-c is draining: ${JSON.stringify([...tally])}`);
   });
 
-  it('a header canary: calls with x-canary: true metadata go to the canary cluster, the others to the main one', async () => {
+  it('a header canary: calls with x-canary: true (and no x-legacy) metadata go to the canary cluster, the others to the main one', async () => {
     const before = theApp().publisher.grpcSnapshot?.version(TypeUrl.RouteConfiguration);
     await saveConfig(configYaml(ports, { main: 1, headerCanary: true }));
     await waitRoutesPublished(before);
@@ -298,6 +298,10 @@ describe('proxyless gRPC (grpc-js-xds) against serve() in file mode', () => {
     const other = new Metadata();
     other.set('x-canary', 'false');
     assert.equal((await calls(30, 10, other)).get('canary'), undefined, 'x-canary: false is not the canary');
+    const legacy = new Metadata();
+    legacy.set('x-canary', 'true');
+    legacy.set('x-legacy', '1');
+    assert.equal((await calls(30, 10, legacy)).get('canary'), undefined, 'present: false: a call carrying x-legacy is not the canary');
   });
 
   it('a real Envoy on the same server is sent the http listener only, and ACKs everything', async () => {
