@@ -235,8 +235,8 @@ export function validateConfig(config: Config): PathIssue[] {
 
 /**
  * One route entry on its own: it must match something, list each header once (names are
- * case-insensitive), and rewrite each header once per direction. Envoy refuses to rewrite Host
- * through header rewrites (`host-header` does that).
+ * case-insensitive) and not Host (domains match it), and rewrite each header once per direction.
+ * Envoy refuses to rewrite Host through header rewrites (`host-header` does that).
  */
 function routeEntryIssues(entry: RouteEntryConfig, at: readonly PathSegment[], add: (path: readonly PathSegment[], message: string) => void): void {
   if (!entry.prefix && !entry.path && !entry.regex) {
@@ -244,6 +244,8 @@ function routeEntryIssues(entry: RouteEntryConfig, at: readonly PathSegment[], a
   }
   const firstName = new Map<string, string>();
   for (const name of Object.keys(entry.headers ?? {})) {
+    // Envoy holds Host as :authority, so a condition on "host" would depend on the data plane.
+    if (name.toLowerCase() === 'host') add([...at, 'headers', name], "the Host is matched by the virtual host's domain, not by a header condition");
     const other = firstName.get(name.toLowerCase());
     if (other !== undefined) add([...at, 'headers', name], `"${name}" is also listed as "${other}"; header names are case-insensitive, so list it once`);
     else firstName.set(name.toLowerCase(), name);

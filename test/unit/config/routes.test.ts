@@ -124,9 +124,10 @@ describe('config: route matches beyond prefixes', () => {
       'route.cluster.d.headers.x-w: set exactly one of exact, prefix, regex, present (line 9, col 66)',
       'route.cluster.d.headers.x-z: a header value cannot contain CR, LF or NUL (line 9, col 100)',
     ]);
-    assert.deepEqual(errorsOf(withEntries(`    a: { weight: 1 }\n    b: { prefix: ["/"], headers: { x-v: "1", X-V: "1" } }`)), [
+    assert.deepEqual(errorsOf(withEntries(`    a: { weight: 1 }\n    b: { prefix: ["/"], headers: { x-v: "1", X-V: "1", Host: "a" } }`)), [
       'route.cluster.a.prefix: required: at least one of prefix, path or regex (which requests go to this cluster) (line 6, col 5)',
       'route.cluster.b.headers.X-V: "X-V" is also listed as "x-v"; header names are case-insensitive, so list it once (line 7, col 51)',
+      "route.cluster.b.headers.Host: the Host is matched by the virtual host's domain, not by a header condition (line 7, col 62)",
     ]);
   });
 
