@@ -22,9 +22,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { credentials, loadPackageDefinition, Server, ServerCredentials, type Client, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
+import { credentials, type Client } from '@grpc/grpc-js';
 import { register as registerXds } from '@grpc/grpc-js-xds';
 import { serve, type RunningApp } from '../../src/app.js';
 import { grpcGroup } from '../../src/cache/client-kind.js';
@@ -35,33 +33,10 @@ import { AdsConnection } from '../support/ads-client.js';
 import { dynamicVersions, startEnvoy } from '../support/envoy.js';
 import { binomialBounds } from '../support/traffic.js';
 import { freePort, makeTempDir, waitUntil } from '../support/tmp.js';
+import { Greeter, startBackend, type HelloCall } from '../support/greeter.js';
 
 const TARGET = 'greeter:50051';
 const NODE_ID = 'grpc-xds-test-client';
-const PROTO = fileURLToPath(new URL('../../../test/fixtures/greeter.proto', import.meta.url));
-
-const greeterPackage = loadPackageDefinition(loadSync(PROTO, { keepCase: true })) as unknown as {
-  consulxds: { test: { Greeter: ServiceClientConstructor } };
-};
-const Greeter = greeterPackage.consulxds.test.Greeter;
-
-interface HelloReply {
-  readonly backend: string;
-}
-type HelloCall = (req: { name: string }, cb: (err: ServiceError | null, reply?: HelloReply) => void) => void;
-
-/** A gRPC backend on 127.0.0.1 (ephemeral port) that answers Hello with its own name. */
-async function startBackend(name: string): Promise<{ name: string; port: number; close(): Promise<void> }> {
-  const server = new Server();
-  server.addService(Greeter.service, {
-    Hello: (_call: unknown, cb: (err: null, reply: HelloReply) => void) => cb(null, { backend: name }),
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
-  });
-  return { name, port, close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())) };
-}
-
 interface Weights {
   readonly main: number;
   /** Absent: the canary cluster is not routed to at all. */
