@@ -9,11 +9,10 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { credentials, Metadata, type Client } from '@grpc/grpc-js';
-import { register as registerXds } from '@grpc/grpc-js-xds';
+import { Metadata, type Client } from '@grpc/grpc-js';
 import { serve, type RunningApp } from '../../src/app.js';
 import { silentLogger } from '../../src/log.js';
-import { Greeter, startBackend, type HelloWithMetadata } from '../support/greeter.js';
+import { startBackend, xdsGreeterClient, type HelloWithMetadata } from '../support/greeter.js';
 import { makeTempDir, waitUntil } from '../support/tmp.js';
 
 const TARGET = 'sticky-greeter:50051';
@@ -60,12 +59,7 @@ describe('proxyless gRPC session affinity (ring-hash + header hash policy)', () 
     const configFile = join(dir.path, 'consul-xds.yaml');
     await writeFile(configFile, configYaml(backends.map((b) => b.port)));
     app = await serve({ configFile, xds: { host: '127.0.0.1', port: 0 }, admin: false, als: false, logger: silentLogger });
-    process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify({
-      xds_servers: [{ server_uri: `127.0.0.1:${app.xdsPort}`, channel_creds: [{ type: 'insecure' }] }],
-      node: { id: NODE_ID, locality: {} },
-    });
-    registerXds();
-    client = new Greeter(`xds:///${TARGET}`, credentials.createInsecure());
+    client = xdsGreeterClient(app.xdsPort, NODE_ID, TARGET);
   });
 
   after(async () => {

@@ -22,8 +22,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { credentials, type Client } from '@grpc/grpc-js';
-import { register as registerXds } from '@grpc/grpc-js-xds';
+import type { Client } from '@grpc/grpc-js';
 import { serve, type RunningApp } from '../../src/app.js';
 import { grpcGroup } from '../../src/cache/client-kind.js';
 import { DEFAULT_GROUP } from '../../src/cache/snapshot-cache.js';
@@ -33,7 +32,7 @@ import { AdsConnection } from '../support/ads-client.js';
 import { dynamicVersions, startEnvoy } from '../support/envoy.js';
 import { binomialBounds } from '../support/traffic.js';
 import { freePort, makeTempDir, waitUntil } from '../support/tmp.js';
-import { Greeter, startBackend, type HelloCall } from '../support/greeter.js';
+import { startBackend, xdsGreeterClient, type HelloCall } from '../support/greeter.js';
 
 const TARGET = 'greeter:50051';
 const NODE_ID = 'grpc-xds-test-client';
@@ -166,13 +165,7 @@ describe('proxyless gRPC (grpc-js-xds) against serve() in file mode', () => {
     await writeFile(configFile, configYaml(ports, { main: 1 }));
     app = await serve({ configFile, xds: { host: '127.0.0.1', port: 0 }, admin: false, als: false, logger: silentLogger });
 
-    // The bootstrap is read once per process, when the first xds: channel resolves.
-    process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify({
-      xds_servers: [{ server_uri: `127.0.0.1:${app.xdsPort}`, channel_creds: [{ type: 'insecure' }] }],
-      node: { id: NODE_ID, locality: {} },
-    });
-    registerXds();
-    client = new Greeter(`xds:///${TARGET}`, credentials.createInsecure());
+    client = xdsGreeterClient(app.xdsPort, NODE_ID, TARGET);
   });
 
   after(async () => {

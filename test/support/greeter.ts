@@ -1,10 +1,21 @@
 /**
  * The test gRPC service (test/fixtures/greeter.proto) for proxyless gRPC tests: the Greeter client
- * constructor, and backends on 127.0.0.1 (ephemeral port) that answer Hello with their own name,
- * so a test sees which backend a call reached.
+ * constructor, a grpc-js-xds client of it bootstrapped against our xDS server, and backends on
+ * 127.0.0.1 (ephemeral port) that answer Hello with their own name, so a test sees which backend
+ * a call reached.
  */
 import { fileURLToPath } from 'node:url';
-import { loadPackageDefinition, Server, ServerCredentials, type Metadata, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
+import {
+  credentials,
+  loadPackageDefinition,
+  Server,
+  ServerCredentials,
+  type Client,
+  type Metadata,
+  type ServiceClientConstructor,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import { register as registerXds } from '@grpc/grpc-js-xds';
 import { loadSync } from '@grpc/proto-loader';
 
 const PROTO = fileURLToPath(new URL('../../../test/fixtures/greeter.proto', import.meta.url));
@@ -31,4 +42,17 @@ export async function startBackend(name: string): Promise<{ name: string; port: 
     server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
   });
   return { name, port, close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())) };
+}
+
+/**
+ * A Greeter client on `xds:///<target>` whose xDS server is 127.0.0.1:`xdsPort`. The bootstrap is
+ * read once per process, when the first xds: channel resolves: one node per test file.
+ */
+export function xdsGreeterClient(xdsPort: number, nodeId: string, target: string): Client {
+  process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify({
+    xds_servers: [{ server_uri: `127.0.0.1:${xdsPort}`, channel_creds: [{ type: 'insecure' }] }],
+    node: { id: nodeId, locality: {} },
+  });
+  registerXds();
+  return new Greeter(`xds:///${target}`, credentials.createInsecure());
 }

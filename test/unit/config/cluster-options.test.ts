@@ -9,26 +9,15 @@ import assert from 'node:assert/strict';
 import { parseConfig } from '../../../src/config/parse.js';
 import { edsServices } from '../../../src/config/eds-services.js';
 import { ConfigError } from '../../../src/errors.js';
+import { MINIMAL_CONFIG } from '../../support/config-text.js';
 
-/** A listener, a route to `web`, and `web` with the given body (at line 13, indented 6). */
+/** MINIMAL_CONFIG with `web`'s body (from line 13, indented 6) and `extra` sections after it. */
 function withCluster(body: string, extra = ''): string {
-  return `listener:
-  listen:
-    address: "127.0.0.1"
-    port: 8000
-route:
-  domain: ["example.com"]
-  cluster:
-    web:
-      prefix: ["/"]
-cluster:
-  loadbalancer:
-    web:
-${body
-  .split('\n')
-  .map((l) => `      ${l}`)
-  .join('\n')}
-${extra}`;
+  const indented = body
+    .split('\n')
+    .map((l) => `      ${l}`)
+    .join('\n');
+  return `${MINIMAL_CONFIG.replace('    web: {}\n', `    web:\n${indented}\n`)}${extra}`;
 }
 
 function errorsOf(text: string): string[] {

@@ -30,23 +30,26 @@ describe('HTTP/2 upstream pool', () => {
   const ready = new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
   after(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
+  /** One GET through the pool; resolves with the status. */
+  const get = (pool: Http2HostPool): Promise<number> =>
+    new Promise<number>((resolve, reject) => {
+      let s = 0;
+      pool.request({ ':method': 'GET', ':path': '/', ':authority': 'h2.test', ':scheme': 'http' }, true, {
+        onUpstreamHeaders: (st) => (s = st),
+        onUpstreamData: () => undefined,
+        onUpstreamTrailers: () => undefined,
+        onUpstreamEnd: () => resolve(s),
+        onUpstreamError: (f) => reject(new Error(f)),
+      });
+    });
+
   async function run(limit: number, n: number): Promise<{ sessions: number; stats: ClusterStats }> {
     const host = new Host('127.0.0.1', await ready);
     const stats = new ClusterStats();
     const pool = new Http2HostPool(host, { connectTimeoutMs: 1000, maxConcurrentStreams: 100, maxRequestsPerConnection: limit, idleTimeoutMs: 60_000, stats });
     const before = sessions;
     for (let i = 0; i < n; i++) {
-      const status = await new Promise<number>((resolve, reject) => {
-        let s = 0;
-        pool.request({ ':method': 'GET', ':path': '/', ':authority': 'h2.test', ':scheme': 'http' }, true, {
-          onUpstreamHeaders: (st) => (s = st),
-          onUpstreamData: () => undefined,
-          onUpstreamTrailers: () => undefined,
-          onUpstreamEnd: () => resolve(s),
-          onUpstreamError: (f) => reject(new Error(f)),
-        });
-      });
-      assert.equal(status, 200);
+      assert.equal(await get(pool), 200);
     }
     pool.destroy();
     return { sessions: sessions - before, stats };
@@ -70,20 +73,7 @@ describe('HTTP/2 upstream pool', () => {
     holdUntil = new Promise((resolve) => (release = resolve));
     const before = sessions;
     try {
-      const answers = Array.from(
-        { length: 7 },
-        () =>
-          new Promise<number>((resolve, reject) => {
-            let s = 0;
-            pool.request({ ':method': 'GET', ':path': '/', ':authority': 'h2.test', ':scheme': 'http' }, true, {
-              onUpstreamHeaders: (st) => (s = st),
-              onUpstreamData: () => undefined,
-              onUpstreamTrailers: () => undefined,
-              onUpstreamEnd: () => resolve(s),
-              onUpstreamError: (f) => reject(new Error(f)),
-            });
-          }),
-      );
+      const answers = Array.from({ length: 7 }, () => get(pool));
       // 7 streams in flight, 2 per connection: 4 connections.
       assert.equal(stats.upstream_cx_total, 4);
       release();
