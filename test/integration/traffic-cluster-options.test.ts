@@ -303,7 +303,7 @@ function suite(kind: DataPlaneKind): void {
       assert.equal(l.byStatus.get(200), 10, l.describe());
     });
 
-    it(`max-concurrent-streams ${STREAM_LIMIT}: ${STREAMS_IN_FLIGHT} requests in flight open >= ${STREAMS_IN_FLIGHT / STREAM_LIMIT} connections, <= ${STREAM_LIMIT} streams each`, async () => {
+    it(`max-concurrent-streams ${STREAM_LIMIT}: ${STREAMS_IN_FLIGHT} requests in flight open >= ${STREAMS_IN_FLIGHT / STREAM_LIMIT} connections, <= ${STREAM_LIMIT} streams each`, async (t) => {
       const up = h2;
       assert.ok(up);
       // Warm the route and its first connection, then hold answers until all 8 are open at once.
@@ -312,8 +312,8 @@ function suite(kind: DataPlaneKind): void {
       const before = up.sessions;
       up.holdUntilOpen(STREAMS_IN_FLIGHT, 4_000);
       try {
-        const t = await send('streams', STREAMS_IN_FLIGHT, STREAMS_IN_FLIGHT);
-        assert.equal(t.byStatus.get(200), STREAMS_IN_FLIGHT, t.describe());
+        const replies = await send('streams', STREAMS_IN_FLIGHT, STREAMS_IN_FLIGHT);
+        assert.equal(replies.byStatus.get(200), STREAMS_IN_FLIGHT, replies.describe());
       } finally {
         up.holdUntilOpen(0, 0);
       }
@@ -321,32 +321,35 @@ function suite(kind: DataPlaneKind): void {
       assert.ok(up.reachedHold, `the upstream saw ${STREAMS_IN_FLIGHT} streams open at once`);
       assert.ok(up.maxPerSession <= STREAM_LIMIT, `at most ${STREAM_LIMIT} streams on one connection, saw ${up.maxPerSession}`);
       const opened = up.sessions - before;
+      t.diagnostic(`${STREAMS_IN_FLIGHT} streams in flight: ${opened} new upstream connections, at most ${up.maxPerSession} streams on one`);
       // The warm-up connection may carry 2 of them: at least 8/2 - 1 new ones.
       assert.ok(opened >= STREAMS_IN_FLIGHT / STREAM_LIMIT - 1, `${opened} new upstream connections for ${STREAMS_IN_FLIGHT} concurrent streams`);
       assert.equal(up.maxPerSession, STREAM_LIMIT, 'connections were filled up to the limit');
     });
 
-    it(`max-requests-per-connection ${REQUESTS_PER_CONNECTION}: ${RECYCLE_N} requests in a row use >= ${RECYCLE_N / REQUESTS_PER_CONNECTION} connections`, async () => {
+    it(`max-requests-per-connection ${REQUESTS_PER_CONNECTION}: ${RECYCLE_N} requests in a row use >= ${RECYCLE_N / REQUESTS_PER_CONNECTION} connections`, async (t) => {
       const up = h2;
       assert.ok(up);
       const before = up.sessions;
-      const t = await send('recycle', RECYCLE_N, 1);
-      assert.equal(t.byStatus.get(200), RECYCLE_N, t.describe());
+      const replies = await send('recycle', RECYCLE_N, 1);
+      assert.equal(replies.byStatus.get(200), RECYCLE_N, replies.describe());
       const opened = up.sessions - before;
+      t.diagnostic(`${RECYCLE_N} requests in a row: ${opened} upstream connections`);
       assert.ok(opened >= RECYCLE_N / REQUESTS_PER_CONNECTION, `${opened} upstream connections for ${RECYCLE_N} requests`);
     });
 
-    it(`circuit-breakers max-requests ${BREAKER_MAX_REQUESTS}: a slow upstream never sees more; the overflow is answered 503 and counted`, async () => {
+    it(`circuit-breakers max-requests ${BREAKER_MAX_REQUESTS}: a slow upstream never sees more; the overflow is answered 503 and counted`, async (t) => {
       const s = slow;
       assert.ok(s);
-      const t = await send('breaker', 10, 10);
+      const tally = await send('breaker', 10, 10);
+      t.diagnostic(`10 concurrent requests: ${tally.describe()}, at most ${s.maxInFlight} in flight at the upstream`);
       assert.ok(s.maxInFlight <= BREAKER_MAX_REQUESTS, `upstream saw ${s.maxInFlight} requests at once`);
-      assert.ok((t.byStatus.get(200) ?? 0) >= BREAKER_MAX_REQUESTS, t.describe());
-      assert.ok((t.byStatus.get(503) ?? 0) >= 1, `some requests overflowed: ${t.describe()}`);
-      assert.equal((t.byStatus.get(200) ?? 0) + (t.byStatus.get(503) ?? 0), 10, t.describe());
-      assert.equal(t.count('slow'), s.served, 'every 200 came from the upstream');
+      assert.ok((tally.byStatus.get(200) ?? 0) >= BREAKER_MAX_REQUESTS, tally.describe());
+      assert.ok((tally.byStatus.get(503) ?? 0) >= 1, `some requests overflowed: ${tally.describe()}`);
+      assert.equal((tally.byStatus.get(200) ?? 0) + (tally.byStatus.get(503) ?? 0), 10, tally.describe());
+      assert.equal(tally.count('slow'), s.served, 'every 200 came from the upstream');
       // Envoy 1.40 counts max_requests refusals as upstream_rq_active_overflow.
-      assert.equal(await plane().stat('cluster.breaker.upstream_rq_active_overflow'), t.byStatus.get(503), 'each 503 counted as overflow');
+      assert.equal(await plane().stat('cluster.breaker.upstream_rq_active_overflow'), tally.byStatus.get(503), 'each 503 counted as overflow');
       assert.equal(await plane().stat('cluster.breaker.upstream_rq_pending_overflow'), 0);
     });
 
