@@ -70,6 +70,8 @@ const AlsOptionsSchema = z.strictObject({
   tls: tlsFiles.optional(),
   /** How often the TLS files are checked for a change (ms). */
   tlsPollMs: z.number().int().min(10).optional(),
+  /** The xDS identity pattern: its `{node}` in a URI SAN names the node here too (no group check: the sink serves no snapshot). */
+  identityUriPattern: z.string().min(1).optional(),
 });
 
 export type AdminOptions = z.input<typeof AdminOptionsSchema>;
@@ -145,7 +147,15 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       closers.push(() => writer.close());
       let security: TransportSecurity | undefined;
       if (als.tls !== undefined) {
-        security = await TransportSecurity.open({ tls: als.tls, ...(als.tlsPollMs !== undefined ? { pollMs: als.tlsPollMs } : {}) }, logger, 'als');
+        security = await TransportSecurity.open(
+          {
+            tls: als.tls,
+            ...(als.tlsPollMs !== undefined ? { pollMs: als.tlsPollMs } : {}),
+            ...(als.identityUriPattern !== undefined ? { groupPattern: als.identityUriPattern } : {}),
+          },
+          logger,
+          'als',
+        );
         const opened = security;
         closers.push(() => opened.close());
       }

@@ -152,7 +152,9 @@ export async function run(argv: string[]): Promise<number> {
           ...(values['als-host'] !== undefined ? { host: values['als-host'] } : {}),
           ...(values['als-port'] !== undefined ? { port: portOption('als-port', values['als-port'], 0) } : {}),
           ...(values['access-log-file'] !== undefined ? { file: values['access-log-file'] } : {}),
-          ...(alsTls ? { tls: alsTls, ...(tlsPollMs !== undefined ? { tlsPollMs } : {}) } : {}),
+          ...(alsTls
+            ? { tls: alsTls, ...(tlsPollMs !== undefined ? { tlsPollMs } : {}), ...(groupPattern !== undefined ? { identityUriPattern: groupPattern } : {}) }
+            : {}),
         },
     logger,
   });

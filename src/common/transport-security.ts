@@ -53,6 +53,7 @@ export class TransportSecurity {
   readonly #groupPattern: string | undefined;
   readonly #refused: Record<RefusalReason, number> = { tls_handshake: 0, no_certificate: 0, node_id: 0, group: 0 };
   readonly #warnedHandshake = new Set<string>();
+  readonly #watched = new WeakSet<NetServer>();
 
   private constructor(files: TlsFiles, rule: IdentityRule, logger: Logger, groupPattern: string | undefined) {
     this.#files = files;
@@ -112,7 +113,8 @@ export class TransportSecurity {
       return;
     }
     for (const s of servers.keys()) {
-      if (s.listenerCount('tlsClientError') > 0) continue;
+      if (this.#watched.has(s)) continue;
+      this.#watched.add(s);
       s.on('tlsClientError', (err: NodeJS.ErrnoException, socket: { remoteAddress?: string; remotePort?: number }) => {
         this.#refused.tls_handshake++;
         const code = err.code ?? 'unknown';

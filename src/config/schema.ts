@@ -152,7 +152,11 @@ const upstreamTlsSchema = z
     /** SNI and the name the server certificate must carry (a DNS SAN); default: no SNI, any name the CA signed. */
     sni: z.string().min(1).max(255).optional(),
   })
-  .refine((t) => (t.cert === undefined) === (t.key === undefined), { message: "cert and key go together (Envoy's client certificate)", path: ['key'] });
+  .superRefine((t, ctx) => {
+    // Envoy's client certificate is a pair: the one missing is reported (as `required`).
+    if (t.cert !== undefined && t.key === undefined) ctx.addIssue({ code: 'custom', message: 'key is required with cert', path: ['key'] });
+    if (t.key !== undefined && t.cert === undefined) ctx.addIssue({ code: 'custom', message: 'cert is required with key', path: ['cert'] });
+  });
 
 const accessLogSchema = z.strictObject({
   /** Stream access logs over gRPC (Envoy's ALS) to a sink at address:port; translate adds its cluster. */

@@ -2,13 +2,15 @@
  * Real X.509 certificates for TLS tests, made with the openssl CLI (as an operator would, and as
  * docs/sidecar.md shows). In: a directory and the names a certificate must carry. Out: PEM files
  * on disk (a CA; leaf certificates it signs, for servers and clients, with DNS/URI/IP SANs) and
- * each leaf's serial and SHA-256 fingerprint, so a test can tell which certificate a peer showed.
+ * each leaf's serial and SHA-256 fingerprint, so a test can tell which certificate a peer showed
+ * (servedFingerprint: what a new TLS connection to a port is shown).
  * Keys are P-256 (fast to make on a loaded box); certificates are valid for two days.
  */
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { connect } from 'node:tls';
 import { promisify } from 'node:util';
 
 const execFileAsync = promisify(execFile);
@@ -73,14 +75,19 @@ export async function makeCa(dir: string, name: string): Promise<TestCa> {
       const leafKey = join(dir, `${leaf}.key`);
       const csr = join(dir, `${leaf}.csr`);
       const ext = join(dir, `${leaf}.ext`);
-      const alt = [...(sans.dns ?? []).map((d) => `DNS:${d}`), ...(sans.uri ?? []).map((u) => `URI:${u}`), ...(sans.ip ?? []).map((i) => `IP:${i}`)];
+      // A [alt] section, not an inline list: a value may hold a comma.
+      const alt = [
+        ...(sans.dns ?? []).map((d, i) => `DNS.${i + 1} = ${d}`),
+        ...(sans.uri ?? []).map((u, i) => `URI.${i + 1} = ${u}`),
+        ...(sans.ip ?? []).map((a, i) => `IP.${i + 1} = ${a}`),
+      ];
       await writeFile(
         ext,
         [
           'basicConstraints=CA:FALSE',
           'keyUsage=critical,digitalSignature,keyEncipherment',
           'extendedKeyUsage=serverAuth,clientAuth',
-          ...(alt.length > 0 ? [`subjectAltName=${alt.join(',')}`] : []),
+          ...(alt.length > 0 ? ['subjectAltName=@alt', '[alt]', ...alt] : []),
           '',
         ].join('\n'),
       );
@@ -92,4 +99,16 @@ export async function makeCa(dir: string, name: string): Promise<TestCa> {
       return { cert: leafCert, key: leafKey, serial: x509.serialNumber, fingerprint256: x509.fingerprint256 };
     },
   };
+}
+
+/** The fingerprint of the certificate a new TLS connection to 127.0.0.1:port is shown (verified against `caFile`, name localhost). */
+export async function servedFingerprint(port: number, caFile: string, client?: CertFiles): Promise<string> {
+  const [ca, cert, key] = await Promise.all([readFile(caFile), client ? readFile(client.cert) : undefined, client ? readFile(client.key) : undefined]);
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, ca, servername: 'localhost', ALPNProtocols: ['h2'], ...(cert && key ? { cert, key } : {}) }, () => {
+      resolve(socket.getPeerCertificate().fingerprint256);
+      socket.destroy();
+    });
+    socket.once('error', reject);
+  });
 }
