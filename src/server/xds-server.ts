@@ -66,9 +66,9 @@ export interface XdsLimits {
 }
 
 /**
- * Envoy's requests are small: a node (its extension list is the bulk, ~30 KiB) and the names it
- * subscribes to. 1 MiB holds 10,000 names of 100 bytes; grpc-js's own default (4 MiB, unlimited
- * streams) let 3.5 MiB of names cost 1.1 s of decoding and a 12.5 MiB /status/clients.
+ * Envoy's requests are small: its node and the names it subscribes to. 1 MiB holds 10,000 names
+ * of 100 bytes. grpc-js's own defaults (4 MiB, unlimited streams) let 3.5 MiB of names cost 1.1 s
+ * of decoding and make /status/clients 12.5 MiB.
  */
 export const DEFAULT_XDS_LIMITS: XdsLimits = Object.freeze({ maxConcurrentStreams: 100, maxReceiveMessageBytes: 1024 * 1024, maxResourceNames: 10_000 });
 

@@ -65,3 +65,16 @@ test('/status/clients shows at most MAX_STATUS_NAMES names per type, each cut at
   assert.ok(eds.names.every((n) => n.length <= MAX_STATUS_NAME_CHARS + 3));
   assert.ok(JSON.stringify(stream).length < 64 * 1024, `status of one stream stays small: ${JSON.stringify(stream).length} chars`);
 });
+
+test('one connection gets at most maxConcurrentStreams streams at once; the next waits for a free one', { timeout: 20_000 }, async (t) => {
+  const h = await startXds({ set: resourceSet({ clusters: 3 }), limits: { maxConcurrentStreams: 2 } });
+  t.after(() => h.close());
+  const streams = ['s1', 's2', 's3'].map((id) => h.stream({ node: { id } }));
+  for (const s of streams) s.subscribe(TypeUrl.Cluster);
+  await streams[0]?.next();
+  await streams[1]?.next();
+  await assert.rejects(streams[2]!.next(500), /no response within 500 ms/, 'the third stream is not served while two are open');
+  assert.equal(h.server.registry.size, 2);
+  streams[0]?.cancel();
+  assert.deepEqual((await streams[2]!.next()).names.length, 3, 'served once a stream is free');
+});
