@@ -106,10 +106,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!values.config === !consul) {
     throw new ConsulXdsError('CXDS_USAGE', `serve: give either --config FILE or --consul/--consul-key\n\n${USAGE}`);
   }
-  const logger = createLogger({ level: values['log-level'] });
-  let reopenAccessLog: () => Promise<void> = async () => undefined; // nothing to reopen during start-up
-  const life = installLifecycle(logger, { onHangup: () => reopenAccessLog() });
-  const xdsHost = values['xds-host'] ?? DEFAULT_XDS.host;
+  // Flags are checked before anything starts (no logger, no signal handlers yet).
   const tlsPollMs = countOption('tls-reload-ms', values['tls-reload-ms']);
   const xdsTls = tlsFlags('xds', values['xds-tls-cert'], values['xds-tls-key'], values['xds-tls-client-ca']);
   const alsTls = tlsFlags('als', values['als-tls-cert'], values['als-tls-key'], values['als-tls-client-ca']);
@@ -127,6 +124,10 @@ export async function run(argv: string[]): Promise<number> {
     ...optional('maxReceiveMessageBytes', countOption('xds-max-request-bytes', values['xds-max-request-bytes'])),
     ...optional('maxResourceNames', countOption('xds-max-resource-names', values['xds-max-resource-names'])),
   };
+  const logger = createLogger({ level: values['log-level'] });
+  let reopenAccessLog: () => Promise<void> = async () => undefined; // nothing to reopen during start-up
+  const life = installLifecycle(logger, { onHangup: () => reopenAccessLog() });
+  const xdsHost = values['xds-host'] ?? DEFAULT_XDS.host;
   const app = await serve({
     ...(values.config ? { configFile: values.config } : { consul: consulOptions(values) }),
     configLimits: configMaxBytesOption(values['config-max-bytes']),
