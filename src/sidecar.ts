@@ -188,7 +188,9 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       if (als) out.als = als.status();
       return out;
     };
-    metrics.watchSecurity(security);
+    const secure = opts.xdsSecurity !== undefined || accessLog?.sink.security !== undefined;
+    // Plaintext (the default): /status and /metrics stay as they were, without TLS entries.
+    if (secure) metrics.watchSecurity(security);
     const status = opts.status;
     const server = new AdminServer({
       cache: opts.cache,
@@ -196,7 +198,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       health,
       healthPath: admin.healthPath,
       metrics,
-      ...(status ? { status: () => ({ ...(status() as object), transportSecurity: security() }) } : {}),
+      ...(status ? { status: secure ? () => ({ ...(status() as object), transportSecurity: security() }) : status } : {}),
       ...(accessLog ? { accessLog } : {}),
       logger,
     });

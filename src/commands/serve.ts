@@ -119,6 +119,8 @@ export async function run(argv: string[]): Promise<number> {
       throw new ConsulXdsError('CXDS_USAGE', `--xds-identity-group-uri-pattern: ${(err as Error).message}`);
     }
   }
+  if (values['health-host'] !== undefined && values['health-port'] === undefined)
+    throw new ConsulXdsError('CXDS_USAGE', '--health-host needs --health-port (the health-only listener)');
   const limits: Partial<XdsLimits> = {
     ...optional('maxConcurrentStreams', countOption('xds-max-streams-per-connection', values['xds-max-streams-per-connection'])),
     ...optional('maxReceiveMessageBytes', countOption('xds-max-request-bytes', values['xds-max-request-bytes'])),
