@@ -46,7 +46,7 @@ Transport security (docs/sidecar.md, "Transport security"; without these: plaint
   --xds-identity-group-uri-pattern P
                             e.g. 'spiffe://example.org/group/{group}/node/{node}': a URI SAN matching P
                             must name the node group the node is served ({node}, if present, counts
-                            as naming the node id)
+                            as naming the node id, for the ALS sink too)
   --als-tls-cert FILE, --als-tls-key FILE, --als-tls-client-ca FILE
                             the same for the Access Log Service sink (node id of the log identifier)
   --tls-reload-ms N         how often the TLS files are checked for a change (default ${DEFAULT_TLS_POLL_MS})

@@ -15,8 +15,8 @@
  * PERMISSION_DENIED before anything is sent.
  */
 import type { Server } from '@grpc/grpc-js';
-import type { AuthContext } from '@grpc/grpc-js/build/src/auth-context.js';
 import type { Server as NetServer } from 'node:net';
+import type { PeerCertificate } from 'node:tls';
 import type { Logger } from '../log.js';
 import { DENY_REASONS, IdentityRule, describe, peerNames, type DenyReason, type Denial, type PeerNames } from './peer-identity.js';
 import { TlsFiles, type TlsFilePaths, type TlsStatus } from './tls-files.js';
@@ -40,9 +40,9 @@ export interface TransportSecurityStatus {
   readonly refused: Readonly<Record<RefusalReason, number>>;
 }
 
-/** A call that can tell who is on the other end (grpc-js server calls). */
+/** A call that can tell who is on the other end (grpc-js server calls; their AuthContext, structurally). */
 export interface PeerCall {
-  getAuthContext(): AuthContext | null;
+  getAuthContext(): { readonly sslPeerCertificate?: PeerCertificate } | null;
   getPeer(): string;
 }
 

@@ -7,7 +7,8 @@
  * The bootstrap is ADS-only (as in docs/sidecar.md, "Envoy bootstrap"): everything but the control-plane cluster
  * comes over xDS, so what Envoy does is what our server told it. Admin binds port 0 and Envoy
  * writes the port it took to --admin-address-path; --use-dynamic-base-id keeps parallel Envoys
- * from fighting over hot-restart shared memory.
+ * from fighting over hot-restart shared memory. `xdsTls`/`alsTls` make the bootstrap's clusters dial
+ * over TLS (the UpstreamTlsContext translate writes for the access-log sink).
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
