@@ -138,6 +138,26 @@ const virtualHostSchema = z.strictObject({
 
 // ---- listener ----
 
+/**
+ * TLS towards a gRPC server Envoy dials (the ALS sink): the CA that verifies it, and optionally
+ * Envoy's client certificate (mTLS). Paths are read by Envoy on its own host, so they must be
+ * absolute; they are not opened here.
+ */
+const envoyFilePath = z.string().startsWith('/', { message: 'must be an absolute path (Envoy reads it on its own host)' });
+const upstreamTlsSchema = z
+  .strictObject({
+    ca: envoyFilePath,
+    cert: envoyFilePath.optional(),
+    key: envoyFilePath.optional(),
+    /** SNI and the name the server certificate must carry (a DNS SAN); default: no SNI, any name the CA signed. */
+    sni: z.string().min(1).max(255).optional(),
+  })
+  .superRefine((t, ctx) => {
+    // Envoy's client certificate is a pair: the one missing is reported (as `required`).
+    if (t.cert !== undefined && t.key === undefined) ctx.addIssue({ code: 'custom', message: 'key is required with cert', path: ['key'] });
+    if (t.key !== undefined && t.cert === undefined) ctx.addIssue({ code: 'custom', message: 'cert is required with key', path: ['cert'] });
+  });
+
 const accessLogSchema = z.strictObject({
   /** Stream access logs over gRPC (Envoy's ALS) to a sink at address:port; translate adds its cluster. */
   grpc: z.strictObject({
@@ -147,6 +167,8 @@ const accessLogSchema = z.strictObject({
     /** 0 flushes every entry at once; Envoy's default buffers 16 KiB. */
     'buffer-size-bytes': z.int().min(0).max(UINT32_MAX).optional(),
     'flush-interval': positiveDuration.optional(),
+    /** Dial the sink over TLS (the sink's --als-tls-* flags). */
+    tls: upstreamTlsSchema.optional(),
   }),
 });
 
@@ -345,6 +367,7 @@ export type ListenerConfig = z.infer<typeof listenerSchema>;
 export type SocketListenerConfig = z.infer<typeof socketListenerSchema>;
 export type GrpcListenerConfig = z.infer<typeof grpcListenerSchema>;
 export type AccessLogConfig = z.infer<typeof accessLogSchema>;
+export type UpstreamTlsConfig = z.infer<typeof upstreamTlsSchema>;
 export type VirtualHostConfig = z.infer<typeof virtualHostSchema>;
 export type RouteEntryConfig = z.infer<typeof routeEntrySchema>;
 export type MirrorConfig = z.infer<typeof mirrorSchema>;
