@@ -5,6 +5,7 @@
  * Envoy must try them), and the access-log sinks. In: a Config
  * (or parts). Out: plain read-only structures, always in a deterministic order.
  */
+import { createHash } from 'node:crypto';
 import type { AccessLogConfig, Config, ListenerConfig, RouteEntryConfig, VirtualHostConfig } from './schema.js';
 
 /** The virtual host made from the seed's single `route` section. */
@@ -227,7 +228,15 @@ function compareConditions(a: readonly HeaderCondition[], b: readonly HeaderCond
 
 /** Name of the STATIC cluster translate adds for a gRPC access-log sink. */
 export function accessLogClusterName(grpc: AccessLogConfig['grpc']): string {
-  return `consul-xds-als-${grpc.address}-${grpc.port}`;
+  const plain = `consul-xds-als-${grpc.address}-${grpc.port}`;
+  if (grpc.tls === undefined) return plain;
+  // Listeners that reach one sink with different TLS settings need different clusters.
+  const t = grpc.tls;
+  const digest = createHash('sha256')
+    .update(JSON.stringify([t.ca, t.cert ?? '', t.key ?? '', t.sni ?? '']))
+    .digest('hex')
+    .slice(0, 8);
+  return `${plain}-tls-${digest}`;
 }
 
 /** Code-point order, independent of the process locale. */

@@ -34,10 +34,10 @@ export interface SendOptions {
   readonly port: number;
   readonly host: string;
   readonly path: string;
-  /** Request headers besides Host. */
-  readonly headers?: Readonly<Record<string, string>>;
   readonly agent?: Agent;
   readonly timeoutMs?: number;
+  /** More request headers (a user id, a cookie). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** One request; rejects on a socket error or timeout, resolves with any HTTP status. */
