@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { parseConfig } from '../../../src/config/parse.js';
 import { routeGroups, routeName } from '../../../src/config/views.js';
 import { re2ProgramSize } from '../../../src/config/regex.js';
-import { ConfigError } from '../../../src/errors.js';
+import { configErrors } from '../../support/config-errors.js';
 
 /** A config whose `route.cluster` section is `entries` (indented 4), with clusters a..f defined. */
 function withEntries(entries: string): string {
@@ -22,16 +22,6 @@ ${entries}
 cluster:
   loadbalancer: { a: {}, b: {}, c: {}, d: {}, e: {}, f: {} }
 `;
-}
-
-function errorsOf(text: string): string[] {
-  try {
-    parseConfig(text, 'test.yaml');
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
-    return err.issues.map((i) => `${i.path}: ${i.message}${i.line !== undefined ? ` (line ${i.line}, col ${i.col})` : ''}`);
-  }
-  assert.fail('expected the config to be refused');
 }
 
 function order(entries: string): string[] {
@@ -95,7 +85,7 @@ describe('config: route matches beyond prefixes', () => {
   });
 
   it('clusters with the same path and the same headers share one route and need weights; different headers are separate routes', () => {
-    const errors = errorsOf(
+    const errors = configErrors(
       withEntries(`    a: { prefix: ["/api"], headers: { x-canary: "true" } }
     b: { prefix: ["/api"], headers: { X-Canary: "true" } }
     c: { prefix: ["/api"] }`),
@@ -107,7 +97,7 @@ describe('config: route matches beyond prefixes', () => {
   });
 
   it('refuses, naming path, line and column: no match at all, bad paths and regexes, a bad header matcher, a header listed twice', () => {
-    const errors = errorsOf(
+    const errors = configErrors(
       withEntries(`    a: { weight: 1 }
     b: { path: ["/x?y=1", "nope"] }
     c: { regex: ["(a)\\\\1", "api/.*", "/id/[a-z0-9-]{1,64}"] }
@@ -124,7 +114,7 @@ describe('config: route matches beyond prefixes', () => {
       'route.cluster.d.headers.x-w: set exactly one of exact, prefix, regex, present (line 9, col 66)',
       'route.cluster.d.headers.x-z: a header value cannot contain CR, LF or NUL (line 9, col 100)',
     ]);
-    assert.deepEqual(errorsOf(withEntries(`    a: { weight: 1 }\n    b: { prefix: ["/"], headers: { x-v: "1", X-V: "1", Host: "a" } }`)), [
+    assert.deepEqual(configErrors(withEntries(`    a: { weight: 1 }\n    b: { prefix: ["/"], headers: { x-v: "1", X-V: "1", Host: "a" } }`)), [
       'route.cluster.a.prefix: required: at least one of prefix, path or regex (which requests go to this cluster) (line 6, col 5)',
       'route.cluster.b.headers.X-V: "X-V" is also listed as "x-v"; header names are case-insensitive, so list it once (line 7, col 51)',
       "route.cluster.b.headers.Host: the Host is matched by the virtual host's domain, not by a header condition (line 7, col 62)",
@@ -160,7 +150,7 @@ describe('config: header rewrites', () => {
   });
 
   it('refuses a header rewritten twice in one direction, Host, pseudo-headers and empty values', () => {
-    const errors = errorsOf(
+    const errors = configErrors(
       withEntries(`    a:
       prefix: ["/"]
       request-headers: { set: { x-a: "1", Host: "h" }, append: { X-A: "2" }, remove: ["x-a"] }
@@ -171,7 +161,7 @@ describe('config: header rewrites', () => {
       'route.cluster.a.response-headers.set.x-b: must not be empty (line 9, col 57)',
     ]);
     assert.deepEqual(
-      errorsOf(
+      configErrors(
         withEntries(`    a:
       prefix: ["/"]
       request-headers: { set: { x-a: "1", Host: "h" }, append: { X-A: "2" }, remove: ["x-a"] }`),
