@@ -2,8 +2,8 @@
  * Small HTTP upstreams for integration tests. In: a name and the health-check path. Out: a server
  * on 127.0.0.1 (ephemeral port) that names itself in every answer (header `x-upstream` and the
  * JSON body, sent once the request body has arrived), records what reached it (hits, Host
- * headers, paths, every request header, health checks), and serves a health path whose status
- * the test flips.
+ * headers, paths, every request header, health checks), optionally adds fixed response headers,
+ * and serves a health path whose status the test flips.
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -34,7 +34,7 @@ export interface Upstream {
   close(): Promise<void>;
 }
 
-export async function startUpstream(name: string, opts: { healthPath?: string } = {}): Promise<Upstream> {
+export async function startUpstream(name: string, opts: { healthPath?: string; responseHeaders?: Readonly<Record<string, string>> } = {}): Promise<Upstream> {
   const healthPath = opts.healthPath ?? '/health_check';
   const requests: UpstreamRequest[] = [];
   const healthChecks: UpstreamRequest[] = [];
@@ -51,6 +51,7 @@ export async function startUpstream(name: string, opts: { healthPath?: string } 
       return;
     }
     requests.push(seen);
+    for (const [k, v] of Object.entries(opts.responseHeaders ?? {})) res.setHeader(k, v);
     // Answer once the whole request body is in (a proxy's stream timeouts see a waiting upstream);
     // draining it also keeps keep-alive connections reusable.
     req.resume();
