@@ -161,10 +161,19 @@ export class ListenerStats {
   downstream_global_cx_overflow = 0;
   /** Closed (or, with continue_on_listener_filters_timeout, handed to HTTP/1) by the protocol-sniff timeout. */
   downstream_pre_cx_timeout = 0;
+  /** TLS listeners: listener.<address>_<port>.ssl.* (handshakes done, and failed or refused ones). */
+  readonly ssl = new SslStats();
 
   emit(address: string, port: number, emit: StatEmitter): void {
     emitFields(`listener.${address}_${port}`, this, emit);
+    emitFields(`listener.${address}_${port}.ssl`, this.ssl, emit);
   }
+}
+
+/** Envoy's TLS counters (ssl.handshake, ssl.connection_error) of one listener or cluster. */
+export class SslStats {
+  handshake = 0;
+  connection_error = 0;
 }
 
 /** Envoy's update counters for one xDS type (cluster_manager.cds.*, listener_manager.lds.*, ...). */

@@ -5,11 +5,13 @@
  * outlier detection, circuit breakers), or a ResourceError naming the field it cannot honour.
  *
  * Supported discovery: EDS over the ADS stream and STATIC with an inline load_assignment (the
- * access-log sink's cluster). No DNS, no TLS, no subsets, no custom lb policies.
+ * access-log sink's cluster). TLS to the hosts from transport_socket (tls-context.ts). No DNS, no
+ * subsets, no custom lb policies.
  */
 import type { FieldReader } from './field-reader.js';
 import { readLoadAssignment, type EndpointsModel } from './endpoint-resource.js';
 import { SUPPORT } from './support.js';
+import { readUpstreamTransportSocket, type UpstreamTlsModel } from './tls-context.js';
 
 export const HTTP_PROTOCOL_OPTIONS_KEY = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 const HTTP_PROTOCOL_OPTIONS_TYPE = `type.googleapis.com/${HTTP_PROTOCOL_OPTIONS_KEY}`;
@@ -96,6 +98,8 @@ export interface ClusterModel {
   readonly outlier: OutlierModel | undefined;
   readonly thresholds: ThresholdsModel;
   readonly thresholdsHigh: ThresholdsModel;
+  /** TLS to every host (requests, TCP proxying, health checks); undefined: plaintext. */
+  readonly tls: UpstreamTlsModel | undefined;
 }
 
 const DEFAULT_THRESHOLDS: ThresholdsModel = Object.freeze({ maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 });
@@ -175,6 +179,8 @@ export function readCluster(r: FieldReader): ClusterModel {
   const od = r.message('outlier_detection');
   const outlier = od ? readOutlier(od) : undefined;
   const { thresholds, thresholdsHigh } = readCircuitBreakers(r.message('circuit_breakers'));
+  const ts = r.message('transport_socket');
+  const tls = ts ? readUpstreamTransportSocket(ts) : undefined;
 
   return Object.freeze({
     name,
@@ -195,6 +201,7 @@ export function readCluster(r: FieldReader): ClusterModel {
     outlier,
     thresholds,
     thresholdsHigh,
+    tls,
   });
 }
 

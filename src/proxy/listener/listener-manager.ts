@@ -30,6 +30,7 @@ import { HttpListener, type RouteSlot } from './http-connection-manager.js';
 import { TcpListener } from './tcp-proxy.js';
 import { ListenerStats, type StatEmitter } from '../stats.js';
 import { RouteTable } from '../router/route-table.js';
+import { acceptTls } from '../config/tls-context.js';
 import type { ApplyError } from '../xds/ads-client.js';
 
 export interface ListenerUpsert {
@@ -100,7 +101,7 @@ export class ManagedListener {
       this.sockets.delete(socket);
       if (this.sockets.size === 0) this.onIdle?.();
     });
-    if (this.warm) this.impl.handleConnection(socket);
+    if (this.warm) this.handOff(socket);
     else {
       socket.on('error', () => undefined);
       this.held.push(socket);
@@ -110,7 +111,21 @@ export class ManagedListener {
   markWarm(): void {
     if (this.warm) return;
     this.warm = true;
-    for (const s of this.held.splice(0)) if (!s.destroyed) this.impl.handleConnection(s);
+    for (const s of this.held.splice(0)) if (!s.destroyed) this.handOff(s);
+  }
+
+  /** To the listener's filter, through the TLS handshake when the filter chain terminates TLS. */
+  private handOff(socket: Socket): void {
+    const { tls, tlsHandshakeTimeoutMs } = this.model;
+    if (!tls) {
+      this.impl.handleConnection(socket);
+      return;
+    }
+    const ssl = this.stats.ssl;
+    acceptTls(socket, tls, tlsHandshakeTimeoutMs, (secure) => {
+      ssl.handshake++;
+      this.impl.handleConnection(secure);
+    }, () => ssl.connection_error++);
   }
 
   openConnections(): number {
