@@ -9,6 +9,7 @@
  * prefix, listener kinds) live in validate.ts; this file checks each value on its own.
  */
 import { isIP } from 'node:net';
+import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { DURATION_HINT, durationIsZero, parseDuration, type Duration } from './duration.js';
 
@@ -150,6 +151,25 @@ const accessLogSchema = z.strictObject({
   }),
 });
 
+/** A PEM file the data plane reads on its own host: absolute, since its working directory is not ours. */
+const pemFile = z.string().min(1).refine(isAbsolute, { message: 'expected an absolute file path (the data plane reads it from its own working directory)' });
+
+/** Extension: the listener terminates TLS; with `client-ca`, clients must present a certificate signed by it. */
+const listenerTlsSchema = z.strictObject({
+  cert: pemFile,
+  key: pemFile,
+  'client-ca': pemFile.optional(),
+});
+
+/** Extension: the cluster dials its instances over TLS, verifying them against `ca`; `cert` + `key` are our client certificate. */
+const clusterTlsSchema = z.strictObject({
+  ca: pemFile,
+  /** The server name sent (SNI); none when absent, as in Envoy. */
+  sni: z.string().min(1).max(255).optional(),
+  cert: pemFile.optional(),
+  key: pemFile.optional(),
+});
+
 /** `listener.<name>` of type http (the default) or tcp: a socket that Envoy binds. */
 const socketListenerSchema = z.strictObject({
   /** Seed: the socket protocol. Only TCP is served. */
@@ -168,6 +188,7 @@ const socketListenerSchema = z.strictObject({
   'request-timeout': anyDuration.optional(),
   /** http: idle timeout of downstream connections; tcp: idle timeout of proxied connections. */
   'idle-timeout': anyDuration.optional(),
+  tls: listenerTlsSchema.optional(),
 });
 
 /**
@@ -222,6 +243,7 @@ const clusterSchema = z.strictObject({
   'connect-timeout': positiveDuration.default({ seconds: 5, nanos: 0 }),
   /** Extension: protocol towards the instances; http2 for gRPC upstreams. */
   'upstream-protocol': z.enum(['http1', 'http2']).default('http1'),
+  tls: clusterTlsSchema.optional(),
 });
 
 // ---- endpoint.eds ----
@@ -275,6 +297,8 @@ export type ListenerConfig = z.infer<typeof listenerSchema>;
 export type SocketListenerConfig = z.infer<typeof socketListenerSchema>;
 export type GrpcListenerConfig = z.infer<typeof grpcListenerSchema>;
 export type AccessLogConfig = z.infer<typeof accessLogSchema>;
+export type ListenerTlsConfig = z.infer<typeof listenerTlsSchema>;
+export type ClusterTlsConfig = z.infer<typeof clusterTlsSchema>;
 export type VirtualHostConfig = z.infer<typeof virtualHostSchema>;
 export type RouteEntryConfig = z.infer<typeof routeEntrySchema>;
 export type MirrorConfig = z.infer<typeof mirrorSchema>;

@@ -204,6 +204,10 @@ export function validateConfig(config: Config): PathIssue[] {
 
   // ---- clusters ----
   for (const [name, c] of Object.entries(clusters)) {
+    if (c.tls && (c.tls.cert === undefined) !== (c.tls.key === undefined)) {
+      const [has, lacks] = c.tls.cert === undefined ? ['key', 'cert'] : ['cert', 'key'];
+      add(['cluster', 'loadbalancer', name, 'tls', lacks], `required: tls.${has} is set, and a client certificate needs both cert and key`);
+    }
     const hc = c['health-check'];
     if (!hc) continue;
     const at = (...rest: PathSegment[]): PathSegment[] => ['cluster', 'loadbalancer', name, 'health-check', ...rest];
@@ -276,6 +280,12 @@ function grpcListenerIssues(config: Config, name: string, listener: GrpcListener
       add(
         ['cluster', 'loadbalancer', cluster, 'lb-policy'],
         `"${policy}" is not supported by proxyless gRPC clients (only ${GRPC_LB_POLICIES.join(', ')}), and listener "${name}" (type: grpc) routes to this cluster`,
+      );
+    }
+    if (config.cluster.loadbalancer[cluster]?.tls) {
+      add(
+        ['cluster', 'loadbalancer', cluster, 'tls'],
+        `proxyless gRPC clients do not take TLS settings from a Cluster, and listener "${name}" (type: grpc) routes to this cluster`,
       );
     }
     const eds = config.endpoint.eds[cluster];

@@ -1,12 +1,13 @@
 /**
  * `cluster.loadbalancer.<name>` (plus `endpoint.eds.<name>.balancing-policy`) -> Envoy Cluster.
  * Every cluster takes its endpoints from EDS over the ADS stream; health checks, lb policy,
- * locality-weighted balancing and HTTP/2 are set as configured.
+ * locality-weighted balancing, HTTP/2 and TLS to the instances (tls.ts) are set as configured.
  */
 import type { ClusterConfig, Config, HealthCheckConfig } from '../config/schema.js';
 import type { ProtoObject } from '../xds/resources.js';
 import { http2ProtocolOptions } from './protocol-options.js';
 import { ADS_SOURCE } from './type-names.js';
+import { upstreamTlsSocket } from './tls.js';
 
 const LB_POLICY: Readonly<Record<ClusterConfig['lb-policy'], string>> = {
   'round-robin': 'ROUND_ROBIN',
@@ -31,6 +32,7 @@ export function clusterResource(config: Config, name: string, cluster: ClusterCo
     out.common_lb_config = { locality_weighted_lb_config: {} };
   }
   if (cluster['upstream-protocol'] === 'http2') out.typed_extension_protocol_options = http2ProtocolOptions();
+  if (cluster.tls) out.transport_socket = upstreamTlsSocket(cluster.tls, cluster['upstream-protocol'] === 'http2' ? ['h2'] : []);
   return out;
 }
 
