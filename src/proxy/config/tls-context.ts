@@ -47,7 +47,8 @@ export interface UpstreamTlsModel {
 }
 
 export interface DownstreamTlsModel {
-  readonly secureContext: tls.SecureContext;
+  /** The server certificate, its key and the client CA as PEM (checked to load when read). */
+  readonly pem: { readonly cert: Buffer; readonly key: Buffer; readonly ca: Buffer | undefined };
   /** A client certificate is asked for (a trusted CA is configured). */
   readonly requestCert: boolean;
   /** ... and must be presented (require_client_certificate). */
@@ -114,14 +115,13 @@ export function readDownstreamTransportSocket(r: FieldReader): DownstreamTlsMode
     throw ctx.error('require_client_certificate', 'needs common_tls_context.validation_context.trusted_ca to verify client certificates against');
   }
   const cert = common.certs[0] as CertPair;
-  let secureContext: tls.SecureContext;
   try {
-    secureContext = tls.createSecureContext({ cert: cert.chain, key: cert.key, ca: common.ca });
+    tls.createSecureContext({ cert: cert.chain, key: cert.key, ca: common.ca });
   } catch (err) {
     throw at.error('tls_certificates[0]', `cannot load the certificate and key: ${(err as Error).message}`);
   }
   return Object.freeze({
-    secureContext,
+    pem: Object.freeze({ cert: cert.chain, key: cert.key, ca: common.ca }),
     requestCert: common.ca !== undefined,
     requireCert: required,
     alpn: common.alpn,
@@ -238,39 +238,45 @@ function parseSubjectAltNames(text: string | undefined): Array<{ type: SanType; 
 }
 
 /**
- * Wraps an accepted socket in TLS as `model` says and hands the secure socket to `onSecure` once
- * the handshake is done (within `timeoutMs`, 0 = no limit) and the client certificate, if any,
- * passed. A failed handshake closes the connection and calls `onFail` (for the stats).
+ * A TLS server for one listener's accepted sockets: `accept(socket)` runs the handshake as `model`
+ * says and hands the secure socket to `onSecure` once it is done (within `timeoutMs`; 0: node's
+ * 120 s) and the client certificate, if one was presented, verified and matched. A node tls.Server
+ * that never listens does the work, so ALPN, client-certificate checks and HTTP/2 over the secure
+ * socket behave as on any node TLS server. Failed handshakes close the connection and call `onFail`.
  */
-export function acceptTls(socket: Socket, model: DownstreamTlsModel, timeoutMs: number, onSecure: (s: tls.TLSSocket) => void, onFail: () => void): void {
-  const secure = new tls.TLSSocket(socket, {
-    isServer: true,
-    secureContext: model.secureContext,
+export function tlsTerminator(
+  model: DownstreamTlsModel,
+  timeoutMs: number,
+  onSecure: (s: tls.TLSSocket) => void,
+  onFail: () => void,
+): (socket: Socket) => void {
+  const { cert, key, ca } = model.pem;
+  // tls.Server builds its context from PEM (it ignores a `secureContext` option).
+  const server = tls.createServer({
+    cert,
+    key,
+    ...(ca ? { ca } : {}),
     requestCert: model.requestCert,
     rejectUnauthorized: model.requireCert,
-    ALPNProtocols: model.alpn.length > 0 ? [...model.alpn] : undefined,
+    ...(model.alpn.length > 0 ? { ALPNProtocols: [...model.alpn] } : {}),
+    ...(timeoutMs > 0 ? { handshakeTimeout: timeoutMs } : {}),
   });
-  const timer = timeoutMs > 0 ? setTimeout(() => fail(), timeoutMs) : undefined;
-  const fail = (): void => {
-    clearTimeout(timer);
+  server.on('tlsClientError', (_err, socket) => {
     onFail();
-    secure.on('error', () => undefined);
-    secure.destroy();
     socket.destroy();
-  };
-  secure.once('error', fail);
-  secure.once('secure', () => {
-    clearTimeout(timer);
-    secure.removeListener('error', fail);
-    // A certificate that was asked for but not required: when presented, it must still verify.
+  });
+  server.on('secureConnection', (secure: tls.TLSSocket) => {
+    // A certificate asked for but not required: when one is presented, it must still verify.
     const peer = model.requestCert ? secure.getPeerCertificate() : undefined;
-    const presented = peer !== undefined && Object.keys(peer).length > 0;
-    if (presented && (!secure.authorized || model.checkPeer(peer) !== undefined)) {
-      fail();
+    if (peer && Object.keys(peer).length > 0 && (!secure.authorized || model.checkPeer(peer) !== undefined)) {
+      onFail();
+      secure.on('error', () => undefined);
+      secure.destroy();
       return;
     }
     onSecure(secure);
   });
+  return (socket) => server.emit('connection', socket);
 }
 
 /** grpc-js channel credentials for `model` (insecure without): CA, client certificate, Envoy's verification rules. */

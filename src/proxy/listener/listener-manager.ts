@@ -30,7 +30,7 @@ import { HttpListener, type RouteSlot } from './http-connection-manager.js';
 import { TcpListener } from './tcp-proxy.js';
 import { ListenerStats, type StatEmitter } from '../stats.js';
 import { RouteTable } from '../router/route-table.js';
-import { acceptTls } from '../config/tls-context.js';
+import { tlsTerminator, type DownstreamTlsModel } from '../config/tls-context.js';
 import type { ApplyError } from '../xds/ads-client.js';
 
 export interface ListenerUpsert {
@@ -64,6 +64,7 @@ export class ManagedListener {
   private held: Socket[] = [];
   private readonly sockets = new Set<Socket>();
   private onIdle: (() => void) | undefined;
+  private tls: { readonly model: DownstreamTlsModel; readonly accept: (socket: Socket) => void } | undefined;
 
   constructor(
     public model: ListenerModel,
@@ -116,16 +117,27 @@ export class ManagedListener {
 
   /** To the listener's filter, through the TLS handshake when the filter chain terminates TLS. */
   private handOff(socket: Socket): void {
-    const { tls, tlsHandshakeTimeoutMs } = this.model;
-    if (!tls) {
-      this.impl.handleConnection(socket);
-      return;
+    const tls = this.model.tls;
+    if (!tls) this.impl.handleConnection(socket);
+    else this.terminator(tls)(socket);
+  }
+
+  /** The TLS server of the current TLS settings (an update with new ones gets a new one). */
+  private terminator(tls: DownstreamTlsModel): (socket: Socket) => void {
+    if (this.tls?.model !== tls) {
+      const ssl = this.stats.ssl;
+      const accept = tlsTerminator(
+        tls,
+        this.model.tlsHandshakeTimeoutMs,
+        (secure) => {
+          ssl.handshake++;
+          this.impl.handleConnection(secure);
+        },
+        () => ssl.connection_error++,
+      );
+      this.tls = { model: tls, accept };
     }
-    const ssl = this.stats.ssl;
-    acceptTls(socket, tls, tlsHandshakeTimeoutMs, (secure) => {
-      ssl.handshake++;
-      this.impl.handleConnection(secure);
-    }, () => ssl.connection_error++);
+    return this.tls.accept;
   }
 
   openConnections(): number {
