@@ -116,7 +116,9 @@ endpoint: { eds: { web: { static: [{ address: "127.0.0.1", port: ${upstream.port
           clusters: [
             {
               name: 'xds',
-              load_assignment: { endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: front.port } } } }] }] },
+              load_assignment: {
+                endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: front.port } } } }] }],
+              },
               transport_socket: transportSocket,
             },
           ],
@@ -178,10 +180,17 @@ endpoint: { eds: { web: { static: [{ address: "127.0.0.1", port: ${upstream.port
   for (const [what, socket, field] of [
     [
       'SDS',
-      { name: 'envoy.transport_sockets.tls', typed_config: { '@type': UPSTREAM_TLS, common_tls_context: { tls_certificate_sds_secret_configs: [{ name: 'cert' }] } } },
+      {
+        name: 'envoy.transport_sockets.tls',
+        typed_config: { '@type': UPSTREAM_TLS, common_tls_context: { tls_certificate_sds_secret_configs: [{ name: 'cert' }] } },
+      },
       'static_resources.clusters[0].transport_socket.typed_config.common_tls_context.tls_certificate_sds_secret_configs',
     ],
-    ['another transport socket', { name: 'envoy.transport_sockets.alts', typed_config: { '@type': UPSTREAM_TLS } }, 'static_resources.clusters[0].transport_socket.name'],
+    [
+      'another transport socket',
+      { name: 'envoy.transport_sockets.alts', typed_config: { '@type': UPSTREAM_TLS } },
+      'static_resources.clusters[0].transport_socket.name',
+    ],
   ] as const) {
     it(`refuses to start on a transport_socket it cannot honour (${what}), naming the field`, async () => {
       const p = startProxy(await bootstrap(`tls-refused-${what.replace(/\W+/g, '-')}`, socket));

@@ -36,7 +36,10 @@ export async function startTlsForwarder(opts: { server: CertFiles; clientCa?: st
     },
     (down) => {
       const peer = down.getPeerCertificate();
-      accepted.push({ sni: typeof down.servername === 'string' ? down.servername : '', clientCn: typeof peer?.subject?.CN === 'string' ? peer.subject.CN : '' });
+      accepted.push({
+        sni: typeof down.servername === 'string' ? down.servername : '',
+        clientCn: typeof peer?.subject?.CN === 'string' ? peer.subject.CN : '',
+      });
       const up = net.connect({ host: '127.0.0.1', port: opts.targetPort });
       track(down);
       track(up);

@@ -14,7 +14,7 @@
  * config and traffic, reconnects with jittered exponential back-off and sends its last versions
  * with an empty nonce. Over TLS when the bootstrap's xDS cluster has a transport_socket.
  */
-import { Client, credentials, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
+import { Client, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
 import { messageType } from '../../envoy/protos.js';
 import { TYPE_ORDER, TYPE_SHORT, isFullStateType, isXdsTypeUrl, type XdsTypeUrl } from '../../xds/resource-types.js';
@@ -23,8 +23,7 @@ import { silentLogger, type Logger } from '../../log.js';
 import type { Endpoint, NodeModel } from '../config/bootstrap.js';
 import { decodeResource, isRejected, type DecodedResource } from './resource-types.js';
 import { XdsTypeStats } from '../stats.js';
-import { grpcCredentials } from '../config/tls-context.js';
-import type { UpstreamTlsModel } from '../config/tls-context.js';
+import { grpcCredentials, type UpstreamTlsModel } from '../config/tls-context.js';
 
 const ADS_METHOD = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 /** google.rpc.Code INVALID_ARGUMENT. */
@@ -126,17 +125,13 @@ export class XdsClient {
     this.logger = opts.logger ?? silentLogger;
     this.backoff = opts.backoff ?? { baseMs: 500, maxMs: 30_000 };
     this.dneMs = opts.doesNotExistMs ?? 15_000;
-    this.client = new Client(
-      `${opts.server.host.includes(':') ? `[${opts.server.host}]` : opts.server.host}:${opts.server.port}`,
-      grpcCredentials(opts.tls),
-      {
-        ...(opts.tls?.sni ? { 'grpc.ssl_target_name_override': opts.tls.sni } : {}),
-        'grpc.keepalive_time_ms': 30_000,
-        'grpc.initial_reconnect_backoff_ms': 200,
-        'grpc.max_reconnect_backoff_ms': 5_000,
-        'grpc.enable_channelz': 0,
-      },
-    );
+    this.client = new Client(`${opts.server.host.includes(':') ? `[${opts.server.host}]` : opts.server.host}:${opts.server.port}`, grpcCredentials(opts.tls), {
+      ...(opts.tls?.sni ? { 'grpc.ssl_target_name_override': opts.tls.sni } : {}),
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 5_000,
+      'grpc.enable_channelz': 0,
+    });
     for (const url of TYPE_ORDER) {
       this.states.set(url, {
         url,

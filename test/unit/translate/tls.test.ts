@@ -79,7 +79,10 @@ describe('tls keys: translate', () => {
       name: 'envoy.transport_sockets.tls',
       typed_config: {
         '@type': AnyType.DownstreamTlsContext,
-        common_tls_context: { tls_certificates: [{ certificate_chain: file('/etc/tls/web.crt'), private_key: file('/etc/tls/web.key') }], alpn_protocols: ['h2', 'http/1.1'] },
+        common_tls_context: {
+          tls_certificates: [{ certificate_chain: file('/etc/tls/web.crt'), private_key: file('/etc/tls/web.key') }],
+          alpn_protocols: ['h2', 'http/1.1'],
+        },
       },
     });
   });
@@ -131,8 +134,14 @@ describe('tls keys: refused with path, line and column', () => {
   it('a listener tls without key, and an unknown key', () => {
     const text = TLS_YAML.replace('tls: { cert: /etc/tls/db.crt, key: /etc/tls/db.key }', 'tls: { cert: /etc/tls/db.crt, ca: /x }');
     const errors = errorsOf(text);
-    assert.ok(errors.some((e) => e.startsWith('listener.db.tls.key: ')), errors.join('\n'));
-    assert.ok(errors.some((e) => e.startsWith('listener.db.tls.ca: unknown key')), errors.join('\n'));
+    assert.ok(
+      errors.some((e) => e.startsWith('listener.db.tls.key: ')),
+      errors.join('\n'),
+    );
+    assert.ok(
+      errors.some((e) => e.startsWith('listener.db.tls.ca: unknown key')),
+      errors.join('\n'),
+    );
   });
 
   it('a cluster client cert without its key (and a key without its cert)', () => {
@@ -150,7 +159,13 @@ describe('tls keys: refused with path, line and column', () => {
   });
 
   it('TLS on a cluster that a type: grpc listener routes to', () => {
-    const text = TLS_YAML.replace('listener:\n', 'listener:\n  "greeter:50051": { type: grpc }\n').replace('cluster:\n    api: { prefix: ["/"] }\n    grpc: { prefix: ["/pkg.Svc/"] }', 'cluster:\n    grpc: { prefix: ["/"] }');
-    assert.match(errorsOf(text).join('\n'), /cluster\.loadbalancer\.grpc\.tls: proxyless gRPC clients do not take TLS settings from a Cluster, and listener "greeter:50051"/);
+    const text = TLS_YAML.replace('listener:\n', 'listener:\n  "greeter:50051": { type: grpc }\n').replace(
+      'cluster:\n    api: { prefix: ["/"] }\n    grpc: { prefix: ["/pkg.Svc/"] }',
+      'cluster:\n    grpc: { prefix: ["/"] }',
+    );
+    assert.match(
+      errorsOf(text).join('\n'),
+      /cluster\.loadbalancer\.grpc\.tls: proxyless gRPC clients do not take TLS settings from a Cluster, and listener "greeter:50051"/,
+    );
   });
 });

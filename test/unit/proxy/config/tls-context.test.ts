@@ -71,7 +71,7 @@ describe('transport_socket in CDS and LDS', () => {
     ],
   });
 
-  it("accepts and reads what our translate() writes for the tls keys", () => {
+  it('accepts and reads what our translate() writes for the tls keys', () => {
     const config = parseConfig(
       `
 listener:
@@ -162,7 +162,13 @@ endpoint: { eds: { api: { port: 1, static: [{ address: "127.0.0.1" }] }, h2: { p
           dynamic_resources: { ads_config: { api_type: 'GRPC', grpc_services: [{ envoy_grpc: { cluster_name: 'xds' } }] } },
           static_resources: {
             clusters: [
-              { name: 'xds', load_assignment: { endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: 18000 } } } }] }] }, transport_socket: ts },
+              {
+                name: 'xds',
+                load_assignment: {
+                  endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: 18000 } } } }] }],
+                },
+                transport_socket: ts,
+              },
             ],
           },
         }),
