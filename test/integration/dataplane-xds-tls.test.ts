@@ -9,11 +9,14 @@
  * another CA, or one whose SANs the matcher does not accept, gives no connection (the proxy never
  * falls back to plaintext); a transport_socket the proxy cannot honour (SDS, another transport
  * socket) stops the start with a non-zero exit code and the bootstrap field named.
+ *
+ * The ALS client likewise: an access-log sink cluster with a transport_socket (what the YAML's
+ * sink TLS keys produce) gets the access-log stream over mTLS, and the sink writes the entries.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -24,6 +27,11 @@ import { send } from '../support/traffic.js';
 import { freePort, makeTempDir, waitUntil } from '../support/tmp.js';
 import { makeCa, type CertFiles, type TestCa } from '../support/tls-certs.js';
 import { startTlsForwarder, type TlsForwarder } from '../support/tls-forwarder.js';
+import { parseConfig } from '../../src/config/parse.js';
+import { staticEndpoints } from '../../src/config/static-endpoints.js';
+import { translate } from '../../src/translate/index.js';
+import { startXds, type XdsHarness } from '../support/xds-harness.js';
+import { startDataplane, type DataplaneHandle } from '../support/dataplane.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 const UPSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
@@ -201,4 +209,100 @@ endpoint: { eds: { web: { static: [{ address: "127.0.0.1", port: ${upstream.port
       assert.doesNotMatch(p.output(), /xDS stream up/);
     });
   }
+});
+
+describe('proxy: gRPC access logs over TLS when the sink cluster has a transport_socket', () => {
+  let dir: Awaited<ReturnType<typeof makeTempDir>>;
+  let sink: RunningApp | undefined;
+  let front: TlsForwarder | undefined;
+  let xds: XdsHarness | undefined;
+  let dp: DataplaneHandle | undefined;
+  let web: Upstream | undefined;
+  let logFile = '';
+
+  after(async () => {
+    await dp?.stop();
+    await xds?.close();
+    await front?.close();
+    await sink?.close();
+    await web?.close();
+    await dir.remove();
+  });
+
+  it('streams the entries over mTLS to the sink', async () => {
+    dir = await makeTempDir('dp-als-tls');
+    const ca = makeCa(dir.path, 'als-ca');
+    const client = ca.issue('proxy-als', ['DNS:proxy-als']);
+    web = await startUpstream('als-tls-web');
+    const alsPort = await freePort();
+    logFile = join(dir.path, 'access.log');
+    // The sink: our serve()'s plaintext ALS port, behind a TLS front that requires client certificates.
+    const sinkConfig = join(dir.path, 'sink.yaml');
+    await writeFile(sinkConfig, 'listener: {}\ncluster: { loadbalancer: {} }\n');
+    // The sink runs with the admin server (serve() starts them together).
+    sink = await serve({
+      configFile: sinkConfig,
+      xds: { host: '127.0.0.1', port: 0 },
+      admin: { port: 0 },
+      als: { port: alsPort, file: logFile },
+      logger: silentLogger,
+    });
+    front = await startTlsForwarder({ server: ca.issue('als-server', ['DNS:als.test']), clientCa: ca.cert, targetPort: alsPort });
+    const config = parseConfig(
+      `listener:
+  edge: { address: "127.0.0.1", port: 0, access-log: { grpc: { address: "127.0.0.1", port: ${front.port}, buffer-size-bytes: 0 } } }
+route: { domain: ["*"], cluster: { web: { prefix: ["/"] } } }
+cluster: { loadbalancer: { web: {} } }
+endpoint: { eds: { web: { static: [{ address: "127.0.0.1", port: ${web.port} }] } } }
+`,
+      'als-tls.yaml',
+    );
+    const set = translate(config, staticEndpoints(config));
+    const sinkCluster = set.clusters.find((c) => String(c.name).startsWith('consul-xds-als-'));
+    assert.ok(sinkCluster, 'the translated set has the sink cluster');
+    const clusters = set.clusters.map((c) =>
+      c === sinkCluster
+        ? {
+            ...c,
+            transport_socket: {
+              name: 'envoy.transport_sockets.tls',
+              typed_config: {
+                '@type': UPSTREAM_TLS,
+                sni: 'als.test',
+                common_tls_context: {
+                  tls_certificates: [{ certificate_chain: { filename: client.cert }, private_key: { filename: client.key } }],
+                  validation_context: { trusted_ca: { filename: ca.cert } },
+                },
+              },
+            },
+          }
+        : c,
+    );
+    xds = await startXds({ set: { ...set, clusters } });
+    dp = await startDataplane({ xdsPort: xds.port, nodeId: 'dp-als-tls', nodeCluster: 'edge' });
+    await dp.proxy.whenLive(20_000);
+    const port = dp.proxy.listenerPort('edge') ?? 0;
+    for (let i = 0; i < 3; i++) assert.equal((await send({ port, host: 'als.test', path: `/als-tls/${i}` })).status, 200);
+    const got = await waitUntil(
+      async () => {
+        const text = await readFile(logFile, 'utf8').catch(() => '');
+        const paths = text
+          .split('\n')
+          .filter((l) => l.includes('/als-tls/'))
+          .map((l) => String((JSON.parse(l) as { path?: string }).path));
+        return paths.length >= 3 && paths;
+      },
+      {
+        what: 'three access-log lines in the sink file',
+        timeoutMs: 10_000,
+        context: async () =>
+          `TLS front: ${JSON.stringify({ accepted: front?.accepted, failed: front?.failed })}\n${await dp?.admin('/stats?filter=access_log|consul-xds-als|cds')}`,
+      },
+    );
+    assert.deepEqual(got.sort(), ['/als-tls/0', '/als-tls/1', '/als-tls/2']);
+    assert.ok(
+      front.accepted.some((a) => a.sni === 'als.test' && a.clientCn === 'proxy-als'),
+      `the sink's TLS front saw our SNI and client certificate: ${JSON.stringify(front.accepted)}`,
+    );
+  });
 });
