@@ -1,7 +1,9 @@
 /**
  * The proxy's listeners. In: LDS updates (validated ListenerModels and removed names). Out:
  * bound sockets serving HTTP or TCP, bind errors as per-listener apply errors (-> NACK, as
- * Envoy NACKs a listener it cannot bind), the RDS names in use, readiness and stats.
+ * Envoy NACKs a listener it cannot bind), the RDS names in use, readiness and stats. A listener
+ * whose filter chain has a transport_socket runs each accepted connection through the TLS
+ * handshake (tls-context.ts) before its filter sees it.
  *
  * Updates never drop in-flight traffic: a listener whose address and kind stay the same takes
  * its new settings in place (new requests use them; connections stay open). A listener that

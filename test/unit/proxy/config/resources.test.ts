@@ -222,7 +222,12 @@ describe('our proxy refuses what it cannot honour, naming resource and field', (
       cluster({ lb_subset_config: { fallback_policy: 'ANY_ENDPOINT' } }),
       /Cluster 'c1': lb_subset_config: subset load balancing/,
     ],
-    ['TLS to upstreams', TypeUrl.Cluster, cluster({ transport_socket: { name: 'tls' } }), /Cluster 'c1': transport_socket/],
+    [
+      'a transport socket other than envoy.transport_sockets.tls',
+      TypeUrl.Cluster,
+      cluster({ transport_socket: { name: 'tls' } }),
+      /Cluster 'c1': transport_socket/,
+    ],
     ['DNS clusters', TypeUrl.Cluster, { name: 'c1', type: 'STRICT_DNS' }, /Cluster 'c1': type: STRICT_DNS is not supported/],
     [
       'an unknown field deep inside',
