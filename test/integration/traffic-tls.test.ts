@@ -302,9 +302,11 @@ function suite(kind: DataPlaneKind): void {
       assert.equal(await tlsEcho(ports.tcp, certs.ca.cert, 'ping over tls'), 'tls-echo|ping over tls');
     });
 
-    it('the data plane NACKed no update during the whole run', () => {
-      assert.ok(node);
+    it('the data plane NACKed no update during the whole run (update_rejected stays 0)', async () => {
+      assert.ok(node && dp);
       assert.equal(node.nacks.length, 0, node.describe());
+      assert.equal(await dp.stat('cluster_manager.cds.update_rejected'), 0);
+      assert.equal(await dp.stat('listener_manager.lds.update_rejected'), 0);
     });
   });
 }
