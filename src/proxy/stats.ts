@@ -170,10 +170,17 @@ export class ListenerStats {
   }
 }
 
-/** Envoy's TLS counters (ssl.handshake, ssl.connection_error) of one listener or cluster. */
+/** Envoy's TLS counters of one listener: handshakes done, and refused ones by reason. */
 export class SslStats {
   handshake = 0;
+  /** The handshake itself failed (protocol error, timeout). */
   connection_error = 0;
+  /** A required client certificate was not presented. */
+  fail_verify_no_cert = 0;
+  /** The client certificate does not chain to the trusted CA. */
+  fail_verify_error = 0;
+  /** It does, but its SANs match no match_typed_subject_alt_names entry. */
+  fail_verify_san = 0;
 }
 
 /** Envoy's update counters for one xDS type (cluster_manager.cds.*, listener_manager.lds.*, ...). */

@@ -296,6 +296,12 @@ function suite(kind: DataPlaneKind): void {
       assert.equal(await handshakeRefused(ports.mtls, certs.ca.cert, certs.stranger), true, 'a certificate from another CA');
       // The refusals closed connections, they did not take the listener down.
       assert.equal((await httpsGet(ports.mtls, '/m', certs.ca.cert, certs.client)).status, 200);
+      assert.ok(dp);
+      const prefix = `listener.127.0.0.1_${ports.mtls}.ssl`;
+      assert.ok(((await dp.stat(`${prefix}.handshake`)) ?? 0) >= 2, `${prefix}.handshake`);
+      // Counted as Envoy counts them: one refusal without a certificate, one for the stranger's.
+      assert.equal(await dp.stat(`${prefix}.fail_verify_no_cert`), 1, `${prefix}.fail_verify_no_cert`);
+      assert.equal(await dp.stat(`${prefix}.fail_verify_error`), 1, `${prefix}.fail_verify_error`);
     });
 
     it('TCP proxy: TLS in from the client, TLS out to the backend (chain verified, names not checked against the SNI)', async () => {

@@ -237,18 +237,21 @@ function parseSubjectAltNames(text: string | undefined): Array<{ type: SanType; 
   return out;
 }
 
+/** Why a downstream handshake was refused, by Envoy's ssl.* counter names. */
+export type TlsRefusal = 'connection_error' | 'fail_verify_no_cert' | 'fail_verify_error' | 'fail_verify_san';
+
 /**
  * A TLS server for one listener's accepted sockets: `accept(socket)` runs the handshake as `model`
  * says and hands the secure socket to `onSecure` once it is done (within `timeoutMs`; 0: node's
- * 120 s) and the client certificate, if one was presented, verified and matched. A node tls.Server
- * that never listens does the work, so ALPN, client-certificate checks and HTTP/2 over the secure
- * socket behave as on any node TLS server. Failed handshakes close the connection and call `onFail`.
+ * 120 s) and the client certificate passed. A node tls.Server that never listens does the work, so
+ * ALPN and HTTP/2 over the secure socket behave as on any node TLS server. The client certificate
+ * is checked here, not by OpenSSL, so each refusal is counted under Envoy's name (`onRefused`).
  */
 export function tlsTerminator(
   model: DownstreamTlsModel,
   timeoutMs: number,
   onSecure: (s: tls.TLSSocket) => void,
-  onFail: () => void,
+  onRefused: (why: TlsRefusal) => void,
 ): (socket: Socket) => void {
   const { cert, key, ca } = model.pem;
   // tls.Server builds its context from PEM (it ignores a `secureContext` option).
@@ -257,19 +260,18 @@ export function tlsTerminator(
     key,
     ...(ca ? { ca } : {}),
     requestCert: model.requestCert,
-    rejectUnauthorized: model.requireCert,
+    rejectUnauthorized: false,
     ...(model.alpn.length > 0 ? { ALPNProtocols: [...model.alpn] } : {}),
     ...(timeoutMs > 0 ? { handshakeTimeout: timeoutMs } : {}),
   });
   server.on('tlsClientError', (_err, socket) => {
-    onFail();
+    onRefused('connection_error');
     socket.destroy();
   });
   server.on('secureConnection', (secure: tls.TLSSocket) => {
-    // A certificate asked for but not required: when one is presented, it must still verify.
-    const peer = model.requestCert ? secure.getPeerCertificate() : undefined;
-    if (peer && Object.keys(peer).length > 0 && (!secure.authorized || model.checkPeer(peer) !== undefined)) {
-      onFail();
+    const why = model.requestCert ? clientCertProblem(model, secure) : undefined;
+    if (why) {
+      onRefused(why);
       secure.on('error', () => undefined);
       secure.destroy();
       return;
@@ -277,6 +279,14 @@ export function tlsTerminator(
     onSecure(secure);
   });
   return (socket) => server.emit('connection', socket);
+}
+
+/** A presented certificate must verify and match; none is a refusal only when one is required. */
+function clientCertProblem(model: DownstreamTlsModel, secure: tls.TLSSocket): TlsRefusal | undefined {
+  const peer = secure.getPeerCertificate();
+  if (!peer || Object.keys(peer).length === 0) return model.requireCert ? 'fail_verify_no_cert' : undefined;
+  if (!secure.authorized) return 'fail_verify_error';
+  return model.checkPeer(peer) === undefined ? undefined : 'fail_verify_san';
 }
 
 /** grpc-js channel credentials for `model` (insecure without): CA, client certificate, Envoy's verification rules. */

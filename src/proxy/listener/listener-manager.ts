@@ -135,7 +135,7 @@ export class ManagedListener {
           ssl.handshake++;
           this.impl.handleConnection(secure);
         },
-        () => ssl.connection_error++,
+        (why) => ssl[why]++,
       );
       this.tls = { model: tls, accept };
     }
