@@ -5,7 +5,8 @@
  * certificate, SNI, SAN checks, ALPN) or DownstreamTlsModel (tls server options: certificate,
  * client CA, whether a client certificate is required), or a ResourceError naming the field.
  *
- * Certificates come from files (DataSource filename) or inline (inline_string, inline_bytes);
+ * Certificates come from files (DataSource filename) or inline (inline_string, inline_bytes), private
+ * keys from files only;
  * they are read once, when the resource is read, so a missing file or a key that does not fit its
  * certificate rejects the resource (NACK) as in Envoy. SDS, certificate providers and everything
  * else we do not do is refused with the field named: a TLS setting is never silently dropped.
@@ -164,7 +165,7 @@ function readCommonTlsContext(ctx: FieldReader): CommonTls {
   const certs = r.list('tls_certificates').map((c) => {
     c.declare(SUPPORT.TlsCertificate);
     const chain = readDataSource(c.message('certificate_chain'), c, 'certificate_chain');
-    const key = readDataSource(c.message('private_key'), c, 'private_key');
+    const key = readDataSource(c.message('private_key'), c, 'private_key', true);
     return Object.freeze({ chain, key });
   });
   const alpn = Object.freeze([...r.stringList('alpn_protocols')]);
@@ -189,9 +190,14 @@ function readCommonTlsContext(ctx: FieldReader): CommonTls {
   return { reader: r, certs, ca, alpn, checkPeer };
 }
 
-/** DataSource: a file, or inline PEM (inline_string) or bytes (inline_bytes, base64 on the wire). */
-function readDataSource(r: FieldReader | undefined, parent: FieldReader, key: string): Buffer {
+/**
+ * DataSource: a file, or inline PEM (inline_string) or bytes (inline_bytes, base64 on the wire).
+ * A private key (`secret`) only from a file: inline, it would show in /config_dump, which does not
+ * redact as Envoy's does.
+ */
+function readDataSource(r: FieldReader | undefined, parent: FieldReader, key: string, secret = false): Buffer {
   if (!r) throw parent.error(key, 'must be set');
+  if (secret && (r.has('inline_string') || r.has('inline_bytes'))) throw r.error('', 'inline private keys are not implemented (use filename)');
   const file = r.string('filename');
   const text = r.string('inline_string');
   const bytes = r.string('inline_bytes');

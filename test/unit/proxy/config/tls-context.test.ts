@@ -136,7 +136,7 @@ endpoint: { eds: { api: { port: 1, static: [{ address: "127.0.0.1" }] }, h2: { p
     assert.match(mismatch, /^Listener 'l1': filter_chains\[0\]\.transport_socket\.typed_config\.common_tls_context\.tls_certificates\[0\]: cannot load/);
   });
 
-  it('refuses required client certificates without a CA, a listener without a certificate, unsupported fields', () => {
+  it('refuses required client certificates without a CA, a listener without a certificate, inline private keys, unsupported fields', () => {
     const noCa = refusal(
       TypeUrl.Listener,
       downstream({
@@ -148,6 +148,11 @@ endpoint: { eds: { api: { port: 1, static: [{ address: "127.0.0.1" }] }, h2: { p
     assert.match(refusal(TypeUrl.Listener, downstream({})), /typed_config\.common_tls_context: must be set/);
     const crl = refusal(TypeUrl.Cluster, upstream({ common_tls_context: { validation_context: { trusted_ca: file(ca.cert), crl: file(ca.cert) } } }));
     assert.match(crl, /validation_context\.crl: CRLs are not implemented/);
+    const inlineKey = refusal(
+      TypeUrl.Cluster,
+      upstream({ common_tls_context: { tls_certificates: [{ certificate_chain: file(server.cert), private_key: { inline_string: 'PEM' } }] } }),
+    );
+    assert.match(inlineKey, /tls_certificates\[0\]\.private_key: inline private keys are not implemented \(use filename\)/);
     const matches = refusal(TypeUrl.Cluster, { ...upstream({}), transport_socket_matches: [{ name: 'm', match: {} }] });
     assert.match(matches, /transport_socket_matches: transport socket matches are not implemented/);
   });
