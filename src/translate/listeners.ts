@@ -2,12 +2,12 @@
  * `listener.<name>` of type http or tcp -> Envoy Listener (`type: grpc` is grpc.ts). An http
  * listener runs the HTTP connection manager with its routes from RDS over ADS (RouteConfiguration
  * named after the listener) and the router filter last; a tcp listener runs tcp_proxy to its
- * cluster. Either may stream access logs to our gRPC sink, and terminate TLS (tls.ts).
+ * cluster. Either may stream access logs to our gRPC sink, and terminate TLS (downstream-tls.ts).
  */
 import type { SocketListenerConfig } from '../config/schema.js';
 import type { ProtoObject } from '../xds/resources.js';
 import { accessLogEntry } from './access-log.js';
-import { downstreamTlsSocket } from './tls.js';
+import { downstreamTlsSocket } from './downstream-tls.js';
 import { ADS_SOURCE, AnyType, FilterName } from './type-names.js';
 
 export function listenerResource(name: string, listener: SocketListenerConfig): ProtoObject {

@@ -1,17 +1,16 @@
 /**
- * `consul-xds proxy --bootstrap FILE` speaks TLS to the control plane when the bootstrap's xDS
- * cluster has a transport_socket (UpstreamTlsContext with file certificates), with real
- * certificates made by openssl. The control plane is `serve()` behind a TLS front
- * (test/support/tls-forwarder.ts) that requires client certificates from the test CA.
+ * `consul-xds proxy --bootstrap FILE` against `serve()` with xDS and ALS over mTLS (its
+ * --xds-tls-* / --als-tls-* options and the node identity rule), with real certificates made by
+ * openssl. The proxy speaks TLS to the control plane because the bootstrap's xDS cluster has a
+ * transport_socket (UpstreamTlsContext with file certificates), and to the ALS sink because the
+ * YAML's `access-log.grpc.tls` gives the sink cluster one.
  *
- * Asserted: with the right CA, client certificate, SNI and SAN matcher the proxy gets its config
- * and traffic flows (the front saw our SNI and client certificate); a server certificate from
- * another CA, or one whose SANs the matcher does not accept, gives no connection (the proxy never
- * falls back to plaintext); a transport_socket the proxy cannot honour (SDS, another transport
- * socket) stops the start with a non-zero exit code and the bootstrap field named.
- *
- * The ALS client likewise: an access-log sink cluster with a transport_socket (what the YAML's
- * sink TLS keys produce) gets the access-log stream over mTLS, and the sink writes the entries.
+ * Asserted: with the right CA, client certificate (naming the node id), SNI and SAN matcher the
+ * proxy gets its config, traffic flows, and its access-log entries reach the mTLS sink under its
+ * node id; a server certificate from another CA, or one whose SANs the matcher does not accept,
+ * gives no stream at all (the proxy never falls back to plaintext); a transport_socket the proxy
+ * cannot honour (SDS, another transport socket) stops the start with a non-zero exit code and the
+ * bootstrap field named.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,13 +24,7 @@ import { silentLogger } from '../../src/log.js';
 import { startUpstream, type Upstream } from '../support/upstreams.js';
 import { send } from '../support/traffic.js';
 import { freePort, makeTempDir, waitUntil } from '../support/tmp.js';
-import { makeCa, type CertFiles, type TestCa } from '../support/tls-certs.js';
-import { startTlsForwarder, type TlsForwarder } from '../support/tls-forwarder.js';
-import { parseConfig } from '../../src/config/parse.js';
-import { staticEndpoints } from '../../src/config/static-endpoints.js';
-import { translate } from '../../src/translate/index.js';
-import { startXds, type XdsHarness } from '../support/xds-harness.js';
-import { startDataplane, type DataplaneHandle } from '../support/dataplane.js';
+import { makeCa, type TestCa } from '../support/certs.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 const UPSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
@@ -71,61 +64,73 @@ async function readyStatus(p: Proxy): Promise<number> {
   return res.status;
 }
 
-describe('proxy: xDS over TLS from the bootstrap transport_socket', () => {
+describe('proxy: xDS and ALS over mTLS to serve()', () => {
   let dir: Awaited<ReturnType<typeof makeTempDir>>;
   let ca: TestCa;
-  let client: CertFiles;
   let otherCa: TestCa;
   let app: RunningApp | undefined;
-  let front: TlsForwarder | undefined;
   let upstream: Upstream | undefined;
   let listenerPort = 0;
+  let logFile = '';
   const proxies: Proxy[] = [];
 
   before(async () => {
     dir = await makeTempDir('dp-xds-tls');
-    ca = makeCa(dir.path, 'xds-ca');
-    otherCa = makeCa(dir.path, 'other-ca');
-    client = ca.issue('proxy-client', ['DNS:proxy-client']);
+    ca = await makeCa(dir.path, 'fleet');
+    otherCa = await makeCa(dir.path, 'other');
+    const xdsServer = await ca.issue('xds-server', { dns: ['xds.test'] });
+    const alsServer = await ca.issue('als-server', { dns: ['als.test'] });
+    const edge = await ca.issue('edge-tls', { dns: ['edge-tls'] });
     upstream = await startUpstream('xds-tls-web');
     listenerPort = await freePort();
+    const alsPort = await freePort();
+    logFile = join(dir.path, 'access.log');
     const configFile = join(dir.path, 'consul-xds.yaml');
+    // The sink cluster's client certificate is the proxy's own (it names the node id, as the sink requires).
     await writeFile(
       configFile,
       `listener:
-  web: { address: "127.0.0.1", port: ${listenerPort} }
+  web:
+    address: "127.0.0.1"
+    port: ${listenerPort}
+    access-log: { grpc: { address: "127.0.0.1", port: ${alsPort}, buffer-size-bytes: 0, tls: { ca: ${ca.cert}, cert: ${edge.cert}, key: ${edge.key}, sni: als.test } } }
 route: { domain: ["*"], cluster: { web: { prefix: ["/"] } } }
 cluster: { loadbalancer: { web: {} } }
 endpoint: { eds: { web: { static: [{ address: "127.0.0.1", port: ${upstream.port} }] } } }
 `,
     );
-    app = await serve({ configFile, xds: { host: '127.0.0.1', port: 0 }, admin: false, als: false, logger: silentLogger });
-    front = await startTlsForwarder({ server: ca.issue('xds-server', ['DNS:xds.test']), clientCa: ca.cert, targetPort: app.xdsPort });
+    app = await serve({
+      configFile,
+      xds: { host: '127.0.0.1', port: 0 },
+      xdsSecurity: { tls: { cert: xdsServer.cert, key: xdsServer.key, clientCa: ca.cert } },
+      admin: { port: 0 },
+      als: { port: alsPort, file: logFile, tls: { cert: alsServer.cert, key: alsServer.key, clientCa: ca.cert } },
+      logger: silentLogger,
+    });
   });
 
   after(async () => {
     for (const p of proxies) await p.stop();
-    await front?.close();
     await app?.close();
     await upstream?.close();
     await dir.remove();
   });
 
-  /** A bootstrap whose xDS cluster (the TLS front) has `transportSocket`. */
-  async function bootstrap(name: string, transportSocket: unknown): Promise<string> {
-    assert.ok(front);
-    const file = join(dir.path, `${name}.json`);
+  /** A bootstrap for node `nodeId` whose xDS cluster (serve's TLS port) has `transportSocket`. */
+  async function bootstrap(nodeId: string, transportSocket: unknown): Promise<string> {
+    assert.ok(app);
+    const file = join(dir.path, `${nodeId}.json`);
     await writeFile(
       file,
       JSON.stringify({
-        node: { id: name, cluster: 'edge' },
+        node: { id: nodeId, cluster: 'edge' },
         dynamic_resources: { ads_config: { api_type: 'GRPC', grpc_services: [{ envoy_grpc: { cluster_name: 'xds' } }] } },
         static_resources: {
           clusters: [
             {
               name: 'xds',
               load_assignment: {
-                endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: front.port } } } }] }],
+                endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: app.xdsPort } } } }] }],
               },
               transport_socket: transportSocket,
             },
@@ -136,21 +141,25 @@ endpoint: { eds: { web: { static: [{ address: "127.0.0.1", port: ${upstream.port
     return file;
   }
 
-  const tlsSocket = (trustedCa: string, san: string): unknown => ({
-    name: 'envoy.transport_sockets.tls',
-    typed_config: {
-      '@type': UPSTREAM_TLS,
-      sni: 'xds.test',
-      common_tls_context: {
-        tls_certificates: [{ certificate_chain: { filename: client.cert }, private_key: { filename: client.key } }],
-        validation_context: { trusted_ca: { filename: trustedCa }, match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: san } }] },
+  /** mTLS with a client certificate naming `nodeId`, the server verified against `trustedCa` and matched against `san`. */
+  const tlsSocket = async (nodeId: string, trustedCa: string, san: string): Promise<unknown> => {
+    const client = await ca.issue(`${nodeId}-client`, { dns: [nodeId] });
+    return {
+      name: 'envoy.transport_sockets.tls',
+      typed_config: {
+        '@type': UPSTREAM_TLS,
+        sni: 'xds.test',
+        common_tls_context: {
+          tls_certificates: [{ certificate_chain: { filename: client.cert }, private_key: { filename: client.key } }],
+          validation_context: { trusted_ca: { filename: trustedCa }, match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: san } }] },
+        },
       },
-    },
-  });
+    };
+  };
 
-  it('connects with TLS, its client certificate and SNI; gets its config; traffic flows', async () => {
-    assert.ok(front && upstream);
-    const p = startProxy(await bootstrap('tls-good', tlsSocket(ca.cert, 'xds.test')));
+  it('connects with TLS and its client certificate; gets its config; traffic flows; access logs reach the mTLS sink', async () => {
+    assert.ok(app && upstream);
+    const p = startProxy(await bootstrap('edge-tls', await tlsSocket('edge-tls', ca.cert, 'xds.test')));
     proxies.push(p);
     await waitUntil(async () => (await readyStatus(p)) === 200, { what: 'the proxy to be LIVE over TLS', timeoutMs: 20_000, context: () => p.output() });
     const reply = await waitUntil(
@@ -161,10 +170,15 @@ endpoint: { eds: { web: { static: [{ address: "127.0.0.1", port: ${upstream.port
       { what: 'a request through the proxy', timeoutMs: 10_000, context: () => p.output() },
     );
     assert.equal(reply.status, 200);
-    assert.ok(
-      front.accepted.some((a) => a.sni === 'xds.test' && a.clientCn === 'proxy-client'),
-      `the TLS front saw our SNI and client certificate: ${JSON.stringify(front.accepted)}`,
+    assert.ok(app.xdsServer.registry.nodeStatus('edge-tls'), 'the control plane knows the node (its identity rule let it in)');
+    const logged = await waitUntil(
+      async () => {
+        const lines = (await readFile(logFile, 'utf8').catch(() => '')).split('\n').filter((l) => l.includes('/over-tls'));
+        return lines.length > 0 && (JSON.parse(lines[0] as string) as { node?: string });
+      },
+      { what: 'the access-log entry in the mTLS sink file', timeoutMs: 10_000, context: () => p.output() },
     );
+    assert.equal(logged.node, 'edge-tls');
     await p.stop();
   });
 
@@ -172,15 +186,16 @@ endpoint: { eds: { web: { static: [{ address: "127.0.0.1", port: ${upstream.port
     ['a server certificate from another CA', 'other', 'xds.test'],
     ['a server certificate whose SANs match no matcher', 'own', 'not-xds.test'],
   ] as const) {
-    it(`${what}: no connection, and no plaintext fallback`, async () => {
+    it(`${what}: no stream, and no plaintext fallback`, async () => {
       assert.ok(app);
-      const p = startProxy(await bootstrap(`tls-bad-${trusted}`, tlsSocket(trusted === 'other' ? otherCa.cert : ca.cert, san)));
+      const nodeId = `tls-bad-${trusted}`;
+      const p = startProxy(await bootstrap(nodeId, await tlsSocket(nodeId, trusted === 'other' ? otherCa.cert : ca.cert, san)));
       proxies.push(p);
       await waitUntil(async () => (await readyStatus(p)) !== 0, { what: 'the proxy admin server', timeoutMs: 20_000, context: () => p.output() });
       await sleep(3_000);
       assert.notEqual(await readyStatus(p), 200, `not LIVE:\n${p.output()}`);
       assert.doesNotMatch(p.output(), /xDS stream up/);
-      assert.equal(app.xdsServer.registry.nodeStatus(`tls-bad-${trusted}`), undefined, 'the control plane never saw a stream from this node');
+      assert.equal(app.xdsServer.registry.nodeStatus(nodeId), undefined, 'the control plane never saw a stream from this node');
       await p.stop();
     });
   }
@@ -209,100 +224,4 @@ endpoint: { eds: { web: { static: [{ address: "127.0.0.1", port: ${upstream.port
       assert.doesNotMatch(p.output(), /xDS stream up/);
     });
   }
-});
-
-describe('proxy: gRPC access logs over TLS when the sink cluster has a transport_socket', () => {
-  let dir: Awaited<ReturnType<typeof makeTempDir>>;
-  let sink: RunningApp | undefined;
-  let front: TlsForwarder | undefined;
-  let xds: XdsHarness | undefined;
-  let dp: DataplaneHandle | undefined;
-  let web: Upstream | undefined;
-  let logFile = '';
-
-  after(async () => {
-    await dp?.stop();
-    await xds?.close();
-    await front?.close();
-    await sink?.close();
-    await web?.close();
-    await dir.remove();
-  });
-
-  it('streams the entries over mTLS to the sink', async () => {
-    dir = await makeTempDir('dp-als-tls');
-    const ca = makeCa(dir.path, 'als-ca');
-    const client = ca.issue('proxy-als', ['DNS:proxy-als']);
-    web = await startUpstream('als-tls-web');
-    const alsPort = await freePort();
-    logFile = join(dir.path, 'access.log');
-    // The sink: our serve()'s plaintext ALS port, behind a TLS front that requires client certificates.
-    const sinkConfig = join(dir.path, 'sink.yaml');
-    await writeFile(sinkConfig, 'listener: {}\ncluster: { loadbalancer: {} }\n');
-    // The sink runs with the admin server (serve() starts them together).
-    sink = await serve({
-      configFile: sinkConfig,
-      xds: { host: '127.0.0.1', port: 0 },
-      admin: { port: 0 },
-      als: { port: alsPort, file: logFile },
-      logger: silentLogger,
-    });
-    front = await startTlsForwarder({ server: ca.issue('als-server', ['DNS:als.test']), clientCa: ca.cert, targetPort: alsPort });
-    const config = parseConfig(
-      `listener:
-  edge: { address: "127.0.0.1", port: 0, access-log: { grpc: { address: "127.0.0.1", port: ${front.port}, buffer-size-bytes: 0 } } }
-route: { domain: ["*"], cluster: { web: { prefix: ["/"] } } }
-cluster: { loadbalancer: { web: {} } }
-endpoint: { eds: { web: { static: [{ address: "127.0.0.1", port: ${web.port} }] } } }
-`,
-      'als-tls.yaml',
-    );
-    const set = translate(config, staticEndpoints(config));
-    const sinkCluster = set.clusters.find((c) => String(c.name).startsWith('consul-xds-als-'));
-    assert.ok(sinkCluster, 'the translated set has the sink cluster');
-    const clusters = set.clusters.map((c) =>
-      c === sinkCluster
-        ? {
-            ...c,
-            transport_socket: {
-              name: 'envoy.transport_sockets.tls',
-              typed_config: {
-                '@type': UPSTREAM_TLS,
-                sni: 'als.test',
-                common_tls_context: {
-                  tls_certificates: [{ certificate_chain: { filename: client.cert }, private_key: { filename: client.key } }],
-                  validation_context: { trusted_ca: { filename: ca.cert } },
-                },
-              },
-            },
-          }
-        : c,
-    );
-    xds = await startXds({ set: { ...set, clusters } });
-    dp = await startDataplane({ xdsPort: xds.port, nodeId: 'dp-als-tls', nodeCluster: 'edge' });
-    await dp.proxy.whenLive(20_000);
-    const port = dp.proxy.listenerPort('edge') ?? 0;
-    for (let i = 0; i < 3; i++) assert.equal((await send({ port, host: 'als.test', path: `/als-tls/${i}` })).status, 200);
-    const got = await waitUntil(
-      async () => {
-        const text = await readFile(logFile, 'utf8').catch(() => '');
-        const paths = text
-          .split('\n')
-          .filter((l) => l.includes('/als-tls/'))
-          .map((l) => String((JSON.parse(l) as { path?: string }).path));
-        return paths.length >= 3 && paths;
-      },
-      {
-        what: 'three access-log lines in the sink file',
-        timeoutMs: 10_000,
-        context: async () =>
-          `TLS front: ${JSON.stringify({ accepted: front?.accepted, failed: front?.failed })}\n${await dp?.admin('/stats?filter=access_log|consul-xds-als|cds')}`,
-      },
-    );
-    assert.deepEqual(got.sort(), ['/als-tls/0', '/als-tls/1', '/als-tls/2']);
-    assert.ok(
-      front.accepted.some((a) => a.sni === 'als.test' && a.clientCn === 'proxy-als'),
-      `the sink's TLS front saw our SNI and client certificate: ${JSON.stringify(front.accepted)}`,
-    );
-  });
 });

@@ -22,7 +22,7 @@ import type { ListenerModel } from '../../../../src/proxy/config/listener-resour
 import { readBootstrapFile } from '../../../../src/proxy/config/bootstrap.js';
 import { ConfigError } from '../../../../src/errors.js';
 import { makeTempDir } from '../../../support/tmp.js';
-import { makeCa, type CertFiles, type TestCa } from '../../../support/tls-certs.js';
+import { makeCa, type CertFiles, type TestCa } from '../../../support/certs.js';
 
 function decode(url: XdsTypeUrl, obj: ProtoObject) {
   const t = messageType(messageNameOf(url));
@@ -47,9 +47,9 @@ describe('transport_socket in CDS and LDS', () => {
   let other: CertFiles;
   before(async () => {
     dir = await makeTempDir('tls-context');
-    ca = makeCa(dir.path, 'ca');
-    server = ca.issue('server', ['DNS:localhost', 'IP:127.0.0.1']);
-    other = makeCa(dir.path, 'other-ca').issue('other', ['DNS:other']);
+    ca = await makeCa(dir.path, 'ca');
+    server = await ca.issue('server', { dns: ['localhost'], ip: ['127.0.0.1'] });
+    other = await (await makeCa(dir.path, 'other-ca')).issue('other', { dns: ['other'] });
   });
   after(async () => dir.remove());
 

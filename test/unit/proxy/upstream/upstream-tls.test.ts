@@ -20,7 +20,7 @@ import { Host } from '../../../../src/proxy/upstream/host.js';
 import { ClusterStats } from '../../../../src/proxy/stats.js';
 import type { UpstreamCallbacks, UpstreamFailure } from '../../../../src/proxy/upstream/conn-pool.js';
 import { makeTempDir } from '../../../support/tmp.js';
-import { makeCa, type CertFiles, type TestCa } from '../../../support/tls-certs.js';
+import { makeCa, type CertFiles, type TestCa } from '../../../support/certs.js';
 
 /** The model a Cluster with this UpstreamTlsContext gives. */
 function tlsModel(ctx: Record<string, unknown>): UpstreamTlsModel {
@@ -62,10 +62,10 @@ describe('upstream pools over TLS', () => {
 
   before(async () => {
     dir = await makeTempDir('upstream-tls');
-    ca = makeCa(dir.path, 'ca');
-    otherCa = makeCa(dir.path, 'other');
-    me = ca.issue('proxy', ['DNS:proxy']);
-    const server = ca.issue('server', ['DNS:upstream.test']);
+    ca = await makeCa(dir.path, 'ca');
+    otherCa = await makeCa(dir.path, 'other');
+    me = await ca.issue('proxy', { dns: ['proxy'] });
+    const server = await ca.issue('server', { dns: ['upstream.test'] });
     const tlsOpts = { cert: readFileSync(server.cert), key: readFileSync(server.key), ca: readFileSync(ca.cert), requestCert: true, rejectUnauthorized: true };
     const h1 = https.createServer({ ...tlsOpts, keepAliveTimeout: 60_000 }, (_req, res) => res.end('ok'));
     h1.on('secureConnection', (s: TLSSocket) => h1Clients.push(String(s.getPeerCertificate().subject?.CN)));
