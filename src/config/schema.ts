@@ -270,6 +270,13 @@ const accessLogSchema = z.strictObject({
   }),
 });
 
+/** Extension: the listener terminates TLS; with `client-ca`, clients must present a certificate signed by it. */
+const listenerTlsSchema = z.strictObject({
+  cert: envoyFilePath,
+  key: envoyFilePath,
+  'client-ca': envoyFilePath.optional(),
+});
+
 /** `listener.<name>` of type http (the default) or tcp: a socket that Envoy binds. */
 const socketListenerSchema = z.strictObject({
   /** Seed: the socket protocol. Only TCP is served. */
@@ -288,6 +295,7 @@ const socketListenerSchema = z.strictObject({
   'request-timeout': anyDuration.optional(),
   /** http: idle timeout of downstream connections; tcp: idle timeout of proxied connections. */
   'idle-timeout': anyDuration.optional(),
+  tls: listenerTlsSchema.optional(),
 });
 
 /**
@@ -412,6 +420,8 @@ const clusterSchema = z.strictObject({
   'healthy-panic-threshold': z.number().min(0).max(100).optional(),
   /** Extension: what `ring-hash` / `maglev` hash, in order (session affinity). */
   'hash-policy': z.array(hashPolicySchema).min(1).optional(),
+  /** Extension: dial the instances over TLS (the same keys as the sink's `access-log.grpc.tls`). */
+  tls: upstreamTlsSchema.optional(),
 });
 
 // ---- endpoint.eds ----
@@ -466,6 +476,7 @@ export type SocketListenerConfig = z.infer<typeof socketListenerSchema>;
 export type GrpcListenerConfig = z.infer<typeof grpcListenerSchema>;
 export type AccessLogConfig = z.infer<typeof accessLogSchema>;
 export type UpstreamTlsConfig = z.infer<typeof upstreamTlsSchema>;
+export type ListenerTlsConfig = z.infer<typeof listenerTlsSchema>;
 export type VirtualHostConfig = z.infer<typeof virtualHostSchema>;
 export type RouteEntryConfig = z.infer<typeof routeEntrySchema>;
 export type MirrorConfig = z.infer<typeof mirrorSchema>;

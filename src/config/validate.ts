@@ -392,6 +392,12 @@ function grpcListenerIssues(config: Config, name: string, listener: GrpcListener
         `"${policy}" is not supported by proxyless gRPC clients (only ${GRPC_LB_POLICIES.join(', ')}), and listener "${name}" (type: grpc) routes to this cluster`,
       );
     }
+    if (config.cluster.loadbalancer[cluster]?.tls) {
+      add(
+        ['cluster', 'loadbalancer', cluster, 'tls'],
+        `proxyless gRPC clients do not take TLS settings from a Cluster, and listener "${name}" (type: grpc) routes to this cluster`,
+      );
+    }
     const eds = config.endpoint.eds[cluster];
     const first = new Map<string, number>();
     eds?.static?.forEach((ep, i) => {

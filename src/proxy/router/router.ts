@@ -210,7 +210,9 @@ export class RouterFilter implements UpstreamCallbacks {
     else if (a.hostRewriteHeader !== undefined) authority = down.header(a.hostRewriteHeader) ?? authority;
 
     const h2 = cluster.model.http2;
-    const headers: HeaderMap = h2 ? { ':method': this.method, ':path': path, ':authority': authority, ':scheme': 'http' } : { host: authority };
+    const headers: HeaderMap = h2
+      ? { ':method': this.method, ':path': path, ':authority': authority, ':scheme': cluster.model.tls ? 'https' : 'http' }
+      : { host: authority };
     down.copyHeaders(headers);
     setForwarded(rt.hcm, down, headers);
     const id = down.header('x-request-id');

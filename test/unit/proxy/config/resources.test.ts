@@ -230,7 +230,12 @@ describe('our proxy refuses what it cannot honour, naming resource and field', (
       cluster({ lb_subset_config: { fallback_policy: 'ANY_ENDPOINT' } }),
       /Cluster 'c1': lb_subset_config: subset load balancing/,
     ],
-    ['TLS to upstreams', TypeUrl.Cluster, cluster({ transport_socket: { name: 'tls' } }), /Cluster 'c1': transport_socket/],
+    [
+      'a transport socket other than envoy.transport_sockets.tls',
+      TypeUrl.Cluster,
+      cluster({ transport_socket: { name: 'tls' } }),
+      /Cluster 'c1': transport_socket/,
+    ],
     ['ORIGINAL_DST clusters', TypeUrl.Cluster, { name: 'c1', type: 'ORIGINAL_DST' }, /Cluster 'c1': type: ORIGINAL_DST is not supported/],
     [
       'a DNS cluster without names',
