@@ -6,7 +6,7 @@ import { serve, DEFAULT_XDS } from '../app.js';
 import { createLogger } from '../log.js';
 import { TYPE_SHORT, TYPE_ORDER } from '../xds/resource-types.js';
 import { ConsulXdsError } from '../errors.js';
-import { CONFIG_MAX_BYTES_FLAG, CONFIG_MAX_BYTES_USAGE, configMaxBytesOption, parseCommandArgs, portOption } from './args.js';
+import { CONFIG_MAX_BYTES_FLAG, CONFIG_MAX_BYTES_USAGE, configMaxBytesOption, nonNegativeIntOption, parseCommandArgs, portOption } from './args.js';
 import { installLifecycle } from './lifecycle.js';
 import { CONSUL_FLAGS, CONSUL_USAGE, consulOptions, wantsConsul } from './consul-flags.js';
 
@@ -27,6 +27,9 @@ Serving:
   --envoy-admin URL         the local Envoy's admin: its /ready must say LIVE, its /server_info names
                             the node whose xDS state decides health
   --ack-grace-ms N          how long a node may run an older ACKed version before health fails (default 10000)
+  --removal-timeout-ms N    make before break: removed clusters and route configurations stay until every
+                            client of the group answered the routes without them, at most N ms (default 5000;
+                            0 removes at once)
   --als-host HOST           Access Log Service sink address (default 127.0.0.1)
   --als-port N              Access Log Service sink port (default 9001)
   --access-log-file FILE    write access-log JSON lines to FILE (default stdout)
@@ -54,6 +57,7 @@ export async function run(argv: string[]): Promise<number> {
       'watch-node': { type: 'string' },
       'envoy-admin': { type: 'string' },
       'ack-grace-ms': { type: 'string' },
+      'removal-timeout-ms': { type: 'string' },
       'als-host': { type: 'string' },
       'als-port': { type: 'string' },
       'access-log-file': { type: 'string' },
@@ -94,6 +98,7 @@ export async function run(argv: string[]): Promise<number> {
           ...(values['als-port'] !== undefined ? { port: portOption('als-port', values['als-port'], 0) } : {}),
           ...(values['access-log-file'] !== undefined ? { file: values['access-log-file'] } : {}),
         },
+    ...(values['removal-timeout-ms'] !== undefined ? { removalTimeoutMs: nonNegativeIntOption('removal-timeout-ms', values['removal-timeout-ms']) } : {}),
     logger,
   });
   reopenAccessLog = async () => app.sidecar?.reopenAccessLog();
