@@ -1,0 +1,217 @@
+/**
+ * Make before break with the real proxyless gRPC client (@grpc/grpc-js-xds): under a steady call
+ * load over one `xds:///greeter:50051` channel, a YAML file is edited over and over, canary weight
+ * 20 -> 0 (the canary cluster leaves the gRPC snapshot) -> 20, and the canary route and cluster
+ * deleted from the file and put back. Not one call may fail: the cluster leaves CDS only after the
+ * client has ACKed the routes that stopped naming it (src/cache/make-before-break.ts).
+ *
+ * grpc-js-xds processes the CDS and RDS responses of one write in one go, so the old order (CDS
+ * without the cluster, then RDS) rarely fails one of its calls; grpc-go does (issue 12). So the
+ * order is also checked on the wire: whenever the client is sent CDS, every cluster named by the
+ * routes it holds (ACKed, or sent and not yet answered) must be in it.
+ *
+ * Each edit waits until serve() holds nothing any more and the client has ACKed the final
+ * snapshot, then lets calls run on it for a moment, so every phase sees traffic. Runs in its own
+ * process: grpc-js-xds reads its bootstrap once per process.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { credentials, loadPackageDefinition, Server, ServerCredentials, type Client, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { register as registerXds } from '@grpc/grpc-js-xds';
+import { serve, type RunningApp } from '../../src/app.js';
+import { grpcGroup } from '../../src/cache/client-kind.js';
+import { DEFAULT_GROUP } from '../../src/cache/snapshot-cache.js';
+import { TypeUrl } from '../../src/xds/resource-types.js';
+import type { Snapshot } from '../../src/cache/snapshot.js';
+import type { ResponseEvent } from '../../src/server/index.js';
+import { silentLogger } from '../../src/log.js';
+import { makeTempDir, waitUntil } from '../support/tmp.js';
+
+const TARGET = 'greeter:50051';
+const NODE_ID = 'mbb-grpc-client';
+const PROTO = fileURLToPath(new URL('../../../test/fixtures/greeter.proto', import.meta.url));
+const Greeter = (
+  loadPackageDefinition(loadSync(PROTO, { keepCase: true })) as unknown as {
+    consulxds: { test: { Greeter: ServiceClientConstructor } };
+  }
+).consulxds.test.Greeter;
+
+type HelloCall = (req: { name: string }, opts: { deadline: number }, cb: (err: ServiceError | null, reply?: { backend: string }) => void) => void;
+
+async function startBackend(name: string): Promise<{ port: number; close(): Promise<void> }> {
+  const server = new Server();
+  server.addService(Greeter.service, { Hello: (_call: unknown, cb: (err: null, reply: { backend: string }) => void) => cb(null, { backend: name }) });
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+  });
+  return { port, close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())) };
+}
+
+interface RouteShape {
+  readonly virtual_hosts?: ReadonlyArray<{
+    readonly routes?: ReadonlyArray<{ readonly route?: { readonly cluster?: string; readonly weighted_clusters?: { readonly clusters?: ReadonlyArray<{ readonly name?: string }> } } }>;
+  }>;
+}
+
+/** Every cluster the snapshot's route configurations name. */
+function routedClusters(snapshot: Snapshot | undefined): Set<string> {
+  const out = new Set<string>();
+  for (const r of snapshot?.type(TypeUrl.RouteConfiguration).list ?? []) {
+    for (const vh of (r.object as RouteShape).virtual_hosts ?? []) {
+      for (const route of vh.routes ?? []) {
+        if (route.route?.cluster !== undefined) out.add(route.route.cluster);
+        for (const wc of route.route?.weighted_clusters?.clusters ?? []) if (wc.name !== undefined) out.add(wc.name);
+      }
+    }
+  }
+  return out;
+}
+
+/** `canary`: its weight on the split, or 'deleted' (no route, no cluster in the file). */
+function configYaml(main: number, canary: number, canaryWeight: number | 'deleted'): string {
+  const has = canaryWeight !== 'deleted';
+  return `# written by test/integration/make-before-break-grpc.test.ts
+listener:
+  "${TARGET}": { type: grpc, virtual-hosts: ["greeter"] }
+virtual-hosts:
+  greeter:
+    domain: ["${TARGET}"]
+    cluster:
+      greeter: { prefix: ["/consulxds.test.Greeter/"]${has ? ', weight: 80' : ''} }
+${has ? `      greeter-canary: { prefix: ["/consulxds.test.Greeter/"], weight: ${canaryWeight} }\n` : ''}cluster:
+  loadbalancer:
+    greeter: { lb-policy: round-robin }
+${has ? '    greeter-canary: { lb-policy: round-robin }\n' : ''}endpoint:
+  eds:
+    greeter:
+      static: [{ address: "127.0.0.1", port: ${main} }]
+${has ? `    greeter-canary:\n      static: [{ address: "127.0.0.1", port: ${canary} }]\n` : ''}`;
+}
+
+describe('make before break: proxyless gRPC (grpc-js-xds) under load across canary edits', () => {
+  let dir: Awaited<ReturnType<typeof makeTempDir>> | undefined;
+  let app: RunningApp | undefined;
+  let client: Client | undefined;
+  const backends: Array<{ port: number; close(): Promise<void> }> = [];
+  let configFile = '';
+
+  before(async () => {
+    dir = await makeTempDir('mbb-grpc');
+    backends.push(await startBackend('greeter'), await startBackend('canary'));
+    configFile = join(dir.path, 'consul-xds.yaml');
+    await writeFile(configFile, configYaml(backends[0]?.port ?? 0, backends[1]?.port ?? 0, 20));
+    app = await serve({ configFile, xds: { host: '127.0.0.1', port: 0 }, admin: false, als: false, logger: silentLogger });
+    process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify({
+      xds_servers: [{ server_uri: `127.0.0.1:${app.xdsPort}`, channel_creds: [{ type: 'insecure' }] }],
+      node: { id: NODE_ID, locality: {} },
+    });
+    registerXds();
+    client = new Greeter(`xds:///${TARGET}`, credentials.createInsecure());
+  });
+
+  after(async () => {
+    client?.close();
+    await app?.close();
+    await Promise.all(backends.map((b) => b.close()));
+    await dir?.remove();
+  });
+
+  it('zero failed calls across 24 edits: weight 20 <-> 0 and the canary deleted and restored', async (t) => {
+    assert.ok(app && client);
+    const running = app;
+    const hello = (): Promise<string> =>
+      new Promise((resolve, reject) => {
+        (client as unknown as { Hello: HelloCall }).Hello.call(client, { name: 't' }, { deadline: Date.now() + 5_000 }, (err, reply) =>
+          err ? reject(err) : resolve(reply?.backend ?? ''),
+        );
+      });
+    await waitUntil(() => hello().then((b) => b !== ''), { what: 'a first call through the xds channel', timeoutMs: 20_000 });
+
+    // The wire check: what the client's routes name, per RDS version sent to it.
+    const group = grpcGroup(DEFAULT_GROUP);
+    const routedBy = new Map<string, Set<string>>();
+    const breaks: string[] = [];
+    const onResponse = (e: ResponseEvent): void => {
+      if (e.nodeId !== NODE_ID) return;
+      const served = running.cache.get(group);
+      if (e.type === 'RDS') routedBy.set(e.version, routedClusters(served));
+      if (e.type !== 'CDS') return;
+      const rds = running.xdsServer.registry.nodeStatus(NODE_ID)?.types.RDS;
+      const held = new Set([...(routedBy.get(rds?.ackedVersion ?? '') ?? []), ...((rds?.pendingNonce && routedBy.get(rds.sentVersion ?? '')) || [])]);
+      const missing = [...held].filter((c) => !served?.type(TypeUrl.Cluster).resources.has(c));
+      if (missing.length > 0) breaks.push(`CDS ${e.version} without ${missing.join(',')} while the client's routes name them`);
+    };
+    running.xdsServer.registry.on('response', onResponse);
+
+    let ok = 0;
+    const failures: string[] = [];
+    const answered = new Map<string, number>();
+    let stop = false;
+    const caller = async (): Promise<void> => {
+      while (!stop) {
+        try {
+          const b = await hello();
+          ok++;
+          answered.set(b, (answered.get(b) ?? 0) + 1);
+        } catch (err) {
+          failures.push((err as Error).message);
+        }
+      }
+    };
+    const callers = Array.from({ length: 8 }, caller);
+
+    const settled = async (what: string): Promise<void> => {
+      await waitUntil(
+        () => {
+          const st = running.xdsServer.registry.nodeStatus(NODE_ID);
+          const groups = running.status().groups;
+          return (
+            groups.every((g) => g.pendingRemovals === undefined) &&
+            st?.group === grpcGroup(DEFAULT_GROUP) &&
+            st.upToDate &&
+            st.types.RDS?.ackedVersion === running.publisher.grpcSnapshot?.version(TypeUrl.RouteConfiguration)
+          );
+        },
+        { what, timeoutMs: 20_000, intervalMs: 10, context: () => JSON.stringify(running.status()) },
+      );
+    };
+    const save = async (text: string): Promise<void> => {
+      const tmp = `${configFile}.tmp`;
+      await writeFile(tmp, text);
+      await rename(tmp, configFile);
+    };
+
+    const [main, canary] = [backends[0]?.port ?? 0, backends[1]?.port ?? 0];
+    const cycle: ReadonlyArray<number | 'deleted'> = [0, 20, 'deleted', 20];
+    let edits = 0;
+    try {
+      for (let round = 0; round < 6; round++) {
+        for (const w of cycle) {
+          const before = running.publisher.grpcSnapshot?.version(TypeUrl.RouteConfiguration);
+          await save(configYaml(main, canary, w));
+          await waitUntil(() => running.publisher.grpcSnapshot?.version(TypeUrl.RouteConfiguration) !== before, {
+            what: `edit ${edits + 1} (canary ${w}) to be published`,
+            intervalMs: 5,
+          });
+          await settled(`the client to ACK edit ${edits + 1} (canary ${w})`);
+          edits++;
+          await sleep(150);
+        }
+      }
+    } finally {
+      stop = true;
+      await Promise.all(callers);
+      running.xdsServer.registry.off('response', onResponse);
+    }
+    t.diagnostic(`${edits} edits, ${ok} calls ok, ${failures.length} failed; answered: ${JSON.stringify(Object.fromEntries(answered))}`);
+    assert.equal(edits, 24);
+    assert.ok((answered.get('canary') ?? 0) > 0, 'the canary got calls while it was routed to');
+    assert.deepEqual(breaks, [], 'no cluster left CDS before the routes naming it were answered');
+    assert.deepEqual(failures.slice(0, 5), [], `${failures.length} calls failed`);
+  });
+});
