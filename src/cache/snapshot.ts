@@ -342,15 +342,26 @@ function typeSnapshot(typeUrl: XdsTypeUrl, sorted: ReadonlyArray<Omit<SnapshotRe
 
 /**
  * `next` with resources of `from` added back: for each type, the named resources of `from` that
- * `next` lacks (make before break holds removed Clusters, their ClusterLoadAssignments and
- * RouteConfigurations for a while; see make-before-break.ts). Nothing is encoded again: the
- * resources keep their bytes and versions, and a type with nothing added is `next`'s own object.
- * The result is consistent when both inputs are and what is added back is closed under
- * references (a held Cluster's assignment, a held RouteConfiguration's Clusters).
+ * `next` lacks, and the types in `whole` taken from `from` as they are. Make before break serves
+ * such mixes for a while (see make-before-break.ts): removed Clusters, their
+ * ClusterLoadAssignments and RouteConfigurations held, or new Clusters sent before the routes
+ * that name them. Nothing is encoded again: resources keep their bytes and versions, and a type
+ * with nothing added is `next`'s (or `from`'s) own object. The result is consistent when both
+ * inputs are and what is taken from `from` is closed under references (a held Cluster's
+ * assignment, the Clusters of `from`'s routes).
  */
-export function withResourcesOf(next: Snapshot, from: Snapshot, names: ReadonlyMap<XdsTypeUrl, readonly string[]>): Snapshot {
+export function withResourcesOf(
+  next: Snapshot,
+  from: Snapshot,
+  names: ReadonlyMap<XdsTypeUrl, readonly string[]>,
+  whole: readonly XdsTypeUrl[] = [],
+): Snapshot {
   const types = {} as Record<XdsTypeUrl, TypeSnapshot>;
   for (const t of TYPE_ORDER) {
+    if (whole.includes(t)) {
+      types[t] = from.type(t);
+      continue;
+    }
     const own = next.type(t);
     const extra = (names.get(t) ?? []).flatMap((n) => {
       const r = from.type(t).resources.get(n);

@@ -28,7 +28,7 @@ import { ConfigError } from '../errors.js';
 import type { Snapshot } from '../cache/snapshot.js';
 import { buildSnapshots } from './build.js';
 import type { SnapshotCache } from '../cache/snapshot-cache.js';
-import type { MakeBeforeBreak, PendingRemoval } from '../cache/make-before-break.js';
+import type { MakeBeforeBreak, PendingStage } from '../cache/make-before-break.js';
 import { grpcGroup } from '../cache/client-kind.js';
 import type { Logger } from '../log.js';
 
@@ -65,8 +65,8 @@ export interface PublisherStatus {
   readonly lastError?: PublishError;
   /** Clusters whose latest dynamic endpoints were refused (they serve their last good ones): cluster -> reason. */
   readonly refusedEndpoints?: Readonly<Record<string, string>>;
-  /** Removals held until the clients of this group (or its `/grpc` group) answered the new routes. */
-  readonly pendingRemovals?: readonly PendingRemoval[];
+  /** Make before break stages in progress for this group (or its `/grpc` group): held removals, new clusters ahead of their routes. */
+  readonly makeBeforeBreak?: readonly PendingStage[];
 }
 
 /** Emits 'published' (snapshot, buildMs) and 'rejected' (PublishError). */
@@ -154,7 +154,7 @@ export class Publisher extends EventEmitter {
       publishes: this.publishes,
       lastError: this.lastError,
       ...(this.refused.size > 0 && { refusedEndpoints: Object.fromEntries(this.refused) }),
-      ...(pending.length > 0 && { pendingRemovals: pending }),
+      ...(pending.length > 0 && { makeBeforeBreak: pending }),
     };
   }
 

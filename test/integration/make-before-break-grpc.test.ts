@@ -27,9 +27,8 @@ import { serve, type RunningApp } from '../../src/app.js';
 import { grpcGroup } from '../../src/cache/client-kind.js';
 import { DEFAULT_GROUP } from '../../src/cache/snapshot-cache.js';
 import { TypeUrl } from '../../src/xds/resource-types.js';
-import type { Snapshot } from '../../src/cache/snapshot.js';
-import type { ResponseEvent } from '../../src/server/index.js';
 import { silentLogger } from '../../src/log.js';
+import { watchRemovalOrder } from '../support/removal-order.js';
 import { makeTempDir, waitUntil } from '../support/tmp.js';
 
 const TARGET = 'greeter:50051';
@@ -50,26 +49,6 @@ async function startBackend(name: string): Promise<{ port: number; close(): Prom
     server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
   });
   return { port, close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())) };
-}
-
-interface RouteShape {
-  readonly virtual_hosts?: ReadonlyArray<{
-    readonly routes?: ReadonlyArray<{ readonly route?: { readonly cluster?: string; readonly weighted_clusters?: { readonly clusters?: ReadonlyArray<{ readonly name?: string }> } } }>;
-  }>;
-}
-
-/** Every cluster the snapshot's route configurations name. */
-function routedClusters(snapshot: Snapshot | undefined): Set<string> {
-  const out = new Set<string>();
-  for (const r of snapshot?.type(TypeUrl.RouteConfiguration).list ?? []) {
-    for (const vh of (r.object as RouteShape).virtual_hosts ?? []) {
-      for (const route of vh.routes ?? []) {
-        if (route.route?.cluster !== undefined) out.add(route.route.cluster);
-        for (const wc of route.route?.weighted_clusters?.clusters ?? []) if (wc.name !== undefined) out.add(wc.name);
-      }
-    }
-  }
-  return out;
 }
 
 /** `canary`: its weight on the split, or 'deleted' (no route, no cluster in the file). */
@@ -132,22 +111,7 @@ describe('make before break: proxyless gRPC (grpc-js-xds) under load across cana
       });
     await waitUntil(() => hello().then((b) => b !== ''), { what: 'a first call through the xds channel', timeoutMs: 20_000 });
 
-    // The wire check: what the client's routes name, per RDS version sent to it.
-    const group = grpcGroup(DEFAULT_GROUP);
-    const routedBy = new Map<string, Set<string>>();
-    const breaks: string[] = [];
-    const onResponse = (e: ResponseEvent): void => {
-      if (e.nodeId !== NODE_ID) return;
-      const served = running.cache.get(group);
-      if (e.type === 'RDS') routedBy.set(e.version, routedClusters(served));
-      if (e.type !== 'CDS') return;
-      const rds = running.xdsServer.registry.nodeStatus(NODE_ID)?.types.RDS;
-      const held = new Set([...(routedBy.get(rds?.ackedVersion ?? '') ?? []), ...((rds?.pendingNonce && routedBy.get(rds.sentVersion ?? '')) || [])]);
-      const missing = [...held].filter((c) => !served?.type(TypeUrl.Cluster).resources.has(c));
-      if (missing.length > 0) breaks.push(`CDS ${e.version} without ${missing.join(',')} while the client's routes name them`);
-    };
-    running.xdsServer.registry.on('response', onResponse);
-
+    const order = watchRemovalOrder(running, NODE_ID);
     let ok = 0;
     const failures: string[] = [];
     const answered = new Map<string, number>();
@@ -171,7 +135,7 @@ describe('make before break: proxyless gRPC (grpc-js-xds) under load across cana
           const st = running.xdsServer.registry.nodeStatus(NODE_ID);
           const groups = running.status().groups;
           return (
-            groups.every((g) => g.pendingRemovals === undefined) &&
+            groups.every((g) => g.makeBeforeBreak === undefined) &&
             st?.group === grpcGroup(DEFAULT_GROUP) &&
             st.upToDate &&
             st.types.RDS?.ackedVersion === running.publisher.grpcSnapshot?.version(TypeUrl.RouteConfiguration)
@@ -206,12 +170,12 @@ describe('make before break: proxyless gRPC (grpc-js-xds) under load across cana
     } finally {
       stop = true;
       await Promise.all(callers);
-      running.xdsServer.registry.off('response', onResponse);
+      order.stop();
     }
     t.diagnostic(`${edits} edits, ${ok} calls ok, ${failures.length} failed; answered: ${JSON.stringify(Object.fromEntries(answered))}`);
     assert.equal(edits, 24);
     assert.ok((answered.get('canary') ?? 0) > 0, 'the canary got calls while it was routed to');
-    assert.deepEqual(breaks, [], 'no cluster left CDS before the routes naming it were answered');
+    assert.deepEqual(order.breaks, [], 'no cluster left CDS before the routes naming it were answered');
     assert.deepEqual(failures.slice(0, 5), [], `${failures.length} calls failed`);
   });
 });

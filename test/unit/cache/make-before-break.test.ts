@@ -35,7 +35,10 @@ async function setup(t: { after(fn: () => unknown): void }, set: XdsResourceSet,
 async function envoyLike(h: XdsHarness, id: string, clusters: number): Promise<AdsStream> {
   const s = h.stream({ node: { id, cluster: 'web' } });
   s.subscribe(CDS);
-  s.subscribe(EDS, Array.from({ length: clusters }, (_, i) => `c${i}`));
+  s.subscribe(
+    EDS,
+    Array.from({ length: clusters }, (_, i) => `c${i}`),
+  );
   s.subscribe(LDS);
   s.subscribe(RDS, ['routes']);
   await ackUntilUpToDate(h, s, id, 4);
@@ -56,6 +59,7 @@ test('a removed cluster stays in CDS until the routes without it are ACKed, then
   assert.deepEqual(names(h, EDS), ['c0', 'c1'], "so is c1's assignment");
   await s.expectSilence(200);
   const [pending] = mbb.pending();
+  assert.equal(pending?.stage, 'break');
   assert.deepEqual(pending?.held, { CDS: ['c1'], EDS: ['c1'] });
   assert.deepEqual(
     pending?.waitingFor.map((w) => [w.nodeId, w.types]),
@@ -144,10 +148,21 @@ test('a newer snapshot while waiting: no removal lost, none brought back, a re-a
   await s.expectSilence(200);
   assert.deepEqual(names(h, CDS), ['c0'], 'not brought back');
 
-  // c1 back (weight N again): additions go CDS -> EDS -> RDS at once, nothing held.
+  // c1 back (weight N again): make first, the cluster and its assignment go out, the routes
+  // naming it only once both are ACKed.
   publish(resourceSet({ clusters: 2 }));
-  const order = [await s.next(), await s.next(), await s.next()].map((r) => r.typeUrl);
-  assert.deepEqual(order, [CDS, EDS, RDS]);
+  assert.equal(mbb.pending()[0]?.stage, 'make');
+  const cds = await s.next();
+  const eds = await s.next();
+  assert.deepEqual([cds.typeUrl, cds.names], [CDS, ['c0', 'c1']]);
+  assert.deepEqual([eds.typeUrl, eds.names], [EDS, ['c1']], 'the new cluster warms');
+  await s.expectSilence(200);
+  s.ack(cds);
+  await s.expectSilence(200);
+  s.ack(eds);
+  const rds = await s.next();
+  assert.equal(rds.typeUrl, RDS);
+  assert.match(JSON.stringify(rds.resources[0]?.object), /"c1"/);
   assert.deepEqual(mbb.pending(), []);
 });
 
