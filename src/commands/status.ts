@@ -53,7 +53,12 @@ interface ClientsJson {
     readonly nodeId: string;
     readonly group: string;
     readonly types: Readonly<
-      Partial<Record<TypeShort, { readonly sentVersion?: string; readonly ackedVersion?: string; readonly lastNack?: { readonly message: string; readonly at: string } }>>
+      Partial<
+        Record<
+          TypeShort,
+          { readonly sentVersion?: string; readonly ackedVersion?: string; readonly lastNack?: { readonly message: string; readonly at: string } }
+        >
+      >
     >;
   }>;
   readonly streams: ReadonlyArray<{ readonly nodeId: string; readonly method: string; readonly protocol?: string }>;

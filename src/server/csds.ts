@@ -20,7 +20,7 @@
  *   ACKED           otherwise
  * A SotW NACK rejects a whole response, so every resource of a NACKed type shows NACKED.
  */
-import { type Server, type ServerDuplexStream, type ServerUnaryCall, type sendUnaryData, type MethodDefinition } from '@grpc/grpc-js';
+import type { Server, ServerDuplexStream, ServerUnaryCall, sendUnaryData, MethodDefinition } from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
 import { messageType, TO_OBJECT } from '../envoy/protos.js';
 import { TYPE_ORDER } from '../xds/resource-types.js';
