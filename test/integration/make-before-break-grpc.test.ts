@@ -18,38 +18,20 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { credentials, loadPackageDefinition, Server, ServerCredentials, type Client, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
-import { register as registerXds } from '@grpc/grpc-js-xds';
+import type { Client, ServiceError } from '@grpc/grpc-js';
 import { serve, type RunningApp } from '../../src/app.js';
 import { grpcGroup } from '../../src/cache/client-kind.js';
 import { DEFAULT_GROUP } from '../../src/cache/snapshot-cache.js';
 import { TypeUrl } from '../../src/xds/resource-types.js';
 import { silentLogger } from '../../src/log.js';
+import { startBackend, xdsGreeterClient, type GreeterBackend, type HelloReply } from '../support/greeter.js';
 import { watchRemovalOrder } from '../support/removal-order.js';
 import { makeTempDir, waitUntil } from '../support/tmp.js';
 
 const TARGET = 'greeter:50051';
 const NODE_ID = 'mbb-grpc-client';
-const PROTO = fileURLToPath(new URL('../../../test/fixtures/greeter.proto', import.meta.url));
-const Greeter = (
-  loadPackageDefinition(loadSync(PROTO, { keepCase: true })) as unknown as {
-    consulxds: { test: { Greeter: ServiceClientConstructor } };
-  }
-).consulxds.test.Greeter;
-
-type HelloCall = (req: { name: string }, opts: { deadline: number }, cb: (err: ServiceError | null, reply?: { backend: string }) => void) => void;
-
-async function startBackend(name: string): Promise<{ port: number; close(): Promise<void> }> {
-  const server = new Server();
-  server.addService(Greeter.service, { Hello: (_call: unknown, cb: (err: null, reply: { backend: string }) => void) => cb(null, { backend: name }) });
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
-  });
-  return { port, close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())) };
-}
+type HelloCall = (req: { name: string }, opts: { deadline: number }, cb: (err: ServiceError | null, reply?: HelloReply) => void) => void;
 
 /** `canary`: its weight on the split, or 'deleted' (no route, no cluster in the file). */
 function configYaml(main: number, canary: number, canaryWeight: number | 'deleted'): string {
@@ -76,7 +58,7 @@ describe('make before break: proxyless gRPC (grpc-js-xds) under load across cana
   let dir: Awaited<ReturnType<typeof makeTempDir>> | undefined;
   let app: RunningApp | undefined;
   let client: Client | undefined;
-  const backends: Array<{ port: number; close(): Promise<void> }> = [];
+  const backends: GreeterBackend[] = [];
   let configFile = '';
 
   before(async () => {
@@ -85,12 +67,7 @@ describe('make before break: proxyless gRPC (grpc-js-xds) under load across cana
     configFile = join(dir.path, 'consul-xds.yaml');
     await writeFile(configFile, configYaml(backends[0]?.port ?? 0, backends[1]?.port ?? 0, 20));
     app = await serve({ configFile, xds: { host: '127.0.0.1', port: 0 }, admin: false, als: false, logger: silentLogger });
-    process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify({
-      xds_servers: [{ server_uri: `127.0.0.1:${app.xdsPort}`, channel_creds: [{ type: 'insecure' }] }],
-      node: { id: NODE_ID, locality: {} },
-    });
-    registerXds();
-    client = new Greeter(`xds:///${TARGET}`, credentials.createInsecure());
+    client = xdsGreeterClient(app.xdsPort, NODE_ID, TARGET);
   });
 
   after(async () => {

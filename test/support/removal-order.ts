@@ -8,27 +8,11 @@ import type { RunningApp } from '../../src/app.js';
 import type { Snapshot } from '../../src/cache/snapshot.js';
 import type { ResponseEvent } from '../../src/server/index.js';
 import { TypeUrl } from '../../src/xds/resource-types.js';
+import { routedClusters } from '../../src/translate/client-split.js';
 
-interface RouteShape {
-  readonly virtual_hosts?: ReadonlyArray<{
-    readonly routes?: ReadonlyArray<{
-      readonly route?: { readonly cluster?: string; readonly weighted_clusters?: { readonly clusters?: ReadonlyArray<{ readonly name?: string }> } };
-    }>;
-  }>;
-}
-
-/** Every cluster the snapshot's route configurations name. */
-function routedClusters(snapshot: Snapshot | undefined): Set<string> {
-  const out = new Set<string>();
-  for (const r of snapshot?.type(TypeUrl.RouteConfiguration).list ?? []) {
-    for (const vh of (r.object as RouteShape).virtual_hosts ?? []) {
-      for (const route of vh.routes ?? []) {
-        if (route.route?.cluster !== undefined) out.add(route.route.cluster);
-        for (const wc of route.route?.weighted_clusters?.clusters ?? []) if (wc.name !== undefined) out.add(wc.name);
-      }
-    }
-  }
-  return out;
+/** Every cluster the snapshot's route configurations send to (no mirrors in these tests). */
+function routed(snapshot: Snapshot | undefined): Set<string> {
+  return new Set((snapshot?.type(TypeUrl.RouteConfiguration).list ?? []).flatMap((r) => routedClusters(r.object)));
 }
 
 export interface RemovalOrderWatch {
@@ -46,7 +30,7 @@ export function watchRemovalOrder(app: RunningApp, nodeId: string): RemovalOrder
     const node = registry.nodeStatus(nodeId);
     // The response event comes synchronously from the stream's evaluation of what the cache holds.
     const served = node === undefined ? undefined : app.cache.get(node.group);
-    if (e.type === 'RDS') routedBy.set(e.version, routedClusters(served));
+    if (e.type === 'RDS') routedBy.set(e.version, routed(served));
     if (e.type !== 'CDS') return;
     const rds = node?.types.RDS;
     const held = new Set([...(routedBy.get(rds?.ackedVersion ?? '') ?? []), ...((rds?.pendingNonce && routedBy.get(rds.sentVersion ?? '')) || [])]);
