@@ -217,13 +217,17 @@ export class MakeBeforeBreak {
     }
   }
 
-  /** While something is held, hear of every answer; check once per burst, after the streams have flushed. */
+  /**
+   * While a stage is served, hear of every answer and check once the stream has flushed: in a
+   * microtask, so the next stage is set before any other I/O (a /status/clients request) can see
+   * the stage as current and its streams as up to date.
+   */
   #listen(): void {
     if (this.#stopListening !== undefined || this.#progress === undefined) return;
     this.#stopListening = this.#progress.onAnswer(() => {
       if (this.#checkScheduled) return;
       this.#checkScheduled = true;
-      setImmediate(() => {
+      queueMicrotask(() => {
         this.#checkScheduled = false;
         for (const group of [...this.#pending.keys()]) this.#check(group);
       });
