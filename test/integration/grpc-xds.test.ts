@@ -22,7 +22,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Client, ServiceError } from '@grpc/grpc-js';
+import type { Client } from '@grpc/grpc-js';
 import { serve, type RunningApp } from '../../src/app.js';
 import { grpcGroup } from '../../src/cache/client-kind.js';
 import { DEFAULT_GROUP } from '../../src/cache/snapshot-cache.js';
@@ -30,14 +30,12 @@ import { TypeUrl } from '../../src/xds/resource-types.js';
 import { silentLogger } from '../../src/log.js';
 import { AdsConnection } from '../support/ads-client.js';
 import { dynamicVersions, startEnvoy } from '../support/envoy.js';
-import { startBackend, xdsGreeterClient, type GreeterBackend, type HelloReply } from '../support/greeter.js';
 import { binomialBounds } from '../support/traffic.js';
 import { freePort, makeTempDir, waitUntil } from '../support/tmp.js';
+import { startBackend, xdsGreeterClient, type HelloCall } from '../support/greeter.js';
 
 const TARGET = 'greeter:50051';
 const NODE_ID = 'grpc-xds-test-client';
-type HelloCall = (req: { name: string }, cb: (err: ServiceError | null, reply?: HelloReply) => void) => void;
-
 interface Weights {
   readonly main: number;
   /** Absent: the canary cluster is not routed to at all. */
@@ -86,7 +84,7 @@ describe('proxyless gRPC (grpc-js-xds) against serve() in file mode', () => {
   let dir: Awaited<ReturnType<typeof makeTempDir>> | undefined;
   let app: RunningApp | undefined;
   let client: Client | undefined;
-  const backends: GreeterBackend[] = [];
+  const backends: Array<Awaited<ReturnType<typeof startBackend>>> = [];
   let configFile: string;
   let ports: { edge: number; main: number[]; canary: number };
 

@@ -25,7 +25,7 @@ import { grpcGroup } from '../../src/cache/client-kind.js';
 import { DEFAULT_GROUP } from '../../src/cache/snapshot-cache.js';
 import { TypeUrl } from '../../src/xds/resource-types.js';
 import { silentLogger } from '../../src/log.js';
-import { startBackend, xdsGreeterClient, type GreeterBackend, type HelloReply } from '../support/greeter.js';
+import { startBackend, xdsGreeterClient, type HelloReply } from '../support/greeter.js';
 import { watchRemovalOrder } from '../support/removal-order.js';
 import { makeTempDir, waitUntil } from '../support/tmp.js';
 
@@ -58,7 +58,7 @@ describe('make before break: proxyless gRPC (grpc-js-xds) under load across cana
   let dir: Awaited<ReturnType<typeof makeTempDir>> | undefined;
   let app: RunningApp | undefined;
   let client: Client | undefined;
-  const backends: GreeterBackend[] = [];
+  const backends: Array<Awaited<ReturnType<typeof startBackend>>> = [];
   let configFile = '';
 
   before(async () => {

@@ -1,34 +1,39 @@
 /**
- * The proxyless gRPC rig shared by the grpc-js-xds tests: the Greeter service
- * (test/fixtures/greeter.proto), a backend that answers Hello with its own name, and an
- * `xds:///` client of it. In: a backend name; the xDS port and node id. Out: a listening backend;
- * a Greeter client resolving through the xDS server.
+ * The test gRPC service (test/fixtures/greeter.proto) for proxyless gRPC tests: the Greeter client
+ * constructor, a grpc-js-xds client of it bootstrapped against our xDS server, and backends on
+ * 127.0.0.1 (ephemeral port) that answer Hello with their own name, so a test sees which backend
+ * a call reached.
  */
 import { fileURLToPath } from 'node:url';
-import { credentials, loadPackageDefinition, Server, ServerCredentials, type Client, type ServiceClientConstructor } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
+import {
+  credentials,
+  loadPackageDefinition,
+  Server,
+  ServerCredentials,
+  type Client,
+  type Metadata,
+  type ServiceClientConstructor,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import { register as registerXds } from '@grpc/grpc-js-xds';
+import { loadSync } from '@grpc/proto-loader';
 
 const PROTO = fileURLToPath(new URL('../../../test/fixtures/greeter.proto', import.meta.url));
 
-export const Greeter = (
-  loadPackageDefinition(loadSync(PROTO, { keepCase: true })) as unknown as {
-    consulxds: { test: { Greeter: ServiceClientConstructor } };
-  }
-).consulxds.test.Greeter;
+const greeterPackage = loadPackageDefinition(loadSync(PROTO, { keepCase: true })) as unknown as {
+  consulxds: { test: { Greeter: ServiceClientConstructor } };
+};
+export const Greeter = greeterPackage.consulxds.test.Greeter;
 
 export interface HelloReply {
   readonly backend: string;
 }
-
-export interface GreeterBackend {
-  readonly name: string;
-  readonly port: number;
-  close(): Promise<void>;
-}
+export type HelloCall = (req: { name: string }, cb: (err: ServiceError | null, reply?: HelloReply) => void) => void;
+/** Hello with request metadata (headers a hash policy reads). */
+export type HelloWithMetadata = (req: { name: string }, metadata: Metadata, cb: (err: ServiceError | null, reply?: HelloReply) => void) => void;
 
 /** A gRPC backend on 127.0.0.1 (ephemeral port) that answers Hello with its own name. */
-export async function startBackend(name: string): Promise<GreeterBackend> {
+export async function startBackend(name: string): Promise<{ name: string; port: number; close(): Promise<void> }> {
   const server = new Server();
   server.addService(Greeter.service, {
     Hello: (_call: unknown, cb: (err: null, reply: HelloReply) => void) => cb(null, { backend: name }),
@@ -40,9 +45,8 @@ export async function startBackend(name: string): Promise<GreeterBackend> {
 }
 
 /**
- * A Greeter client for `xds:///<target>`, its bootstrap pointing at the xDS server on 127.0.0.1.
- * grpc-js-xds reads the bootstrap once per process, when the first xds: channel resolves: one
- * xDS server and node id per test file.
+ * A Greeter client on `xds:///<target>` whose xDS server is 127.0.0.1:`xdsPort`. The bootstrap is
+ * read once per process, when the first xds: channel resolves: one node per test file.
  */
 export function xdsGreeterClient(xdsPort: number, nodeId: string, target: string): Client {
   process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify({
