@@ -6,21 +6,20 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rename, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { serve, type RunningApp } from '../../src/app.js';
-import { TypeUrl } from '../../src/xds/resource-types.js';
 import { silentLogger } from '../../src/log.js';
+import { runCanaryEdits, type CanaryWeight } from '../support/canary-edits.js';
 import { startEnvoy, type EnvoyHandle } from '../support/envoy.js';
 import { watchRemovalOrder } from '../support/removal-order.js';
 import { send, startLoad } from '../support/traffic.js';
 import { startUpstream, type Upstream } from '../support/upstreams.js';
-import { freePort, makeTempDir, waitUntil } from '../support/tmp.js';
+import { freePort, makeTempDir } from '../support/tmp.js';
 
 const NODE_ID = 'mbb-envoy';
 
-function configYaml(listenerPort: number, main: number, canary: number, canaryWeight: number | 'deleted'): string {
+function configYaml(listenerPort: number, main: number, canary: number, canaryWeight: CanaryWeight): string {
   const has = canaryWeight !== 'deleted';
   return `# written by test/integration/make-before-break-envoy.test.ts
 listener:
@@ -68,15 +67,7 @@ describe('make before break: real Envoy under load across canary edits', () => {
   it('zero failed requests across 24 edits: weight 20 <-> 0 and the canary deleted and restored', async (t) => {
     assert.ok(app && envoy);
     const running = app;
-    const settled = (what: string): Promise<unknown> =>
-      waitUntil(
-        () => {
-          const st = running.xdsServer.registry.nodeStatus(NODE_ID);
-          return running.status().groups.every((g) => g.makeBeforeBreak === undefined) && st?.upToDate && st.types.RDS !== undefined;
-        },
-        { what, timeoutMs: 20_000, intervalMs: 10, context: () => JSON.stringify(running.xdsServer.registry.nodeStatus(NODE_ID)) },
-      );
-    await settled('Envoy to ACK its first snapshot');
+    await envoy.waitFor(() => running.xdsServer.registry.nodeStatus(NODE_ID)?.upToDate, { what: 'Envoy to ACK its first snapshot', timeoutMs: 20_000 });
     await envoy.waitFor(async () => (await send({ port: listenerPort, host: 'web.test', path: '/' })).status === 200, {
       what: 'a first request through Envoy',
       timeoutMs: 20_000,
@@ -84,27 +75,10 @@ describe('make before break: real Envoy under load across canary edits', () => {
 
     const order = watchRemovalOrder(running, NODE_ID);
     const load = startLoad({ port: listenerPort, host: 'web.test', path: '/', concurrency: 4, pauseMs: 1, maxRequests: 200_000 });
-    const save = async (text: string): Promise<void> => {
-      await writeFile(`${configFile}.tmp`, text);
-      await rename(`${configFile}.tmp`, configFile);
-    };
-    const [main, canary] = [upstreams[0]?.port ?? 0, upstreams[1]?.port ?? 0];
-    const cycle: ReadonlyArray<number | 'deleted'> = [0, 20, 'deleted', 20];
     let edits = 0;
     try {
-      for (let round = 0; round < 6; round++) {
-        for (const w of cycle) {
-          const before = running.publisher.snapshot?.version(TypeUrl.RouteConfiguration);
-          await save(configYaml(listenerPort, main, canary, w));
-          await waitUntil(() => running.publisher.snapshot?.version(TypeUrl.RouteConfiguration) !== before, {
-            what: `edit ${edits + 1} (canary ${w}) to be published`,
-            intervalMs: 5,
-          });
-          await settled(`Envoy to ACK edit ${edits + 1} (canary ${w})`);
-          edits++;
-          await sleep(150);
-        }
-      }
+      const [main, canary] = [upstreams[0]?.port ?? 0, upstreams[1]?.port ?? 0];
+      edits = await runCanaryEdits({ app: running, configFile, yaml: (w) => configYaml(listenerPort, main, canary, w), nodeId: NODE_ID });
     } finally {
       order.stop();
     }

@@ -16,15 +16,12 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rename, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client, ServiceError } from '@grpc/grpc-js';
 import { serve, type RunningApp } from '../../src/app.js';
-import { grpcGroup } from '../../src/cache/client-kind.js';
-import { DEFAULT_GROUP } from '../../src/cache/snapshot-cache.js';
-import { TypeUrl } from '../../src/xds/resource-types.js';
 import { silentLogger } from '../../src/log.js';
+import { grpcCanaryYaml, runCanaryEdits, type CanaryWeight } from '../support/canary-edits.js';
 import { startBackend, xdsGreeterClient, type HelloReply } from '../support/greeter.js';
 import { watchRemovalOrder } from '../support/removal-order.js';
 import { makeTempDir, waitUntil } from '../support/tmp.js';
@@ -33,39 +30,19 @@ const TARGET = 'greeter:50051';
 const NODE_ID = 'mbb-grpc-client';
 type HelloCall = (req: { name: string }, opts: { deadline: number }, cb: (err: ServiceError | null, reply?: HelloReply) => void) => void;
 
-/** `canary`: its weight on the split, or 'deleted' (no route, no cluster in the file). */
-function configYaml(main: number, canary: number, canaryWeight: number | 'deleted'): string {
-  const has = canaryWeight !== 'deleted';
-  return `# written by test/integration/make-before-break-grpc.test.ts
-listener:
-  "${TARGET}": { type: grpc, virtual-hosts: ["greeter"] }
-virtual-hosts:
-  greeter:
-    domain: ["${TARGET}"]
-    cluster:
-      greeter: { prefix: ["/consulxds.test.Greeter/"]${has ? ', weight: 80' : ''} }
-${has ? `      greeter-canary: { prefix: ["/consulxds.test.Greeter/"], weight: ${canaryWeight} }\n` : ''}cluster:
-  loadbalancer:
-    greeter: { lb-policy: round-robin }
-${has ? '    greeter-canary: { lb-policy: round-robin }\n' : ''}endpoint:
-  eds:
-    greeter:
-      static: [{ address: "127.0.0.1", port: ${main} }]
-${has ? `    greeter-canary:\n      static: [{ address: "127.0.0.1", port: ${canary} }]\n` : ''}`;
-}
-
 describe('make before break: proxyless gRPC (grpc-js-xds) under load across canary edits', () => {
   let dir: Awaited<ReturnType<typeof makeTempDir>> | undefined;
   let app: RunningApp | undefined;
   let client: Client | undefined;
   const backends: Array<Awaited<ReturnType<typeof startBackend>>> = [];
   let configFile = '';
+  const yaml = (w: CanaryWeight) => grpcCanaryYaml(TARGET, backends[0]?.port ?? 0, backends[1]?.port ?? 0, w);
 
   before(async () => {
     dir = await makeTempDir('mbb-grpc');
     backends.push(await startBackend('greeter'), await startBackend('canary'));
     configFile = join(dir.path, 'consul-xds.yaml');
-    await writeFile(configFile, configYaml(backends[0]?.port ?? 0, backends[1]?.port ?? 0, 20));
+    await writeFile(configFile, yaml(20));
     app = await serve({ configFile, xds: { host: '127.0.0.1', port: 0 }, admin: false, als: false, logger: silentLogger });
     client = xdsGreeterClient(app.xdsPort, NODE_ID, TARGET);
   });
@@ -106,44 +83,9 @@ describe('make before break: proxyless gRPC (grpc-js-xds) under load across cana
     };
     const callers = Array.from({ length: 8 }, caller);
 
-    const settled = async (what: string): Promise<void> => {
-      await waitUntil(
-        () => {
-          const st = running.xdsServer.registry.nodeStatus(NODE_ID);
-          const groups = running.status().groups;
-          return (
-            groups.every((g) => g.makeBeforeBreak === undefined) &&
-            st?.group === grpcGroup(DEFAULT_GROUP) &&
-            st.upToDate &&
-            st.types.RDS?.ackedVersion === running.publisher.grpcSnapshot?.version(TypeUrl.RouteConfiguration)
-          );
-        },
-        { what, timeoutMs: 20_000, intervalMs: 10, context: () => JSON.stringify(running.status()) },
-      );
-    };
-    const save = async (text: string): Promise<void> => {
-      const tmp = `${configFile}.tmp`;
-      await writeFile(tmp, text);
-      await rename(tmp, configFile);
-    };
-
-    const [main, canary] = [backends[0]?.port ?? 0, backends[1]?.port ?? 0];
-    const cycle: ReadonlyArray<number | 'deleted'> = [0, 20, 'deleted', 20];
     let edits = 0;
     try {
-      for (let round = 0; round < 6; round++) {
-        for (const w of cycle) {
-          const before = running.publisher.grpcSnapshot?.version(TypeUrl.RouteConfiguration);
-          await save(configYaml(main, canary, w));
-          await waitUntil(() => running.publisher.grpcSnapshot?.version(TypeUrl.RouteConfiguration) !== before, {
-            what: `edit ${edits + 1} (canary ${w}) to be published`,
-            intervalMs: 5,
-          });
-          await settled(`the client to ACK edit ${edits + 1} (canary ${w})`);
-          edits++;
-          await sleep(150);
-        }
-      }
+      edits = await runCanaryEdits({ app: running, configFile, yaml, nodeId: NODE_ID });
     } finally {
       stop = true;
       await Promise.all(callers);
