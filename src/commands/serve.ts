@@ -130,6 +130,7 @@ export async function run(argv: string[]): Promise<number> {
     ...optional('maxReceiveMessageBytes', countOption('xds-max-request-bytes', values['xds-max-request-bytes'])),
     ...optional('maxResourceNames', countOption('xds-max-resource-names', values['xds-max-resource-names'])),
   };
+  const removalTimeoutMs = values['removal-timeout-ms'] === undefined ? undefined : nonNegativeIntOption('removal-timeout-ms', values['removal-timeout-ms']);
   const logger = createLogger({ level: values['log-level'] });
   let reopenAccessLog: () => Promise<void> = async () => undefined; // nothing to reopen during start-up
   const life = installLifecycle(logger, { onHangup: () => reopenAccessLog() });
@@ -163,7 +164,7 @@ export async function run(argv: string[]): Promise<number> {
             ? { tls: alsTls, ...(tlsPollMs !== undefined ? { tlsPollMs } : {}), ...(groupPattern !== undefined ? { identityUriPattern: groupPattern } : {}) }
             : {}),
         },
-    ...(values['removal-timeout-ms'] !== undefined ? { removalTimeoutMs: nonNegativeIntOption('removal-timeout-ms', values['removal-timeout-ms']) } : {}),
+    ...optional('removalTimeoutMs', removalTimeoutMs),
     logger,
   });
   reopenAccessLog = async () => app.sidecar?.reopenAccessLog();
