@@ -17,6 +17,7 @@ import type { Config } from './config/schema.js';
 import { Publisher, type PublishError, type PublisherStatus } from './pipeline/publisher.js';
 import { DEFAULT_GROUP, SnapshotCache } from './cache/snapshot-cache.js';
 import { clientKindGroupOf } from './cache/client-kind.js';
+import { MakeBeforeBreak } from './cache/make-before-break.js';
 import { createXdsServer, type XdsLimits, type XdsServer } from './server/index.js';
 import { TransportSecurity, type TransportSecurityOptions } from './common/transport-security.js';
 import { startSidecar, type AdminOptions, type AlsOptions, type PipelineMetrics, type Sidecar } from './sidecar.js';
@@ -54,6 +55,8 @@ export interface ServeOptions {
   readonly logger?: Logger;
   /** Coalescing window for changes, in ms. */
   readonly coalesceMs?: number;
+  /** Make before break: longest wait for clients to answer new routes before held removals go (default 5000; 0: no staging). */
+  readonly removalTimeoutMs?: number;
 }
 
 export interface AppStatus {
@@ -104,6 +107,8 @@ export async function serve(opts: ServeOptions): Promise<RunningApp> {
     }
     const xdsServer = createXdsServer({ cache, logger, ...(security ? { security } : {}), ...(opts.xdsLimits ? { limits: opts.xdsLimits } : {}) });
     closers.push(() => xdsServer.close());
+    const makeBeforeBreak = new MakeBeforeBreak({ cache, progress: xdsServer.registry, timeoutMs: opts.removalTimeoutMs, logger });
+    closers.push(() => makeBeforeBreak.close());
     let sources: Sources | undefined;
     const status = (): AppStatus => ({
       mode: opts.configFile ? 'file' : 'consul',
@@ -129,7 +134,7 @@ export async function serve(opts: ServeOptions): Promise<RunningApp> {
     }
     const metrics = sidecar?.metrics;
     const newPublisher = (group: string): Publisher => {
-      const p = new Publisher({ cache, logger, group, coalesceMs: opts.coalesceMs });
+      const p = new Publisher({ cache, makeBeforeBreak, logger, group, coalesceMs: opts.coalesceMs });
       closers.push(() => p.close());
       if (metrics) {
         p.on('published', (_snapshot, buildMs: number) => metrics.observeSnapshotBuild(buildMs));

@@ -36,3 +36,10 @@ export function portOption(flag: string, value: string | undefined, fallback: nu
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ConsulXdsError('CXDS_USAGE', `--${flag}: expected a port number 0-65535, got '${value}'`);
   return n;
 }
+
+/** A count or duration flag: an integer >= 0, named in the error when it is not. */
+export function nonNegativeIntOption(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) throw new ConsulXdsError('CXDS_USAGE', `--${flag}: expected an integer >= 0, got '${value}'`);
+  return n;
+}

@@ -6,7 +6,7 @@ import { serve, DEFAULT_XDS } from '../app.js';
 import { createLogger } from '../log.js';
 import { TYPE_SHORT, TYPE_ORDER } from '../xds/resource-types.js';
 import { ConsulXdsError } from '../errors.js';
-import { CONFIG_MAX_BYTES_FLAG, CONFIG_MAX_BYTES_USAGE, configMaxBytesOption, parseCommandArgs, portOption } from './args.js';
+import { CONFIG_MAX_BYTES_FLAG, CONFIG_MAX_BYTES_USAGE, configMaxBytesOption, nonNegativeIntOption, parseCommandArgs, portOption } from './args.js';
 import { installLifecycle } from './lifecycle.js';
 import { CONSUL_FLAGS, CONSUL_USAGE, consulOptions, wantsConsul } from './consul-flags.js';
 import { DEFAULT_XDS_LIMITS, type XdsLimits } from '../server/index.js';
@@ -30,6 +30,9 @@ Serving:
   --envoy-admin URL         the local Envoy's admin: its /ready must say LIVE, its /server_info names
                             the node whose xDS state decides health
   --ack-grace-ms N          how long a node may run an older ACKed version before health fails (default 10000)
+  --removal-timeout-ms N    make before break: removed clusters and route configurations stay until every
+                            client of the group answered the routes without them, at most N ms (default 5000;
+                            0 removes at once)
   --als-host HOST           Access Log Service sink address (default 127.0.0.1)
   --als-port N              Access Log Service sink port (default 9001)
   --access-log-file FILE    write access-log JSON lines to FILE (default stdout)
@@ -77,6 +80,7 @@ export async function run(argv: string[]): Promise<number> {
       'watch-node': { type: 'string' },
       'envoy-admin': { type: 'string' },
       'ack-grace-ms': { type: 'string' },
+      'removal-timeout-ms': { type: 'string' },
       'als-host': { type: 'string' },
       'als-port': { type: 'string' },
       'access-log-file': { type: 'string' },
@@ -126,6 +130,7 @@ export async function run(argv: string[]): Promise<number> {
     ...optional('maxReceiveMessageBytes', countOption('xds-max-request-bytes', values['xds-max-request-bytes'])),
     ...optional('maxResourceNames', countOption('xds-max-resource-names', values['xds-max-resource-names'])),
   };
+  const removalTimeoutMs = values['removal-timeout-ms'] === undefined ? undefined : nonNegativeIntOption('removal-timeout-ms', values['removal-timeout-ms']);
   const logger = createLogger({ level: values['log-level'] });
   let reopenAccessLog: () => Promise<void> = async () => undefined; // nothing to reopen during start-up
   const life = installLifecycle(logger, { onHangup: () => reopenAccessLog() });
@@ -159,6 +164,7 @@ export async function run(argv: string[]): Promise<number> {
             ? { tls: alsTls, ...(tlsPollMs !== undefined ? { tlsPollMs } : {}), ...(groupPattern !== undefined ? { identityUriPattern: groupPattern } : {}) }
             : {}),
         },
+    ...optional('removalTimeoutMs', removalTimeoutMs),
     logger,
   });
   reopenAccessLog = async () => app.sidecar?.reopenAccessLog();

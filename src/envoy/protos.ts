@@ -40,6 +40,7 @@ const PROTO_FILES = [
   'envoy/extensions/access_loggers/stream/v3/stream.proto',
   'envoy/data/accesslog/v3/accesslog.proto',
   'envoy/admin/v3/config_dump.proto',
+  'envoy/service/status/v3/csds.proto',
 ];
 
 let cached: protobuf.Root | undefined;

@@ -127,6 +127,14 @@ export class TypeState {
     return record;
   }
 
+  /**
+   * Evaluated against `version` and whatever that sent has been ACKed or NACKed (make before
+   * break waits for this; see cache/make-before-break.ts). Every protocol keeps evaluatedVersion.
+   */
+  answered(version: string): boolean {
+    return this.evaluatedVersion === version && !this.dirty && !this.outstanding;
+  }
+
   /** Evaluated against `currentVersion`, nothing pending or unanswered, and not NACKed. */
   upToDate(currentVersion: string | undefined): boolean {
     return currentVersion !== undefined && this.evaluatedVersion === currentVersion && !this.dirty && !this.outstanding && !this.lastResponseNacked;

@@ -12,7 +12,8 @@
  * Service definitions are built by hand: the request deserializer is our lean DiscoveryRequest
  * reader and the response serializer passes pre-encoded responses through (sotw/response-cache.ts),
  * so a change fanned out to 1,000 streams encodes each response once; response-writer.ts puts
- * the same framed bytes on every stream. Delta xDS is not registered: grpc-js answers
+ * the same framed bytes on every stream. The Client Status Discovery Service (csds.ts) answers on
+ * the same port. Delta xDS is not registered: grpc-js answers
  * UNIMPLEMENTED, so Envoy must use `api_type: GRPC`.
  */
 import { Server, ServerCredentials, status as GrpcStatus, type ChannelOptions, type MethodDefinition } from '@grpc/grpc-js';
@@ -29,6 +30,7 @@ import { innerCallInterceptor } from './response-writer.js';
 import { decodeRequest, type XdsRequest } from './sotw/discovery-codec.js';
 import { ResponseCache } from './sotw/response-cache.js';
 import { SotwStream, type SotwContext } from './sotw/sotw-stream.js';
+import { addCsdsService } from './csds.js';
 
 export interface XdsServerOptions {
   readonly cache: SnapshotCache;
@@ -206,6 +208,7 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
       },
     );
   }
+  addCsdsService(server, registry, opts.cache);
   let closing: Promise<void> | undefined;
   const graceMs = opts.shutdownGraceMs ?? 2_000;
 

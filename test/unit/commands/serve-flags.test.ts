@@ -1,5 +1,5 @@
 /**
- * `consul-xds serve` refuses inconsistent transport-security, health-listener and limit flags
+ * `consul-xds serve` refuses inconsistent transport-security, health-listener, limit and timeout flags
  * before it starts anything (src/commands/serve.ts), with CXDS_USAGE and the flag named.
  */
 import { test } from 'node:test';
@@ -34,4 +34,9 @@ test('limits are integers >= 1; the health host needs a health port', async () =
   await refused(['--xds-max-request-bytes', '1MiB'], /--xds-max-request-bytes: expected an integer >= 1/);
   await refused(['--tls-reload-ms', '-5'], /--tls-reload-ms/);
   await refused(['--health-host', '0.0.0.0'], /--health-host needs --health-port/);
+});
+
+test('the make-before-break timeout is an integer >= 0 (0 turns staging off)', async () => {
+  await refused(['--removal-timeout-ms=-1'], /--removal-timeout-ms: expected an integer >= 0, got '-1'/);
+  await refused(['--removal-timeout-ms', '5s'], /--removal-timeout-ms: expected an integer >= 0/);
 });
