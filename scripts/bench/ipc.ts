@@ -1,5 +1,5 @@
 /**
- * Messages between the benchmark driver (scripts/bench-fanout.ts) and its load generator child
+ * Messages between the benchmark driver (scripts/bench-fanout.ts) and its load generator children
  * (load-generator.ts), over Node's fork() IPC channel.
  *
  * Time: every stamp is milliseconds since `baseNs`, a reading of process.hrtime.bigint() taken
@@ -10,10 +10,16 @@
  * start: its reading of the driver's send stamp must be a little later than that stamp.
  */
 
+/** SotW: StreamAggregatedResources; delta: DeltaAggregatedResources (incremental xDS). */
+export type Protocol = 'sotw' | 'delta';
+
 export interface StartMessage {
   readonly kind: 'start';
   readonly port: number;
+  readonly protocol: Protocol;
   readonly clients: number;
+  /** Index of this process's first client (node ids are unique across load-generator processes). */
+  readonly firstClient: number;
   /** Decimal string of the driver's process.hrtime.bigint() origin. */
   readonly baseNs: string;
   /** The driver's clock when it sent this message (ms since baseNs). */
@@ -24,19 +30,34 @@ export interface StartMessage {
   readonly readyTimeoutMs: number;
 }
 
-/** The next change: which types will get which new version. */
+/**
+ * What a change carries for one type: its new type version (a SotW client waits for it in
+ * version_info) and the resources whose content changed (a Delta client waits for each of them,
+ * since Delta has no per-type version).
+ */
+export interface Expectation {
+  readonly version: string;
+  readonly names: readonly string[];
+}
+
+/** The next change: which types will change, to what. */
 export interface ArmMessage {
   readonly kind: 'arm';
   readonly change: number;
-  readonly expect: Readonly<Record<string, string>>;
+  readonly expect: Readonly<Record<string, Expectation>>;
   readonly timeoutMs: number;
+}
+
+/** Ask for the running totals of what the clients received (bytes per change = the difference). */
+export interface TallyMessage {
+  readonly kind: 'tally';
 }
 
 export interface StopMessage {
   readonly kind: 'stop';
 }
 
-export type ToLoadGenerator = StartMessage | ArmMessage | StopMessage;
+export type ToLoadGenerator = StartMessage | ArmMessage | TallyMessage | StopMessage;
 
 export interface StartedMessage {
   readonly kind: 'started';
@@ -49,8 +70,10 @@ export interface ReadyMessage {
   readonly clients: number;
   /** When the last client had ACKed all four types (ms since base). */
   readonly readyAtMs: number;
-  /** Versions per type held by every client; 'mixed' where clients disagree. */
+  /** Versions per type held by every client; 'mixed' where clients disagree ('' for Delta). */
   readonly versions: Readonly<Record<string, string>>;
+  /** Resources per type held by every client; -1 where clients disagree. */
+  readonly counts: Readonly<Record<string, number>>;
 }
 
 export interface ArmedMessage {
@@ -73,9 +96,24 @@ export interface ChangeMessage {
   readonly cpuMs: number;
 }
 
+export interface TalliedMessage {
+  readonly kind: 'tally';
+  /** gRPC message bytes (the encoded responses, without HTTP/2 framing) all clients received so far. */
+  readonly bytes: number;
+  readonly responses: number;
+}
+
+/** The server answered the stream with UNIMPLEMENTED: it does not serve this protocol. */
+export interface UnsupportedMessage {
+  readonly kind: 'unsupported';
+  /** grpc-status and grpc-message, e.g. "UNIMPLEMENTED". */
+  readonly status: string;
+  readonly message: string;
+}
+
 export interface ErrorMessage {
   readonly kind: 'error';
   readonly message: string;
 }
 
-export type FromLoadGenerator = StartedMessage | ReadyMessage | ArmedMessage | ChangeMessage | ErrorMessage;
+export type FromLoadGenerator = StartedMessage | ReadyMessage | ArmedMessage | ChangeMessage | TalliedMessage | UnsupportedMessage | ErrorMessage;
