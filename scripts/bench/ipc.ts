@@ -6,8 +6,10 @@
  * by the driver and sent in `start`. On Linux process.hrtime reads CLOCK_MONOTONIC, one kernel
  * clock shared by every process on the machine (the Go peer reads the same clock), so stamps
  * from different processes compare directly with sub-microsecond resolution; Date.now() would
- * give whole milliseconds, too coarse for sub-100 ms latencies. The child checks the claim at
- * start: its reading of the driver's send stamp must be a little later than that stamp.
+ * give whole milliseconds, too coarse for sub-100 ms latencies. The driver checks the claim at
+ * start: the child's reading when the start message arrives must lie between the driver's
+ * readings when it sent the message and when the child's answer came back (however long the
+ * child took to load, which a fixed bound on the gap mistook for a clock difference).
  */
 
 /** SotW: StreamAggregatedResources; delta: DeltaAggregatedResources (incremental xDS). */
@@ -22,8 +24,6 @@ export interface StartMessage {
   readonly firstClient: number;
   /** Decimal string of the driver's process.hrtime.bigint() origin. */
   readonly baseNs: string;
-  /** The driver's clock when it sent this message (ms since baseNs). */
-  readonly sentMs: number;
   /** At most this many clients connecting (not yet holding the initial snapshot) at once. */
   readonly connectConcurrency: number;
   /** Give up on the initial snapshot after this long. */
@@ -61,8 +61,8 @@ export type ToLoadGenerator = StartMessage | ArmMessage | TallyMessage | StopMes
 
 export interface StartedMessage {
   readonly kind: 'started';
-  /** Child's clock minus the driver's send stamp; IPC latency, so small and >= 0. */
-  readonly clockSkewMs: number;
+  /** The child's clock (ms since base) when the start message arrived. */
+  readonly receivedMs: number;
 }
 
 export interface ReadyMessage {

@@ -26,9 +26,6 @@ export class UnsupportedProtocolError extends Error {
 /** Bytes and responses all clients of a LoadGenerator(s) received so far. */
 export type Tally = Omit<TalliedMessage, 'kind'>;
 
-/** Allowed gap between the driver's clock and the child's (IPC latency; see ipc.ts). */
-const MAX_CLOCK_SKEW_MS = 1_000;
-
 class LoadGenerator {
   readonly #child: ChildProcess;
   readonly #baseNs: bigint;
@@ -60,6 +57,7 @@ class LoadGenerator {
     readyTimeoutMs: number,
   ): Promise<ReadyMessage> {
     const started = this.#next('started');
+    const sentMs = Number(process.hrtime.bigint() - this.#baseNs) / 1e6;
     this.#send({
       kind: 'start',
       port,
@@ -67,14 +65,17 @@ class LoadGenerator {
       clients,
       firstClient,
       baseNs: this.#baseNs.toString(),
-      sentMs: Number(process.hrtime.bigint() - this.#baseNs) / 1e6,
       connectConcurrency,
       readyTimeoutMs,
     });
     const s = await started;
+    const answeredMs = Number(process.hrtime.bigint() - this.#baseNs) / 1e6;
     if (s.kind !== 'started') throw new Error(`load generator: expected started, got ${s.kind}`);
-    if (!(s.clockSkewMs >= 0 && s.clockSkewMs < MAX_CLOCK_SKEW_MS)) {
-      throw new Error(`load generator clock is ${s.clockSkewMs.toFixed(3)} ms off the driver's: process.hrtime is not a shared monotonic clock here`);
+    // See ipc.ts: the child's stamp must fall between the driver's send and the answer's arrival.
+    if (!(s.receivedMs >= sentMs && s.receivedMs <= answeredMs)) {
+      throw new Error(
+        `load generator clock read ${s.receivedMs.toFixed(3)} ms, outside the driver's ${sentMs.toFixed(3)}..${answeredMs.toFixed(3)} ms: process.hrtime is not a shared monotonic clock here`,
+      );
     }
     const ready = await this.#next('ready');
     if (ready.kind !== 'ready') throw new Error(`load generator: expected ready, got ${ready.kind}`);

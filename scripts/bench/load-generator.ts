@@ -441,7 +441,7 @@ function reportUnsupported(message: string): void {
 
 function start(msg: StartMessage): void {
   baseNs = BigInt(msg.baseNs);
-  send({ kind: 'started', clockSkewMs: nowMs() - msg.sentMs });
+  send({ kind: 'started', receivedMs: nowMs() });
   clients = Array.from({ length: msg.clients }, (_, i) =>
     msg.protocol === 'delta' ? new DeltaClient(i, msg.firstClient + i, msg.port) : new SotwClient(i, msg.firstClient + i, msg.port),
   );

@@ -105,7 +105,7 @@ export async function runTarget(target: Target, opts: RunOptions): Promise<RunSu
     const ready = await lg.start(target.port, protocol, clients, opts.connectConcurrency, opts.readyTimeoutMs);
     const connectAllMs = ready.readyAtMs - connectStart;
     checkInitial(target.name, protocol, ready, snapshots[0] ?? {});
-    const connections = establishedOnPort(target.port);
+    const connections = establishedOnPort(target.port, target.pid);
     if (connections !== clients) {
       throw new Error(`${target.name}: the kernel shows ${connections} established connections on port ${target.port}, expected one per client (${clients})`);
     }
