@@ -35,7 +35,7 @@ import { staticEndpoints } from '../src/config/static-endpoints.js';
 import { translate } from '../src/translate/index.js';
 import { buildSnapshot, type Snapshot } from '../src/cache/snapshot.js';
 import { TYPE_ORDER } from '../src/xds/resource-types.js';
-import { benchConfigYaml, type ChangeKind } from './bench/config-gen.js';
+import { BENCH_CONFIG_MAX_BYTES, benchConfigYaml, type ChangeKind } from './bench/config-gen.js';
 import { runTarget, type RunOptions, type SnapshotFacts, type Target } from './bench/measure.js';
 import { ServerProcess, type ConfigSnapshot, type PeerSnapshot } from './bench/server-process.js';
 import { profileTop } from './bench/profile-top.js';
@@ -184,7 +184,7 @@ function buildSnapshots(clusters: number, n: number, kind: ChangeKind): { config
   for (let k = 0; k <= n; k++) {
     const started = performance.now();
     const text = benchConfigYaml(clusters, k, kind);
-    const config = parseConfig(text, `bench-config-${k}`);
+    const config = parseConfig(text, `bench-config-${k}`, { maxBytes: BENCH_CONFIG_MAX_BYTES });
     snapshots.push(buildSnapshot(translate(config, staticEndpoints(config))));
     times.push(performance.now() - started);
     configs.push(text);

@@ -31,6 +31,12 @@ export type ChangeKind = 'edit' | 'flip';
 
 export const ENDPOINTS_PER_CLUSTER = 3;
 
+/**
+ * The config size cap the benchmark parses with, as if `serve` ran with `--config-max-bytes` set
+ * to it: 1,000 clusters in this format take about 580 KB, over the default 512 KB.
+ */
+export const BENCH_CONFIG_MAX_BYTES = 8 * 1024 * 1024;
+
 /** Endpoints unhealthy after `change` flips: keys "cluster index/endpoint index". */
 function unhealthyAfter(clusters: number, change: number): ReadonlySet<string> {
   const out = new Set<string>();
