@@ -29,8 +29,11 @@ export function fmt(n: number | undefined, digits = 0): string {
   return n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits);
 }
 
+/** a/b with two decimals; below 0.1 with two significant digits (Delta's bytes are a thousandth of SotW's). */
 export function ratio(a: number, b: number): string {
-  return b > 0 && !Number.isNaN(a) ? `${(a / b).toFixed(2)}x` : '-';
+  if (!(b > 0) || Number.isNaN(a)) return '-';
+  const r = a / b;
+  return `${r >= 0.1 || r === 0 ? r.toFixed(2) : r.toPrecision(2)}x`;
 }
 
 export function renderTable(first: string, columns: readonly Column[], rows: readonly Row[], ratios: readonly RatioRow[]): string {

@@ -23,7 +23,7 @@ import {
   resourceName,
 } from '../../../scripts/bench/wire.js';
 import { mergeChange, mergeReady } from '../../../scripts/bench/load-generator-handle.js';
-import { COLUMNS, renderTable } from '../../../scripts/bench/table.js';
+import { COLUMNS, ratio, renderTable } from '../../../scripts/bench/table.js';
 import type { ChangeMessage, ReadyMessage } from '../../../scripts/bench/ipc.js';
 import type { RunSummary } from '../../../scripts/bench/stats.js';
 
@@ -170,4 +170,6 @@ test('tables divide the ratio columns only, and print "-" where a ratio has no m
   const ratioLine = out.split('\n').find((l) => l.startsWith('ratio'));
   assert.deepEqual(ratioLine?.split(/\s{2,}/), ['ratio ours/peer', '0.25x', '-']);
   assert.match(out, /^ours\s+1000\s+30\.0\s+0$/m);
+  assert.equal(ratio(316, 219770), '0.0014x', 'small ratios keep two significant digits');
+  assert.equal(ratio(1, 0), '-');
 });
