@@ -13,6 +13,7 @@
  * from field 1 of the packed message (Cluster.name, Listener.name, RouteConfiguration.name and
  * ClusterLoadAssignment.cluster_name are all field 1).
  */
+import type { MethodDefinition } from '@grpc/grpc-js';
 import { WireReader, WireType } from '../../src/envoy/wire-reader.js';
 
 const WIRE_LEN = WireType.Len;
@@ -240,6 +241,24 @@ export function deltaResourceName(resource: Uint8Array): string {
 /** discovery.v3.Resource: resource = 2, the encoded google.protobuf.Any. */
 export function deltaResourceAny(resource: Uint8Array): Uint8Array {
   return firstLen(resource, 2) ?? new Uint8Array(0);
+}
+
+const identity = (b: Buffer): Buffer => b;
+
+/**
+ * A bidirectional-streaming gRPC method whose messages grpc-js passes through as bytes: the
+ * benchmark's servers encode and decode them with the functions above.
+ */
+export function rawStreamingMethod(path: string): MethodDefinition<Buffer, Buffer> {
+  return {
+    path,
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  };
 }
 
 /** gRPC length-prefixed message: 1 byte "compressed" flag (0), 4 bytes big-endian length. */

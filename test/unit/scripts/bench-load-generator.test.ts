@@ -19,6 +19,7 @@ import { TYPE_ORDER, TypeUrl } from '../../../src/xds/resource-types.js';
 import { benchConfigYaml } from '../../../scripts/bench/config-gen.js';
 import { expectationOf, type SnapshotFacts } from '../../../scripts/bench/measure.js';
 import { LoadGenerators, UnsupportedProtocolError } from '../../../scripts/bench/load-generator-handle.js';
+import { rawStreamingMethod } from '../../../scripts/bench/wire.js';
 
 const DELTA_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources';
 const Request = messageType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
@@ -106,8 +107,6 @@ class DeltaServer {
   }
 }
 
-const identity = (b: Buffer): Buffer => b;
-
 async function listen(service: ServiceDefinition, handler: (call: Call) => void): Promise<{ server: Server; port: number }> {
   const server = new Server();
   server.addService(service, { DeltaAggregatedResources: handler });
@@ -120,17 +119,7 @@ async function listen(service: ServiceDefinition, handler: (call: Call) => void)
 test('Delta load clients subscribe as Envoy does, ACK every nonce, and see a one-endpoint change arrive', async () => {
   const [s0, s1] = [snapshotOf(0), snapshotOf(1)];
   const fake = new DeltaServer(s0);
-  const service: ServiceDefinition = {
-    DeltaAggregatedResources: {
-      path: DELTA_PATH,
-      requestStream: true,
-      responseStream: true,
-      requestSerialize: identity,
-      requestDeserialize: identity,
-      responseSerialize: identity,
-      responseDeserialize: identity,
-    },
-  };
+  const service: ServiceDefinition = { DeltaAggregatedResources: rawStreamingMethod(DELTA_PATH) };
   const { server, port } = await listen(service, (call) => fake.handle(call));
   const lg = new LoadGenerators(process.hrtime.bigint(), 2);
   try {
