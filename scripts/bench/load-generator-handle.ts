@@ -96,6 +96,12 @@ class LoadGenerator {
     return m;
   }
 
+  get pid(): number {
+    const pid = this.#child.pid;
+    if (pid === undefined) throw new Error('the load generator has no pid');
+    return pid;
+  }
+
   /** Running totals of what the clients received. */
   async tally(): Promise<Tally> {
     const reply = this.#next('tally');
@@ -206,6 +212,11 @@ export class LoadGenerators {
 
   constructor(baseNs: bigint, processes: number) {
     this.#children = Array.from({ length: processes }, () => new LoadGenerator(baseNs));
+  }
+
+  /** The processes holding the clients' connections. */
+  get pids(): number[] {
+    return this.#children.map((c) => c.pid);
   }
 
   async start(port: number, protocol: Protocol, clients: number, connectConcurrency: number, readyTimeoutMs: number): Promise<ReadyMessage> {

@@ -6,8 +6,8 @@
  * and the versions each snapshot carries. Out: a RunSummary.
  *
  * Steps: RSS with the initial snapshot set and no client; N clients connect (fresh load
- * generator processes), speaking SotW or Delta, and ACK the initial snapshot; the kernel must show N established connections
- * on the server's port; RSS again; then W warm-up changes and C measured ones, each armed in the
+ * generator processes), speaking SotW or Delta, and ACK the initial snapshot; the kernel must show
+ * N established connections from the load generators to the server's port; RSS again; then W warm-up changes and C measured ones, each armed in the
  * load generator before it is published, measured from the publish stamp to receipt (and ACK) at
  * every client (bytes each client received are counted until the end of the quiet time after it,
  * so trailing re-sends count too). Warm-up changes run exactly like measured ones but are not counted: a long-running
@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { TypeUrl } from '../../src/xds/resource-types.js';
 import { LoadGenerators, type Tally } from './load-generator-handle.js';
 import type { Expectation, Protocol } from './ipc.js';
-import { cpuMs, establishedOnPort, rssKb } from './proc.js';
+import { connectionsTo, cpuMs, rssKb } from './proc.js';
 import { changeStats, summarize, type ChangeStats, type RunSummary } from './stats.js';
 
 export interface Target {
@@ -105,9 +105,11 @@ export async function runTarget(target: Target, opts: RunOptions): Promise<RunSu
     const ready = await lg.start(target.port, protocol, clients, opts.connectConcurrency, opts.readyTimeoutMs);
     const connectAllMs = ready.readyAtMs - connectStart;
     checkInitial(target.name, protocol, ready, snapshots[0] ?? {});
-    const connections = establishedOnPort(target.port, target.pid);
+    const connections = connectionsTo(target.port, lg.pids);
     if (connections !== clients) {
-      throw new Error(`${target.name}: the kernel shows ${connections} established connections on port ${target.port}, expected one per client (${clients})`);
+      throw new Error(
+        `${target.name}: the kernel shows ${connections} established client connections to port ${target.port}, expected one per client (${clients})`,
+      );
     }
     log(`${target.name}: ${clients} clients ready in ${connectAllMs.toFixed(0)} ms, ${connections} connections`);
 

@@ -2,9 +2,8 @@
  * What the benchmark reads from the kernel about a server under test (Linux /proc).
  *
  * In: a pid, a port. Out: resident memory (KiB), CPU time used so far, and the number of
- * established TCP connections the server holds whose local end is its port: the server's own view of how
- * many clients are connected, which is how the benchmark checks that every simulated client has
- * its own HTTP/2 connection.
+ * established TCP connections the load generators hold to the server's port, which is how the
+ * benchmark checks that every simulated client has its own HTTP/2 connection.
  */
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 
@@ -19,7 +18,7 @@ export function rssKb(pid: number | 'self'): number {
 const TCP_ESTABLISHED = '01';
 
 /** Inodes of the sockets a process holds open (its fds that link to "socket:[inode]"). */
-function socketInodes(pid: number | 'self'): Set<string> {
+function socketInodes(pid: number): Set<string> {
   const out = new Set<string>();
   const dir = `/proc/${pid}/fd`;
   for (const fd of readdirSync(dir)) {
@@ -36,14 +35,14 @@ function socketInodes(pid: number | 'self'): Set<string> {
 }
 
 /**
- * Established TCP connections (IPv4 and IPv6) whose local port is `port`, held by process `pid`.
- * The owner matters on a shared machine: with SO_REUSEADDR a listener can be given a port that
- * another program's outgoing connection already uses as its local port, and those connections
- * must not count as clients.
+ * Established TCP connections (IPv4 and IPv6) to `port` (their remote end) held by the processes
+ * `pids`: the load generators' own connections to the server. Counted from the clients' side
+ * because on a shared machine a stranger can connect to the server too (another program's test
+ * that took the ephemeral port for a free one), and those connections must not count as clients.
  */
-export function establishedOnPort(port: number, pid: number | 'self'): number {
+export function connectionsTo(port: number, pids: readonly number[]): number {
   const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
-  const owned = socketInodes(pid);
+  const owned = new Set(pids.flatMap((pid) => [...socketInodes(pid)]));
   let count = 0;
   for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
     let text: string;
@@ -54,9 +53,9 @@ export function establishedOnPort(port: number, pid: number | 'self'): number {
     }
     for (const line of text.split('\n').slice(1)) {
       const cols = line.trim().split(/\s+/);
-      const local = cols[1];
+      const remote = cols[2];
       // Columns: sl, local, remote, state, ..., inode (10th).
-      if (local?.endsWith(`:${hexPort}`) && cols[3] === TCP_ESTABLISHED && owned.has(cols[9] ?? '')) count++;
+      if (remote?.endsWith(`:${hexPort}`) && cols[3] === TCP_ESTABLISHED && owned.has(cols[9] ?? '')) count++;
     }
   }
   return count;

@@ -117,7 +117,7 @@ export interface RunSummary {
   readonly rssBeforeKb: number;
   readonly rssAfterKb: number;
   readonly rssPerStreamKb: number;
-  /** Established TCP connections on the server's port, as the kernel counts them. */
+  /** Established TCP connections from the load generators to the server's port, as the kernel counts them. */
   readonly connections: number;
   readonly perChange: readonly ChangeStats[];
 }
