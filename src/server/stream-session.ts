@@ -1,7 +1,7 @@
 /**
  * One xDS stream, whatever its protocol: the gRPC call's lifecycle, the node, the snapshot-cache
- * watch, the registry bookkeeping and the response writer. A protocol (sotw/sotw-stream.ts; a
- * delta one can sit beside it) extends StreamSession with its rules: what a request means and
+ * watch, the registry bookkeeping and the response writer. A protocol (sotw/sotw-stream.ts,
+ * delta/delta-stream.ts) extends StreamSession with its rules: what a request means and
  * what is due to be sent.
  *
  * In: decoded requests from the call and change notices from the cache. Out: the protocol's
@@ -23,12 +23,13 @@ import type { CacheWatch, SnapshotCache } from '../cache/snapshot-cache.js';
 import type { Snapshot } from '../cache/snapshot.js';
 import type { NodeInfo } from '../cache/node-info.js';
 import type { StreamObserver } from './stream-observer.js';
-import { StreamRecord, type StreamMethod, type TypeState } from './stream-state.js';
+import { StreamRecord, type StreamMethod, type StreamProtocol, type TypeState } from './stream-state.js';
 import type { SubscriptionTable } from './subscriptions.js';
 import { ResponseWriter, type WriteCounters } from './response-writer.js';
 
 export interface ServedMethod {
   readonly name: StreamMethod;
+  readonly protocol: StreamProtocol;
   /** Per-type services serve exactly this type (and accept an empty type_url for it). */
   readonly typeUrl?: XdsTypeUrl;
 }
@@ -98,7 +99,7 @@ export abstract class StreamSession<Req extends StreamRequest = StreamRequest, S
     this.writer = new ResponseWriter(call, ctx.counters, { direct: ctx.directWrites, maxMessageBytes: ctx.maxSendMessageBytes });
     const id = ++streamSeq;
     this.log = ctx.logger.child({ stream: id });
-    this.record = new StreamRecord(id, method.name, call.getPeer(), () => this.#watch?.group ?? ctx.cache.groupOf(this.record.node), newState);
+    this.record = new StreamRecord(id, method.name, method.protocol, call.getPeer(), () => this.#watch?.group ?? ctx.cache.groupOf(this.record.node), newState);
     ctx.sessions.set(this.record, this);
     ctx.observer.onConnect(this.record);
     ctx.counters.streamsTotal++;

@@ -1,7 +1,7 @@
 /**
  * What the server knows about one connected xDS stream, whatever its protocol: who it is (node,
  * user agent, since when) and, per resource type, what the client subscribed to, what it was
- * sent, what it ACKed or NACKed. A protocol (sotw/) keeps its own working memory in a subclass of
+ * sent, what it ACKed or NACKed. A protocol (sotw/, delta/) keeps its own working memory in a subclass of
  * TypeState; the registry reads only what is declared here and turns it into frozen JSON-ready
  * status objects for admin and health endpoints.
  */
@@ -11,6 +11,9 @@ import { NO_NAMES, type Subscription } from './subscriptions.js';
 
 /** Which RPC a stream came in on: ADS, or one of the per-type services. */
 export type StreamMethod = 'ADS' | TypeShort;
+
+/** Which xDS protocol variant the stream speaks: State of the World or incremental (delta). */
+export type StreamProtocol = 'sotw' | 'delta';
 
 export interface NackRecord {
   /** The version the client rejected (the server will not send it again on this stream). */
@@ -45,6 +48,7 @@ export interface TypeStatus {
 export interface StreamStatus {
   readonly id: number;
   readonly method: StreamMethod;
+  readonly protocol: StreamProtocol;
   readonly peer: string;
   readonly nodeId: string;
   readonly nodeCluster: string;
@@ -144,6 +148,7 @@ export class StreamRecord<S extends TypeState = TypeState> {
   constructor(
     readonly id: number,
     readonly method: StreamMethod,
+    readonly protocol: StreamProtocol,
     readonly peer: string,
     private readonly groupOf: () => string,
     private readonly newState: (typeUrl: XdsTypeUrl) => S,
@@ -177,6 +182,7 @@ export class StreamRecord<S extends TypeState = TypeState> {
     return Object.freeze({
       id: this.id,
       method: this.method,
+      protocol: this.protocol,
       peer: this.peer,
       nodeId: node?.id ?? '',
       nodeCluster: node?.cluster ?? '',

@@ -1,0 +1,302 @@
+/**
+ * The incremental (delta) xDS rules of one stream: `DeltaAggregatedResources` on ADS, or one of
+ * the per-type delta services (DeltaClusters, DeltaEndpoints, DeltaListeners, DeltaRoutes). The
+ * stream's lifecycle, node, watch and registry bookkeeping are the protocol-neutral
+ * StreamSession's (../stream-session.ts); this file decides what a request means and what is sent.
+ *
+ * In: DeltaDiscoveryRequests (delta-codec.ts) and change notices from the snapshot cache, the same
+ * snapshots SotW streams are served from. Out: DeltaDiscoveryResponses (bodies shared between
+ * streams, a nonce fresh on this stream), written by ../response-writer.ts.
+ *
+ * Protocol rules (docs/xds-server.md, "Delta xDS", says the same for readers):
+ * - Per-resource versions are the snapshot's content hashes; `system_version_info` is the type's
+ *   version. The server keeps, per stream and type, the version of every name the client holds,
+ *   and sends a resource only when the client does not hold its current version. Resources that
+ *   disappear, or that a client holds but no longer gets, go in `removed_resources`.
+ * - Subscriptions: `resource_names_subscribe` / `_unsubscribe` change the set incrementally and
+ *   are applied from every request, whatever its nonce (a lost diff could not be recovered). The
+ *   first LDS/CDS request without names is a wildcard subscription (the spec's legacy wildcard),
+ *   which lasts until the client unsubscribes '*'; subscribing to '*' makes any type wildcard. A
+ *   newly subscribed name that does not exist is answered at once in `removed_resources`, so no
+ *   client waits for a does-not-exist timeout.
+ * - `initial_resource_versions` (first request of a type on a new stream): those names count as
+ *   held at those versions, so a reconnecting client is sent only what changed meanwhile. The
+ *   first request of a type is always answered, if need be with an empty response.
+ * - Nonces: every response has a fresh nonce. A request echoing the latest nonce is an ACK, or a
+ *   NACK when error_detail is set; one echoing an older nonce acknowledges nothing.
+ * - NACK: every resource version in the rejected response is recorded on this stream and never
+ *   sent to it again (the client keeps its last good one); the stream goes on serving every other
+ *   change, and the name again as soon as its version moves on (a rollback included).
+ * - Ordering and warming as in SotW (../sotw/sotw-stream.ts): one ordered queue per stream, CDS ->
+ *   EDS -> LDS -> RDS, everything due at one moment in one HTTP/2 write; one response in flight
+ *   per type, a type waiting for its ACK holds back the later ones; a Cluster (Listener) sent is
+ *   followed by its ClusterLoadAssignment (RouteConfiguration) even when the client holds it, so
+ *   the client finishes warming.
+ */
+import { resourceType, TYPE_ORDER, TYPE_SHORT, type XdsTypeUrl } from '../../xds/resource-types.js';
+import type { SnapshotResource, TypeSnapshot } from '../../cache/snapshot.js';
+import { StreamSession, type ServedMethod, type SessionContext, type XdsCall } from '../stream-session.js';
+import { WILDCARD, type Subscription } from '../subscriptions.js';
+import { framedWithNonce, GRPC_FRAME_HEADER } from '../sotw/discovery-codec.js';
+import { changedSince, memo2, resourcesOf, withNames, type Memo2 } from '../sotw/selection.js';
+import { warmTargets } from '../sotw/warming.js';
+import { encodeDeltaBody, type DeltaRequest } from './delta-codec.js';
+import { DeltaTypeState, UNKNOWN_VERSION } from './delta-type-state.js';
+
+const newState = (typeUrl: XdsTypeUrl): DeltaTypeState => new DeltaTypeState(typeUrl);
+
+const NONE: readonly string[] = Object.freeze([]);
+
+export class DeltaStream extends StreamSession<DeltaRequest, DeltaTypeState> {
+  #nonceSeq = 0;
+
+  constructor(call: XdsCall<DeltaRequest>, method: ServedMethod, ctx: SessionContext) {
+    super(call, method, ctx, newState);
+  }
+
+  protected request(typeUrl: XdsTypeUrl, msg: DeltaRequest): void {
+    const st = this.record.state(typeUrl);
+    const nonce = msg.responseNonce;
+    if (nonce !== '') {
+      if (nonce !== st.nonce) this.ctx.counters.stale++;
+      else if (st.outstanding) {
+        if (msg.errorDetail) this.#nack(st, msg.errorDetail);
+        else this.#ack(st);
+      }
+    }
+    this.#subscribe(st, msg);
+    this.flush();
+  }
+
+  #subscribe(st: DeltaTypeState, req: DeltaRequest): void {
+    let changed = false;
+    if (!st.subscribed) {
+      st.subscribed = true;
+      st.answerDue = true;
+      // Legacy wildcard: the first LDS/CDS request without names.
+      st.wildcard = st.wildcardByDefault && req.subscribe.length === 0;
+      for (const [name, version] of req.initialVersions) st.held.set(name, version);
+      changed = true;
+    }
+    let names: Set<string> | undefined;
+    for (const n of req.subscribe) {
+      if (n === '*') {
+        changed ||= !st.wildcard;
+        st.wildcard = true;
+        continue;
+      }
+      names ??= new Set(st.sub.list);
+      if (names.has(n)) continue;
+      names.add(n);
+      st.added.add(n);
+    }
+    for (const n of req.unsubscribe) {
+      if (n === '*') {
+        changed ||= st.wildcard;
+        st.wildcard = false;
+        continue;
+      }
+      names ??= new Set(st.sub.list);
+      if (names.delete(n)) st.added.delete(n);
+    }
+    if (names !== undefined && (names.size !== st.sub.names.size || [...names].some((n) => !st.sub.names.has(n)))) {
+      const prev = st.sub;
+      st.sub = this.ctx.subscriptions.acquire(names);
+      this.ctx.subscriptions.release(prev);
+      changed = true;
+    }
+    if (changed) {
+      // What the client holds must be compared name by name against the new subscription.
+      st.base = undefined;
+      st.dirty = true;
+    }
+  }
+
+  #ack(st: DeltaTypeState): void {
+    st.acked();
+    this.ctx.counters.acks++;
+    this.ctx.observer.onAck(this.record, st);
+  }
+
+  #nack(st: DeltaTypeState, detail: { readonly code: number; readonly message: string }): void {
+    const record = st.nacked(detail);
+    // The client keeps what it had for these names (or applied some of them): not knowable, but
+    // the versions it was sent are the ones never to send again.
+    for (const name of st.lastSent) {
+      const version = st.held.get(name);
+      if (version !== undefined) st.rejected.set(name, version);
+      st.held.set(name, UNKNOWN_VERSION);
+    }
+    st.base = undefined;
+    this.ctx.counters.nacks++;
+    if (record.count === 1) {
+      this.log.warn(
+        { type: TYPE_SHORT[st.typeUrl], rejected: record.version, resources: st.lastSent, code: detail.code, error: detail.message },
+        'NACK (delta): client rejected these resource versions and keeps its last good ones; they will not be re-sent',
+      );
+    }
+    this.ctx.observer.onNack(this.record, st, record);
+  }
+
+  /** Send what is due, in CDS -> EDS -> LDS -> RDS order, in one HTTP/2 write. */
+  flush(): void {
+    if (this.closed) return;
+    const snapshot = this.snapshot;
+    if (snapshot === undefined) return; // nothing to serve yet: requests wait for the first snapshot
+    try {
+      for (const t of TYPE_ORDER) {
+        const st = this.record.types.get(t);
+        if (st === undefined || !st.dirty || !st.subscribed) continue;
+        // The next response of a type waits for the ACK of the one in flight, and nothing
+        // overtakes it: a route must not reach the client before the clusters it names.
+        if (st.outstanding) break;
+        st.dirty = false;
+        this.#evaluate(st, snapshot.type(t));
+      }
+    } finally {
+      this.writer.flush();
+    }
+  }
+
+  #evaluate(st: DeltaTypeState, ts: TypeSnapshot): void {
+    const sub = st.wildcard ? WILDCARD : st.sub;
+    let upserts: readonly SnapshotResource[];
+    let removed: readonly string[];
+    if (st.base !== undefined && st.added.size === 0 && st.rejected.size === 0) {
+      // The client holds exactly `base` of what it subscribed to: a diff shared by every stream
+      // in the same situation (memoised), so a change fanned out to 1,000 streams is computed once.
+      upserts = changedSince(ts, st.base, sub);
+      if (st.warms !== undefined) upserts = withNames(ts, upserts, warmTargets(sub, st.warms));
+      removed = removedSince(ts, st.base, sub);
+    } else {
+      [upserts, removed] = this.#compare(st, ts, sub);
+    }
+    if (upserts.length > 0 || removed.length > 0 || st.answerDue) this.#send(st, ts, upserts, removed);
+    st.base = st.rejected.size === 0 ? ts : undefined;
+    st.answerDue = false;
+    st.added.clear();
+    st.warms = undefined;
+    st.evaluatedVersion = ts.version;
+  }
+
+  /** Name by name: what the client lacks, and what it holds that is gone or no longer subscribed. */
+  #compare(st: DeltaTypeState, ts: TypeSnapshot, sub: Subscription): [readonly SnapshotResource[], readonly string[]] {
+    const warm = st.warms === undefined ? undefined : new Set(warmTargets(sub, st.warms));
+    const due: string[] = [];
+    const removed: string[] = [];
+    const consider = (name: string): void => {
+      const r = ts.resources.get(name);
+      const rejected = st.rejected.get(name);
+      if (rejected !== undefined && rejected !== r?.version) st.rejected.delete(name);
+      if (r === undefined) {
+        // Gone (or never there: a new subscription is told at once that it does not exist).
+        if (st.held.has(name) || st.added.has(name)) removed.push(name);
+        return;
+      }
+      if (rejected === r.version) return;
+      if (st.held.get(name) !== r.version || warm?.has(name) === true) due.push(name);
+    };
+    const seen = new Set<string>();
+    const once = (name: string): void => {
+      if (seen.has(name)) return;
+      seen.add(name);
+      consider(name);
+    };
+    if (sub === WILDCARD) for (const r of ts.list) once(r.name);
+    for (const name of st.sub.list) once(name);
+    for (const name of [...st.held.keys()]) {
+      if (sub === WILDCARD || st.sub.names.has(name)) once(name);
+      else {
+        // Unsubscribed: forgotten, so a later subscribe sends it again.
+        st.held.delete(name);
+        st.rejected.delete(name);
+      }
+    }
+    return [resourcesOf(ts, due), removed.length === 0 ? NONE : removed.sort()];
+  }
+
+  #send(st: DeltaTypeState, ts: TypeSnapshot, upserts: readonly SnapshotResource[], removed: readonly string[]): void {
+    const body = encodeDeltaBody(ts, upserts, removed);
+    const seq = ++this.#nonceSeq;
+    const nonce = seq.toString(36);
+    const frame = framedWithNonce(body, nonce);
+    st.sent(ts.version, nonce, seq);
+    for (const r of upserts) st.held.set(r.name, r.version);
+    for (const name of removed) st.held.delete(name);
+    st.lastSent = upserts.length === 0 ? NONE : namesOf(upserts);
+    this.ctx.counters.responses++;
+    this.writer.write({ frame, bytes: frame.subarray(GRPC_FRAME_HEADER) });
+    if (this.log.isLevelEnabled('debug')) {
+      this.log.debug({ type: TYPE_SHORT[st.typeUrl], version: ts.version, nonce, resources: upserts.length, removed: removed.length }, 'delta response sent');
+    }
+    this.ctx.observer.onResponse(this.record, st, upserts.length, body.length);
+    const next = resourceType(st.typeUrl).warms;
+    if (next !== undefined && upserts.length > 0) {
+      const warms = warmsOf(upserts);
+      if (warms.length > 0) this.#warm(next, warms);
+    }
+  }
+
+  /** Make the next stage re-send `names` (on this ADS stream, or the node's per-type stream). */
+  #warm(type: XdsTypeUrl, names: readonly string[]): void {
+    if (this.method.typeUrl === undefined) {
+      this.#acceptWarm(type, names);
+      return;
+    }
+    if (this.record.nodeId === '') return;
+    for (const other of this.ctx.sessionsOf(this.record.nodeId)) {
+      if (other === this || !(other instanceof DeltaStream)) continue;
+      if (other.#acceptWarm(type, names)) other.flush();
+    }
+  }
+
+  /** Returns whether the type was marked for a re-send. */
+  #acceptWarm(type: XdsTypeUrl, names: readonly string[]): boolean {
+    const st = this.record.types.get(type);
+    if (st === undefined || !st.subscribed) return false;
+    st.warms = st.warms === undefined ? names : Object.freeze([...new Set([...st.warms, ...names])]);
+    st.dirty = true;
+    return true;
+  }
+}
+
+const namesMemo = new WeakMap<readonly SnapshotResource[], readonly string[]>();
+const warmsMemo = new WeakMap<readonly SnapshotResource[], readonly string[]>();
+
+function namesOf(resources: readonly SnapshotResource[]): readonly string[] {
+  let names = namesMemo.get(resources);
+  if (names === undefined) {
+    names = Object.freeze(resources.map((r) => r.name));
+    namesMemo.set(resources, names);
+  }
+  return names;
+}
+
+/** The next-stage names of resources being sent (every one of them is new or changed to the client). */
+function warmsOf(resources: readonly SnapshotResource[]): readonly string[] {
+  let warms = warmsMemo.get(resources);
+  if (warms === undefined) {
+    const out = new Set<string>();
+    for (const r of resources) for (const n of r.warms) out.add(n);
+    warms = out.size === 0 ? NONE : Object.freeze([...out]);
+    warmsMemo.set(resources, warms);
+  }
+  return warms;
+}
+
+const removedMemo = new WeakMap<TypeSnapshot, Memo2<TypeSnapshot, Subscription, readonly string[]>>();
+
+/** Subscribed names in `base` that are not in `ts`, sorted. */
+function removedSince(ts: TypeSnapshot, base: TypeSnapshot, sub: Subscription): readonly string[] {
+  if (base === ts) return NONE;
+  let inner = removedMemo.get(ts);
+  if (inner === undefined) {
+    inner = new WeakMap();
+    removedMemo.set(ts, inner);
+  }
+  return memo2(inner, base, sub, () => {
+    const names = sub === WILDCARD ? base.list.map((r) => r.name) : sub.list.filter((n) => base.resources.has(n));
+    const gone = names.filter((n) => !ts.resources.has(n));
+    return gone.length === 0 ? NONE : Object.freeze(gone);
+  });
+}
