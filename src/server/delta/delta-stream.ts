@@ -10,9 +10,11 @@
  *
  * Protocol rules (docs/xds-server.md, "Delta xDS", says the same for readers):
  * - Per-resource versions are the snapshot's content hashes; `system_version_info` is the type's
- *   version. The server keeps, per stream and type, the version of every name the client holds,
- *   and sends a resource only when the client does not hold its current version. Resources that
- *   disappear, or that a client holds but no longer gets, go in `removed_resources`.
+ *   version. The server knows, per stream and type, the version of every name the client holds
+ *   (the type snapshot it was last brought to, plus the few exceptions: rejected versions, names
+ *   given in initial_resource_versions; delta-type-state.ts), and sends a resource only when the
+ *   client does not hold its current version. Subscribed resources that disappear go in
+ *   `removed_resources`.
  * - Subscriptions: `resource_names_subscribe` / `_unsubscribe` change the set incrementally and
  *   are applied from every request, whatever its nonce (a lost diff could not be recovered). The
  *   first LDS/CDS request without names is a wildcard subscription (the spec's legacy wildcard),
@@ -75,13 +77,18 @@ export class DeltaStream extends StreamSession<DeltaRequest, DeltaTypeState> {
       st.answerDue = true;
       // Legacy wildcard: the first LDS/CDS request without names.
       st.wildcard = st.wildcardByDefault && req.subscribe.length === 0;
-      for (const [name, version] of req.initialVersions) st.held.set(name, version);
+      for (const [name, version] of req.initialVersions) st.overlay.set(name, version);
       changed = true;
     }
     let names: Set<string> | undefined;
     for (const n of req.subscribe) {
       if (n === '*') {
-        changed ||= !st.wildcard;
+        if (!st.wildcard) {
+          // Back to wildcard: of the names it did not subscribe to, the client holds nothing.
+          for (const name of [...st.overlay.keys()]) if (!st.sub.names.has(name)) st.overlay.delete(name);
+          for (const r of st.base?.list ?? []) if (!st.sub.names.has(r.name)) st.added.add(r.name);
+          changed = true;
+        }
         st.wildcard = true;
         continue;
       }
@@ -97,7 +104,11 @@ export class DeltaStream extends StreamSession<DeltaRequest, DeltaTypeState> {
         continue;
       }
       names ??= new Set(st.sub.list);
-      if (names.delete(n)) st.added.delete(n);
+      if (!names.delete(n)) continue;
+      // Forgotten: a later subscribe sends it again.
+      st.added.delete(n);
+      st.overlay.delete(n);
+      st.rejected.delete(n);
     }
     if (names !== undefined && (names.size !== st.sub.names.size || [...names].some((n) => !st.sub.names.has(n)))) {
       const prev = st.sub;
@@ -105,11 +116,7 @@ export class DeltaStream extends StreamSession<DeltaRequest, DeltaTypeState> {
       this.ctx.subscriptions.release(prev);
       changed = true;
     }
-    if (changed) {
-      // What the client holds must be compared name by name against the new subscription.
-      st.base = undefined;
-      st.dirty = true;
-    }
+    if (changed || st.added.size > 0) st.dirty = true;
   }
 
   #ack(st: DeltaTypeState): void {
@@ -123,11 +130,10 @@ export class DeltaStream extends StreamSession<DeltaRequest, DeltaTypeState> {
     // The client keeps what it had for these names (or applied some of them): not knowable, but
     // the versions it was sent are the ones never to send again.
     for (const name of st.lastSent) {
-      const version = st.held.get(name);
-      if (version !== undefined) st.rejected.set(name, version);
-      st.held.set(name, UNKNOWN_VERSION);
+      const version = st.holds(name);
+      if (version !== undefined && version !== UNKNOWN_VERSION) st.rejected.set(name, version);
+      st.overlay.set(name, UNKNOWN_VERSION);
     }
-    st.base = undefined;
     this.ctx.counters.nacks++;
     if (record.count === 1) {
       this.log.warn(
@@ -162,7 +168,7 @@ export class DeltaStream extends StreamSession<DeltaRequest, DeltaTypeState> {
     const sub = st.wildcard ? WILDCARD : st.sub;
     let upserts: readonly SnapshotResource[];
     let removed: readonly string[];
-    if (st.base !== undefined && st.added.size === 0 && st.rejected.size === 0) {
+    if (st.overlay.size === 0 && st.added.size === 0 && st.rejected.size === 0) {
       // The client holds exactly `base` of what it subscribed to: a diff shared by every stream
       // in the same situation (memoised), so a change fanned out to 1,000 streams is computed once.
       upserts = changedSince(ts, st.base, sub);
@@ -172,45 +178,42 @@ export class DeltaStream extends StreamSession<DeltaRequest, DeltaTypeState> {
       [upserts, removed] = this.#compare(st, ts, sub);
     }
     if (upserts.length > 0 || removed.length > 0 || st.answerDue) this.#send(st, ts, upserts, removed);
-    st.base = st.rejected.size === 0 ? ts : undefined;
+    // The client now holds `ts` of every subscribed name, except the versions it rejected.
+    st.base = ts;
+    st.overlay.clear();
+    for (const name of st.rejected.keys()) st.overlay.set(name, UNKNOWN_VERSION);
     st.answerDue = false;
     st.added.clear();
     st.warms = undefined;
     st.evaluatedVersion = ts.version;
   }
 
-  /** Name by name: what the client lacks, and what it holds that is gone or no longer subscribed. */
+  /** Name by name: what the client lacks, and what it holds that is gone (or never existed). */
   #compare(st: DeltaTypeState, ts: TypeSnapshot, sub: Subscription): [readonly SnapshotResource[], readonly string[]] {
     const warm = st.warms === undefined ? undefined : new Set(warmTargets(sub, st.warms));
     const due: string[] = [];
     const removed: string[] = [];
+    const seen = new Set<string>();
     const consider = (name: string): void => {
+      if (seen.has(name)) return;
+      seen.add(name);
       const r = ts.resources.get(name);
       const rejected = st.rejected.get(name);
       if (rejected !== undefined && rejected !== r?.version) st.rejected.delete(name);
+      const held = st.holds(name);
       if (r === undefined) {
         // Gone (or never there: a new subscription is told at once that it does not exist).
-        if (st.held.has(name) || st.added.has(name)) removed.push(name);
+        if (held !== undefined || st.added.has(name)) removed.push(name);
         return;
       }
       if (rejected === r.version) return;
-      if (st.held.get(name) !== r.version || warm?.has(name) === true) due.push(name);
+      if (held !== r.version || warm?.has(name) === true) due.push(name);
     };
-    const seen = new Set<string>();
-    const once = (name: string): void => {
-      if (seen.has(name)) return;
-      seen.add(name);
-      consider(name);
-    };
-    if (sub === WILDCARD) for (const r of ts.list) once(r.name);
-    for (const name of st.sub.list) once(name);
-    for (const name of [...st.held.keys()]) {
-      if (sub === WILDCARD || st.sub.names.has(name)) once(name);
-      else {
-        // Unsubscribed: forgotten, so a later subscribe sends it again.
-        st.held.delete(name);
-        st.rejected.delete(name);
-      }
+    for (const name of st.sub.list) consider(name);
+    for (const name of st.overlay.keys()) if (sub === WILDCARD || st.sub.names.has(name)) consider(name);
+    if (sub === WILDCARD) {
+      for (const r of ts.list) consider(r.name);
+      for (const r of st.base?.list ?? []) consider(r.name);
     }
     return [resourcesOf(ts, due), removed.length === 0 ? NONE : removed.sort()];
   }
@@ -221,8 +224,6 @@ export class DeltaStream extends StreamSession<DeltaRequest, DeltaTypeState> {
     const nonce = seq.toString(36);
     const frame = framedWithNonce(body, nonce);
     st.sent(ts.version, nonce, seq);
-    for (const r of upserts) st.held.set(r.name, r.version);
-    for (const name of removed) st.held.delete(name);
     st.lastSent = upserts.length === 0 ? NONE : namesOf(upserts);
     this.ctx.counters.responses++;
     this.writer.write({ frame, bytes: frame.subarray(GRPC_FRAME_HEADER) });
@@ -287,8 +288,8 @@ function warmsOf(resources: readonly SnapshotResource[]): readonly string[] {
 const removedMemo = new WeakMap<TypeSnapshot, Memo2<TypeSnapshot, Subscription, readonly string[]>>();
 
 /** Subscribed names in `base` that are not in `ts`, sorted. */
-function removedSince(ts: TypeSnapshot, base: TypeSnapshot, sub: Subscription): readonly string[] {
-  if (base === ts) return NONE;
+function removedSince(ts: TypeSnapshot, base: TypeSnapshot | undefined, sub: Subscription): readonly string[] {
+  if (base === undefined || base === ts) return NONE;
   let inner = removedMemo.get(ts);
   if (inner === undefined) {
     inner = new WeakMap();

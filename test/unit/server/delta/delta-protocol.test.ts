@@ -65,7 +65,7 @@ test('legacy wildcard CDS: everything with per-resource content-hash versions, t
   await s.expectSilence();
 });
 
-test("explicit '*' subscribes any type to everything; unsubscribing '*' ends it", async (t) => {
+test("explicit '*' subscribes any type to everything; unsubscribing '*' ends it, subscribing again re-sends", async (t) => {
   const h = await startXds({ set: resourceSet({ clusters: 2 }) });
   t.after(() => h.close());
   const s = h.conn.deltaStream({ node: NODE });
@@ -76,6 +76,9 @@ test("explicit '*' subscribes any type to everything; unsubscribing '*' ends it"
   await eventually(() => h.server.registry.list()[0]?.types[0]?.wildcard === false, 2_000, "'*' unsubscribed");
   h.publish(resourceSet({ clusters: 2, basePort: 9100 }));
   await s.expectSilence();
+  // Wildcard again: everything is sent again (the server no longer assumes the client kept it).
+  s.subscribe(EDS, ['*']);
+  assert.deepEqual((await nextAcked(s)).names, ['c0', 'c1']);
 });
 
 test('named subscriptions: subscribe adds, unsubscribe drops, resubscribe re-sends, a missing name is answered in removed_resources', async (t) => {
