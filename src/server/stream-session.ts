@@ -15,12 +15,19 @@
  * - An exception while handling a request or a snapshot ends this stream with INTERNAL, never
  *   the server.
  * - A snapshot change marks the changed types this stream subscribed to as due, then flushes.
+ * - One ordered queue per stream: a flush evaluates the due types in CDS -> EDS -> LDS -> RDS
+ *   order and everything it sends (a Cluster change: CDS, the EDS warming re-send, RDS) is
+ *   written back to back, without waiting for any ACK, in one HTTP/2 write (response-writer.ts).
+ *   A type whose response is in flight holds back the later ones: a route must not reach the
+ *   client before the clusters it names.
+ * - Warming re-sends (a Cluster's ClusterLoadAssignment, a Listener's RouteConfigurations) go to
+ *   this ADS stream's next stage, or to the node's per-type stream of the same protocol.
  */
 import { status as GrpcStatus, type ServerDuplexStream } from '@grpc/grpc-js';
-import { isXdsTypeUrl, type XdsTypeUrl } from '../xds/resource-types.js';
+import { isXdsTypeUrl, TYPE_ORDER, type XdsTypeUrl } from '../xds/resource-types.js';
 import type { Logger } from '../log.js';
 import type { CacheWatch, SnapshotCache } from '../cache/snapshot-cache.js';
-import type { Snapshot } from '../cache/snapshot.js';
+import type { Snapshot, TypeSnapshot } from '../cache/snapshot.js';
 import type { NodeInfo } from '../cache/node-info.js';
 import type { StreamObserver } from './stream-observer.js';
 import { StreamRecord, type StreamMethod, type StreamProtocol, type TypeState } from './stream-state.js';
@@ -114,8 +121,49 @@ export abstract class StreamSession<Req extends StreamRequest = StreamRequest, S
   /** A request for `typeUrl`, a type this stream serves; its node and watch are set up. */
   protected abstract request(typeUrl: XdsTypeUrl, req: Req): void;
 
-  /** Send what is due (after a request, a snapshot change, or a warming hand-over). */
-  abstract flush(): void;
+  /** Decide what a due type sends against `ts`, and write it (flush() has it leave). */
+  protected abstract evaluate(st: S, ts: TypeSnapshot): void;
+
+  /** Send what is due (after a request, a snapshot change, or a warming hand-over), in type order. */
+  flush(): void {
+    if (this.#closed) return;
+    const snapshot = this.snapshot;
+    if (snapshot === undefined) return; // nothing to serve yet: requests wait for the first snapshot
+    try {
+      for (const t of TYPE_ORDER) {
+        const st = this.record.types.get(t);
+        if (st === undefined || !st.dirty || !st.subscribed) continue;
+        // Its next response waits for the ACK of the one in flight, and nothing overtakes it.
+        if (st.outstanding) break;
+        st.dirty = false;
+        this.evaluate(st, snapshot.type(t));
+      }
+    } finally {
+      this.writer.flush();
+    }
+  }
+
+  /** Make the next stage re-send `names` (on this ADS stream, or the node's per-type stream). */
+  protected warm(type: XdsTypeUrl, names: readonly string[]): void {
+    if (this.method.typeUrl === undefined) {
+      this.#acceptWarm(type, names);
+      return;
+    }
+    if (this.record.nodeId === '') return;
+    for (const other of this.ctx.sessionsOf(this.record.nodeId)) {
+      if (other === this || other.method.protocol !== this.method.protocol) continue;
+      if (other.#acceptWarm(type, names)) other.flush();
+    }
+  }
+
+  /** Returns whether the type was marked for a re-send. */
+  #acceptWarm(type: XdsTypeUrl, names: readonly string[]): boolean {
+    const st = this.record.types.get(type);
+    if (st === undefined || !st.subscribed) return false;
+    st.warms = st.warms === undefined ? names : Object.freeze([...new Set([...st.warms, ...names])]);
+    st.dirty = true;
+    return true;
+  }
 
   protected get closed(): boolean {
     return this.#closed;

@@ -69,6 +69,8 @@ export class TypeState {
   sub: Subscription = NO_NAMES;
   /** Something may have to be sent: evaluate at the next flush. */
   dirty = false;
+  /** Warming: next-stage names to re-send at the next evaluation even though the client has them. */
+  warms: readonly string[] | undefined;
   nonce: string | undefined;
   /** The nonce's sequence number; nonces only grow per stream and type. */
   nonceSeq = 0;

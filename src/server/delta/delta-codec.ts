@@ -13,13 +13,13 @@
  * in SotW) differs per stream.
  */
 import protobuf from 'protobufjs';
-import { messageType } from '../../envoy/protos.js';
 import { WireReader, WireType } from '../../envoy/wire-reader.js';
 import type { NodeInfo } from '../../cache/node-info.js';
 import type { SnapshotResource, TypeSnapshot } from '../../cache/snapshot.js';
 import type { MalformedRequest, StreamRequest } from '../stream-session.js';
 import { nodeInfoOf } from '../node-codec.js';
 import { memo2, type Memo2 } from '../sotw/selection.js';
+import { decodeStatus } from '../sotw/discovery-codec.js';
 
 export interface DeltaRequest extends StreamRequest {
   readonly subscribe: readonly string[];
@@ -67,19 +67,8 @@ export function decodeDeltaRequest(buf: Buffer): DeltaRequest | MalformedRequest
     let subscribe: string[] | undefined;
     let unsubscribe: string[] | undefined;
     let initial: Map<string, string> | undefined;
-    const r = new WireReader(buf);
-    while (r.pos < r.len) {
-      const tagStart = r.pos;
-      const tag = r.uint32();
-      if (tag >>> 3 === 0) throw new Error(`invalid field number 0 at offset ${tagStart}`);
-      if ((tag & 7) !== WireType.Len) {
-        r.skipField(tag & 7);
-        continue;
-      }
-      const end = r.lengthEnd();
-      const start = r.pos;
-      r.pos = end;
-      switch (tag >>> 3) {
+    new WireReader(buf).lenFields((field, start, end) => {
+      switch (field) {
         case 1:
           nodeStart = start;
           nodeEnd = end;
@@ -110,7 +99,7 @@ export function decodeDeltaRequest(buf: Buffer): DeltaRequest | MalformedRequest
         default:
           break;
       }
-    }
+    });
     return new DecodedDeltaRequest(
       buf,
       nodeStart,
@@ -139,14 +128,6 @@ function mapEntry(bytes: Buffer): [string, string] {
     else r.skipField(tag & 7);
   }
   return [key, value];
-}
-
-let statusType: protobuf.Type | undefined;
-
-function decodeStatus(bytes: Buffer): { code: number; message: string } {
-  statusType ??= messageType('google.rpc.Status');
-  const s = statusType.decode(bytes) as unknown as { code: number; message: string };
-  return { code: s.code, message: s.message };
 }
 
 /** `Resource {version: 1, resource: 2, name: 3}` of each snapshot resource, encoded once. */

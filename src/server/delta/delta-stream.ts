@@ -35,7 +35,7 @@
  *   followed by its ClusterLoadAssignment (RouteConfiguration) even when the client holds it, so
  *   the client finishes warming.
  */
-import { resourceType, TYPE_ORDER, TYPE_SHORT, type XdsTypeUrl } from '../../xds/resource-types.js';
+import { resourceType, TYPE_SHORT, type XdsTypeUrl } from '../../xds/resource-types.js';
 import type { SnapshotResource, TypeSnapshot } from '../../cache/snapshot.js';
 import { StreamSession, type ServedMethod, type SessionContext, type XdsCall } from '../stream-session.js';
 import { WILDCARD, type Subscription } from '../subscriptions.js';
@@ -144,27 +144,7 @@ export class DeltaStream extends StreamSession<DeltaRequest, DeltaTypeState> {
     this.ctx.observer.onNack(this.record, st, record);
   }
 
-  /** Send what is due, in CDS -> EDS -> LDS -> RDS order, in one HTTP/2 write. */
-  flush(): void {
-    if (this.closed) return;
-    const snapshot = this.snapshot;
-    if (snapshot === undefined) return; // nothing to serve yet: requests wait for the first snapshot
-    try {
-      for (const t of TYPE_ORDER) {
-        const st = this.record.types.get(t);
-        if (st === undefined || !st.dirty || !st.subscribed) continue;
-        // The next response of a type waits for the ACK of the one in flight, and nothing
-        // overtakes it: a route must not reach the client before the clusters it names.
-        if (st.outstanding) break;
-        st.dirty = false;
-        this.#evaluate(st, snapshot.type(t));
-      }
-    } finally {
-      this.writer.flush();
-    }
-  }
-
-  #evaluate(st: DeltaTypeState, ts: TypeSnapshot): void {
+  protected evaluate(st: DeltaTypeState, ts: TypeSnapshot): void {
     const sub = st.wildcard ? WILDCARD : st.sub;
     let upserts: readonly SnapshotResource[];
     let removed: readonly string[];
@@ -234,30 +214,8 @@ export class DeltaStream extends StreamSession<DeltaRequest, DeltaTypeState> {
     const next = resourceType(st.typeUrl).warms;
     if (next !== undefined && upserts.length > 0) {
       const warms = warmsOf(upserts);
-      if (warms.length > 0) this.#warm(next, warms);
+      if (warms.length > 0) this.warm(next, warms);
     }
-  }
-
-  /** Make the next stage re-send `names` (on this ADS stream, or the node's per-type stream). */
-  #warm(type: XdsTypeUrl, names: readonly string[]): void {
-    if (this.method.typeUrl === undefined) {
-      this.#acceptWarm(type, names);
-      return;
-    }
-    if (this.record.nodeId === '') return;
-    for (const other of this.ctx.sessionsOf(this.record.nodeId)) {
-      if (other === this || !(other instanceof DeltaStream)) continue;
-      if (other.#acceptWarm(type, names)) other.flush();
-    }
-  }
-
-  /** Returns whether the type was marked for a re-send. */
-  #acceptWarm(type: XdsTypeUrl, names: readonly string[]): boolean {
-    const st = this.record.types.get(type);
-    if (st === undefined || !st.subscribed) return false;
-    st.warms = st.warms === undefined ? names : Object.freeze([...new Set([...st.warms, ...names])]);
-    st.dirty = true;
-    return true;
   }
 }
 

@@ -25,8 +25,6 @@ export class DeltaTypeState extends TypeState {
   readonly rejected = new Map<string, string>();
   /** Names subscribed since the last evaluation: the client holds only what `overlay` says of them. */
   readonly added = new Set<string>();
-  /** Warming: next-stage names to re-send even though the client holds them. */
-  warms: readonly string[] | undefined;
   /** A request must get an answer even if it carries nothing new (the first one of the type). */
   answerDue = false;
   /** Names of the resources in the latest response (what a NACK refers to). */
