@@ -121,6 +121,7 @@ export class DeltaStream extends StreamSession<DeltaRequest, DeltaTypeState> {
 
   #ack(st: DeltaTypeState): void {
     st.acked();
+    st.lastSent = NONE;
     this.ctx.counters.acks++;
     this.ctx.observer.onAck(this.record, st);
   }
@@ -148,12 +149,13 @@ export class DeltaStream extends StreamSession<DeltaRequest, DeltaTypeState> {
     const sub = st.wildcard ? WILDCARD : st.sub;
     let upserts: readonly SnapshotResource[];
     let removed: readonly string[];
-    if (st.overlay.size === 0 && st.added.size === 0 && st.rejected.size === 0) {
-      // The client holds exactly `base` of what it subscribed to: a diff shared by every stream
-      // in the same situation (memoised), so a change fanned out to 1,000 streams is computed once.
+    if (st.overlay.size === 0 && st.rejected.size === 0 && (st.added.size === 0 || st.base === undefined)) {
+      // The client holds exactly `base` of what it subscribed to (nothing at all before the first
+      // answer): a diff shared by every stream in the same situation (memoised), so a change
+      // fanned out to 1,000 streams, or 1,000 streams connecting, is computed and encoded once.
       upserts = changedSince(ts, st.base, sub);
       if (st.warms !== undefined) upserts = withNames(ts, upserts, warmTargets(sub, st.warms));
-      removed = removedSince(ts, st.base, sub);
+      removed = st.base === undefined ? missingFrom(ts, st.sub) : removedSince(ts, st.base, sub);
     } else {
       [upserts, removed] = this.#compare(st, ts, sub);
     }
@@ -241,6 +243,17 @@ function warmsOf(resources: readonly SnapshotResource[]): readonly string[] {
     warmsMemo.set(resources, warms);
   }
   return warms;
+}
+
+const missingMemo = new WeakMap<TypeSnapshot, WeakMap<Subscription, readonly string[]>>();
+
+/** Subscribed names that `ts` does not have (a first answer names them as removed: they do not exist). */
+function missingFrom(ts: TypeSnapshot, sub: Subscription): readonly string[] {
+  if (sub.list.length === 0) return NONE;
+  return memo2(missingMemo, ts, sub, () => {
+    const gone = sub.list.filter((n) => !ts.resources.has(n));
+    return gone.length === 0 ? NONE : Object.freeze(gone);
+  });
 }
 
 const removedMemo = new WeakMap<TypeSnapshot, Memo2<TypeSnapshot, Subscription, readonly string[]>>();
