@@ -138,6 +138,26 @@ const virtualHostSchema = z.strictObject({
 
 // ---- listener ----
 
+/**
+ * TLS towards a gRPC server Envoy dials (the ALS sink): the CA that verifies it, and optionally
+ * Envoy's client certificate (mTLS). Paths are read by Envoy on its own host, so they must be
+ * absolute; they are not opened here.
+ */
+const envoyFilePath = z.string().startsWith('/', { message: 'must be an absolute path (Envoy reads it on its own host)' });
+const upstreamTlsSchema = z
+  .strictObject({
+    ca: envoyFilePath,
+    cert: envoyFilePath.optional(),
+    key: envoyFilePath.optional(),
+    /** SNI and the name the server certificate must carry (a DNS SAN); default: no SNI, any name the CA signed. */
+    sni: z.string().min(1).max(255).optional(),
+  })
+  .superRefine((t, ctx) => {
+    // Envoy's client certificate is a pair: the one missing is reported (as `required`).
+    if (t.cert !== undefined && t.key === undefined) ctx.addIssue({ code: 'custom', message: 'key is required with cert', path: ['key'] });
+    if (t.key !== undefined && t.cert === undefined) ctx.addIssue({ code: 'custom', message: 'cert is required with key', path: ['cert'] });
+  });
+
 const accessLogSchema = z.strictObject({
   /** Stream access logs over gRPC (Envoy's ALS) to a sink at address:port; translate adds its cluster. */
   grpc: z.strictObject({
@@ -147,6 +167,8 @@ const accessLogSchema = z.strictObject({
     /** 0 flushes every entry at once; Envoy's default buffers 16 KiB. */
     'buffer-size-bytes': z.int().min(0).max(UINT32_MAX).optional(),
     'flush-interval': positiveDuration.optional(),
+    /** Dial the sink over TLS (the sink's --als-tls-* flags). */
+    tls: upstreamTlsSchema.optional(),
   }),
 });
 
@@ -214,14 +236,84 @@ const healthCheckSchema = z.strictObject({
   unhealthy: uint32AtLeast1,
 });
 
+/** Seed: where a cluster's endpoints come from. `eds`: Consul health or static endpoints; the DNS kinds: `hosts`. */
+export const DISCOVERY = ['eds', 'strict-dns', 'logical-dns'] as const;
+export const DNS_LOOKUP_FAMILIES = ['auto', 'v4-only', 'v6-only', 'v4-preferred', 'all'] as const;
+
+const HOST_PORT_HINT = 'expected "name:port" (a DNS name or IP address and a port 1-65535; IPv6 in brackets: "[::1]:8080")';
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
+
+/** A DNS cluster's `hosts` entry, "backend:50051" -> { address: "backend", port: 50051 }. */
+export interface HostPort {
+  readonly address: string;
+  readonly port: number;
+}
+const hostPort = z.string().transform((value, ctx): HostPort => {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value.trim());
+  const address = m ? (m[1] ?? m[2] ?? '') : '';
+  const port = m ? Number(m[3]) : NaN;
+  const okAddress = m?.[1] !== undefined ? isIP(address) === 6 : isIP(address) === 4 || HOST_NAME.test(address);
+  if (!okAddress || !(port >= 1 && port <= 65535)) {
+    ctx.addIssue({ code: 'custom', message: HOST_PORT_HINT, input: value });
+    return z.NEVER;
+  }
+  return { address, port };
+});
+
+/** Extension: Envoy's circuit breaker thresholds (default priority); Envoy's defaults when absent. */
+const circuitBreakersSchema = z.strictObject({
+  'max-connections': uint32AtLeast1.optional(),
+  'max-pending-requests': z.int().min(0).max(UINT32_MAX).optional(),
+  'max-requests': uint32AtLeast1.optional(),
+  'max-retries': z.int().min(0).max(UINT32_MAX).optional(),
+});
+
+/** Extension: Envoy's outlier detection (consecutive 5xx); Envoy's defaults for what is absent. */
+const outlierDetectionSchema = z.strictObject({
+  'consecutive-5xx': uint32AtLeast1.optional(),
+  interval: positiveDuration.optional(),
+  'base-ejection-time': positiveDuration.optional(),
+  'max-ejection-percent': z.int().min(0).max(100).optional(),
+});
+
+/**
+ * Extension: one input of the request hash of `ring-hash` / `maglev` clusters (Envoy's
+ * RouteAction.hash_policy, put on every route to the cluster). Exactly one key per entry;
+ * validate.ts checks that.
+ */
+const hashPolicySchema = z.strictObject({
+  /** Hash the value of this request header. */
+  header: z.string().min(1).optional(),
+  /** Hash the value of this request cookie. */
+  cookie: z.strictObject({ name: z.string().min(1) }).optional(),
+  /** Hash the client's IP address. */
+  'source-ip': z.literal(true).optional(),
+});
+
 const clusterSchema = z.strictObject({
   'lb-policy': z.enum(LB_POLICIES).default('round-robin'),
-  /** Seed: where endpoints come from. Only EDS (fed by Consul health or static endpoints). */
-  discovery: z.enum(['eds']).default('eds'),
+  /** Seed: where endpoints come from: EDS (Consul health or static endpoints), or DNS names in `hosts`. */
+  discovery: z.enum(DISCOVERY).default('eds'),
+  /** Extension: the names a DNS cluster resolves, "name:port" (required with a DNS discovery). */
+  hosts: z.array(hostPort).min(1).optional(),
+  /** Extension: how often a DNS cluster resolves its hosts again (Envoy default 5 s). */
+  'dns-refresh-rate': positiveDuration.optional(),
+  /** Extension: which address families a DNS cluster asks for (Envoy default `auto`: IPv6, else IPv4). */
+  'dns-lookup-family': z.enum(DNS_LOOKUP_FAMILIES).optional(),
   'health-check': healthCheckSchema.optional(),
   'connect-timeout': positiveDuration.default({ seconds: 5, nanos: 0 }),
   /** Extension: protocol towards the instances; http2 for gRPC upstreams. */
   'upstream-protocol': z.enum(['http1', 'http2']).default('http1'),
+  /** Extension (http2): streams per upstream connection; more open connections beyond it (seed 002). */
+  'max-concurrent-streams': z.int().min(1).max(2_147_483_647).optional(),
+  /** Extension: requests per upstream connection, after which it is closed and a new one opened. */
+  'max-requests-per-connection': uint32AtLeast1.optional(),
+  'circuit-breakers': circuitBreakersSchema.optional(),
+  'outlier-detection': outlierDetectionSchema.optional(),
+  /** Extension: percent of healthy hosts below which Envoy balances over all of them (default 50; 0: never). */
+  'healthy-panic-threshold': z.number().min(0).max(100).optional(),
+  /** Extension: what `ring-hash` / `maglev` hash, in order (session affinity). */
+  'hash-policy': z.array(hashPolicySchema).min(1).optional(),
 });
 
 // ---- endpoint.eds ----
@@ -275,12 +367,16 @@ export type ListenerConfig = z.infer<typeof listenerSchema>;
 export type SocketListenerConfig = z.infer<typeof socketListenerSchema>;
 export type GrpcListenerConfig = z.infer<typeof grpcListenerSchema>;
 export type AccessLogConfig = z.infer<typeof accessLogSchema>;
+export type UpstreamTlsConfig = z.infer<typeof upstreamTlsSchema>;
 export type VirtualHostConfig = z.infer<typeof virtualHostSchema>;
 export type RouteEntryConfig = z.infer<typeof routeEntrySchema>;
 export type MirrorConfig = z.infer<typeof mirrorSchema>;
 export type RetryConfig = z.infer<typeof retrySchema>;
 export type ClusterConfig = z.infer<typeof clusterSchema>;
 export type HealthCheckConfig = z.infer<typeof healthCheckSchema>;
+export type HashPolicyConfig = z.infer<typeof hashPolicySchema>;
+export type CircuitBreakersConfig = z.infer<typeof circuitBreakersSchema>;
+export type OutlierDetectionConfig = z.infer<typeof outlierDetectionSchema>;
 export type EdsConfig = z.infer<typeof edsSchema>;
 export type StaticEndpointConfig = z.infer<typeof staticEndpointSchema>;
 export type { Duration };

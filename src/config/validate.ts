@@ -6,7 +6,7 @@
  * virtual host a `type: grpc` listener leads them to. In: a Config. Out: every issue found, each
  * with its config path (parse.ts adds line and column).
  */
-import type { Config, GrpcListenerConfig } from './schema.js';
+import type { ClusterConfig, Config, GrpcListenerConfig } from './schema.js';
 import { GRPC_LB_POLICIES, GRPC_RETRY_ON, UINT32_MAX } from './schema.js';
 import { durationEquals } from './duration.js';
 import {
@@ -117,6 +117,17 @@ export function validateConfig(config: Config): PathIssue[] {
         (m) => m.entry.retry,
         (a, b) => JSON.stringify(a) === JSON.stringify(b),
       );
+      // The route carries the hash policy of the cluster it sends to: one route, one policy.
+      const hashed = members.filter((m) => clusters[m.cluster]?.['hash-policy'] !== undefined);
+      const hashBase = hashed[0];
+      for (const m of hashed.slice(1)) {
+        if (hashBase && JSON.stringify(clusters[m.cluster]?.['hash-policy']) !== JSON.stringify(clusters[hashBase.cluster]?.['hash-policy'])) {
+          add(
+            ['cluster', 'loadbalancer', m.cluster, 'hash-policy'],
+            `differs from cluster.loadbalancer.${hashBase.cluster}.hash-policy: clusters sharing prefix "${prefix}" (${[...path, 'cluster'].join('.')}) share one route, so their hash policies must be identical`,
+          );
+        }
+      }
       const mirrors = new Map<string, { cluster: string; percent: number }>();
       for (const m of members) {
         const mirror = m.entry.mirror;
@@ -204,6 +215,7 @@ export function validateConfig(config: Config): PathIssue[] {
 
   // ---- clusters ----
   for (const [name, c] of Object.entries(clusters)) {
+    clusterOptionIssues(config, name, c, add);
     const hc = c['health-check'];
     if (!hc) continue;
     const at = (...rest: PathSegment[]): PathSegment[] => ['cluster', 'loadbalancer', name, 'health-check', ...rest];
@@ -225,6 +237,56 @@ export function validateConfig(config: Config): PathIssue[] {
   }
 
   return issues;
+}
+
+const DNS_ONLY = ['dns-refresh-rate', 'dns-lookup-family'] as const;
+
+/** One cluster's own options that depend on each other: discovery and hosts, protocol, lb policy. */
+function clusterOptionIssues(config: Config, name: string, c: ClusterConfig, add: (path: readonly PathSegment[], message: string) => void): void {
+  const at = (...rest: PathSegment[]): PathSegment[] => ['cluster', 'loadbalancer', name, ...rest];
+  if (c.discovery === 'eds') {
+    if (c.hosts !== undefined) add(at('hosts'), 'only applies to discovery: strict-dns or logical-dns (this cluster takes its endpoints from EDS)');
+    for (const key of DNS_ONLY) {
+      if (c[key] !== undefined) add(at(key), 'only applies to discovery: strict-dns or logical-dns');
+    }
+  } else {
+    if (c.hosts === undefined) add(at('hosts'), `required: discovery ${c.discovery} resolves these names ("name:port")`);
+    else if (c.discovery === 'logical-dns' && c.hosts.length !== 1) {
+      add(at('hosts'), `discovery logical-dns takes exactly one name (got ${c.hosts.length}); use strict-dns to balance over several`);
+    }
+    if (Object.hasOwn(config.endpoint.eds, name)) {
+      add(
+        ['endpoint', 'eds', name],
+        `cluster "${name}" has discovery: ${c.discovery} and takes its endpoints from cluster.loadbalancer.${name}.hosts; remove this entry`,
+      );
+    }
+  }
+  if (c['max-concurrent-streams'] !== undefined && c['upstream-protocol'] !== 'http2') {
+    add(at('max-concurrent-streams'), 'only applies to HTTP/2 upstreams: set upstream-protocol: http2');
+  }
+  c['hash-policy']?.forEach((h, i) => {
+    const keys = Object.keys(h);
+    if (keys.length !== 1) add(at('hash-policy', i), `expected exactly one of header, cookie, source-ip${keys.length > 1 ? ` (got ${keys.join(', ')})` : ''}`);
+  });
+  if (c['hash-policy'] !== undefined && c['lb-policy'] !== 'ring-hash' && c['lb-policy'] !== 'maglev') {
+    add(at('hash-policy'), `only applies to lb-policy ring-hash or maglev (this cluster has ${c['lb-policy']})`);
+  }
+}
+
+/** Cluster keys proxyless gRPC clients do not act on (they honour max-requests, and header hash policies only). */
+const GRPC_IGNORED_CLUSTER_KEYS = ['max-concurrent-streams', 'max-requests-per-connection', 'outlier-detection', 'healthy-panic-threshold'] as const;
+const GRPC_IGNORED_BREAKERS = ['max-connections', 'max-pending-requests', 'max-retries'] as const;
+
+/** What a gRPC client would silently skip in a cluster it routes to: refused so the config never promises it. */
+function grpcClusterIssues(cluster: string, c: ClusterConfig, user: string, add: (path: readonly PathSegment[], message: string) => void): void {
+  const at = (...rest: PathSegment[]): PathSegment[] => ['cluster', 'loadbalancer', cluster, ...rest];
+  if (c.discovery !== 'eds') add(at('discovery'), `${user}; they take endpoints from EDS only, not ${c.discovery}`);
+  for (const key of GRPC_IGNORED_CLUSTER_KEYS) if (c[key] !== undefined) add(at(key), `${user}, and they do not act on ${key}`);
+  for (const key of GRPC_IGNORED_BREAKERS)
+    if (c['circuit-breakers']?.[key] !== undefined) add(at('circuit-breakers', key), `${user}, and they do not act on ${key}`);
+  c['hash-policy']?.forEach((h, i) => {
+    if (h.header === undefined) add(at('hash-policy', i), `${user}, and they hash on headers only`);
+  });
 }
 
 /**
@@ -271,7 +333,9 @@ function grpcListenerIssues(config: Config, name: string, listener: GrpcListener
     }
   }
   for (const cluster of routedClusters(vhost)) {
-    const policy = config.cluster.loadbalancer[cluster]?.['lb-policy'];
+    const settings = config.cluster.loadbalancer[cluster];
+    if (settings) grpcClusterIssues(cluster, settings, `listener "${name}" (type: grpc) routes to this cluster`, add);
+    const policy = settings?.['lb-policy'];
     if (policy !== undefined && !(GRPC_LB_POLICIES as readonly string[]).includes(policy)) {
       add(
         ['cluster', 'loadbalancer', cluster, 'lb-policy'],

@@ -4,6 +4,7 @@
  * target, the routes of a virtual host grouped by prefix, and the access-log sinks. In: a Config
  * (or parts). Out: plain read-only structures, always in a deterministic order.
  */
+import { createHash } from 'node:crypto';
 import type { AccessLogConfig, Config, ListenerConfig, RouteEntryConfig, VirtualHostConfig } from './schema.js';
 
 /** The virtual host made from the seed's single `route` section. */
@@ -124,7 +125,15 @@ export function prefixRoutes(vhost: VirtualHostConfig): readonly PrefixRoute[] {
 
 /** Name of the STATIC cluster translate adds for a gRPC access-log sink. */
 export function accessLogClusterName(grpc: AccessLogConfig['grpc']): string {
-  return `consul-xds-als-${grpc.address}-${grpc.port}`;
+  const plain = `consul-xds-als-${grpc.address}-${grpc.port}`;
+  if (grpc.tls === undefined) return plain;
+  // Listeners that reach one sink with different TLS settings need different clusters.
+  const t = grpc.tls;
+  const digest = createHash('sha256')
+    .update(JSON.stringify([t.ca, t.cert ?? '', t.key ?? '', t.sni ?? '']))
+    .digest('hex')
+    .slice(0, 8);
+  return `${plain}-tls-${digest}`;
 }
 
 /** Code-point order, independent of the process locale. */

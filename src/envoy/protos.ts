@@ -36,6 +36,7 @@ const PROTO_FILES = [
   'envoy/extensions/filters/http/router/v3/router.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'envoy/extensions/access_loggers/grpc/v3/als.proto',
+  'envoy/extensions/transport_sockets/tls/v3/tls.proto',
   'envoy/extensions/access_loggers/stream/v3/stream.proto',
   'envoy/data/accesslog/v3/accesslog.proto',
   'envoy/admin/v3/config_dump.proto',

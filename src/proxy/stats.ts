@@ -49,6 +49,8 @@ export class ClusterStats {
   upstream_rq_pending_total = 0;
   upstream_rq_pending_active = 0;
   upstream_rq_pending_overflow = 0;
+  /** Refused by max_requests (Envoy's name since it split them from pending overflows). */
+  upstream_rq_active_overflow = 0;
   upstream_rq_timeout = 0;
   upstream_rq_per_try_timeout = 0;
   upstream_rq_rx_reset = 0;

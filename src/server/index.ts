@@ -9,7 +9,7 @@
  * response-writer.ts). Each protocol's rules sit in their own folder: sotw/ (State of the World)
  * and delta/ (incremental).
  */
-export { createXdsServer, type XdsServer, type XdsServerOptions, type XdsServerStats } from './xds-server.js';
+export { createXdsServer, DEFAULT_XDS_LIMITS, type XdsLimits, type XdsServer, type XdsServerOptions, type XdsServerStats } from './xds-server.js';
 export {
   StreamRegistry,
   type NodeStatus,

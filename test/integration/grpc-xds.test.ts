@@ -22,10 +22,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { credentials, loadPackageDefinition, Server, ServerCredentials, type Client, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
-import { register as registerXds } from '@grpc/grpc-js-xds';
+import type { Client } from '@grpc/grpc-js';
 import { serve, type RunningApp } from '../../src/app.js';
 import { grpcGroup } from '../../src/cache/client-kind.js';
 import { DEFAULT_GROUP } from '../../src/cache/snapshot-cache.js';
@@ -35,33 +32,10 @@ import { AdsConnection } from '../support/ads-client.js';
 import { dynamicVersions, startEnvoy } from '../support/envoy.js';
 import { binomialBounds } from '../support/traffic.js';
 import { freePort, makeTempDir, waitUntil } from '../support/tmp.js';
+import { startBackend, xdsGreeterClient, type HelloCall } from '../support/greeter.js';
 
 const TARGET = 'greeter:50051';
 const NODE_ID = 'grpc-xds-test-client';
-const PROTO = fileURLToPath(new URL('../../../test/fixtures/greeter.proto', import.meta.url));
-
-const greeterPackage = loadPackageDefinition(loadSync(PROTO, { keepCase: true })) as unknown as {
-  consulxds: { test: { Greeter: ServiceClientConstructor } };
-};
-const Greeter = greeterPackage.consulxds.test.Greeter;
-
-interface HelloReply {
-  readonly backend: string;
-}
-type HelloCall = (req: { name: string }, cb: (err: ServiceError | null, reply?: HelloReply) => void) => void;
-
-/** A gRPC backend on 127.0.0.1 (ephemeral port) that answers Hello with its own name. */
-async function startBackend(name: string): Promise<{ name: string; port: number; close(): Promise<void> }> {
-  const server = new Server();
-  server.addService(Greeter.service, {
-    Hello: (_call: unknown, cb: (err: null, reply: HelloReply) => void) => cb(null, { backend: name }),
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
-  });
-  return { name, port, close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())) };
-}
-
 interface Weights {
   readonly main: number;
   /** Absent: the canary cluster is not routed to at all. */
@@ -191,13 +165,7 @@ describe('proxyless gRPC (grpc-js-xds) against serve() in file mode', () => {
     await writeFile(configFile, configYaml(ports, { main: 1 }));
     app = await serve({ configFile, xds: { host: '127.0.0.1', port: 0 }, admin: false, als: false, logger: silentLogger });
 
-    // The bootstrap is read once per process, when the first xds: channel resolves.
-    process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify({
-      xds_servers: [{ server_uri: `127.0.0.1:${app.xdsPort}`, channel_creds: [{ type: 'insecure' }] }],
-      node: { id: NODE_ID, locality: {} },
-    });
-    registerXds();
-    client = new Greeter(`xds:///${TARGET}`, credentials.createInsecure());
+    client = xdsGreeterClient(app.xdsPort, NODE_ID, TARGET);
   });
 
   after(async () => {

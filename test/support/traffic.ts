@@ -34,6 +34,8 @@ export interface SendOptions {
   readonly path: string;
   readonly agent?: Agent;
   readonly timeoutMs?: number;
+  /** More request headers (a user id, a cookie). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** One request; rejects on a socket error or timeout, resolves with any HTTP status. */
@@ -45,7 +47,7 @@ export function send(opts: SendOptions): Promise<Reply> {
         port: opts.port,
         path: opts.path,
         method: 'GET',
-        headers: { host: opts.host },
+        headers: { ...opts.headers, host: opts.host },
         ...(opts.agent ? { agent: opts.agent } : { agent: false }),
         timeout: opts.timeoutMs ?? 5_000,
       },

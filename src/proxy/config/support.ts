@@ -18,9 +18,7 @@ export const SUPPORT = {
       'cleanup_interval',
       'track_timeout_budgets',
       'track_cluster_stats',
-      'dns_lookup_family',
-      'respect_dns_ttl',
-      'dns_refresh_rate',
+      // Failed resolutions are retried at dns_refresh_rate.
       'dns_failure_refresh_rate',
       'use_tcp_for_dns_lookups',
       'wait_for_warm_on_init',

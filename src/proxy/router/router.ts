@@ -279,8 +279,9 @@ export class RouterFilter implements UpstreamCallbacks {
     const cs = cluster.stats;
     const overflow = cluster.overflow(high);
     if (overflow) {
-      // Envoy counts both max_requests and max_pending_requests refusals here.
-      cs.upstream_rq_pending_overflow++;
+      // Envoy 1.40 counts max_requests refusals apart from max_pending_requests ones.
+      if (overflow === 'rq') cs.upstream_rq_active_overflow++;
+      else cs.upstream_rq_pending_overflow++;
       this.localReply(503, 'UO', 'overflow', 'upstream connect error or disconnect/reset before headers. reset reason: overflow', false, {
         'x-envoy-overloaded': 'true',
       });

@@ -35,6 +35,7 @@
  *   followed by its ClusterLoadAssignment (RouteConfiguration) even when the client holds it, so
  *   the client finishes warming.
  */
+import { status as GrpcStatus } from '@grpc/grpc-js';
 import { resourceType, TYPE_SHORT, type XdsTypeUrl } from '../../xds/resource-types.js';
 import type { SnapshotResource, TypeSnapshot } from '../../cache/snapshot.js';
 import { StreamSession, type ServedMethod, type SessionContext, type XdsCall } from '../stream-session.js';
@@ -66,11 +67,13 @@ export class DeltaStream extends StreamSession<DeltaRequest, DeltaTypeState> {
         else this.#ack(st);
       }
     }
-    this.#subscribe(st, msg);
+    if (!this.#subscribe(st, msg)) return;
     this.flush();
   }
 
-  #subscribe(st: DeltaTypeState, req: DeltaRequest): void {
+  /** Applies the request's subscription changes; false when they go over the limit and the stream is ended. */
+  #subscribe(st: DeltaTypeState, req: DeltaRequest): boolean {
+    if (req.subscribe.length > this.ctx.maxResourceNames) return this.#overLimit(st, req.subscribe.length);
     let changed = false;
     if (!st.subscribed) {
       st.subscribed = true;
@@ -111,12 +114,24 @@ export class DeltaStream extends StreamSession<DeltaRequest, DeltaTypeState> {
       st.rejected.delete(n);
     }
     if (names !== undefined && (names.size !== st.sub.names.size || [...names].some((n) => !st.sub.names.has(n)))) {
+      // A delta subscription grows request by request: the limit is on what it adds up to.
+      if (names.size > this.ctx.maxResourceNames) return this.#overLimit(st, names.size);
       const prev = st.sub;
       st.sub = this.ctx.subscriptions.acquire(names);
       this.ctx.subscriptions.release(prev);
       changed = true;
     }
     if (changed || st.added.size > 0) st.dirty = true;
+    return true;
+  }
+
+  /** A client subscribing to that many names is misconfigured or hostile: end its stream, naming the count. */
+  #overLimit(st: DeltaTypeState, count: number): false {
+    this.ctx.counters.overLimit++;
+    const message = `${TYPE_SHORT[st.typeUrl]} subscription names ${count} resources; the limit is ${this.ctx.maxResourceNames} (--xds-max-resource-names)`;
+    this.log.warn({ peer: this.record.peer, type: TYPE_SHORT[st.typeUrl], names: count, limit: this.ctx.maxResourceNames }, `${message}; closing this stream`);
+    this.close(GrpcStatus.INVALID_ARGUMENT, message);
+    return false;
   }
 
   #ack(st: DeltaTypeState): void {

@@ -223,7 +223,35 @@ describe('our proxy refuses what it cannot honour, naming resource and field', (
       /Cluster 'c1': lb_subset_config: subset load balancing/,
     ],
     ['TLS to upstreams', TypeUrl.Cluster, cluster({ transport_socket: { name: 'tls' } }), /Cluster 'c1': transport_socket/],
-    ['DNS clusters', TypeUrl.Cluster, { name: 'c1', type: 'STRICT_DNS' }, /Cluster 'c1': type: STRICT_DNS is not supported/],
+    ['ORIGINAL_DST clusters', TypeUrl.Cluster, { name: 'c1', type: 'ORIGINAL_DST' }, /Cluster 'c1': type: ORIGINAL_DST is not supported/],
+    [
+      'a DNS cluster without names',
+      TypeUrl.Cluster,
+      { name: 'c1', type: 'STRICT_DNS' },
+      /Cluster 'c1': load_assignment: a STRICT_DNS cluster needs load_assignment/,
+    ],
+    [
+      'a LOGICAL_DNS cluster with two names',
+      TypeUrl.Cluster,
+      {
+        name: 'c1',
+        type: 'LOGICAL_DNS',
+        load_assignment: {
+          endpoints: [
+            {
+              lb_endpoints: ['a.test', 'b.test'].map((address) => ({ endpoint: { address: { socket_address: { address, port_value: 80 } } } })),
+            },
+          ],
+        },
+      },
+      /Cluster 'c1': load_assignment: a LOGICAL_DNS cluster takes exactly one endpoint \(got 2\)/,
+    ],
+    [
+      'a name in an EDS assignment',
+      TypeUrl.ClusterLoadAssignment,
+      { cluster_name: 'c1', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 'backend.test', port_value: 80 } } } }] }] },
+      /'backend\.test' is not an IP literal \(names are resolved only for STRICT_DNS and LOGICAL_DNS clusters\)/,
+    ],
     [
       'an unknown field deep inside',
       TypeUrl.Cluster,

@@ -6,7 +6,7 @@
  * nothing but still change the subscription), NACK of one resource version (never re-sent; other
  * changes keep flowing; a later version is sent), warming and CDS -> EDS -> LDS -> RDS order, the
  * per-type delta services, the registry's `protocol`, and the bytes one endpoint change costs a
- * delta client vs a SotW client.
+ * delta client vs a SotW client; the resource-name limit on a growing delta subscription.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -297,4 +297,20 @@ test('malformed delta bytes end only that stream, with INVALID_ARGUMENT', async 
   const good = h.conn.deltaStream({ node: NODE });
   good.subscribe(CDS);
   assert.deepEqual((await good.next()).names, ['c0', 'c1']);
+});
+
+test('a delta subscription growing past the resource-name limit ends the stream with INVALID_ARGUMENT naming both numbers', async (t) => {
+  const h = await startXds({ set: resourceSet({ clusters: 3 }), limits: { maxResourceNames: 5 } });
+  t.after(() => h.close());
+  const s = h.conn.deltaStream({ node: NODE });
+  s.subscribe(EDS, ['c0', 'c1', 'c2', 'x3']);
+  await nextAcked(s);
+  s.subscribe(EDS, ['x4']);
+  await nextAcked(s);
+  // Seven in all, though this request names only two.
+  s.subscribe(EDS, ['x5', 'x6']);
+  const status = await s.status;
+  assert.equal(status.code, 3);
+  assert.match(status.details, /EDS subscription names 7 resources; the limit is 5/);
+  assert.equal(h.server.stats.overLimit, 1);
 });
