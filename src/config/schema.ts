@@ -11,6 +11,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { DURATION_HINT, durationIsZero, parseDuration, type Duration } from './duration.js';
+import { RE2_MAX_PROGRAM_SIZE, re2ProgramSize } from './regex.js';
 
 export const UINT32_MAX = 4_294_967_295;
 
@@ -113,9 +114,106 @@ const retrySchema = z.strictObject({
   'per-try-timeout': anyDuration.optional(),
 });
 
-/** `route.cluster.<cluster>`: which prefixes go to this cluster, and its share where prefixes are shared. */
+// ---- route matching beyond prefixes, header rewriting (extension) ----
+
+/** An HTTP header name (RFC 9110 token). Pseudo-headers (`:path`) are not matched or rewritten. */
+const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, {
+  message: "expected an HTTP header name (letters, digits and !#$%&'*+-.^_`|~; pseudo-headers such as :path are not allowed)",
+});
+/** CR, LF or NUL would end or split the header on the wire; Envoy refuses them. */
+const headerValue = z.string().refine((v) => !/[\r\n\0]/.test(v), { message: 'a header value cannot contain CR, LF or NUL' });
+
+/** An RE2 pattern (Envoy's safe_regex): refused here when RE2 or Envoy's size limit would refuse it. */
+const re2Pattern = z
+  .string()
+  .min(1)
+  .superRefine((pattern, ctx) => {
+    let size: number;
+    try {
+      size = re2ProgramSize(pattern);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `not a valid RE2 regex: ${(err as Error).message}` });
+      return;
+    }
+    if (size > RE2_MAX_PROGRAM_SIZE)
+      ctx.addIssue({
+        code: 'custom',
+        message: `the regex compiles to about ${size} RE2 instructions and Envoy refuses more than ${RE2_MAX_PROGRAM_SIZE}; simplify it (e.g. "+" instead of "{1,64}")`,
+      });
+  });
+
+/**
+ * A request path matched as a whole (`path`, `regex`). The query string is never part of it, so
+ * an exact path with "?" or "#" could never match.
+ */
+const exactPath = z
+  .string()
+  .startsWith('/', { message: 'a path starts with "/"' })
+  .refine((p) => !/[?#]/.test(p), { message: 'the query string is not part of the path matched; a path with "?" or "#" never matches' });
+
+/** A regex over the whole path: one that must start with a character other than "/" never matches. */
+const pathRegex = re2Pattern.refine((p) => !/^\^?[A-Za-z0-9_~-]/.test(p), {
+  message: 'the regex must match the whole path, which starts with "/"; this one starts with another character and never matches',
+});
+
+/** How one header is matched: a string (or YAML true/false) is an exact value; or one of exact/prefix/regex/present. */
+const headerMatchSchema = z.union(
+  [
+    headerValue,
+    z.boolean().transform(String),
+    z
+      .strictObject({
+        exact: headerValue.optional(),
+        prefix: headerValue.min(1).optional(),
+        regex: re2Pattern.optional(),
+        /** true: the header is there (any value); false: it is absent. */
+        present: z.boolean().optional(),
+      })
+      .refine((m) => Object.values(m).filter((v) => v !== undefined).length === 1, {
+        message: 'set exactly one of exact, prefix, regex, present',
+      }),
+  ],
+  {
+    // zod's own text is "Invalid input"; say what a user can write (a YAML number loses its spelling: 2.10 reads as 2.1).
+    error: (issue) =>
+      issue.code === 'invalid_union'
+        ? 'expected a string value (quote numbers: "2"), true/false, or a mapping with one of exact, prefix, regex, present'
+        : undefined,
+  },
+);
+
+/** Header changes on the way to the upstream or back to the client. */
+const headerRewriteSchema = z.strictObject({
+  /** Replaces the header (adds it when absent). */
+  set: z.record(headerName, headerValue.min(1)).optional(),
+  /** Adds a value, keeping any the header already has. */
+  append: z.record(headerName, headerValue.min(1)).optional(),
+  /** Adds the header only when it is absent. */
+  'add-if-absent': z.record(headerName, headerValue.min(1)).optional(),
+  /** Removes the header (before any of the above is added). */
+  remove: z.array(headerName).min(1).optional(),
+});
+
+/**
+ * `route.cluster.<cluster>`: which requests go to this cluster (path prefixes, exact paths, path
+ * regexes, each optionally narrowed by headers), its share where the same match is shared, and
+ * header rewrites for the requests it gets. validate.ts requires at least one of prefix/path/regex.
+ */
 const routeEntrySchema = z.strictObject({
-  prefix: z.array(z.string().startsWith('/', { message: 'a path prefix starts with "/"' })).min(1),
+  prefix: z
+    .array(z.string().startsWith('/', { message: 'a path prefix starts with "/"' }))
+    .min(1)
+    .optional(),
+  /** Extension: exact paths (the query string is ignored). */
+  path: z.array(exactPath).min(1).optional(),
+  /** Extension: RE2 regexes matched against the whole path (Envoy's safe_regex). */
+  regex: z.array(pathRegex).min(1).optional(),
+  /** Extension: every listed header must match too (e.g. `x-canary: "true"`). Names are case-insensitive. */
+  headers: z.record(headerName, headerMatchSchema).optional(),
+  /** Extension: header rewrites on requests routed to this cluster. */
+  'request-headers': headerRewriteSchema.optional(),
+  /** Extension: header rewrites on the responses to those requests. */
+  'response-headers': headerRewriteSchema.optional(),
   /** Relative weight among the clusters that list the same prefix; 0 takes the cluster out of rotation. */
   weight: z.int().min(0).max(UINT32_MAX).optional(),
   mirror: mirrorSchema.optional(),
@@ -172,6 +270,13 @@ const accessLogSchema = z.strictObject({
   }),
 });
 
+/** Extension: the listener terminates TLS; with `client-ca`, clients must present a certificate signed by it. */
+const listenerTlsSchema = z.strictObject({
+  cert: envoyFilePath,
+  key: envoyFilePath,
+  'client-ca': envoyFilePath.optional(),
+});
+
 /** `listener.<name>` of type http (the default) or tcp: a socket that Envoy binds. */
 const socketListenerSchema = z.strictObject({
   /** Seed: the socket protocol. Only TCP is served. */
@@ -190,6 +295,7 @@ const socketListenerSchema = z.strictObject({
   'request-timeout': anyDuration.optional(),
   /** http: idle timeout of downstream connections; tcp: idle timeout of proxied connections. */
   'idle-timeout': anyDuration.optional(),
+  tls: listenerTlsSchema.optional(),
 });
 
 /**
@@ -314,6 +420,8 @@ const clusterSchema = z.strictObject({
   'healthy-panic-threshold': z.number().min(0).max(100).optional(),
   /** Extension: what `ring-hash` / `maglev` hash, in order (session affinity). */
   'hash-policy': z.array(hashPolicySchema).min(1).optional(),
+  /** Extension: dial the instances over TLS (the same keys as the sink's `access-log.grpc.tls`). */
+  tls: upstreamTlsSchema.optional(),
 });
 
 // ---- endpoint.eds ----
@@ -368,10 +476,13 @@ export type SocketListenerConfig = z.infer<typeof socketListenerSchema>;
 export type GrpcListenerConfig = z.infer<typeof grpcListenerSchema>;
 export type AccessLogConfig = z.infer<typeof accessLogSchema>;
 export type UpstreamTlsConfig = z.infer<typeof upstreamTlsSchema>;
+export type ListenerTlsConfig = z.infer<typeof listenerTlsSchema>;
 export type VirtualHostConfig = z.infer<typeof virtualHostSchema>;
 export type RouteEntryConfig = z.infer<typeof routeEntrySchema>;
 export type MirrorConfig = z.infer<typeof mirrorSchema>;
 export type RetryConfig = z.infer<typeof retrySchema>;
+export type HeaderMatchConfig = z.infer<typeof headerMatchSchema>;
+export type HeaderRewriteConfig = z.infer<typeof headerRewriteSchema>;
 export type ClusterConfig = z.infer<typeof clusterSchema>;
 export type HealthCheckConfig = z.infer<typeof healthCheckSchema>;
 export type HashPolicyConfig = z.infer<typeof hashPolicySchema>;

@@ -3,12 +3,14 @@
  * A cluster takes its endpoints from EDS over the ADS stream, or (`discovery: strict-dns` /
  * `logical-dns`) resolves the names in `hosts` itself; health checks, lb policy, locality-weighted
  * balancing, panic threshold, HTTP/2 and connection limits, circuit breakers and outlier
- * detection are set as configured. Hash policies go on the routes (hash-policy.ts).
+ * detection, and TLS to the instances (upstream-tls.ts) are set as configured. Hash policies go on
+ * the routes (hash-policy.ts).
  */
 import type { CircuitBreakersConfig, ClusterConfig, Config, HealthCheckConfig, OutlierDetectionConfig } from '../config/schema.js';
 import type { ProtoObject } from '../xds/resources.js';
 import { httpProtocolOptions } from './protocol-options.js';
 import { ADS_SOURCE } from './type-names.js';
+import { upstreamTlsSocket } from './upstream-tls.js';
 
 const LB_POLICY: Readonly<Record<ClusterConfig['lb-policy'], string>> = {
   'round-robin': 'ROUND_ROBIN',
@@ -42,6 +44,8 @@ export function clusterResource(config: Config, name: string, cluster: ClusterCo
   if (cb) out.circuit_breakers = { thresholds: [circuitBreaker(cb)] };
   const od = cluster['outlier-detection'];
   if (od) out.outlier_detection = outlierDetection(od);
+  // HTTP/2 clusters offer h2 by ALPN; HTTP/1.1 and TCP clusters offer none (no mismatch with a TCP backend).
+  if (cluster.tls) out.transport_socket = upstreamTlsSocket(cluster.tls, cluster['upstream-protocol'] === 'http2' ? ['h2'] : []);
   return out;
 }
 

@@ -6,11 +6,13 @@
  *
  * Supported discovery: EDS over the ADS stream, STATIC with an inline load_assignment (the
  * access-log sink's cluster), and STRICT_DNS / LOGICAL_DNS whose inline load_assignment names
- * hosts that upstream/dns-resolver.ts resolves. No TLS, no subsets, no custom lb policies.
+ * hosts that upstream/dns-resolver.ts resolves. TLS to the hosts from transport_socket
+ * (tls-context.ts). No subsets, no custom lb policies.
  */
 import type { FieldReader } from './field-reader.js';
 import { readLoadAssignment, type EndpointsModel } from './endpoint-resource.js';
 import { SUPPORT } from './support.js';
+import { readUpstreamTransportSocket, type UpstreamTlsModel } from './tls-context.js';
 
 export const HTTP_PROTOCOL_OPTIONS_KEY = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 const HTTP_PROTOCOL_OPTIONS_TYPE = `type.googleapis.com/${HTTP_PROTOCOL_OPTIONS_KEY}`;
@@ -113,6 +115,8 @@ export interface ClusterModel {
   readonly outlier: OutlierModel | undefined;
   readonly thresholds: ThresholdsModel;
   readonly thresholdsHigh: ThresholdsModel;
+  /** TLS to every host (requests, TCP proxying, health checks); undefined: plaintext. */
+  readonly tls: UpstreamTlsModel | undefined;
 }
 
 const DEFAULT_THRESHOLDS: ThresholdsModel = Object.freeze({ maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 });
@@ -206,6 +210,8 @@ export function readCluster(r: FieldReader): ClusterModel {
   const od = r.message('outlier_detection');
   const outlier = od ? readOutlier(od) : undefined;
   const { thresholds, thresholdsHigh } = readCircuitBreakers(r.message('circuit_breakers'));
+  const ts = r.message('transport_socket');
+  const tls = ts ? readUpstreamTransportSocket(ts) : undefined;
 
   return Object.freeze({
     name,
@@ -227,6 +233,7 @@ export function readCluster(r: FieldReader): ClusterModel {
     outlier,
     thresholds,
     thresholdsHigh,
+    tls,
   });
 }
 

@@ -69,6 +69,7 @@ export class UpstreamCluster {
       maxRequestsPerConnection: m.maxRequestsPerConnection,
       idleTimeoutMs: m.upstreamIdleTimeoutMs,
       stats: this.stats,
+      tls: m.tls,
     };
   }
 
@@ -80,6 +81,7 @@ export class UpstreamCluster {
       maxRequestsPerConnection: m.maxRequestsPerConnection,
       idleTimeoutMs: m.upstreamIdleTimeoutMs,
       stats: this.stats,
+      tls: m.tls,
     };
   }
 
@@ -100,11 +102,11 @@ export class UpstreamCluster {
   private configure(previous: ClusterModel | undefined): void {
     const m = this.model;
     if (m.healthCheck) {
-      const sameKind = previous?.healthCheck && previous.healthCheck.kind === m.healthCheck.kind;
+      const sameKind = previous?.healthCheck && previous.healthCheck.kind === m.healthCheck.kind && previous.tls?.key === m.tls?.key;
       if (this.healthChecker && sameKind) this.healthChecker.update(m.healthCheck);
       else {
         this.healthChecker?.close();
-        this.healthChecker = new HealthChecker(m.healthCheck, this);
+        this.healthChecker = new HealthChecker(m.healthCheck, this, m.tls);
         for (const h of this.hostList) this.healthChecker.addHost(h);
       }
     } else if (this.healthChecker) {

@@ -13,7 +13,7 @@
  * carry only some names. A named subscription that gets no resource within 15 s is reported as
  * does-not-exist (the timers only run while connected). On a broken stream the proxy keeps its
  * config and traffic, reconnects with jittered exponential back-off and sends its last versions
- * with an empty nonce.
+ * with an empty nonce. Over TLS when the bootstrap's xDS cluster has a transport_socket.
  *
  * Delta (same rules, other messages): subscriptions go out as diffs (`resource_names_subscribe` /
  * `_unsubscribe`), a reconnect names what the proxy holds in `initial_resource_versions` (so the
@@ -21,7 +21,7 @@
  * come explicitly in `removed_resources`: removed clusters and listeners are taken out, a removed
  * endpoint or route name that is still subscribed is reported as does-not-exist at once.
  */
-import { Client, credentials, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
+import { Client, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
 import { messageType } from '../../envoy/protos.js';
 import { TYPE_ORDER, TYPE_SHORT, isFullStateType, isXdsTypeUrl, type XdsTypeUrl } from '../../xds/resource-types.js';
@@ -30,6 +30,7 @@ import { silentLogger, type Logger } from '../../log.js';
 import type { Endpoint, NodeModel } from '../config/bootstrap.js';
 import { decodeResource, isRejected, type DecodedResource } from './resource-types.js';
 import { XdsTypeStats } from '../stats.js';
+import { grpcCredentials, type UpstreamTlsModel } from '../config/tls-context.js';
 
 const ADS_METHOD = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 const DELTA_ADS_METHOD = '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources';
@@ -135,6 +136,8 @@ function fromDelta(r: RawDeltaResponse): Received {
 
 export interface XdsClientOptions {
   readonly server: Endpoint;
+  /** TLS to the server (the bootstrap's transport_socket); undefined: plaintext. */
+  readonly tls?: UpstreamTlsModel | undefined;
   readonly node: NodeModel;
   readonly watcher: XdsWatcher;
   readonly logger?: Logger;
@@ -171,16 +174,13 @@ export class XdsClient {
     this.backoff = opts.backoff ?? { baseMs: 500, maxMs: 30_000 };
     this.dneMs = opts.doesNotExistMs ?? 15_000;
     this.delta = opts.delta === true;
-    this.client = new Client(
-      `${opts.server.host.includes(':') ? `[${opts.server.host}]` : opts.server.host}:${opts.server.port}`,
-      credentials.createInsecure(),
-      {
-        'grpc.keepalive_time_ms': 30_000,
-        'grpc.initial_reconnect_backoff_ms': 200,
-        'grpc.max_reconnect_backoff_ms': 5_000,
-        'grpc.enable_channelz': 0,
-      },
-    );
+    this.client = new Client(`${opts.server.host.includes(':') ? `[${opts.server.host}]` : opts.server.host}:${opts.server.port}`, grpcCredentials(opts.tls), {
+      ...(opts.tls?.sni ? { 'grpc.ssl_target_name_override': opts.tls.sni } : {}),
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 5_000,
+      'grpc.enable_channelz': 0,
+    });
     for (const url of TYPE_ORDER) {
       this.states.set(url, {
         url,

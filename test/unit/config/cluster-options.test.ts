@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../../src/config/parse.js';
 import { edsServices } from '../../../src/config/eds-services.js';
-import { ConfigError } from '../../../src/errors.js';
+import { configErrors } from '../../support/config-errors.js';
 import { MINIMAL_CONFIG } from '../../support/config-text.js';
 
 /** MINIMAL_CONFIG with `web`'s body (from line 13, indented 6) and `extra` sections after it. */
@@ -18,16 +18,6 @@ function withCluster(body: string, extra = ''): string {
     .map((l) => `      ${l}`)
     .join('\n');
   return `${MINIMAL_CONFIG.replace('    web: {}\n', `    web:\n${indented}\n`)}${extra}`;
-}
-
-function errorsOf(text: string): string[] {
-  try {
-    parseConfig(text, 'test.yaml');
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
-    return err.issues.map((i) => `${i.path}: ${i.message}${i.line !== undefined ? ` (line ${i.line}, col ${i.col})` : ''}`);
-  }
-  assert.fail('expected the config to be refused');
 }
 
 describe('cluster options: accepted', () => {
@@ -69,39 +59,39 @@ hash-policy: [{ header: x-user }, { cookie: { name: session } }, { source-ip: tr
 
 describe('cluster options: refused with path, line and column', () => {
   it('hosts: required with DNS, refused with eds, one name for logical-dns, "name:port" only', () => {
-    assert.deepEqual(errorsOf(withCluster('discovery: strict-dns')), [
+    assert.deepEqual(configErrors(withCluster('discovery: strict-dns')), [
       'cluster.loadbalancer.web.hosts: required: discovery strict-dns resolves these names ("name:port") (line 12, col 5)',
     ]);
-    assert.deepEqual(errorsOf(withCluster('hosts: ["a:1"]')), [
+    assert.deepEqual(configErrors(withCluster('hosts: ["a:1"]')), [
       'cluster.loadbalancer.web.hosts: only applies to discovery: strict-dns or logical-dns (this cluster takes its endpoints from EDS) (line 13, col 14)',
     ]);
-    assert.deepEqual(errorsOf(withCluster('discovery: logical-dns\nhosts: ["a:1", "b:2"]')), [
+    assert.deepEqual(configErrors(withCluster('discovery: logical-dns\nhosts: ["a:1", "b:2"]')), [
       'cluster.loadbalancer.web.hosts: discovery logical-dns takes exactly one name (got 2); use strict-dns to balance over several (line 14, col 14)',
     ]);
     const hint = 'expected "name:port" (a DNS name or IP address and a port 1-65535; IPv6 in brackets: "[::1]:8080")';
-    assert.deepEqual(errorsOf(withCluster('discovery: strict-dns\nhosts: ["backend", "a:0", "http://x:80", "::1:80"]')), [
+    assert.deepEqual(configErrors(withCluster('discovery: strict-dns\nhosts: ["backend", "a:0", "http://x:80", "::1:80"]')), [
       `cluster.loadbalancer.web.hosts[0]: ${hint} (line 14, col 15)`,
       `cluster.loadbalancer.web.hosts[1]: ${hint} (line 14, col 26)`,
       `cluster.loadbalancer.web.hosts[2]: ${hint} (line 14, col 33)`,
       `cluster.loadbalancer.web.hosts[3]: ${hint} (line 14, col 48)`,
     ]);
-    assert.deepEqual(errorsOf(withCluster('dns-refresh-rate: 1')), [
+    assert.deepEqual(configErrors(withCluster('dns-refresh-rate: 1')), [
       'cluster.loadbalancer.web.dns-refresh-rate: only applies to discovery: strict-dns or logical-dns (line 13, col 25)',
     ]);
   });
 
   it('a DNS cluster takes no endpoint.eds entry', () => {
     const text = withCluster('discovery: strict-dns\nhosts: ["localhost:80"]', 'endpoint:\n  eds:\n    web: { port: 80 }\n');
-    assert.deepEqual(errorsOf(text), [
+    assert.deepEqual(configErrors(text), [
       'endpoint.eds.web: cluster "web" has discovery: strict-dns and takes its endpoints from cluster.loadbalancer.web.hosts; remove this entry (line 17, col 10)',
     ]);
   });
 
   it('max-concurrent-streams needs HTTP/2; limits and percentages have bounds', () => {
-    assert.deepEqual(errorsOf(withCluster('max-concurrent-streams: 8')), [
+    assert.deepEqual(configErrors(withCluster('max-concurrent-streams: 8')), [
       'cluster.loadbalancer.web.max-concurrent-streams: only applies to HTTP/2 upstreams: set upstream-protocol: http2 (line 13, col 31)',
     ]);
-    const errors = errorsOf(
+    const errors = configErrors(
       withCluster('upstream-protocol: http2\nmax-concurrent-streams: 0\nhealthy-panic-threshold: 101\noutlier-detection: { max-ejection-percent: 200 }'),
     ).sort();
     assert.equal(errors.length, 3, errors.join('\n'));
@@ -111,10 +101,10 @@ describe('cluster options: refused with path, line and column', () => {
   });
 
   it('hash-policy: one input per entry, only for ring-hash / maglev', () => {
-    assert.deepEqual(errorsOf(withCluster('hash-policy: [{ header: x-user }]')), [
+    assert.deepEqual(configErrors(withCluster('hash-policy: [{ header: x-user }]')), [
       'cluster.loadbalancer.web.hash-policy: only applies to lb-policy ring-hash or maglev (this cluster has round-robin) (line 13, col 20)',
     ]);
-    assert.deepEqual(errorsOf(withCluster('lb-policy: maglev\nhash-policy: [{ header: x-user, source-ip: true }, {}]')), [
+    assert.deepEqual(configErrors(withCluster('lb-policy: maglev\nhash-policy: [{ header: x-user, source-ip: true }, {}]')), [
       'cluster.loadbalancer.web.hash-policy[0]: expected exactly one of header, cookie, source-ip (got header, source-ip) (line 14, col 21)',
       'cluster.loadbalancer.web.hash-policy[1]: expected exactly one of header, cookie, source-ip (line 14, col 58)',
     ]);
@@ -132,7 +122,7 @@ cluster:
     a: { lb-policy: ring-hash, hash-policy: [{ header: x-user }] }
     b: { lb-policy: ring-hash, hash-policy: [{ header: x-session }] }
 `;
-    assert.deepEqual(errorsOf(text), [
+    assert.deepEqual(configErrors(text), [
       'cluster.loadbalancer.b.hash-policy: differs from cluster.loadbalancer.a.hash-policy: clusters sharing prefix "/" (route.cluster) share one route, so their hash policies must be identical (line 10, col 45)',
     ]);
   });
@@ -155,7 +145,7 @@ cluster:
       hash-policy: [{ header: x-user }, { source-ip: true }]
 `;
     const user = 'listener "greeter:50051" (type: grpc) routes to this cluster';
-    assert.deepEqual(errorsOf(text), [
+    assert.deepEqual(configErrors(text), [
       `cluster.loadbalancer.greeter.discovery: ${user}; they take endpoints from EDS only, not strict-dns (line 11, col 18)`,
       `cluster.loadbalancer.greeter.max-requests-per-connection: ${user}, and they do not act on max-requests-per-connection (line 13, col 36)`,
       `cluster.loadbalancer.greeter.circuit-breakers.max-retries: ${user}, and they do not act on max-retries (line 14, col 57)`,

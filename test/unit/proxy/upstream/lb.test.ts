@@ -62,6 +62,7 @@ function model(policy: LbPolicy, extra: Partial<ClusterModel> = {}): ClusterMode
     outlier: undefined,
     thresholds: { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 },
     thresholdsHigh: { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 },
+    tls: undefined,
     ...extra,
   };
 }
