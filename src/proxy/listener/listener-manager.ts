@@ -166,6 +166,11 @@ export interface ListenerManagerDeps {
   readonly drainTimeMs: number;
   /** Cap on open downstream connections across all listeners; 0 = none. */
   readonly maxDownstreamConnections: number;
+  /**
+   * A worker of --concurrency > 1 (node:cluster): bind through the primary, which holds one
+   * socket per address and hands its connections to the workers in turn.
+   */
+  readonly sharedSockets?: boolean;
 }
 
 function sameAddress(a: ListenerModel, b: ListenerModel): boolean {
@@ -235,7 +240,7 @@ export class ListenerManager {
     // After the bind, a failed accept (EMFILE, ENFILE) is logged; the listener keeps listening.
     const port = await bindServer(
       server,
-      { host: u.model.address, port: u.model.port, exclusive: true },
+      { host: u.model.address, port: u.model.port, exclusive: this.deps.sharedSockets !== true },
       this.deps.logger.child({ listener: u.name }),
       'listener socket',
     );
