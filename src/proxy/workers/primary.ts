@@ -46,6 +46,13 @@ interface Slot {
   readonly waiting: Map<number, (m: FromWorker | undefined) => void>;
 }
 
+/** Sends `m` to a worker that is up; false when it is not (it exited, or has not said ready). */
+function post(slot: Slot, m: ToWorker): boolean {
+  if (!slot.ready || !slot.worker.isConnected()) return false;
+  slot.worker.send(m);
+  return true;
+}
+
 class Primary implements XdsWatcher {
   private readonly slots: Slot[] = [];
   private readonly logger;
@@ -120,7 +127,7 @@ class Primary implements XdsWatcher {
 
   private broadcast(m: ToWorker, except?: number): void {
     this.slots.forEach((s, i) => {
-      if (s.ready && i !== except) s.worker.send(m);
+      if (i !== except) post(s, m);
     });
   }
 
@@ -130,7 +137,7 @@ class Primary implements XdsWatcher {
     const id = this.nextId++;
     return new Promise((resolve) => {
       slot.waiting.set(id, resolve);
-      slot.worker.send(make(id));
+      if (!post(slot, make(id))) resolve(undefined);
     });
   }
 
@@ -191,9 +198,10 @@ class Primary implements XdsWatcher {
         const version = this.client.typeStats(typeUrl).version_text;
         await this.applyIn([slot], { typeUrl, version, upserts: known.map(([name, r]) => ({ name, bytes: r.bytes })), removals: [] });
       }
-      for (const m of this.missing.values()) slot.worker.send({ t: 'dne', ...m } satisfies ToWorker);
-      for (const typeUrl of this.answered) slot.worker.send({ t: 'answered', typeUrl } satisfies ToWorker);
-      if (index !== 0) for (const h of this.health.values()) slot.worker.send({ t: 'health', ...h } satisfies ToWorker);
+      for (const m of this.missing.values()) post(slot, { t: 'dne', ...m });
+      for (const typeUrl of this.answered) post(slot, { t: 'answered', typeUrl });
+      if (index !== 0) for (const h of this.health.values()) post(slot, { t: 'health', ...h });
+      this.logger.info({ worker: index }, 'worker started again: config replayed');
     });
   }
 
@@ -258,7 +266,7 @@ class Primary implements XdsWatcher {
       this.slots.map(async (s) => {
         if (s.worker.isDead()) return;
         const exited = new Promise<void>((resolve) => s.worker.once('exit', () => resolve()));
-        if (s.worker.isConnected()) s.worker.send({ t } satisfies ToWorker);
+        post(s, { t });
         const timer = setTimeout(() => s.worker.process.kill('SIGKILL'), waitMs);
         await exited;
         clearTimeout(timer);
