@@ -120,7 +120,7 @@ export async function run(argv: string[]): Promise<number> {
 
   const logger = createLogger({ level: values['log-level'] });
   if (cluster.isWorker) {
-    // A forked worker (workers/primary.ts): same flags, its share of the connection cap; the primary handles signals.
+    // A forked worker (proxy/workers/primary.ts): same flags, its share of the connection cap; the primary handles signals.
     installFastAsyncBind();
     const perWorker = maxConns === 0 ? 0 : Math.ceil(maxConns / concurrency);
     await runWorker({ bootstrap, logger, drainTimeMs: drainS * 1000, maxDownstreamConnections: perWorker }, Number(process.env[WORKER_INDEX_ENV] ?? 0));
