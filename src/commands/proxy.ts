@@ -17,10 +17,14 @@ import { startProxy } from '../proxy/server.js';
 import { defaultMaxDownstreamConnections, openFileLimit } from '../proxy/listener/fd-limit.js';
 import { installFastAsyncBind } from '../proxy/common/fast-async-bind.js';
 import cluster from 'node:cluster';
+import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import { startPrimary, type RunningPrimary } from '../proxy/workers/primary.js';
 import { runWorker } from '../proxy/workers/worker.js';
 import { WORKER_INDEX_ENV } from '../proxy/workers/messages.js';
+
+/** The CLI script workers run (`cli.js proxy <the same flags>`), however this process was started. */
+const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 
 /** stop() reason of POST /quitquitquit: close at once, no drain (Envoy's behaviour). */
 const QUIT = 'quitquitquit';
@@ -142,7 +146,8 @@ export async function run(argv: string[]): Promise<number> {
   // A process of its own: per-request costs of node:http2 on this Node version may be trimmed.
   const fastBind = installFastAsyncBind();
   const proxyOpts = { bootstrap, logger, drainTimeMs: drainS * 1000, maxDownstreamConnections: maxConns, onQuit: () => life.stop(QUIT) };
-  const proxy: RunningPrimary = concurrency === 1 ? await startProxy(proxyOpts) : await startPrimary(proxyOpts, concurrency);
+  const proxy: RunningPrimary =
+    concurrency === 1 ? await startProxy(proxyOpts) : await startPrimary(proxyOpts, concurrency, { script: CLI, args: ['proxy', ...argv] });
   running = proxy;
   life.up();
   logger.debug({ fastAsyncBind: fastBind }, 'AsyncResource.bind without the DEP0172 accessor');

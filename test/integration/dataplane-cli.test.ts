@@ -292,7 +292,7 @@ endpoint:
   });
 
   it('--max-downstream-connections 3: three keep-alive connections work, one more (HTTP or TCP) is closed at accept and counted, a freed place is taken again', async () => {
-    const { p, admin } = await startLive(1, ['--max-downstream-connections', '3']);
+    const { p, admin } = await startLive(1, ['--max-downstream-connections', '3', '--concurrency', '1']);
     const agents = [0, 1, 2].map(() => new Agent({ keepAlive: true, maxSockets: 1 }));
     const overflow = (port: number) => stat(admin, `listener.127.0.0.1_${port}.downstream_global_cx_overflow`);
     const REQUEST = 'GET /hello HTTP/1.1\r\nhost: x\r\n\r\n';

@@ -73,10 +73,11 @@ class Primary implements XdsWatcher {
   constructor(
     private readonly opts: ProxyOptions,
     readonly concurrency: number,
+    worker: WorkerCommand,
   ) {
     this.logger = opts.logger ?? silentLogger;
     this.client = adsClient(opts, this);
-    cluster.setupPrimary({ serialization: 'advanced' });
+    cluster.setupPrimary({ exec: worker.script, args: [...worker.args], serialization: 'advanced' });
   }
 
   async start(): Promise<void> {
@@ -283,8 +284,14 @@ class Primary implements XdsWatcher {
   }
 }
 
-export async function startPrimary(opts: ProxyOptions, concurrency: number): Promise<RunningPrimary> {
-  const primary = new Primary(opts, concurrency);
+/** How a worker is started: the CLI script and its arguments (the primary's own, whatever started it). */
+export interface WorkerCommand {
+  readonly script: string;
+  readonly args: readonly string[];
+}
+
+export async function startPrimary(opts: ProxyOptions, concurrency: number, worker: WorkerCommand): Promise<RunningPrimary> {
+  const primary = new Primary(opts, concurrency, worker);
   await primary.start();
   let admin: AdminServer | undefined;
   const adminAddr = opts.bootstrap.admin;
