@@ -20,6 +20,7 @@ import { adsClient, emitServerStats, type ProxyOptions } from '../server.js';
 import { VERSION } from '../config/bootstrap.js';
 import { startAdminServer, type AdminServer, type AdminView, type ServerState } from '../admin/admin-server.js';
 import { configDump } from '../admin/config-dump.js';
+import { ConsulXdsError } from '../../errors.js';
 import { WORKER_INDEX_ENV, type FromWorker, type ToWorker, type WorkerQuery } from './messages.js';
 
 export interface RunningPrimary {
@@ -28,6 +29,20 @@ export interface RunningPrimary {
   drain(): Promise<void>;
   reopenAccessLogs(): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * Node flags for the workers: the primary's, without the ones that name what to run (`-e`,
+ * `-p`, `--input-type`): a worker runs the CLI script, however the primary was started.
+ */
+export function workerExecArgv(execArgv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const a = execArgv[i] as string;
+    if (a === '-e' || a === '--eval' || a === '-p' || a === '--print') i++;
+    else if (!a.startsWith('--input-type') && !a.startsWith('--eval=') && !a.startsWith('--print=')) out.push(a);
+  }
+  return out;
 }
 
 /** Gauges of the shared config: every worker has the same value, so it is counted once. */
@@ -77,11 +92,17 @@ class Primary implements XdsWatcher {
   ) {
     this.logger = opts.logger ?? silentLogger;
     this.client = adsClient(opts, this);
-    cluster.setupPrimary({ exec: worker.script, args: [...worker.args], serialization: 'advanced' });
+    cluster.setupPrimary({ exec: worker.script, args: [...worker.args], execArgv: workerExecArgv(process.execArgv), serialization: 'advanced' });
   }
 
   async start(): Promise<void> {
     await Promise.all(Array.from({ length: this.concurrency }, (_, i) => this.fork(i)));
+    const failed = this.slots.filter((s) => !s.ready).length;
+    if (failed > 0) {
+      this.stopping = true;
+      await this.stopWorkers('close', EXIT_WAIT_MS);
+      throw new ConsulXdsError('CXDS_PROXY_WORKER', `proxy: ${failed} of ${this.concurrency} workers exited before they were up (see their output above)`);
+    }
     this.client.start();
   }
 
@@ -99,9 +120,15 @@ class Primary implements XdsWatcher {
       worker.on('exit', (code, signal) => {
         for (const w of slot.waiting.values()) w(undefined);
         slot.waiting.clear();
+        const wasUp = slot.ready;
         slot.ready = false;
         resolve();
         if (this.stopping || this.slots[index] !== slot) return;
+        if (!wasUp) {
+          // Dying before it was up is a start-up fault (bad flags, broken install): starting it again would loop.
+          this.logger.fatal({ worker: index, code, signal }, 'worker exited before it was up: not starting it again');
+          return;
+        }
         this.restarts++;
         slot.restarts++;
         this.logger.error({ worker: index, pid: worker.process.pid, code, signal }, 'worker exited: starting it again (its connections are lost)');
