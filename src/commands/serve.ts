@@ -12,6 +12,12 @@ import { CONSUL_FLAGS, CONSUL_USAGE, consulOptions, wantsConsul } from './consul
 import { DEFAULT_XDS_LIMITS, type XdsLimits } from '../server/index.js';
 import { DEFAULT_TLS_POLL_MS, type TlsFilePaths } from '../common/tls-files.js';
 import { compileGroupPattern } from '../common/peer-identity.js';
+import { ConsulClient } from '../consul/client.js';
+import type { Logger } from '../log.js';
+import { RampPicker } from '../ramp/driver.js';
+import { DEFAULT_SIDECAR_SERVICE, registerSidecar } from '../ramp/fleet.js';
+import { RampMetrics } from '../ramp/metrics.js';
+import { DEFAULT_RAMPS_PREFIX } from '../ramp/spec.js';
 
 const USAGE = `Usage: consul-xds serve (--config FILE | --consul URL --consul-key KEY) [options]
 
@@ -40,6 +46,16 @@ Serving:
   --log-level LEVEL         trace|debug|info|warn|error (default info)
   --health-host HOST        a second HTTP listener serving only the health path, e.g. 0.0.0.0 for the
   --health-port N           load balancer (404 for every other path; the admin port keeps the rest)
+
+Fleet and canary ramps (Consul mode; docs/consul.md, "Canary ramp"):
+  --register                register this sidecar in Consul as service consul-xds (meta: admin address
+                            and --watch-node; an HTTP check on the health path), so 'ramp' reads its
+                            access-log counts; the admin address must be reachable from the ramp driver
+  --register-id ID          its Consul service ID (default consul-xds-<admin host>-<admin port>)
+  --register-service NAME   service name to register as (default consul-xds)
+  --ramp-driver             drive any recorded ramp whose lock is free (a Consul session lock: one driver
+                            per ramp; if it dies, another --ramp-driver resumes at the recorded step)
+  --ramps-prefix P          KV prefix of ramp state (default consul-xds/ramps/)
 
 Transport security (docs/sidecar.md, "Transport security"; without these: plaintext, as before):
   --xds-tls-cert FILE       xDS server certificate (PEM, chain allowed); needs --xds-tls-key
@@ -99,6 +115,11 @@ export async function run(argv: string[]): Promise<number> {
       'xds-max-streams-per-connection': { type: 'string' },
       'xds-max-request-bytes': { type: 'string' },
       'xds-max-resource-names': { type: 'string' },
+      register: { type: 'boolean' },
+      'register-id': { type: 'string' },
+      'register-service': { type: 'string' },
+      'ramp-driver': { type: 'boolean' },
+      'ramps-prefix': { type: 'string' },
     },
     USAGE,
   );
@@ -130,6 +151,10 @@ export async function run(argv: string[]): Promise<number> {
     ...optional('maxReceiveMessageBytes', countOption('xds-max-request-bytes', values['xds-max-request-bytes'])),
     ...optional('maxResourceNames', countOption('xds-max-resource-names', values['xds-max-resource-names'])),
   };
+  if (!consul && (values.register || values['ramp-driver']))
+    throw new ConsulXdsError('CXDS_USAGE', '--register and --ramp-driver need Consul mode (--consul/--consul-key)');
+  if (values.register && values['no-als'])
+    throw new ConsulXdsError('CXDS_USAGE', '--register needs the access-log sink (it serves the counts the ramp reads); drop --no-als');
   const removalTimeoutMs = values['removal-timeout-ms'] === undefined ? undefined : nonNegativeIntOption('removal-timeout-ms', values['removal-timeout-ms']);
   const logger = createLogger({ level: values['log-level'] });
   let reopenAccessLog: () => Promise<void> = async () => undefined; // nothing to reopen during start-up
@@ -168,6 +193,7 @@ export async function run(argv: string[]): Promise<number> {
     logger,
   });
   reopenAccessLog = async () => app.sidecar?.reopenAccessLog();
+  const fleet = await startFleetDuties(app, values, logger);
   life.up();
 
   const lines = [`consul-xds serving ${values.config ?? 'Consul KV'} on ${xdsHost}:${app.xdsPort} (ADS, state of the world)`];
@@ -187,9 +213,53 @@ export async function run(argv: string[]): Promise<number> {
   process.stderr.write(`${lines.join('\n')}\n`);
 
   logger.info({ signal: await life.stopped }, 'shutting down');
+  await fleet.close();
   await app.close();
   logger.flush();
   return 0;
+}
+
+/**
+ * `--register` and `--ramp-driver`: the sidecar in Consul's catalog (deregistered at shutdown)
+ * and the ramp picker (src/ramp/). Both use their own Consul client from the same flags.
+ */
+async function startFleetDuties(
+  app: Awaited<ReturnType<typeof serve>>,
+  values: { [k: string]: string | boolean | string[] | undefined },
+  logger: Logger,
+): Promise<{ close(): Promise<void> }> {
+  if (!values.register && !values['ramp-driver']) return { close: async () => undefined };
+  const client = ConsulClient.fromOptions(consulOptions(values as Parameters<typeof consulOptions>[0]));
+  const closers: Array<() => Promise<void>> = [];
+  if (values.register && app.adminPort !== undefined) {
+    const host = (values['admin-host'] as string | undefined) ?? '127.0.0.1';
+    const admin = `${host.includes(':') ? `[${host}]` : host}:${app.adminPort}`;
+    const id = (values['register-id'] as string | undefined) ?? `consul-xds-${host}-${app.adminPort}`;
+    const node = values['watch-node'] as string | undefined;
+    const deregister = await registerSidecar(client, {
+      id,
+      service: (values['register-service'] as string | undefined) ?? DEFAULT_SIDECAR_SERVICE,
+      admin,
+      healthPath: (values['health-path'] as string | undefined) ?? '/health',
+      ...(node !== undefined ? { node } : {}),
+    });
+    logger.info({ id, admin }, 'registered in Consul');
+    closers.push(() => deregister().catch((err: Error) => logger.warn({ id, err: err.message }, 'Consul deregistration failed')));
+  }
+  if (values['ramp-driver']) {
+    const picker = new RampPicker((values['ramps-prefix'] as string | undefined) ?? DEFAULT_RAMPS_PREFIX, {
+      client,
+      logger: logger.child({ component: 'ramp' }),
+      ...(app.sidecar ? { metrics: new RampMetrics(app.sidecar.metricsRegistry) } : {}),
+    });
+    closers.push(() => picker.close());
+  }
+  return {
+    async close() {
+      for (const c of closers.reverse()) await c();
+      client.close();
+    },
+  };
 }
 
 /** `--<prefix>-tls-cert/-key/-client-ca` as TLS file paths; undefined when none is given. */

@@ -1,0 +1,203 @@
+/**
+ * `consul-xds ramp` end to end (test/support/ramp-fleet.ts): real Consul, two registered
+ * sidecars whose access-log counts the ramp sums, a real Envoy, the seed's Perl and Go upstreams.
+ * Windows are 2 s. Asserted on traffic through the Envoy and on the state recorded in Consul KV:
+ * a healthy canary ramps 25 -> 100 and traffic follows each step; a canary that starts failing
+ * after step 2 is at weight 0 at the Envoy within two windows and no step follows; a driver killed
+ * mid-ramp is replaced and no step is skipped or repeated; a hand edit pauses the ramp and is
+ * kept; --dry-run writes nothing; `ramp status` lists a sidecar that does not answer.
+ */
+import { after, before, beforeEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { silentLogger } from '../../src/log.js';
+import { RampPicker } from '../../src/ramp/driver.js';
+import { figuresOf, readFleet } from '../../src/ramp/fleet.js';
+import { DEFAULT_RAMPS_PREFIX, type RampState } from '../../src/ramp/spec.js';
+import { BASELINE, CANARY, CONFIG_KEY, DOMAIN, PREFIX, startRampFleet, type RampFleet } from '../support/ramp-fleet.js';
+import { binomialBounds, sendMany, startLoad, type Load } from '../support/traffic.js';
+import { waitUntil } from '../support/tmp.js';
+
+const RAMP = ['--step', '25', '--every', '2s', '--max-5xx-ratio', '5%', '--max-p99', '2s', '--min-requests', '20'];
+
+let fleet: RampFleet;
+let loads: Load[] = [];
+
+before(async () => {
+  fleet = await startRampFleet();
+});
+
+after(async () => {
+  await Promise.all(loads.map((l) => l.stop()));
+  await fleet?.close();
+});
+
+/** Steady traffic through both listeners (so both sidecars hold part of the figures). */
+function startTraffic(): void {
+  loads = fleet.listeners.map((port) => startLoad({ port, host: DOMAIN, path: '/api/orders', concurrency: 1, pauseMs: 15 }));
+}
+
+async function stopTraffic(): Promise<void> {
+  await Promise.all(loads.map((l) => l.stop()));
+  loads = [];
+}
+
+async function settled(what: string, timeoutMs = 60_000): Promise<RampState> {
+  return waitUntil(
+    async () => {
+      const s = await fleet.state();
+      return s && s.status !== 'running' ? s : undefined;
+    },
+    { what, timeoutMs, intervalMs: 100, context: async () => JSON.stringify(await fleet.state()) },
+  );
+}
+
+const steps = (s: RampState) => s.history.filter((h) => h.event === 'step').map((h) => `${h.step}:${h.weight}`);
+
+describe('consul-xds ramp on real Consul and Envoy', () => {
+  beforeEach(async () => {
+    await stopTraffic();
+    await fleet.reset();
+  });
+
+  it('the fleet view sums both sidecars; ramp status lists one that does not answer', async () => {
+    await sendMany({ port: fleet.listeners[0]!, host: DOMAIN, path: '/api/a', count: 30 });
+    await sendMany({ port: fleet.listeners[1]!, host: DOMAIN, path: '/api/b', count: 20 });
+    const perSidecar = await Promise.all(
+      fleet.sidecars.map(async (app) => {
+        const body = (await (await fetch(`http://127.0.0.1:${app.adminPort}/stats/clusters?seconds=60`)).json()) as {
+          clusters: { cluster: string; requests: number }[];
+        };
+        return body.clusters.find((c) => c.cluster === BASELINE)?.requests ?? 0;
+      }),
+    );
+    assert.deepEqual(perSidecar, [30, 20], 'each sidecar saw its own listener');
+    const view = await readFleet(fleet.consul.client, 'consul-xds', 60);
+    assert.equal(view.answered, 2);
+    assert.equal(figuresOf(view, BASELINE).requests, 50, 'the fleet view is the sum');
+
+    await fleet.consul.registerService({ Name: 'consul-xds', ID: 'consul-xds-gone', Address: '127.0.0.1', Port: 1, Meta: { admin: '127.0.0.1:1' } });
+    try {
+      const started = await fleet.run(['ramp', 'start', PREFIX, CANARY, ...RAMP, '--detach']);
+      assert.equal(started.code, 0, started.stderr);
+      const st = await fleet.run(['ramp', 'status', PREFIX, CANARY]);
+      assert.equal(st.code, 0, st.stderr);
+      assert.match(st.stdout, /2 of 3 sidecars answered/);
+      assert.match(st.stdout, /not answering: consul-xds-gone \(127\.0\.0\.1:1\)/);
+      const ab = await fleet.run(['ramp', 'abort', PREFIX, CANARY]);
+      assert.equal(ab.code, 0, ab.stderr);
+      assert.equal((await fleet.state())?.status, 'aborted');
+    } finally {
+      await fleet.consul.deregisterService('consul-xds-gone');
+    }
+  });
+
+  it('--dry-run prints every step and writes nothing', async () => {
+    const before = await fleet.consul.client.kvGet(CONFIG_KEY);
+    const r = await fleet.run(['ramp', 'start', PREFIX, CANARY, ...RAMP, '--dry-run']);
+    assert.equal(r.code, 0, r.stderr);
+    for (const [i, w] of [25, 50, 75, 100].entries()) assert.match(r.stdout, new RegExp(`step ${i + 1}: ${CANARY}=${w} ${BASELINE}=${100 - w}`));
+    assert.match(r.stdout, /-\s+weight: 0\n\+\s+weight: 25/, 'the first step as a YAML diff');
+    assert.equal((await fleet.consul.client.kvGet(CONFIG_KEY))?.modifyIndex, before?.modifyIndex, 'config untouched');
+    assert.equal(await fleet.state(), undefined, 'no ramp recorded');
+  });
+
+  it('a healthy canary ramps 25 -> 100 in steps and traffic follows each step', async () => {
+    startTraffic();
+    const driver = fleet.spawn(['ramp', 'start', PREFIX, CANARY, ...RAMP]);
+    // Sample traffic while a step's weight has been in place for a while (propagation).
+    const samples = new Map<number, { go: number; n: number }>();
+    for (;;) {
+      const s1 = await fleet.state();
+      if (s1 && s1.status !== 'running') break;
+      if (!s1 || s1.step === 0 || s1.pending || Date.now() - s1.stepStartedAt < 600) {
+        await sleep(50);
+        continue;
+      }
+      const t = await sendMany({ port: fleet.listeners[0]!, host: DOMAIN, path: '/api/sample', count: 40 });
+      const s2 = await fleet.state();
+      if (s2?.step !== s1.step || s2.pending) continue;
+      const acc = samples.get(s1.weight) ?? { go: 0, n: 0 };
+      samples.set(s1.weight, { go: acc.go + t.count(CANARY), n: acc.n + t.count(CANARY) + t.count(BASELINE) });
+    }
+    assert.equal(await driver.exited, 0, driver.output());
+    const s = await settled('the ramp to finish');
+    assert.equal(s.status, 'done', `${s.reason}\n${driver.output()}`);
+    assert.deepEqual(steps(s), ['1:25', '2:50', '3:75', '4:100']);
+    for (const w of [25, 50, 75, 100]) {
+      const got = samples.get(w);
+      assert.ok(got && got.n >= 40, `traffic sampled at weight ${w}: ${JSON.stringify([...samples])}`);
+      const { low, high } = binomialBounds(got.n, w / 100);
+      assert.ok(
+        got.go >= Math.floor(low) && got.go <= Math.ceil(high),
+        `at weight ${w}: ${got.go} of ${got.n} on ${CANARY} (expected ${low.toFixed(0)}-${high.toFixed(0)})`,
+      );
+    }
+    const { go } = (await fleet.consul.client.kvGet(CONFIG_KEY))!.value.match(/web-api-go:.*\n.*\n\s+weight: (?<go>\d+)/)!.groups!;
+    assert.equal(go, '100');
+    assert.match(driver.output(), /"decision":"pass"/, 'one log line per decision');
+  });
+
+  it('a canary answering 5xx after step 2 is at weight 0 at the Envoy within two windows; no step follows', async (t) => {
+    startTraffic();
+    const driver = fleet.spawn(['ramp', 'start', PREFIX, CANARY, ...RAMP]);
+    await waitUntil(async () => (await fleet.state())?.step === 2, { what: 'step 2', timeoutMs: 30_000, intervalMs: 20 });
+    fleet.go.setResponseStatus(503);
+    const firstBad = await waitUntil(() => fleet.go.firstFailureAt, { what: 'the canary to answer 503', intervalMs: 5 });
+    const zeroAt = await waitUntil(async () => (await fleet.canaryWeightAtEnvoy()) === 0 && performance.now(), {
+      what: 'web-api-go at weight 0 at the Envoy',
+      timeoutMs: 20_000,
+      intervalMs: 20,
+    });
+    const ms = zeroAt - firstBad;
+    t.diagnostic(`first 5xx -> web-api-go weight 0 at the Envoy: ${ms.toFixed(0)} ms (window 2 s)`);
+    assert.ok(ms < 4000, `rolled back within two windows: ${ms.toFixed(0)} ms`);
+    assert.equal(await driver.exited, 3, driver.output());
+    const s = await settled('the ramp to end');
+    assert.equal(s.status, 'rolled-back');
+    assert.deepEqual(steps(s), ['1:25', '2:50'], 'no step after the breach');
+    const breach = s.history.find((h) => h.event === 'breach');
+    assert.ok(breach?.canary && breach.canary.errors5xx > 0, JSON.stringify(breach));
+    assert.match(s.reason ?? '', /web-api-go 5xx/);
+    fleet.go.reset();
+    const after = await sendMany({ port: fleet.listeners[0]!, host: DOMAIN, path: '/api/after', count: 100 });
+    assert.equal(after.count(BASELINE), 100, after.describe());
+  });
+
+  it('a driver killed mid-ramp is replaced; no step is skipped or repeated', async () => {
+    startTraffic();
+    const first = fleet.spawn(['ramp', 'start', PREFIX, CANARY, ...RAMP]);
+    await waitUntil(async () => ((await fleet.state())?.step ?? 0) >= 2, { what: 'step 2', timeoutMs: 30_000, intervalMs: 50 });
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const killedAt = (await fleet.state())!;
+    const picker = new RampPicker(DEFAULT_RAMPS_PREFIX, { client: fleet.consul.client, logger: silentLogger, pollMs: 500 });
+    try {
+      const s = await settled('the second driver to finish the ramp', 90_000);
+      assert.equal(s.status, 'done', s.reason);
+      assert.deepEqual(steps(s), ['1:25', '2:50', '3:75', '4:100'], `killed at step ${killedAt.step}`);
+    } finally {
+      await picker.close();
+    }
+  });
+
+  it('a hand edit of the config pauses the ramp and is not overwritten', async () => {
+    startTraffic();
+    const driver = fleet.spawn(['ramp', 'start', PREFIX, CANARY, ...RAMP, '--every', '3s']);
+    await waitUntil(async () => (await fleet.state())?.step === 1, { what: 'step 1', timeoutMs: 30_000, intervalMs: 20 });
+    const text = (await fleet.consul.client.kvGet(CONFIG_KEY))!.value;
+    const edited = text.replace('# the old app', '# the old app (on call: ops)');
+    await fleet.consul.kvPut(CONFIG_KEY, edited);
+    assert.equal(await driver.exited, 0, driver.output());
+    const s = await settled('the ramp to pause');
+    assert.equal(s.status, 'paused');
+    assert.match(s.reason ?? '', /edited by someone else/);
+    assert.equal((await fleet.consul.client.kvGet(CONFIG_KEY))?.value, edited, 'the hand edit stays');
+    assert.deepEqual(steps(s), ['1:25']);
+    const ab = await fleet.run(['ramp', 'abort', PREFIX, CANARY]);
+    assert.equal(ab.code, 0, ab.stderr);
+    const final = (await fleet.consul.client.kvGet(CONFIG_KEY))!.value;
+    assert.match(final, /on call: ops/, 'abort kept the hand edit');
+    assert.match(final, /web-api-go:.*\n.*\n\s+weight: 0/);
+  });
+});
