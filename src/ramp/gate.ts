@@ -41,7 +41,7 @@ export function decide(input: GateInput): Decision {
       };
     return {
       kind: 'breach',
-      reason: `${spec.canary} 5xx ${pct(canary5xx)} > ${pct(spec.max5xxRatio)} (${canary.errors5xx} of ${canary.requests}; ${spec.baseline} ${pct(baseline.ratio5xx)})`,
+      reason: `${spec.canary} 5xx ${pct(canary5xx)} > ${pct(spec.max5xxRatio)} (${canary.errors5xx} of ${canary.requests} requests${canary.requests < spec.minRequests ? `, counted over at least ${spec.minRequests}` : ''}; ${spec.baseline} ${pct(baseline.ratio5xx)})`,
     };
   }
   if (canary.requests >= spec.minRequests && canary.p99Ms !== undefined && canary.p99Ms > spec.maxP99Ms) {

@@ -10,10 +10,8 @@
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { silentLogger } from '../../src/log.js';
-import { RampPicker } from '../../src/ramp/driver.js';
 import { figuresOf, readFleet } from '../../src/ramp/fleet.js';
-import { DEFAULT_RAMPS_PREFIX, type RampState } from '../../src/ramp/spec.js';
+import type { RampState } from '../../src/ramp/spec.js';
 import { BASELINE, CANARY, CONFIG_KEY, DOMAIN, PREFIX, startRampFleet, type RampFleet } from '../support/ramp-fleet.js';
 import { binomialBounds, sendMany, startLoad, type Load } from '../support/traffic.js';
 import { waitUntil } from '../support/tmp.js';
@@ -22,6 +20,11 @@ const RAMP = ['--step', '25', '--every', '2s', '--max-5xx-ratio', '5%', '--max-p
 
 let fleet: RampFleet;
 let loads: Load[] = [];
+
+interface CatalogEntry {
+  readonly ServiceID: string;
+  readonly ServiceMeta: Record<string, string>;
+}
 
 before(async () => {
   fleet = await startRampFleet();
@@ -164,21 +167,55 @@ describe('consul-xds ramp on real Consul and Envoy', () => {
     assert.equal(after.count(BASELINE), 100, after.describe());
   });
 
-  it('a driver killed mid-ramp is replaced; no step is skipped or repeated', async () => {
+  it('a driver killed mid-ramp is replaced by serve --ramp-driver; no step is skipped or repeated', async () => {
     startTraffic();
     const first = fleet.spawn(['ramp', 'start', PREFIX, CANARY, ...RAMP]);
     await waitUntil(async () => ((await fleet.state())?.step ?? 0) >= 2, { what: 'step 2', timeoutMs: 30_000, intervalMs: 50 });
     first.child.kill('SIGKILL');
     await first.exited;
     const killedAt = (await fleet.state())!;
-    const picker = new RampPicker(DEFAULT_RAMPS_PREFIX, { client: fleet.consul.client, logger: silentLogger, pollMs: 500 });
+    // The second driver: a serve that also registers itself (its counts join the fleet view).
+    const second = fleet.spawn([
+      'serve',
+      '--xds-port',
+      '0',
+      '--admin-port',
+      '0',
+      '--als-port',
+      '0',
+      '--access-log-file',
+      '/dev/null',
+      '--register',
+      '--register-id',
+      'consul-xds-driver',
+      '--ramp-driver',
+    ]);
     try {
+      const admin = await waitUntil(() => /Admin: http:\/\/(127\.0\.0\.1:\d+)\//.exec(second.output())?.[1], {
+        what: 'serve --ramp-driver to start',
+        context: second.output,
+      });
+      const entry = await waitUntil(
+        async () =>
+          ((await (await fetch(`${fleet.consul.address}/v1/catalog/service/consul-xds`)).json()) as CatalogEntry[]).find(
+            (e) => e.ServiceID === 'consul-xds-driver',
+          ),
+        { what: 'serve --register in the catalog' },
+      );
+      assert.equal(entry.ServiceMeta.admin, admin);
       const s = await settled('the second driver to finish the ramp', 90_000);
-      assert.equal(s.status, 'done', s.reason);
+      assert.equal(s.status, 'done', `${s.reason}\n${second.output()}`);
       assert.deepEqual(steps(s), ['1:25', '2:50', '3:75', '4:100'], `killed at step ${killedAt.step}`);
+      const metrics = await (await fetch(`http://${admin}/metrics`)).text();
+      assert.match(metrics, /^consul_xds_ramp_step\{ramp="web-api-go_api"\} 4$/m);
+      assert.match(metrics, /^consul_xds_ramp_weight\{ramp="web-api-go_api"\} 100$/m);
+      assert.match(metrics, /^consul_xds_ramp_decisions_total\{ramp="web-api-go_api",decision="pass"\} [1-9]/m);
     } finally {
-      await picker.close();
+      second.child.kill('SIGTERM');
+      assert.equal(await second.exited, 0, second.output());
     }
+    const left = (await (await fetch(`${fleet.consul.address}/v1/catalog/service/consul-xds`)).json()) as CatalogEntry[];
+    assert.ok(!left.some((e) => e.ServiceID === 'consul-xds-driver'), 'deregistered at shutdown');
   });
 
   it('a hand edit of the config pauses the ramp and is not overwritten', async () => {

@@ -24,9 +24,11 @@ test('too few requests wait, never pass', () => {
 test('5xx over the limit breaches, counted over at least min-requests', () => {
   const d = decide(input({ canary: { requests: 1000, errors5xx: 20, ratio5xx: 0.02, p99Ms: 50 } }));
   assert.equal(d.kind, 'breach');
-  assert.match(d.reason, /go 5xx 2\.00% > 1\.00% \(20 of 1000; perl 0\.00%\)/);
+  assert.match(d.reason, /go 5xx 2\.00% > 1\.00% \(20 of 1000 requests; perl 0\.00%\)/);
   // 3 errors in 50 requests: at least 1.5 % of 200, conclusive before min-requests, even mid-window.
-  assert.equal(decide(input({ canary: { requests: 50, errors5xx: 3, ratio5xx: 0.06 }, elapsedMs: 1000 })).kind, 'breach');
+  const early = decide(input({ canary: { requests: 50, errors5xx: 3, ratio5xx: 0.06 }, elapsedMs: 1000 }));
+  assert.equal(early.kind, 'breach');
+  assert.match(early.reason, /go 5xx 1\.50% > 1\.00% \(3 of 50 requests, counted over at least 200;/);
   // 2 errors in 50: 1 % of 200, not over the limit yet: wait.
   assert.equal(decide(input({ canary: { requests: 50, errors5xx: 2, ratio5xx: 0.04 } })).kind, 'wait');
 });
