@@ -1,10 +1,10 @@
 /**
  * Canary ramp benchmark: how long a bad canary keeps serving. The fleet of the ramp tests
- * (test/support/ramp-fleet.ts: real Consul, two registered sidecars, a real Envoy, the seed's
+ * (test/support/ramp-fleet.ts: real Consul, two registered sidecars, two real Envoys, the seed's
  * Perl and Go upstreams) under steady traffic; `consul-xds ramp start /api web-api-go` runs with
  * the default gate (5xx 1 %, p99 300 ms, 200 requests) and a 5 s window; once step 1 (10 %) is
- * in place the canary starts answering 503. Measured: from its first 503 to the Envoy holding
- * web-api-go at weight 0 (its route config dump), per run, next to Flagger's default detection
+ * in place the canary starts answering 503. Measured: from its first 503 to both Envoys holding
+ * web-api-go at weight 0 (their route config dumps), per run, next to Flagger's default detection
  * budget (interval 1 min x threshold 5 failed checks) as the reference.
  *
  *   npm run build && npm run bench:ramp -- [--runs 3] [--every 5s]
@@ -31,13 +31,13 @@ async function main(): Promise<void> {
       fleet.go.setResponseStatus(503);
       while (fleet.go.firstFailureAt === undefined) await sleep(2);
       const firstBad = fleet.go.firstFailureAt;
-      while ((await fleet.canaryWeightAtEnvoy()) !== 0) await sleep(20);
+      while ((await fleet.canaryWeightAtEnvoys()).some((w) => w !== 0)) await sleep(20);
       const ms = performance.now() - firstBad;
       results.push(ms);
       await driver.exited;
       const s = await fleet.state();
       await Promise.all(loads.map((l) => l.stop()));
-      process.stdout.write(`run ${run}: first 503 -> web-api-go weight 0 at the Envoy: ${(ms / 1000).toFixed(2)} s (${s?.status}: ${s?.reason})\n`);
+      process.stdout.write(`run ${run}: first 503 -> web-api-go weight 0 at both Envoys: ${(ms / 1000).toFixed(2)} s (${s?.status}: ${s?.reason})\n`);
     }
   } finally {
     await fleet.close();

@@ -1,9 +1,9 @@
 /**
  * `consul-xds ramp` end to end (test/support/ramp-fleet.ts): real Consul, two registered
- * sidecars whose access-log counts the ramp sums, a real Envoy, the seed's Perl and Go upstreams.
+ * sidecars whose access-log counts the ramp sums, two real Envoys, the seed's Perl and Go upstreams.
  * Windows are 2 s. Asserted on traffic through the Envoy and on the state recorded in Consul KV:
- * a healthy canary ramps 25 -> 100 and traffic follows each step; a canary that starts failing
- * after step 2 is at weight 0 at the Envoy within two windows and no step follows; a driver killed
+ * a healthy canary ramps 25 -> 100 and traffic through both Envoys follows each step; a canary that starts failing
+ * after step 2 is at weight 0 at both Envoys within two windows and no step follows; a driver killed
  * mid-ramp is replaced and no step is skipped or repeated; a hand edit pauses the ramp and is
  * kept; --dry-run writes nothing; `ramp status` lists a sidecar that does not answer.
  */
@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { figuresOf, readFleet } from '../../src/ramp/fleet.js';
 import type { RampState } from '../../src/ramp/spec.js';
 import { BASELINE, CANARY, CONFIG_KEY, DOMAIN, PREFIX, startRampFleet, type RampFleet } from '../support/ramp-fleet.js';
-import { binomialBounds, sendMany, startLoad, type Load } from '../support/traffic.js';
+import { binomialBounds, send, sendMany, startLoad, type Load } from '../support/traffic.js';
 import { waitUntil } from '../support/tmp.js';
 
 const RAMP = ['--step', '25', '--every', '2s', '--max-5xx-ratio', '5%', '--max-p99', '2s', '--min-requests', '20'];
@@ -105,11 +105,12 @@ describe('consul-xds ramp on real Consul and Envoy', () => {
     assert.equal(await fleet.state(), undefined, 'no ramp recorded');
   });
 
-  it('a healthy canary ramps 25 -> 100 in steps and traffic follows each step', async () => {
+  it('a healthy canary ramps 25 -> 100 in steps and traffic through both Envoys follows each step', async () => {
     startTraffic();
     const driver = fleet.spawn(['ramp', 'start', PREFIX, CANARY, ...RAMP]);
-    // Sample traffic while a step's weight has been in place for a while (propagation).
-    const samples = new Map<number, { go: number; n: number }>();
+    // Sample while a step's weight has been in place for a while (propagation): each Envoy's
+    // upstream counters over the sample, with requests on fresh connections so both get some.
+    const samples = new Map<number, { go: number; n: number }[]>();
     for (;;) {
       const s1 = await fleet.state();
       if (s1 && s1.status !== 'running') break;
@@ -117,43 +118,56 @@ describe('consul-xds ramp on real Consul and Envoy', () => {
         await sleep(50);
         continue;
       }
-      const t = await sendMany({ port: fleet.listeners[0]!, host: DOMAIN, path: '/api/sample', count: 40 });
+      const [go0, perl0] = await Promise.all([fleet.upstreamRequests(CANARY), fleet.upstreamRequests(BASELINE)]);
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          for (let i = 0; i < 5; i++) await send({ port: fleet.listeners[i % 2]!, host: DOMAIN, path: '/api/sample' });
+        }),
+      );
+      const [go1, perl1] = await Promise.all([fleet.upstreamRequests(CANARY), fleet.upstreamRequests(BASELINE)]);
       const s2 = await fleet.state();
       if (s2?.step !== s1.step || s2.pending) continue;
-      const acc = samples.get(s1.weight) ?? { go: 0, n: 0 };
-      samples.set(s1.weight, { go: acc.go + t.count(CANARY), n: acc.n + t.count(CANARY) + t.count(BASELINE) });
+      const acc = samples.get(s1.weight) ?? fleet.envoys.map(() => ({ go: 0, n: 0 }));
+      acc.forEach((a, i) => {
+        const go = go1[i]! - go0[i]!;
+        a.go += go;
+        a.n += go + perl1[i]! - perl0[i]!;
+      });
+      samples.set(s1.weight, acc);
     }
     assert.equal(await driver.exited, 0, driver.output());
     const s = await settled('the ramp to finish');
     assert.equal(s.status, 'done', `${s.reason}\n${driver.output()}`);
     assert.deepEqual(steps(s), ['1:25', '2:50', '3:75', '4:100']);
     for (const w of [25, 50, 75, 100]) {
-      const got = samples.get(w);
-      assert.ok(got && got.n >= 40, `traffic sampled at weight ${w}: ${JSON.stringify([...samples])}`);
-      const { low, high } = binomialBounds(got.n, w / 100);
-      assert.ok(
-        got.go >= Math.floor(low) && got.go <= Math.ceil(high),
-        `at weight ${w}: ${got.go} of ${got.n} on ${CANARY} (expected ${low.toFixed(0)}-${high.toFixed(0)})`,
-      );
+      for (const [i, got] of (samples.get(w) ?? []).entries()) {
+        assert.ok(got.n >= 20, `traffic through Envoy ${i} at weight ${w}: ${JSON.stringify([...samples])}`);
+        const { low, high } = binomialBounds(got.n, w / 100);
+        assert.ok(
+          got.go >= Math.floor(low) && got.go <= Math.ceil(high),
+          `Envoy ${i} at weight ${w}: ${got.go} of ${got.n} on ${CANARY} (expected ${low.toFixed(0)}-${high.toFixed(0)})`,
+        );
+      }
+      assert.equal(samples.get(w)?.length, 2, `both Envoys sampled at weight ${w}`);
     }
     const { go } = (await fleet.consul.client.kvGet(CONFIG_KEY))!.value.match(/web-api-go:.*\n.*\n\s+weight: (?<go>\d+)/)!.groups!;
     assert.equal(go, '100');
     assert.match(driver.output(), /"decision":"pass"/, 'one log line per decision');
   });
 
-  it('a canary answering 5xx after step 2 is at weight 0 at the Envoy within two windows; no step follows', async (t) => {
+  it('a canary answering 5xx after step 2 is at weight 0 at both Envoys within two windows; no step follows', async (t) => {
     startTraffic();
     const driver = fleet.spawn(['ramp', 'start', PREFIX, CANARY, ...RAMP]);
     await waitUntil(async () => (await fleet.state())?.step === 2, { what: 'step 2', timeoutMs: 30_000, intervalMs: 20 });
     fleet.go.setResponseStatus(503);
     const firstBad = await waitUntil(() => fleet.go.firstFailureAt, { what: 'the canary to answer 503', intervalMs: 5 });
-    const zeroAt = await waitUntil(async () => (await fleet.canaryWeightAtEnvoy()) === 0 && performance.now(), {
-      what: 'web-api-go at weight 0 at the Envoy',
+    const zeroAt = await waitUntil(async () => (await fleet.canaryWeightAtEnvoys()).every((w) => w === 0) && performance.now(), {
+      what: 'web-api-go at weight 0 at both Envoys',
       timeoutMs: 20_000,
       intervalMs: 20,
     });
     const ms = zeroAt - firstBad;
-    t.diagnostic(`first 5xx -> web-api-go weight 0 at the Envoy: ${ms.toFixed(0)} ms (window 2 s)`);
+    t.diagnostic(`first 5xx -> web-api-go weight 0 at both Envoys: ${ms.toFixed(0)} ms (window 2 s)`);
     assert.ok(ms < 4000, `rolled back within two windows: ${ms.toFixed(0)} ms`);
     assert.equal(await driver.exited, 3, driver.output());
     const s = await settled('the ramp to end');

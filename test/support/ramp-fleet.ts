@@ -2,7 +2,8 @@
  * The canary-ramp fleet for test/integration/ramp-envoy.test.ts and `npm run bench:ramp`: a real
  * Consul agent holding the config in KV, two `serve` sidecars on it (A serves Envoy's xDS; both
  * run an ALS sink and are registered in Consul as service consul-xds, as `serve --register`
- * does), one real Envoy, and the seed's two upstreams: web-api-perl (the baseline) and web-api-go
+ * does), two real Envoys (one on each sidecar's xDS; both bind the same listener ports, which
+ * Envoy opens with SO_REUSEPORT, so the kernel spreads connections over them), and the seed's two upstreams: web-api-perl (the baseline) and web-api-go
  * (the canary, which can be told to answer 503). The config has two listeners, each logging to
  * one sidecar, so the fleet's figures are only right when the ramp sums both sidecars.
  * Also: the `consul-xds` CLI as a child process, the recorded ramp state, and the canary's weight
@@ -71,8 +72,8 @@ export interface RampFleet {
   readonly perl: Upstream;
   readonly go: Upstream;
   readonly sidecars: readonly RunningApp[];
-  readonly envoy: DataPlane;
-  readonly node: NodeWatch;
+  readonly envoys: readonly DataPlane[];
+  readonly nodes: readonly NodeWatch[];
   readonly listeners: readonly number[];
   readonly configText: string;
   /** The Consul flags of every CLI call. */
@@ -82,8 +83,10 @@ export interface RampFleet {
   /** Starts `consul-xds ...` and returns the child (its output collected in `output()`). */
   spawn(args: readonly string[]): { child: ChildProcess; output(): string; exited: Promise<number | null> };
   state(): Promise<RampState | undefined>;
-  /** The canary's weight in the Envoy's route for /api (0 when it is out of the split). */
-  canaryWeightAtEnvoy(): Promise<number>;
+  /** The canary's weight in each Envoy's route for /api (0 when it is out of the split). */
+  canaryWeightAtEnvoys(): Promise<number[]>;
+  /** Requests each Envoy has sent to `cluster` so far (its upstream_rq_total). */
+  upstreamRequests(cluster: string): Promise<number[]>;
   /** Puts the starting config back (canary at 0) and forgets any ramp; waits until the Envoy has it. */
   reset(): Promise<void>;
   close(): Promise<void>;
@@ -113,11 +116,16 @@ export async function startRampFleet(): Promise<RampFleet> {
       await registerSidecar(consul.client, { id: `consul-xds-${name}`, service: 'consul-xds', admin: `127.0.0.1:${app.adminPort}`, healthPath: '/health' }),
     );
   }
-  const a = sidecars[0]!;
-  const nodeId = 'ramp-envoy';
-  const node = watchNode(a.xdsServer.registry, nodeId);
-  const envoy = await startDataPlane('envoy', { xdsPort: a.xdsPort, nodeId, nodeCluster: 'edge', context: () => node.describe() });
-  await envoy.ready();
+  const nodes: NodeWatch[] = [];
+  const envoys: DataPlane[] = [];
+  for (const [i, app] of sidecars.entries()) {
+    const nodeId = `ramp-envoy-${'ab'[i]}`;
+    const node = watchNode(app.xdsServer.registry, nodeId);
+    nodes.push(node);
+    const envoy = await startDataPlane('envoy', { xdsPort: app.xdsPort, nodeId, nodeCluster: 'edge', context: () => node.describe() });
+    envoys.push(envoy);
+    await envoy.ready();
+  }
 
   const consulArgs = ['--consul', consul.address, '--consul-key', CONFIG_KEY];
   const env = { PATH: process.env.PATH };
@@ -126,8 +134,8 @@ export async function startRampFleet(): Promise<RampFleet> {
     perl,
     go,
     sidecars,
-    envoy,
-    node,
+    envoys,
+    nodes,
     listeners: [ports.listenerA, ports.listenerB],
     configText,
     consulArgs,
@@ -146,31 +154,22 @@ export async function startRampFleet(): Promise<RampFleet> {
       return { child, output: () => out, exited };
     },
     state: async () => (await readRamp(consul.client, RAMP_KEY))?.state,
-    async canaryWeightAtEnvoy() {
-      const dump = JSON.parse(await envoy.admin('/config_dump?resource=dynamic_route_configs')) as unknown;
-      let weight = 0;
-      const walk = (v: unknown): void => {
-        if (Array.isArray(v)) v.forEach(walk);
-        else if (v && typeof v === 'object') {
-          const o = v as Record<string, unknown>;
-          if (o.name === CANARY && typeof o.weight === 'number') weight = Math.max(weight, o.weight);
-          if (o.cluster === CANARY) weight = 100;
-          Object.values(o).forEach(walk);
-        }
-      };
-      walk(dump);
-      return weight;
-    },
+    canaryWeightAtEnvoys: () =>
+      Promise.all(envoys.map(async (envoy) => canaryWeight(JSON.parse(await envoy.admin('/config_dump?resource=dynamic_route_configs'))))),
+    upstreamRequests: (cluster) => Promise.all(envoys.map(async (envoy) => (await envoy.stat(`cluster.${cluster}.upstream_rq_total`)) ?? 0)),
     async reset() {
       go.setResponseStatus(200);
       await consul.kvDelete(RAMP_KEY);
       await consul.kvDelete(`${RAMP_KEY}.lock`);
       await consul.kvPut(CONFIG_KEY, configText);
-      await envoy.waitFor(async () => (await fleet.canaryWeightAtEnvoy()) === 0, { what: 'the Envoy back at web-api-go weight 0', intervalMs: 50 });
+      await envoys[0]!.waitFor(async () => (await fleet.canaryWeightAtEnvoys()).every((w) => w === 0), {
+        what: 'both Envoys back at web-api-go weight 0',
+        intervalMs: 50,
+      });
     },
     async close() {
-      node.close();
-      await envoy.stop();
+      for (const node of nodes) node.close();
+      for (const envoy of envoys) await envoy.stop();
       for (const d of deregister) await d().catch(() => undefined);
       for (const app of sidecars) await app.close();
       await Promise.all([perl.close(), go.close()]);
@@ -178,4 +177,20 @@ export async function startRampFleet(): Promise<RampFleet> {
     },
   };
   return fleet;
+}
+
+/** The canary's weight in a route config dump: its weighted_clusters entry, 100 when it is the route's only cluster, else 0. */
+function canaryWeight(dump: unknown): number {
+  let weight = 0;
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') {
+      const o = v as Record<string, unknown>;
+      if (o.name === CANARY && typeof o.weight === 'number') weight = Math.max(weight, o.weight);
+      if (o.cluster === CANARY) weight = 100;
+      Object.values(o).forEach(walk);
+    }
+  };
+  walk(dump);
+  return weight;
 }
