@@ -237,9 +237,8 @@ async function status(client: ConsulClient, key: string): Promise<number> {
   if (!got) throw new ConsulError(`consul kv ${key}: no such ramp`);
   const s = got.state;
   const { spec } = s;
-  const lines = [
-    `ramp ${s.id}: ${s.status}, step ${s.step} of ${rampWeights(spec).length}, ${spec.canary}=${s.weight} ${spec.baseline}=${100 - s.weight} on ${spec.prefix}`,
-  ];
+  const at = s.step === 0 && s.status === 'running' ? 'no weight written yet' : `${spec.canary}=${s.weight} ${spec.baseline}=${100 - s.weight}`;
+  const lines = [`ramp ${s.id}: ${s.status}, step ${s.step} of ${rampWeights(spec).length} (${at}) on ${spec.prefix}`];
   if (s.reason) lines.push(`  reason: ${s.reason}`);
   const seconds = Math.max(1, Math.min(Math.ceil(spec.everyMs / 1000), Math.ceil((Date.now() - s.stepStartedAt) / 1000)));
   const view = await readFleet(client, spec.sidecarService, seconds);
