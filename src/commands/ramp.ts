@@ -56,7 +56,8 @@ start:
   --vhost NAME            virtual host (default '${DEFAULT_VHOST}', the seed's \`route\`)
   --dry-run               print every step's weights and the first step's diff; write nothing
   --detach                record the ramp and exit: a 'serve --ramp-driver' drives it
-resume:
+resume:                   a paused ramp runs again (the config as it is now is the base of the next
+                          step); a running ramp without a driver is driven here
   --detach                as for start
 every subcommand:
   --ramps-prefix P        KV prefix of ramp state (default ${DEFAULT_RAMPS_PREFIX})
@@ -263,6 +264,8 @@ async function change(client: ConsulClient, key: string, what: 'pause' | 'resume
     if (cur) base = { index: cur.modifyIndex, sha256: sha256(cur.value) };
   }
   const s = await updateRamp(client, key, (st) => {
+    // Resuming a running ramp changes nothing: it drives it here if no other driver holds it.
+    if (what === 'resume' && st.status === 'running') return undefined;
     if (what === 'pause' ? st.status !== 'running' : st.status !== 'paused') {
       throw new ConsulXdsError('CXDS_USAGE', `ramp ${what}: consul kv ${key}: the ramp is ${st.status}`);
     }

@@ -2,7 +2,7 @@
  * `consul-xds serve`: run the control plane until SIGINT/SIGTERM (SIGHUP reopens the access-log
  * file; signals and fatal errors: lifecycle.ts). Prints what it serves and how to point Envoy at it.
  */
-import { serve, DEFAULT_XDS } from '../app.js';
+import { serve, DEFAULT_XDS, type RunningApp } from '../app.js';
 import { createLogger } from '../log.js';
 import { TYPE_SHORT, TYPE_ORDER } from '../xds/resource-types.js';
 import { ConsulXdsError } from '../errors.js';
@@ -13,6 +13,7 @@ import { DEFAULT_XDS_LIMITS, type XdsLimits } from '../server/index.js';
 import { DEFAULT_TLS_POLL_MS, type TlsFilePaths } from '../common/tls-files.js';
 import { compileGroupPattern } from '../common/peer-identity.js';
 import { ConsulClient } from '../consul/client.js';
+import type { ConsulOptions } from '../consul/options.js';
 import type { Logger } from '../log.js';
 import { RampPicker } from '../ramp/driver.js';
 import { DEFAULT_SIDECAR_SERVICE, registerSidecar } from '../ramp/fleet.js';
@@ -193,7 +194,25 @@ export async function run(argv: string[]): Promise<number> {
     logger,
   });
   reopenAccessLog = async () => app.sidecar?.reopenAccessLog();
-  const fleet = await startFleetDuties(app, values, logger);
+  const fleet = await startFleetDuties(
+    app,
+    {
+      consul: consul ? consulOptions(values) : {},
+      ...(values.register
+        ? {
+            register: {
+              ...(values['register-id'] !== undefined ? { id: values['register-id'] } : {}),
+              ...(values['register-service'] !== undefined ? { service: values['register-service'] } : {}),
+              adminHost: values['admin-host'] ?? '127.0.0.1',
+              healthPath: values['health-path'] ?? '/health',
+              ...(values['watch-node'] !== undefined ? { node: values['watch-node'] } : {}),
+            },
+          }
+        : {}),
+      ...(values['ramp-driver'] ? { rampsPrefix: values['ramps-prefix'] ?? DEFAULT_RAMPS_PREFIX } : {}),
+    },
+    logger,
+  );
   life.up();
 
   const lines = [`consul-xds serving ${values.config ?? 'Consul KV'} on ${xdsHost}:${app.xdsPort} (ADS, state of the world)`];
@@ -219,35 +238,38 @@ export async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
+interface FleetDuties {
+  readonly consul: ConsulOptions;
+  /** Register with this service ID and name (undefined: no registration). */
+  readonly register?: { readonly id?: string; readonly service?: string; readonly adminHost: string; readonly healthPath: string; readonly node?: string };
+  /** Drive ramps stored under this KV prefix (undefined: no driver). */
+  readonly rampsPrefix?: string;
+}
+
 /**
  * `--register` and `--ramp-driver`: the sidecar in Consul's catalog (deregistered at shutdown)
  * and the ramp picker (src/ramp/). Both use their own Consul client from the same flags.
  */
-async function startFleetDuties(
-  app: Awaited<ReturnType<typeof serve>>,
-  values: { [k: string]: string | boolean | string[] | undefined },
-  logger: Logger,
-): Promise<{ close(): Promise<void> }> {
-  if (!values.register && !values['ramp-driver']) return { close: async () => undefined };
-  const client = ConsulClient.fromOptions(consulOptions(values as Parameters<typeof consulOptions>[0]));
+async function startFleetDuties(app: RunningApp, duties: FleetDuties, logger: Logger): Promise<{ close(): Promise<void> }> {
+  if (!duties.register && duties.rampsPrefix === undefined) return { close: async () => undefined };
+  const client = ConsulClient.fromOptions(duties.consul);
   const closers: Array<() => Promise<void>> = [];
-  if (values.register && app.adminPort !== undefined) {
-    const host = (values['admin-host'] as string | undefined) ?? '127.0.0.1';
-    const admin = `${host.includes(':') ? `[${host}]` : host}:${app.adminPort}`;
-    const id = (values['register-id'] as string | undefined) ?? `consul-xds-${host}-${app.adminPort}`;
-    const node = values['watch-node'] as string | undefined;
+  const reg = duties.register;
+  if (reg && app.adminPort !== undefined) {
+    const admin = `${reg.adminHost.includes(':') ? `[${reg.adminHost}]` : reg.adminHost}:${app.adminPort}`;
+    const id = reg.id ?? `consul-xds-${reg.adminHost}-${app.adminPort}`;
     const deregister = await registerSidecar(client, {
       id,
-      service: (values['register-service'] as string | undefined) ?? DEFAULT_SIDECAR_SERVICE,
+      service: reg.service ?? DEFAULT_SIDECAR_SERVICE,
       admin,
-      healthPath: (values['health-path'] as string | undefined) ?? '/health',
-      ...(node !== undefined ? { node } : {}),
+      healthPath: reg.healthPath,
+      ...(reg.node !== undefined ? { node: reg.node } : {}),
     });
     logger.info({ id, admin }, 'registered in Consul');
     closers.push(() => deregister().catch((err: Error) => logger.warn({ id, err: err.message }, 'Consul deregistration failed')));
   }
-  if (values['ramp-driver']) {
-    const picker = new RampPicker((values['ramps-prefix'] as string | undefined) ?? DEFAULT_RAMPS_PREFIX, {
+  if (duties.rampsPrefix !== undefined) {
+    const picker = new RampPicker(duties.rampsPrefix, {
       client,
       logger: logger.child({ component: 'ramp' }),
       ...(app.sidecar ? { metrics: new RampMetrics(app.sidecar.metricsRegistry) } : {}),
