@@ -222,10 +222,14 @@ async function drive(client: ConsulClient, key: string, values: Values): Promise
   while (!controller.signal.aborted) {
     final = await driveRamp(key, { client, logger, metrics }, controller.signal, true);
     // Another driver may hold the lock: follow the recorded state until it ends.
-    if (!final || !(final.status === 'running')) break;
-    await sleep(1000);
+    if (final?.status !== 'running') break;
+    await sleep(1000, undefined, { signal: controller.signal }).catch(() => undefined);
   }
   logger.flush();
+  if (controller.signal.aborted && final?.status !== 'done') {
+    process.stderr.write(`ramp: stopped driving; the ramp stays recorded (${key}): a 'serve --ramp-driver' or 'ramp resume' continues it\n`);
+    return 0;
+  }
   if (final)
     process.stderr.write(
       `ramp ${final.id}: ${final.status} at step ${final.step} (${final.spec.canary}=${final.weight})${final.reason ? `: ${final.reason}` : ''}\n`,

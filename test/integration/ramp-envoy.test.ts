@@ -5,14 +5,14 @@
  * a healthy canary ramps 25 -> 100 and traffic through both Envoys follows each step; a canary that starts failing
  * after step 2 is at weight 0 at both Envoys within two windows and no step follows; a driver killed
  * mid-ramp is replaced and no step is skipped or repeated; a hand edit pauses the ramp and is
- * kept; --dry-run writes nothing; `ramp status` lists a sidecar that does not answer.
+ * kept; a step written but not recorded is recorded, not written again; --dry-run writes nothing; `ramp status` lists a sidecar that does not answer.
  */
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { figuresOf, readFleet } from '../../src/ramp/fleet.js';
-import type { RampState } from '../../src/ramp/spec.js';
-import { BASELINE, CANARY, CONFIG_KEY, DOMAIN, PREFIX, startRampFleet, type RampFleet } from '../support/ramp-fleet.js';
+import { sha256, type RampState } from '../../src/ramp/spec.js';
+import { BASELINE, CANARY, CONFIG_KEY, DOMAIN, PREFIX, RAMP_KEY, startRampFleet, type RampFleet } from '../support/ramp-fleet.js';
 import { binomialBounds, send, sendMany, startLoad, type Load } from '../support/traffic.js';
 import { waitUntil } from '../support/tmp.js';
 
@@ -230,6 +230,36 @@ describe('consul-xds ramp on real Consul and Envoy', () => {
     }
     const left = (await (await fetch(`${fleet.consul.address}/v1/catalog/service/consul-xds`)).json()) as CatalogEntry[];
     assert.ok(!left.some((e) => e.ServiceID === 'consul-xds-driver'), 'deregistered at shutdown');
+  });
+
+  it('a step a dead driver wrote but did not record is recorded, not written again', async () => {
+    const started = await fleet.run(['ramp', 'start', PREFIX, CANARY, ...RAMP, '--detach']);
+    assert.equal(started.code, 0, started.stderr);
+    // What a driver killed between its config write and its commit leaves: step 1 pending, written.
+    const before = (await fleet.consul.client.kvGet(CONFIG_KEY))!;
+    const set = await fleet.run(['weights', 'set', PREFIX, `${CANARY}=25`, `${BASELINE}=75`]);
+    assert.equal(set.code, 0, set.stderr);
+    const written = (await fleet.consul.client.kvGet(CONFIG_KEY))!;
+    const raw = (await fleet.consul.client.kvGet(RAMP_KEY))!;
+    const state = JSON.parse(raw.value) as RampState;
+    const pending = { step: 1, weight: 25, sha256: sha256(written.value), fromIndex: before.modifyIndex };
+    assert.ok(await fleet.consul.client.kvPut(RAMP_KEY, JSON.stringify({ ...state, pending }), { cas: raw.modifyIndex }));
+
+    const driver = fleet.spawn(['ramp', 'resume', PREFIX, CANARY]);
+    const s = await waitUntil(
+      async () => {
+        const st = await fleet.state();
+        return st?.step === 1 && !st.pending ? st : undefined;
+      },
+      { what: 'the pending step to be recorded', timeoutMs: 30_000, context: driver.output },
+    );
+    assert.deepEqual(steps(s), ['1:25']);
+    assert.equal(s.lastWrite.index, written.modifyIndex);
+    assert.equal((await fleet.consul.client.kvGet(CONFIG_KEY))?.modifyIndex, written.modifyIndex, 'not written again');
+    assert.match(driver.output(), /wrote this step but did not record it/);
+    driver.child.kill('SIGINT');
+    assert.equal(await driver.exited, 0, driver.output());
+    assert.equal((await fleet.run(['ramp', 'abort', PREFIX, CANARY])).code, 0);
   });
 
   it('a hand edit of the config pauses the ramp and is not overwritten', async () => {
