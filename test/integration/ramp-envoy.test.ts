@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { figuresOf, readFleet } from '../../src/ramp/fleet.js';
 import { sha256, type RampState } from '../../src/ramp/spec.js';
 import { BASELINE, CANARY, CONFIG_KEY, DOMAIN, PREFIX, RAMP_KEY, startRampFleet, type RampFleet } from '../support/ramp-fleet.js';
-import { binomialBounds, send, sendMany, startLoad, type Load } from '../support/traffic.js';
+import { binomialBounds, send, sendMany, startLoad, type Load, type Tally } from '../support/traffic.js';
 import { waitUntil } from '../support/tmp.js';
 
 const RAMP = ['--step', '25', '--every', '2s', '--max-5xx-ratio', '5%', '--max-p99', '2s', '--min-requests', '20'];
@@ -40,9 +40,13 @@ function startTraffic(): void {
   loads = fleet.listeners.map((port) => startLoad({ port, host: DOMAIN, path: '/api/orders', concurrency: 1, pauseMs: 15 }));
 }
 
-async function stopTraffic(): Promise<void> {
-  await Promise.all(loads.map((l) => l.stop()));
+/** Stops the traffic; the tallies of the whole run, per listener. */
+async function stopTraffic(): Promise<Tally[]> {
+  const failures = loads.flatMap((l) => l.failures.map((f) => `${f.status} ${f.upstream || '<envoy>'} ${f.body.slice(0, 100)}`));
+  const tallies = await Promise.all(loads.map((l) => l.stop()));
+  if (failures.length > 0) process.stderr.write(`first failures: ${failures.join(' | ')}\n`);
   loads = [];
+  return tallies;
 }
 
 async function settled(what: string, timeoutMs = 60_000): Promise<RampState> {
@@ -153,6 +157,7 @@ describe('consul-xds ramp on real Consul and Envoy', () => {
     const { go } = (await fleet.consul.client.kvGet(CONFIG_KEY))!.value.match(/web-api-go:.*\n.*\n\s+weight: (?<go>\d+)/)!.groups!;
     assert.equal(go, '100');
     assert.match(driver.output(), /"decision":"pass"/, 'one log line per decision');
+    for (const t of await stopTraffic()) assert.equal(t.byStatus.get(200), t.total, `nothing lost while the weights moved: ${t.describe()}`);
   });
 
   it('a canary answering 5xx after step 2 is at weight 0 at both Envoys within two windows; no step follows', async (t) => {
@@ -176,7 +181,11 @@ describe('consul-xds ramp on real Consul and Envoy', () => {
     const breach = s.history.find((h) => h.event === 'breach');
     assert.ok(breach?.canary && breach.canary.errors5xx > 0, JSON.stringify(breach));
     assert.match(s.reason ?? '', /web-api-go 5xx/);
-    fleet.go.reset();
+    // The only failures are the canary's own 503s: the rollback itself lost no request.
+    for (const t of await stopTraffic()) {
+      assert.equal(t.count(''), 0, `no answer from the Envoy itself or a socket error: ${t.describe()}`);
+      assert.equal(t.total - (t.byStatus.get(200) ?? 0), t.byStatus.get(503) ?? 0, t.describe());
+    }
     const after = await sendMany({ port: fleet.listeners[0]!, host: DOMAIN, path: '/api/after', count: 100 });
     assert.equal(after.count(BASELINE), 100, after.describe());
   });
