@@ -15,6 +15,10 @@ const COMMANDS: Record<string, Command> = {
   validate: { summary: 'check a config file and print the Envoy resources it becomes', load: () => import('./commands/validate.js') },
   proxy: { summary: 'run the bundled TS data plane: a small proxy configured over xDS', load: () => import('./commands/proxy.js') },
   kv: { summary: 'get | put | validate the config stored in Consul KV', load: () => import('./commands/kv.js') },
+  'demo-upstream': {
+    summary: 'a demo upstream (HTTP/1.1, h2c, gRPC or TCP echo) that names itself in every answer',
+    load: () => import('./commands/demo-upstream.js'),
+  },
   weights: { summary: 'weights set <prefix> <cluster>=<w> ...: shift traffic in Consul KV (check-and-set)', load: () => import('./commands/weights.js') },
 };
 

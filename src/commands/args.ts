@@ -36,3 +36,10 @@ export function portOption(flag: string, value: string | undefined, fallback: nu
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ConsulXdsError('CXDS_USAGE', `--${flag}: expected a port number 0-65535, got '${value}'`);
   return n;
 }
+
+/** A flag that takes one of a fixed set of values, named in the error when it does not. */
+export function choiceOption<T extends string>(flag: string, value: string | undefined, choices: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if ((choices as readonly string[]).includes(value)) return value as T;
+  throw new ConsulXdsError('CXDS_USAGE', `--${flag}: expected one of ${choices.join(', ')}, got '${value}'`);
+}
