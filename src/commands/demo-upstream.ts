@@ -52,9 +52,11 @@ export async function run(argv: string[]): Promise<number> {
   if (workers > 1 && (protocol === 'grpc' || protocol === 'tcp'))
     throw new ConsulXdsError('CXDS_USAGE', `--workers: only for --protocol http1 or h2c (got ${protocol})`);
   const host = values.host ?? '127.0.0.1';
+  // Listening for the signals from the start: a signal during start-up must not orphan workers.
+  const stopped = Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
   const nameAt = (i: number) => (ports.length === 1 ? values.name : `${values.name}-${i + 1}`) as string;
 
-  if (workers > 1 && cluster.isPrimary) return runPrimary(workers, ports, protocol, host);
+  if (workers > 1 && cluster.isPrimary) return runPrimary(workers, ports, protocol, host, stopped);
   const suffix = cluster.isWorker ? `/w${cluster.worker?.id}` : '';
   const started: DemoUpstream[] = [];
   try {
@@ -67,13 +69,15 @@ export async function run(argv: string[]): Promise<number> {
   if (!cluster.isWorker) {
     for (const u of started) process.stderr.write(`demo-upstream ${u.name} (${u.protocol}) on ${host}:${u.port}\n`);
   }
-  await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
+  await stopped;
   await Promise.all(started.map((u) => u.close()));
+  // A worker's IPC channel to the primary would keep it alive.
+  cluster.worker?.disconnect();
   return 0;
 }
 
 /** Forks the workers (they re-run this command), reports the ports once all listen, and stops them on a signal. */
-async function runPrimary(workers: number, ports: readonly number[], protocol: DemoProtocol, host: string): Promise<number> {
+async function runPrimary(workers: number, ports: readonly number[], protocol: DemoProtocol, host: string, stopped: Promise<unknown>): Promise<number> {
   const bound = new Set<number>();
   const listening = Array.from({ length: workers }, () => {
     const w = cluster.fork();
@@ -86,9 +90,14 @@ async function runPrimary(workers: number, ports: readonly number[], protocol: D
       w.once('exit', (code) => reject(new ConsulXdsError('CXDS_LISTEN', `demo-upstream worker ${w.id} exited (code ${code}) before it listened`)));
     });
   });
-  await Promise.all(listening);
-  process.stderr.write(`demo-upstream: ${workers} ${protocol} workers on ${host}:${[...bound].join(', ')}\n`);
-  await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
-  for (const w of Object.values(cluster.workers ?? {})) w?.kill('SIGTERM');
+  const up = await Promise.race([Promise.all(listening).then(() => true), stopped.then(() => false)]);
+  if (up) process.stderr.write(`demo-upstream: ${workers} ${protocol} workers on ${host}:${[...bound].join(', ')}\n`);
+  if (up) await stopped;
+  const exited = Object.values(cluster.workers ?? {}).map((w) => {
+    const done = once(w as NonNullable<typeof w>, 'exit');
+    w?.kill('SIGTERM');
+    return done;
+  });
+  await Promise.all(exited);
   return 0;
 }
