@@ -2,7 +2,11 @@
 /**
  * The `consul-xds` command. In: argv. Out: an exit code. Each subcommand lives in
  * src/commands/<name>.ts and exports `run(argv)`; this file only dispatches and prints usage.
+ * Exit codes: 0 done, 1 failed (a bad config, Consul unreachable, a port in use, ...), 2 the
+ * command line is wrong (CXDS_USAGE: an unknown command or flag, a bad flag value).
  */
+import { readFileSync } from 'node:fs';
+import { closest } from './commands/args.js';
 import { ConsulXdsError } from './errors.js';
 
 interface Command {
@@ -28,11 +32,16 @@ Usage: consul-xds <command> [options]
 
 Commands:
 ${Object.entries(COMMANDS)
-  .map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`)
+  .map(([name, c]) => `  ${name.padEnd(14)} ${c.summary}`)
   .join('\n')}
 
-Run 'consul-xds <command> --help' for the options of a command.
+Run 'consul-xds <command> --help' for the options of a command; 'consul-xds --version' prints the version.
 `;
+
+/** The version in package.json (dist/src/cli.js -> ../../package.json). */
+function version(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
@@ -40,9 +49,14 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return name ? 0 : 2;
   }
-  const command = COMMANDS[name];
+  if (name === '--version' || name === '-v' || name === 'version') {
+    process.stdout.write(`consul-xds ${version()}\n`);
+    return 0;
+  }
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!command) {
-    process.stderr.write(`consul-xds: unknown command '${name}'\n\n${USAGE}`);
+    const near = closest(name, Object.keys(COMMANDS));
+    process.stderr.write(`consul-xds: unknown command '${name}'${near ? `; did you mean '${near}'?` : ''}\n\n${USAGE}`);
     return 2;
   }
   return (await command.load()).run(rest);
@@ -57,6 +71,6 @@ main(process.argv.slice(2)).then(
     const code = err instanceof ConsulXdsError ? ` [${err.code}]` : '';
     process.stderr.write(`consul-xds: ${e.message}${code}\n`);
     if (!(err instanceof ConsulXdsError) && process.env.CONSUL_XDS_DEBUG) process.stderr.write(`${e.stack}\n`);
-    process.exitCode = 1;
+    process.exitCode = err instanceof ConsulXdsError && err.code === 'CXDS_USAGE' ? 2 : 1;
   },
 );

@@ -16,6 +16,7 @@ import { AlsSink } from './als/sink.js';
 import { HealthChecker, type HealthReport } from './admin/health.js';
 import { SidecarMetrics, type PipelineMetrics } from './admin/metrics.js';
 import { AdminServer } from './admin/admin-server.js';
+import { bindNamed } from './common/http-listen.js';
 
 export type { PipelineMetrics } from './admin/metrics.js';
 export type { HealthReport, HealthProblem, HealthReason } from './admin/health.js';
@@ -121,7 +122,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       closers.push(() => writer.close());
       const sink = new AlsSink({ writer, aggregates, logger });
       closers.push(() => sink.close());
-      alsPort = await sink.listen(als.host, als.port);
+      alsPort = await bindNamed('als', als.host, als.port, () => sink.listen(als.host, als.port));
       accessLog = { aggregates, writer, sink };
       logger.info({ als: `${als.host}:${alsPort}`, file: als.file ?? 'stdout' }, 'access log service listening');
     }
@@ -148,7 +149,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       ...(accessLog ? { accessLog } : {}),
       logger,
     });
-    const adminPort = await server.listen(admin.host, admin.port);
+    const adminPort = await bindNamed('admin', admin.host, admin.port, () => server.listen(admin.host, admin.port));
     closers.push(() => server.close());
     logger.info(
       { admin: `${admin.host}:${adminPort}`, healthPath: admin.healthPath, maintenanceFile: admin.maintenanceFile, judges: health.describeRule() },
