@@ -19,6 +19,13 @@ const name = z.string().min(1);
 
 const ipAddress = z.string().refine((v) => isIP(v) !== 0, { message: 'expected an IP address (IPv4 or IPv6 literal)' });
 
+/** A DNS name (letters, digits, `-` and `_` in dot-separated labels of up to 63), e.g. a compose service name. */
+const HOST_NAME = /^(?=.{1,253}\.?$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
+/** An IP literal, or a host name that Envoy resolves (a STRICT_DNS cluster). */
+const ipOrHostName = z.string().refine((v) => isIP(v) !== 0 || HOST_NAME.test(v), {
+  message: 'expected an IP address or a host name (e.g. "127.0.0.1", "consul-xds")',
+});
+
 /** Listener ports may be 0 (the OS picks one; handy in tests). */
 const listenPort = z.int().min(0).max(65535);
 /** A port we connect to. */
@@ -141,7 +148,8 @@ const virtualHostSchema = z.strictObject({
 const accessLogSchema = z.strictObject({
   /** Stream access logs over gRPC (Envoy's ALS) to a sink at address:port; translate adds its cluster. */
   grpc: z.strictObject({
-    address: ipAddress,
+    /** A host name is resolved by the data plane (STRICT_DNS), so the sink can be a service name. */
+    address: ipOrHostName,
     port: targetPort,
     'log-name': name.optional(),
     /** 0 flushes every entry at once; Envoy's default buffers 16 KiB. */
