@@ -8,6 +8,7 @@
 import cluster from 'node:cluster';
 import { once } from 'node:events';
 import { DEMO_PROTOCOLS, startDemoUpstream, type DemoProtocol, type DemoUpstream } from '../demo/upstream.js';
+import { advertiseAddress, registerInConsul } from '../demo/consul-register.js';
 import { ConsulXdsError } from '../errors.js';
 import { choiceOption, parseCommandArgs, portOption } from './args.js';
 
@@ -23,6 +24,10 @@ A demo upstream that answers every request and names itself (quick start, exampl
                               grpc        consulxds.demo.Greeter/Hello (examples/greeter.proto)
                               tcp         echoes every byte back
   --workers N               http1, h2c: N processes share each port, one connection each (default 1)
+  --consul URL              register each port in this Consul agent (service --service, default NAME;
+                            address --advertise, default this host's first non-loopback IPv4) with a
+                            health check; deregistered on exit
+  --service NAME, --advertise ADDR
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -35,6 +40,9 @@ export async function run(argv: string[]): Promise<number> {
       host: { type: 'string' },
       protocol: { type: 'string' },
       workers: { type: 'string' },
+      consul: { type: 'string' },
+      service: { type: 'string' },
+      advertise: { type: 'string' },
     },
     USAGE,
   );
@@ -56,7 +64,22 @@ export async function run(argv: string[]): Promise<number> {
   const stopped = Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
   const nameAt = (i: number) => (ports.length === 1 ? values.name : `${values.name}-${i + 1}`) as string;
 
-  if (workers > 1 && cluster.isPrimary) return runPrimary(workers, ports, protocol, host, stopped);
+  const service = values.service ?? values.name;
+  const consul = values.consul;
+  /** --consul: each bound port becomes an instance of `service`; resolves with the deregistration. */
+  const register = async (bound: readonly number[]): Promise<() => Promise<void>> => {
+    if (consul === undefined) return async () => undefined;
+    const address = values.advertise ?? advertiseAddress();
+    const done: Array<() => Promise<void>> = [];
+    for (const port of bound) {
+      done.push(await registerInConsul(consul, { service, address, port, protocol }));
+      process.stderr.write(`demo-upstream: registered in Consul ${consul} as ${service} at ${address}:${port}\n`);
+    }
+    return async () => {
+      await Promise.all(done.map((d) => d()));
+    };
+  };
+  if (workers > 1 && cluster.isPrimary) return runPrimary(workers, ports, protocol, host, stopped, register);
   const suffix = cluster.isWorker ? `/w${cluster.worker?.id}` : '';
   const started: DemoUpstream[] = [];
   try {
@@ -69,7 +92,9 @@ export async function run(argv: string[]): Promise<number> {
   if (!cluster.isWorker) {
     for (const u of started) process.stderr.write(`demo-upstream ${u.name} (${u.protocol}) on ${host}:${u.port}\n`);
   }
+  const deregister = cluster.isWorker ? async () => undefined : await register(started.map((u) => u.port));
   await stopped;
+  await deregister();
   await Promise.all(started.map((u) => u.close()));
   // A worker's IPC channel to the primary would keep it alive.
   cluster.worker?.disconnect();
@@ -77,7 +102,14 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 /** Forks the workers (they re-run this command), reports the ports once all listen, and stops them on a signal. */
-async function runPrimary(workers: number, ports: readonly number[], protocol: DemoProtocol, host: string, stopped: Promise<unknown>): Promise<number> {
+async function runPrimary(
+  workers: number,
+  ports: readonly number[],
+  protocol: DemoProtocol,
+  host: string,
+  stopped: Promise<unknown>,
+  register: (bound: readonly number[]) => Promise<() => Promise<void>>,
+): Promise<number> {
   const bound = new Set<number>();
   const listening = Array.from({ length: workers }, () => {
     const w = cluster.fork();
@@ -92,7 +124,9 @@ async function runPrimary(workers: number, ports: readonly number[], protocol: D
   });
   const up = await Promise.race([Promise.all(listening).then(() => true), stopped.then(() => false)]);
   if (up) process.stderr.write(`demo-upstream: ${workers} ${protocol} workers on ${host}:${[...bound].join(', ')}\n`);
+  const deregister = up ? await register([...bound]) : async () => undefined;
   if (up) await stopped;
+  await deregister();
   const exited = Object.values(cluster.workers ?? {}).map((w) => {
     const done = once(w as NonNullable<typeof w>, 'exit');
     w?.kill('SIGTERM');

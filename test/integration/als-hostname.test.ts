@@ -49,7 +49,13 @@ endpoint:
     web: { static: [{ address: "127.0.0.1", port: ${upstream.port} }] }
 `,
   );
-  app = await serve({ configFile: config, xds: { host: '127.0.0.1', port: 0 }, admin: { port: 0 }, als: { port: alsPort, file: logFile }, logger: silentLogger });
+  app = await serve({
+    configFile: config,
+    xds: { host: '127.0.0.1', port: 0 },
+    admin: { port: 0 },
+    als: { port: alsPort, file: logFile },
+    logger: silentLogger,
+  });
   envoy = await startEnvoy({ xdsPort: app.xdsPort, nodeId: 'als-hostname', nodeCluster: 'web' });
 });
 

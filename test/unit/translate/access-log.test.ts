@@ -41,10 +41,9 @@ it('an IP address: a STATIC cluster; a host name: STRICT_DNS to the same host an
     const c = sinkCluster(host);
     assert.equal(c.type, 'STRICT_DNS', host);
     assert.equal(c.name, `consul-xds-als-${host}-9001`);
-    assert.deepEqual(
-      (c.load_assignment as { endpoints: Array<{ lb_endpoints: Array<{ endpoint: unknown }> }> }).endpoints[0]?.lb_endpoints[0]?.endpoint,
-      { address: { socket_address: { protocol: 'TCP', address: host, port_value: 9001 } } },
-    );
+    assert.deepEqual((c.load_assignment as { endpoints: Array<{ lb_endpoints: Array<{ endpoint: unknown }> }> }).endpoints[0]?.lb_endpoints[0]?.endpoint, {
+      address: { socket_address: { protocol: 'TCP', address: host, port_value: 9001 } },
+    });
   }
 });
 
