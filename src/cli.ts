@@ -38,7 +38,7 @@ ${Object.entries(COMMANDS)
 Run 'consul-xds <command> --help' for the options of a command; 'consul-xds --version' prints the version.
 `;
 
-/** The version in package.json (dist/src/cli.js -> ../../package.json). */
+/** The version in package.json (two folders above dist/src/cli.js). */
 function version(): string {
   return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }

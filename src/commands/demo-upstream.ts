@@ -21,6 +21,7 @@ A demo upstream that answers every request and names itself (quick start, exampl
   --host HOST               listen address (default 127.0.0.1)
   --protocol P              ${DEMO_PROTOCOLS.join(' | ')} (default http1):
                               http1, h2c  200 on every path, header x-upstream: NAME, JSON body
+                                          (?delay=MS holds the answer, at most 10 s)
                               grpc        consulxds.demo.Greeter/Hello (examples/greeter.proto)
                               tcp         echoes every byte back
   --workers N               http1, h2c: N processes share each port, one connection each (default 1)

@@ -3,7 +3,9 @@
  * protocol and a port. Out: a server on it that answers every request and names itself, so a
  * tally of answers shows where a proxy sent each request:
  *   http1, h2c  any method and path: 200, header `x-upstream: <name>`, JSON body
- *               {"upstream", "path", "host", "protocol"} (h2c: cleartext HTTP/2, prior knowledge)
+ *               {"upstream", "path", "host", "protocol"} (h2c: cleartext HTTP/2, prior knowledge);
+ *               `?delay=MS` holds the answer that long (at most 10 s: a slow backend, for
+ *               circuit breakers and timeouts)
  *   grpc        consulxds.demo.Greeter/Hello (examples/greeter.proto) answers {backend: <name>}
  *   tcp         echoes every byte back (a stand-in for a TCP service such as MongoDB)
  * It also counts the connections it accepted (seed 002: how many an HTTP/2 client opens).
@@ -98,6 +100,13 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions): Promise<Demo
   };
 }
 
+/** The `delay` query parameter in ms, within 0..10,000 (0 when absent or not a number). */
+export function delayOf(path: string): number {
+  const q = path.indexOf('?');
+  const ms = q < 0 ? 0 : Number(new URLSearchParams(path.slice(q + 1)).get('delay') ?? 0);
+  return Number.isFinite(ms) ? Math.min(Math.max(ms, 0), 10_000) : 0;
+}
+
 function serverFor(name: string, protocol: Exclude<DemoProtocol, 'grpc'>, onRequest: (host: string) => void): net.Server {
   const answer = (path: string, host: string, proto: string): string => {
     onRequest(host);
@@ -108,22 +117,30 @@ function serverFor(name: string, protocol: Exclude<DemoProtocol, 'grpc'>, onRequ
       return http.createServer({ keepAlive: true }, (req, res) => {
         // Answer once the request body is in: draining it keeps the connection reusable.
         req.resume();
-        req.once('end', () => {
-          res.setHeader(UPSTREAM_HEADER, name);
-          res.setHeader('content-type', 'application/json');
-          res.end(`${answer(req.url ?? '/', req.headers.host ?? '', `HTTP/${req.httpVersion}`)}\n`);
-        });
+        req.once('end', () =>
+          setTimeout(
+            () => {
+              res.setHeader(UPSTREAM_HEADER, name);
+              res.setHeader('content-type', 'application/json');
+              res.end(`${answer(req.url ?? '/', req.headers.host ?? '', `HTTP/${req.httpVersion}`)}\n`);
+            },
+            delayOf(req.url ?? ''),
+          ),
+        );
       });
     case 'h2c': {
       const server = http2.createServer();
       server.on('stream', (stream, headers) => {
         stream.on('error', () => undefined);
         stream.resume();
-        stream.once('end', () => {
-          if (stream.destroyed) return;
-          stream.respond({ ':status': 200, 'content-type': 'application/json', [UPSTREAM_HEADER]: name });
-          stream.end(`${answer(String(headers[':path'] ?? '/'), String(headers[':authority'] ?? ''), 'HTTP/2')}\n`);
-        });
+        const path = String(headers[':path'] ?? '/');
+        stream.once('end', () =>
+          setTimeout(() => {
+            if (stream.destroyed) return;
+            stream.respond({ ':status': 200, 'content-type': 'application/json', [UPSTREAM_HEADER]: name });
+            stream.end(`${answer(path, String(headers[':authority'] ?? ''), 'HTTP/2')}\n`);
+          }, delayOf(path)),
+        );
       });
       server.on('sessionError', () => undefined);
       return server;

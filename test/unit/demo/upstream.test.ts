@@ -2,7 +2,7 @@
  * The demo upstreams answer every path and name themselves on each protocol: HTTP/1.1 and h2c
  * (header x-upstream and the JSON body), gRPC (consulxds.demo.Greeter/Hello through a real
  * grpc-js client, its hand-written codec checked against examples/greeter.proto with protobufjs),
- * and TCP (bytes echoed). They count connections and requests.
+ * and TCP (bytes echoed). They count connections and requests; `?delay=MS` slows an answer.
  */
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,6 +29,9 @@ it('http1: any method and path gets 200 with its name; requests and connections 
       assert.deepEqual(await res.json(), { upstream: 'web-api-go', path, host: `127.0.0.1:${u.port}`, protocol: 'HTTP/1.1' });
     }
     assert.equal(u.requests().count, 2);
+    const t0 = Date.now();
+    assert.equal((await fetch(`http://127.0.0.1:${u.port}/slow?delay=300`)).status, 200);
+    assert.ok(Date.now() - t0 >= 290, '?delay=300 holds the answer 300 ms');
     assert.ok(u.connections() >= 1);
   } finally {
     await u.close();
