@@ -6,6 +6,8 @@ import type { DataPlaneKind, Stack } from './stack.js';
 import { quickstart } from './quickstart.js';
 import { seed000 } from './seed-000.js';
 import { seed001 } from './seed-001.js';
+import { seed002 } from './seed-002.js';
+import { seed003 } from './seed-003.js';
 
 export interface Example {
   readonly title: string;
@@ -20,6 +22,8 @@ export const EXAMPLES: Readonly<Record<string, Example>> = {
   quickstart,
   'seed-000': seed000,
   'seed-001': seed001,
+  'seed-002': seed002,
+  'seed-003': seed003,
 };
 
 /** One walkthrough step as printed: a title, the command a user would type, what to expect, what this run got. */
