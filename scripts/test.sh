@@ -3,7 +3,7 @@
 # the cache, exports ENVOY_BIN and CONSUL_BIN, then runs every compiled unit and integration test
 # with node's test runner. A binary that cannot be installed fails the run: the real-Envoy and
 # real-Consul tests are never skipped.
-# Overrides: ENVOY_BIN / CONSUL_BIN (use these binaries, install nothing), TEST_CONCURRENCY
+# Overrides: ENVOY_BIN / CONSUL_BIN / GRPC_GO_CLIENT / GRPCURL_BIN (use these binaries, install nothing), TEST_CONCURRENCY
 # (test files run at once), TEST_TIMEOUT_MS (per test); arguments replace the file list.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -20,12 +20,15 @@ install() { # $1 = script, $2 = what; prints the binary path or fails the run
 
 ENVOY_BIN="${ENVOY_BIN:-$(install install-envoy.sh Envoy)}"
 CONSUL_BIN="${CONSUL_BIN:-$(install install-consul.sh Consul)}"
-for b in "$ENVOY_BIN" "$CONSUL_BIN"; do
+# Two Go-built clients (Go modules from the proxy on the first build): grpc-go's own xDS client
+# for the make-before-break test, grpcurl for the CSDS test.
+GRPC_GO_CLIENT="${GRPC_GO_CLIENT:-$(install build-grpc-go-client.sh 'the grpc-go xDS client')}"
+GRPCURL_BIN="${GRPCURL_BIN:-$(install install-grpcurl.sh grpcurl)}"
+for b in "$ENVOY_BIN" "$CONSUL_BIN" "$GRPC_GO_CLIENT" "$GRPCURL_BIN"; do
   if [ ! -x "$b" ]; then echo "test.sh: $b is not an executable" >&2; exit 1; fi
 done
-export ENVOY_BIN CONSUL_BIN
-echo "test.sh: ENVOY_BIN=$ENVOY_BIN" >&2
-echo "test.sh: CONSUL_BIN=$CONSUL_BIN" >&2
+export ENVOY_BIN CONSUL_BIN GRPC_GO_CLIENT GRPCURL_BIN
+for v in ENVOY_BIN CONSUL_BIN GRPC_GO_CLIENT GRPCURL_BIN; do echo "test.sh: $v=${!v}" >&2; done
 
 if [ "$#" -gt 0 ]; then
   files=("$@")

@@ -17,7 +17,9 @@ import type { Config } from './config/schema.js';
 import { Publisher, type PublishError, type PublisherStatus } from './pipeline/publisher.js';
 import { DEFAULT_GROUP, SnapshotCache } from './cache/snapshot-cache.js';
 import { clientKindGroupOf } from './cache/client-kind.js';
-import { createXdsServer, type XdsServer } from './server/index.js';
+import { MakeBeforeBreak } from './cache/make-before-break.js';
+import { createXdsServer, type XdsLimits, type XdsServer } from './server/index.js';
+import { TransportSecurity, type TransportSecurityOptions } from './common/transport-security.js';
 import { startSidecar, type AdminOptions, type AlsOptions, type PipelineMetrics, type Sidecar } from './sidecar.js';
 import { ConsulXdsError } from './errors.js';
 import { bindNamed } from './common/http-listen.js';
@@ -43,6 +45,10 @@ export interface ServeOptions {
   readonly configParsing?: Omit<WorkerParserOptions, 'logger'> & { readonly inProcess?: boolean };
   /** xDS (ADS + per-type SotW services). Default 127.0.0.1:9000 as in seed 001. */
   readonly xds?: Endpoint;
+  /** xDS over TLS (files re-read on change); with a client CA, mTLS and the identity rule. Default plaintext. */
+  readonly xdsSecurity?: TransportSecurityOptions;
+  /** Per-client limits of the xDS server (defaults: DEFAULT_XDS_LIMITS). */
+  readonly xdsLimits?: Partial<XdsLimits>;
   /** Admin HTTP server (health, status, metrics); `false` runs without it. */
   readonly admin?: AdminOptions | false;
   /** Access Log Service sink; `false` disables it. Default 127.0.0.1:9001 as in seed 001. */
@@ -50,6 +56,8 @@ export interface ServeOptions {
   readonly logger?: Logger;
   /** Coalescing window for changes, in ms. */
   readonly coalesceMs?: number;
+  /** Make before break: longest wait for clients to answer new routes before held removals go (default 5000; 0: no staging). */
+  readonly removalTimeoutMs?: number;
 }
 
 export interface AppStatus {
@@ -92,8 +100,16 @@ export async function serve(opts: ServeOptions): Promise<RunningApp> {
     const parser: ConfigParser = opts.configParsing?.inProcess ? inProcessParser : new WorkerConfigParser({ ...opts.configParsing, logger });
     closers.push(() => parser.close());
     const parsing: Parsing = { parser, limits: opts.configLimits };
-    const xdsServer = createXdsServer({ cache, logger });
+    let security: TransportSecurity | undefined;
+    if (opts.xdsSecurity) {
+      security = await TransportSecurity.open(opts.xdsSecurity, logger, 'xds');
+      const opened = security;
+      closers.push(() => opened.close());
+    }
+    const xdsServer = createXdsServer({ cache, logger, ...(security ? { security } : {}), ...(opts.xdsLimits ? { limits: opts.xdsLimits } : {}) });
     closers.push(() => xdsServer.close());
+    const makeBeforeBreak = new MakeBeforeBreak({ cache, progress: xdsServer.registry, timeoutMs: opts.removalTimeoutMs, logger });
+    closers.push(() => makeBeforeBreak.close());
     let sources: Sources | undefined;
     const status = (): AppStatus => ({
       mode: opts.configFile ? 'file' : 'consul',
@@ -105,12 +121,21 @@ export async function serve(opts: ServeOptions): Promise<RunningApp> {
     // metrics see the first snapshot build too.
     let sidecar: Sidecar | undefined;
     if (opts.admin !== false) {
-      sidecar = await startSidecar({ cache, registry: xdsServer.registry, logger, admin: opts.admin ?? {}, als: opts.als ?? {}, status });
+      const xdsSecurity = security;
+      sidecar = await startSidecar({
+        cache,
+        registry: xdsServer.registry,
+        logger,
+        admin: opts.admin ?? {},
+        als: opts.als ?? {},
+        status,
+        ...(xdsSecurity ? { xdsSecurity: () => xdsSecurity.status() } : {}),
+      });
       closers.push(() => sidecar?.close());
     }
     const metrics = sidecar?.metrics;
     const newPublisher = (group: string): Publisher => {
-      const p = new Publisher({ cache, logger, group, coalesceMs: opts.coalesceMs });
+      const p = new Publisher({ cache, makeBeforeBreak, logger, group, coalesceMs: opts.coalesceMs });
       closers.push(() => p.close());
       if (metrics) {
         p.on('published', (_snapshot, buildMs: number) => metrics.observeSnapshotBuild(buildMs));
@@ -124,7 +149,7 @@ export async function serve(opts: ServeOptions): Promise<RunningApp> {
 
     const xds = opts.xds ?? DEFAULT_XDS;
     const xdsPort = await bindNamed('xds', xds.host, xds.port, () => xdsServer.listen(xds.host, xds.port));
-    logger.info({ xds: `${xds.host}:${xdsPort}` }, 'xDS server listening');
+    logger.info({ xds: `${xds.host}:${xdsPort}`, tls: security !== undefined, mtls: security?.checksIdentity ?? false }, 'xDS server listening');
 
     const publisher = sources.publishers.get(DEFAULT_GROUP) ?? [...sources.publishers.values()][0];
     if (!publisher) throw new Error('serve: no node group configured');

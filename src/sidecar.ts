@@ -2,7 +2,8 @@
  * The sidecar duties in one call: the ALS sink (gRPC, default 127.0.0.1:9001), the bounded
  * access-log writer and live aggregates, the load balancer health answer, and the admin HTTP
  * server (/health, /status/clients, /config_dump, /metrics, /stats/access-log; loopback by
- * default). In: the snapshot cache and stream registry (read only) plus options validated here
+ * default), and optionally a health-only HTTP listener for the load balancer (healthHost/healthPort:
+ * the health path and nothing else, so the admin port can stay on loopback). In: the snapshot cache and stream registry (read only) plus options validated here
  * with zod. Out: the bound ports, the PipelineMetrics the publisher reports into, and close().
  */
 import { z } from 'zod';
@@ -15,7 +16,9 @@ import { AccessLogWriter } from './common/access-log-writer.js';
 import { AlsSink } from './als/sink.js';
 import { HealthChecker, type HealthReport } from './admin/health.js';
 import { SidecarMetrics, type PipelineMetrics } from './admin/metrics.js';
-import { AdminServer } from './admin/admin-server.js';
+import { AdminServer, healthRoute } from './admin/admin-server.js';
+import { AdminHttpServer } from './common/admin-http.js';
+import { TransportSecurity, type TransportSecurityStatus } from './common/transport-security.js';
 import { bindNamed } from './common/http-listen.js';
 
 export type { PipelineMetrics } from './admin/metrics.js';
@@ -38,6 +41,16 @@ const AdminOptionsSchema = z.strictObject({
   /** The local Envoy's admin base URL: its /ready must say LIVE, and its /server_info names the node judged. */
   envoyAdminUrl: z.url().optional(),
   envoyReadyTimeoutMs: z.number().int().min(1).default(1000),
+  /** A second listener serving only the health path (404 for anything else), e.g. on 0.0.0.0 for the load balancer. */
+  healthHost: host.optional(),
+  healthPort: port.optional(),
+});
+
+const tlsFiles = z.strictObject({
+  cert: z.string().min(1),
+  key: z.string().min(1),
+  /** Client certificates are required, verified against this CA, and must name the stream's node id. */
+  clientCa: z.string().min(1).optional(),
 });
 
 const AlsOptionsSchema = z.strictObject({
@@ -54,6 +67,12 @@ const AlsOptionsSchema = z.strictObject({
   windowSeconds: z.number().int().min(1).max(3600).default(60),
   maxRouteKeys: z.number().int().min(1).default(200),
   maxClusterKeys: z.number().int().min(1).default(100),
+  /** The sink speaks TLS with these files (re-read when they change; common/tls-files.ts). */
+  tls: tlsFiles.optional(),
+  /** How often the TLS files are checked for a change (ms). */
+  tlsPollMs: z.number().int().min(10).optional(),
+  /** The xDS identity pattern: its `{node}` in a URI SAN names the node here too (no group check: the sink serves no snapshot). */
+  identityUriPattern: z.string().min(1).optional(),
 });
 
 export type AdminOptions = z.input<typeof AdminOptionsSchema>;
@@ -70,10 +89,14 @@ export interface SidecarOptions {
   readonly processMetrics?: boolean;
   /** The pipeline's status for GET /status (config origin, versions, last error, Consul watches). */
   readonly status?: () => unknown;
+  /** The xDS server's TLS and identity refusals, for /status and /metrics (absent: plaintext xDS). */
+  readonly xdsSecurity?: () => TransportSecurityStatus;
 }
 
 export interface Sidecar {
   readonly adminPort: number;
+  /** The health-only listener's port; undefined when none was asked for. */
+  readonly healthPort: number | undefined;
   /** undefined when the ALS sink is disabled. */
   readonly alsPort: number | undefined;
   /** For the publisher: snapshot build time and config errors. */
@@ -99,6 +122,9 @@ function parse<S extends z.ZodType>(schema: S, value: unknown, where: string): z
 
 export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const admin = parse(AdminOptionsSchema, opts.admin, 'sidecar.admin');
+  if (admin.healthHost !== undefined && admin.healthPort === undefined) {
+    throw new ConfigError('sidecar.admin', [{ path: 'sidecar.admin.healthPort', message: 'healthHost is set but healthPort is not' }]);
+  }
   const als = opts.als === false ? undefined : parse(AlsOptionsSchema, opts.als, 'sidecar.als');
   const logger = opts.logger.child({ component: 'sidecar' });
   const closers: Array<() => unknown> = [];
@@ -120,11 +146,28 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
         opened.catch((err: Error) => logger.error({ file: als.file, err: err.message }, 'access log file could not be opened'));
       }
       closers.push(() => writer.close());
-      const sink = new AlsSink({ writer, aggregates, logger });
+      let security: TransportSecurity | undefined;
+      if (als.tls !== undefined) {
+        security = await TransportSecurity.open(
+          {
+            tls: als.tls,
+            ...(als.tlsPollMs !== undefined ? { pollMs: als.tlsPollMs } : {}),
+            ...(als.identityUriPattern !== undefined ? { groupPattern: als.identityUriPattern } : {}),
+          },
+          logger,
+          'als',
+        );
+        const opened = security;
+        closers.push(() => opened.close());
+      }
+      const sink = new AlsSink({ writer, aggregates, logger, ...(security ? { security } : {}) });
       closers.push(() => sink.close());
       alsPort = await bindNamed('als', als.host, als.port, () => sink.listen(als.host, als.port));
       accessLog = { aggregates, writer, sink };
-      logger.info({ als: `${als.host}:${alsPort}`, file: als.file ?? 'stdout' }, 'access log service listening');
+      logger.info(
+        { als: `${als.host}:${alsPort}`, file: als.file ?? 'stdout', tls: security !== undefined, mtls: security?.checksIdentity ?? false },
+        'access log service listening',
+      );
     }
 
     const health = new HealthChecker({
@@ -139,13 +182,24 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     closers.push(() => health.close());
     const metrics = new SidecarMetrics({ registry: opts.registry, ...(accessLog ? { accessLog } : {}), processMetrics: opts.processMetrics ?? true });
     closers.push(() => metrics.close());
+    const security = (): Record<string, TransportSecurityStatus> => {
+      const out: Record<string, TransportSecurityStatus> = {};
+      if (opts.xdsSecurity) out.xds = opts.xdsSecurity();
+      const als = accessLog?.sink.security;
+      if (als) out.als = als.status();
+      return out;
+    };
+    const secure = opts.xdsSecurity !== undefined || accessLog?.sink.security !== undefined;
+    // Plaintext (the default): /status and /metrics stay as they were, without TLS entries.
+    if (secure) metrics.watchSecurity(security);
+    const status = opts.status;
     const server = new AdminServer({
       cache: opts.cache,
       registry: opts.registry,
       health,
       healthPath: admin.healthPath,
       metrics,
-      ...(opts.status ? { status: opts.status } : {}),
+      ...(status ? { status: secure ? () => ({ ...(status() as object), transportSecurity: security() }) : status } : {}),
       ...(accessLog ? { accessLog } : {}),
       logger,
     });
@@ -155,9 +209,21 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       { admin: `${admin.host}:${adminPort}`, healthPath: admin.healthPath, maintenanceFile: admin.maintenanceFile, judges: health.describeRule() },
       'admin server listening',
     );
+    let healthPort: number | undefined;
+    const wantedHealthPort = admin.healthPort;
+    if (wantedHealthPort !== undefined) {
+      // Only the health path: /config_dump, /status/clients and the rest stay on the admin port.
+      const healthServer = new AdminHttpServer(new Map([[admin.healthPath, healthRoute(health)]]), logger.child({ component: 'health-listener' }));
+      healthPort = await bindNamed('health', admin.healthHost ?? '127.0.0.1', wantedHealthPort, () =>
+        healthServer.listen(admin.healthHost ?? '127.0.0.1', wantedHealthPort),
+      );
+      closers.push(() => healthServer.close());
+      logger.info({ health: `${admin.healthHost ?? '127.0.0.1'}:${healthPort}`, healthPath: admin.healthPath }, 'health-only listener');
+    }
 
     return {
       adminPort,
+      healthPort,
       alsPort,
       metrics,
       health: () => health.check(),

@@ -12,21 +12,12 @@
 import { createInterface } from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
 import type { PeerSnapshot, ServerCommand, ServerReply } from '../bench/server-process.js';
-import { decodeRequestHead, encodeResponse } from '../bench/wire.js';
+import { decodeRequestHead, encodeResponse, rawStreamingMethod } from '../bench/wire.js';
 
 type AdsCall = grpc.ServerDuplexStream<Buffer, Buffer>;
 
-const identity = (b: Buffer): Buffer => b;
 const ADS_SERVICE: grpc.ServiceDefinition = {
-  StreamAggregatedResources: {
-    path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
-    requestStream: true,
-    responseStream: true,
-    requestSerialize: identity,
-    requestDeserialize: identity,
-    responseSerialize: identity,
-    responseDeserialize: identity,
-  },
+  StreamAggregatedResources: rawStreamingMethod('/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources'),
 };
 
 interface TypeResponse {

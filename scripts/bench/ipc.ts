@@ -1,47 +1,68 @@
 /**
- * Messages between the benchmark driver (scripts/bench-fanout.ts) and its load generator child
+ * Messages between the benchmark driver (scripts/bench-fanout.ts) and its load generator children
  * (load-generator.ts), over Node's fork() IPC channel.
  *
  * Time: every stamp is milliseconds since `baseNs`, a reading of process.hrtime.bigint() taken
  * by the driver and sent in `start`. On Linux process.hrtime reads CLOCK_MONOTONIC, one kernel
  * clock shared by every process on the machine (the Go peer reads the same clock), so stamps
  * from different processes compare directly with sub-microsecond resolution; Date.now() would
- * give whole milliseconds, too coarse for sub-100 ms latencies. The child checks the claim at
- * start: its reading of the driver's send stamp must be a little later than that stamp.
+ * give whole milliseconds, too coarse for sub-100 ms latencies. The driver checks the claim at
+ * start: the child's reading when the start message arrives must lie between the driver's
+ * readings when it sent the message and when the child's answer came back (however long the
+ * child took to load, which a fixed bound on the gap mistook for a clock difference).
  */
+
+/** SotW: StreamAggregatedResources; delta: DeltaAggregatedResources (incremental xDS). */
+export type Protocol = 'sotw' | 'delta';
 
 export interface StartMessage {
   readonly kind: 'start';
   readonly port: number;
+  readonly protocol: Protocol;
   readonly clients: number;
+  /** Index of this process's first client (node ids are unique across load-generator processes). */
+  readonly firstClient: number;
   /** Decimal string of the driver's process.hrtime.bigint() origin. */
   readonly baseNs: string;
-  /** The driver's clock when it sent this message (ms since baseNs). */
-  readonly sentMs: number;
   /** At most this many clients connecting (not yet holding the initial snapshot) at once. */
   readonly connectConcurrency: number;
   /** Give up on the initial snapshot after this long. */
   readonly readyTimeoutMs: number;
 }
 
-/** The next change: which types will get which new version. */
+/**
+ * What a change carries for one type: its new type version (a SotW client waits for it in
+ * version_info) and the resources whose content changed (a Delta client waits for each of them,
+ * since Delta has no per-type version).
+ */
+export interface Expectation {
+  readonly version: string;
+  readonly names: readonly string[];
+}
+
+/** The next change: which types will change, to what. */
 export interface ArmMessage {
   readonly kind: 'arm';
   readonly change: number;
-  readonly expect: Readonly<Record<string, string>>;
+  readonly expect: Readonly<Record<string, Expectation>>;
   readonly timeoutMs: number;
+}
+
+/** Ask for the running totals of what the clients received (bytes per change = the difference). */
+export interface TallyMessage {
+  readonly kind: 'tally';
 }
 
 export interface StopMessage {
   readonly kind: 'stop';
 }
 
-export type ToLoadGenerator = StartMessage | ArmMessage | StopMessage;
+export type ToLoadGenerator = StartMessage | ArmMessage | TallyMessage | StopMessage;
 
 export interface StartedMessage {
   readonly kind: 'started';
-  /** Child's clock minus the driver's send stamp; IPC latency, so small and >= 0. */
-  readonly clockSkewMs: number;
+  /** The child's clock (ms since base) when the start message arrived. */
+  readonly receivedMs: number;
 }
 
 export interface ReadyMessage {
@@ -49,8 +70,10 @@ export interface ReadyMessage {
   readonly clients: number;
   /** When the last client had ACKed all four types (ms since base). */
   readonly readyAtMs: number;
-  /** Versions per type held by every client; 'mixed' where clients disagree. */
+  /** Versions per type held by every client; 'mixed' where clients disagree ('' for Delta). */
   readonly versions: Readonly<Record<string, string>>;
+  /** Resources per type held by every client; -1 where clients disagree. */
+  readonly counts: Readonly<Record<string, number>>;
 }
 
 export interface ArmedMessage {
@@ -73,9 +96,24 @@ export interface ChangeMessage {
   readonly cpuMs: number;
 }
 
+export interface TalliedMessage {
+  readonly kind: 'tally';
+  /** gRPC message bytes (the encoded responses, without HTTP/2 framing) all clients received so far. */
+  readonly bytes: number;
+  readonly responses: number;
+}
+
+/** The server answered the stream with UNIMPLEMENTED: it does not serve this protocol. */
+export interface UnsupportedMessage {
+  readonly kind: 'unsupported';
+  /** grpc-status and grpc-message, e.g. "UNIMPLEMENTED". */
+  readonly status: string;
+  readonly message: string;
+}
+
 export interface ErrorMessage {
   readonly kind: 'error';
   readonly message: string;
 }
 
-export type FromLoadGenerator = StartedMessage | ReadyMessage | ArmedMessage | ChangeMessage | ErrorMessage;
+export type FromLoadGenerator = StartedMessage | ReadyMessage | ArmedMessage | ChangeMessage | TalliedMessage | UnsupportedMessage | ErrorMessage;

@@ -18,11 +18,12 @@ import { buildSnapshot, type Snapshot } from '../../src/cache/snapshot.js';
 import { DEFAULT_GROUP, SnapshotCache } from '../../src/cache/snapshot-cache.js';
 import { createXdsServer } from '../../src/server/index.js';
 import { silentLogger } from '../../src/log.js';
+import { BENCH_CONFIG_MAX_BYTES } from './config-gen.js';
 import type { ServerCommand, ServerReply } from './server-process.js';
 
 /** The config pipeline, named so a profile of the fan-out can leave it out (profile-top.ts). */
 function prepareSnapshot(text: string, source: string): Snapshot {
-  const config = parseConfig(text, source);
+  const config = parseConfig(text, source, { maxBytes: BENCH_CONFIG_MAX_BYTES });
   return buildSnapshot(translate(config, staticEndpoints(config)));
 }
 

@@ -2,11 +2,10 @@
  * What the benchmark reads from the kernel about a server under test (Linux /proc).
  *
  * In: a pid, a port. Out: resident memory (KiB), CPU time used so far, and the number of
- * established TCP connections whose local end is the server's port: the server's own view of how
- * many clients are connected, which is how the benchmark checks that every simulated client has
- * its own HTTP/2 connection.
+ * established TCP connections the load generators hold to the server's port, which is how the
+ * benchmark checks that every simulated client has its own HTTP/2 connection.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 
 /** VmRSS of a process in KiB ('self' for this process). */
 export function rssKb(pid: number | 'self'): number {
@@ -18,9 +17,32 @@ export function rssKb(pid: number | 'self'): number {
 
 const TCP_ESTABLISHED = '01';
 
-/** Established TCP connections (IPv4 and IPv6) whose local port is `port`. */
-export function establishedOnPort(port: number): number {
+/** Inodes of the sockets a process holds open (its fds that link to "socket:[inode]"). */
+function socketInodes(pid: number): Set<string> {
+  const out = new Set<string>();
+  const dir = `/proc/${pid}/fd`;
+  for (const fd of readdirSync(dir)) {
+    let target: string;
+    try {
+      target = readlinkSync(`${dir}/${fd}`);
+    } catch {
+      continue; // closed since the listing
+    }
+    const m = /^socket:\[(\d+)\]$/.exec(target);
+    if (m?.[1]) out.add(m[1]);
+  }
+  return out;
+}
+
+/**
+ * Established TCP connections (IPv4 and IPv6) to `port` (their remote end) held by the processes
+ * `pids`: the load generators' own connections to the server. Counted from the clients' side
+ * because on a shared machine a stranger can connect to the server too (another program's test
+ * that took the ephemeral port for a free one), and those connections must not count as clients.
+ */
+export function connectionsTo(port: number, pids: readonly number[]): number {
   const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  const owned = new Set(pids.flatMap((pid) => [...socketInodes(pid)]));
   let count = 0;
   for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
     let text: string;
@@ -31,8 +53,9 @@ export function establishedOnPort(port: number): number {
     }
     for (const line of text.split('\n').slice(1)) {
       const cols = line.trim().split(/\s+/);
-      const local = cols[1];
-      if (local?.endsWith(`:${hexPort}`) && cols[3] === TCP_ESTABLISHED) count++;
+      const remote = cols[2];
+      // Columns: sl, local, remote, state, ..., inode (10th).
+      if (remote?.endsWith(`:${hexPort}`) && cols[3] === TCP_ESTABLISHED && owned.has(cols[9] ?? '')) count++;
     }
   }
   return count;

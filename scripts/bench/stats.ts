@@ -5,7 +5,7 @@
  * not decide the result, and every change still shows in --verbose).
  */
 import { TYPE_SHORT, isXdsTypeUrl } from '../../src/xds/resource-types.js';
-import type { ChangeMessage } from './ipc.js';
+import type { ChangeMessage, Protocol } from './ipc.js';
 
 /** Nearest-rank percentile of an ascending array; NaN when empty. */
 export function percentile(sorted: readonly number[], p: number): number {
@@ -37,13 +37,22 @@ export interface ChangeStats {
   readonly publishBlockMs?: number;
   readonly missing: number;
   readonly responses: number;
+  /** gRPC message bytes each client received for the change (mean over clients), to the end of the quiet time. */
+  readonly bytesPerClient: number;
   /** CPU the server used for the change: from just before publish until the quiet time after it. */
   readonly serverCpuMs: number;
   /** CPU the load generator (all clients) used from arm to report. */
   readonly clientCpuMs: number;
 }
 
-export function changeStats(report: ChangeMessage, publishMs: number, cdsTypeUrl: string, serverCpuMs: number, publishBlockMs?: number): ChangeStats {
+export function changeStats(
+  report: ChangeMessage,
+  publishMs: number,
+  cdsTypeUrl: string,
+  serverCpuMs: number,
+  bytesPerClient: number,
+  publishBlockMs?: number,
+): ChangeStats {
   const types = Object.values(report.received);
   const n = report.acked.length;
   const delivered: number[] = [];
@@ -81,6 +90,7 @@ export function changeStats(report: ChangeMessage, publishMs: number, cdsTypeUrl
     ...(publishBlockMs !== undefined ? { publishBlockMs } : {}),
     missing: report.missing,
     responses: report.responses,
+    bytesPerClient,
     serverCpuMs,
     clientCpuMs: report.cpuMs,
   };
@@ -88,6 +98,7 @@ export function changeStats(report: ChangeMessage, publishMs: number, cdsTypeUrl
 
 export interface RunSummary {
   readonly server: string;
+  readonly protocol: Protocol;
   readonly clients: number;
   readonly changes: number;
   /** Medians over changes. */
@@ -97,6 +108,7 @@ export interface RunSummary {
   readonly allAcked: number;
   readonly cdsP99: number;
   readonly responsesPerChange: number;
+  readonly bytesPerClient: number;
   readonly serverCpuMs: number;
   readonly clientCpuMs: number;
   readonly publishBlockMs?: number;
@@ -105,13 +117,16 @@ export interface RunSummary {
   readonly rssBeforeKb: number;
   readonly rssAfterKb: number;
   readonly rssPerStreamKb: number;
-  /** Established TCP connections on the server's port, as the kernel counts them. */
+  /** Established TCP connections from the load generators to the server's port, as the kernel counts them. */
   readonly connections: number;
   readonly perChange: readonly ChangeStats[];
 }
 
 export function summarize(
-  base: Omit<RunSummary, 'p50' | 'p99' | 'max' | 'allAcked' | 'cdsP99' | 'responsesPerChange' | 'serverCpuMs' | 'clientCpuMs' | 'publishBlockMs' | 'changes'>,
+  base: Omit<
+    RunSummary,
+    'p50' | 'p99' | 'max' | 'allAcked' | 'cdsP99' | 'responsesPerChange' | 'bytesPerClient' | 'serverCpuMs' | 'clientCpuMs' | 'publishBlockMs' | 'changes'
+  >,
 ): RunSummary {
   const per = base.perChange;
   const blocks = per.map((c) => c.publishBlockMs).filter((b): b is number => b !== undefined);
@@ -124,6 +139,7 @@ export function summarize(
     allAcked: median(per.map((c) => c.allAcked)),
     cdsP99: median(per.map((c) => c.cdsP99)),
     responsesPerChange: median(per.map((c) => c.responses)),
+    bytesPerClient: median(per.map((c) => c.bytesPerClient)),
     serverCpuMs: median(per.map((c) => c.serverCpuMs)),
     clientCpuMs: median(per.map((c) => c.clientCpuMs)),
     ...(blocks.length > 0 ? { publishBlockMs: median(blocks) } : {}),

@@ -3,7 +3,8 @@
  *
  * In: DiscoveryResponse bytes (and google.protobuf.Any resources inside them).
  * Out: the four things a simulated client acts on (type_url, version_info, nonce, resource
- * names) and DiscoveryRequest bytes for ACKs and subscriptions.
+ * names) and DiscoveryRequest bytes for ACKs and subscriptions; the same for Delta
+ * (DeltaDiscoveryResponse / DeltaDiscoveryRequest).
  *
  * Why not protobufjs' generated decode: the load generator runs a thousand clients on the same two
  * cores as the server under test, so every microsecond it spends decoding is taken from the
@@ -12,6 +13,7 @@
  * from field 1 of the packed message (Cluster.name, Listener.name, RouteConfiguration.name and
  * ClusterLoadAssignment.cluster_name are all field 1).
  */
+import type { MethodDefinition } from '@grpc/grpc-js';
 import { WireReader, WireType } from '../../src/envoy/wire-reader.js';
 
 const WIRE_LEN = WireType.Len;
@@ -143,11 +145,12 @@ function stringField(no: number, value: string, out: Uint8Array[]): void {
 /**
  * DiscoveryRequest.resource_names (field 3), encoded once per subscription: a client repeats the
  * same names in every ACK, and re-encoding a hundred strings per ACK would be load-generator CPU
- * taken from the server under test.
+ * taken from the server under test. Also DeltaDiscoveryRequest.resource_names_subscribe (3) and
+ * _unsubscribe (4), given `field`.
  */
-export function encodeResourceNames(names: readonly string[]): Buffer {
+export function encodeResourceNames(names: readonly string[], field = 3): Buffer {
   const parts: Uint8Array[] = [];
-  for (const name of names) stringField(3, name, parts);
+  for (const name of names) stringField(field, name, parts);
   return Buffer.concat(parts);
 }
 
@@ -168,16 +171,94 @@ export interface RequestFields {
 export function encodeRequest(r: RequestFields): Buffer {
   const parts: Uint8Array[] = [];
   stringField(1, r.versionInfo, parts);
-  if (r.node) {
-    const node: Uint8Array[] = [];
-    stringField(1, r.node.id, node);
-    stringField(2, r.node.cluster, node);
-    lenField(2, Buffer.concat(node), parts);
-  }
+  if (r.node) nodeField(2, r.node, parts);
   parts.push(r.resourceNames);
   stringField(4, r.typeUrl, parts);
   stringField(5, r.responseNonce, parts);
   return Buffer.concat(parts);
+}
+
+function nodeField(no: number, node: { readonly id: string; readonly cluster: string }, out: Uint8Array[]): void {
+  const fields: Uint8Array[] = [];
+  stringField(1, node.id, fields);
+  stringField(2, node.cluster, fields);
+  lenField(no, Buffer.concat(fields), out);
+}
+
+export interface DeltaRequestFields {
+  readonly typeUrl: string;
+  /** The nonce of the response this request ACKs; empty for a subscription change. */
+  readonly responseNonce: string;
+  /** From encodeResourceNames(names, 3) and (names, 4); empty buffers when unchanged. */
+  readonly subscribe: Buffer;
+  readonly unsubscribe: Buffer;
+  /** Only on a stream's first request, as Envoy does. */
+  readonly node?: { readonly id: string; readonly cluster: string };
+}
+
+/**
+ * DeltaDiscoveryRequest: node = 1, type_url = 2, resource_names_subscribe = 3,
+ * resource_names_unsubscribe = 4, response_nonce = 6.
+ */
+export function encodeDeltaRequest(r: DeltaRequestFields): Buffer {
+  const parts: Uint8Array[] = [];
+  if (r.node) nodeField(1, r.node, parts);
+  stringField(2, r.typeUrl, parts);
+  parts.push(r.subscribe, r.unsubscribe);
+  stringField(6, r.responseNonce, parts);
+  return Buffer.concat(parts);
+}
+
+export interface DeltaResponseHead {
+  readonly typeUrl: string;
+  readonly nonce: string;
+  /** Each an encoded discovery.v3.Resource (a view into the response). */
+  readonly resources: readonly Uint8Array[];
+  readonly removed: readonly string[];
+}
+
+/** DeltaDiscoveryResponse: resources = 2, type_url = 4, nonce = 5, removed_resources = 6. */
+export function decodeDeltaResponseHead(buf: Uint8Array): DeltaResponseHead {
+  let typeUrl = '';
+  let nonce = '';
+  const resources: Uint8Array[] = [];
+  const removed: string[] = [];
+  eachLen(buf, (no, start, end) => {
+    if (no === 2) resources.push(buf.subarray(start, end));
+    else if (no === 4) typeUrl = text(buf, start, end);
+    else if (no === 5) nonce = text(buf, start, end);
+    else if (no === 6) removed.push(text(buf, start, end));
+  });
+  return { typeUrl, nonce, resources, removed };
+}
+
+/** discovery.v3.Resource: name = 3. */
+export function deltaResourceName(resource: Uint8Array): string {
+  const name = firstLen(resource, 3);
+  return name ? utf8.decode(name) : '';
+}
+
+/** discovery.v3.Resource: resource = 2, the encoded google.protobuf.Any. */
+export function deltaResourceAny(resource: Uint8Array): Uint8Array {
+  return firstLen(resource, 2) ?? new Uint8Array(0);
+}
+
+const identity = (b: Buffer): Buffer => b;
+
+/**
+ * A bidirectional-streaming gRPC method whose messages grpc-js passes through as bytes: the
+ * benchmark's servers encode and decode them with the functions above.
+ */
+export function rawStreamingMethod(path: string): MethodDefinition<Buffer, Buffer> {
+  return {
+    path,
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  };
 }
 
 /** gRPC length-prefixed message: 1 byte "compressed" flag (0), 4 bytes big-endian length. */

@@ -57,15 +57,20 @@ export class AdminServer extends AdminHttpServer {
     const status = opts.status;
     if (status) routes.set('/status', { handle: () => json(status()) });
     // The health path is configurable (seed 001 used its own); it wins over a built-in path.
-    routes.set(opts.healthPath, {
-      handle: async () => {
-        const r = await health.check();
-        return { status: r.status, reason: r.status === 599 ? r.body : undefined, contentType: r.contentType, body: r.body };
-      },
-    });
+    routes.set(opts.healthPath, healthRoute(health));
     routes.set('/', { handle: () => json({ endpoints: [...routes.keys()].filter((p) => p !== '/').sort() }) });
     super(routes, opts.logger.child({ component: 'admin' }));
   }
+}
+
+/** The health answer as a route: the admin server's and the health-only listener's (sidecar.ts). */
+export function healthRoute(health: HealthChecker): Route {
+  return {
+    handle: async () => {
+      const r = await health.check();
+      return { status: r.status, reason: r.status === 599 ? r.body : undefined, contentType: r.contentType, body: r.body };
+    },
+  };
 }
 
 /** Per node (all its live streams merged) and per type: versions, pending nonce, last NACK. */

@@ -15,6 +15,7 @@ import type { AccessAggregates, AggregatesSnapshot } from '../als/aggregates.js'
 import type { AccessLogWriter } from '../common/access-log-writer.js';
 import type { AlsSink } from '../als/sink.js';
 import { STATUS_CLASSES, type WindowSummary } from '../als/sliding-window.js';
+import { REFUSAL_REASONS, type TransportSecurityStatus } from '../common/transport-security.js';
 
 export interface SidecarMetricsOptions {
   readonly registry: StreamRegistry;
@@ -234,6 +235,60 @@ export class SidecarMetrics implements PipelineMetrics {
       collect() {
         this.reset();
         for (const s of status().services) this.set({ service: s.service }, s.skipped.length);
+      },
+    });
+  }
+
+  /**
+   * TLS servers (`xds`, `als`): refused clients by reason, TLS reload outcomes and the served
+   * certificate's expiry, read at each scrape.
+   */
+  watchSecurity(status: () => Readonly<Record<string, TransportSecurityStatus>>): void {
+    const registers = [this.prometheus];
+    for (const server of ['xds', 'als'] as const) {
+      new Counter({
+        name: `consul_xds_${server}_identity_denied_total`,
+        help: `${server === 'xds' ? 'xDS' : 'ALS'} clients refused: failed TLS handshake (no or untrusted client certificate, plaintext), no certificate on the stream, node id not named by the certificate, or (xDS) another node group`,
+        labelNames: ['reason'],
+        registers,
+        collect() {
+          this.reset();
+          const st = status()[server];
+          if (st) for (const reason of REFUSAL_REASONS) this.inc({ reason }, st.refused[reason]);
+        },
+      });
+    }
+    new Counter({
+      name: 'consul_xds_tls_reloads_total',
+      help: 'Changed TLS files applied (ok) or refused, the previous certificate kept serving (error), by server',
+      labelNames: ['server', 'result'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [server, st] of Object.entries(status())) {
+          this.inc({ server, result: 'ok' }, st.tls.reloads);
+          this.inc({ server, result: 'error' }, st.tls.reloadFailures);
+        }
+      },
+    });
+    new Gauge({
+      name: 'consul_xds_tls_reload_failing',
+      help: 'The TLS files on disk cannot be used and the previous certificate is served (1), by server',
+      labelNames: ['server'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [server, st] of Object.entries(status())) this.set({ server }, st.tls.lastError ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'consul_xds_tls_cert_not_after_seconds',
+      help: 'Unix time the served certificate expires, by server',
+      labelNames: ['server'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [server, st] of Object.entries(status())) this.set({ server }, Date.parse(st.tls.notAfter) / 1000);
       },
     });
   }

@@ -10,6 +10,11 @@
  * access-log-writer.ts), so the only back-pressure Envoy ever sees is the CPU cost of decoding,
  * and grpc-js reads one message at a time per stream (HTTP/2 flow control bounds what is in
  * flight). A message that does not decode ends only that stream (INTERNAL), never the server.
+ *
+ * With TLS (`security`, from --als-tls-*): the sink speaks TLS, and with a client CA the node id
+ * in a stream's identifier must be named by the client certificate (peer-identity.ts; no group
+ * rule here: the sink serves no snapshot). A stream that fails ends with PERMISSION_DENIED and
+ * none of its entries are written; it is counted and logged once (transport-security.ts).
  */
 import * as grpc from '@grpc/grpc-js';
 import { messageType } from '../envoy/protos.js';
@@ -19,6 +24,7 @@ import type { AccessLogWriter } from '../common/access-log-writer.js';
 import type { StreamIdentity } from './access-record.js';
 import { decodeAlsMessage, type DecodedAlsMessage } from './decode.js';
 import { formatAccessLine, identityFields } from './json-line.js';
+import type { TransportSecurity } from '../common/transport-security.js';
 
 export const ALS_METHOD_PATH = '/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs';
 
@@ -26,6 +32,8 @@ export interface AlsSinkOptions {
   readonly writer: AccessLogWriter;
   readonly aggregates: AccessAggregates;
   readonly logger: Logger;
+  /** TLS (and, with a client CA, the node-id rule); default plaintext. */
+  readonly security?: TransportSecurity;
 }
 
 export interface AlsSinkStats {
@@ -67,6 +75,8 @@ export class AlsSink {
   private readonly writer: AccessLogWriter;
   private readonly aggregates: AccessAggregates;
   private readonly logger: Logger;
+  /** TLS and identity refusals (status and metrics read them); undefined when plaintext. */
+  readonly security: TransportSecurity | undefined;
   private streamsOpen = 0;
   private streamsTotal = 0;
   private messages = 0;
@@ -78,6 +88,7 @@ export class AlsSink {
     this.writer = opts.writer;
     this.aggregates = opts.aggregates;
     this.logger = opts.logger.child({ component: 'als' });
+    this.security = opts.security;
     this.server.addService(alsServiceDefinition(), {
       StreamAccessLogs: (call: grpc.ServerReadableStream<DecodedAlsMessage, object>, done: grpc.sendUnaryData<object>) => this.onStream(call, done),
     });
@@ -86,8 +97,14 @@ export class AlsSink {
   /** Binds host:port (0 = ephemeral) and resolves with the bound port. */
   listen(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
-        err ? reject(err) : resolve(bound),
+      this.server.bindAsync(
+        `${host.includes(':') ? `[${host}]` : host}:${port}`,
+        this.security?.credentials ?? grpc.ServerCredentials.createInsecure(),
+        (err, bound) => {
+          if (err) return reject(err);
+          this.security?.watchHandshakes(this.server);
+          resolve(bound);
+        },
       );
     });
   }
@@ -113,6 +130,9 @@ export class AlsSink {
     let identity = identityFields(UNKNOWN);
     let identified = false;
     let ended = false;
+    let refused = false;
+    const security = this.security?.checksIdentity ? this.security : undefined;
+    const peer = security?.peerOf(call);
     this.streamsOpen++;
     this.streamsTotal++;
     const finish = () => {
@@ -121,6 +141,17 @@ export class AlsSink {
       this.streamsOpen--;
     };
     call.on('data', (msg: DecodedAlsMessage) => {
+      if (refused) return;
+      // The node is checked on the first message, and again should a later one name another.
+      if (security && (!identified || (msg.identifier !== undefined && msg.identifier.node !== id.node))) {
+        const denial = security.authorize(peer, msg.identifier?.node ?? '', call.getPeer());
+        if (denial) {
+          refused = true;
+          finish();
+          done({ code: grpc.status.PERMISSION_DENIED, details: denial.message });
+          return;
+        }
+      }
       if (msg.identifier) {
         id = msg.identifier;
         identity = identityFields(id);
@@ -132,6 +163,7 @@ export class AlsSink {
       this.ingest(msg, identity);
     });
     call.on('end', () => {
+      if (refused) return;
       finish();
       done(null, {});
     });

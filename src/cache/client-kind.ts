@@ -36,6 +36,11 @@ export function isGrpcGroup(group: string): boolean {
   return group.endsWith(GRPC_SUFFIX);
 }
 
+/** The group a `/grpc` snapshot belongs to (`default/grpc` -> `default`); others as they are. */
+export function baseGroup(group: string): string {
+  return isGrpcGroup(group) ? group.slice(0, -GRPC_SUFFIX.length) : group;
+}
+
 /**
  * Wraps a GroupOf (by default: `node.cluster` when such a group exists, else `default`). The base
  * never sees the `/grpc` groups, so no Envoy can land on API listeners. A gRPC client gets the

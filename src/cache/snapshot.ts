@@ -104,7 +104,7 @@ function encodeType(typeUrl: XdsTypeUrl, inputs: readonly ProtoObject[]): Encode
     seen.add(resource.name);
     out.push(resource);
   });
-  return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return out.sort(byName);
 }
 
 /** Like TO_OBJECT, without the empty arrays of every unset repeated field (config_dump stays readable). */
@@ -313,14 +313,22 @@ function mirrorRefs(value: unknown, path: string, out: Ref[]): void {
 
 function freezeType(typeUrl: XdsTypeUrl, encoded: readonly EncodedResource[], warms: ReadonlyMap<XdsTypeUrl, ReadonlyMap<string, string[]>>): TypeSnapshot {
   const links = warms.get(typeUrl);
-  const list = encoded.map(
+  return typeSnapshot(
+    typeUrl,
+    encoded.map((r) => ({ ...r, warms: Object.freeze([...(links?.get(r.name) ?? [])]) })),
+  );
+}
+
+/** A type snapshot of these resources (sorted by name), indexed and versioned. */
+function typeSnapshot(typeUrl: XdsTypeUrl, sorted: ReadonlyArray<Omit<SnapshotResource, 'index'>>): TypeSnapshot {
+  const list = sorted.map(
     (r, index): SnapshotResource =>
       Object.freeze({
         name: r.name,
         version: r.version,
         bytes: r.bytes,
         object: r.object,
-        warms: Object.freeze([...(links?.get(r.name) ?? [])]),
+        warms: r.warms,
         index,
       }),
   );
@@ -330,6 +338,38 @@ function freezeType(typeUrl: XdsTypeUrl, encoded: readonly EncodedResource[], wa
     resources: new FrozenMap(list.map((r) => [r.name, r] as const)),
     list: Object.freeze(list),
   });
+}
+
+/**
+ * `next` with resources of `from` added back: for each type, the named resources of `from` that
+ * `next` lacks, and the types in `whole` taken from `from` as they are. Make before break serves
+ * such mixes for a while (see make-before-break.ts): removed Clusters, their
+ * ClusterLoadAssignments and RouteConfigurations held, or new Clusters sent before the routes
+ * that name them. Nothing is encoded again: resources keep their bytes and versions, and a type
+ * with nothing added is `next`'s (or `from`'s) own object. The result is consistent when both
+ * inputs are and what is taken from `from` is closed under references (a held Cluster's
+ * assignment, the Clusters of `from`'s routes).
+ */
+export function withResourcesOf(
+  next: Snapshot,
+  from: Snapshot,
+  names: ReadonlyMap<XdsTypeUrl, readonly string[]>,
+  whole: readonly XdsTypeUrl[] = [],
+): Snapshot {
+  const types = {} as Record<XdsTypeUrl, TypeSnapshot>;
+  for (const t of TYPE_ORDER) {
+    if (whole.includes(t)) {
+      types[t] = from.type(t);
+      continue;
+    }
+    const own = next.type(t);
+    const extra = (names.get(t) ?? []).flatMap((n) => {
+      const r = from.type(t).resources.get(n);
+      return r !== undefined && !own.resources.has(n) ? [r] : [];
+    });
+    types[t] = extra.length === 0 ? own : typeSnapshot(t, [...own.list, ...extra].sort(byName));
+  }
+  return new FrozenSnapshot(types);
 }
 
 class FrozenSnapshot implements Snapshot {
@@ -370,6 +410,10 @@ class FrozenSnapshot implements Snapshot {
     }
     return { version: this.#version, types };
   }
+}
+
+function byName(a: { readonly name: string }, b: { readonly name: string }): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
 function hash(data: Uint8Array | string): string {

@@ -83,3 +83,10 @@ export function choiceOption<T extends string>(flag: string, value: string | und
   if ((choices as readonly string[]).includes(value)) return value as T;
   throw new ConsulXdsError('CXDS_USAGE', `--${flag}: expected one of ${choices.join(', ')}, got '${value}'`);
 }
+
+/** A count or duration flag: an integer >= 0, named in the error when it is not. */
+export function nonNegativeIntOption(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) throw new ConsulXdsError('CXDS_USAGE', `--${flag}: expected an integer >= 0, got '${value}'`);
+  return n;
+}

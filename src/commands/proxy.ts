@@ -79,6 +79,7 @@ export async function run(argv: string[]): Promise<number> {
     if (missing.length > 0) throw new ConsulXdsError('CXDS_USAGE', `proxy: missing ${missing.map((m) => `--${m}`).join(', ')}\n\n${USAGE}`);
     bootstrap = {
       xds: parseHostPort('xds', values.xds as string),
+      xdsTls: undefined,
       node: nodeModel(values['node-id'] as string, values['node-cluster'] as string, values.locality ? parseLocality(values.locality) : {}),
       admin: undefined,
     };

@@ -8,9 +8,20 @@ import { TYPE_SHORT, TYPE_ORDER } from '../xds/resource-types.js';
 import { ConsulXdsError, ListenError } from '../errors.js';
 import { checkConfigText } from '../pipeline/build.js';
 import { readConfigFile } from '../sources/config-file.js';
-import { CONFIG_MAX_BYTES_FLAG, CONFIG_MAX_BYTES_USAGE, configMaxBytesOption, logLevelOption, parseCommandArgs, portOption } from './args.js';
+import {
+  CONFIG_MAX_BYTES_FLAG,
+  CONFIG_MAX_BYTES_USAGE,
+  configMaxBytesOption,
+  logLevelOption,
+  nonNegativeIntOption,
+  parseCommandArgs,
+  portOption,
+} from './args.js';
 import { installLifecycle } from './lifecycle.js';
 import { CONSUL_FLAGS, CONSUL_USAGE, consulOptions, wantsConsul } from './consul-flags.js';
+import { DEFAULT_XDS_LIMITS, type XdsLimits } from '../server/index.js';
+import { DEFAULT_TLS_POLL_MS, type TlsFilePaths } from '../common/tls-files.js';
+import { compileGroupPattern } from '../common/peer-identity.js';
 
 const USAGE = `Usage: consul-xds serve (--config FILE | --consul URL --consul-key KEY) [options]
 
@@ -29,11 +40,34 @@ Serving:
   --envoy-admin URL         the local Envoy's admin: its /ready must say LIVE, its /server_info names
                             the node whose xDS state decides health
   --ack-grace-ms N          how long a node may run an older ACKed version before health fails (default 10000)
+  --removal-timeout-ms N    make before break: removed clusters and route configurations stay until every
+                            client of the group answered the routes without them, at most N ms (default 5000;
+                            0 removes at once)
   --als-host HOST           Access Log Service sink address (default 127.0.0.1)
   --als-port N              Access Log Service sink port (default 9001)
   --access-log-file FILE    write access-log JSON lines to FILE (default stdout)
   --no-als                  run without the access-log sink
   --log-level LEVEL         trace|debug|info|warn|error|fatal|silent (default info)
+  --health-host HOST        a second HTTP listener serving only the health path, e.g. 0.0.0.0 for the
+  --health-port N           load balancer (404 for every other path; the admin port keeps the rest)
+
+Transport security (docs/sidecar.md, "Transport security"; without these: plaintext, as before):
+  --xds-tls-cert FILE       xDS server certificate (PEM, chain allowed); needs --xds-tls-key
+  --xds-tls-key FILE        its private key
+  --xds-tls-client-ca FILE  require client certificates signed by this CA (mTLS); a stream's node.id
+                            must then be a DNS or URI SAN of the client's certificate
+  --xds-identity-group-uri-pattern P
+                            e.g. 'spiffe://example.org/group/{group}/node/{node}': a URI SAN matching P
+                            must name the node group the node is served ({node}, if present, counts
+                            as naming the node id, for the ALS sink too)
+  --als-tls-cert FILE, --als-tls-key FILE, --als-tls-client-ca FILE
+                            the same for the Access Log Service sink (node id of the log identifier)
+  --tls-reload-ms N         how often the TLS files are checked for a change (default ${DEFAULT_TLS_POLL_MS})
+
+Limits per xDS client:
+  --xds-max-streams-per-connection N   HTTP/2 streams per connection (default ${DEFAULT_XDS_LIMITS.maxConcurrentStreams})
+  --xds-max-request-bytes N            largest DiscoveryRequest (default ${DEFAULT_XDS_LIMITS.maxReceiveMessageBytes}; over: RESOURCE_EXHAUSTED)
+  --xds-max-resource-names N           resource_names per request (default ${DEFAULT_XDS_LIMITS.maxResourceNames}; over: INVALID_ARGUMENT)
 
 Signals: SIGINT/SIGTERM shut down (exit 0); SIGHUP reopens --access-log-file (logrotate without
 copytruncate); SIGUSR1 is ignored (no debugger port).
@@ -44,6 +78,7 @@ const LISTEN_FLAGS: Readonly<Record<string, string>> = {
   xds: '--xds-port / --xds-host',
   admin: '--admin-port / --admin-host',
   als: '--als-port / --als-host (or --no-als)',
+  health: '--health-port / --health-host',
 };
 
 export async function run(argv: string[]): Promise<number> {
@@ -63,11 +98,25 @@ export async function run(argv: string[]): Promise<number> {
       'watch-node': { type: 'string' },
       'envoy-admin': { type: 'string' },
       'ack-grace-ms': { type: 'string' },
+      'removal-timeout-ms': { type: 'string' },
       'als-host': { type: 'string' },
       'als-port': { type: 'string' },
       'access-log-file': { type: 'string' },
       'no-als': { type: 'boolean' },
       'log-level': { type: 'string' },
+      'health-host': { type: 'string' },
+      'health-port': { type: 'string' },
+      'xds-tls-cert': { type: 'string' },
+      'xds-tls-key': { type: 'string' },
+      'xds-tls-client-ca': { type: 'string' },
+      'xds-identity-group-uri-pattern': { type: 'string' },
+      'als-tls-cert': { type: 'string' },
+      'als-tls-key': { type: 'string' },
+      'als-tls-client-ca': { type: 'string' },
+      'tls-reload-ms': { type: 'string' },
+      'xds-max-streams-per-connection': { type: 'string' },
+      'xds-max-request-bytes': { type: 'string' },
+      'xds-max-resource-names': { type: 'string' },
     },
     USAGE,
   );
@@ -79,18 +128,43 @@ export async function run(argv: string[]): Promise<number> {
   if (!values.config === !consul) {
     throw new ConsulXdsError('CXDS_USAGE', `serve: give either --config FILE or --consul/--consul-key\n\n${USAGE}`);
   }
+  // Flags are checked before anything starts (no logger, no signal handlers yet).
+  const tlsPollMs = countOption('tls-reload-ms', values['tls-reload-ms']);
+  const xdsTls = tlsFlags('xds', values['xds-tls-cert'], values['xds-tls-key'], values['xds-tls-client-ca']);
+  const alsTls = tlsFlags('als', values['als-tls-cert'], values['als-tls-key'], values['als-tls-client-ca']);
+  const groupPattern = values['xds-identity-group-uri-pattern'];
+  if (groupPattern !== undefined) {
+    if (xdsTls?.clientCa === undefined) throw new ConsulXdsError('CXDS_USAGE', '--xds-identity-group-uri-pattern needs --xds-tls-client-ca (mTLS)');
+    try {
+      compileGroupPattern(groupPattern);
+    } catch (err) {
+      throw new ConsulXdsError('CXDS_USAGE', `--xds-identity-group-uri-pattern: ${(err as Error).message}`);
+    }
+  }
+  if (values['health-host'] !== undefined && values['health-port'] === undefined)
+    throw new ConsulXdsError('CXDS_USAGE', '--health-host needs --health-port (the health-only listener)');
+  const limits: Partial<XdsLimits> = {
+    ...optional('maxConcurrentStreams', countOption('xds-max-streams-per-connection', values['xds-max-streams-per-connection'])),
+    ...optional('maxReceiveMessageBytes', countOption('xds-max-request-bytes', values['xds-max-request-bytes'])),
+    ...optional('maxResourceNames', countOption('xds-max-resource-names', values['xds-max-resource-names'])),
+  };
+  const removalTimeoutMs = values['removal-timeout-ms'] === undefined ? undefined : nonNegativeIntOption('removal-timeout-ms', values['removal-timeout-ms']);
   const logger = createLogger({ level: logLevelOption(values['log-level']) });
-  const limits = configMaxBytesOption(values['config-max-bytes']);
+  const configLimits = configMaxBytesOption(values['config-max-bytes']);
   // File mode: a bad config is refused before any port is bound (Consul mode reads KV after
   // the admin port is up, so /health can say what start-up waits for).
-  if (values.config) checkConfigText(await readConfigFile(values.config, limits), values.config, limits);
+  if (values.config) checkConfigText(await readConfigFile(values.config, configLimits), values.config, configLimits);
   let reopenAccessLog: () => Promise<void> = async () => undefined; // nothing to reopen during start-up
   const life = installLifecycle(logger, { onHangup: () => reopenAccessLog() });
   const xdsHost = values['xds-host'] ?? DEFAULT_XDS.host;
   const app = await serve({
     ...(values.config ? { configFile: values.config } : { consul: consulOptions(values) }),
-    configLimits: limits,
+    configLimits,
     xds: { host: xdsHost, port: portOption('xds-port', values['xds-port'], DEFAULT_XDS.port) },
+    ...(xdsTls
+      ? { xdsSecurity: { tls: xdsTls, ...(groupPattern !== undefined ? { groupPattern } : {}), ...(tlsPollMs !== undefined ? { pollMs: tlsPollMs } : {}) } }
+      : {}),
+    xdsLimits: limits,
     admin: {
       ...(values['admin-host'] !== undefined ? { host: values['admin-host'] } : {}),
       ...(values['admin-port'] !== undefined ? { port: portOption('admin-port', values['admin-port'], 0) } : {}),
@@ -99,6 +173,8 @@ export async function run(argv: string[]): Promise<number> {
       ...(values['watch-node'] !== undefined ? { watchNode: values['watch-node'] } : {}),
       ...(values['envoy-admin'] !== undefined ? { envoyAdminUrl: values['envoy-admin'] } : {}),
       ...(values['ack-grace-ms'] !== undefined ? { graceMs: Number(values['ack-grace-ms']) } : {}),
+      ...(values['health-host'] !== undefined ? { healthHost: values['health-host'] } : {}),
+      ...(values['health-port'] !== undefined ? { healthPort: portOption('health-port', values['health-port'], 0) } : {}),
     },
     als: values['no-als']
       ? false
@@ -106,7 +182,11 @@ export async function run(argv: string[]): Promise<number> {
           ...(values['als-host'] !== undefined ? { host: values['als-host'] } : {}),
           ...(values['als-port'] !== undefined ? { port: portOption('als-port', values['als-port'], 0) } : {}),
           ...(values['access-log-file'] !== undefined ? { file: values['access-log-file'] } : {}),
+          ...(alsTls
+            ? { tls: alsTls, ...(tlsPollMs !== undefined ? { tlsPollMs } : {}), ...(groupPattern !== undefined ? { identityUriPattern: groupPattern } : {}) }
+            : {}),
         },
+    ...optional('removalTimeoutMs', removalTimeoutMs),
     logger,
   }).catch((err: unknown) => {
     throw err instanceof ListenError ? new ConsulXdsError(err.code, `${LISTEN_FLAGS[err.endpoint] ?? err.endpoint}: ${err.message}`, { cause: err }) : err;
@@ -121,9 +201,12 @@ export async function run(argv: string[]): Promise<number> {
     lines.push(`  node group '${group}' (${publisher.status().configOrigin}):`);
     for (const type of TYPE_ORDER) lines.push(`    ${TYPE_SHORT[type]} ${snapshot.version(type)}: ${snapshot.names(type).join(', ') || '(none)'}`);
   }
+  if (app.sidecar?.healthPort !== undefined)
+    lines.push(`Health only: http://${values['health-host'] ?? '127.0.0.1'}:${app.sidecar.healthPort}${values['health-path'] ?? '/health'}`);
   if (app.adminPort !== undefined)
     lines.push(`Admin: http://${values['admin-host'] ?? '127.0.0.1'}:${app.adminPort}/health  /status/clients  /config_dump  /metrics`);
   if (app.alsPort !== undefined) lines.push(`Access Log Service: ${values['als-host'] ?? '127.0.0.1'}:${app.alsPort}`);
+  if (xdsTls) lines.push(`xDS over TLS${xdsTls.clientCa ? ' with client certificates (mTLS): node.id must be a SAN of the certificate' : ''}`);
   lines.push(`Point Envoy at it:  envoy -c examples/envoy-bootstrap.yaml   (xds_cluster -> ${xdsHost}:${app.xdsPort}, api_type GRPC)`);
   process.stderr.write(`${lines.join('\n')}\n`);
 
@@ -131,4 +214,24 @@ export async function run(argv: string[]): Promise<number> {
   await app.close();
   logger.flush();
   return 0;
+}
+
+/** `--<prefix>-tls-cert/-key/-client-ca` as TLS file paths; undefined when none is given. */
+function tlsFlags(prefix: string, cert: string | undefined, key: string | undefined, clientCa: string | undefined): TlsFilePaths | undefined {
+  if (cert === undefined && key === undefined && clientCa === undefined) return undefined;
+  if (cert === undefined || key === undefined)
+    throw new ConsulXdsError('CXDS_USAGE', `--${prefix}-tls-cert and --${prefix}-tls-key go together (and --${prefix}-tls-client-ca needs both)`);
+  return { cert, key, ...(clientCa !== undefined ? { clientCa } : {}) };
+}
+
+/** A positive integer flag, named in the error when it is not one. */
+function countOption(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) throw new ConsulXdsError('CXDS_USAGE', `--${flag}: expected an integer >= 1, got '${value}'`);
+  return n;
+}
+
+function optional<K extends string>(key: K, value: number | undefined): Partial<Record<K, number>> {
+  return value === undefined ? {} : ({ [key]: value } as Record<K, number>);
 }

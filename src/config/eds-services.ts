@@ -1,6 +1,6 @@
 /**
  * What the Consul health watcher must follow. In: a Config. Out: for every cluster that takes its
- * endpoints from Consul (i.e. has no `endpoint.eds.<cluster>.static` list), the Consul service
+ * endpoints from Consul (`discovery: eds` without an `endpoint.eds.<cluster>.static` list), the Consul service
  * to watch (`endpoint.eds.<cluster>.service`, else the cluster name, as in seed 001) and the port
  * that overrides Consul's Service.Port when the config sets `endpoint.eds.<cluster>.port`.
  * Sorted by cluster name. Several clusters may watch the same service.
@@ -23,7 +23,8 @@ export function edsServices(config: Config): ReadonlyArray<EdsService> {
       .sort(compare)
       .flatMap((cluster): EdsService[] => {
         const eds = config.endpoint.eds[cluster];
-        if (eds?.static) return [];
+        // DNS clusters resolve their `hosts` in the data plane; static endpoints need no watch.
+        if (eds?.static || config.cluster.loadbalancer[cluster]?.discovery !== 'eds') return [];
         return [
           Object.freeze({
             cluster,

@@ -182,6 +182,9 @@ function* schemaProblems(issues: readonly z.core.$ZodIssue[], raw: unknown): Gen
     const path = issue.path.filter((s): s is PathSegment => typeof s === 'string' || typeof s === 'number');
     if (issue.code === 'unrecognized_keys') {
       for (const k of issue.keys) yield { path: [...path, k], message: 'unknown key (misspelled, or not valid in this section)', key: true };
+    } else if (issue.code === 'invalid_key') {
+      // A mapping key that fails its own schema (a header name): at the key, with that schema's words.
+      yield { path, message: issue.issues[0]?.message ?? issue.message, key: true };
     } else {
       yield { path, message: () => describe(issue, valueAt(raw, path)) };
     }

@@ -1,23 +1,25 @@
 /**
  * Rules that span sections of a schema-valid Config, the ones Envoy would NACK or that would make
  * a snapshot inconsistent: routes, mirrors and TCP listeners naming undefined clusters, weights on
- * a shared prefix, duplicate domains in one route table, listener kinds and clashing addresses,
- * health checks missing what their type needs, and what proxyless gRPC clients cannot do on the
- * virtual host a `type: grpc` listener leads them to. In: a Config. Out: every issue found, each
+ * a shared route, route entries that match nothing or rewrite a header twice, duplicate domains
+ * in one route table, listener kinds and clashing addresses, health checks missing what their
+ * type needs, and what proxyless gRPC clients cannot do on the virtual host a `type: grpc`
+ * listener leads them to. In: a Config. Out: every issue found, each
  * with its config path (parse.ts adds line and column).
  */
-import type { Config, GrpcListenerConfig } from './schema.js';
+import type { ClusterConfig, Config, GrpcListenerConfig, RouteEntryConfig } from './schema.js';
 import { GRPC_LB_POLICIES, GRPC_RETRY_ON, UINT32_MAX } from './schema.js';
 import { durationEquals } from './duration.js';
 import {
   accessLogClusterName,
   DEFAULT_VHOST,
   grpcVirtualHost,
+  describeRoute,
   listenerVirtualHosts,
-  prefixRoutes,
   routedClusters,
+  routeGroups,
   virtualHosts,
-  type PrefixMember,
+  type RouteMember,
 } from './views.js';
 
 export type PathSegment = string | number;
@@ -77,8 +79,11 @@ export function validateConfig(config: Config): PathIssue[] {
       if (entry.mirror && !isCluster(entry.mirror.cluster)) {
         add([...path, 'cluster', cluster, 'mirror', 'cluster'], undefinedCluster(entry.mirror.cluster));
       }
+      routeEntryIssues(entry, [...path, 'cluster', cluster], add);
     }
-    for (const { prefix, members } of prefixRoutes(vhost)) {
+    for (const group of routeGroups(vhost)) {
+      const { members } = group;
+      const what = describeRoute(group);
       const at = (cluster: string, ...rest: PathSegment[]): PathSegment[] => [...path, 'cluster', cluster, ...rest];
       const first = members[0];
       if (!first) continue;
@@ -86,18 +91,19 @@ export function validateConfig(config: Config): PathIssue[] {
         const missing = members.filter((m) => m.entry.weight === undefined);
         const sharing = someNames(members.map((x) => x.cluster));
         for (const m of missing) {
-          add(at(m.cluster, 'weight'), `required: clusters ${sharing} share prefix "${prefix}", so each needs a weight`);
+          add(at(m.cluster, 'weight'), `required: clusters ${sharing} share ${what}, so each needs a weight`);
         }
         const total = members.reduce((sum, m) => sum + (m.entry.weight ?? 0), 0);
         if (missing.length === 0 && total < 1)
-          add(at(first.cluster, 'weight'), `the weights on prefix "${prefix}" add up to 0; at least one cluster must receive traffic`);
-        if (total > UINT32_MAX) add(at(first.cluster, 'weight'), `the weights on prefix "${prefix}" add up to more than ${UINT32_MAX}`);
+          add(at(first.cluster, 'weight'), `the weights on ${what} add up to 0; at least one cluster must receive traffic`);
+        if (total > UINT32_MAX) add(at(first.cluster, 'weight'), `the weights on ${what} add up to more than ${UINT32_MAX}`);
       } else if (first.entry.weight === 0) {
-        add(at(first.cluster, 'weight'), `weight 0 on the only cluster for prefix "${prefix}" would still send it all traffic; remove the prefix instead`);
+        add(at(first.cluster, 'weight'), `weight 0 on the only cluster for ${what} would still send it all traffic; remove the ${group.match.kind} instead`);
       }
 
-      // Clusters sharing a prefix share one Envoy route: their route options must agree.
-      const agree = <T>(key: 'timeout' | 'retry', get: (m: PrefixMember) => T | undefined, same: (a: T, b: T) => boolean): void => {
+      // Clusters sharing a path match and its header conditions share one Envoy route: their
+      // route options must agree.
+      const agree = <T>(key: 'timeout' | 'retry', get: (m: RouteMember) => T | undefined, same: (a: T, b: T) => boolean): void => {
         let base: { cluster: string; value: T } | undefined;
         for (const m of members) {
           const value = get(m);
@@ -106,7 +112,7 @@ export function validateConfig(config: Config): PathIssue[] {
           else if (!same(base.value, value)) {
             add(
               at(m.cluster, key),
-              `conflicts with ${[...path, 'cluster', base.cluster, key].join('.')}: clusters sharing prefix "${prefix}" share one route, so its ${key} must be set once or identically`,
+              `conflicts with ${[...path, 'cluster', base.cluster, key].join('.')}: clusters sharing ${what} share one route, so its ${key} must be set once or identically`,
             );
           }
         }
@@ -117,6 +123,17 @@ export function validateConfig(config: Config): PathIssue[] {
         (m) => m.entry.retry,
         (a, b) => JSON.stringify(a) === JSON.stringify(b),
       );
+      // The route carries the hash policy of the cluster it sends to: one route, one policy.
+      const hashed = members.filter((m) => clusters[m.cluster]?.['hash-policy'] !== undefined);
+      const hashBase = hashed[0];
+      for (const m of hashed.slice(1)) {
+        if (hashBase && JSON.stringify(clusters[m.cluster]?.['hash-policy']) !== JSON.stringify(clusters[hashBase.cluster]?.['hash-policy'])) {
+          add(
+            ['cluster', 'loadbalancer', m.cluster, 'hash-policy'],
+            `differs from cluster.loadbalancer.${hashBase.cluster}.hash-policy: clusters sharing ${what} (${[...path, 'cluster'].join('.')}) share one route, so their hash policies must be identical`,
+          );
+        }
+      }
       const mirrors = new Map<string, { cluster: string; percent: number }>();
       for (const m of members) {
         const mirror = m.entry.mirror;
@@ -125,7 +142,7 @@ export function validateConfig(config: Config): PathIssue[] {
         if (seen && seen.percent !== mirror.percent) {
           add(
             at(m.cluster, 'mirror', 'percent'),
-            `conflicts with the ${seen.percent}% mirror to "${mirror.cluster}" set by route entry "${seen.cluster}" on prefix "${prefix}"`,
+            `conflicts with the ${seen.percent}% mirror to "${mirror.cluster}" set by route entry "${seen.cluster}" on ${what}`,
           );
         }
         if (!seen) mirrors.set(mirror.cluster, { cluster: m.cluster, percent: mirror.percent });
@@ -204,6 +221,7 @@ export function validateConfig(config: Config): PathIssue[] {
 
   // ---- clusters ----
   for (const [name, c] of Object.entries(clusters)) {
+    clusterOptionIssues(config, name, c, add);
     const hc = c['health-check'];
     if (!hc) continue;
     const at = (...rest: PathSegment[]): PathSegment[] => ['cluster', 'loadbalancer', name, 'health-check', ...rest];
@@ -227,12 +245,99 @@ export function validateConfig(config: Config): PathIssue[] {
   return issues;
 }
 
+const DNS_ONLY = ['dns-refresh-rate', 'dns-lookup-family'] as const;
+
+/** One cluster's own options that depend on each other: discovery and hosts, protocol, lb policy. */
+function clusterOptionIssues(config: Config, name: string, c: ClusterConfig, add: (path: readonly PathSegment[], message: string) => void): void {
+  const at = (...rest: PathSegment[]): PathSegment[] => ['cluster', 'loadbalancer', name, ...rest];
+  if (c.discovery === 'eds') {
+    if (c.hosts !== undefined) add(at('hosts'), 'only applies to discovery: strict-dns or logical-dns (this cluster takes its endpoints from EDS)');
+    for (const key of DNS_ONLY) {
+      if (c[key] !== undefined) add(at(key), 'only applies to discovery: strict-dns or logical-dns');
+    }
+  } else {
+    if (c.hosts === undefined) add(at('hosts'), `required: discovery ${c.discovery} resolves these names ("name:port")`);
+    else if (c.discovery === 'logical-dns' && c.hosts.length !== 1) {
+      add(at('hosts'), `discovery logical-dns takes exactly one name (got ${c.hosts.length}); use strict-dns to balance over several`);
+    }
+    if (Object.hasOwn(config.endpoint.eds, name)) {
+      add(
+        ['endpoint', 'eds', name],
+        `cluster "${name}" has discovery: ${c.discovery} and takes its endpoints from cluster.loadbalancer.${name}.hosts; remove this entry`,
+      );
+    }
+  }
+  if (c['max-concurrent-streams'] !== undefined && c['upstream-protocol'] !== 'http2') {
+    add(at('max-concurrent-streams'), 'only applies to HTTP/2 upstreams: set upstream-protocol: http2');
+  }
+  c['hash-policy']?.forEach((h, i) => {
+    const keys = Object.keys(h);
+    if (keys.length !== 1) add(at('hash-policy', i), `expected exactly one of header, cookie, source-ip${keys.length > 1 ? ` (got ${keys.join(', ')})` : ''}`);
+  });
+  if (c['hash-policy'] !== undefined && c['lb-policy'] !== 'ring-hash' && c['lb-policy'] !== 'maglev') {
+    add(at('hash-policy'), `only applies to lb-policy ring-hash or maglev (this cluster has ${c['lb-policy']})`);
+  }
+}
+
+/** Cluster keys proxyless gRPC clients do not act on (they honour max-requests, and header hash policies only). */
+const GRPC_IGNORED_CLUSTER_KEYS = ['max-concurrent-streams', 'max-requests-per-connection', 'outlier-detection', 'healthy-panic-threshold'] as const;
+const GRPC_IGNORED_BREAKERS = ['max-connections', 'max-pending-requests', 'max-retries'] as const;
+
+/** What a gRPC client would silently skip in a cluster it routes to: refused so the config never promises it. */
+function grpcClusterIssues(cluster: string, c: ClusterConfig, user: string, add: (path: readonly PathSegment[], message: string) => void): void {
+  const at = (...rest: PathSegment[]): PathSegment[] => ['cluster', 'loadbalancer', cluster, ...rest];
+  if (c.discovery !== 'eds') add(at('discovery'), `${user}; they take endpoints from EDS only, not ${c.discovery}`);
+  for (const key of GRPC_IGNORED_CLUSTER_KEYS) if (c[key] !== undefined) add(at(key), `${user}, and they do not act on ${key}`);
+  for (const key of GRPC_IGNORED_BREAKERS)
+    if (c['circuit-breakers']?.[key] !== undefined) add(at('circuit-breakers', key), `${user}, and they do not act on ${key}`);
+  c['hash-policy']?.forEach((h, i) => {
+    if (h.header === undefined) add(at('hash-policy', i), `${user}, and they hash on headers only`);
+  });
+}
+
+/**
+ * One route entry on its own: it must match something, list each header once (names are
+ * case-insensitive) and not Host (domains match it), and rewrite each header once per direction.
+ * Envoy refuses to rewrite Host through header rewrites (`host-header` does that).
+ */
+function routeEntryIssues(entry: RouteEntryConfig, at: readonly PathSegment[], add: (path: readonly PathSegment[], message: string) => void): void {
+  if (!entry.prefix && !entry.path && !entry.regex) {
+    add([...at, 'prefix'], 'required: at least one of prefix, path or regex (which requests go to this cluster)');
+  }
+  const firstName = new Map<string, string>();
+  for (const name of Object.keys(entry.headers ?? {})) {
+    // Envoy holds Host as :authority, so a condition on "host" would depend on the data plane.
+    if (name.toLowerCase() === 'host') add([...at, 'headers', name], "the Host is matched by the virtual host's domain, not by a header condition");
+    const other = firstName.get(name.toLowerCase());
+    if (other !== undefined) add([...at, 'headers', name], `"${name}" is also listed as "${other}"; header names are case-insensitive, so list it once`);
+    else firstName.set(name.toLowerCase(), name);
+  }
+  for (const side of ['request-headers', 'response-headers'] as const) {
+    const rewrite = entry[side];
+    if (!rewrite) continue;
+    const owner = new Map<string, string>();
+    const claim = (op: string, name: string, where: PathSegment[]): void => {
+      const lower = name.toLowerCase();
+      if (lower === 'host') add(where, "Host cannot be rewritten here (Envoy refuses it); use the virtual host's host-header");
+      const other = owner.get(lower);
+      if (other !== undefined) add(where, `"${name}" is also under ${side}.${other}; rewrite each header once`);
+      else owner.set(lower, op);
+    };
+    for (const op of ['set', 'append', 'add-if-absent'] as const) {
+      for (const name of Object.keys(rewrite[op] ?? {})) claim(op, name, [...at, side, op, name]);
+    }
+    rewrite.remove?.forEach((name, i) => {
+      claim('remove', name, [...at, side, 'remove', i]);
+    });
+  }
+}
+
 /**
  * A `type: grpc` listener: its name must lead a gRPC client to exactly one virtual host, and that
  * virtual host must not ask for what the client cannot do. grpc-js-xds NACKs clusters with other
  * lb policies and endpoint lists naming one address twice; it silently ignores host rewrites,
- * mirrors and retries on non-gRPC conditions, which would make the config promise what never
- * happens. `add` reports a problem shared by several gRPC listeners once.
+ * header rewrites, mirrors and retries on non-gRPC conditions, and never matches `-bin` headers,
+ * which would make the config promise what never happens. `add` reports a problem shared by several gRPC listeners once.
  */
 function grpcListenerIssues(config: Config, name: string, listener: GrpcListenerConfig, add: (path: readonly PathSegment[], message: string) => void): void {
   const at: PathSegment[] = ['listener', name];
@@ -262,6 +367,13 @@ function grpcListenerIssues(config: Config, name: string, listener: GrpcListener
     add([...path, 'host-header'], `${user}, and they cannot rewrite the authority; serve gRPC from a virtual host without host-header`);
   for (const [cluster, entry] of Object.entries(vhost.cluster)) {
     if (entry.mirror) add([...path, 'cluster', cluster, 'mirror'], `${user}, and they do not mirror requests; serve gRPC from a virtual host without mirrors`);
+    for (const side of ['request-headers', 'response-headers'] as const) {
+      if (entry[side]) add([...path, 'cluster', cluster, side], `${user}, and they do not rewrite headers; serve gRPC from a virtual host without ${side}`);
+    }
+    for (const name of Object.keys(entry.headers ?? {})) {
+      if (name.toLowerCase().endsWith('-bin'))
+        add([...path, 'cluster', cluster, 'headers', name], `${user}, and they never match binary (-bin) metadata, so this route would never be taken`);
+    }
     const retryOn = entry.retry?.['retry-on'];
     if (retryOn && !retryOn.some((c) => (GRPC_RETRY_ON as readonly string[]).includes(c))) {
       add(
@@ -271,11 +383,19 @@ function grpcListenerIssues(config: Config, name: string, listener: GrpcListener
     }
   }
   for (const cluster of routedClusters(vhost)) {
-    const policy = config.cluster.loadbalancer[cluster]?.['lb-policy'];
+    const settings = config.cluster.loadbalancer[cluster];
+    if (settings) grpcClusterIssues(cluster, settings, `listener "${name}" (type: grpc) routes to this cluster`, add);
+    const policy = settings?.['lb-policy'];
     if (policy !== undefined && !(GRPC_LB_POLICIES as readonly string[]).includes(policy)) {
       add(
         ['cluster', 'loadbalancer', cluster, 'lb-policy'],
         `"${policy}" is not supported by proxyless gRPC clients (only ${GRPC_LB_POLICIES.join(', ')}), and listener "${name}" (type: grpc) routes to this cluster`,
+      );
+    }
+    if (config.cluster.loadbalancer[cluster]?.tls) {
+      add(
+        ['cluster', 'loadbalancer', cluster, 'tls'],
+        `proxyless gRPC clients do not take TLS settings from a Cluster, and listener "${name}" (type: grpc) routes to this cluster`,
       );
     }
     const eds = config.endpoint.eds[cluster];

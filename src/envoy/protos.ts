@@ -35,10 +35,12 @@ const PROTO_FILES = [
   'envoy/extensions/filters/network/connection_limit/v3/connection_limit.proto',
   'envoy/extensions/filters/http/router/v3/router.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
+  'envoy/extensions/transport_sockets/tls/v3/tls.proto',
   'envoy/extensions/access_loggers/grpc/v3/als.proto',
   'envoy/extensions/access_loggers/stream/v3/stream.proto',
   'envoy/data/accesslog/v3/accesslog.proto',
   'envoy/admin/v3/config_dump.proto',
+  'envoy/service/status/v3/csds.proto',
 ];
 
 let cached: protobuf.Root | undefined;

@@ -28,12 +28,15 @@ import { ConfigError } from '../errors.js';
 import type { Snapshot } from '../cache/snapshot.js';
 import { buildSnapshots } from './build.js';
 import type { SnapshotCache } from '../cache/snapshot-cache.js';
+import type { MakeBeforeBreak, PendingStage } from '../cache/make-before-break.js';
 import { grpcGroup } from '../cache/client-kind.js';
 import type { Logger } from '../log.js';
 
 export interface PublisherOptions {
   readonly cache: SnapshotCache;
   readonly logger: Logger;
+  /** Snapshots go through it, so removals wait for clients to drop their references (default: straight to the cache). */
+  readonly makeBeforeBreak?: MakeBeforeBreak;
   /** Node group the snapshots are for (see SnapshotCache). */
   readonly group?: string;
   /** Quiet time after a config change before rebuilding (default 20 ms). */
@@ -62,11 +65,14 @@ export interface PublisherStatus {
   readonly lastError?: PublishError;
   /** Clusters whose latest dynamic endpoints were refused (they serve their last good ones): cluster -> reason. */
   readonly refusedEndpoints?: Readonly<Record<string, string>>;
+  /** Make before break stages in progress for this group (or its `/grpc` group): held removals, new clusters ahead of their routes. */
+  readonly makeBeforeBreak?: readonly PendingStage[];
 }
 
 /** Emits 'published' (snapshot, buildMs) and 'rejected' (PublishError). */
 export class Publisher extends EventEmitter {
   private readonly cache: SnapshotCache;
+  private readonly makeBeforeBreak?: MakeBeforeBreak;
   private readonly logger: Logger;
   private readonly group: string;
   private readonly coalesceMs: number;
@@ -91,6 +97,7 @@ export class Publisher extends EventEmitter {
   constructor(opts: PublisherOptions) {
     super();
     this.cache = opts.cache;
+    this.makeBeforeBreak = opts.makeBeforeBreak;
     this.logger = opts.logger.child({ component: 'publisher', group: opts.group ?? 'default' });
     this.group = opts.group ?? 'default';
     this.coalesceMs = opts.coalesceMs ?? 20;
@@ -136,6 +143,8 @@ export class Publisher extends EventEmitter {
   }
 
   status(): PublisherStatus {
+    const groups = [this.group, grpcGroup(this.group)];
+    const pending = this.makeBeforeBreak?.pending().filter((p) => groups.includes(p.group)) ?? [];
     return {
       group: this.group,
       configOrigin: this.good?.origin,
@@ -145,6 +154,7 @@ export class Publisher extends EventEmitter {
       publishes: this.publishes,
       lastError: this.lastError,
       ...(this.refused.size > 0 && { refusedEndpoints: Object.fromEntries(this.refused) }),
+      ...(pending.length > 0 && { makeBeforeBreak: pending }),
     };
   }
 
@@ -187,9 +197,10 @@ export class Publisher extends EventEmitter {
       this.reportRefusals(refused);
       this.current = snapshot;
       this.currentGrpc = grpcSnapshot;
-      this.cache.set(this.group, snapshot);
-      if (grpcSnapshot) this.cache.set(grpcGroup(this.group), grpcSnapshot);
-      else this.cache.delete(grpcGroup(this.group));
+      const target = this.makeBeforeBreak ?? this.cache;
+      target.set(this.group, snapshot);
+      if (grpcSnapshot) target.set(grpcGroup(this.group), grpcSnapshot);
+      else target.delete(grpcGroup(this.group));
       this.publishes++;
       this.lastPublishedAt = new Date().toISOString();
       const grpcVersions = grpcSnapshot ? { grpcVersions: grpcSnapshot.versions() } : {};

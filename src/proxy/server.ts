@@ -105,6 +105,7 @@ class ProxyServer implements XdsWatcher, AdminSource {
     });
     this.xds = new XdsClient({
       server: bootstrap.xds,
+      tls: bootstrap.xdsTls,
       node: bootstrap.node,
       watcher: this,
       logger: this.logger,

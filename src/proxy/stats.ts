@@ -49,6 +49,8 @@ export class ClusterStats {
   upstream_rq_pending_total = 0;
   upstream_rq_pending_active = 0;
   upstream_rq_pending_overflow = 0;
+  /** Refused by max_requests (Envoy's name since it split them from pending overflows). */
+  upstream_rq_active_overflow = 0;
   upstream_rq_timeout = 0;
   upstream_rq_per_try_timeout = 0;
   upstream_rq_rx_reset = 0;
@@ -161,10 +163,26 @@ export class ListenerStats {
   downstream_global_cx_overflow = 0;
   /** Closed (or, with continue_on_listener_filters_timeout, handed to HTTP/1) by the protocol-sniff timeout. */
   downstream_pre_cx_timeout = 0;
+  /** TLS listeners: listener.<address>_<port>.ssl.* (handshakes done, and failed or refused ones). */
+  readonly ssl = new SslStats();
 
   emit(address: string, port: number, emit: StatEmitter): void {
     emitFields(`listener.${address}_${port}`, this, emit);
+    emitFields(`listener.${address}_${port}.ssl`, this.ssl, emit);
   }
+}
+
+/** Envoy's TLS counters of one listener: handshakes done, and refused ones by reason. */
+export class SslStats {
+  handshake = 0;
+  /** The handshake itself failed (protocol error, timeout). */
+  connection_error = 0;
+  /** A required client certificate was not presented. */
+  fail_verify_no_cert = 0;
+  /** The client certificate does not chain to the trusted CA. */
+  fail_verify_error = 0;
+  /** It does, but its SANs match no match_typed_subject_alt_names entry. */
+  fail_verify_san = 0;
 }
 
 /** Envoy's update counters for one xDS type (cluster_manager.cds.*, listener_manager.lds.*, ...). */

@@ -7,7 +7,7 @@
  * stream reports to the registry; subscriptions.ts; response-writer.ts). Each protocol's rules
  * sit in their own folder: sotw/ (State of the World); delta/ goes beside it.
  */
-export { createXdsServer, type XdsServer, type XdsServerOptions, type XdsServerStats } from './xds-server.js';
+export { createXdsServer, DEFAULT_XDS_LIMITS, type XdsLimits, type XdsServer, type XdsServerOptions, type XdsServerStats } from './xds-server.js';
 export {
   StreamRegistry,
   type NodeStatus,

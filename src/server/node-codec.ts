@@ -58,3 +58,28 @@ function valueToJson(v: ValueObject): JsonValue {
   if (v.listValue !== undefined) return (v.listValue.values ?? []).map(valueToJson);
   return null;
 }
+
+/** NodeInfo -> a core.v3.Node object for protobufjs fromObject (CSDS answers with the node it knows). */
+export function nodeObjectOf(node: NodeInfo): Record<string, unknown> {
+  return {
+    id: node.id,
+    cluster: node.cluster,
+    user_agent_name: node.userAgentName,
+    user_agent_version: node.userAgentVersion,
+    ...(node.locality ? { locality: { ...node.locality } } : {}),
+    metadata: jsonToStruct(node.metadata),
+  };
+}
+
+function jsonToStruct(o: { readonly [key: string]: JsonValue }): StructObject {
+  return { fields: Object.fromEntries(Object.entries(o).map(([k, v]) => [k, jsonToValue(v)])) };
+}
+
+function jsonToValue(v: JsonValue): ValueObject {
+  if (v === null) return { nullValue: 0 };
+  if (typeof v === 'string') return { stringValue: v };
+  if (typeof v === 'number') return { numberValue: v };
+  if (typeof v === 'boolean') return { boolValue: v };
+  if (Array.isArray(v)) return { listValue: { values: v.map(jsonToValue) } };
+  return { structValue: jsonToStruct(v as { readonly [key: string]: JsonValue }) };
+}

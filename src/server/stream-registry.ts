@@ -20,6 +20,7 @@
 import { EventEmitter } from 'node:events';
 import { TYPE_ORDER, TYPE_SHORT, type TypeShort, type XdsTypeUrl } from '../xds/resource-types.js';
 import type { SnapshotCache } from '../cache/snapshot-cache.js';
+import type { ClientProgress, WaitingStream } from '../cache/make-before-break.js';
 import type { NackRecord, StreamRecord, StreamStatus, TypeState, TypeStatus } from './stream-state.js';
 import type { StreamObserver } from './stream-observer.js';
 
@@ -73,7 +74,7 @@ export interface NodeStatus {
   readonly nacked: boolean;
 }
 
-export class StreamRegistry extends EventEmitter<RegistryEvents> implements StreamObserver {
+export class StreamRegistry extends EventEmitter<RegistryEvents> implements StreamObserver, ClientProgress {
   readonly #streams = new Map<number, StreamRecord>();
   readonly #byNode = new Map<string, Set<StreamRecord>>();
   readonly #indexedAs = new Map<StreamRecord, string>();
@@ -144,6 +145,30 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> implements Stre
   /** Live records of a node (to forward warming between its per-type streams). */
   streamsOf(nodeId: string): Iterable<StreamRecord> {
     return this.#byNode.get(nodeId) ?? [];
+  }
+
+  // ---- ClientProgress: what make before break waits for ----
+
+  unanswered(group: string, versions: ReadonlyMap<XdsTypeUrl, string>): WaitingStream[] {
+    const out: WaitingStream[] = [];
+    for (const r of this.#streams.values()) {
+      if (r.types.size === 0 || r.group !== group) continue;
+      const types: TypeShort[] = [];
+      for (const [t, version] of versions) {
+        const st = r.types.get(t);
+        if (st?.subscribed && !st.answered(version)) types.push(TYPE_SHORT[t]);
+      }
+      if (types.length > 0) out.push(Object.freeze({ streamId: r.id, nodeId: r.nodeId, types: Object.freeze(types) }));
+    }
+    return out;
+  }
+
+  onAnswer(listener: () => void): () => void {
+    const events = ['ack', 'nack', 'stream-close'] as const;
+    for (const e of events) this.on(e, listener);
+    return () => {
+      for (const e of events) this.off(e, listener);
+    };
   }
 
   // ---- StreamObserver: reported by the streams ----

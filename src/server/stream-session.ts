@@ -14,6 +14,10 @@
  *   ignored; undecodable bytes (or an undecodable node) end this stream with INVALID_ARGUMENT.
  * - An exception while handling a request or a snapshot ends this stream with INTERNAL, never
  *   the server.
+ * - With mTLS (ctx.security), the first request must carry a node its client certificate names
+ *   (and, with a group pattern, the certificate must name the node's group); otherwise the stream
+ *   ends with PERMISSION_DENIED before anything is sent. Should the node's group change later (a
+ *   group named like its node.cluster appears), it is checked again.
  * - A snapshot change marks the changed types this stream subscribed to as due, then flushes.
  */
 import { status as GrpcStatus, type ServerDuplexStream } from '@grpc/grpc-js';
@@ -26,6 +30,9 @@ import type { StreamObserver } from './stream-observer.js';
 import { StreamRecord, type StreamMethod, type TypeState } from './stream-state.js';
 import type { SubscriptionTable } from './subscriptions.js';
 import { ResponseWriter, type WriteCounters } from './response-writer.js';
+import type { TransportSecurity } from '../common/transport-security.js';
+import type { PeerNames } from '../common/peer-identity.js';
+import { baseGroup } from '../cache/client-kind.js';
 
 export interface ServedMethod {
   readonly name: StreamMethod;
@@ -56,6 +63,7 @@ export interface SessionCounters extends WriteCounters {
   stale: number;
   malformed: number;
   unknownType: number;
+  overLimit: number;
 }
 
 export interface SessionContext {
@@ -66,6 +74,10 @@ export interface SessionContext {
   readonly counters: SessionCounters;
   /** grpc-js's `grpc.max_send_message_length` for this server (-1: no limit). */
   readonly maxSendMessageBytes: number;
+  /** resource_names one request may carry (the protocol enforces it). */
+  readonly maxResourceNames: number;
+  /** With mTLS: who may speak for which node (transport-security.ts). */
+  readonly security?: TransportSecurity;
   /** Responses go straight onto the HTTP/2 stream when grpc-js allows (response-writer.ts). */
   readonly directWrites: boolean;
   /** Live sessions by record, for shutdown. */
@@ -90,6 +102,9 @@ export abstract class StreamSession<Req extends StreamRequest = StreamRequest, S
   #watch: CacheWatch | undefined;
   #closed = false;
   #warnedTypeUrls: Set<string> | undefined;
+  /** mTLS: the client certificate's names, read once; and the group the node was allowed. */
+  readonly #peerNames: PeerNames | undefined;
+  #allowedGroup: string | undefined;
 
   constructor(call: XdsCall<Req>, method: ServedMethod, ctx: SessionContext, newState: (typeUrl: XdsTypeUrl) => S) {
     this.#call = call;
@@ -99,6 +114,7 @@ export abstract class StreamSession<Req extends StreamRequest = StreamRequest, S
     const id = ++streamSeq;
     this.log = ctx.logger.child({ stream: id });
     this.record = new StreamRecord(id, method.name, call.getPeer(), () => this.#watch?.group ?? ctx.cache.groupOf(this.record.node), newState);
+    this.#peerNames = ctx.security?.checksIdentity ? ctx.security.peerOf(call) : undefined;
     ctx.sessions.set(this.record, this);
     ctx.observer.onConnect(this.record);
     ctx.counters.streamsTotal++;
@@ -181,6 +197,7 @@ export abstract class StreamSession<Req extends StreamRequest = StreamRequest, S
       }
       if (node !== undefined) this.#identify(node);
     }
+    if (this.ctx.security?.checksIdentity && this.#allowedGroup === undefined && !this.#authorize()) return;
     const typeUrl = msg.typeUrl === '' ? this.method.typeUrl : msg.typeUrl;
     if (typeUrl === undefined || !isXdsTypeUrl(typeUrl) || (this.method.typeUrl !== undefined && typeUrl !== this.method.typeUrl)) {
       this.#unknownType(msg.typeUrl);
@@ -198,6 +215,20 @@ export abstract class StreamSession<Req extends StreamRequest = StreamRequest, S
     this.#watch = undefined;
   }
 
+  /** The identity rule for this stream's node and the group it is served; false: the stream is ended. */
+  #authorize(): boolean {
+    const security = this.ctx.security;
+    if (security === undefined) return true;
+    const group = baseGroup(this.#watch?.group ?? this.ctx.cache.groupOf(this.record.node));
+    const denial = security.authorize(this.#peerNames, this.record.node?.id ?? '', this.record.peer, security.checksGroup ? group : undefined);
+    if (denial !== undefined) {
+      this.close(GrpcStatus.PERMISSION_DENIED, denial.message);
+      return false;
+    }
+    this.#allowedGroup = group;
+    return true;
+  }
+
   #startWatch(): void {
     this.#watch = this.ctx.cache.watch(this.record.node, (_snapshot, changed) => this.#onSnapshot(changed));
     this.ctx.observer.onOpen(this.record);
@@ -206,6 +237,8 @@ export abstract class StreamSession<Req extends StreamRequest = StreamRequest, S
 
   #onSnapshot(changed: ReadonlySet<XdsTypeUrl>): void {
     if (this.#closed) return;
+    const group = this.#watch?.group;
+    if (this.ctx.security?.checksGroup && group !== undefined && baseGroup(group) !== this.#allowedGroup && !this.#authorize()) return;
     try {
       for (const t of changed) {
         const st = this.record.types.get(t);

@@ -28,8 +28,13 @@ export interface TypeStatus {
   readonly type: TypeShort;
   /** Wildcard subscription (LDS/CDS with no names, or '*'). */
   readonly wildcard: boolean;
-  /** Explicitly subscribed names, sorted. */
+  /**
+   * Explicitly subscribed names, sorted: the first MAX_STATUS_NAMES, each cut at
+   * MAX_STATUS_NAME_CHARS (status output stays small whatever a client subscribes to).
+   */
   readonly names: readonly string[];
+  /** How many names were left out of `names` (absent when none were). */
+  readonly namesOmitted?: number;
   readonly sentVersion?: string;
   readonly ackedVersion?: string;
   /** Nonce of a response not yet answered by the client. */
@@ -54,6 +59,16 @@ export interface StreamStatus {
   readonly group: string;
   readonly connectedAt: string;
   readonly types: readonly TypeStatus[];
+}
+
+export const MAX_STATUS_NAMES = 1000;
+export const MAX_STATUS_NAME_CHARS = 256;
+
+function statusNames(list: readonly string[]): { names: readonly string[]; namesOmitted?: number } {
+  const long = (n: string) => n.length > MAX_STATUS_NAME_CHARS;
+  if (list.length <= MAX_STATUS_NAMES && !list.some(long)) return { names: list };
+  const names = list.slice(0, MAX_STATUS_NAMES).map((n) => (long(n) ? `${n.slice(0, MAX_STATUS_NAME_CHARS)}...` : n));
+  return list.length > MAX_STATUS_NAMES ? { names, namesOmitted: list.length - MAX_STATUS_NAMES } : { names };
 }
 
 /** Per-type state of one stream that every protocol keeps: subscription, nonces, ACK/NACK record. */
@@ -112,6 +127,14 @@ export class TypeState {
     return record;
   }
 
+  /**
+   * Evaluated against `version` and whatever that sent has been ACKed or NACKed (make before
+   * break waits for this; see cache/make-before-break.ts). Every protocol keeps evaluatedVersion.
+   */
+  answered(version: string): boolean {
+    return this.evaluatedVersion === version && !this.dirty && !this.outstanding;
+  }
+
   /** Evaluated against `currentVersion`, nothing pending or unanswered, and not NACKed. */
   upToDate(currentVersion: string | undefined): boolean {
     return currentVersion !== undefined && this.evaluatedVersion === currentVersion && !this.dirty && !this.outstanding && !this.lastResponseNacked;
@@ -122,7 +145,7 @@ export class TypeState {
       typeUrl: this.typeUrl,
       type: TYPE_SHORT[this.typeUrl],
       wildcard: this.wildcard,
-      names: this.sub.list,
+      ...statusNames(this.sub.list),
       ...(this.sentVersion !== undefined ? { sentVersion: this.sentVersion } : {}),
       ...(this.ackedVersion !== undefined ? { ackedVersion: this.ackedVersion } : {}),
       ...(this.outstanding && this.nonce !== undefined ? { pendingNonce: this.nonce } : {}),

@@ -12,10 +12,12 @@
  * Service definitions are built by hand: the request deserializer is our lean DiscoveryRequest
  * reader and the response serializer passes pre-encoded responses through (sotw/response-cache.ts),
  * so a change fanned out to 1,000 streams encodes each response once; response-writer.ts puts
- * the same framed bytes on every stream. Delta xDS is not registered: grpc-js answers
+ * the same framed bytes on every stream. The Client Status Discovery Service (csds.ts) answers on
+ * the same port. Delta xDS is not registered: grpc-js answers
  * UNIMPLEMENTED, so Envoy must use `api_type: GRPC`.
  */
 import { Server, ServerCredentials, status as GrpcStatus, type ChannelOptions, type MethodDefinition } from '@grpc/grpc-js';
+import type { TransportSecurity } from '../common/transport-security.js';
 import { RESOURCE_TYPES } from '../xds/resource-types.js';
 import { ConsulXdsError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
@@ -28,12 +30,21 @@ import { innerCallInterceptor } from './response-writer.js';
 import { decodeRequest, type XdsRequest } from './sotw/discovery-codec.js';
 import { ResponseCache } from './sotw/response-cache.js';
 import { SotwStream, type SotwContext } from './sotw/sotw-stream.js';
+import { addCsdsService } from './csds.js';
 
 export interface XdsServerOptions {
   readonly cache: SnapshotCache;
   readonly logger?: Logger;
   /** Default: insecure (plaintext HTTP/2), as Envoy's bootstrap in examples/ expects. */
   readonly credentials?: ServerCredentials;
+  /**
+   * TLS from rotating files and, with a client CA, the identity rule: a stream whose node the
+   * client certificate does not name is ended with PERMISSION_DENIED (stream-session.ts).
+   * Its credentials are used unless `credentials` is given.
+   */
+  readonly security?: TransportSecurity;
+  /** Request limits (defaults: DEFAULT_XDS_LIMITS). */
+  readonly limits?: Partial<XdsLimits>;
   /** Extra grpc-js server options; they override ours. */
   readonly grpcOptions?: ChannelOptions;
   /** close(): how long to wait for streams to finish before forcing the connections shut. */
@@ -45,6 +56,23 @@ export interface XdsServerOptions {
    */
   readonly directWrites?: boolean;
 }
+
+/** What one client may ask of the server. */
+export interface XdsLimits {
+  /** HTTP/2 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  readonly maxConcurrentStreams: number;
+  /** Largest DiscoveryRequest accepted; a larger one ends its stream with RESOURCE_EXHAUSTED (grpc-js). */
+  readonly maxReceiveMessageBytes: number;
+  /** resource_names in one request; more end the stream with INVALID_ARGUMENT naming both numbers. */
+  readonly maxResourceNames: number;
+}
+
+/**
+ * Envoy's requests are small: its node and the names it subscribes to. 1 MiB holds 10,000 names
+ * of 100 bytes. grpc-js's own defaults (4 MiB, unlimited streams) let 3.5 MiB of names cost 1.1 s
+ * of decoding and make /status/clients 12.5 MiB.
+ */
+export const DEFAULT_XDS_LIMITS: XdsLimits = Object.freeze({ maxConcurrentStreams: 100, maxReceiveMessageBytes: 1024 * 1024, maxResourceNames: 10_000 });
 
 export interface XdsServerStats {
   /** Streams connected now. */
@@ -70,6 +98,8 @@ export interface XdsServerStats {
   readonly grpcWrites: number;
   /** Distinct resource-name subscriptions in use (streams with equal ones share one). */
   readonly subscriptions: number;
+  /** Streams ended because a request named more resources than maxResourceNames. */
+  readonly overLimit: number;
 }
 
 export interface XdsServer {
@@ -123,9 +153,27 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
   const registry = new StreamRegistry(opts.cache);
   const responses = new ResponseCache();
   const sessions = new Map<StreamRecord, StreamSession>();
-  const counters = { streamsTotal: 0, requests: 0, responses: 0, acks: 0, nacks: 0, stale: 0, malformed: 0, unknownType: 0, directWrites: 0, grpcWrites: 0 };
+  const counters = {
+    streamsTotal: 0,
+    requests: 0,
+    responses: 0,
+    acks: 0,
+    nacks: 0,
+    stale: 0,
+    malformed: 0,
+    unknownType: 0,
+    overLimit: 0,
+    directWrites: 0,
+    grpcWrites: 0,
+  };
   const subscriptions = new SubscriptionTable();
-  const grpcOptions: ChannelOptions = { ...DEFAULT_GRPC_OPTIONS, ...opts.grpcOptions };
+  const limits: XdsLimits = { ...DEFAULT_XDS_LIMITS, ...opts.limits };
+  const grpcOptions: ChannelOptions = {
+    ...DEFAULT_GRPC_OPTIONS,
+    'grpc.max_concurrent_streams': limits.maxConcurrentStreams,
+    'grpc.max_receive_message_length': limits.maxReceiveMessageBytes,
+    ...opts.grpcOptions,
+  };
   const maxSendMessageBytes = typeof grpcOptions['grpc.max_send_message_length'] === 'number' ? grpcOptions['grpc.max_send_message_length'] : -1;
   const ctx: SotwContext = {
     cache: opts.cache,
@@ -142,7 +190,9 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
       }
     },
     maxSendMessageBytes,
+    maxResourceNames: limits.maxResourceNames,
     directWrites: opts.directWrites ?? true,
+    ...(opts.security !== undefined ? { security: opts.security } : {}),
   };
   // The interceptor hands each session grpc-js's own call, so responses can skip grpc-js's
   // one-message-at-a-time write path (response-writer.ts). It is the only interceptor: one
@@ -158,6 +208,7 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
       },
     );
   }
+  addCsdsService(server, registry, opts.cache);
   let closing: Promise<void> | undefined;
   const graceMs = opts.shutdownGraceMs ?? 2_000;
 
@@ -176,9 +227,12 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
     listen(host: string, port: number): Promise<number> {
       const address = host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
       return new Promise((resolve, reject) => {
-        server.bindAsync(address, opts.credentials ?? ServerCredentials.createInsecure(), (err, bound) => {
+        server.bindAsync(address, opts.credentials ?? opts.security?.credentials ?? ServerCredentials.createInsecure(), (err, bound) => {
           if (err) reject(new ConsulXdsError('CXDS_XDS_LISTEN', `xDS server cannot listen on ${address}: ${err.message}`, { cause: err }));
-          else resolve(bound);
+          else {
+            opts.security?.watchHandshakes(server);
+            resolve(bound);
+          }
         });
       });
     },

@@ -2,7 +2,8 @@
  * gRPC access logging (Envoy's ALS) to our sink. In: a listener's `access-log` setting. Out: the
  * AccessLog entry for the HCM (http_grpc) or the TCP proxy (tcp_grpc), and the HTTP/2 cluster
  * that reaches the sink (STATIC for an IP address, STRICT_DNS for a host name such as a compose
- * service), so no hand-written Envoy bootstrap is needed for it.
+ * service), so no hand-written Envoy bootstrap is needed for it; over TLS when the setting has
+ * `tls` (upstream-tls.ts).
  */
 import { isIP } from 'node:net';
 import type { AccessLogConfig } from '../config/schema.js';
@@ -10,6 +11,7 @@ import { accessLogClusterName } from '../config/views.js';
 import type { ProtoObject } from '../xds/resources.js';
 import { AnyType, FilterName } from './type-names.js';
 import { http2ProtocolOptions } from './protocol-options.js';
+import { upstreamTlsSocket } from './upstream-tls.js';
 
 export function accessLogEntry(config: AccessLogConfig, defaultLogName: string, kind: 'http' | 'tcp'): ProtoObject {
   const grpc = config.grpc;
@@ -49,5 +51,6 @@ export function accessLogCluster(config: AccessLogConfig): ProtoObject {
       ],
     },
     typed_extension_protocol_options: http2ProtocolOptions(),
+    ...(grpc.tls !== undefined ? { transport_socket: upstreamTlsSocket(grpc.tls) } : {}),
   };
 }

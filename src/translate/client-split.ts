@@ -62,7 +62,7 @@ interface RouteShape {
 }
 
 /** Every cluster a route table sends to (plain and weighted routes; gRPC tables have no mirrors). */
-function routedClusters(routeConfig: ProtoObject): string[] {
+export function routedClusters(routeConfig: ProtoObject): string[] {
   const out: string[] = [];
   for (const vh of (routeConfig as RouteShape).virtual_hosts ?? []) {
     for (const r of vh.routes ?? []) {

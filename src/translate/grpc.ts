@@ -7,15 +7,15 @@
  *
  * gRPC routes differ from Envoy's where the client reads other fields: a route `timeout` becomes
  * `max_stream_duration` (gRPC ignores `timeout`), and retries keep only the gRPC status conditions
- * (the client skips the others). validate.ts has already refused what gRPC cannot do (host
- * rewrite, mirrors, other lb policies), so nothing here is silently dropped.
+ * (the client skips the others). validate.ts has already refused what gRPC cannot do (host and
+ * header rewrites, mirrors, other lb policies), so nothing here is silently dropped.
  */
 import type { Config, GrpcListenerConfig } from '../config/schema.js';
 import { GRPC_RETRY_ON } from '../config/schema.js';
 import { durationIsZero } from '../config/duration.js';
-import { compare, grpcVirtualHost, prefixRoutes, type PrefixRoute } from '../config/views.js';
+import { compare, grpcVirtualHost, routeGroups, routeName, type RouteGroup } from '../config/views.js';
 import type { ProtoObject } from '../xds/resources.js';
-import { clusterAction, retryPolicy } from './routes.js';
+import { clusterAction, retryPolicy, routeMatch } from './routes.js';
 import { ADS_SOURCE, AnyType, FilterName } from './type-names.js';
 
 export function apiListener(name: string): ProtoObject {
@@ -43,21 +43,23 @@ export function grpcRouteConfiguration(config: Config, name: string, listener: G
       {
         name: chosen.name,
         domains: [...new Set(chosen.vhost.domain)].sort(compare),
-        routes: prefixRoutes(chosen.vhost).map(grpcRoute),
+        routes: routeGroups(chosen.vhost).map(grpcRoute),
       },
     ],
   };
 }
 
-function grpcRoute({ prefix, members }: PrefixRoute): ProtoObject {
-  const action = clusterAction(members);
-  const timeout = members.find((m) => m.entry.timeout)?.entry.timeout;
+function grpcRoute(group: RouteGroup): ProtoObject {
+  const action = clusterAction(group.members);
+  const timeout = group.members.find((m) => m.entry.timeout)?.entry.timeout;
   // 0 means "no timeout" in the config and "the application's deadline" to gRPC: leave it out.
   if (timeout && !durationIsZero(timeout)) action.max_stream_duration = { max_stream_duration: timeout };
-  const retry = members.find((m) => m.entry.retry)?.entry.retry;
+  const retry = group.members.find((m) => m.entry.retry)?.entry.retry;
   if (retry) {
     const grpcOnly = retry['retry-on'].filter((c) => (GRPC_RETRY_ON as readonly string[]).includes(c));
     action.retry_policy = retryPolicy(retry, grpcOnly);
   }
-  return { name: prefix, match: { prefix }, route: action };
+  // Paths, regexes and header conditions as for Envoy: grpc-js-xds matches prefix, path and
+  // safe_regex on the method path, and header conditions on the call's metadata.
+  return { name: routeName(group), match: routeMatch(group), route: action };
 }

@@ -21,6 +21,7 @@ import { accessLogCluster } from './access-log.js';
 import { clusterResource } from './clusters.js';
 import { loadAssignment } from './endpoints.js';
 import { apiListener, grpcRouteConfiguration } from './grpc.js';
+import { addHashPolicies } from './hash-policy.js';
 import { listenerResource } from './listeners.js';
 import { routeConfiguration } from './routes.js';
 
@@ -51,11 +52,11 @@ export function translate(config: Config, endpoints: EndpointMap): XdsResourceSe
     if (listener.type === 'grpc') {
       // Served only to gRPC clients: splitForClients() keeps these out of Envoy's snapshot.
       listeners.push(apiListener(name));
-      routes.push(grpcRouteConfiguration(config, name, listener));
+      routes.push(addHashPolicies(config, grpcRouteConfiguration(config, name, listener)));
       continue;
     }
     listeners.push(listenerResource(name, listener));
-    if (listener.type === 'http') routes.push(routeConfiguration(config, name, listener));
+    if (listener.type === 'http') routes.push(addHashPolicies(config, routeConfiguration(config, name, listener)));
     const log = listener['access-log'];
     if (log) clusters.set(accessLogClusterName(log.grpc), accessLogCluster(log));
   }
@@ -63,7 +64,10 @@ export function translate(config: Config, endpoints: EndpointMap): XdsResourceSe
   return deepFreeze({
     clusters: [...clusters.keys()].sort(compare).map((n) => clusters.get(n) as ProtoObject),
     // Every EDS cluster gets its CLA, empty when nothing is known yet (no 15 s client stall).
-    endpoints: clusterNames.map((name) => loadAssignment(name, endpoints.get(name) ?? [])),
+    // DNS clusters carry their own load_assignment and have none.
+    endpoints: clusterNames
+      .filter((name) => config.cluster.loadbalancer[name]?.discovery === 'eds')
+      .map((name) => loadAssignment(name, endpoints.get(name) ?? [])),
     listeners,
     routes,
   });

@@ -2,20 +2,24 @@
  * `listener.<name>` of type http or tcp -> Envoy Listener (`type: grpc` is grpc.ts). An http
  * listener runs the HTTP connection manager with its routes from RDS over ADS (RouteConfiguration
  * named after the listener) and the router filter last; a tcp listener runs tcp_proxy to its
- * cluster. Either may stream access logs to our gRPC sink.
+ * cluster. Either may stream access logs to our gRPC sink, and terminate TLS (downstream-tls.ts).
  */
 import type { SocketListenerConfig } from '../config/schema.js';
 import type { ProtoObject } from '../xds/resources.js';
 import { accessLogEntry } from './access-log.js';
+import { downstreamTlsSocket } from './downstream-tls.js';
 import { ADS_SOURCE, AnyType, FilterName } from './type-names.js';
 
 export function listenerResource(name: string, listener: SocketListenerConfig): ProtoObject {
   const statPrefix = listener['stat-prefix'] ?? name;
   const filter = listener.type === 'tcp' ? tcpProxy(name, statPrefix, listener) : httpConnectionManager(name, statPrefix, listener);
+  const chain: Record<string, unknown> = { filters: [filter] };
+  // HTTP listeners offer HTTP/2 and HTTP/1.1 by ALPN; a TCP proxy passes whatever runs inside.
+  if (listener.tls) chain.transport_socket = downstreamTlsSocket(listener.tls, listener.type === 'tcp' ? [] : ['h2', 'http/1.1']);
   return {
     name,
     address: { socket_address: { protocol: 'TCP', address: listener.address, port_value: listener.port } },
-    filter_chains: [{ filters: [filter] }],
+    filter_chains: [chain],
   };
 }
 

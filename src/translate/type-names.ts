@@ -12,6 +12,8 @@ export const AnyType = {
   HttpProtocolOptions: `${TYPE_PREFIX}envoy.extensions.upstreams.http.v3.HttpProtocolOptions`,
   HttpGrpcAccessLogConfig: `${TYPE_PREFIX}envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig`,
   TcpGrpcAccessLogConfig: `${TYPE_PREFIX}envoy.extensions.access_loggers.grpc.v3.TcpGrpcAccessLogConfig`,
+  DownstreamTlsContext: `${TYPE_PREFIX}envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext`,
+  UpstreamTlsContext: `${TYPE_PREFIX}envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext`,
 } as const;
 
 export const FilterName = {
@@ -20,6 +22,7 @@ export const FilterName = {
   Router: 'envoy.filters.http.router',
   HttpGrpcAccessLog: 'envoy.access_loggers.http_grpc',
   TcpGrpcAccessLog: 'envoy.access_loggers.tcp_grpc',
+  TlsTransportSocket: 'envoy.transport_sockets.tls',
   /** Key of typed_extension_protocol_options for upstream HTTP settings. */
   HttpProtocolOptions: 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
 } as const;

@@ -6,7 +6,8 @@
  * Seed 003's point is that gRPC must be balanced per request, not per connection: one HTTP/2
  * connection carries every call, so an L4 balancer pins a client to one backend. Here every call
  * goes over ONE channel, and the calls must still spread over all three backends. Then a weighted
- * split between two clusters (80/20), and a weight edit in the file that moves it (50/50). On the
+ * split between two clusters (80/20), and a weight edit in the file that moves it (50/50); a
+ * header canary (calls with `x-canary: true` metadata go to the canary cluster). On the
  * same server, a real Envoy is sent the http listener and never the API listener, and a node that
  * says it is Envoy cannot get it by name either. (Envoy does not NACK an API listener over LDS: it
  * ACKs the update, drops the listener and logs "can not be added because currently only one
@@ -22,10 +23,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { credentials, loadPackageDefinition, Server, ServerCredentials, type Client, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
-import { register as registerXds } from '@grpc/grpc-js-xds';
+import { Metadata, type Client } from '@grpc/grpc-js';
 import { serve, type RunningApp } from '../../src/app.js';
 import { grpcGroup } from '../../src/cache/client-kind.js';
 import { DEFAULT_GROUP } from '../../src/cache/snapshot-cache.js';
@@ -35,45 +33,26 @@ import { AdsConnection } from '../support/ads-client.js';
 import { dynamicVersions, startEnvoy } from '../support/envoy.js';
 import { binomialBounds } from '../support/traffic.js';
 import { freePort, makeTempDir, waitUntil } from '../support/tmp.js';
+import { startBackend, xdsGreeterClient, type HelloWithMetadata } from '../support/greeter.js';
 
 const TARGET = 'greeter:50051';
 const NODE_ID = 'grpc-xds-test-client';
-const PROTO = fileURLToPath(new URL('../../../test/fixtures/greeter.proto', import.meta.url));
-
-const greeterPackage = loadPackageDefinition(loadSync(PROTO, { keepCase: true })) as unknown as {
-  consulxds: { test: { Greeter: ServiceClientConstructor } };
-};
-const Greeter = greeterPackage.consulxds.test.Greeter;
-
-interface HelloReply {
-  readonly backend: string;
-}
-type HelloCall = (req: { name: string }, cb: (err: ServiceError | null, reply?: HelloReply) => void) => void;
-
-/** A gRPC backend on 127.0.0.1 (ephemeral port) that answers Hello with its own name. */
-async function startBackend(name: string): Promise<{ name: string; port: number; close(): Promise<void> }> {
-  const server = new Server();
-  server.addService(Greeter.service, {
-    Hello: (_call: unknown, cb: (err: null, reply: HelloReply) => void) => cb(null, { backend: name }),
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
-  });
-  return { name, port, close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())) };
-}
-
 interface Weights {
   readonly main: number;
   /** Absent: the canary cluster is not routed to at all. */
   readonly canary?: number;
   /** EDS health of the third main backend (default healthy). */
   readonly thirdHealth?: string;
+  /** The canary cluster takes the calls with `x-canary: true` and no `x-legacy` metadata (no weights). */
+  readonly headerCanary?: boolean;
 }
 
 /** A gRPC listener for the target, plus an http listener for Envoys (no Envoy runs here). */
 function configYaml(ports: { edge: number; main: readonly number[]; canary: number }, w: Weights): string {
-  const routes =
-    w.canary === undefined
+  const routes = w.headerCanary
+    ? `      greeter: { prefix: ["/consulxds.test.Greeter/"] }
+      greeter-canary: { prefix: ["/consulxds.test.Greeter/"], headers: { x-canary: "true", x-legacy: { present: false } } }`
+    : w.canary === undefined
       ? `      greeter: { prefix: ["/consulxds.test.Greeter/"] }`
       : `      greeter: { prefix: ["/consulxds.test.Greeter/"], weight: ${w.main} }
       greeter-canary: { prefix: ["/consulxds.test.Greeter/"], weight: ${w.canary} }`;
@@ -126,21 +105,21 @@ describe('proxyless gRPC (grpc-js-xds) against serve() in file mode', () => {
     await rename(tmp, configFile);
   };
 
-  const hello = (): Promise<string> =>
+  const hello = (metadata = new Metadata()): Promise<string> =>
     new Promise((resolve, reject) => {
       assert.ok(client, 'client not created');
-      const call = (client as unknown as { Hello: HelloCall }).Hello.bind(client);
-      call({ name: 'test' }, (err, reply) => (err ? reject(err) : resolve(reply?.backend ?? '')));
+      const call = (client as unknown as { Hello: HelloWithMetadata }).Hello.bind(client);
+      call({ name: 'test' }, metadata, (err, reply) => (err ? reject(err) : resolve(reply?.backend ?? '')));
     });
 
   /** `count` calls over the one channel, `concurrency` in flight; returns calls per backend. */
-  const calls = async (count: number, concurrency = 10): Promise<Map<string, number>> => {
+  const calls = async (count: number, concurrency = 10, metadata?: Metadata): Promise<Map<string, number>> => {
     const tally = new Map<string, number>();
     let started = 0;
     const worker = async (): Promise<void> => {
       while (started < count) {
         started++;
-        const backend = await hello();
+        const backend = await hello(metadata);
         tally.set(backend, (tally.get(backend) ?? 0) + 1);
       }
     };
@@ -191,13 +170,7 @@ describe('proxyless gRPC (grpc-js-xds) against serve() in file mode', () => {
     await writeFile(configFile, configYaml(ports, { main: 1 }));
     app = await serve({ configFile, xds: { host: '127.0.0.1', port: 0 }, admin: false, als: false, logger: silentLogger });
 
-    // The bootstrap is read once per process, when the first xds: channel resolves.
-    process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify({
-      xds_servers: [{ server_uri: `127.0.0.1:${app.xdsPort}`, channel_creds: [{ type: 'insecure' }] }],
-      node: { id: NODE_ID, locality: {} },
-    });
-    registerXds();
-    client = new Greeter(`xds:///${TARGET}`, credentials.createInsecure());
+    client = xdsGreeterClient(app.xdsPort, NODE_ID, TARGET);
   });
 
   after(async () => {
@@ -262,6 +235,32 @@ describe('proxyless gRPC (grpc-js-xds) against serve() in file mode', () => {
     await waitClientSynced('the gRPC client to ACK the draining endpoint');
     const tally = await calls(150);
     assert.deepEqual([...tally.keys()].sort(), ['greeter-a', 'greeter-b'], `greeter-c is draining: ${JSON.stringify([...tally])}`);
+  });
+
+  it('a header canary: calls with x-canary: true (and no x-legacy) metadata go to the canary cluster, the others to the main one', async () => {
+    const before = theApp().publisher.grpcSnapshot?.version(TypeUrl.RouteConfiguration);
+    await saveConfig(configYaml(ports, { main: 1, headerCanary: true }));
+    await waitRoutesPublished(before);
+    await waitClientSynced('the gRPC client to ACK the header canary route');
+    const canaryCall = new Metadata();
+    canaryCall.set('x-canary', 'true');
+    // The canary cluster's endpoints arrive just after the route table that names it.
+    await waitUntil(() => hello(canaryCall).then((b) => b === 'canary'), {
+      what: 'a call with x-canary to reach the canary',
+      timeoutMs: 10_000,
+      intervalMs: 0,
+    });
+    const canary = await calls(100, 10, canaryCall);
+    assert.deepEqual([...canary], [['canary', 100]], 'every x-canary call went to the canary');
+    const plain = await calls(150);
+    assert.deepEqual([...plain.keys()].sort(), ['greeter-a', 'greeter-b', 'greeter-c'], `calls without the header: ${JSON.stringify([...plain])}`);
+    const other = new Metadata();
+    other.set('x-canary', 'false');
+    assert.equal((await calls(30, 10, other)).get('canary'), undefined, 'x-canary: false is not the canary');
+    const legacy = new Metadata();
+    legacy.set('x-canary', 'true');
+    legacy.set('x-legacy', '1');
+    assert.equal((await calls(30, 10, legacy)).get('canary'), undefined, 'present: false: a call carrying x-legacy is not the canary');
   });
 
   it('a real Envoy on the same server is sent the http listener only, and ACKs everything', async () => {

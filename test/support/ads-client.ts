@@ -13,7 +13,7 @@
  *   const r = await s.next();                   // AdsResponse
  *   s.ack(r);
  */
-import { Client, credentials, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
+import { Client, credentials, type ChannelCredentials, type ChannelOptions, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
 import { messageType, TO_OBJECT } from '../../src/envoy/protos.js';
 import { messageNameOf, TypeUrl, type XdsTypeUrl } from '../../src/xds/resource-types.js';
 
@@ -83,16 +83,21 @@ export interface AdsStreamOptions {
 export interface AdsConnectionOptions {
   /** Force a connection of its own (grpc-js otherwise shares one per target). Default false. */
   readonly separateConnection?: boolean;
+  /** Default plaintext; `credentials.createSsl(ca, key, cert)` for TLS/mTLS. */
+  readonly credentials?: ChannelCredentials;
+  /** Extra channel options (e.g. `grpc.ssl_target_name_override`). */
+  readonly channelOptions?: ChannelOptions;
 }
 
 export class AdsConnection {
   readonly client: Client;
 
   constructor(address: string, opts: AdsConnectionOptions = {}) {
-    this.client = new Client(address, credentials.createInsecure(), {
+    this.client = new Client(address, opts.credentials ?? credentials.createInsecure(), {
       ...(opts.separateConnection ? { 'grpc.use_local_subchannel_pool': 1 } : {}),
       'grpc.enable_channelz': 0,
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      ...opts.channelOptions,
     });
   }
 

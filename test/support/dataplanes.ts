@@ -12,8 +12,10 @@
  *
  * Also here: `watchNode`, the control plane's view of one data plane (which versions it ACKed,
  * what it NACKed and why), so scenarios can time an update to the moment the data plane accepted
- * it, and report a NACK's message instead of a bare traffic mismatch.
+ * it, and report a NACK's message instead of a bare traffic mismatch; `assertNoRejectedUpdate`,
+ * the end-of-run check that nothing was NACKed (and, for Envoy, nothing rejected).
  */
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -248,4 +250,17 @@ export function watchNode(registry: StreamRegistry, nodeId: string): NodeWatch {
       registry.off('nack', onNack);
     },
   };
+}
+
+/** The data plane accepted every update: no NACK seen by the control plane, and for Envoy every update_rejected counter at 0. */
+export async function assertNoRejectedUpdate(dp: DataPlane, node: NodeWatch): Promise<void> {
+  assert.equal(node.nacks.length, 0, node.describe());
+  if (!dp.envoy) return;
+  const stats = await dp.envoy.stats('update_rejected$');
+  assert.ok(stats.size > 0, 'Envoy reports update_rejected counters');
+  assert.deepEqual(
+    [...stats].filter(([, n]) => n > 0),
+    [],
+    'update_rejected counters are all 0',
+  );
 }

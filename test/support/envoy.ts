@@ -7,7 +7,8 @@
  * The bootstrap is ADS-only (as in docs/sidecar.md, "Envoy bootstrap"): everything but the control-plane cluster
  * comes over xDS, so what Envoy does is what our server told it. Admin binds port 0 and Envoy
  * writes the port it took to --admin-address-path; --use-dynamic-base-id keeps parallel Envoys
- * from fighting over hot-restart shared memory.
+ * from fighting over hot-restart shared memory. `xdsTls`/`alsTls` make the bootstrap's clusters dial
+ * over TLS (the UpstreamTlsContext translate writes for the access-log sink).
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
@@ -16,6 +17,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { GiveUp, makeTempDir, waitUntil, type WaitOptions } from './tmp.js';
+import type { UpstreamTlsConfig } from '../../src/config/schema.js';
+import { upstreamTlsSocket } from '../../src/translate/upstream-tls.js';
 
 export interface StartEnvoyOptions {
   /** Port of the ADS server on 127.0.0.1. */
@@ -28,6 +31,10 @@ export interface StartEnvoyOptions {
   readonly logLevel?: string;
   /** Extra node metadata, e.g. to select listeners per node. */
   readonly nodeMetadata?: Readonly<Record<string, unknown>>;
+  /** Dial the xDS server over TLS (CA, optional client cert+key for mTLS, optional SNI). */
+  readonly xdsTls?: UpstreamTlsConfig;
+  /** Dial the static `als_cluster` over TLS. */
+  readonly alsTls?: UpstreamTlsConfig;
 }
 
 /** One host as Envoy's `/clusters?format=json` reports it, flattened for assertions. */
@@ -89,9 +96,10 @@ export function envoyBinary(): Promise<string> {
   return cachedBin;
 }
 
-/** An HTTP/2 STATIC cluster to 127.0.0.1:port, the shape Envoy needs for a gRPC service. */
-function grpcCluster(name: string, port: number): Record<string, unknown> {
+/** An HTTP/2 STATIC cluster to 127.0.0.1:port, the shape Envoy needs for a gRPC service; over TLS with `tls`. */
+function grpcCluster(name: string, port: number, tls?: UpstreamTlsConfig): Record<string, unknown> {
   return {
+    ...(tls !== undefined ? { transport_socket: upstreamTlsSocket(tls) } : {}),
     name,
     type: 'STATIC',
     connect_timeout: '1s',
@@ -110,8 +118,8 @@ function grpcCluster(name: string, port: number): Record<string, unknown> {
 
 /** The ADS bootstrap as a plain object (JSON is valid YAML, so Envoy reads it as-is). */
 export function adsBootstrap(opts: StartEnvoyOptions): Record<string, unknown> {
-  const clusters = [grpcCluster('xds_cluster', opts.xdsPort)];
-  if (opts.alsPort !== undefined) clusters.push(grpcCluster('als_cluster', opts.alsPort));
+  const clusters = [grpcCluster('xds_cluster', opts.xdsPort, opts.xdsTls)];
+  if (opts.alsPort !== undefined) clusters.push(grpcCluster('als_cluster', opts.alsPort, opts.alsTls));
   return {
     node: { id: opts.nodeId, cluster: opts.nodeCluster, ...(opts.nodeMetadata ? { metadata: opts.nodeMetadata } : {}) },
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },

@@ -6,7 +6,7 @@
  * Also a paced background load (`startLoad`) that runs while a test does something else to the
  * system, and counts what failed meanwhile.
  */
-import { Agent, request } from 'node:http';
+import { Agent, request, type IncomingHttpHeaders } from 'node:http';
 import { UPSTREAM_HEADER } from './upstreams.js';
 
 export interface Reply {
@@ -14,6 +14,8 @@ export interface Reply {
   /** Which test upstream answered, or '' when Envoy answered itself (404, 503 no healthy upstream). */
   readonly upstream: string;
   readonly body: string;
+  /** The response headers as the client got them. */
+  readonly headers: IncomingHttpHeaders;
 }
 
 export interface Tally {
@@ -34,6 +36,8 @@ export interface SendOptions {
   readonly path: string;
   readonly agent?: Agent;
   readonly timeoutMs?: number;
+  /** More request headers (a user id, a cookie). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** One request; rejects on a socket error or timeout, resolves with any HTTP status. */
@@ -45,7 +49,7 @@ export function send(opts: SendOptions): Promise<Reply> {
         port: opts.port,
         path: opts.path,
         method: 'GET',
-        headers: { host: opts.host },
+        headers: { ...opts.headers, host: opts.host },
         ...(opts.agent ? { agent: opts.agent } : { agent: false }),
         timeout: opts.timeoutMs ?? 5_000,
       },
@@ -58,6 +62,7 @@ export function send(opts: SendOptions): Promise<Reply> {
             status: res.statusCode ?? 0,
             upstream: typeof h === 'string' ? h : '',
             body: Buffer.concat(chunks).toString('utf8'),
+            headers: res.headers,
           });
         });
         res.on('error', reject);
@@ -153,7 +158,7 @@ export function startLoad(opts: LoadOptions): Load {
   let stopped = false;
   const worker = async (): Promise<void> => {
     while (!stopped && replies.length < maxRequests) {
-      const reply = await send({ ...opts, agent }).catch((err: Error): Reply => ({ status: 0, upstream: '', body: err.message }));
+      const reply = await send({ ...opts, agent }).catch((err: Error): Reply => ({ status: 0, upstream: '', body: err.message, headers: {} }));
       replies.push(reply);
       if (reply.status !== 200 && ++failed <= 10) failures.push(reply);
       if (pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));

@@ -2,11 +2,15 @@
  * Small HTTP upstreams for integration tests. In: a name and the health-check path. Out: a server
  * on 127.0.0.1 (ephemeral port) that names itself in every answer (header `x-upstream` and the
  * JSON body, sent once the request body has arrived), records what reached it (hits, Host
- * headers, paths, every request header, health checks), and serves a health path whose status
- * the test flips.
+ * headers, paths, every request header, health checks), optionally adds fixed response headers,
+ * and serves a health path whose status the test flips. With `tls` it speaks HTTPS (and, given a
+ * CA, requires client certificates).
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 
 /** The response header that says which upstream answered. */
 export const UPSTREAM_HEADER = 'x-upstream';
@@ -17,6 +21,15 @@ export interface UpstreamRequest {
   readonly userAgent: string;
   /** Every request header as it arrived (lower-case names). */
   readonly headers: IncomingHttpHeaders;
+  /** HTTPS upstreams: the CN of the client certificate the data plane presented ('' for none). */
+  readonly clientCertCn: string;
+}
+
+/** PEM files for an HTTPS upstream; with `ca`, a client certificate signed by it is required. */
+export interface UpstreamTls {
+  readonly cert: string;
+  readonly key: string;
+  readonly ca?: string;
 }
 
 export interface Upstream {
@@ -34,7 +47,10 @@ export interface Upstream {
   close(): Promise<void>;
 }
 
-export async function startUpstream(name: string, opts: { healthPath?: string } = {}): Promise<Upstream> {
+export async function startUpstream(
+  name: string,
+  opts: { healthPath?: string; responseHeaders?: Readonly<Record<string, string>>; tls?: UpstreamTls } = {},
+): Promise<Upstream> {
   const healthPath = opts.healthPath ?? '/health_check';
   const requests: UpstreamRequest[] = [];
   const healthChecks: UpstreamRequest[] = [];
@@ -42,7 +58,9 @@ export async function startUpstream(name: string, opts: { healthPath?: string } 
 
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const path = req.url ?? '/';
-    const seen = { path, host: req.headers.host ?? '', userAgent: req.headers['user-agent'] ?? '', headers: req.headers };
+    const peer = (req.socket as Partial<TLSSocket>).getPeerCertificate?.();
+    const clientCertCn = typeof peer?.subject?.CN === 'string' ? peer.subject.CN : '';
+    const seen = { path, host: req.headers.host ?? '', userAgent: req.headers['user-agent'] ?? '', headers: req.headers, clientCertCn };
     res.setHeader(UPSTREAM_HEADER, name);
     if (path.split('?')[0] === healthPath) {
       healthChecks.push(seen);
@@ -51,6 +69,7 @@ export async function startUpstream(name: string, opts: { healthPath?: string } 
       return;
     }
     requests.push(seen);
+    for (const [k, v] of Object.entries(opts.responseHeaders ?? {})) res.setHeader(k, v);
     // Answer once the whole request body is in (a proxy's stream timeouts see a waiting upstream);
     // draining it also keeps keep-alive connections reusable.
     req.resume();
@@ -60,7 +79,7 @@ export async function startUpstream(name: string, opts: { healthPath?: string } 
     });
   };
 
-  const { port, close } = await listenHttp(handler);
+  const { port, close } = await listenHttp(handler, opts.tls);
 
   return {
     name,
@@ -79,9 +98,22 @@ export async function startUpstream(name: string, opts: { healthPath?: string } 
   };
 }
 
-/** A keep-alive HTTP server on 127.0.0.1 (ephemeral port) running `handler`. */
-export async function listenHttp(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ port: number; close(): Promise<void> }> {
-  const server = createServer({ keepAlive: true }, handler);
+/** A keep-alive HTTP (or, with `tls`, HTTPS) server on 127.0.0.1 (ephemeral port) running `handler`. */
+export async function listenHttp(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  tls?: UpstreamTls,
+): Promise<{ port: number; close(): Promise<void> }> {
+  const server = tls
+    ? createHttpsServer(
+        {
+          keepAlive: true,
+          cert: readFileSync(tls.cert),
+          key: readFileSync(tls.key),
+          ...(tls.ca ? { ca: readFileSync(tls.ca), requestCert: true, rejectUnauthorized: true } : {}),
+        },
+        handler,
+      )
+    : createServer({ keepAlive: true }, handler);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());

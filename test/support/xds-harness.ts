@@ -5,7 +5,8 @@
 import { buildSnapshot, type Snapshot } from '../../src/cache/snapshot.js';
 import { DEFAULT_GROUP, SnapshotCache } from '../../src/cache/snapshot-cache.js';
 import type { ChannelOptions } from '@grpc/grpc-js';
-import { createXdsServer, type XdsServer } from '../../src/server/index.js';
+import { createXdsServer, type XdsLimits, type XdsServer } from '../../src/server/index.js';
+import type { TransportSecurity } from '../../src/common/transport-security.js';
 import { silentLogger, type Logger } from '../../src/log.js';
 import type { XdsResourceSet } from '../../src/xds/resources.js';
 import { AdsConnection, type AdsStream, type AdsStreamOptions } from './ads-client.js';
@@ -28,6 +29,9 @@ export interface XdsHarnessOptions {
   readonly grpcOptions?: ChannelOptions;
   /** false: responses through grpc-js's stream (the server's fallback write path). */
   readonly directWrites?: boolean;
+  readonly limits?: Partial<XdsLimits>;
+  /** TLS and the identity rule; then `conn` is plaintext: open TLS connections with AdsConnection. */
+  readonly security?: TransportSecurity;
 }
 
 export async function startXds(opts: XdsHarnessOptions = {}): Promise<XdsHarness> {
@@ -39,6 +43,8 @@ export async function startXds(opts: XdsHarnessOptions = {}): Promise<XdsHarness
     shutdownGraceMs: 500,
     ...(opts.grpcOptions !== undefined ? { grpcOptions: opts.grpcOptions } : {}),
     ...(opts.directWrites !== undefined ? { directWrites: opts.directWrites } : {}),
+    ...(opts.limits !== undefined ? { limits: opts.limits } : {}),
+    ...(opts.security !== undefined ? { security: opts.security } : {}),
   });
   const port = await server.listen('127.0.0.1', 0);
   const conn = new AdsConnection(`127.0.0.1:${port}`);

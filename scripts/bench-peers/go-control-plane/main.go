@@ -1,5 +1,9 @@
 // Peer control plane for the fan-out benchmark (scripts/bench-fanout.ts): go-control-plane's
-// state-of-the-world snapshot cache and ADS server, as a user of the library would wire them.
+// snapshot cache and ADS server, as a user of the library would wire them. The one server
+// answers both StreamAggregatedResources (its sotw package) and DeltaAggregatedResources (its
+// delta package); Delta streams get per-resource versions from the cache's version map (a hash
+// of each marshalled resource, computed once per snapshot when a Delta watch first needs it), so
+// a new snapshot in which one ClusterLoadAssignment differs sends that one resource.
 //
 // In (stdin, one JSON object per line, from the bench driver):
 //

@@ -4,7 +4,7 @@
  * LogRecords. Out: StreamAccessLogsMessage on a client-streaming call to a host of the named
  * cluster: the first message of each stream carries the identifier (node + log_name), entries
  * are batched until buffer_size_bytes or buffer_flush_interval (0 bytes: one message per entry,
- * as Envoy does). When the sink is down, entries are dropped (counted), never queued without
+ * as Envoy does), over TLS when the sink cluster has a transport_socket. When the sink is down, entries are dropped (counted), never queued without
  * bound; the next flush opens a new stream.
  *
  * A sink that is up but slow (or that accepts the stream and never reads) is bounded the way
@@ -13,7 +13,7 @@
  * entries wait in `pending` (at most MAX_PENDING entries and MAX_PENDING_BYTES), and beyond that
  * they are dropped and counted in access_logs.grpc_access_log.logs_dropped. Traffic never waits.
  */
-import { Client, credentials, type ClientWritableStream } from '@grpc/grpc-js';
+import { Client, type ClientWritableStream } from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
 import { messageType } from '../../envoy/protos.js';
 import { httpVersionName, responseFlagsObject } from '../../envoy/access-log-fields.js';
@@ -21,6 +21,7 @@ import type { ClusterManager } from '../upstream/cluster-manager.js';
 import type { GrpcLogModel } from '../config/access-log-resource.js';
 import type { LogRecord } from './formatter.js';
 import type { NodeModel } from '../config/bootstrap.js';
+import { grpcCredentials } from '../config/tls-context.js';
 
 const METHOD = '/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs';
 /** Entries kept while the sink is unreachable or slow; beyond this they are dropped. */
@@ -161,12 +162,16 @@ export class AlsStream {
   /** Opens (or re-opens) the stream to a host of the sink cluster; undefined when none is usable. */
   private stream(): OpenStream | undefined {
     if (this.open) return this.open;
-    const host = this.clusters.get(this.model.cluster)?.pick(undefined);
-    if (!host) return undefined;
-    if (!this.client || this.clientTarget !== host.key) {
+    const cluster = this.clusters.get(this.model.cluster);
+    const host = cluster?.pick(undefined);
+    if (!cluster || !host) return undefined;
+    // The sink cluster's transport_socket decides TLS; new settings get a new channel.
+    const tls = cluster.model.tls;
+    const target = `${host.key}\u0000${tls?.key ?? ''}`;
+    if (!this.client || this.clientTarget !== target) {
       this.client?.close();
-      this.client = new Client(host.key, credentials.createInsecure());
-      this.clientTarget = host.key;
+      this.client = new Client(host.key, grpcCredentials(tls), tls?.sni ? { 'grpc.ssl_target_name_override': tls.sni } : {});
+      this.clientTarget = target;
     }
     const call = this.client.makeClientStreamRequest<Buffer, Buffer>(
       METHOD,

@@ -2,14 +2,18 @@
  * Who the proxy is and where it gets its config. In: command-line facts (--xds, --node-id,
  * --node-cluster, --locality, --admin-port) or an Envoy-style bootstrap file (YAML or JSON:
  * node, admin.address, dynamic_resources.ads_config naming a static cluster with the control
- * plane's address). Out: a frozen Bootstrap, validated with zod; errors name the flag or the
- * bootstrap path that is wrong.
+ * plane's address, and its transport_socket for TLS to it). Out: a frozen Bootstrap, validated
+ * with zod; errors name the flag or the bootstrap path that is wrong. A TLS setting the proxy
+ * cannot honour (SDS, another transport socket, google_grpc credentials) stops the start: it is
+ * never dropped for plaintext.
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, ConsulXdsError } from '../../errors.js';
+import { FieldReader, ResourceError } from './field-reader.js';
+import { readUpstreamTransportSocket, type UpstreamTlsModel } from './tls-context.js';
 
 export interface NodeModel {
   readonly id: string;
@@ -26,6 +30,8 @@ export interface Endpoint {
 
 export interface Bootstrap {
   readonly xds: Endpoint;
+  /** TLS to the control plane (the xDS cluster's transport_socket); undefined: plaintext. */
+  readonly xdsTls?: UpstreamTlsModel | undefined;
   readonly node: NodeModel;
   /** undefined: no admin server. */
   readonly admin: Endpoint | undefined;
@@ -111,7 +117,14 @@ const bootstrapSchema = z.looseObject({
         .array(
           z.looseObject({
             envoy_grpc: z.looseObject({ cluster_name: z.string().min(1) }).optional(),
-            google_grpc: z.looseObject({ target_uri: z.string().min(1) }).optional(),
+            google_grpc: z
+              .looseObject({
+                target_uri: z.string().min(1),
+                channel_credentials: z.unknown().refine((v) => v === undefined, {
+                  message: 'google_grpc credentials are not implemented; use envoy_grpc and a transport_socket on its cluster',
+                }),
+              })
+              .optional(),
           }),
         )
         .min(1),
@@ -154,11 +167,14 @@ export function readBootstrapFile(file: string): Bootstrap {
   const b = parsed.data;
   const svc = b.dynamic_resources.ads_config.grpc_services[0];
   let xds: Endpoint;
+  let xdsTls: UpstreamTlsModel | undefined;
   if (svc?.google_grpc) {
     xds = parseHostPort('bootstrap dynamic_resources.ads_config.grpc_services[0].google_grpc.target_uri', svc.google_grpc.target_uri);
   } else {
     const name = svc?.envoy_grpc?.cluster_name;
-    const cluster = b.static_resources?.clusters.find((c) => c.name === name);
+    const clusters = b.static_resources?.clusters ?? [];
+    const index = clusters.findIndex((c) => c.name === name);
+    const cluster = clusters[index];
     const sa = cluster?.load_assignment.endpoints[0]?.lb_endpoints[0]?.endpoint.address.socket_address;
     if (!sa) {
       throw new ConfigError(file, [
@@ -169,6 +185,7 @@ export function readBootstrapFile(file: string): Bootstrap {
       ]);
     }
     xds = { host: sa.address, port: sa.port_value };
+    xdsTls = readXdsTls(file, cluster, `static_resources.clusters[${index}]`);
   }
   const loc = b.node.locality;
   const adminSa = b.admin?.address.socket_address;
@@ -177,7 +194,28 @@ export function readBootstrapFile(file: string): Bootstrap {
   }
   return Object.freeze({
     xds,
+    xdsTls,
     node: nodeModel(b.node.id, b.node.cluster, { region: loc?.region, zone: loc?.zone, subZone: loc?.sub_zone }, b.node.metadata),
     admin: adminSa ? { host: adminSa.address, port: adminSa.port_value } : undefined,
   });
+}
+
+/** The xDS cluster's transport_socket (read as the CDS reader reads one), or undefined for plaintext. */
+function readXdsTls(file: string, cluster: Record<string, unknown>, path: string): UpstreamTlsModel | undefined {
+  if (cluster.transport_socket_matches !== undefined) {
+    throw new ConfigError(file, [{ path: `${path}.transport_socket_matches`, message: 'not implemented (set transport_socket)' }]);
+  }
+  const ts = cluster.transport_socket;
+  if (ts === undefined || ts === null) return undefined;
+  const where = `${path}.transport_socket`;
+  if (typeof ts !== 'object' || Array.isArray(ts)) throw new ConfigError(file, [{ path: where, message: 'expected a TransportSocket' }]);
+  const r = new FieldReader(ts as Record<string, unknown>, file, where);
+  try {
+    const model = readUpstreamTransportSocket(r);
+    r.finish();
+    return model;
+  } catch (err) {
+    if (err instanceof ResourceError) throw new ConfigError(file, [{ path: err.field, message: err.reason }]);
+    throw err;
+  }
 }

@@ -4,12 +4,15 @@
  * locality weighting, panic threshold, HTTP/1.1 or HTTP/2 upstream, active health check,
  * outlier detection, circuit breakers), or a ResourceError naming the field it cannot honour.
  *
- * Supported discovery: EDS over the ADS stream and STATIC with an inline load_assignment (the
- * access-log sink's cluster). No DNS, no TLS, no subsets, no custom lb policies.
+ * Supported discovery: EDS over the ADS stream, STATIC with an inline load_assignment (the
+ * access-log sink's cluster), and STRICT_DNS / LOGICAL_DNS whose inline load_assignment names
+ * hosts that upstream/dns-resolver.ts resolves. TLS to the hosts from transport_socket
+ * (tls-context.ts). No subsets, no custom lb policies.
  */
 import type { FieldReader } from './field-reader.js';
 import { readLoadAssignment, type EndpointsModel } from './endpoint-resource.js';
 import { SUPPORT } from './support.js';
+import { readUpstreamTransportSocket, type UpstreamTlsModel } from './tls-context.js';
 
 export const HTTP_PROTOCOL_OPTIONS_KEY = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 const HTTP_PROTOCOL_OPTIONS_TYPE = `type.googleapis.com/${HTTP_PROTOCOL_OPTIONS_KEY}`;
@@ -72,12 +75,28 @@ export interface ThresholdsModel {
   readonly maxRetries: number;
 }
 
+export type DnsLookupFamily = 'AUTO' | 'V4_ONLY' | 'V6_ONLY' | 'V4_PREFERRED' | 'ALL';
+const DNS_LOOKUP_FAMILIES: readonly DnsLookupFamily[] = ['AUTO', 'V4_ONLY', 'V6_ONLY', 'V4_PREFERRED', 'ALL'];
+
+/** A STRICT_DNS / LOGICAL_DNS cluster: the names to resolve and how often. */
+export interface DnsModel {
+  /** Every host of a STRICT_DNS cluster takes every address its name resolves to; LOGICAL_DNS the first one. */
+  readonly strict: boolean;
+  /** The inline load_assignment; its endpoint addresses are names (or IP literals). */
+  readonly targets: EndpointsModel;
+  readonly refreshMs: number;
+  /** respect_dns_ttl: re-resolve after the record's TTL, when the resolver reports one. */
+  readonly respectTtl: boolean;
+  readonly family: DnsLookupFamily;
+}
+
 export interface ClusterModel {
   readonly name: string;
-  readonly discovery: 'EDS' | 'STATIC';
+  readonly discovery: 'EDS' | 'STATIC' | 'STRICT_DNS' | 'LOGICAL_DNS';
   /** The EDS resource name (eds_cluster_config.service_name, else the cluster name). */
   readonly edsName: string;
   readonly staticEndpoints: EndpointsModel | undefined;
+  readonly dns: DnsModel | undefined;
   readonly connectTimeoutMs: number;
   readonly lbPolicy: LbPolicy;
   readonly ringMinSize: number;
@@ -96,6 +115,8 @@ export interface ClusterModel {
   readonly outlier: OutlierModel | undefined;
   readonly thresholds: ThresholdsModel;
   readonly thresholdsHigh: ThresholdsModel;
+  /** TLS to every host (requests, TCP proxying, health checks); undefined: plaintext. */
+  readonly tls: UpstreamTlsModel | undefined;
 }
 
 const DEFAULT_THRESHOLDS: ThresholdsModel = Object.freeze({ maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 });
@@ -104,11 +125,25 @@ export function readCluster(r: FieldReader): ClusterModel {
   const name = r.requiredString('name');
   r.declare(SUPPORT.Cluster);
 
-  const type = r.enumOf('type', ['STATIC', 'EDS'] as const, 'STATIC');
+  const type = r.enumOf('type', ['STATIC', 'EDS', 'STRICT_DNS', 'LOGICAL_DNS'] as const, 'STATIC');
   let edsName = name;
   let staticEndpoints: EndpointsModel | undefined;
+  let dns: DnsModel | undefined;
   const eds = r.message('eds_cluster_config');
-  if (type === 'EDS') {
+  // Read on every cluster (Envoy accepts them anywhere); only DNS clusters use them.
+  const refreshMs = r.durationMs('dns_refresh_rate') ?? 5000;
+  if (refreshMs <= 0) throw r.error('dns_refresh_rate', 'must be > 0');
+  const respectTtl = r.bool('respect_dns_ttl');
+  const family = r.enumOf('dns_lookup_family', DNS_LOOKUP_FAMILIES, 'AUTO');
+  if (type === 'STRICT_DNS' || type === 'LOGICAL_DNS') {
+    if (eds) throw r.error('eds_cluster_config', 'only valid with type EDS');
+    const la = r.message('load_assignment');
+    if (!la) throw r.error('load_assignment', `a ${type} cluster needs load_assignment`);
+    const targets = readLoadAssignment(la, false, true);
+    const count = targets.localities.reduce((n, l) => n + l.endpoints.length, 0);
+    if (type === 'LOGICAL_DNS' && count !== 1) throw r.error('load_assignment', `a LOGICAL_DNS cluster takes exactly one endpoint (got ${count})`);
+    dns = Object.freeze({ strict: type === 'STRICT_DNS', targets, refreshMs, respectTtl, family });
+  } else if (type === 'EDS') {
     if (eds) {
       const source = eds.message('eds_config');
       if (source) readAdsSource(source);
@@ -175,12 +210,15 @@ export function readCluster(r: FieldReader): ClusterModel {
   const od = r.message('outlier_detection');
   const outlier = od ? readOutlier(od) : undefined;
   const { thresholds, thresholdsHigh } = readCircuitBreakers(r.message('circuit_breakers'));
+  const ts = r.message('transport_socket');
+  const tls = ts ? readUpstreamTransportSocket(ts) : undefined;
 
   return Object.freeze({
     name,
     discovery: type,
     edsName,
     staticEndpoints,
+    dns,
     connectTimeoutMs,
     lbPolicy,
     ringMinSize,
@@ -195,6 +233,7 @@ export function readCluster(r: FieldReader): ClusterModel {
     outlier,
     thresholds,
     thresholdsHigh,
+    tls,
   });
 }
 

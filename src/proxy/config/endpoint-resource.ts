@@ -3,7 +3,8 @@
  * load_assignment). Out: frozen localities with their priority, weight and endpoints (IP, port,
  * weight, health), or a ResourceError naming the field the proxy cannot honour.
  *
- * Refused: hostnames instead of IP literals (no DNS in the data plane), named ports, pipes,
+ * Refused: hostnames instead of IP literals (except in the load_assignment of a STRICT_DNS /
+ * LOGICAL_DNS cluster, whose names upstream/dns-resolver.ts resolves), named ports, pipes,
  * drop_overloads (would drop traffic we do not drop), per-endpoint health-check overrides.
  */
 import { isIP } from 'node:net';
@@ -47,10 +48,13 @@ export function readLocality(r: FieldReader | undefined): LocalityModel {
   return Object.freeze({ region: r.string('region') ?? '', zone: r.string('zone') ?? '', subZone: r.string('sub_zone') ?? '' });
 }
 
-/** Reads a ClusterLoadAssignment; `requireName` is false for a Cluster's inline load_assignment. */
-export function readLoadAssignment(r: FieldReader, requireName: boolean): EndpointsModel {
+/**
+ * Reads a ClusterLoadAssignment; `requireName` is false for a Cluster's inline load_assignment,
+ * `names` is true for a DNS cluster's (its addresses are names to resolve).
+ */
+export function readLoadAssignment(r: FieldReader, requireName: boolean, names = false): EndpointsModel {
   const clusterName = requireName ? r.requiredString('cluster_name') : (r.string('cluster_name') ?? '');
-  const localities = r.list('endpoints').map(readLocalityEndpoints);
+  const localities = r.list('endpoints').map((l) => readLocalityEndpoints(l, names));
   const policy = r.message('policy');
   let overprovisioningFactor = 140;
   if (policy) {
@@ -67,38 +71,39 @@ export function readLoadAssignment(r: FieldReader, requireName: boolean): Endpoi
   return Object.freeze({ clusterName, localities: Object.freeze(localities), overprovisioningFactor });
 }
 
-function readLocalityEndpoints(r: FieldReader): LocalityEndpointsModel {
+function readLocalityEndpoints(r: FieldReader, names: boolean): LocalityEndpointsModel {
   const locality = readLocality(r.message('locality'));
   const weight = r.wrapped('load_balancing_weight') ?? 0;
   if (r.has('load_balancing_weight') && weight < 1) throw r.error('load_balancing_weight', 'must be >= 1');
   const priority = r.number('priority') ?? 0;
   r.declare(SUPPORT['ClusterLoadAssignment.endpoints']);
-  const endpoints = r.list('lb_endpoints').map(readLbEndpoint);
+  const endpoints = r.list('lb_endpoints').map((e) => readLbEndpoint(e, names));
   return Object.freeze({ locality, weight, priority, endpoints: Object.freeze(endpoints) });
 }
 
-function readLbEndpoint(r: FieldReader): EndpointModel {
+function readLbEndpoint(r: FieldReader, names: boolean): EndpointModel {
   r.declare(SUPPORT['ClusterLoadAssignment.endpoints.lb_endpoints']);
   const health = r.enumOf('health_status', HEALTH, 'UNKNOWN');
   const weight = r.wrapped('load_balancing_weight') ?? 1;
   if (weight < 1) throw r.error('load_balancing_weight', 'must be >= 1');
   const ep = r.message('endpoint');
   if (!ep) throw r.error('endpoint', 'must be set');
-  const { address, port } = readSocketAddress(ep.message('address'), ep, 'address');
+  const { address, port } = readSocketAddress(ep.message('address'), ep, 'address', names);
   ep.declare(SUPPORT['ClusterLoadAssignment.endpoints.lb_endpoints.endpoint']);
   const hostname = ep.string('hostname') ?? '';
   return Object.freeze({ address, port, weight, health, hostname });
 }
 
-/** core.v3.Address with a socket_address of an IP literal and a numeric port. */
-export function readSocketAddress(addr: FieldReader | undefined, parent: FieldReader, key: string): { address: string; port: number } {
+/** core.v3.Address with a socket_address of an IP literal (or, with `names`, a DNS name) and a numeric port. */
+export function readSocketAddress(addr: FieldReader | undefined, parent: FieldReader, key: string, names = false): { address: string; port: number } {
   if (!addr) throw parent.error(key, 'must be set');
   addr.declare(SUPPORT.Address);
   const sa = addr.message('socket_address');
   if (!sa) throw addr.error('socket_address', 'must be set');
   sa.enumOf('protocol', ['TCP'] as const, 'TCP');
   const address = sa.requiredString('address');
-  if (isIP(address) === 0) throw sa.error('address', `'${address}' is not an IP literal (the proxy does no DNS)`);
+  if (!names && isIP(address) === 0)
+    throw sa.error('address', `'${address}' is not an IP literal (names are resolved only for STRICT_DNS and LOGICAL_DNS clusters)`);
   sa.declare(SUPPORT['Address.socket_address']);
   const port = sa.number('port_value') ?? 0;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw sa.error('port_value', 'must be 0-65535');

@@ -25,7 +25,12 @@ export const DECODE_OPTIONS: protobuf.IConversionOptions = Object.freeze({
 
 /** A resource (or part of one) the proxy cannot honour; the message names resource and field. */
 export class ResourceError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** The field path inside the resource, and the reason alone (for callers that format their own). */
+    readonly field = '',
+    readonly reason = message,
+  ) {
     super(message);
     this.name = 'ResourceError';
   }
@@ -60,7 +65,8 @@ export class FieldReader {
 
   /** An error naming this resource and `key` (a field path relative to this reader). */
   error(key: string, message: string): ResourceError {
-    return new ResourceError(`${this.where}: ${key === '' ? this.path || '<root>' : this.field(key)}: ${message}`);
+    const field = key === '' ? this.path || '<root>' : this.field(key);
+    return new ResourceError(`${this.where}: ${field}: ${message}`, field, message);
   }
 
   has(key: string): boolean {

@@ -4,8 +4,8 @@
  * RDS or inline, the router as only HTTP filter, timeouts, forwarded headers, access logs, and a
  * connection_limit filter in front of it) or the TCP proxy (cluster or weighted clusters, idle
  * timeout, connect attempts, access logs). Refused with a ResourceError naming the field: several
- * filter chains or chain matching, TLS, listener filters, other network or HTTP filters, API
- * listeners.
+ * filter chains or chain matching, listener filters, other network or HTTP filters, API
+ * listeners. The filter chain's transport_socket terminates TLS (tls-context.ts).
  */
 import type { FieldReader } from './field-reader.js';
 import { readSocketAddress } from './endpoint-resource.js';
@@ -13,6 +13,7 @@ import { readAdsSource } from './cluster-resource.js';
 import { readRouteConfiguration, type RouteConfigModel } from './route-resource.js';
 import { readAccessLogs, type AccessLogModel } from './access-log-resource.js';
 import { SUPPORT } from './support.js';
+import { readDownstreamTransportSocket, type DownstreamTlsModel } from './tls-context.js';
 
 const T = 'type.googleapis.com/envoy.extensions.';
 export const HCM_TYPE = `${T}filters.network.http_connection_manager.v3.HttpConnectionManager`;
@@ -75,6 +76,10 @@ export interface ListenerModel {
   readonly address: string;
   readonly port: number;
   readonly filter: HcmModel | TcpProxyModel;
+  /** TLS terminated on accepted connections (the filter chain's transport_socket); undefined: plaintext. */
+  readonly tls: DownstreamTlsModel | undefined;
+  /** transport_socket_connect_timeout: the TLS handshake must end within it; 0 = no limit (Envoy's default). */
+  readonly tlsHandshakeTimeoutMs: number;
 }
 
 export function readListener(r: FieldReader): ListenerModel {
@@ -92,6 +97,9 @@ export function readListener(r: FieldReader): ListenerModel {
   chain.declare(SUPPORT['Listener.filter_chains']);
   const fcm = chain.message('filter_chain_match');
   if (fcm) fcm.finish();
+  const ts = chain.message('transport_socket');
+  const tls = ts ? readDownstreamTransportSocket(ts) : undefined;
+  const tlsHandshakeTimeoutMs = chain.durationMs('transport_socket_connect_timeout') ?? 0;
   const filters = chain.list('filters').map((f) => {
     f.declare(SUPPORT['Listener.filter_chains.filters']);
     const tc = f.message('typed_config');
@@ -113,7 +121,7 @@ export function readListener(r: FieldReader): ListenerModel {
     if (limit) throw limit.tc.error('@type', 'connection_limit is implemented in front of http_connection_manager only');
     filter = readTcpProxy(tc);
   } else throw tc.error('@type', `network filter ${type} is not implemented`);
-  return Object.freeze({ name, address, port, filter });
+  return Object.freeze({ name, address, port, filter, tls, tlsHandshakeTimeoutMs });
 }
 
 type Sniff = Pick<HcmModel, 'sniffTimeoutMs' | 'sniffTimeoutContinue'>;

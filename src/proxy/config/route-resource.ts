@@ -3,8 +3,9 @@
  * envoy.config.route.v3.RouteConfiguration. Out: frozen virtual hosts with compiled matchers
  * (prefix / path / safe_regex / headers / query parameters / gRPC / runtime fraction) and actions
  * (cluster, cluster_header, weighted_clusters, host and path rewrites, timeout, retry policy,
- * mirror policies, hash policies, redirect, direct_response), or a ResourceError naming the
- * field the proxy cannot honour (header mutations, CORS, rate limits, per-filter config, ...).
+ * mirror policies, hash policies, redirect, direct_response), the header mutations of routes and
+ * weighted clusters, or a ResourceError naming the field the proxy cannot honour (header
+ * mutations of virtual hosts and route configurations, CORS, rate limits, per-filter config, ...).
  */
 import type { FieldReader } from './field-reader.js';
 import { readRegexMatcher, readRegexRewrite, readStringMatcher, type Regex, type StringPredicate } from './string-matcher.js';
@@ -44,10 +45,28 @@ export interface RouteMatchModel {
   readonly fraction: FractionModel | undefined;
 }
 
+export const HEADER_APPEND_ACTIONS = ['APPEND_IF_EXISTS_OR_ADD', 'ADD_IF_ABSENT', 'OVERWRITE_IF_EXISTS_OR_ADD', 'OVERWRITE_IF_EXISTS'] as const;
+
+/** One HeaderValueOption: a lower-cased name, a literal value, and how it meets an existing header. */
+export interface HeaderAddModel {
+  readonly name: string;
+  readonly value: string;
+  readonly action: (typeof HEADER_APPEND_ACTIONS)[number];
+}
+
+/** The header mutations of a Route or a weighted cluster (router/header-parser.ts applies them). */
+export interface HeaderMutationModel {
+  readonly requestAdd: readonly HeaderAddModel[];
+  readonly requestRemove: readonly string[];
+  readonly responseAdd: readonly HeaderAddModel[];
+  readonly responseRemove: readonly string[];
+}
+
 export interface WeightedTarget {
   readonly name: string;
   readonly weight: number;
   readonly hostRewrite: string | undefined;
+  readonly headerMutations: HeaderMutationModel | undefined;
 }
 
 export interface MirrorModel {
@@ -104,6 +123,7 @@ export interface RouteModel {
   readonly name: string;
   readonly match: RouteMatchModel;
   readonly action: RouteActionModel;
+  readonly headerMutations: HeaderMutationModel | undefined;
 }
 
 export interface VirtualHostModel {
@@ -116,6 +136,8 @@ export interface RouteConfigModel {
   readonly name: string;
   readonly virtualHosts: readonly VirtualHostModel[];
   readonly ignorePortInHostMatching: boolean;
+  /** Header mutations run route first, weighted cluster last (the default is the other way round). */
+  readonly mostSpecificHeaderMutationsWins: boolean;
 }
 
 const DENOMINATORS: Readonly<Record<string, number>> = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 };
@@ -139,6 +161,7 @@ export function readRouteConfiguration(r: FieldReader): RouteConfigModel {
   const name = r.string('name') ?? '';
   r.declare(SUPPORT.RouteConfiguration);
   const ignorePortInHostMatching = r.bool('ignore_port_in_host_matching');
+  const mostSpecificHeaderMutationsWins = r.bool('most_specific_header_mutations_wins');
   const virtualHosts = r.list('virtual_hosts').map(readVirtualHost);
   const seen = new Set<string>();
   for (const vh of virtualHosts) {
@@ -148,7 +171,7 @@ export function readRouteConfiguration(r: FieldReader): RouteConfigModel {
       seen.add(key);
     }
   }
-  return Object.freeze({ name, virtualHosts: Object.freeze(virtualHosts), ignorePortInHostMatching });
+  return Object.freeze({ name, virtualHosts: Object.freeze(virtualHosts), ignorePortInHostMatching, mostSpecificHeaderMutationsWins });
 }
 
 function readVirtualHost(r: FieldReader): VirtualHostModel {
@@ -178,6 +201,7 @@ interface RouteDefaults {
 
 function readRoute(r: FieldReader, defaults: RouteDefaults): RouteModel {
   const name = r.string('name') ?? '';
+  const headerMutations = readHeaderMutations(r);
   r.declare(SUPPORT.Route);
   const m = r.message('match');
   if (!m) throw r.error('match', 'must be set');
@@ -190,7 +214,62 @@ function readRoute(r: FieldReader, defaults: RouteDefaults): RouteModel {
   else if (redirect) action = readRedirect(redirect);
   else if (direct) action = readDirect(direct);
   else throw r.error('', 'a route needs an action (route, redirect or direct_response)');
-  return Object.freeze({ name, match, action });
+  return Object.freeze({ name, match, action, headerMutations });
+}
+
+/** The four header-mutation fields of a Route or a ClusterWeight; undefined when none is set. */
+function readHeaderMutations(r: FieldReader): HeaderMutationModel | undefined {
+  const requestAdd = r.list('request_headers_to_add').flatMap((o) => readHeaderValueOption(o) ?? []);
+  const requestRemove = readRemovals(r, 'request_headers_to_remove');
+  const responseAdd = r.list('response_headers_to_add').flatMap((o) => readHeaderValueOption(o) ?? []);
+  const responseRemove = readRemovals(r, 'response_headers_to_remove');
+  if (requestAdd.length + requestRemove.length + responseAdd.length + responseRemove.length === 0) return undefined;
+  return Object.freeze({
+    requestAdd: Object.freeze(requestAdd),
+    requestRemove: Object.freeze(requestRemove),
+    responseAdd: Object.freeze(responseAdd),
+    responseRemove: Object.freeze(responseRemove),
+  });
+}
+
+/** Envoy refuses mutations of pseudo-headers and Host (host rewrites have their own fields). */
+function mutableHeaderName(r: FieldReader, key: string, name: string): string {
+  const lower = name.toLowerCase();
+  if (lower.startsWith(':') || lower === 'host') throw r.error(key, `'${name}': :-prefixed or host headers may not be modified`);
+  return lower;
+}
+
+function readRemovals(r: FieldReader, key: string): string[] {
+  return r.stringList(key).map((name) => mutableHeaderName(r, key, name));
+}
+
+/** A HeaderValueOption; undefined for an empty value Envoy would not add (keep_empty_value unset). */
+function readHeaderValueOption(r: FieldReader): HeaderAddModel | undefined {
+  const h = r.message('header');
+  if (!h) throw r.error('header', 'must be set');
+  const name = mutableHeaderName(h, 'key', h.requiredString('key'));
+  const value = literalValue(h, 'value', h.string('value') ?? '');
+  const legacy = r.wrappedBool('append');
+  if (legacy !== undefined && r.has('append_action')) throw r.error('append', 'cannot be combined with append_action');
+  const action =
+    legacy !== undefined
+      ? legacy
+        ? 'APPEND_IF_EXISTS_OR_ADD'
+        : 'OVERWRITE_IF_EXISTS_OR_ADD'
+      : r.enumOf('append_action', HEADER_APPEND_ACTIONS, 'APPEND_IF_EXISTS_OR_ADD');
+  const keepEmpty = r.bool('keep_empty_value');
+  if (value === '' && !keepEmpty) return undefined;
+  return Object.freeze({ name, value, action });
+}
+
+/**
+ * Envoy reads header values as format strings: `%%` is a literal `%`, and `%COMMAND%` is
+ * substituted per request. Only literal values are implemented; a command is refused by name.
+ */
+function literalValue(r: FieldReader, key: string, text: string): string {
+  if (!text.includes('%')) return text;
+  if (!/^(?:[^%]|%%)*$/.test(text)) throw r.error(key, `'${text}': format commands (%...%) in header values are not implemented (%% is a literal %)`);
+  return text.replaceAll('%%', '%');
 }
 
 function readMatch(r: FieldReader): RouteMatchModel {
@@ -330,9 +409,10 @@ function readForward(r: FieldReader, defaults: RouteDefaults): ForwardActionMode
   let totalWeight = 0;
   if (wc) {
     weighted = wc.list('clusters').map((c) => {
+      const headerMutations = readHeaderMutations(c);
       c.declare(SUPPORT['RouteAction.weighted_clusters.clusters']);
       const weight = c.wrapped('weight') ?? 0;
-      return Object.freeze({ name: c.requiredString('name'), weight, hostRewrite: c.string('host_rewrite_literal') || undefined });
+      return Object.freeze({ name: c.requiredString('name'), weight, hostRewrite: c.string('host_rewrite_literal') || undefined, headerMutations });
     });
     weighted = weighted.filter((w) => w.weight > 0);
     totalWeight = weighted.reduce((s, w) => s + w.weight, 0);

@@ -18,9 +18,7 @@ export const SUPPORT = {
       'cleanup_interval',
       'track_timeout_budgets',
       'track_cluster_stats',
-      'dns_lookup_family',
-      'respect_dns_ttl',
-      'dns_refresh_rate',
+      // Failed resolutions are retried at dns_refresh_rate.
       'dns_failure_refresh_rate',
       'use_tcp_for_dns_lookups',
       'wait_for_warm_on_init',
@@ -35,8 +33,7 @@ export const SUPPORT = {
     ],
     refused: {
       cluster_type: 'custom cluster types are not implemented',
-      transport_socket: 'TLS to upstreams is not implemented',
-      transport_socket_matches: 'TLS to upstreams is not implemented',
+      transport_socket_matches: 'transport socket matches are not implemented (set transport_socket)',
       lb_subset_config: 'subset load balancing is not implemented',
       load_balancing_policy: 'load_balancing_policy extensions are not implemented (use lb_policy)',
       original_dst_lb_config: 'ORIGINAL_DST is not implemented',
@@ -108,7 +105,7 @@ export const SUPPORT = {
     ignored: ['upstream_http_protocol_options'],
     refused: {
       use_downstream_protocol_config: 'use_downstream_protocol_config is not implemented',
-      auto_config: 'auto_config (ALPN) needs TLS, which is not implemented',
+      auto_config: 'auto_config (protocol by ALPN) is not implemented',
       http_filters: 'upstream HTTP filters are not implemented',
       header_validation_config: 'not implemented',
     },
@@ -124,8 +121,8 @@ export const SUPPORT = {
     ],
     refused: {
       alt_port: 'alt_port is not implemented',
-      tls_options: 'TLS is not implemented',
-      transport_socket_match_criteria: 'TLS is not implemented',
+      tls_options: 'tls_options are not implemented (the check uses the cluster transport_socket)',
+      transport_socket_match_criteria: 'transport socket matches are not implemented',
       grpc_health_check: 'gRPC health checks are not implemented',
       custom_health_check: 'custom health checks are not implemented',
     },
@@ -246,11 +243,72 @@ export const SUPPORT = {
     },
   },
   'Listener.filter_chains': {
-    ignored: ['name', 'metadata', 'transport_socket_connect_timeout'],
+    ignored: ['name', 'metadata'],
     refused: {
-      transport_socket: 'TLS is not implemented',
       use_proxy_proto: 'PROXY protocol is not implemented',
       on_demand_configuration: 'not implemented',
+    },
+  },
+  // envoy.transport_sockets.tls (tls-context.ts). SDS and providers are refused: the proxy reads files only.
+  UpstreamTlsContext: {
+    // Session-resumption tuning: how many tickets are cached changes no peer or verification.
+    ignored: ['max_session_keys'],
+    refused: {
+      allow_renegotiation: 'TLS renegotiation is not implemented',
+      enforce_rsa_key_usage: 'not implemented',
+      auto_host_sni: 'auto_host_sni is not implemented (set sni)',
+      auto_sni_san_validation: 'auto_sni_san_validation is not implemented (use match_typed_subject_alt_names)',
+    },
+  },
+  DownstreamTlsContext: {
+    ignored: ['disable_stateless_session_resumption', 'disable_stateful_session_resumption', 'session_timeout', 'ocsp_staple_policy', 'prefer_client_ciphers'],
+    refused: {
+      require_sni: 'require_sni is not implemented',
+      session_ticket_keys: 'session ticket keys are not implemented',
+      session_ticket_keys_sds_secret_config: 'SDS is not implemented (use file-based certificates)',
+      full_scan_certs_on_sni_mismatch: 'certificate selection by SNI is not implemented',
+    },
+  },
+  CommonTlsContext: {
+    refused: {
+      tls_params: 'tls_params are not implemented (node defaults: TLS 1.2 to 1.3)',
+      tls_certificate_sds_secret_configs: 'SDS is not implemented (use file-based certificates)',
+      validation_context_sds_secret_config: 'SDS is not implemented (use validation_context with a file)',
+      combined_validation_context: 'SDS is not implemented (use validation_context with a file)',
+      tls_certificate_provider_instance: 'certificate providers are not implemented',
+      tls_certificate_certificate_provider: 'certificate providers are not implemented',
+      tls_certificate_certificate_provider_instance: 'certificate providers are not implemented',
+      validation_context_certificate_provider: 'certificate providers are not implemented',
+      validation_context_certificate_provider_instance: 'certificate providers are not implemented',
+      custom_handshaker: 'custom handshakers are not implemented',
+      key_log: 'TLS key logging is not implemented',
+      custom_tls_certificate_selector: 'not implemented',
+    },
+  },
+  TlsCertificate: {
+    refused: {
+      watched_directory: 'certificate rotation by watched_directory is not implemented',
+      pkcs12: 'PKCS#12 is not implemented (use certificate_chain and private_key)',
+      private_key_provider: 'private key providers are not implemented',
+      password: 'encrypted private keys are not implemented',
+      ocsp_staple: 'OCSP stapling is not implemented',
+      signed_certificate_timestamp: 'not implemented',
+    },
+  },
+  CertificateValidationContext: {
+    refused: {
+      watched_directory: 'CA rotation by watched_directory is not implemented',
+      ca_certificate_provider_instance: 'certificate providers are not implemented',
+      system_root_certs: 'system root certificates are not implemented (name a trusted_ca file)',
+      verify_certificate_spki: 'not implemented',
+      verify_certificate_hash: 'not implemented',
+      match_subject_alt_names: 'use match_typed_subject_alt_names',
+      require_signed_certificate_timestamp: 'not implemented',
+      crl: 'CRLs are not implemented',
+      allow_expired_certificate: 'not implemented',
+      custom_validator_config: 'custom validators are not implemented',
+      only_verify_leaf_cert_crl: 'CRLs are not implemented',
+      max_verify_depth: 'not implemented',
     },
   },
   'Listener.filter_chains.filters': {
@@ -369,12 +427,12 @@ export const SUPPORT = {
     ignored: ['runtime_key'],
   },
   RouteConfiguration: {
-    ignored: ['validate_clusters', 'max_direct_response_body_size_bytes', 'metadata', 'most_specific_header_mutations_wins'],
+    ignored: ['validate_clusters', 'max_direct_response_body_size_bytes', 'metadata'],
     refused: {
-      request_headers_to_add: 'header mutations are not implemented',
-      request_headers_to_remove: 'header mutations are not implemented',
-      response_headers_to_add: 'header mutations are not implemented',
-      response_headers_to_remove: 'header mutations are not implemented',
+      request_headers_to_add: 'header mutations are implemented on routes and weighted clusters, not here',
+      request_headers_to_remove: 'header mutations are implemented on routes and weighted clusters, not here',
+      response_headers_to_add: 'header mutations are implemented on routes and weighted clusters, not here',
+      response_headers_to_remove: 'header mutations are implemented on routes and weighted clusters, not here',
       internal_only_headers: 'header mutations are not implemented',
       vhds: 'VHDS is not implemented',
       cluster_specifier_plugins: 'cluster specifier plugins are not implemented',
@@ -393,10 +451,10 @@ export const SUPPORT = {
       'include_is_timeout_retry_header',
     ],
     refused: {
-      request_headers_to_add: 'header mutations are not implemented',
-      request_headers_to_remove: 'header mutations are not implemented',
-      response_headers_to_add: 'header mutations are not implemented',
-      response_headers_to_remove: 'header mutations are not implemented',
+      request_headers_to_add: 'header mutations are implemented on routes and weighted clusters, not here',
+      request_headers_to_remove: 'header mutations are implemented on routes and weighted clusters, not here',
+      response_headers_to_add: 'header mutations are implemented on routes and weighted clusters, not here',
+      response_headers_to_remove: 'header mutations are implemented on routes and weighted clusters, not here',
       rate_limits: 'rate limiting is not implemented',
       cors: 'CORS is not implemented',
       typed_per_filter_config: 'per-filter config is not implemented (the router is the only filter)',
@@ -408,10 +466,6 @@ export const SUPPORT = {
   Route: {
     ignored: ['metadata', 'decorator', 'tracing', 'per_request_buffer_limit_bytes', 'stat_prefix'],
     refused: {
-      request_headers_to_add: 'header mutations are not implemented',
-      request_headers_to_remove: 'header mutations are not implemented',
-      response_headers_to_add: 'header mutations are not implemented',
-      response_headers_to_remove: 'header mutations are not implemented',
       typed_per_filter_config: 'per-filter config is not implemented (the router is the only filter)',
       filter_action: 'filter actions are not implemented',
       non_forwarding_action: 'non-forwarding actions are not implemented',
@@ -479,10 +533,6 @@ export const SUPPORT = {
       cluster_header: 'not implemented',
       metadata_match: 'subset load balancing is not implemented',
       typed_per_filter_config: 'per-filter config is not implemented',
-      request_headers_to_add: 'header mutations are not implemented',
-      request_headers_to_remove: 'header mutations are not implemented',
-      response_headers_to_add: 'header mutations are not implemented',
-      response_headers_to_remove: 'header mutations are not implemented',
     },
   },
   'RouteAction.weighted_clusters': {

@@ -30,7 +30,7 @@ function localHostAddress(): string {
  * x-forwarded-for and x-forwarded-proto by Envoy's rules. With use_remote_address the data plane
  * is the edge: it appends the peer to XFF (a loopback peer as this host's address, as Envoy does)
  * and, trusting no hop, sets XFP from the connection. Otherwise XFF passes as sent and a client's
- * XFP is kept. XFP is never taken from `:scheme`; connections here are cleartext, so it is `http`.
+ * XFP is kept. XFP is never taken from `:scheme`: it is `https` when the listener terminated TLS, else `http`.
  */
 export function setForwarded(hcm: HcmModel, down: Downstream, headers: HeaderMap): void {
   if (hcm.useRemoteAddress) {
@@ -42,9 +42,9 @@ export function setForwarded(hcm: HcmModel, down: Downstream, headers: HeaderMap
       headers['x-forwarded-for'] = xff === undefined || xff === '' ? ip : `${xff},${ip}`;
     }
     if (hcm.xffNumTrustedHops === 0) {
-      headers['x-forwarded-proto'] = 'http';
+      headers['x-forwarded-proto'] = down.secure ? 'https' : 'http';
       return;
     }
   }
-  if (headers['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = 'http';
+  if (headers['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = down.secure ? 'https' : 'http';
 }

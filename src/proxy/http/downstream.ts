@@ -7,6 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import http2 from 'node:http2';
+import type { TLSSocket } from 'node:tls';
 import { HOP_BY_HOP, type HeaderMap } from '../upstream/conn-pool.js';
 
 export interface Downstream {
@@ -15,6 +16,8 @@ export interface Downstream {
   readonly path: string;
   readonly authority: string;
   readonly scheme: string;
+  /** The connection is TLS (the listener terminated it): x-forwarded-proto is https. */
+  readonly secure: boolean;
   readonly hasBody: boolean;
   /** ip:port of the peer. */
   readonly remoteAddress: string;
@@ -102,7 +105,10 @@ export class Http1Downstream implements Downstream {
     return this.req.headers.host ?? '';
   }
   get scheme(): string {
-    return 'http';
+    return this.secure ? 'https' : 'http';
+  }
+  get secure(): boolean {
+    return (this.req.socket as TLSSocket).encrypted === true;
   }
   get remoteAddress(): string {
     const s = this.req.socket;
@@ -124,7 +130,7 @@ export class Http1Downstream implements Downstream {
       if (name === ':authority') return this.authority;
       if (name === ':path') return this.path;
       if (name === ':method') return this.method;
-      if (name === ':scheme') return 'http';
+      if (name === ':scheme') return this.scheme;
       return undefined;
     }
     return joinValue(this.req.headers[name]);
@@ -219,7 +225,10 @@ export class Http2Downstream implements Downstream {
     return (this.headers[':authority'] as string | undefined) ?? (this.headers.host as string | undefined) ?? '';
   }
   get scheme(): string {
-    return (this.headers[':scheme'] as string | undefined) ?? 'http';
+    return (this.headers[':scheme'] as string | undefined) ?? (this.secure ? 'https' : 'http');
+  }
+  get secure(): boolean {
+    return this.stream.session?.encrypted === true;
   }
   get remoteAddress(): string {
     const s = this.stream.session?.socket;

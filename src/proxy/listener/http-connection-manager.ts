@@ -1,6 +1,7 @@
 /**
  * An HTTP listener (HttpConnectionManager): HTTP/1.1 and cleartext HTTP/2 (h2c with prior
- * knowledge, what gRPC clients speak) on the same port. In: accepted sockets from the listener
+ * knowledge, what gRPC clients speak) on the same port; over TLS (the listener manager did the
+ * handshake) the ALPN protocol decides. In: accepted sockets from the listener
  * manager and the HCM settings (replaced in place on a listener update). Out: one RouterFilter
  * per request; connection and request stats under http.<stat_prefix>.
  *
@@ -25,6 +26,7 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { ClusterManager } from '../upstream/cluster-manager.js';
 import type { HcmModel } from '../config/listener-resource.js';
 import type { RouteTable } from '../router/route-table.js';
@@ -130,6 +132,16 @@ export class HttpListener implements HttpRuntime {
     }
     if (codec === 'HTTP2') {
       this.toH2(socket, undefined);
+      return;
+    }
+    // Over TLS the client and we agreed on the protocol by ALPN; without ALPN, sniff as in cleartext.
+    const alpn = (socket as TLSSocket).alpnProtocol;
+    if (alpn === 'h2') {
+      this.toH2(socket, undefined);
+      return;
+    }
+    if (alpn === 'http/1.1') {
+      this.toH1(socket, undefined);
       return;
     }
     let buf: Buffer | undefined;

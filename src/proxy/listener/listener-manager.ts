@@ -1,7 +1,9 @@
 /**
  * The proxy's listeners. In: LDS updates (validated ListenerModels and removed names). Out:
  * bound sockets serving HTTP or TCP, bind errors as per-listener apply errors (-> NACK, as
- * Envoy NACKs a listener it cannot bind), the RDS names in use, readiness and stats.
+ * Envoy NACKs a listener it cannot bind), the RDS names in use, readiness and stats. A listener
+ * whose filter chain has a transport_socket runs each accepted connection through the TLS
+ * handshake (tls-context.ts) before its filter sees it.
  *
  * Updates never drop in-flight traffic: a listener whose address and kind stay the same takes
  * its new settings in place (new requests use them; connections stay open). A listener that
@@ -30,6 +32,7 @@ import { HttpListener, type RouteSlot } from './http-connection-manager.js';
 import { TcpListener } from './tcp-proxy.js';
 import { ListenerStats, type StatEmitter } from '../stats.js';
 import { RouteTable } from '../router/route-table.js';
+import { tlsTerminator, type DownstreamTlsModel } from '../config/tls-context.js';
 import type { ApplyError } from '../xds/ads-client.js';
 
 export interface ListenerUpsert {
@@ -63,6 +66,7 @@ export class ManagedListener {
   private held: Socket[] = [];
   private readonly sockets = new Set<Socket>();
   private onIdle: (() => void) | undefined;
+  private tls: { readonly model: DownstreamTlsModel; readonly accept: (socket: Socket) => void } | undefined;
 
   constructor(
     public model: ListenerModel,
@@ -100,7 +104,7 @@ export class ManagedListener {
       this.sockets.delete(socket);
       if (this.sockets.size === 0) this.onIdle?.();
     });
-    if (this.warm) this.impl.handleConnection(socket);
+    if (this.warm) this.handOff(socket);
     else {
       socket.on('error', () => undefined);
       this.held.push(socket);
@@ -110,7 +114,32 @@ export class ManagedListener {
   markWarm(): void {
     if (this.warm) return;
     this.warm = true;
-    for (const s of this.held.splice(0)) if (!s.destroyed) this.impl.handleConnection(s);
+    for (const s of this.held.splice(0)) if (!s.destroyed) this.handOff(s);
+  }
+
+  /** To the listener's filter, through the TLS handshake when the filter chain terminates TLS. */
+  private handOff(socket: Socket): void {
+    const tls = this.model.tls;
+    if (!tls) this.impl.handleConnection(socket);
+    else this.terminator(tls)(socket);
+  }
+
+  /** The TLS server of the current TLS settings (an update with new ones gets a new one). */
+  private terminator(tls: DownstreamTlsModel): (socket: Socket) => void {
+    if (this.tls?.model !== tls) {
+      const ssl = this.stats.ssl;
+      const accept = tlsTerminator(
+        tls,
+        this.model.tlsHandshakeTimeoutMs,
+        (secure) => {
+          ssl.handshake++;
+          this.impl.handleConnection(secure);
+        },
+        (why) => ssl[why]++,
+      );
+      this.tls = { model: tls, accept };
+    }
+    return this.tls.accept;
   }
 
   openConnections(): number {

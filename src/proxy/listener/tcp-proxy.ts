@@ -2,11 +2,11 @@
  * A TCP proxy listener (envoy.filters.network.tcp_proxy), e.g. seed 000's MongoDB hop. In:
  * accepted sockets and the TcpProxyModel (cluster or weighted clusters, idle timeout, connect
  * attempts). Out: each connection piped byte for byte to a host picked by the cluster's load
- * balancer (source-IP hashing when configured), with connect_timeout and up to
+ * balancer (source-IP hashing when configured), over TLS when the cluster says so, with connect_timeout and up to
  * max_connect_attempts tries on other hosts; stats under tcp.<stat_prefix>; one access-log
  * record per connection when configured.
  */
-import net, { type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { ClusterManager } from '../upstream/cluster-manager.js';
 import type { Host } from '../upstream/host.js';
 import type { TcpProxyModel } from '../config/listener-resource.js';
@@ -14,6 +14,7 @@ import { TcpProxyStats, type StatEmitter } from '../stats.js';
 import type { LogFn } from '../access-log/access-log-manager.js';
 import { hash32 } from '../common/hash.js';
 import { stripPort } from '../router/route-table.js';
+import { connectUpstream, connectedEvent } from '../upstream/upstream-connect.js';
 
 export class TcpListener {
   readonly stats = new TcpProxyStats();
@@ -134,7 +135,7 @@ export class TcpListener {
       cluster.stats.upstream_cx_active++;
       h.cxTotal++;
       h.cxActive++;
-      const sock = net.connect({ host: h.address, port: h.port });
+      const sock = connectUpstream(h.address, h.port, cluster.model.tls, []);
       up = sock;
       let connected = false;
       const timer = setTimeout(() => {
@@ -158,7 +159,7 @@ export class TcpListener {
           finish();
         }
       });
-      sock.once('connect', () => {
+      sock.once(connectedEvent(sock), () => {
         connected = true;
         clearTimeout(timer);
         upstreamMs = performance.now() - startTick;

@@ -26,7 +26,7 @@ export class RouteSlotEntry {
   /** RDS never answered: route nothing (every request gets 404), as Envoy does. */
   doesNotExist(): void {
     if (this.ready) return;
-    this.routeTable = new RouteTable({ name: this.name, virtualHosts: [], ignorePortInHostMatching: false });
+    this.routeTable = new RouteTable({ name: this.name, virtualHosts: [], ignorePortInHostMatching: false, mostSpecificHeaderMutationsWins: false });
     this.markReady();
   }
 

@@ -5,7 +5,8 @@
  * stats, outlier reports and, when configured, one access-log record.
  *
  * Behaviour follows Envoy's router: direct_response / redirect / 404 (NR) answered locally;
- * weighted_clusters drawn per request; host and path rewrites; route timeout (default 15 s,
+ * weighted_clusters drawn per request; host and path rewrites; request and response header
+ * mutations of the route and the weighted cluster (header-parser.ts); route timeout (default 15 s,
  * from the end of the request body) -> 504 UT; stream_idle_timeout (nothing moved either way) ->
  * 408 SI; per-try timeout and retry_policy (5xx,
  * gateway-error, connect-failure, reset, retriable-4xx, retriable-status-codes, refused-stream,
@@ -29,13 +30,14 @@ import type { Host } from '../upstream/host.js';
 import { isHashBased } from '../upstream/lb/policies.js';
 import type { RouteTable } from './route-table.js';
 import { stripPort, withoutQuery } from './route-table.js';
-import type { ForwardActionModel, RedirectActionModel, RouteModel } from '../config/route-resource.js';
+import type { ForwardActionModel, HeaderMutationModel, RedirectActionModel, RouteModel, WeightedTarget } from '../config/route-resource.js';
 import type { HcmModel } from '../config/listener-resource.js';
 import type { RetryPolicyModel } from '../config/retry-policy.js';
 import type { HttpConnManagerStats } from '../stats.js';
 import { responseHeaders, type HeaderMap, type UpstreamCallbacks, type UpstreamFailure, type UpstreamRequest } from '../upstream/conn-pool.js';
 import { sampled, ShadowRequest } from './shadow-writer.js';
 import { requestHash } from './hash-policy.js';
+import { mutateRequestHeaders, mutateResponseHeaders, mutationLevels } from './header-parser.js';
 import { RETRY_BUFFER_LIMIT, retriableFailure, retriableResponse, retryBackoffMs } from './retry-state.js';
 import type { LogRecord } from '../access-log/formatter.js';
 
@@ -55,6 +57,8 @@ export class RouterFilter implements UpstreamCallbacks {
   private readonly startMs = Date.now();
   private readonly startTick = performance.now();
   private route: RouteModel | undefined;
+  /** Header mutations of the route and the chosen weighted cluster, in the order they run. */
+  private mutations: readonly HeaderMutationModel[] = [];
   private action: ForwardActionModel | undefined;
   private cluster: UpstreamCluster | undefined;
   private clusterName = '';
@@ -140,6 +144,8 @@ export class RouterFilter implements UpstreamCallbacks {
       return;
     }
     this.route = route;
+    // Route-level until forward() picks a weighted cluster; local replies get the response side too.
+    if (route.headerMutations) this.mutations = [route.headerMutations];
     const action = route.action;
     if (action.kind === 'direct') {
       stats.rq_direct_response++;
@@ -152,23 +158,26 @@ export class RouterFilter implements UpstreamCallbacks {
     }
   }
 
-  private pickClusterName(a: ForwardActionModel): { name: string; hostRewrite: string | undefined } {
-    if (a.cluster !== undefined) return { name: a.cluster, hostRewrite: undefined };
-    if (a.clusterHeader !== undefined) return { name: this.down.header(a.clusterHeader) ?? '', hostRewrite: undefined };
+  private pickClusterName(a: ForwardActionModel): { name: string; target: WeightedTarget | undefined } {
+    if (a.cluster !== undefined) return { name: a.cluster, target: undefined };
+    if (a.clusterHeader !== undefined) return { name: this.down.header(a.clusterHeader) ?? '', target: undefined };
     const targets = a.weighted ?? [];
     let r = Math.random() * a.totalWeight;
     for (const t of targets) {
       r -= t.weight;
-      if (r < 0) return { name: t.name, hostRewrite: t.hostRewrite };
+      if (r < 0) return { name: t.name, target: t };
     }
     const last = targets[targets.length - 1];
-    return { name: last?.name ?? '', hostRewrite: last?.hostRewrite };
+    return { name: last?.name ?? '', target: last };
   }
 
   private forward(a: ForwardActionModel): void {
     const rt = this.rt;
     const down = this.down;
-    const { name, hostRewrite } = this.pickClusterName(a);
+    const { name, target } = this.pickClusterName(a);
+    if (target?.headerMutations) {
+      this.mutations = mutationLevels(target.headerMutations, this.route?.headerMutations, rt.routeTable?.config.mostSpecificHeaderMutationsWins ?? false);
+    }
     this.clusterName = name;
     const cluster = rt.clusters.get(name);
     if (!cluster) {
@@ -196,18 +205,21 @@ export class RouterFilter implements UpstreamCallbacks {
     }
     this.upstreamPath = path;
     let authority = this.authority;
-    const rewrite = hostRewrite ?? a.hostRewrite;
+    const rewrite = target?.hostRewrite ?? a.hostRewrite;
     if (rewrite !== undefined) authority = rewrite;
     else if (a.hostRewriteHeader !== undefined) authority = down.header(a.hostRewriteHeader) ?? authority;
 
     const h2 = cluster.model.http2;
-    const headers: HeaderMap = h2 ? { ':method': this.method, ':path': path, ':authority': authority, ':scheme': 'http' } : { host: authority };
+    const headers: HeaderMap = h2
+      ? { ':method': this.method, ':path': path, ':authority': authority, ':scheme': cluster.model.tls ? 'https' : 'http' }
+      : { host: authority };
     down.copyHeaders(headers);
     setForwarded(rt.hcm, down, headers);
     const id = down.header('x-request-id');
     if (id !== undefined) this.requestId = id;
     else if (rt.hcm.generateRequestId) headers['x-request-id'] = this.requestId = randomUUID();
     if (rewritten) headers['x-envoy-original-path'] = down.path;
+    if (this.mutations.length > 0) mutateRequestHeaders(headers, this.mutations);
     this.upstreamHeaders = headers;
 
     if (a.mirrors.length > 0) this.startShadows(a, path, authority, headers);
@@ -279,8 +291,9 @@ export class RouterFilter implements UpstreamCallbacks {
     const cs = cluster.stats;
     const overflow = cluster.overflow(high);
     if (overflow) {
-      // Envoy counts both max_requests and max_pending_requests refusals here.
-      cs.upstream_rq_pending_overflow++;
+      // Envoy 1.40 counts max_requests refusals apart from max_pending_requests ones.
+      if (overflow === 'rq') cs.upstream_rq_active_overflow++;
+      else cs.upstream_rq_pending_overflow++;
       this.localReply(503, 'UO', 'overflow', 'upstream connect error or disconnect/reset before headers. reset reason: overflow', false, {
         'x-envoy-overloaded': 'true',
       });
@@ -456,6 +469,7 @@ export class RouterFilter implements UpstreamCallbacks {
       return;
     }
     const out = responseHeaders(headers);
+    if (this.mutations.length > 0) mutateResponseHeaders(out, this.mutations);
     this.respHeaders = out;
     if (this.rt.draining) this.down.closeAfterResponse();
     this.status = status;
@@ -567,7 +581,12 @@ export class RouterFilter implements UpstreamCallbacks {
     }
     const grpc = !direct && (down.header('content-type') ?? '').startsWith('application/grpc');
     if (this.rt.draining) down.closeAfterResponse();
-    const sent = sendLocalReply(down, status, body, grpc, extra);
+    let headers = extra;
+    if (this.mutations.length > 0) {
+      headers = { ...extra };
+      mutateResponseHeaders(headers, this.mutations);
+    }
+    const sent = sendLocalReply(down, status, body, grpc, headers);
     this.respHeaders = sent.headers;
     this.status = sent.status;
     this.bytesOut += sent.bytesOut;

@@ -1,6 +1,7 @@
 /**
- * One upstream cluster at run time. In: its ClusterModel (CDS) and its endpoints (EDS, or the
- * inline load_assignment of a STATIC cluster). Out: `pick()` -> Host for each request, the
+ * One upstream cluster at run time. In: its ClusterModel (CDS) and its endpoints (EDS, the
+ * inline load_assignment of a STATIC cluster, or the names of a DNS cluster, resolved by
+ * dns-resolver.ts). Out: `pick()` -> Host for each request, the
  * connection pools to reach hosts (HTTP/1.1 per cluster, HTTP/2 per host), circuit-breaker
  * checks, active health checking, outlier detection and the cluster's stats.
  *
@@ -18,6 +19,7 @@ import { Http1Pool, type Http1PoolOptions } from './http1-conn-pool.js';
 import { Http2HostPool } from './http2-conn-pool.js';
 import { HealthChecker } from './health-checker.js';
 import { OutlierDetector } from './outlier-detection.js';
+import { DnsResolver } from './dns-resolver.js';
 import type { HeaderMap, Http2Limits, UpstreamCallbacks, UpstreamRequest } from './conn-pool.js';
 import type { ThresholdsModel } from '../config/cluster-resource.js';
 
@@ -33,6 +35,7 @@ export class UpstreamCluster {
   private readonly h1: Http1Pool;
   private healthChecker: HealthChecker | undefined;
   private outlier: OutlierDetector | undefined;
+  private dns: DnsResolver | undefined;
   private closed = false;
   /** Retries in flight (circuit breaker max_retries). */
   retriesActive = 0;
@@ -43,6 +46,15 @@ export class UpstreamCluster {
     this.h1 = new Http1Pool(this.h1Options());
     this.configure(undefined);
     if (model.staticEndpoints) this.setEndpoints(model.staticEndpoints);
+    this.startDns(undefined);
+  }
+
+  /** A DNS cluster resolves its names; a change of names or settings starts over (hosts stay until then). */
+  private startDns(previous: ClusterModel | undefined): void {
+    const next = this.model.dns;
+    if (previous && JSON.stringify(previous.dns) === JSON.stringify(next)) return;
+    this.dns?.close();
+    this.dns = next ? new DnsResolver(next, (e) => this.setEndpoints(e)) : undefined;
   }
 
   get name(): string {
@@ -57,6 +69,7 @@ export class UpstreamCluster {
       maxRequestsPerConnection: m.maxRequestsPerConnection,
       idleTimeoutMs: m.upstreamIdleTimeoutMs,
       stats: this.stats,
+      tls: m.tls,
     };
   }
 
@@ -68,6 +81,7 @@ export class UpstreamCluster {
       maxRequestsPerConnection: m.maxRequestsPerConnection,
       idleTimeoutMs: m.upstreamIdleTimeoutMs,
       stats: this.stats,
+      tls: m.tls,
     };
   }
 
@@ -82,16 +96,17 @@ export class UpstreamCluster {
     this.configure(previous);
     if (model.staticEndpoints) this.setEndpoints(model.staticEndpoints);
     else this.rebuild();
+    this.startDns(previous);
   }
 
   private configure(previous: ClusterModel | undefined): void {
     const m = this.model;
     if (m.healthCheck) {
-      const sameKind = previous?.healthCheck && previous.healthCheck.kind === m.healthCheck.kind;
+      const sameKind = previous?.healthCheck && previous.healthCheck.kind === m.healthCheck.kind && previous.tls?.key === m.tls?.key;
       if (this.healthChecker && sameKind) this.healthChecker.update(m.healthCheck);
       else {
         this.healthChecker?.close();
-        this.healthChecker = new HealthChecker(m.healthCheck, this);
+        this.healthChecker = new HealthChecker(m.healthCheck, this, m.tls);
         for (const h of this.hostList) this.healthChecker.addHost(h);
       }
     } else if (this.healthChecker) {
@@ -284,6 +299,7 @@ export class UpstreamCluster {
 
   close(): void {
     this.closed = true;
+    this.dns?.close();
     this.healthChecker?.close();
     this.outlier?.close();
     this.h1.close();

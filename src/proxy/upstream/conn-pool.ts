@@ -6,6 +6,7 @@
  * and outlier logic act on.
  */
 import type { ClusterStats } from '../stats.js';
+import type { UpstreamTlsModel } from '../config/tls-context.js';
 
 /** Response or request headers as a plain object with lower-case names. */
 export type HeaderMap = Record<string, string | string[] | undefined>;
@@ -50,6 +51,8 @@ export interface Http2Limits {
   readonly maxRequestsPerConnection: number;
   readonly idleTimeoutMs: number;
   readonly stats: ClusterStats;
+  /** The cluster's TLS to its hosts; undefined: plaintext (h2c). */
+  readonly tls?: UpstreamTlsModel | undefined;
 }
 
 /**

@@ -13,11 +13,14 @@
  *  - until the cluster has carried traffic, checks run every no_traffic_interval (default 60 s);
  *    after a flip the next check uses the healthy/unhealthy edge interval.
  * HTTP checks send `user-agent: Envoy/HC` and the configured Host (the cluster name by default).
+ * A cluster with TLS to its hosts is checked over TLS too (TCP checks: the handshake must pass).
  */
 import http from 'node:http';
 import http2 from 'node:http2';
-import net from 'node:net';
+import https from 'node:https';
 import type { HealthCheckModel } from '../config/cluster-resource.js';
+import type { UpstreamTlsModel } from '../config/tls-context.js';
+import { connectUpstream, connectedEvent, upstreamTlsOptions } from './upstream-connect.js';
 import type { Host } from './host.js';
 import type { ClusterStats } from '../stats.js';
 
@@ -52,8 +55,11 @@ export class HealthChecker {
   constructor(
     private model: HealthCheckModel,
     private readonly target: HealthCheckTarget,
+    /** The cluster's TLS (fixed for this checker: other TLS settings get a new checker). */
+    readonly tls: UpstreamTlsModel | undefined,
   ) {
-    this.agent = new http.Agent({ keepAlive: model.reuseConnection, maxSockets: 1 });
+    const agentOptions = { keepAlive: model.reuseConnection, maxSockets: 1 };
+    this.agent = tls ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
   }
 
   update(model: HealthCheckModel): void {
@@ -167,9 +173,10 @@ export class HealthChecker {
 
   private httpCheck(s: Session, settle: (r: 'success' | 'failure' | 'network') => void): () => void {
     const m = this.model;
-    const req = http.request({
-      host: s.host.address,
-      port: s.host.port,
+    const tls = this.tls;
+    const where = tls ? upstreamTlsOptions(tls, s.host.address, s.host.port, ['http/1.1']) : { host: s.host.address, port: s.host.port };
+    const req = (tls ? https : http).request({
+      ...where,
       method: m.method,
       path: m.path,
       headers: { host: m.host, 'user-agent': 'Envoy/HC' },
@@ -190,7 +197,9 @@ export class HealthChecker {
   private http2Check(s: Session, settle: (r: 'success' | 'failure' | 'network') => void): () => void {
     const m = this.model;
     if (!s.h2 || s.h2.destroyed || s.h2.closed) {
-      s.h2 = http2.connect(`http://${s.host.key}`);
+      const { address, port } = s.host;
+      const tls = this.tls;
+      s.h2 = http2.connect(`${tls ? 'https' : 'http'}://${s.host.key}`, { createConnection: () => connectUpstream(address, port, tls, ['h2']) });
       s.h2.on('error', () => undefined);
       s.h2.unref();
     }
@@ -211,8 +220,8 @@ export class HealthChecker {
   }
 
   private tcpCheck(s: Session, settle: (r: 'success' | 'failure' | 'network') => void): () => void {
-    const socket = net.connect({ host: s.host.address, port: s.host.port });
-    socket.once('connect', () => {
+    const socket = connectUpstream(s.host.address, s.host.port, this.tls, []);
+    socket.once(connectedEvent(socket), () => {
       socket.end();
       settle('success');
     });

@@ -23,6 +23,8 @@
 import { PassThrough } from 'node:stream';
 import { Client, util, type Dispatcher } from 'undici';
 import type { ClusterStats } from '../stats.js';
+import type { UpstreamTlsModel } from '../config/tls-context.js';
+import { upstreamTlsOptions } from './upstream-connect.js';
 import type { Host } from './host.js';
 import type { HeaderMap, UpstreamCallbacks, UpstreamFailure, UpstreamRequest } from './conn-pool.js';
 
@@ -34,7 +36,12 @@ export interface Http1PoolOptions {
   /** 0: never time out. */
   readonly idleTimeoutMs: number;
   readonly stats: ClusterStats;
+  /** The cluster's TLS to its hosts; undefined: plaintext. */
+  readonly tls?: UpstreamTlsModel | undefined;
 }
+
+/** Over TLS, offer HTTP/1.1 by ALPN (as Envoy's HTTP/1 pools do). */
+const H1_ALPN = ['http/1.1'] as const;
 
 /** The longest timer Node allows; stands in for "no idle timeout". */
 const NO_TIMEOUT_MS = 2 ** 31 - 1;
@@ -52,6 +59,8 @@ class Conn {
   constructor(
     readonly client: Client,
     readonly host: Host,
+    /** The TLS settings it was opened with ('' plaintext): other settings retire it. */
+    readonly tlsKey: string,
   ) {}
 }
 
@@ -72,9 +81,10 @@ export class Http1Pool {
   /** New limits apply from now on; connections above a lowered limit close as they come free. */
   update(options: Http1PoolOptions): void {
     const idleChanged = options.idleTimeoutMs !== this.options.idleTimeoutMs;
+    const tlsChanged = options.tls?.key !== this.options.tls?.key;
     this.options = options;
-    // Idle connections carry the old idle timeout: let them go, busy ones finish their request.
-    if (idleChanged) this.closeIdle();
+    // Idle connections carry the old idle timeout (or TLS): let them go, busy ones finish their request.
+    if (idleChanged || tlsChanged) this.closeIdle();
     this.serveWaiting();
   }
 
@@ -110,16 +120,17 @@ export class Http1Pool {
   private open(host: Host): Conn {
     const o = this.options;
     const idleMs = o.idleTimeoutMs > 0 ? Math.min(o.idleTimeoutMs, NO_TIMEOUT_MS) : NO_TIMEOUT_MS;
-    const client = new Client(`http://${host.key}`, {
+    const tls = o.tls;
+    const client = new Client(`${tls ? 'https' : 'http'}://${host.key}`, {
       pipelining: 1,
-      connect: { timeout: o.connectTimeoutMs },
+      connect: { timeout: o.connectTimeoutMs, ...(tls ? upstreamTlsOptions(tls, host.address, host.port, H1_ALPN) : {}) },
       // The router owns request timeouts (route timeout, per-try timeout).
       headersTimeout: 0,
       bodyTimeout: 0,
       keepAliveTimeout: idleMs,
       keepAliveMaxTimeout: idleMs,
     });
-    const conn = new Conn(client, host);
+    const conn = new Conn(client, host, tls?.key ?? '');
     this.conns++;
     const stats = o.stats;
     client.on('connect', () => {
@@ -153,7 +164,7 @@ export class Http1Pool {
   release(conn: Conn, reusable: boolean): void {
     conn.busy = false;
     const o = this.options;
-    const spent = o.maxRequestsPerConnection > 0 && conn.served >= o.maxRequestsPerConnection;
+    const spent = (o.maxRequestsPerConnection > 0 && conn.served >= o.maxRequestsPerConnection) || conn.tlsKey !== (o.tls?.key ?? '');
     if (!reusable || spent || !conn.socketOpen || this.closed || this.conns > o.maxConnections) {
       this.discard(conn);
       return;

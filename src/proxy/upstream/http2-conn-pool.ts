@@ -10,8 +10,8 @@
  * many gRPC calls is therefore spread over all hosts (seed 003), never pinned to one.
  */
 import http2 from 'node:http2';
-import net from 'node:net';
 import type { Host } from './host.js';
+import { connectUpstream } from './upstream-connect.js';
 import type { HeaderMap, HostHttp2Pool, Http2Limits, UpstreamCallbacks, UpstreamFailure, UpstreamRequest } from './conn-pool.js';
 
 interface Conn {
@@ -26,6 +26,8 @@ interface Conn {
 }
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL } = http2.constants;
+/** Over TLS the server must agree to HTTP/2 (Envoy's HTTP/2 pools offer h2 likewise). */
+const H2_ALPN = ['h2'] as const;
 
 export class Http2HostPool implements HostHttp2Pool {
   private conns: Conn[] = [];
@@ -36,7 +38,16 @@ export class Http2HostPool implements HostHttp2Pool {
   ) {}
 
   update(limits: Http2Limits): void {
+    const tlsChanged = limits.tls?.key !== this.limits.tls?.key;
     this.limits = limits;
+    // Other TLS settings: connections made with the old ones take no new streams and close when done.
+    if (tlsChanged) {
+      for (const c of this.conns) {
+        c.goingAway = true;
+        c.spent = true;
+        if (c.active === 0) c.session.close();
+      }
+    }
   }
 
   private capacity(c: Conn): number {
@@ -54,10 +65,11 @@ export class Http2HostPool implements HostHttp2Pool {
   private connect(): Conn {
     const { stats, connectTimeoutMs, idleTimeoutMs } = this.limits;
     const host = this.host;
-    const session = http2.connect(`http://${host.key}`, {
+    const tls = this.limits.tls;
+    const session = http2.connect(`${tls ? 'https' : 'http'}://${host.key}`, {
       settings: { enablePush: false },
       // Our own socket, so Nagle is off from the first byte (small gRPC frames must not wait).
-      createConnection: () => net.connect({ host: host.address, port: host.port, noDelay: true }),
+      createConnection: () => connectUpstream(host.address, host.port, tls, H2_ALPN),
     });
     const conn: Conn = { session, connected: false, goingAway: false, active: 0, started: 0, spent: false };
     this.conns.push(conn);

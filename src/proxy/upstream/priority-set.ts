@@ -5,13 +5,14 @@
  *
  *  - priority load: each priority's health is min(100, overprovisioning * healthy/total) percent;
  *    traffic goes to priority 0 up to its health, the remainder spills to the next priorities;
- *  - panic: a priority whose healthy share is below the panic threshold balances over all its
- *    (non-excluded) hosts, healthy or not (Envoy's guard against a bad health signal emptying
- *    a cluster);
+ *  - panic: a priority whose healthy (+ degraded) share of its non-excluded hosts is below the
+ *    panic threshold balances over all its hosts, unhealthy and DRAINING ones included (Envoy's
+ *    guard against a bad health signal emptying a cluster); a priority of DRAINING hosts only
+ *    has no share at all, so it is in panic too; a threshold of 0 turns panic off;
  *  - locality weighting (common_lb_config.locality_weighted_lb_config): a locality is picked by
  *    weight x availability (its own overprovisioned healthy share), then a host inside it;
- *  - DRAINING hosts are excluded everywhere; DEGRADED hosts are used only when a priority has no
- *    healthy host.
+ *  - DRAINING hosts are excluded outside panic; DEGRADED hosts are used only when a priority has
+ *    no healthy host.
  *
  * Everything is precomputed on rebuild (membership or health change); `pick` only draws.
  */
@@ -51,13 +52,11 @@ export class PrioritySet {
   panicPicks = 0;
 
   rebuild(model: ClusterModel, hosts: readonly Host[], overprovisioning: number): void {
+    // Every host of a priority, excluded ones too: panic mode balances over them all (Envoy's hosts()).
     const byPriority: Host[][] = [];
     let excluded = 0;
     for (const h of hosts) {
-      if (h.excluded) {
-        excluded++;
-        continue;
-      }
+      if (h.excluded) excluded++;
       const atPriority = byPriority[h.priority];
       if (atPriority) atPriority.push(h);
       else byPriority[h.priority] = [h];
@@ -69,19 +68,29 @@ export class PrioritySet {
     let healthyCount = 0;
     let degradedCount = 0;
     let anyPanic = false;
+    const candidates: Array<{ every: Host[]; counted: Host[]; healthy: Host[]; degraded: Host[]; share: number }> = [];
     for (let p = 0; p < byPriority.length; p++) {
-      const all = byPriority[p] ?? [];
-      const healthy = all.filter((h) => h.healthy && !h.degraded);
-      const degraded = all.filter((h) => h.healthy && h.degraded);
-      total += all.length;
+      const every = byPriority[p] ?? [];
+      const counted = every.filter((h) => !h.excluded);
+      const healthy = counted.filter((h) => h.healthy && !h.degraded);
+      const degraded = counted.filter((h) => h.healthy && h.degraded);
+      total += counted.length;
       healthyCount += healthy.length;
       degradedCount += degraded.length;
-      const share = all.length === 0 ? 0 : (100 * healthy.length) / all.length;
+      const share = counted.length === 0 ? 0 : (100 * healthy.length) / counted.length;
       health.push(Math.min(100, share * factor));
-      const panic = all.length > 0 && share < model.panicThreshold && degraded.length === 0;
+      candidates.push({ every, counted, healthy, degraded, share });
+    }
+    // Envoy's panic rule: a priority whose healthy + degraded share is below the threshold is in
+    // panic; with nothing available anywhere, every priority is, unless the threshold is 0
+    // (panic mode off: no host at all, so "no healthy upstream").
+    const nothingAvailable = health.every((h) => h === 0) && degradedCount === 0;
+    for (const { every, counted, healthy, degraded, share } of candidates) {
+      const available = counted.length === 0 ? 0 : share + (100 * degraded.length) / counted.length;
+      const panic = every.length > 0 && model.panicThreshold > 0 && (nothingAvailable || available < model.panicThreshold);
       anyPanic ||= panic;
-      const usable = panic ? all : healthy.length > 0 ? healthy : degraded;
-      levels.push(this.level(model, usable, all, panic, factor));
+      const usable = panic ? every : healthy.length > 0 ? healthy : degraded;
+      levels.push(this.level(model, usable, counted, panic, factor));
     }
     // Priority load (Envoy's normalized total health): scale healths so they add up to 100.
     const sum = Math.min(

@@ -12,9 +12,9 @@
  * carry only some names. A named subscription that gets no resource within 15 s is reported as
  * does-not-exist (the timers only run while connected). On a broken stream the proxy keeps its
  * config and traffic, reconnects with jittered exponential back-off and sends its last versions
- * with an empty nonce.
+ * with an empty nonce. Over TLS when the bootstrap's xDS cluster has a transport_socket.
  */
-import { Client, credentials, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
+import { Client, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
 import { messageType } from '../../envoy/protos.js';
 import { TYPE_ORDER, TYPE_SHORT, isFullStateType, isXdsTypeUrl, type XdsTypeUrl } from '../../xds/resource-types.js';
@@ -23,6 +23,7 @@ import { silentLogger, type Logger } from '../../log.js';
 import type { Endpoint, NodeModel } from '../config/bootstrap.js';
 import { decodeResource, isRejected, type DecodedResource } from './resource-types.js';
 import { XdsTypeStats } from '../stats.js';
+import { grpcCredentials, type UpstreamTlsModel } from '../config/tls-context.js';
 
 const ADS_METHOD = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 /** google.rpc.Code INVALID_ARGUMENT. */
@@ -92,6 +93,8 @@ interface RawResponse {
 
 export interface XdsClientOptions {
   readonly server: Endpoint;
+  /** TLS to the server (the bootstrap's transport_socket); undefined: plaintext. */
+  readonly tls?: UpstreamTlsModel | undefined;
   readonly node: NodeModel;
   readonly watcher: XdsWatcher;
   readonly logger?: Logger;
@@ -122,16 +125,13 @@ export class XdsClient {
     this.logger = opts.logger ?? silentLogger;
     this.backoff = opts.backoff ?? { baseMs: 500, maxMs: 30_000 };
     this.dneMs = opts.doesNotExistMs ?? 15_000;
-    this.client = new Client(
-      `${opts.server.host.includes(':') ? `[${opts.server.host}]` : opts.server.host}:${opts.server.port}`,
-      credentials.createInsecure(),
-      {
-        'grpc.keepalive_time_ms': 30_000,
-        'grpc.initial_reconnect_backoff_ms': 200,
-        'grpc.max_reconnect_backoff_ms': 5_000,
-        'grpc.enable_channelz': 0,
-      },
-    );
+    this.client = new Client(`${opts.server.host.includes(':') ? `[${opts.server.host}]` : opts.server.host}:${opts.server.port}`, grpcCredentials(opts.tls), {
+      ...(opts.tls?.sni ? { 'grpc.ssl_target_name_override': opts.tls.sni } : {}),
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 5_000,
+      'grpc.enable_channelz': 0,
+    });
     for (const url of TYPE_ORDER) {
       this.states.set(url, {
         url,

@@ -20,6 +20,9 @@
  *   new names are sent even if unchanged, unsubscribed names are forgotten so a resubscribe
  *   sends them again. LDS/CDS with no names (or '*') are wildcard and always get the full set;
  *   named requests are answered promptly, with the names that exist, even when that is none.
+ *   A request naming more than maxResourceNames (default 10,000) ends the stream with
+ *   INVALID_ARGUMENT, naming the count and the limit: a client that big is misconfigured or
+ *   hostile, and a NACK-like reply would leave it re-sending the same request.
  * - RDS/EDS responses carry only what the client does not have yet. A Cluster (Listener) that is
  *   new or changed is followed by its ClusterLoadAssignment (RouteConfiguration) even if that is
  *   unchanged, so the client finishes warming.
@@ -31,6 +34,7 @@
  *   changes for a slow client. A type whose next response waits so holds back the later types
  *   that have something to send, so routes never overtake the clusters they name.
  */
+import { status as GrpcStatus } from '@grpc/grpc-js';
 import { resourceType, TYPE_ORDER, TYPE_SHORT, type XdsTypeUrl } from '../../xds/resource-types.js';
 import type { SnapshotResource, TypeSnapshot } from '../../cache/snapshot.js';
 import { StreamSession, type ServedMethod, type SessionContext, type XdsCall } from '../stream-session.js';
@@ -66,22 +70,33 @@ export class SotwStream extends StreamSession<XdsRequest, SotwTypeState> {
       if (msg.errorDetail) this.#nack(st, msg.errorDetail);
       else this.#ack(st);
     }
-    this.#subscribe(st, msg);
+    if (!this.#subscribe(st, msg)) return;
     this.flush();
   }
 
-  #subscribe(st: SotwTypeState, req: XdsRequest): void {
+  /** Applies the request's resource_names; false when they are over the limit and the stream is ended. */
+  #subscribe(st: SotwTypeState, req: XdsRequest): boolean {
     const first = !st.subscribed;
     st.subscribed = true;
     const raw = req.namesRaw;
     // Envoy repeats its whole subscription in every request: same bytes, nothing to do.
     if (!first && raw !== undefined && st.namesRaw !== undefined && raw.equals(st.namesRaw)) {
       if (st.answerDue) st.dirty = true;
-      return;
+      return true;
+    }
+    const names = req.resourceNames();
+    if (names.length > this.ctx.maxResourceNames) {
+      this.ctx.counters.overLimit++;
+      const message = `${TYPE_SHORT[st.typeUrl]} request names ${names.length} resources; the limit is ${this.ctx.maxResourceNames} (--xds-max-resource-names)`;
+      this.log.warn(
+        { peer: this.record.peer, type: TYPE_SHORT[st.typeUrl], names: names.length, limit: this.ctx.maxResourceNames },
+        `${message}; closing this stream`,
+      );
+      this.close(GrpcStatus.INVALID_ARGUMENT, message);
+      return false;
     }
     // A copy: the request's bytes may be a view into a larger read buffer.
     st.namesRaw = raw === undefined ? undefined : Buffer.from(raw);
-    const names = req.resourceNames();
     // Legacy wildcard: LDS/CDS with no names on the first request stay wildcard while names stay empty.
     const wildcard = names.length === 0 ? st.full && (first || st.wildcard) : names.includes('*');
     if (wildcard && !st.wildcard) st.answerDue = true;
@@ -101,6 +116,7 @@ export class SotwStream extends StreamSession<XdsRequest, SotwTypeState> {
     this.ctx.subscriptions.release(prev);
     if (first || st.added.size > 0) st.answerDue = true;
     if (st.answerDue) st.dirty = true;
+    return true;
   }
 
   #ack(st: SotwTypeState): void {

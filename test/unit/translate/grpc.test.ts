@@ -253,6 +253,56 @@ describe('translate: type: grpc listeners', () => {
   });
 });
 
+describe('gRPC: route matches beyond prefixes', () => {
+  const vhost = `    cluster:
+      greeter: { prefix: ["/"] }
+      canary: { prefix: ["/"], headers: { x-canary: "true", x-env: { prefix: beta }, x-id: { regex: "[0-9]+" }, x-legacy: { present: false } } }
+      exact: { path: ["/pkg.Svc/Get"] }
+      re: { regex: ["/pkg[.]Svc/(List|Watch)"] }`;
+  const text = grpcConfig({ vhost }).replace('    shadow: {}', '    shadow: {}\n    canary: {}\n    exact: {}\n    re: {}');
+
+  it('header-matched canaries, exact paths and regexes reach gRPC clients in the order Envoy uses, and grpc-js-xds accepts them', () => {
+    const c = parseConfig(text, 'grpc-routes.yaml');
+    const { grpc } = splitForClients(translate(c, staticEndpoints(c)));
+    assert.ok(grpc);
+    const rc = byName(grpc.routes, 'greeter:50051') as { virtual_hosts: Array<{ routes: Array<{ name: string; route: { cluster?: string } }> }> };
+    assert.deepEqual(
+      rc.virtual_hosts[0]?.routes.map((r) => [r.name, r.route.cluster]),
+      [
+        ['= /pkg.Svc/Get', 'exact'],
+        ['~ /pkg[.]Svc/(List|Watch)', 're'],
+        ['/ if x-canary=true and x-env^=beta and x-id~=[0-9]+ and !x-legacy', 'canary'],
+        ['/', 'greeter'],
+      ],
+    );
+    assert.deepEqual(
+      grpc.clusters.map((x) => x.name),
+      ['canary', 'exact', 'greeter', 're'],
+      'every cluster a header or path route sends to is in the gRPC snapshot',
+    );
+    const results = decodeWithClient(buildSnapshot(grpc));
+    for (const r of results) assert.equal(r.error, undefined, `${r.type} ${r.name}: ${r.error}`);
+  });
+
+  it('header rewrites and -bin header matches are refused on a virtual host gRPC clients use', () => {
+    const bad = text
+      .replace('greeter: { prefix: ["/"] }', 'greeter: { prefix: ["/"], request-headers: { set: { x-a: "1" } }, response-headers: { remove: ["x-b"] } }')
+      .replace('x-canary: "true"', 'x-canary: "true", x-token-bin: { present: true }');
+    const errors = errorsOf(bad);
+    assert.deepEqual(
+      errors.map((e) => e.split(': ')[0]),
+      [
+        'virtual-hosts.greeter.cluster.greeter.request-headers',
+        'virtual-hosts.greeter.cluster.greeter.response-headers',
+        'virtual-hosts.greeter.cluster.canary.headers.x-token-bin',
+      ],
+      errors.join('\n'),
+    );
+    assert.match(errors[0] ?? '', /they do not rewrite headers/);
+    assert.match(errors[2] ?? '', /never match binary \(-bin\) metadata/);
+  });
+});
+
 describe('the virtual host a gRPC client picks', () => {
   const pick = (domains: Record<string, string[]>, authority = 'greeter:50051'): string | undefined => {
     const vhosts = Object.entries(domains)

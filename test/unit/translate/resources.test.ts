@@ -572,3 +572,82 @@ describe('translate: guards and determinism', () => {
     assert.deepEqual(b, a);
   });
 });
+
+describe('translate: route matches beyond prefixes and header rewrites', () => {
+  const CANARY = `
+listener:
+  listen: { address: "0.0.0.0", port: 8000 }
+route:
+  domain: ["mirrativ.com"]
+  host-header: "www.mirrativ.com"
+  cluster:
+    web-api-perl:
+      prefix: ["/api"]
+      weight: 90
+      request-headers: { set: { x-backend: perl }, remove: ["X-Debug"] }
+    web-api-go:
+      prefix: ["/api"]
+      weight: 10
+      response-headers: { set: { x-served-by: "go 100%" }, remove: ["server"] }
+    web-api-go-canary:
+      prefix: ["/api"]
+      headers: { x-canary: true }
+      request-headers: { append: { x-via: consul-xds }, add-if-absent: { x-tenant: default } }
+    web-foobar: { path: ["/api/foobar"] }
+    web-users: { regex: ["/api/v[0-9]+/users"], headers: { x-legacy: { present: false }, x-env: { prefix: beta }, x-id: { regex: "[0-9]+" }, x-trace: { present: true } } }
+cluster:
+  loadbalancer: { web-api-perl: {}, web-api-go: {}, web-api-go-canary: {}, web-foobar: {}, web-users: {} }
+`;
+  const config = parseConfig(CANARY, 'canary.yaml');
+  const set = translate(config, staticEndpoints(config));
+  const routes = at(byName(set.routes, 'listen'), 'virtual_hosts', 0, 'routes') as ProtoObject[];
+
+  it('exact path, then regex, then the header canary, then the weighted catch-all of /api', () => {
+    assert.deepEqual(
+      routes.map((r) => r.name),
+      ['= /api/foobar', '~ /api/v[0-9]+/users if x-env^=beta and x-id~=[0-9]+ and !x-legacy and x-trace', '/api if x-canary=true', '/api'],
+    );
+    assert.deepEqual(routes[0]?.match, { path: '/api/foobar' });
+    assert.deepEqual(routes[1]?.match, {
+      safe_regex: { regex: '/api/v[0-9]+/users' },
+      headers: [
+        { name: 'x-env', string_match: { prefix: 'beta' } },
+        { name: 'x-id', string_match: { safe_regex: { regex: '[0-9]+' } } },
+        // Absent: present_match inverted (older Envoys and gRPC clients read present_match: false as "present").
+        { name: 'x-legacy', present_match: true, invert_match: true },
+        { name: 'x-trace', present_match: true },
+      ],
+    });
+    assert.deepEqual(routes[2]?.match, { prefix: '/api', headers: [{ name: 'x-canary', string_match: { exact: 'true' } }] });
+    assert.deepEqual(routes[3]?.match, { prefix: '/api' });
+  });
+
+  it('a single cluster gets its header rewrites on the route; clusters in a split on their weighted cluster', () => {
+    const canary = routes[2] as ProtoObject;
+    assert.deepEqual(canary.route, { cluster: 'web-api-go-canary', host_rewrite_literal: 'www.mirrativ.com' });
+    assert.deepEqual(canary.request_headers_to_add, [
+      { header: { key: 'x-via', value: 'consul-xds' }, append_action: 'APPEND_IF_EXISTS_OR_ADD' },
+      { header: { key: 'x-tenant', value: 'default' }, append_action: 'ADD_IF_ABSENT' },
+    ]);
+    assert.deepEqual(at(routes[3], 'route', 'weighted_clusters', 'clusters'), [
+      {
+        name: 'web-api-go',
+        weight: { value: 10 },
+        // Envoy reads header values as format strings: a literal % is written %%.
+        response_headers_to_add: [{ header: { key: 'x-served-by', value: 'go 100%%' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' }],
+        response_headers_to_remove: ['server'],
+      },
+      {
+        name: 'web-api-perl',
+        weight: { value: 90 },
+        request_headers_to_add: [{ header: { key: 'x-backend', value: 'perl' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' }],
+        request_headers_to_remove: ['x-debug'],
+      },
+    ]);
+    assert.equal(routes[3]?.request_headers_to_add, undefined, 'nothing on the shared route itself');
+  });
+
+  it('encodes and decodes through the real Envoy protos without losing anything', () => {
+    roundTrip(set);
+  });
+});

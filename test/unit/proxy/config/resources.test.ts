@@ -43,8 +43,14 @@ route:
       timeout: 2
       retry: { retry-on: ["5xx", "connect-failure", "unavailable"], attempts: 3, per-try-timeout: 0.5 }
       mirror: { cluster: shadow, percent: 12.5 }
-    go: { prefix: ["/api"], weight: 10 }
+    go: { prefix: ["/api"], weight: 10, response-headers: { set: { x-served-by: "go 100%" }, remove: ["server"] } }
     grpc: { prefix: ["/pkg.Svc/"] }
+    canary:
+      prefix: ["/api"]
+      path: ["/login"]
+      regex: ["/v[0-9]+/items"]
+      headers: { x-canary: true, x-env: { prefix: beta }, x-user: { regex: "[0-9]+" }, x-debug: { present: false }, x-trace: { present: true } }
+      request-headers: { set: { x-a: "1" }, append: { x-b: "2" }, add-if-absent: { x-c: "3" }, remove: ["x-d"] }
 cluster:
   loadbalancer:
     perl:
@@ -55,6 +61,7 @@ cluster:
     shadow: { lb-policy: ring-hash }
     grpc: { lb-policy: maglev, upstream-protocol: http2, health-check: { type: tcp, timeout: 1, interval: 1, healthy: 1, unhealthy: 1 } }
     mongo: { lb-policy: round-robin }
+    canary: {}
 endpoint:
   eds:
     perl: { port: 8080, balancing-policy: locality, static: [{ address: "10.0.0.1", zone: a, region: r, weight: 3 }, { address: "10.0.0.2", zone: b, health: draining }] }
@@ -62,6 +69,7 @@ endpoint:
     shadow: { port: 8082, static: [{ address: "10.0.0.4" }] }
     grpc: { port: 50051, static: [{ address: "::1" }] }
     mongo: { port: 27017, static: [{ address: "10.0.0.5", health: unhealthy }] }
+    canary: { port: 8083, static: [{ address: "10.0.0.6" }] }
 `;
 
 const SETS: ReadonlyArray<[keyof XdsResourceSet, XdsTypeUrl]> = [
@@ -150,7 +158,7 @@ describe('our proxy accepts everything our control plane emits', () => {
 
     const rc = decode(TypeUrl.RouteConfiguration, set.routes[0] as ProtoObject);
     assert.ok(!isRejected(rc));
-    const api = (rc.model as RouteConfigModel).virtualHosts[0]?.routes.find((r) => r.match.value === '/api');
+    const api = (rc.model as RouteConfigModel).virtualHosts[0]?.routes.find((r) => r.match.value === '/api' && r.match.headers.length === 0);
     assert.ok(api?.action.kind === 'forward');
     assert.deepEqual(
       api.action.weighted?.map((w) => [w.name, w.weight]),
@@ -222,8 +230,41 @@ describe('our proxy refuses what it cannot honour, naming resource and field', (
       cluster({ lb_subset_config: { fallback_policy: 'ANY_ENDPOINT' } }),
       /Cluster 'c1': lb_subset_config: subset load balancing/,
     ],
-    ['TLS to upstreams', TypeUrl.Cluster, cluster({ transport_socket: { name: 'tls' } }), /Cluster 'c1': transport_socket/],
-    ['DNS clusters', TypeUrl.Cluster, { name: 'c1', type: 'STRICT_DNS' }, /Cluster 'c1': type: STRICT_DNS is not supported/],
+    [
+      'a transport socket other than envoy.transport_sockets.tls',
+      TypeUrl.Cluster,
+      cluster({ transport_socket: { name: 'tls' } }),
+      /Cluster 'c1': transport_socket/,
+    ],
+    ['ORIGINAL_DST clusters', TypeUrl.Cluster, { name: 'c1', type: 'ORIGINAL_DST' }, /Cluster 'c1': type: ORIGINAL_DST is not supported/],
+    [
+      'a DNS cluster without names',
+      TypeUrl.Cluster,
+      { name: 'c1', type: 'STRICT_DNS' },
+      /Cluster 'c1': load_assignment: a STRICT_DNS cluster needs load_assignment/,
+    ],
+    [
+      'a LOGICAL_DNS cluster with two names',
+      TypeUrl.Cluster,
+      {
+        name: 'c1',
+        type: 'LOGICAL_DNS',
+        load_assignment: {
+          endpoints: [
+            {
+              lb_endpoints: ['a.test', 'b.test'].map((address) => ({ endpoint: { address: { socket_address: { address, port_value: 80 } } } })),
+            },
+          ],
+        },
+      },
+      /Cluster 'c1': load_assignment: a LOGICAL_DNS cluster takes exactly one endpoint \(got 2\)/,
+    ],
+    [
+      'a name in an EDS assignment',
+      TypeUrl.ClusterLoadAssignment,
+      { cluster_name: 'c1', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 'backend.test', port_value: 80 } } } }] }] },
+      /'backend\.test' is not an IP literal \(names are resolved only for STRICT_DNS and LOGICAL_DNS clusters\)/,
+    ],
     [
       'an unknown field deep inside',
       TypeUrl.Cluster,
@@ -246,11 +287,34 @@ describe('our proxy refuses what it cannot honour, naming resource and field', (
       routeConfig({ route: { cluster: 'c1', cors: {} } }),
       /RouteConfiguration 'r1': virtual_hosts\[0\]\.routes\[0\]\.route\.cors/,
     ],
+    // Header mutations are honoured on routes and weighted clusters (test/unit/proxy/router/header-routes.test.ts); not elsewhere.
     [
-      'header mutations',
+      'header mutations of a virtual host',
       TypeUrl.RouteConfiguration,
-      routeConfig({ route: { cluster: 'c1' }, request_headers_to_add: [{ header: { key: 'x', value: 'y' } }] }),
-      /routes\[0\]\.request_headers_to_add: header mutations/,
+      {
+        name: 'r1',
+        virtual_hosts: [
+          {
+            name: 'vh',
+            domains: ['*'],
+            routes: [{ match: { prefix: '/' }, route: { cluster: 'c1' } }],
+            request_headers_to_add: [{ header: { key: 'x', value: 'y' } }],
+          },
+        ],
+      },
+      /virtual_hosts\[0\]\.request_headers_to_add: header mutations are implemented on routes and weighted clusters/,
+    ],
+    [
+      'a format command in a header value',
+      TypeUrl.RouteConfiguration,
+      routeConfig({ route: { cluster: 'c1' }, request_headers_to_add: [{ header: { key: 'x', value: '%DOWNSTREAM_REMOTE_ADDRESS%' } }] }),
+      /request_headers_to_add\[0\]\.header\.value: '%DOWNSTREAM_REMOTE_ADDRESS%': format commands/,
+    ],
+    [
+      'a Host header mutation',
+      TypeUrl.RouteConfiguration,
+      routeConfig({ route: { cluster: 'c1' }, request_headers_to_remove: ['Host'] }),
+      /routes\[0\]\.request_headers_to_remove: 'Host': :-prefixed or host headers may not be modified/,
     ],
     [
       'an unknown retry condition',

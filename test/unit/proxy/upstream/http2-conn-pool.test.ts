@@ -1,7 +1,8 @@
 /**
  * The HTTP/2 upstream pool of our proxy (src/proxy/upstream/http2-conn-pool.ts) against a real
- * node:http2 server on 127.0.0.1: streams share one connection, and max_requests_per_connection
- * moves new streams to a fresh connection and closes the spent one.
+ * node:http2 server on 127.0.0.1: streams share one connection, max_requests_per_connection
+ * moves new streams to a fresh connection and closes the spent one, and a connection at its
+ * stream limit (max_concurrent_streams) makes the pool open another (seed 002).
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,12 +16,32 @@ describe('HTTP/2 upstream pool', () => {
   let sessions = 0;
   const server = http2.createServer();
   server.on('session', () => sessions++);
+  /** Streams held open by the server until the test releases them (0: answer at once). */
+  let holdUntil: Promise<void> | undefined;
   server.on('stream', (stream) => {
-    stream.respond({ ':status': 200 });
-    stream.end('ok');
+    const answer = (): void => {
+      if (stream.destroyed) return;
+      stream.respond({ ':status': 200 });
+      stream.end('ok');
+    };
+    if (holdUntil) void holdUntil.then(answer);
+    else answer();
   });
   const ready = new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
   after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  /** One GET through the pool; resolves with the status. */
+  const get = (pool: Http2HostPool): Promise<number> =>
+    new Promise<number>((resolve, reject) => {
+      let s = 0;
+      pool.request({ ':method': 'GET', ':path': '/', ':authority': 'h2.test', ':scheme': 'http' }, true, {
+        onUpstreamHeaders: (st) => (s = st),
+        onUpstreamData: () => undefined,
+        onUpstreamTrailers: () => undefined,
+        onUpstreamEnd: () => resolve(s),
+        onUpstreamError: (f) => reject(new Error(f)),
+      });
+    });
 
   async function run(limit: number, n: number): Promise<{ sessions: number; stats: ClusterStats }> {
     const host = new Host('127.0.0.1', await ready);
@@ -28,17 +49,7 @@ describe('HTTP/2 upstream pool', () => {
     const pool = new Http2HostPool(host, { connectTimeoutMs: 1000, maxConcurrentStreams: 100, maxRequestsPerConnection: limit, idleTimeoutMs: 60_000, stats });
     const before = sessions;
     for (let i = 0; i < n; i++) {
-      const status = await new Promise<number>((resolve, reject) => {
-        let s = 0;
-        pool.request({ ':method': 'GET', ':path': '/', ':authority': 'h2.test', ':scheme': 'http' }, true, {
-          onUpstreamHeaders: (st) => (s = st),
-          onUpstreamData: () => undefined,
-          onUpstreamTrailers: () => undefined,
-          onUpstreamEnd: () => resolve(s),
-          onUpstreamError: (f) => reject(new Error(f)),
-        });
-      });
-      assert.equal(status, 200);
+      assert.equal(await get(pool), 200);
     }
     pool.destroy();
     return { sessions: sessions - before, stats };
@@ -52,5 +63,25 @@ describe('HTTP/2 upstream pool', () => {
     const r = await run(2, 5);
     assert.equal(r.sessions, 3);
     assert.equal(r.stats.upstream_cx_total, 3);
+  });
+
+  it('opens another connection when one reaches max_concurrent_streams', async () => {
+    const host = new Host('127.0.0.1', await ready);
+    const stats = new ClusterStats();
+    const pool = new Http2HostPool(host, { connectTimeoutMs: 1000, maxConcurrentStreams: 2, maxRequestsPerConnection: 0, idleTimeoutMs: 60_000, stats });
+    let release = (): void => undefined;
+    holdUntil = new Promise((resolve) => (release = resolve));
+    const before = sessions;
+    try {
+      const answers = Array.from({ length: 7 }, () => get(pool));
+      // 7 streams in flight, 2 per connection: 4 connections.
+      assert.equal(stats.upstream_cx_total, 4);
+      release();
+      assert.deepEqual(await Promise.all(answers), [200, 200, 200, 200, 200, 200, 200]);
+      assert.equal(sessions - before, 4);
+    } finally {
+      holdUntil = undefined;
+      pool.destroy();
+    }
   });
 });

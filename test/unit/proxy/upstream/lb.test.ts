@@ -44,6 +44,7 @@ function model(policy: LbPolicy, extra: Partial<ClusterModel> = {}): ClusterMode
     discovery: 'EDS',
     edsName: 'c',
     staticEndpoints: undefined,
+    dns: undefined,
     connectTimeoutMs: 1000,
     lbPolicy: policy,
     ringMinSize: 1024,
@@ -61,6 +62,7 @@ function model(policy: LbPolicy, extra: Partial<ClusterModel> = {}): ClusterMode
     outlier: undefined,
     thresholds: { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 },
     thresholdsHigh: { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 },
+    tls: undefined,
     ...extra,
   };
 }
@@ -170,7 +172,7 @@ describe('priority set', () => {
     assert.equal(p.stats().healthy, 2);
   });
 
-  it('panics below the threshold: balances over all (non-excluded) hosts', () => {
+  it('panics below the threshold: balances over all hosts', () => {
     const hs = hosts(3);
     hs[0]!.failedActiveHc = true;
     hs[1]!.failedActiveHc = true;
@@ -183,6 +185,29 @@ describe('priority set', () => {
       model('ROUND_ROBIN', { panicThreshold: 0 }),
     );
     assert.deepEqual(new Set(Array.from({ length: 30 }, () => noPanic.pick(undefined)?.port)), new Set([8002]));
+  });
+
+  it('all DRAINING: panic (as Envoy) sends them traffic at the default threshold, none at threshold 0', () => {
+    const draining = (): Host[] => hosts(2).map((h) => Object.assign(h, { edsHealth: 'DRAINING' as const }));
+    const p = build(draining());
+    assert.equal(p.stats().panic, true);
+    assert.deepEqual(new Set(Array.from({ length: 30 }, () => p.pick(undefined)?.port)), new Set([8000, 8001]));
+    const off = build(draining(), model('ROUND_ROBIN', { panicThreshold: 0 }));
+    assert.equal(off.stats().panic, false);
+    assert.equal(off.pick(undefined), undefined, 'threshold 0: no host, so "no healthy upstream"');
+  });
+
+  it('threshold 0: the only unhealthy host gets nothing; panic otherwise includes DRAINING hosts', () => {
+    const lone = hosts(1).map((h) => Object.assign(h, { edsHealth: 'UNHEALTHY' as const }));
+    assert.equal(build(lone, model('ROUND_ROBIN', { panicThreshold: 0 })).pick(undefined), undefined);
+    // 1 healthy of 3 counted (33% < 50%): panic over all four, the DRAINING one too (Envoy's hosts()).
+    const hs = hosts(4);
+    hs[1]!.edsHealth = 'UNHEALTHY';
+    hs[2]!.edsHealth = 'UNHEALTHY';
+    hs[3]!.edsHealth = 'DRAINING';
+    const p = build(hs);
+    assert.equal(p.stats().panic, true);
+    assert.equal(new Set(Array.from({ length: 40 }, () => p.pick(undefined)?.port)).size, 4);
   });
 
   it('spills over to priority 1 as priority 0 loses health (overprovisioning 1.4)', () => {

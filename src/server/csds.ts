@@ -1,0 +1,194 @@
+/**
+ * Client Status Discovery Service (`envoy.service.status.v3.ClientStatusDiscoveryService`):
+ * `FetchClientStatus` and `StreamClientStatus`, served on the xDS port, so standard tooling
+ * (grpcurl, any CSDS client, `consul-xds status --csds`) can ask what each node holds.
+ *
+ * In: ClientStatusRequests; the stream registry (what every stream subscribed to, was sent,
+ * ACKed or NACKed) and the snapshot cache (what its group is served). Out: one ClientConfig per
+ * connected node that the request's node matchers select (all when none), with `client_scope`
+ * set to the node group it is served from and, per resource, a `generic_xds_configs` entry:
+ * `type_url`, `name`, `client_status` and `version_info` (the version the client last ACKed for
+ * that type), `error_state` for a NACK, and the resource itself as `xds_config` when the client
+ * is known to hold exactly what the cache has (its type ACKed and up to date) unless the request
+ * sets `exclude_resource_contents`.
+ *
+ * Status per subscribed resource (any protocol; from the type's state on the stream):
+ *   DOES_NOT_EXIST  named, and not in the group's snapshot (after the type was evaluated)
+ *   REQUESTED       no answer from the client yet (nothing ACKed or NACKed on the type)
+ *   NACKED          the latest answered response of the type was NACKed: `error_state` has the
+ *                   rejected version, the client's message and when
+ *   ACKED           otherwise
+ * A SotW NACK rejects a whole response, so every resource of a NACKed type shows NACKED.
+ */
+import type { Server, ServerDuplexStream, ServerUnaryCall, sendUnaryData, MethodDefinition } from '@grpc/grpc-js';
+import type protobuf from 'protobufjs';
+import { messageType, TO_OBJECT } from '../envoy/protos.js';
+import { TYPE_ORDER } from '../xds/resource-types.js';
+import type { SnapshotCache } from '../cache/snapshot-cache.js';
+import type { TypeSnapshot } from '../cache/snapshot.js';
+import type { JsonValue, NodeInfo } from '../cache/node-info.js';
+import type { StreamRegistry } from './stream-registry.js';
+import type { TypeState } from './stream-state.js';
+import { nodeObjectOf } from './node-codec.js';
+
+export const CSDS_SERVICE = 'envoy.service.status.v3.ClientStatusDiscoveryService';
+
+/** ClientStatusRequest as decoded (TO_OBJECT, keepCase). */
+export interface ClientStatusRequest {
+  readonly node_matchers?: readonly NodeMatcher[];
+  readonly exclude_resource_contents?: boolean;
+}
+
+interface StringMatcher {
+  readonly exact?: string;
+  readonly prefix?: string;
+  readonly suffix?: string;
+  readonly contains?: string;
+  readonly safe_regex?: { readonly regex?: string };
+  readonly ignore_case?: boolean;
+}
+
+interface NodeMatcher {
+  readonly node_id?: StringMatcher;
+  readonly node_metadatas?: ReadonlyArray<{
+    readonly path?: ReadonlyArray<{ readonly key?: string }>;
+    readonly value?: { readonly string_match?: StringMatcher; readonly bool_match?: boolean; readonly present_match?: boolean };
+  }>;
+}
+
+type ClientResourceStatus = 'REQUESTED' | 'DOES_NOT_EXIST' | 'ACKED' | 'NACKED';
+
+let anyType: protobuf.Type | undefined;
+
+/** The answer to one request: a ClientStatusResponse object for protobufjs fromObject. */
+export function clientStatus(registry: StreamRegistry, cache: SnapshotCache, req: ClientStatusRequest): { config: Record<string, unknown>[] } {
+  const matchers = req.node_matchers ?? [];
+  const config: Record<string, unknown>[] = [];
+  for (const nodeId of registry.nodes().sort()) {
+    let node: NodeInfo | undefined;
+    let group = '';
+    const generic: Record<string, unknown>[] = [];
+    for (const record of registry.streamsOf(nodeId)) {
+      node ??= record.node;
+      group = record.group;
+      const snapshot = cache.get(record.group);
+      for (const t of TYPE_ORDER) {
+        const st = record.types.get(t);
+        if (st?.subscribed) generic.push(...typeConfigs(st, snapshot?.type(t), req.exclude_resource_contents === true));
+      }
+    }
+    if (node === undefined || (matchers.length > 0 && !matchers.some((m) => nodeMatches(m, node as NodeInfo)))) continue;
+    config.push({ node: nodeObjectOf(node), client_scope: group, generic_xds_configs: generic });
+  }
+  return { config };
+}
+
+function typeConfigs(st: TypeState, ts: TypeSnapshot | undefined, excludeContents: boolean): Record<string, unknown>[] {
+  const names = st.wildcard ? [...(ts?.resources.keys() ?? [])] : st.sub.list;
+  const answered = st.ackedVersion !== undefined || st.lastNack !== undefined;
+  const upToDate = ts !== undefined && st.upToDate(ts.version);
+  const out: Record<string, unknown>[] = [];
+  for (const name of names) {
+    const r = ts?.resources.get(name);
+    let status: ClientResourceStatus;
+    if (r === undefined) status = st.evaluatedVersion !== undefined ? 'DOES_NOT_EXIST' : 'REQUESTED';
+    else if (!answered) status = 'REQUESTED';
+    else status = st.lastResponseNacked ? 'NACKED' : 'ACKED';
+    const nack = st.lastNack;
+    out.push({
+      type_url: st.typeUrl,
+      name,
+      client_status: status,
+      version_info: st.ackedVersion ?? '',
+      ...(status === 'NACKED' && nack !== undefined
+        ? { error_state: { details: nack.message, version_info: nack.version, last_update_attempt: timestamp(nack.at) } }
+        : {}),
+      ...(status === 'ACKED' && upToDate && !excludeContents && r !== undefined ? { xds_config: asAny(r.bytes) } : {}),
+    });
+  }
+  return out;
+}
+
+/** A SnapshotResource's encoded Any, split into the fields protobufjs packs again (no inner decode). */
+function asAny(bytes: Uint8Array): { type_url: string; value: Uint8Array } {
+  anyType ??= messageType('google.protobuf.Any');
+  return anyType.decode(bytes) as unknown as { type_url: string; value: Uint8Array };
+}
+
+function timestamp(iso: string): { seconds: number; nanos: number } {
+  const ms = Date.parse(iso);
+  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
+}
+
+/** Envoy's NodeMatcher: the node id matcher (if any) and every metadata matcher hold. */
+function nodeMatches(m: NodeMatcher, node: NodeInfo): boolean {
+  if (m.node_id !== undefined && !stringMatches(m.node_id, node.id)) return false;
+  for (const sm of m.node_metadatas ?? []) {
+    let v: JsonValue | undefined = node.metadata;
+    for (const seg of sm.path ?? []) {
+      v = v !== null && typeof v === 'object' && !Array.isArray(v) && seg.key !== undefined ? (v as Record<string, JsonValue>)[seg.key] : undefined;
+    }
+    const want = sm.value;
+    if (want?.present_match !== undefined && (v !== undefined) !== want.present_match) return false;
+    if (want?.bool_match !== undefined && v !== want.bool_match) return false;
+    if (want?.string_match !== undefined && (typeof v !== 'string' || !stringMatches(want.string_match, v))) return false;
+  }
+  return true;
+}
+
+function stringMatches(m: StringMatcher, value: string): boolean {
+  const fold = (s: string) => (m.ignore_case ? s.toLowerCase() : s);
+  const v = fold(value);
+  if (m.exact !== undefined) return v === fold(m.exact);
+  if (m.prefix !== undefined) return v.startsWith(fold(m.prefix));
+  if (m.suffix !== undefined) return v.endsWith(fold(m.suffix));
+  if (m.contains !== undefined) return v.includes(fold(m.contains));
+  if (m.safe_regex?.regex !== undefined) return new RegExp(`^(?:${m.safe_regex.regex})$`).test(value);
+  return true;
+}
+
+let requestType: protobuf.Type | undefined;
+let responseType: protobuf.Type | undefined;
+
+function decodeRequest(bytes: Buffer): ClientStatusRequest {
+  requestType ??= messageType('envoy.service.status.v3.ClientStatusRequest');
+  return requestType.toObject(requestType.decode(bytes), TO_OBJECT) as ClientStatusRequest;
+}
+
+function encodeResponse(response: { config: Record<string, unknown>[] }): Buffer {
+  responseType ??= messageType('envoy.service.status.v3.ClientStatusResponse');
+  return Buffer.from(responseType.encode(responseType.fromObject(response)).finish());
+}
+
+function method(rpc: string, stream: boolean): MethodDefinition<ClientStatusRequest, { config: Record<string, unknown>[] }> {
+  return {
+    path: `/${CSDS_SERVICE}/${rpc}`,
+    requestStream: stream,
+    responseStream: stream,
+    requestSerialize: () => {
+      throw new Error('server-side method');
+    },
+    requestDeserialize: decodeRequest,
+    responseSerialize: encodeResponse,
+    responseDeserialize: () => {
+      throw new Error('server-side method');
+    },
+  };
+}
+
+/** Register CSDS on the xDS gRPC server. */
+export function addCsdsService(server: Server, registry: StreamRegistry, cache: SnapshotCache): void {
+  server.addService(
+    { FetchClientStatus: method('FetchClientStatus', false), StreamClientStatus: method('StreamClientStatus', true) },
+    {
+      FetchClientStatus: (call: ServerUnaryCall<ClientStatusRequest, unknown>, callback: sendUnaryData<unknown>) => {
+        callback(null, clientStatus(registry, cache, call.request));
+      },
+      StreamClientStatus: (call: ServerDuplexStream<ClientStatusRequest, unknown>) => {
+        call.on('data', (req: ClientStatusRequest) => call.write(clientStatus(registry, cache, req)));
+        call.on('end', () => call.end());
+        call.on('error', () => undefined);
+      },
+    },
+  );
+}
