@@ -35,10 +35,10 @@ export const seed002: Example = {
     const edge = `http://127.0.0.1:${stack.p(10000)}`;
     await stack.waitFor('the listener to answer 200', async () => (await fetch(`${edge}/predict`)).status === 200);
     step(stack, {
-      title: 'max-concurrent-streams: 1 spreads 8 requests in flight over 8 connections, so over every process',
-      command: `${curlTally(`${edge}/predict`, 200)}   # with 8 in flight (e.g. xargs -P 8)`,
+      title: 'max-concurrent-streams: 1 spreads 6 requests in flight over 6 connections, so over every process',
+      command: `${curlTally(`${edge}/predict`, 200)}   # with 6 in flight (e.g. xargs -P 6)`,
       expect: `all ${WORKERS} processes answer (inference/w1 .. inference/w${WORKERS}); without the limit one connection would reach one process`,
-      got: formatTally(await tally(`${edge}/predict`, 200, { concurrency: 8 })),
+      got: formatTally(await tally(`${edge}/predict`, 200, { concurrency: 6 })),
     });
     step(stack, {
       title: 'circuit-breakers: 32 slow requests at once, at most 8 active and 4 pending',

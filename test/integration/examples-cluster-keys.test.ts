@@ -1,10 +1,9 @@
 /**
- * ENABLE AFTER THE MERGE OF THE CLUSTER KEYS (issue 13, branch `seed-cluster`): seed-002 and
- * seed-003 use `max-concurrent-streams`, `circuit-breakers`, `discovery: strict-dns`, `hosts` and
- * `healthy-panic-threshold`, which main's config schema refuses until then, so these fail (the
- * examples stop at `consul-xds serve` with "unknown key"). Same shape as examples.test.ts: each
- * example runs by its one command on real Envoy and on the TS data plane, and each step's
- * printed `got:` line is checked against its `expect:`.
+ * seed-002 and seed-003, the examples that use the cluster keys of issue 13 (branch
+ * `seed-cluster`, merged): `max-concurrent-streams`, `circuit-breakers`, `discovery: strict-dns`,
+ * `hosts`, `dns-lookup-family`, `healthy-panic-threshold`. Same shape as examples.test.ts: each
+ * example runs by its one command on real Envoy and on the TS data plane, and each step's printed
+ * `got:` line is checked against its `expect:`.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
