@@ -30,7 +30,8 @@ Control plane and identity:
   --node-id ID              node.id sent to the control plane
   --node-cluster NAME       node.cluster sent to the control plane
   --locality REGION/ZONE    node.locality (optional; REGION/ZONE/SUB_ZONE also accepted)
-  --bootstrap FILE          Envoy-style bootstrap (node, admin, ads_config + xDS cluster) instead
+  --bootstrap FILE          Envoy-style bootstrap (node, admin, ads_config + xDS cluster) instead;
+                            ads_config.api_type DELTA_GRPC speaks incremental (delta) xDS
 Admin:
   --admin-host HOST         admin address (default 127.0.0.1)
   --admin-port N            admin port: /ready /stats /clusters /config_dump (default 9901; 0 = any)
@@ -128,7 +129,7 @@ export async function run(argv: string[]): Promise<number> {
   life.up();
   logger.debug({ fastAsyncBind: fastBind }, 'AsyncResource.bind without the DEP0172 accessor');
   process.stderr.write(
-    `consul-xds proxy: node ${bootstrap.node.id} (cluster ${bootstrap.node.cluster}) <- ADS ${bootstrap.xds.host}:${bootstrap.xds.port}` +
+    `consul-xds proxy: node ${bootstrap.node.id} (cluster ${bootstrap.node.cluster}) <- ADS${bootstrap.apiType === 'DELTA_GRPC' ? ' (delta)' : ''} ${bootstrap.xds.host}:${bootstrap.xds.port}` +
       (proxy.adminPort !== undefined ? `; admin http://${bootstrap.admin?.host}:${proxy.adminPort}/ready\n` : '\n'),
   );
   const reason = await life.stopped;

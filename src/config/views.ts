@@ -183,7 +183,7 @@ const CONDITION_RANK: Readonly<Record<HeaderCondition['kind'], number>> = { exac
  * one that matches every request it would. Ties sort by text, for stable output.
  */
 export function routeGroups(vhost: VirtualHostConfig): readonly RouteGroup[] {
-  const groups = new Map<string, { match: PathMatch; headers: readonly HeaderCondition[]; members: RouteMember[] }>();
+  const groups = new Map<string, { match: PathMatch; headers: readonly HeaderCondition[]; members: RouteMember[]; clusters: Set<string> }>();
   // Regexes cannot be ranked by what they match: they keep the order the file lists them in.
   const regexOrder = new Map<string, number>();
   for (const [cluster, entry] of Object.entries(vhost.cluster)) {
@@ -196,10 +196,13 @@ export function routeGroups(vhost: VirtualHostConfig): readonly RouteGroup[] {
     ];
     for (const match of matches) {
       const key = `${match.kind}\u0000${match.value}\u0000${conditions}`;
-      const group = groups.get(key) ?? { match, headers, members: [] };
+      const group = groups.get(key) ?? { match, headers, members: [], clusters: new Set<string>() };
       if (match.kind === 'regex' && !regexOrder.has(match.value)) regexOrder.set(match.value, regexOrder.size);
-      // An entry listing the same path twice is one member, not two.
-      if (!group.members.some((m) => m.cluster === cluster)) group.members.push({ cluster, entry });
+      // An entry listing the same path twice is one member, not two (a set: 20,000 entries may share "/").
+      if (!group.clusters.has(cluster)) {
+        group.clusters.add(cluster);
+        group.members.push({ cluster, entry });
+      }
       groups.set(key, group);
     }
   }

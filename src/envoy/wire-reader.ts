@@ -1,6 +1,6 @@
 /**
  * Lazy protobuf wire reading on protobufjs' Reader, for the paths that decode only what they need:
- * the server's DiscoveryRequest reader (server/sotw/discovery-codec.ts), the ALS sink
+ * the server's DiscoveryRequest readers (server/sotw/discovery-codec.ts, server/delta/delta-codec.ts), the ALS sink
  * (als/decode.ts) and the benchmark's simulated clients (scripts/bench/wire.ts).
  *
  * protobufjs' Reader gives the cursor, the varint and fixed-size reads and the bounds checks; what
@@ -76,6 +76,27 @@ export class WireReader extends protobuf.BufferReader {
     const s = this.buf.toString('utf8', this.pos, end);
     this.pos = end;
     return s;
+  }
+
+  /**
+   * Visits the top-level length-delimited fields from here to the end (the only kind the xDS
+   * request readers keep): `visit(field, start, end, tagStart)`, the value being [start, end).
+   * Fields of other wire types are skipped; field number 0 is an error.
+   */
+  lenFields(visit: (field: number, start: number, end: number, tagStart: number) => void): void {
+    while (this.pos < this.len) {
+      const tagStart = this.pos;
+      const tag = this.uint32();
+      if (tag >>> 3 === 0) throw new RangeError(`invalid field number 0 at byte ${tagStart}`);
+      if ((tag & 7) !== WireType.Len) {
+        this.skipField(tag & 7);
+        continue;
+      }
+      const end = this.lengthEnd();
+      const start = this.pos;
+      this.pos = end;
+      visit(tag >>> 3, start, end, tagStart);
+    }
   }
 
   /** Skips the value of a field of this wire type. Groups (3, 4) and the unused types 6, 7 are errors. */

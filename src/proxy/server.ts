@@ -111,6 +111,7 @@ class ProxyServer implements XdsWatcher, AdminSource {
       logger: this.logger,
       ...(opts.backoff ? { backoff: opts.backoff } : {}),
       ...(opts.doesNotExistMs !== undefined ? { doesNotExistMs: opts.doesNotExistMs } : {}),
+      delta: bootstrap.apiType === 'DELTA_GRPC',
     });
   }
 

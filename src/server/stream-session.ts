@@ -1,7 +1,7 @@
 /**
  * One xDS stream, whatever its protocol: the gRPC call's lifecycle, the node, the snapshot-cache
- * watch, the registry bookkeeping and the response writer. A protocol (sotw/sotw-stream.ts; a
- * delta one can sit beside it) extends StreamSession with its rules: what a request means and
+ * watch, the registry bookkeeping and the response writer. A protocol (sotw/sotw-stream.ts,
+ * delta/delta-stream.ts) extends StreamSession with its rules: what a request means and
  * what is due to be sent.
  *
  * In: decoded requests from the call and change notices from the cache. Out: the protocol's
@@ -19,15 +19,22 @@
  *   ends with PERMISSION_DENIED before anything is sent. Should the node's group change later (a
  *   group named like its node.cluster appears), it is checked again.
  * - A snapshot change marks the changed types this stream subscribed to as due, then flushes.
+ * - One ordered queue per stream: a flush evaluates the due types in CDS -> EDS -> LDS -> RDS
+ *   order and everything it sends (a Cluster change: CDS, the EDS warming re-send, RDS) is
+ *   written back to back, without waiting for any ACK, in one HTTP/2 write (response-writer.ts).
+ *   A type whose response is in flight holds back the later ones: a route must not reach the
+ *   client before the clusters it names.
+ * - Warming re-sends (a Cluster's ClusterLoadAssignment, a Listener's RouteConfigurations) go to
+ *   this ADS stream's next stage, or to the node's per-type stream of the same protocol.
  */
 import { status as GrpcStatus, type ServerDuplexStream } from '@grpc/grpc-js';
-import { isXdsTypeUrl, type XdsTypeUrl } from '../xds/resource-types.js';
+import { isXdsTypeUrl, TYPE_ORDER, type XdsTypeUrl } from '../xds/resource-types.js';
 import type { Logger } from '../log.js';
 import type { CacheWatch, SnapshotCache } from '../cache/snapshot-cache.js';
-import type { Snapshot } from '../cache/snapshot.js';
+import type { Snapshot, TypeSnapshot } from '../cache/snapshot.js';
 import type { NodeInfo } from '../cache/node-info.js';
 import type { StreamObserver } from './stream-observer.js';
-import { StreamRecord, type StreamMethod, type TypeState } from './stream-state.js';
+import { StreamRecord, type StreamMethod, type StreamProtocol, type TypeState } from './stream-state.js';
 import type { SubscriptionTable } from './subscriptions.js';
 import { ResponseWriter, type WriteCounters } from './response-writer.js';
 import type { TransportSecurity } from '../common/transport-security.js';
@@ -36,6 +43,7 @@ import { baseGroup } from '../cache/client-kind.js';
 
 export interface ServedMethod {
   readonly name: StreamMethod;
+  readonly protocol: StreamProtocol;
   /** Per-type services serve exactly this type (and accept an empty type_url for it). */
   readonly typeUrl?: XdsTypeUrl;
 }
@@ -113,7 +121,7 @@ export abstract class StreamSession<Req extends StreamRequest = StreamRequest, S
     this.writer = new ResponseWriter(call, ctx.counters, { direct: ctx.directWrites, maxMessageBytes: ctx.maxSendMessageBytes });
     const id = ++streamSeq;
     this.log = ctx.logger.child({ stream: id });
-    this.record = new StreamRecord(id, method.name, call.getPeer(), () => this.#watch?.group ?? ctx.cache.groupOf(this.record.node), newState);
+    this.record = new StreamRecord(id, method.name, method.protocol, call.getPeer(), () => this.#watch?.group ?? ctx.cache.groupOf(this.record.node), newState);
     this.#peerNames = ctx.security?.checksIdentity ? ctx.security.peerOf(call) : undefined;
     ctx.sessions.set(this.record, this);
     ctx.observer.onConnect(this.record);
@@ -129,8 +137,49 @@ export abstract class StreamSession<Req extends StreamRequest = StreamRequest, S
   /** A request for `typeUrl`, a type this stream serves; its node and watch are set up. */
   protected abstract request(typeUrl: XdsTypeUrl, req: Req): void;
 
-  /** Send what is due (after a request, a snapshot change, or a warming hand-over). */
-  abstract flush(): void;
+  /** Decide what a due type sends against `ts`, and write it (flush() has it leave). */
+  protected abstract evaluate(st: S, ts: TypeSnapshot): void;
+
+  /** Send what is due (after a request, a snapshot change, or a warming hand-over), in type order. */
+  flush(): void {
+    if (this.#closed) return;
+    const snapshot = this.snapshot;
+    if (snapshot === undefined) return; // nothing to serve yet: requests wait for the first snapshot
+    try {
+      for (const t of TYPE_ORDER) {
+        const st = this.record.types.get(t);
+        if (st === undefined || !st.dirty || !st.subscribed) continue;
+        // Its next response waits for the ACK of the one in flight, and nothing overtakes it.
+        if (st.outstanding) break;
+        st.dirty = false;
+        this.evaluate(st, snapshot.type(t));
+      }
+    } finally {
+      this.writer.flush();
+    }
+  }
+
+  /** Make the next stage re-send `names` (on this ADS stream, or the node's per-type stream). */
+  protected warm(type: XdsTypeUrl, names: readonly string[]): void {
+    if (this.method.typeUrl === undefined) {
+      this.#acceptWarm(type, names);
+      return;
+    }
+    if (this.record.nodeId === '') return;
+    for (const other of this.ctx.sessionsOf(this.record.nodeId)) {
+      if (other === this || other.method.protocol !== this.method.protocol) continue;
+      if (other.#acceptWarm(type, names)) other.flush();
+    }
+  }
+
+  /** Returns whether the type was marked for a re-send. */
+  #acceptWarm(type: XdsTypeUrl, names: readonly string[]): boolean {
+    const st = this.record.types.get(type);
+    if (st === undefined || !st.subscribed) return false;
+    st.warms = st.warms === undefined ? names : Object.freeze([...new Set([...st.warms, ...names])]);
+    st.dirty = true;
+    return true;
+  }
 
   protected get closed(): boolean {
     return this.#closed;

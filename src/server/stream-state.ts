@@ -1,7 +1,7 @@
 /**
  * What the server knows about one connected xDS stream, whatever its protocol: who it is (node,
  * user agent, since when) and, per resource type, what the client subscribed to, what it was
- * sent, what it ACKed or NACKed. A protocol (sotw/) keeps its own working memory in a subclass of
+ * sent, what it ACKed or NACKed. A protocol (sotw/, delta/) keeps its own working memory in a subclass of
  * TypeState; the registry reads only what is declared here and turns it into frozen JSON-ready
  * status objects for admin and health endpoints.
  */
@@ -11,6 +11,9 @@ import { NO_NAMES, type Subscription } from './subscriptions.js';
 
 /** Which RPC a stream came in on: ADS, or one of the per-type services. */
 export type StreamMethod = 'ADS' | TypeShort;
+
+/** Which xDS protocol variant the stream speaks: State of the World or incremental (delta). */
+export type StreamProtocol = 'sotw' | 'delta';
 
 export interface NackRecord {
   /** The version the client rejected (the server will not send it again on this stream). */
@@ -50,6 +53,7 @@ export interface TypeStatus {
 export interface StreamStatus {
   readonly id: number;
   readonly method: StreamMethod;
+  readonly protocol: StreamProtocol;
   readonly peer: string;
   readonly nodeId: string;
   readonly nodeCluster: string;
@@ -80,6 +84,8 @@ export class TypeState {
   sub: Subscription = NO_NAMES;
   /** Something may have to be sent: evaluate at the next flush. */
   dirty = false;
+  /** Warming: next-stage names to re-send at the next evaluation even though the client has them. */
+  warms: readonly string[] | undefined;
   nonce: string | undefined;
   /** The nonce's sequence number; nonces only grow per stream and type. */
   nonceSeq = 0;
@@ -167,6 +173,7 @@ export class StreamRecord<S extends TypeState = TypeState> {
   constructor(
     readonly id: number,
     readonly method: StreamMethod,
+    readonly protocol: StreamProtocol,
     readonly peer: string,
     private readonly groupOf: () => string,
     private readonly newState: (typeUrl: XdsTypeUrl) => S,
@@ -200,6 +207,7 @@ export class StreamRecord<S extends TypeState = TypeState> {
     return Object.freeze({
       id: this.id,
       method: this.method,
+      protocol: this.protocol,
       peer: this.peer,
       nodeId: node?.id ?? '',
       nodeCluster: node?.cluster ?? '',

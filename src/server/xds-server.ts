@@ -6,15 +6,20 @@
  * In: a SnapshotCache. Out: a grpc-js server streaming its snapshots; a StreamRegistry of the
  * connected clients; counters.
  *
- * Each call becomes a SotwStream (sotw/sotw-stream.ts: the protocol rules) on top of the
- * protocol-neutral StreamSession (stream-session.ts: lifecycle, node, watch, registry).
+ * Each SotW call becomes a SotwStream (sotw/sotw-stream.ts: the protocol rules), each delta call a
+ * DeltaStream (delta/delta-stream.ts), on top of the protocol-neutral StreamSession
+ * (stream-session.ts: lifecycle, node, watch, registry).
  *
  * Service definitions are built by hand: the request deserializer is our lean DiscoveryRequest
  * reader and the response serializer passes pre-encoded responses through (sotw/response-cache.ts),
  * so a change fanned out to 1,000 streams encodes each response once; response-writer.ts puts
  * the same framed bytes on every stream. The Client Status Discovery Service (csds.ts) answers on
- * the same port. Delta xDS is not registered: grpc-js answers
- * UNIMPLEMENTED, so Envoy must use `api_type: GRPC`.
+ * the same port.
+ *
+ * Incremental (delta) xDS is served on the same port: `DeltaAggregatedResources` and the per-type
+ * `DeltaClusters`, `DeltaEndpoints`, `DeltaListeners`, `DeltaRoutes`, each call a DeltaStream
+ * (delta/delta-stream.ts) on the same StreamSession, snapshots and registry. Envoy chooses it
+ * with `api_type: DELTA_GRPC`.
  */
 import { Server, ServerCredentials, status as GrpcStatus, type ChannelOptions, type MethodDefinition } from '@grpc/grpc-js';
 import type { TransportSecurity } from '../common/transport-security.js';
@@ -31,6 +36,8 @@ import { decodeRequest, type XdsRequest } from './sotw/discovery-codec.js';
 import { ResponseCache } from './sotw/response-cache.js';
 import { SotwStream, type SotwContext } from './sotw/sotw-stream.js';
 import { addCsdsService } from './csds.js';
+import { decodeDeltaRequest, type DeltaRequest } from './delta/delta-codec.js';
+import { DeltaStream } from './delta/delta-stream.js';
 
 export interface XdsServerOptions {
   readonly cache: SnapshotCache;
@@ -116,9 +123,13 @@ interface ServiceSpec extends ServedMethod {
   readonly rpc: string;
 }
 
+const ADS_SERVICE = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
+
 const SERVICES: readonly ServiceSpec[] = [
-  { service: 'envoy.service.discovery.v3.AggregatedDiscoveryService', rpc: 'StreamAggregatedResources', name: 'ADS' },
-  ...RESOURCE_TYPES.map((t) => ({ service: t.service, rpc: t.sotwMethod, name: t.short, typeUrl: t.typeUrl })),
+  { service: ADS_SERVICE, rpc: 'StreamAggregatedResources', name: 'ADS', protocol: 'sotw' },
+  ...RESOURCE_TYPES.map((t): ServiceSpec => ({ service: t.service, rpc: t.sotwMethod, name: t.short, protocol: 'sotw', typeUrl: t.typeUrl })),
+  { service: ADS_SERVICE, rpc: 'DeltaAggregatedResources', name: 'ADS', protocol: 'delta' },
+  ...RESOURCE_TYPES.map((t): ServiceSpec => ({ service: t.service, rpc: t.deltaMethod, name: t.short, protocol: 'delta', typeUrl: t.typeUrl })),
 ];
 
 const DEFAULT_GRPC_OPTIONS: ChannelOptions = {
@@ -136,13 +147,13 @@ function serverSideOnly(): never {
 /** Responses are complete pre-encoded DiscoveryResponses (response-cache.ts): written as they are. */
 const asIs = (bytes: Buffer): Buffer => bytes;
 
-function methodDefinition(spec: ServiceSpec): MethodDefinition<XdsRequest | MalformedRequest, Buffer> {
+function methodDefinition(spec: ServiceSpec): MethodDefinition<XdsRequest | DeltaRequest | MalformedRequest, Buffer> {
   return {
     path: `/${spec.service}/${spec.rpc}`,
     requestStream: true,
     responseStream: true,
     requestSerialize: serverSideOnly,
-    requestDeserialize: decodeRequest,
+    requestDeserialize: spec.protocol === 'delta' ? decodeDeltaRequest : decodeRequest,
     responseSerialize: asIs,
     responseDeserialize: serverSideOnly,
   };
@@ -202,9 +213,14 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
     server.addService(
       { [spec.rpc]: methodDefinition(spec) },
       {
-        [spec.rpc]: (call: XdsCall<XdsRequest>) => {
-          new SotwStream(call, spec, ctx);
-        },
+        [spec.rpc]:
+          spec.protocol === 'delta'
+            ? (call: XdsCall<DeltaRequest>) => {
+                new DeltaStream(call, spec, ctx);
+              }
+            : (call: XdsCall<XdsRequest>) => {
+                new SotwStream(call, spec, ctx);
+              },
       },
     );
   }

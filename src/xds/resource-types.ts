@@ -48,6 +48,8 @@ export interface ResourceType {
   /** The per-type gRPC service serving only this type, and its SotW method. */
   readonly service: string;
   readonly sotwMethod: string;
+  /** The same service's incremental (delta) method. */
+  readonly deltaMethod: string;
 }
 
 function entry(e: Omit<ResourceType, 'label' | 'messageName'>): ResourceType {
@@ -67,6 +69,7 @@ export const RESOURCE_TYPES: readonly ResourceType[] = Object.freeze([
     warms: TypeUrl.ClusterLoadAssignment,
     service: 'envoy.service.cluster.v3.ClusterDiscoveryService',
     sotwMethod: 'StreamClusters',
+    deltaMethod: 'DeltaClusters',
   }),
   entry({
     typeUrl: TypeUrl.ClusterLoadAssignment,
@@ -78,6 +81,7 @@ export const RESOURCE_TYPES: readonly ResourceType[] = Object.freeze([
     warms: undefined,
     service: 'envoy.service.endpoint.v3.EndpointDiscoveryService',
     sotwMethod: 'StreamEndpoints',
+    deltaMethod: 'DeltaEndpoints',
   }),
   entry({
     typeUrl: TypeUrl.Listener,
@@ -89,6 +93,7 @@ export const RESOURCE_TYPES: readonly ResourceType[] = Object.freeze([
     warms: TypeUrl.RouteConfiguration,
     service: 'envoy.service.listener.v3.ListenerDiscoveryService',
     sotwMethod: 'StreamListeners',
+    deltaMethod: 'DeltaListeners',
   }),
   entry({
     typeUrl: TypeUrl.RouteConfiguration,
@@ -100,6 +105,7 @@ export const RESOURCE_TYPES: readonly ResourceType[] = Object.freeze([
     warms: undefined,
     service: 'envoy.service.route.v3.RouteDiscoveryService',
     sotwMethod: 'StreamRoutes',
+    deltaMethod: 'DeltaRoutes',
   }),
 ]);
 

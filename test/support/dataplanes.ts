@@ -1,6 +1,7 @@
 /**
- * The data planes the traffic suite runs every scenario against: real Envoy, and our own
- * `consul-xds proxy` (the bundled TS data plane). In: a kind and the facts both need (the xDS port
+ * The data planes the traffic suite runs every scenario against: real Envoy and our own
+ * `consul-xds proxy` (the bundled TS data plane), each speaking State-of-the-World ADS or
+ * incremental (delta) ADS (`ads_config.api_type: DELTA_GRPC` in its bootstrap). In: a kind and the facts all need (the xDS port
  * of a control plane on 127.0.0.1, a node id and cluster). Out: one `DataPlane` shape for both:
  * admin URL, `/ready` wait, counters from `/stats?format=json`, a deadline poll whose failure
  * message carries the data plane's log tail, and stop().
@@ -18,21 +19,31 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NackEvent, StreamRegistry } from '../../src/server/stream-registry.js';
 import type { TypeShort } from '../../src/cache/snapshot.js';
-import { startEnvoy, type EnvoyHandle } from './envoy.js';
+import { adsBootstrap, startEnvoy, type EnvoyHandle } from './envoy.js';
 import { GiveUp, makeTempDir, waitUntil, type WaitOptions } from './tmp.js';
 
-export type DataPlaneKind = 'envoy' | 'ts-proxy';
+export type DataPlaneKind = 'envoy' | 'envoy-delta' | 'ts-proxy' | 'ts-proxy-delta';
 
-const ALL_KINDS: readonly DataPlaneKind[] = ['envoy', 'ts-proxy'];
+const ALL_KINDS: readonly DataPlaneKind[] = ['envoy', 'envoy-delta', 'ts-proxy', 'ts-proxy-delta'];
+
+/** Which program a kind runs (Envoy-only checks and message formats depend on it, not on the protocol). */
+export function dataPlaneProgram(kind: DataPlaneKind): 'envoy' | 'ts-proxy' {
+  return kind === 'envoy' || kind === 'envoy-delta' ? 'envoy' : 'ts-proxy';
+}
+
+/** The kind speaks incremental (delta) xDS. */
+export function isDelta(kind: DataPlaneKind): boolean {
+  return kind.endsWith('-delta');
+}
 
 /**
- * The kinds every traffic scenario runs against: both, unless TRAFFIC_DATA_PLANES narrows them
- * for a local run (`TRAFFIC_DATA_PLANES=ts-proxy`). CI sets nothing and gets both.
+ * The kinds every traffic scenario runs against: all of them, unless TRAFFIC_DATA_PLANES narrows
+ * them for a local run (`TRAFFIC_DATA_PLANES=ts-proxy,envoy-delta`). CI sets nothing and gets all.
  */
 export const DATA_PLANES: readonly DataPlaneKind[] = selectKinds(process.env.TRAFFIC_DATA_PLANES);
 
@@ -61,7 +72,7 @@ export interface DataPlane {
   readonly nodeId: string;
   /** http://127.0.0.1:<admin port> */
   readonly adminUrl: string;
-  /** The Envoy handle, for Envoy-only checks (config_dump, update_rejected); undefined for ts-proxy. */
+  /** The Envoy handle, for Envoy-only checks (config_dump, update_rejected); undefined for the TS proxy. */
   readonly envoy: EnvoyHandle | undefined;
   /** GET an admin path; throws on a non-2xx answer. */
   admin(path: string): Promise<string>;
@@ -78,7 +89,8 @@ export interface DataPlane {
 }
 
 export async function startDataPlane(kind: DataPlaneKind, opts: StartDataPlaneOptions): Promise<DataPlane> {
-  const proc = kind === 'envoy' ? await envoyProcess(opts) : await tsProxyProcess(opts);
+  const delta = isDelta(kind);
+  const proc = dataPlaneProgram(kind) === 'envoy' ? await envoyProcess(opts, delta) : await tsProxyProcess(opts, delta);
   const admin = async (path: string): Promise<string> => {
     const res = await fetch(`${proc.adminUrl}${path}`);
     const body = await res.text();
@@ -133,8 +145,8 @@ interface Process {
   stop(): Promise<void>;
 }
 
-async function envoyProcess(opts: StartDataPlaneOptions): Promise<Process> {
-  const envoy = await startEnvoy({ xdsPort: opts.xdsPort, nodeId: opts.nodeId, nodeCluster: opts.nodeCluster });
+async function envoyProcess(opts: StartDataPlaneOptions, delta: boolean): Promise<Process> {
+  const envoy = await startEnvoy({ xdsPort: opts.xdsPort, nodeId: opts.nodeId, nodeCluster: opts.nodeCluster, apiType: delta ? 'DELTA_GRPC' : 'GRPC' });
   return {
     adminUrl: envoy.adminUrl,
     envoy,
@@ -147,21 +159,26 @@ async function envoyProcess(opts: StartDataPlaneOptions): Promise<Process> {
 /** dist/src/cli.js, next to this compiled file's dist/test/support/. */
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 
-async function tsProxyProcess(opts: StartDataPlaneOptions): Promise<Process> {
+async function tsProxyProcess(opts: StartDataPlaneOptions, delta: boolean): Promise<Process> {
   const dir = await makeTempDir(`ts-proxy-${opts.nodeId}`);
   const logFile = join(dir.path, 'proxy.log');
+  // Delta is chosen the way users choose it (and Envoy does): the bootstrap's ads_config.api_type.
+  let identity = ['--xds', `127.0.0.1:${opts.xdsPort}`, '--node-id', opts.nodeId, '--node-cluster', opts.nodeCluster];
+  if (delta) {
+    const bootstrapFile = join(dir.path, 'bootstrap.json');
+    await writeFile(
+      bootstrapFile,
+      JSON.stringify(adsBootstrap({ xdsPort: opts.xdsPort, nodeId: opts.nodeId, nodeCluster: opts.nodeCluster, apiType: 'DELTA_GRPC' })),
+    );
+    identity = ['--bootstrap', bootstrapFile];
+  }
   const fd = openSync(logFile, 'a');
   const child: ChildProcess = spawn(
     process.execPath,
     [
       CLI,
       'proxy',
-      '--xds',
-      `127.0.0.1:${opts.xdsPort}`,
-      '--node-id',
-      opts.nodeId,
-      '--node-cluster',
-      opts.nodeCluster,
+      ...identity,
       '--admin-port',
       '0',
       // Same short drain as the test Envoy (--drain-time-s 1), so stop() is quick.

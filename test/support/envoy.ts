@@ -31,6 +31,8 @@ export interface StartEnvoyOptions {
   readonly logLevel?: string;
   /** Extra node metadata, e.g. to select listeners per node. */
   readonly nodeMetadata?: Readonly<Record<string, unknown>>;
+  /** `ads_config.api_type`: GRPC (State of the World, the default) or DELTA_GRPC (incremental). */
+  readonly apiType?: 'GRPC' | 'DELTA_GRPC';
   /** Dial the xDS server over TLS (CA, optional client cert+key for mTLS, optional SNI). */
   readonly xdsTls?: UpstreamTlsConfig;
   /** Dial the static `als_cluster` over TLS. */
@@ -125,7 +127,7 @@ export function adsBootstrap(opts: StartEnvoyOptions): Record<string, unknown> {
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
     dynamic_resources: {
       ads_config: {
-        api_type: 'GRPC',
+        api_type: opts.apiType ?? 'GRPC',
         transport_api_version: 'V3',
         // Short reconnect backoff: a test that restarts the control plane should not wait
         // Envoy's default (up to 30 s) before the stream comes back.

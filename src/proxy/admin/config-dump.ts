@@ -23,7 +23,7 @@ export function configDump(client: XdsClient, listeners: ListenerManager, bootst
       '@type': `${ADMIN}BootstrapConfigDump`,
       bootstrap: {
         node: { id: bootstrap.node.id, cluster: bootstrap.node.cluster, user_agent_name: 'consul-xds-proxy' },
-        dynamic_resources: { ads_config: { api_type: 'GRPC', target: `${bootstrap.xds.host}:${bootstrap.xds.port}` } },
+        dynamic_resources: { ads_config: { api_type: bootstrap.apiType ?? 'GRPC', target: `${bootstrap.xds.host}:${bootstrap.xds.port}` } },
       },
     },
     {

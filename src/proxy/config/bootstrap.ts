@@ -28,8 +28,13 @@ export interface Endpoint {
   readonly port: number;
 }
 
+/** `dynamic_resources.ads_config.api_type`: State of the World, or incremental (delta) xDS. */
+export type AdsApiType = 'GRPC' | 'DELTA_GRPC';
+
 export interface Bootstrap {
   readonly xds: Endpoint;
+  /** How to speak to the control plane (undefined: GRPC, State of the World). */
+  readonly apiType?: AdsApiType;
   /** TLS to the control plane (the xDS cluster's transport_socket); undefined: plaintext. */
   readonly xdsTls?: UpstreamTlsModel | undefined;
   readonly node: NodeModel;
@@ -112,7 +117,7 @@ const bootstrapSchema = z.looseObject({
   admin: z.looseObject({ address: socketAddress }).optional(),
   dynamic_resources: z.looseObject({
     ads_config: z.looseObject({
-      api_type: z.enum(['GRPC']).default('GRPC'),
+      api_type: z.enum(['GRPC', 'DELTA_GRPC']).default('GRPC'),
       grpc_services: z
         .array(
           z.looseObject({
@@ -194,6 +199,7 @@ export function readBootstrapFile(file: string): Bootstrap {
   }
   return Object.freeze({
     xds,
+    apiType: b.dynamic_resources.ads_config.api_type,
     xdsTls,
     node: nodeModel(b.node.id, b.node.cluster, { region: loc?.region, zone: loc?.zone, subZone: loc?.sub_zone }, b.node.metadata),
     admin: adminSa ? { host: adminSa.address, port: adminSa.port_value } : undefined,

@@ -1,5 +1,6 @@
 /**
- * The proxy's State-of-the-World ADS client (one grpc-js bidi stream to the control plane).
+ * The proxy's ADS client (one grpc-js bidi stream to the control plane), State of the World or,
+ * when the bootstrap says `api_type: DELTA_GRPC`, incremental (delta) xDS.
  * In: the server address, our node, and the watcher that applies updates. Out: validated
  * resource updates delivered in order per type, ACK/NACK to the server, and status for the admin
  * server.
@@ -13,6 +14,12 @@
  * does-not-exist (the timers only run while connected). On a broken stream the proxy keeps its
  * config and traffic, reconnects with jittered exponential back-off and sends its last versions
  * with an empty nonce. Over TLS when the bootstrap's xDS cluster has a transport_socket.
+ *
+ * Delta (same rules, other messages): subscriptions go out as diffs (`resource_names_subscribe` /
+ * `_unsubscribe`), a reconnect names what the proxy holds in `initial_resource_versions` (so the
+ * server sends only what changed), ACK/NACK carry just the nonce (and error_detail), and removals
+ * come explicitly in `removed_resources`: removed clusters and listeners are taken out, a removed
+ * endpoint or route name that is still subscribed is reported as does-not-exist at once.
  */
 import { Client, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
@@ -26,6 +33,7 @@ import { XdsTypeStats } from '../stats.js';
 import { grpcCredentials, type UpstreamTlsModel } from '../config/tls-context.js';
 
 const ADS_METHOD = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
+const DELTA_ADS_METHOD = '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources';
 /** google.rpc.Code INVALID_ARGUMENT. */
 const NACK_CODE = 3;
 
@@ -91,6 +99,41 @@ interface RawResponse {
   nonce: string;
 }
 
+interface RawDeltaResponse {
+  system_version_info: string;
+  resources: Array<{ name: string; version: string; resource?: RawAny }>;
+  type_url: string;
+  nonce: string;
+  removed_resources: string[];
+}
+
+/** A response of either protocol, as process() takes it. */
+interface Received {
+  readonly typeUrl: string;
+  readonly version: string;
+  readonly nonce: string;
+  readonly resources: readonly RawAny[];
+  /** Delta only: each resource's own version, and the names the server removed. */
+  readonly delta?: { readonly versions: readonly string[]; readonly removed: readonly string[] };
+}
+
+const EMPTY_ANY: RawAny = { type_url: '', value: new Uint8Array(0) };
+
+function fromSotw(r: RawResponse): Received {
+  return { typeUrl: r.type_url, version: r.version_info, nonce: r.nonce, resources: r.resources ?? [] };
+}
+
+function fromDelta(r: RawDeltaResponse): Received {
+  const resources = r.resources ?? [];
+  return {
+    typeUrl: r.type_url,
+    version: r.system_version_info,
+    nonce: r.nonce,
+    resources: resources.map((x) => x.resource ?? EMPTY_ANY),
+    delta: { versions: resources.map((x) => x.version), removed: r.removed_resources ?? [] },
+  };
+}
+
 export interface XdsClientOptions {
   readonly server: Endpoint;
   /** TLS to the server (the bootstrap's transport_socket); undefined: plaintext. */
@@ -100,6 +143,8 @@ export interface XdsClientOptions {
   readonly logger?: Logger;
   readonly backoff?: BackoffPolicy;
   readonly doesNotExistMs?: number;
+  /** Speak incremental (delta) xDS instead of State of the World (bootstrap `api_type: DELTA_GRPC`). */
+  readonly delta?: boolean;
 }
 
 export class XdsClient {
@@ -110,7 +155,10 @@ export class XdsClient {
   private readonly dneMs: number;
   private readonly reqType: protobuf.Type = messageType('envoy.service.discovery.v3.DiscoveryRequest');
   private readonly respType: protobuf.Type = messageType('envoy.service.discovery.v3.DiscoveryResponse');
-  private call: ClientDuplexStream<Record<string, unknown>, RawResponse> | undefined;
+  private readonly deltaReqType: protobuf.Type = messageType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
+  private readonly deltaRespType: protobuf.Type = messageType('envoy.service.discovery.v3.DeltaDiscoveryResponse');
+  private readonly delta: boolean;
+  private call: ClientDuplexStream<Record<string, unknown>, Received> | undefined;
   private sentNode = false;
   private failures = 0;
   private gotResponse = false;
@@ -125,6 +173,7 @@ export class XdsClient {
     this.logger = opts.logger ?? silentLogger;
     this.backoff = opts.backoff ?? { baseMs: 500, maxMs: 30_000 };
     this.dneMs = opts.doesNotExistMs ?? 15_000;
+    this.delta = opts.delta === true;
     this.client = new Client(`${opts.server.host.includes(':') ? `[${opts.server.host}]` : opts.server.host}:${opts.server.port}`, grpcCredentials(opts.tls), {
       ...(opts.tls?.sni ? { 'grpc.ssl_target_name_override': opts.tls.sni } : {}),
       'grpc.keepalive_time_ms': 30_000,
@@ -162,13 +211,14 @@ export class XdsClient {
     this.sentNode = false;
     this.gotResponse = false;
     this.streams++;
-    const call = this.client.makeBidiStreamRequest<Record<string, unknown>, RawResponse>(
-      ADS_METHOD,
-      (req) => Buffer.from(this.reqType.encode(this.reqType.fromObject(req)).finish()),
-      (buf) => this.respType.decode(buf) as unknown as RawResponse,
+    const [reqType, respType] = this.delta ? [this.deltaReqType, this.deltaRespType] : [this.reqType, this.respType];
+    const call = this.client.makeBidiStreamRequest<Record<string, unknown>, Received>(
+      this.delta ? DELTA_ADS_METHOD : ADS_METHOD,
+      (req) => Buffer.from(reqType.encode(reqType.fromObject(req)).finish()),
+      (buf) => (this.delta ? fromDelta(respType.decode(buf) as unknown as RawDeltaResponse) : fromSotw(respType.decode(buf) as unknown as RawResponse)),
     );
     this.call = call;
-    call.on('data', (resp: RawResponse) => {
+    call.on('data', (resp: Received) => {
       if (!this.connected) this.setConnected(true);
       this.gotResponse = true;
       this.queue = this.queue
@@ -182,7 +232,12 @@ export class XdsClient {
     for (const st of this.states.values()) {
       st.nonce = '';
       st.requested = false;
-      if (st.wildcard || st.names.size > 0) this.send(st);
+      if (!st.wildcard && st.names.size === 0) continue;
+      if (this.delta) {
+        // What we hold goes along, so the server sends only what changed while we were away.
+        const initial = Object.fromEntries([...st.known].map(([name, k]) => [name, k.version]));
+        this.sendDelta(st, { resource_names_subscribe: st.wildcard ? [] : [...st.names].sort(), initial_resource_versions: initial });
+      } else this.send(st);
     }
     // The call is "connected" for our purposes once the server answers; grpc-js queues writes meanwhile.
   }
@@ -192,7 +247,7 @@ export class XdsClient {
     this.opts.watcher.onConnection?.(up);
   }
 
-  private onStreamEnd(call: ClientDuplexStream<Record<string, unknown>, RawResponse>, s: StatusObject): void {
+  private onStreamEnd(call: ClientDuplexStream<Record<string, unknown>, Received>, s: StatusObject): void {
     if (call !== this.call) return;
     this.call = undefined;
     if (this.connected) this.setConnected(false);
@@ -213,6 +268,8 @@ export class XdsClient {
     if (st.wildcard) return;
     const next = new Set(names);
     if (next.size === st.names.size && [...next].every((n) => st.names.has(n))) return;
+    const added = [...next].filter((n) => !st.names.has(n)).sort();
+    const dropped = [...st.names].filter((n) => !next.has(n)).sort();
     st.names = next;
     // Forget what is no longer wanted, so a later re-subscription is treated as new.
     for (const n of [...st.known.keys()]) if (!next.has(n)) st.known.delete(n);
@@ -224,7 +281,32 @@ export class XdsClient {
     }
     // Nothing subscribed and never asked: no request needed (an empty list is a wildcard to some servers).
     if (next.size === 0 && !st.requested) return;
-    if (this.call) this.send(st);
+    if (!this.call) return;
+    if (this.delta) this.sendDelta(st, { resource_names_subscribe: added, resource_names_unsubscribe: dropped });
+    else this.send(st);
+  }
+
+  /** A DeltaDiscoveryRequest for a type: subscription changes, or an ACK/NACK (`fields` says which). */
+  private sendDelta(st: TypeState, fields: Record<string, unknown>): void {
+    const call = this.call;
+    if (!call) return;
+    const req: Record<string, unknown> = { type_url: st.url, ...fields };
+    if (!this.sentNode) {
+      req.node = this.opts.node.proto;
+      this.sentNode = true;
+    }
+    st.requested = true;
+    call.write(req);
+    if (!st.wildcard) this.armTimers(st);
+  }
+
+  /** ACK (no error) or NACK the response of `st.nonce`. */
+  private answer(st: TypeState, error?: string): void {
+    if (!this.delta) {
+      this.send(st, error);
+      return;
+    }
+    this.sendDelta(st, { response_nonce: st.nonce, ...(error !== undefined ? { error_detail: { code: NACK_CODE, message: error } } : {}) });
   }
 
   private send(st: TypeState, error?: string): void {
@@ -261,8 +343,8 @@ export class XdsClient {
     }
   }
 
-  private async process(call: ClientDuplexStream<Record<string, unknown>, RawResponse>, resp: RawResponse): Promise<void> {
-    const url = resp.type_url;
+  private async process(call: ClientDuplexStream<Record<string, unknown>, Received>, resp: Received): Promise<void> {
+    const url = resp.typeUrl;
     if (!isXdsTypeUrl(url)) {
       this.logger.warn({ typeUrl: url }, 'xDS: response of a type we did not ask for; ignored');
       return;
@@ -272,8 +354,10 @@ export class XdsClient {
     st.stats.update_attempt++;
     const errors: string[] = [];
     const decoded = new Map<string, DecodedResource>();
+    /** Delta: each decoded resource's own version (SotW: the response's). */
+    const versions = new Map<string, string>();
     const rejected = new Set<string>();
-    (resp.resources ?? []).forEach((any, i) => {
+    resp.resources.forEach((any, i) => {
       if (any.type_url !== url) {
         errors.push(`resource index ${i}: type ${any.type_url} in a response of type ${url}`);
         return;
@@ -291,6 +375,7 @@ export class XdsClient {
       // SotW servers may send names we did not ask for; Envoy ignores them, so do we.
       if (!st.wildcard && !st.names.has(d.name)) return;
       decoded.set(d.name, d);
+      versions.set(d.name, resp.delta?.versions[i] ?? resp.version);
     });
     const upserts: DecodedResource[] = [];
     for (const d of decoded.values()) {
@@ -298,12 +383,20 @@ export class XdsClient {
       if (!known || !sameBytes(known.bytes, d.bytes)) upserts.push(d);
     }
     const removals: string[] = [];
-    if (st.wildcard) {
+    /** Delta: subscribed EDS/RDS names the server says do not exist (or no longer do). */
+    const gone: string[] = [];
+    if (resp.delta !== undefined) {
+      for (const name of resp.delta.removed) {
+        if (st.wildcard) {
+          if (st.known.has(name)) removals.push(name);
+        } else if (st.names.has(name)) gone.push(name);
+      }
+    } else if (st.wildcard) {
       for (const name of st.known.keys()) if (!decoded.has(name) && !rejected.has(name)) removals.push(name);
     }
     const failedNames = new Set<string>();
     if (upserts.length > 0 || removals.length > 0) {
-      const failed = await this.opts.watcher.onUpdate({ typeUrl: url, version: resp.version_info, upserts, removals });
+      const failed = await this.opts.watcher.onUpdate({ typeUrl: url, version: resp.version, upserts, removals });
       for (const f of failed) {
         failedNames.add(f.name);
         errors.push(f.message);
@@ -311,9 +404,16 @@ export class XdsClient {
     }
     const now = new Date();
     for (const d of upserts) {
-      if (!failedNames.has(d.name)) st.known.set(d.name, { version: resp.version_info, bytes: d.bytes, updated: now });
+      if (!failedNames.has(d.name)) st.known.set(d.name, { version: versions.get(d.name) ?? resp.version, bytes: d.bytes, updated: now });
     }
     for (const name of removals) st.known.delete(name);
+    for (const name of gone) {
+      st.known.delete(name);
+      clearTimeout(st.dne.get(name));
+      st.dne.delete(name);
+      this.logger.warn({ type: TYPE_SHORT[url], name }, 'xDS: resource does not exist (removed by the server)');
+      this.opts.watcher.onDoesNotExist(url, name);
+    }
     for (const name of decoded.keys()) {
       const t = st.dne.get(name);
       if (t) {
@@ -323,17 +423,17 @@ export class XdsClient {
     }
     if (resp.resources.length === 0) st.stats.update_empty++;
     if (errors.length === 0) {
-      st.version = resp.version_info;
+      st.version = resp.version;
       st.stats.update_success++;
-      st.stats.version_text = resp.version_info;
+      st.stats.version_text = resp.version;
       st.lastError = undefined;
-      if (call === this.call) this.send(st);
+      if (call === this.call) this.answer(st);
     } else {
       st.stats.update_rejected++;
       const message = errors.join('; ');
-      st.lastError = { message, version: resp.version_info, at: now.toISOString() };
-      this.logger.warn({ type: TYPE_SHORT[url], version: resp.version_info, error: message }, 'xDS: NACK');
-      if (call === this.call) this.send(st, message);
+      st.lastError = { message, version: resp.version, at: now.toISOString() };
+      this.logger.warn({ type: TYPE_SHORT[url], version: resp.version, error: message }, 'xDS: NACK');
+      if (call === this.call) this.answer(st, message);
     }
   }
 

@@ -95,19 +95,8 @@ export function decodeRequest(buf: Buffer): IncomingRequest {
     let namesStart = -1;
     let namesEnd = -1;
     let contiguous = true;
-    const r = new WireReader(buf);
-    while (r.pos < r.len) {
-      const tagStart = r.pos;
-      const tag = r.uint32();
-      if (tag >>> 3 === 0) throw new Error(`invalid field number 0 at offset ${tagStart}`);
-      if ((tag & 7) !== WireType.Len) {
-        r.skipField(tag & 7);
-        continue;
-      }
-      const end = r.lengthEnd();
-      const start = r.pos;
-      r.pos = end;
-      switch (tag >>> 3) {
+    new WireReader(buf).lenFields((field, start, end, tagStart) => {
+      switch (field) {
         case 1:
           versionStart = start;
           versionEnd = end;
@@ -133,7 +122,7 @@ export function decodeRequest(buf: Buffer): IncomingRequest {
         default:
           break;
       }
-    }
+    });
     const namesRaw = namesStart < 0 ? EMPTY : contiguous ? buf.subarray(namesStart, namesEnd) : undefined;
     return new DecodedRequest(buf, typeUrl, nonce, errorDetail, namesRaw, versionStart, versionEnd, nodeStart, nodeEnd);
   } catch (err) {
@@ -150,7 +139,8 @@ function typeUrlOf(buf: Buffer, start: number, end: number): string {
 
 let statusType: protobuf.Type | undefined;
 
-function decodeStatus(bytes: Buffer): { code: number; message: string } {
+/** google.rpc.Status, the error_detail of a NACK (in both protocols' requests). */
+export function decodeStatus(bytes: Buffer): { code: number; message: string } {
   statusType ??= messageType('google.rpc.Status');
   const s = statusType.decode(bytes) as unknown as { code: number; message: string };
   return { code: s.code, message: s.message };

@@ -35,7 +35,7 @@
  *   that have something to send, so routes never overtake the clusters they name.
  */
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { resourceType, TYPE_ORDER, TYPE_SHORT, type XdsTypeUrl } from '../../xds/resource-types.js';
+import { resourceType, TYPE_SHORT, type XdsTypeUrl } from '../../xds/resource-types.js';
 import type { SnapshotResource, TypeSnapshot } from '../../cache/snapshot.js';
 import { StreamSession, type ServedMethod, type SessionContext, type XdsCall } from '../stream-session.js';
 import { WILDCARD } from '../subscriptions.js';
@@ -147,30 +147,10 @@ export class SotwStream extends StreamSession<XdsRequest, SotwTypeState> {
     this.ctx.observer.onNack(this.record, st, record);
   }
 
-  /**
-   * Send what is due, in CDS -> EDS -> LDS -> RDS order. Everything one flush sends (a Cluster
-   * change: CDS, then the EDS warming re-send, then RDS) is written back to back, without waiting
-   * for any ACK, and leaves in one HTTP/2 write (../response-writer.ts).
-   */
-  flush(): void {
-    if (this.closed) return;
-    const snapshot = this.snapshot;
-    if (snapshot === undefined) return; // nothing to serve yet: requests wait for the first snapshot
-    try {
-      for (const t of TYPE_ORDER) {
-        const st = this.record.types.get(t);
-        if (st === undefined || !st.dirty || !st.subscribed) continue;
-        // Its next response waits for the ACK of the one in flight, and nothing overtakes it: a
-        // route must not reach the client before the clusters it names.
-        if (st.outstanding) break;
-        st.dirty = false;
-        const ts = snapshot.type(t);
-        if (st.full) this.#evaluateFull(st, ts);
-        else this.#evaluatePartial(st, ts);
-      }
-    } finally {
-      this.writer.flush();
-    }
+  /** Full-state (LDS/CDS) and partial (RDS/EDS) types follow different rules. */
+  protected evaluate(st: SotwTypeState, ts: TypeSnapshot): void {
+    if (st.full) this.#evaluateFull(st, ts);
+    else this.#evaluatePartial(st, ts);
   }
 
   /** LDS/CDS: every response is the full (subscribed) set; a missing name means deleted. */
@@ -192,7 +172,7 @@ export class SotwStream extends StreamSession<XdsRequest, SotwTypeState> {
     this.#send(st, ts, selected);
     st.base = ts;
     const next = resourceType(st.typeUrl).warms;
-    if (next !== undefined && warms.length > 0) this.#warm(next, warms);
+    if (next !== undefined && warms.length > 0) this.warm(next, warms);
   }
 
   /**
@@ -244,28 +224,6 @@ export class SotwStream extends StreamSession<XdsRequest, SotwTypeState> {
       this.log.debug({ type: TYPE_SHORT[st.typeUrl], version: ts.version, nonce: res.nonce, resources: selected.length }, 'response sent');
     }
     this.ctx.observer.onResponse(this.record, st, selected.length, res.bodySize);
-  }
-
-  /** Make the next stage re-send `names` (on this ADS stream, or the node's per-type stream). */
-  #warm(type: XdsTypeUrl, names: readonly string[]): void {
-    if (this.method.typeUrl === undefined) {
-      this.#acceptWarm(type, names);
-      return;
-    }
-    if (this.record.nodeId === '') return;
-    for (const other of this.ctx.sessionsOf(this.record.nodeId)) {
-      if (other === this || !(other instanceof SotwStream)) continue;
-      if (other.#acceptWarm(type, names)) other.flush();
-    }
-  }
-
-  /** Returns whether the type was marked for a re-send. */
-  #acceptWarm(type: XdsTypeUrl, names: readonly string[]): boolean {
-    const st = this.record.types.get(type);
-    if (st === undefined || !st.subscribed) return false;
-    st.warms = st.warms === undefined ? names : Object.freeze([...new Set([...st.warms, ...names])]);
-    st.dirty = true;
-    return true;
   }
 }
 

@@ -14,8 +14,6 @@ export class SotwTypeState extends TypeState {
   namesRaw: Buffer | undefined;
   /** Names subscribed since the last evaluation: answered even if unchanged (or absent). */
   readonly added = new Set<string>();
-  /** Warming: next-stage names to re-send even though the client has them (unfiltered). */
-  warms: readonly string[] | undefined;
   /** A request must get an answer even if it carries nothing new (first request, new names). */
   answerDue = false;
   /** The type snapshot whose content the client holds for its subscribed names. */

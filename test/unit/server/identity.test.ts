@@ -4,7 +4,7 @@
  * served; when the node's group changes under it (a group named like its node.cluster appears)
  * the stream is checked again and ended with PERMISSION_DENIED, and nothing of the new group is
  * sent; a first request without a node is refused; a gRPC client's `<group>/grpc` counts as its
- * group.
+ * group; delta streams are held to the same rule.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -85,5 +85,17 @@ describe('xDS identity rule', () => {
     assert.equal(st.code, GrpcStatus.PERMISSION_DENIED);
     assert.match(st.details, /node id '' is not a DNS or URI SAN/);
     assert.equal(anonymous.received.length, 0);
+  });
+
+  it('delta streams follow the same rule: served under a certificate naming the node, refused for another node', async () => {
+    const ok = connect(edge).deltaStream({ node: { id: 'edge-1', cluster: 'default' } });
+    ok.subscribe(TypeUrl.Cluster);
+    assert.deepEqual((await ok.next()).names, ['c0', 'c1']);
+    ok.cancel();
+    const impostor = connect(edge).deltaStream({ node: { id: 'edge-2', cluster: 'default' } });
+    impostor.subscribe(TypeUrl.Cluster);
+    const st = await impostor.status;
+    assert.equal(st.code, GrpcStatus.PERMISSION_DENIED);
+    assert.equal(impostor.received.length, 0);
   });
 });
