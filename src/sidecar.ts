@@ -20,6 +20,7 @@ import { SidecarMetrics, type PipelineMetrics } from './admin/metrics.js';
 import { AdminServer, healthRoute } from './admin/admin-server.js';
 import { AdminHttpServer } from './common/admin-http.js';
 import { TransportSecurity, type TransportSecurityStatus } from './common/transport-security.js';
+import { bindNamed } from './common/http-listen.js';
 
 export type { PipelineMetrics } from './admin/metrics.js';
 export type { HealthReport, HealthProblem, HealthReason } from './admin/health.js';
@@ -164,7 +165,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       }
       const sink = new AlsSink({ writer, aggregates, logger, ...(security ? { security } : {}) });
       closers.push(() => sink.close());
-      alsPort = await sink.listen(als.host, als.port);
+      alsPort = await bindNamed('als', als.host, als.port, () => sink.listen(als.host, als.port));
       accessLog = { aggregates, writer, sink };
       logger.info(
         { als: `${als.host}:${alsPort}`, file: als.file ?? 'stdout', tls: security !== undefined, mtls: security?.checksIdentity ?? false },
@@ -205,17 +206,20 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       ...(accessLog ? { accessLog } : {}),
       logger,
     });
-    const adminPort = await server.listen(admin.host, admin.port);
+    const adminPort = await bindNamed('admin', admin.host, admin.port, () => server.listen(admin.host, admin.port));
     closers.push(() => server.close());
     logger.info(
       { admin: `${admin.host}:${adminPort}`, healthPath: admin.healthPath, maintenanceFile: admin.maintenanceFile, judges: health.describeRule() },
       'admin server listening',
     );
     let healthPort: number | undefined;
-    if (admin.healthPort !== undefined) {
+    const wantedHealthPort = admin.healthPort;
+    if (wantedHealthPort !== undefined) {
       // Only the health path: /config_dump, /status/clients and the rest stay on the admin port.
       const healthServer = new AdminHttpServer(new Map([[admin.healthPath, healthRoute(health)]]), logger.child({ component: 'health-listener' }));
-      healthPort = await healthServer.listen(admin.healthHost ?? '127.0.0.1', admin.healthPort);
+      healthPort = await bindNamed('health', admin.healthHost ?? '127.0.0.1', wantedHealthPort, () =>
+        healthServer.listen(admin.healthHost ?? '127.0.0.1', wantedHealthPort),
+      );
       closers.push(() => healthServer.close());
       logger.info({ health: `${admin.healthHost ?? '127.0.0.1'}:${healthPort}`, healthPath: admin.healthPath }, 'health-only listener');
     }

@@ -5,8 +5,18 @@
 import { serve, DEFAULT_XDS, type RunningApp } from '../app.js';
 import { createLogger } from '../log.js';
 import { TYPE_SHORT, TYPE_ORDER } from '../xds/resource-types.js';
-import { ConsulXdsError } from '../errors.js';
-import { CONFIG_MAX_BYTES_FLAG, CONFIG_MAX_BYTES_USAGE, configMaxBytesOption, nonNegativeIntOption, parseCommandArgs, portOption } from './args.js';
+import { ConsulXdsError, ListenError } from '../errors.js';
+import { checkConfigText } from '../pipeline/build.js';
+import { readConfigFile } from '../sources/config-file.js';
+import {
+  CONFIG_MAX_BYTES_FLAG,
+  CONFIG_MAX_BYTES_USAGE,
+  configMaxBytesOption,
+  logLevelOption,
+  nonNegativeIntOption,
+  parseCommandArgs,
+  portOption,
+} from './args.js';
 import { installLifecycle } from './lifecycle.js';
 import { CONSUL_FLAGS, CONSUL_USAGE, consulOptions, wantsConsul } from './consul-flags.js';
 import { DEFAULT_XDS_LIMITS, type XdsLimits } from '../server/index.js';
@@ -44,7 +54,7 @@ Serving:
   --als-port N              Access Log Service sink port (default 9001)
   --access-log-file FILE    write access-log JSON lines to FILE (default stdout)
   --no-als                  run without the access-log sink
-  --log-level LEVEL         trace|debug|info|warn|error (default info)
+  --log-level LEVEL         trace|debug|info|warn|error|fatal|silent (default info)
   --health-host HOST        a second HTTP listener serving only the health path, e.g. 0.0.0.0 for the
   --health-port N           load balancer (404 for every other path; the admin port keeps the rest)
 
@@ -79,6 +89,14 @@ Limits per xDS client:
 Signals: SIGINT/SIGTERM shut down (exit 0); SIGHUP reopens --access-log-file (logrotate without
 copytruncate); SIGUSR1 is ignored (no debugger port).
 `;
+
+/** The flags that move each server serve binds, named when its address is taken. */
+const LISTEN_FLAGS: Readonly<Record<string, string>> = {
+  xds: '--xds-port / --xds-host',
+  admin: '--admin-port / --admin-host',
+  als: '--als-port / --als-host (or --no-als)',
+  health: '--health-port / --health-host',
+};
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs(
@@ -157,13 +175,17 @@ export async function run(argv: string[]): Promise<number> {
   if (values.register && values['no-als'])
     throw new ConsulXdsError('CXDS_USAGE', '--register needs the access-log sink (it serves the counts the ramp reads); drop --no-als');
   const removalTimeoutMs = values['removal-timeout-ms'] === undefined ? undefined : nonNegativeIntOption('removal-timeout-ms', values['removal-timeout-ms']);
-  const logger = createLogger({ level: values['log-level'] });
+  const logger = createLogger({ level: logLevelOption(values['log-level']) });
+  const configLimits = configMaxBytesOption(values['config-max-bytes']);
+  // File mode: a bad config is refused before any port is bound (Consul mode reads KV after
+  // the admin port is up, so /health can say what start-up waits for).
+  if (values.config) checkConfigText(await readConfigFile(values.config, configLimits), values.config, configLimits);
   let reopenAccessLog: () => Promise<void> = async () => undefined; // nothing to reopen during start-up
   const life = installLifecycle(logger, { onHangup: () => reopenAccessLog() });
   const xdsHost = values['xds-host'] ?? DEFAULT_XDS.host;
   const app = await serve({
     ...(values.config ? { configFile: values.config } : { consul: consulOptions(values) }),
-    configLimits: configMaxBytesOption(values['config-max-bytes']),
+    configLimits,
     xds: { host: xdsHost, port: portOption('xds-port', values['xds-port'], DEFAULT_XDS.port) },
     ...(xdsTls
       ? { xdsSecurity: { tls: xdsTls, ...(groupPattern !== undefined ? { groupPattern } : {}), ...(tlsPollMs !== undefined ? { pollMs: tlsPollMs } : {}) } }
@@ -192,6 +214,8 @@ export async function run(argv: string[]): Promise<number> {
         },
     ...optional('removalTimeoutMs', removalTimeoutMs),
     logger,
+  }).catch((err: unknown) => {
+    throw err instanceof ListenError ? new ConsulXdsError(err.code, `${LISTEN_FLAGS[err.endpoint] ?? err.endpoint}: ${err.message}`, { cause: err }) : err;
   });
   reopenAccessLog = async () => app.sidecar?.reopenAccessLog();
   const fleet = await startFleetDuties(
