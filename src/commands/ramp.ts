@@ -41,6 +41,8 @@ const USAGE = `Usage: consul-xds ramp start <prefix> <canary-cluster> [options]
   Consul KV per step (as 'weights set'), after each step's window passes the gate on the fleet's
   access logs (every sidecar registered with 'serve --register'). A breach rolls the canary back
   to weight 0 at once. The state lives in Consul KV; one driver at a time holds its lock.
+  Exit status of a driving start/resume: 0 done or paused (or stopped by SIGINT/SIGTERM),
+  3 rolled back or aborted.
 
 start:
   --to N                  final canary weight, percent (default 100)
