@@ -24,6 +24,7 @@ const COMMANDS: Record<string, Command> = {
     load: () => import('./commands/demo-upstream.js'),
   },
   weights: { summary: 'weights set <prefix> <cluster>=<w> ...: shift traffic in Consul KV (check-and-set)', load: () => import('./commands/weights.js') },
+  ramp: { summary: 'ramp start|status|pause|resume|abort: canary weight steps gated on the access logs', load: () => import('./commands/ramp.js') },
   status: { summary: 'the connected xDS clients as a table (from the admin port or CSDS)', load: () => import('./commands/status.js') },
 };
 

@@ -7,6 +7,7 @@
  * with zod. Out: the bound ports, the PipelineMetrics the publisher reports into, and close().
  */
 import { z } from 'zod';
+import type { Registry } from 'prom-client';
 import type { SnapshotCache } from './cache/snapshot-cache.js';
 import type { StreamRegistry } from './server/stream-registry.js';
 import { ConfigError } from './errors.js';
@@ -101,6 +102,8 @@ export interface Sidecar {
   readonly alsPort: number | undefined;
   /** For the publisher: snapshot build time and config errors. */
   readonly metrics: PipelineMetrics;
+  /** The /metrics registry, for series owned elsewhere (the ramp driver's). */
+  readonly metricsRegistry: Registry;
   /** The current health answer (what GET {healthPath} returns). */
   health(): Promise<HealthReport>;
   /** Live access-log aggregates (what GET /stats/access-log returns, without counters). */
@@ -226,6 +229,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       healthPort,
       alsPort,
       metrics,
+      metricsRegistry: metrics.prometheus,
       health: () => health.check(),
       accessLogStats: () => accessLog?.aggregates.snapshot(),
       reopenAccessLog: async () => accessLog?.writer.reopen(),

@@ -2,7 +2,7 @@
  * `consul-xds serve`: run the control plane until SIGINT/SIGTERM (SIGHUP reopens the access-log
  * file; signals and fatal errors: lifecycle.ts). Prints what it serves and how to point Envoy at it.
  */
-import { serve, DEFAULT_XDS } from '../app.js';
+import { serve, DEFAULT_XDS, type RunningApp } from '../app.js';
 import { createLogger } from '../log.js';
 import { TYPE_SHORT, TYPE_ORDER } from '../xds/resource-types.js';
 import { ConsulXdsError, ListenError } from '../errors.js';
@@ -22,6 +22,13 @@ import { CONSUL_FLAGS, CONSUL_USAGE, consulOptions, wantsConsul } from './consul
 import { DEFAULT_XDS_LIMITS, type XdsLimits } from '../server/index.js';
 import { DEFAULT_TLS_POLL_MS, type TlsFilePaths } from '../common/tls-files.js';
 import { compileGroupPattern } from '../common/peer-identity.js';
+import { ConsulClient } from '../consul/client.js';
+import type { ConsulOptions } from '../consul/options.js';
+import type { Logger } from '../log.js';
+import { RampPicker } from '../ramp/driver.js';
+import { DEFAULT_SIDECAR_SERVICE, registerSidecar } from '../ramp/fleet.js';
+import { RampMetrics } from '../ramp/metrics.js';
+import { DEFAULT_RAMPS_PREFIX } from '../ramp/spec.js';
 
 const USAGE = `Usage: consul-xds serve (--config FILE | --consul URL --consul-key KEY) [options]
 
@@ -50,6 +57,16 @@ Serving:
   --log-level LEVEL         trace|debug|info|warn|error|fatal|silent (default info)
   --health-host HOST        a second HTTP listener serving only the health path, e.g. 0.0.0.0 for the
   --health-port N           load balancer (404 for every other path; the admin port keeps the rest)
+
+Fleet and canary ramps (Consul mode; docs/consul.md, "Canary ramp"):
+  --register                register this sidecar in Consul as service consul-xds (meta: admin address
+                            and --watch-node; an HTTP check on the health path), so 'ramp' reads its
+                            access-log counts; the admin address must be reachable from the ramp driver
+  --register-id ID          its Consul service ID (default consul-xds-<admin host>-<admin port>)
+  --register-service NAME   service name to register as (default consul-xds)
+  --ramp-driver             drive any recorded ramp whose lock is free (a Consul session lock: one driver
+                            per ramp; if it dies, another --ramp-driver resumes at the recorded step)
+  --ramps-prefix P          KV prefix of ramp state (default consul-xds/ramps/)
 
 Transport security (docs/sidecar.md, "Transport security"; without these: plaintext, as before):
   --xds-tls-cert FILE       xDS server certificate (PEM, chain allowed); needs --xds-tls-key
@@ -117,6 +134,11 @@ export async function run(argv: string[]): Promise<number> {
       'xds-max-streams-per-connection': { type: 'string' },
       'xds-max-request-bytes': { type: 'string' },
       'xds-max-resource-names': { type: 'string' },
+      register: { type: 'boolean' },
+      'register-id': { type: 'string' },
+      'register-service': { type: 'string' },
+      'ramp-driver': { type: 'boolean' },
+      'ramps-prefix': { type: 'string' },
     },
     USAGE,
   );
@@ -148,6 +170,10 @@ export async function run(argv: string[]): Promise<number> {
     ...optional('maxReceiveMessageBytes', countOption('xds-max-request-bytes', values['xds-max-request-bytes'])),
     ...optional('maxResourceNames', countOption('xds-max-resource-names', values['xds-max-resource-names'])),
   };
+  if (!consul && (values.register || values['ramp-driver']))
+    throw new ConsulXdsError('CXDS_USAGE', '--register and --ramp-driver need Consul mode (--consul/--consul-key)');
+  if (values.register && values['no-als'])
+    throw new ConsulXdsError('CXDS_USAGE', '--register needs the access-log sink (it serves the counts the ramp reads); drop --no-als');
   const removalTimeoutMs = values['removal-timeout-ms'] === undefined ? undefined : nonNegativeIntOption('removal-timeout-ms', values['removal-timeout-ms']);
   const logger = createLogger({ level: logLevelOption(values['log-level']) });
   const configLimits = configMaxBytesOption(values['config-max-bytes']);
@@ -192,6 +218,25 @@ export async function run(argv: string[]): Promise<number> {
     throw err instanceof ListenError ? new ConsulXdsError(err.code, `${LISTEN_FLAGS[err.endpoint] ?? err.endpoint}: ${err.message}`, { cause: err }) : err;
   });
   reopenAccessLog = async () => app.sidecar?.reopenAccessLog();
+  const fleet = await startFleetDuties(
+    app,
+    {
+      consul: consul ? consulOptions(values) : {},
+      ...(values.register
+        ? {
+            register: {
+              ...(values['register-id'] !== undefined ? { id: values['register-id'] } : {}),
+              ...(values['register-service'] !== undefined ? { service: values['register-service'] } : {}),
+              adminHost: values['admin-host'] ?? '127.0.0.1',
+              healthPath: values['health-path'] ?? '/health',
+              ...(values['watch-node'] !== undefined ? { node: values['watch-node'] } : {}),
+            },
+          }
+        : {}),
+      ...(values['ramp-driver'] ? { rampsPrefix: values['ramps-prefix'] ?? DEFAULT_RAMPS_PREFIX } : {}),
+    },
+    logger,
+  );
   life.up();
 
   const lines = [`consul-xds serving ${values.config ?? 'Consul KV'} on ${xdsHost}:${app.xdsPort} (ADS, state of the world)`];
@@ -211,9 +256,56 @@ export async function run(argv: string[]): Promise<number> {
   process.stderr.write(`${lines.join('\n')}\n`);
 
   logger.info({ signal: await life.stopped }, 'shutting down');
+  await fleet.close();
   await app.close();
   logger.flush();
   return 0;
+}
+
+interface FleetDuties {
+  readonly consul: ConsulOptions;
+  /** Register with this service ID and name (undefined: no registration). */
+  readonly register?: { readonly id?: string; readonly service?: string; readonly adminHost: string; readonly healthPath: string; readonly node?: string };
+  /** Drive ramps stored under this KV prefix (undefined: no driver). */
+  readonly rampsPrefix?: string;
+}
+
+/**
+ * `--register` and `--ramp-driver`: the sidecar in Consul's catalog (deregistered at shutdown)
+ * and the ramp picker (src/ramp/). Both use their own Consul client from the same flags.
+ */
+async function startFleetDuties(app: RunningApp, duties: FleetDuties, logger: Logger): Promise<{ close(): Promise<void> }> {
+  if (!duties.register && duties.rampsPrefix === undefined) return { close: async () => undefined };
+  const client = ConsulClient.fromOptions(duties.consul);
+  const closers: Array<() => Promise<void>> = [];
+  const reg = duties.register;
+  if (reg && app.adminPort !== undefined) {
+    const admin = `${reg.adminHost.includes(':') ? `[${reg.adminHost}]` : reg.adminHost}:${app.adminPort}`;
+    const id = reg.id ?? `consul-xds-${reg.adminHost}-${app.adminPort}`;
+    const deregister = await registerSidecar(client, {
+      id,
+      service: reg.service ?? DEFAULT_SIDECAR_SERVICE,
+      admin,
+      healthPath: reg.healthPath,
+      ...(reg.node !== undefined ? { node: reg.node } : {}),
+    });
+    logger.info({ id, admin }, 'registered in Consul');
+    closers.push(() => deregister().catch((err: Error) => logger.warn({ id, err: err.message }, 'Consul deregistration failed')));
+  }
+  if (duties.rampsPrefix !== undefined) {
+    const picker = new RampPicker(duties.rampsPrefix, {
+      client,
+      logger: logger.child({ component: 'ramp' }),
+      ...(app.sidecar ? { metrics: new RampMetrics(app.sidecar.metricsRegistry) } : {}),
+    });
+    closers.push(() => picker.close());
+  }
+  return {
+    async close() {
+      for (const c of closers.reverse()) await c();
+      client.close();
+    },
+  };
 }
 
 /** `--<prefix>-tls-cert/-key/-client-ca` as TLS file paths; undefined when none is given. */
