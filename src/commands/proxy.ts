@@ -9,8 +9,8 @@
  * a second signal (lifecycle.ts: exit 1). SIGUSR1 reopens the file access logs (as Envoy's).
  */
 import { createLogger } from '../log.js';
-import { ConsulXdsError } from '../errors.js';
-import { parseCommandArgs, portOption } from './args.js';
+import { ConsulXdsError, ListenError } from '../errors.js';
+import { logLevelOption, parseCommandArgs, portOption } from './args.js';
 import { installLifecycle } from './lifecycle.js';
 import { nodeModel, parseHostPort, parseLocality, readBootstrapFile, type Bootstrap } from '../proxy/config/bootstrap.js';
 import { startProxy } from '../proxy/server.js';
@@ -55,7 +55,7 @@ Behaviour:
   --concurrency N           worker processes sharing the listeners, as Envoy's worker threads; one
                             ADS stream and one admin server for all, health checks run once
                             (default: the number of cores; 1 = a single process, no workers)
-  --log-level LEVEL         trace|debug|info|warn|error (default info)
+  --log-level LEVEL         trace|debug|info|warn|error|fatal|silent (default info)
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -122,7 +122,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!Number.isInteger(concurrency) || concurrency < 1)
     throw new ConsulXdsError('CXDS_USAGE', `--concurrency: expected a whole number >= 1, got '${concurrencyFlag}'`);
 
-  const logger = createLogger({ level: values['log-level'] });
+  const logger = createLogger({ level: logLevelOption(values['log-level']) });
   if (cluster.isWorker) {
     // A forked worker (proxy/workers/primary.ts): same flags, its share of the connection cap; the primary handles signals.
     installFastAsyncBind();
@@ -146,8 +146,11 @@ export async function run(argv: string[]): Promise<number> {
   // A process of its own: per-request costs of node:http2 on this Node version may be trimmed.
   const fastBind = installFastAsyncBind();
   const proxyOpts = { bootstrap, logger, drainTimeMs: drainS * 1000, maxDownstreamConnections: maxConns, onQuit: () => life.stop(QUIT) };
-  const proxy: RunningPrimary =
-    concurrency === 1 ? await startProxy(proxyOpts) : await startPrimary(proxyOpts, concurrency, { script: CLI, args: ['proxy', ...argv] });
+  const start = (): Promise<RunningPrimary> =>
+    concurrency === 1 ? startProxy(proxyOpts) : startPrimary(proxyOpts, concurrency, { script: CLI, args: ['proxy', ...argv] });
+  const proxy = await start().catch((err: unknown) => {
+    throw err instanceof ListenError ? new ConsulXdsError(err.code, `--admin-port / --admin-host (or --no-admin): ${err.message}`, { cause: err }) : err;
+  });
   running = proxy;
   life.up();
   logger.debug({ fastAsyncBind: fastBind }, 'AsyncResource.bind without the DEP0172 accessor');

@@ -30,6 +30,7 @@ import type { ListenerModel } from './config/listener-resource.js';
 import type { RouteConfigModel } from './config/route-resource.js';
 import type { StatEmitter, XdsTypeStats } from './stats.js';
 import type { HealthMode } from './upstream/cluster.js';
+import { bindNamed } from '../common/http-listen.js';
 
 export interface ProxyOptions {
   readonly bootstrap: Bootstrap;
@@ -296,7 +297,10 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const xds = client as XdsClient;
   let admin: AdminServer | undefined;
   const adminAddr = opts.bootstrap.admin;
-  if (adminAddr) admin = await startAdminServer(proxy, adminAddr.host, adminAddr.port, opts.logger ?? silentLogger);
+  if (adminAddr)
+    admin = await bindNamed('admin', adminAddr.host, adminAddr.port, () =>
+      startAdminServer(proxy, adminAddr.host, adminAddr.port, opts.logger ?? silentLogger),
+    );
   proxy.xds.start();
   return {
     adminPort: admin?.port,

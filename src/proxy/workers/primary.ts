@@ -21,6 +21,7 @@ import { VERSION } from '../config/bootstrap.js';
 import { startAdminServer, type AdminServer, type AdminView, type ServerState } from '../admin/admin-server.js';
 import { configDump } from '../admin/config-dump.js';
 import { ConsulXdsError } from '../../errors.js';
+import { bindNamed } from '../../common/http-listen.js';
 import { WORKER_INDEX_ENV, type FromWorker, type ToWorker, type WorkerQuery } from './messages.js';
 
 export interface RunningPrimary {
@@ -322,7 +323,15 @@ export async function startPrimary(opts: ProxyOptions, concurrency: number, work
   await primary.start();
   let admin: AdminServer | undefined;
   const adminAddr = opts.bootstrap.admin;
-  if (adminAddr) admin = await startAdminServer(primary.view(), adminAddr.host, adminAddr.port, opts.logger ?? silentLogger);
+  if (adminAddr) {
+    admin = await bindNamed('admin', adminAddr.host, adminAddr.port, () =>
+      startAdminServer(primary.view(), adminAddr.host, adminAddr.port, opts.logger ?? silentLogger),
+    ).catch(async (err: unknown) => {
+      await primary.stopWorkers('close', EXIT_WAIT_MS);
+      primary.close();
+      throw err;
+    });
+  }
   const drainMs = opts.drainTimeMs ?? 10_000;
   return {
     adminPort: admin?.port,
