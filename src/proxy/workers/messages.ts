@@ -24,7 +24,9 @@ export type ToWorker =
   | { readonly t: 'answered'; readonly typeUrl: XdsTypeUrl }
   | { readonly t: 'health'; readonly cluster: string; readonly host: string; readonly failed: boolean }
   | { readonly t: 'ask'; readonly id: number; readonly what: WorkerQuery }
-  | { readonly t: 'drain' | 'close' | 'reopen' };
+  /** Reopen the file access logs; answered once done. */
+  | { readonly t: 'reopen'; readonly id: number }
+  | { readonly t: 'drain' | 'close' };
 
 export type FromWorker =
   | { readonly t: 'ready' }

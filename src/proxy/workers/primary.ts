@@ -303,8 +303,9 @@ class Primary implements XdsWatcher {
     );
   }
 
-  reopen(): void {
-    this.broadcast({ t: 'reopen' });
+  /** Resolves once every worker reopened its access logs. */
+  async reopen(): Promise<void> {
+    await Promise.all(this.slots.map((s) => this.request(s, (id) => ({ t: 'reopen', id }))));
   }
 
   close(): void {
@@ -336,7 +337,7 @@ export async function startPrimary(opts: ProxyOptions, concurrency: number, work
   return {
     adminPort: admin?.port,
     drain: () => primary.stopWorkers('drain', drainMs + EXIT_WAIT_MS),
-    reopenAccessLogs: async () => primary.reopen(),
+    reopenAccessLogs: () => primary.reopen(),
     close: async () => {
       await primary.stopWorkers('close', EXIT_WAIT_MS);
       primary.close();

@@ -103,7 +103,8 @@ export async function runWorker(opts: ProxyOptions, index: number): Promise<void
       case 'ask':
         return send({ t: 'answer', id: m.id, value: answer(m.what) });
       case 'reopen':
-        return proxy.accessLogs.reopen();
+        await proxy.accessLogs.reopen();
+        return send({ t: 'answer', id: m.id, value: true });
       case 'drain':
       case 'close':
         await exit(m.t === 'drain');
