@@ -18,6 +18,9 @@
  * 1. make: when `next` adds Clusters (or ClusterLoadAssignments) and changes Listeners or routes,
  *    the group first gets `next`'s Clusters and assignments (plus those it drops, held) with the
  *    Listeners and routes it has now; the stage is over once every stream answered its CDS and EDS.
+ *    Then, when `next`'s routes send calls to clusters the routes served do not name, those routes
+ *    plus a route no call matches to each such cluster (see routesNamingNew); over once every
+ *    stream answered its LDS and RDS.
  * 2. break: when `next` drops Clusters, ClusterLoadAssignments or RouteConfigurations, the group
  *    gets `next` plus the dropped resources (held); over once every stream answered its LDS and RDS.
  * 3. `next` itself.

@@ -3,7 +3,8 @@
  * ClusterLoadAssignment) stays in CDS until the RDS without it is ACKed or NACKed, a removed
  * RouteConfiguration until the LDS without it is; a stream that never answers holds them at most
  * the timeout, one that disconnects no longer counts; a newer snapshot meanwhile neither loses a
- * removal nor brings one back; additions still go CDS -> EDS -> RDS in one go.
+ * removal nor brings one back; additions go CDS -> EDS, then routes naming the new cluster in a
+ * route no call matches, then the routes as set.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
