@@ -50,6 +50,7 @@ export const seed002: Example = {
       command: `seq 32 | xargs -P 32 -I{} curl -s -o /dev/null -w '%{http_code}\\n' '${edge}/predict?delay=1000' | sort | uniq -c`,
       expect: 'at most 16 answered by the workers (Envoy: 8 run, up to 8 wait), the rest refused at once with 503 (x-envoy-overloaded)',
       got: formatTally(await tally(`${edge}/predict?delay=1000`, 32, { concurrency: 32 })),
+      ...(admin ? { stats: await clusterStats(admin, 'inference', WHY_503) } : {}),
     });
   },
 };
