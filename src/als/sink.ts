@@ -174,7 +174,8 @@ export class AlsSink {
     call.on('close', finish);
   }
 
-  private ingest(msg: DecodedAlsMessage, identity: string): void {
+  /** One decoded message: aggregates and lines. Public for bench-als's in-process measurement. */
+  ingest(msg: DecodedAlsMessage, identity: string): void {
     this.messages++;
     const nowMs = Date.now();
     const nowSec = Math.floor(nowMs / 1000);
