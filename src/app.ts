@@ -22,6 +22,7 @@ import { createXdsServer, type XdsLimits, type XdsServer } from './server/index.
 import { TransportSecurity, type TransportSecurityOptions } from './common/transport-security.js';
 import { startSidecar, type AdminOptions, type AlsOptions, type PipelineMetrics, type Sidecar } from './sidecar.js';
 import { ConsulXdsError } from './errors.js';
+import { bindNamed } from './common/http-listen.js';
 import { createLogger, type Logger } from './log.js';
 
 export interface Endpoint {
@@ -147,7 +148,7 @@ export async function serve(opts: ServeOptions): Promise<RunningApp> {
       : await startConsulSources(opts.consul ?? {}, newPublisher, logger, closers, parsing, metrics);
 
     const xds = opts.xds ?? DEFAULT_XDS;
-    const xdsPort = await xdsServer.listen(xds.host, xds.port);
+    const xdsPort = await bindNamed('xds', xds.host, xds.port, () => xdsServer.listen(xds.host, xds.port));
     logger.info({ xds: `${xds.host}:${xdsPort}`, tls: security !== undefined, mtls: security?.checksIdentity ?? false }, 'xDS server listening');
 
     const publisher = sources.publishers.get(DEFAULT_GROUP) ?? [...sources.publishers.values()][0];

@@ -98,3 +98,21 @@ export class CasConflictError extends ConsulXdsError {
     super('CXDS_CAS_CONFLICT', `${key}: the key changed since it was read (another edit won); read it again and retry`);
   }
 }
+
+/**
+ * A server could not bind its address. `endpoint` says which one (`xds`, `admin`, `als`), so the
+ * command can name the flag that sets it; `inUse` when another process holds the port.
+ */
+export class ListenError extends ConsulXdsError {
+  readonly endpoint: string;
+  readonly address: string;
+  readonly inUse: boolean;
+  constructor(endpoint: string, address: string, cause: unknown) {
+    const text = cause instanceof Error ? cause.message : String(cause);
+    const inUse = (cause as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE' || /EADDRINUSE/.test(text);
+    super('CXDS_LISTEN', `${endpoint} cannot listen on ${address}: ${inUse ? 'the address is in use (another process holds the port)' : text}`, { cause });
+    this.endpoint = endpoint;
+    this.address = address;
+    this.inUse = inUse;
+  }
+}

@@ -7,6 +7,7 @@
  * with zod. Out: the bound ports, the PipelineMetrics the publisher reports into, and close().
  */
 import { z } from 'zod';
+import type { Registry } from 'prom-client';
 import type { SnapshotCache } from './cache/snapshot-cache.js';
 import type { StreamRegistry } from './server/stream-registry.js';
 import { ConfigError } from './errors.js';
@@ -19,6 +20,7 @@ import { SidecarMetrics, type PipelineMetrics } from './admin/metrics.js';
 import { AdminServer, healthRoute } from './admin/admin-server.js';
 import { AdminHttpServer } from './common/admin-http.js';
 import { TransportSecurity, type TransportSecurityStatus } from './common/transport-security.js';
+import { bindNamed } from './common/http-listen.js';
 
 export type { PipelineMetrics } from './admin/metrics.js';
 export type { HealthReport, HealthProblem, HealthReason } from './admin/health.js';
@@ -100,6 +102,8 @@ export interface Sidecar {
   readonly alsPort: number | undefined;
   /** For the publisher: snapshot build time and config errors. */
   readonly metrics: PipelineMetrics;
+  /** The /metrics registry, for series owned elsewhere (the ramp driver's). */
+  readonly metricsRegistry: Registry;
   /** The current health answer (what GET {healthPath} returns). */
   health(): Promise<HealthReport>;
   /** Live access-log aggregates (what GET /stats/access-log returns, without counters). */
@@ -161,7 +165,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       }
       const sink = new AlsSink({ writer, aggregates, logger, ...(security ? { security } : {}) });
       closers.push(() => sink.close());
-      alsPort = await sink.listen(als.host, als.port);
+      alsPort = await bindNamed('als', als.host, als.port, () => sink.listen(als.host, als.port));
       accessLog = { aggregates, writer, sink };
       logger.info(
         { als: `${als.host}:${alsPort}`, file: als.file ?? 'stdout', tls: security !== undefined, mtls: security?.checksIdentity ?? false },
@@ -202,17 +206,20 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       ...(accessLog ? { accessLog } : {}),
       logger,
     });
-    const adminPort = await server.listen(admin.host, admin.port);
+    const adminPort = await bindNamed('admin', admin.host, admin.port, () => server.listen(admin.host, admin.port));
     closers.push(() => server.close());
     logger.info(
       { admin: `${admin.host}:${adminPort}`, healthPath: admin.healthPath, maintenanceFile: admin.maintenanceFile, judges: health.describeRule() },
       'admin server listening',
     );
     let healthPort: number | undefined;
-    if (admin.healthPort !== undefined) {
+    const wantedHealthPort = admin.healthPort;
+    if (wantedHealthPort !== undefined) {
       // Only the health path: /config_dump, /status/clients and the rest stay on the admin port.
       const healthServer = new AdminHttpServer(new Map([[admin.healthPath, healthRoute(health)]]), logger.child({ component: 'health-listener' }));
-      healthPort = await healthServer.listen(admin.healthHost ?? '127.0.0.1', admin.healthPort);
+      healthPort = await bindNamed('health', admin.healthHost ?? '127.0.0.1', wantedHealthPort, () =>
+        healthServer.listen(admin.healthHost ?? '127.0.0.1', wantedHealthPort),
+      );
       closers.push(() => healthServer.close());
       logger.info({ health: `${admin.healthHost ?? '127.0.0.1'}:${healthPort}`, healthPath: admin.healthPath }, 'health-only listener');
     }
@@ -222,6 +229,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       healthPort,
       alsPort,
       metrics,
+      metricsRegistry: metrics.prometheus,
       health: () => health.check(),
       accessLogStats: () => accessLog?.aggregates.snapshot(),
       reopenAccessLog: async () => accessLog?.writer.reopen(),

@@ -11,6 +11,8 @@
  *   GET /config_dump       the current snapshot(s) as JSON (?group=NAME or ?node=ID for one)
  *   GET /metrics           Prometheus text (metrics.ts)
  *   GET /stats/access-log  access-log aggregates, sink and writer counters as JSON
+ *   GET /stats/clusters    per upstream cluster, raw counts and latency bins over the last
+ *                          ?seconds=N (default and cap: the sink's window); the ramp sums these
  * It only reads from the cache, the stream registry and the sidecar's own state. Routing, errors
  * and replies follow the convention both admin servers share (common/admin-http.ts).
  */
@@ -51,6 +53,18 @@ export class AdminServer extends AdminHttpServer {
             accessLog
               ? json({ ...accessLog.aggregates.snapshot(), sink: accessLog.sink.stats(), writer: accessLog.writer.stats() })
               : errorReply(404, 'the access-log sink is disabled'),
+        },
+      ],
+      [
+        '/stats/clusters',
+        {
+          handle: (url) => {
+            if (!accessLog) return errorReply(404, 'the access-log sink is disabled');
+            const asked = url.searchParams.get('seconds');
+            const seconds = asked === null ? accessLog.aggregates.windowSeconds : Number(asked);
+            if (!Number.isInteger(seconds) || seconds < 1) return errorReply(400, `seconds: expected an integer >= 1, got '${asked}'`);
+            return json(accessLog.aggregates.clusterCounts(seconds));
+          },
         },
       ],
     ]);

@@ -1,14 +1,15 @@
 /**
  * Live access-log aggregates per route (virtual host authority + route name) and per upstream
  * cluster. In: one record() per access-log entry. Out: snapshot() for /stats/access-log and the
- * Prometheus collector.
+ * Prometheus collector, and clusterCounts() (raw counts and latency bins over the last N seconds)
+ * for /stats/clusters, which the canary ramp sums across the fleet (src/ramp/fleet.ts).
  *
  * Bounded: the authority comes from the client's Host header, so keys are capped. Once
  * `maxRouteKeys` (or `maxClusterKeys`) distinct keys exist, further new keys share one overflow
  * key `(other)`, and `overflowed` counts the entries that went there. Each key holds a fixed-size
  * SlidingWindow, so the worst case is (maxRouteKeys + maxClusterKeys + 2) * windowBytes(window).
  */
-import { SlidingWindow, windowBytes, type WindowSummary } from './sliding-window.js';
+import { SlidingWindow, STATUS_CLASSES, windowBytes, type StatusClass, type WindowSummary } from './sliding-window.js';
 
 export const OVERFLOW_KEY = '(other)';
 
@@ -38,6 +39,25 @@ export interface AggregatesSnapshot {
   readonly overflowed: { readonly routes: number; readonly clusters: number };
   /** Upper bound of the memory the aggregates can ever hold, in bytes. */
   readonly maxBytes: number;
+}
+
+/**
+ * One cluster's raw counts over a window, as /stats/clusters serves them: requests, per status
+ * class, and the latency histogram as sparse [bin, count] pairs (bins: als/latency-histogram.ts).
+ */
+export interface ClusterCounts {
+  readonly cluster: string;
+  readonly requests: number;
+  readonly classes: Readonly<Record<StatusClass, number>>;
+  readonly bins: ReadonlyArray<readonly [number, number]>;
+}
+
+export interface ClusterCountsSnapshot {
+  /** The window asked for, capped at the sink's own window. */
+  readonly seconds: number;
+  /** The sink's window: the longest span it can answer for. */
+  readonly windowSeconds: number;
+  readonly clusters: readonly ClusterCounts[];
 }
 
 interface RouteEntry {
@@ -91,6 +111,25 @@ export class AccessAggregates {
       overflowed: { routes: this.routeOverflow, clusters: this.clusterOverflow },
       maxBytes: (this.maxRouteKeys + this.maxClusterKeys + 2) * windowBytes(this.windowSeconds),
     };
+  }
+
+  /** Every cluster's counts over the last `seconds` seconds (capped at the window). */
+  clusterCounts(seconds: number, nowSec: number = Math.floor(Date.now() / 1000)): ClusterCountsSnapshot {
+    const clusters: ClusterCounts[] = [];
+    const span = Math.min(Math.max(1, Math.floor(seconds)), this.windowSeconds);
+    for (const e of this.clusters.values()) {
+      const c = e.window.counts(nowSec, span);
+      const classes = {} as Record<StatusClass, number>;
+      STATUS_CLASSES.forEach((name, i) => {
+        classes[name] = c.classes[i]!;
+      });
+      const bins: Array<readonly [number, number]> = [];
+      c.bins.forEach((n, i) => {
+        if (n > 0) bins.push([i, n]);
+      });
+      clusters.push({ cluster: e.cluster, requests: c.requests, classes, bins });
+    }
+    return { seconds: span, windowSeconds: this.windowSeconds, clusters };
   }
 
   private routeFor(vhost: string, route: string): SlidingWindow {

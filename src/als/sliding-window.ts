@@ -44,6 +44,14 @@ export interface WindowSummary {
   };
 }
 
+/** Raw window counts: requests, per status class (STATUS_CLASSES order) and per latency bin. */
+export interface WindowCounts {
+  readonly seconds: number;
+  readonly requests: number;
+  readonly classes: Float64Array;
+  readonly bins: Float64Array;
+}
+
 export class SlidingWindow {
   private readonly seconds: number;
   private readonly rows: Uint32Array;
@@ -76,18 +84,28 @@ export class SlidingWindow {
     this.totals[1 + cls]! += 1;
   }
 
-  summary(nowSec: number): WindowSummary {
+  /**
+   * Raw counts over the last `seconds` seconds (at most the window): what a fleet view sums across
+   * sidecars, since latency bins add up where percentiles do not.
+   */
+  counts(nowSec: number, seconds: number = this.seconds): WindowCounts {
+    const span = Math.min(Math.max(1, Math.floor(seconds)), this.seconds);
     const bins = new Float64Array(BIN_COUNT);
     const classes = new Float64Array(STATUS_CLASSES.length);
     let requests = 0;
     for (let slot = 0; slot < this.seconds; slot++) {
       const stamp = this.stamps[slot]!;
-      if (stamp < 0 || stamp <= nowSec - this.seconds || stamp > nowSec) continue;
+      if (stamp < 0 || stamp <= nowSec - span || stamp > nowSec) continue;
       const base = slot * STRIDE;
       requests += this.rows[base]!;
       for (let c = 0; c < classes.length; c++) classes[c]! += this.rows[base + CLASS_OFFSET + c]!;
       for (let b = 0; b < BIN_COUNT; b++) bins[b]! += this.rows[base + BIN_OFFSET + b]!;
     }
+    return { seconds: span, requests, classes, bins };
+  }
+
+  summary(nowSec: number): WindowSummary {
+    const { requests, classes, bins } = this.counts(nowSec);
     const round = (v: number | undefined) => (v === undefined ? undefined : Math.round(v * 1000) / 1000);
     return {
       total: { requests: this.totals[0]!, classes: classRecord((i) => this.totals[1 + i]!) },

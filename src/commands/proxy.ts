@@ -9,8 +9,8 @@
  * a second signal (lifecycle.ts: exit 1). SIGUSR1 reopens the file access logs (as Envoy's).
  */
 import { createLogger } from '../log.js';
-import { ConsulXdsError } from '../errors.js';
-import { parseCommandArgs, portOption } from './args.js';
+import { ConsulXdsError, ListenError } from '../errors.js';
+import { logLevelOption, parseCommandArgs, portOption } from './args.js';
 import { installLifecycle } from './lifecycle.js';
 import { nodeModel, parseHostPort, parseLocality, readBootstrapFile, type Bootstrap } from '../proxy/config/bootstrap.js';
 import { startProxy, type RunningProxy } from '../proxy/server.js';
@@ -43,7 +43,7 @@ Behaviour:
                             open client connections across all listeners; one more is closed at
                             accept and counted in listener.<addr>_<port>.downstream_global_cx_overflow
                             (default 20000, or about half the open-file limit if that is lower; 0 = no cap)
-  --log-level LEVEL         trace|debug|info|warn|error (default info)
+  --log-level LEVEL         trace|debug|info|warn|error|fatal|silent (default info)
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -104,7 +104,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!Number.isInteger(maxConns) || maxConns < 0)
     throw new ConsulXdsError('CXDS_USAGE', `--max-downstream-connections: expected a whole number >= 0, got '${capFlag}'`);
 
-  const logger = createLogger({ level: values['log-level'] });
+  const logger = createLogger({ level: logLevelOption(values['log-level']) });
   if (fdLimit !== undefined && (maxConns === 0 || maxConns * 2 > fdLimit)) {
     logger.warn(
       { maxDownstreamConnections: maxConns, openFileLimit: fdLimit },
@@ -120,7 +120,11 @@ export async function run(argv: string[]): Promise<number> {
   });
   // A process of its own: per-request costs of node:http2 on this Node version may be trimmed.
   const fastBind = installFastAsyncBind();
-  const proxy = await startProxy({ bootstrap, logger, drainTimeMs: drainS * 1000, maxDownstreamConnections: maxConns, onQuit: () => life.stop(QUIT) });
+  const proxy = await startProxy({ bootstrap, logger, drainTimeMs: drainS * 1000, maxDownstreamConnections: maxConns, onQuit: () => life.stop(QUIT) }).catch(
+    (err: unknown) => {
+      throw err instanceof ListenError ? new ConsulXdsError(err.code, `--admin-port / --admin-host (or --no-admin): ${err.message}`, { cause: err }) : err;
+    },
+  );
   running = proxy;
   life.up();
   logger.debug({ fastAsyncBind: fastBind }, 'AsyncResource.bind without the DEP0172 accessor');

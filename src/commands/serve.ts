@@ -2,16 +2,33 @@
  * `consul-xds serve`: run the control plane until SIGINT/SIGTERM (SIGHUP reopens the access-log
  * file; signals and fatal errors: lifecycle.ts). Prints what it serves and how to point Envoy at it.
  */
-import { serve, DEFAULT_XDS } from '../app.js';
+import { serve, DEFAULT_XDS, type RunningApp } from '../app.js';
 import { createLogger } from '../log.js';
 import { TYPE_SHORT, TYPE_ORDER } from '../xds/resource-types.js';
-import { ConsulXdsError } from '../errors.js';
-import { CONFIG_MAX_BYTES_FLAG, CONFIG_MAX_BYTES_USAGE, configMaxBytesOption, nonNegativeIntOption, parseCommandArgs, portOption } from './args.js';
+import { ConsulXdsError, ListenError } from '../errors.js';
+import { checkConfigText } from '../pipeline/build.js';
+import { readConfigFile } from '../sources/config-file.js';
+import {
+  CONFIG_MAX_BYTES_FLAG,
+  CONFIG_MAX_BYTES_USAGE,
+  configMaxBytesOption,
+  logLevelOption,
+  nonNegativeIntOption,
+  parseCommandArgs,
+  portOption,
+} from './args.js';
 import { installLifecycle } from './lifecycle.js';
 import { CONSUL_FLAGS, CONSUL_USAGE, consulOptions, wantsConsul } from './consul-flags.js';
 import { DEFAULT_XDS_LIMITS, type XdsLimits } from '../server/index.js';
 import { DEFAULT_TLS_POLL_MS, type TlsFilePaths } from '../common/tls-files.js';
 import { compileGroupPattern } from '../common/peer-identity.js';
+import { ConsulClient } from '../consul/client.js';
+import type { ConsulOptions } from '../consul/options.js';
+import type { Logger } from '../log.js';
+import { RampPicker } from '../ramp/driver.js';
+import { DEFAULT_SIDECAR_SERVICE, registerSidecar } from '../ramp/fleet.js';
+import { RampMetrics } from '../ramp/metrics.js';
+import { DEFAULT_RAMPS_PREFIX } from '../ramp/spec.js';
 
 const USAGE = `Usage: consul-xds serve (--config FILE | --consul URL --consul-key KEY) [options]
 
@@ -37,9 +54,19 @@ Serving:
   --als-port N              Access Log Service sink port (default 9001)
   --access-log-file FILE    write access-log JSON lines to FILE (default stdout)
   --no-als                  run without the access-log sink
-  --log-level LEVEL         trace|debug|info|warn|error (default info)
+  --log-level LEVEL         trace|debug|info|warn|error|fatal|silent (default info)
   --health-host HOST        a second HTTP listener serving only the health path, e.g. 0.0.0.0 for the
   --health-port N           load balancer (404 for every other path; the admin port keeps the rest)
+
+Fleet and canary ramps (Consul mode; docs/consul.md, "Canary ramp"):
+  --register                register this sidecar in Consul as service consul-xds (meta: admin address
+                            and --watch-node; an HTTP check on the health path), so 'ramp' reads its
+                            access-log counts; the admin address must be reachable from the ramp driver
+  --register-id ID          its Consul service ID (default consul-xds-<admin host>-<admin port>)
+  --register-service NAME   service name to register as (default consul-xds)
+  --ramp-driver             drive any recorded ramp whose lock is free (a Consul session lock: one driver
+                            per ramp; if it dies, another --ramp-driver resumes at the recorded step)
+  --ramps-prefix P          KV prefix of ramp state (default consul-xds/ramps/)
 
 Transport security (docs/sidecar.md, "Transport security"; without these: plaintext, as before):
   --xds-tls-cert FILE       xDS server certificate (PEM, chain allowed); needs --xds-tls-key
@@ -62,6 +89,14 @@ Limits per xDS client:
 Signals: SIGINT/SIGTERM shut down (exit 0); SIGHUP reopens --access-log-file (logrotate without
 copytruncate); SIGUSR1 is ignored (no debugger port).
 `;
+
+/** The flags that move each server serve binds, named when its address is taken. */
+const LISTEN_FLAGS: Readonly<Record<string, string>> = {
+  xds: '--xds-port / --xds-host',
+  admin: '--admin-port / --admin-host',
+  als: '--als-port / --als-host (or --no-als)',
+  health: '--health-port / --health-host',
+};
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs(
@@ -99,6 +134,11 @@ export async function run(argv: string[]): Promise<number> {
       'xds-max-streams-per-connection': { type: 'string' },
       'xds-max-request-bytes': { type: 'string' },
       'xds-max-resource-names': { type: 'string' },
+      register: { type: 'boolean' },
+      'register-id': { type: 'string' },
+      'register-service': { type: 'string' },
+      'ramp-driver': { type: 'boolean' },
+      'ramps-prefix': { type: 'string' },
     },
     USAGE,
   );
@@ -130,14 +170,22 @@ export async function run(argv: string[]): Promise<number> {
     ...optional('maxReceiveMessageBytes', countOption('xds-max-request-bytes', values['xds-max-request-bytes'])),
     ...optional('maxResourceNames', countOption('xds-max-resource-names', values['xds-max-resource-names'])),
   };
+  if (!consul && (values.register || values['ramp-driver']))
+    throw new ConsulXdsError('CXDS_USAGE', '--register and --ramp-driver need Consul mode (--consul/--consul-key)');
+  if (values.register && values['no-als'])
+    throw new ConsulXdsError('CXDS_USAGE', '--register needs the access-log sink (it serves the counts the ramp reads); drop --no-als');
   const removalTimeoutMs = values['removal-timeout-ms'] === undefined ? undefined : nonNegativeIntOption('removal-timeout-ms', values['removal-timeout-ms']);
-  const logger = createLogger({ level: values['log-level'] });
+  const logger = createLogger({ level: logLevelOption(values['log-level']) });
+  const configLimits = configMaxBytesOption(values['config-max-bytes']);
+  // File mode: a bad config is refused before any port is bound (Consul mode reads KV after
+  // the admin port is up, so /health can say what start-up waits for).
+  if (values.config) checkConfigText(await readConfigFile(values.config, configLimits), values.config, configLimits);
   let reopenAccessLog: () => Promise<void> = async () => undefined; // nothing to reopen during start-up
   const life = installLifecycle(logger, { onHangup: () => reopenAccessLog() });
   const xdsHost = values['xds-host'] ?? DEFAULT_XDS.host;
   const app = await serve({
     ...(values.config ? { configFile: values.config } : { consul: consulOptions(values) }),
-    configLimits: configMaxBytesOption(values['config-max-bytes']),
+    configLimits,
     xds: { host: xdsHost, port: portOption('xds-port', values['xds-port'], DEFAULT_XDS.port) },
     ...(xdsTls
       ? { xdsSecurity: { tls: xdsTls, ...(groupPattern !== undefined ? { groupPattern } : {}), ...(tlsPollMs !== undefined ? { pollMs: tlsPollMs } : {}) } }
@@ -166,8 +214,29 @@ export async function run(argv: string[]): Promise<number> {
         },
     ...optional('removalTimeoutMs', removalTimeoutMs),
     logger,
+  }).catch((err: unknown) => {
+    throw err instanceof ListenError ? new ConsulXdsError(err.code, `${LISTEN_FLAGS[err.endpoint] ?? err.endpoint}: ${err.message}`, { cause: err }) : err;
   });
   reopenAccessLog = async () => app.sidecar?.reopenAccessLog();
+  const fleet = await startFleetDuties(
+    app,
+    {
+      consul: consul ? consulOptions(values) : {},
+      ...(values.register
+        ? {
+            register: {
+              ...(values['register-id'] !== undefined ? { id: values['register-id'] } : {}),
+              ...(values['register-service'] !== undefined ? { service: values['register-service'] } : {}),
+              adminHost: values['admin-host'] ?? '127.0.0.1',
+              healthPath: values['health-path'] ?? '/health',
+              ...(values['watch-node'] !== undefined ? { node: values['watch-node'] } : {}),
+            },
+          }
+        : {}),
+      ...(values['ramp-driver'] ? { rampsPrefix: values['ramps-prefix'] ?? DEFAULT_RAMPS_PREFIX } : {}),
+    },
+    logger,
+  );
   life.up();
 
   const lines = [`consul-xds serving ${values.config ?? 'Consul KV'} on ${xdsHost}:${app.xdsPort} (ADS, state of the world)`];
@@ -187,9 +256,56 @@ export async function run(argv: string[]): Promise<number> {
   process.stderr.write(`${lines.join('\n')}\n`);
 
   logger.info({ signal: await life.stopped }, 'shutting down');
+  await fleet.close();
   await app.close();
   logger.flush();
   return 0;
+}
+
+interface FleetDuties {
+  readonly consul: ConsulOptions;
+  /** Register with this service ID and name (undefined: no registration). */
+  readonly register?: { readonly id?: string; readonly service?: string; readonly adminHost: string; readonly healthPath: string; readonly node?: string };
+  /** Drive ramps stored under this KV prefix (undefined: no driver). */
+  readonly rampsPrefix?: string;
+}
+
+/**
+ * `--register` and `--ramp-driver`: the sidecar in Consul's catalog (deregistered at shutdown)
+ * and the ramp picker (src/ramp/). Both use their own Consul client from the same flags.
+ */
+async function startFleetDuties(app: RunningApp, duties: FleetDuties, logger: Logger): Promise<{ close(): Promise<void> }> {
+  if (!duties.register && duties.rampsPrefix === undefined) return { close: async () => undefined };
+  const client = ConsulClient.fromOptions(duties.consul);
+  const closers: Array<() => Promise<void>> = [];
+  const reg = duties.register;
+  if (reg && app.adminPort !== undefined) {
+    const admin = `${reg.adminHost.includes(':') ? `[${reg.adminHost}]` : reg.adminHost}:${app.adminPort}`;
+    const id = reg.id ?? `consul-xds-${reg.adminHost}-${app.adminPort}`;
+    const deregister = await registerSidecar(client, {
+      id,
+      service: reg.service ?? DEFAULT_SIDECAR_SERVICE,
+      admin,
+      healthPath: reg.healthPath,
+      ...(reg.node !== undefined ? { node: reg.node } : {}),
+    });
+    logger.info({ id, admin }, 'registered in Consul');
+    closers.push(() => deregister().catch((err: Error) => logger.warn({ id, err: err.message }, 'Consul deregistration failed')));
+  }
+  if (duties.rampsPrefix !== undefined) {
+    const picker = new RampPicker(duties.rampsPrefix, {
+      client,
+      logger: logger.child({ component: 'ramp' }),
+      ...(app.sidecar ? { metrics: new RampMetrics(app.sidecar.metricsRegistry) } : {}),
+    });
+    closers.push(() => picker.close());
+  }
+  return {
+    async close() {
+      for (const c of closers.reverse()) await c();
+      client.close();
+    },
+  };
 }
 
 /** `--<prefix>-tls-cert/-key/-client-ca` as TLS file paths; undefined when none is given. */

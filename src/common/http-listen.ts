@@ -7,6 +7,7 @@
  */
 import type http from 'node:http';
 import type { AddressInfo, ListenOptions, Server } from 'node:net';
+import { ListenError } from '../errors.js';
 import type { Logger } from '../log.js';
 
 export function bindServer(server: Server, opts: ListenOptions & { host: string; port: number }, logger: Logger, what: string): Promise<number> {
@@ -23,4 +24,13 @@ export function bindServer(server: Server, opts: ListenOptions & { host: string;
 
 export function bindHttpServer(server: http.Server, host: string, port: number, logger: Logger): Promise<number> {
   return bindServer(server, { host, port }, logger, 'HTTP server');
+}
+
+/** `bind()` (whatever binds the server and resolves with its port or handle), with a failure turned into a ListenError that names the endpoint (`xds`, `admin`, `als`) and the address. */
+export async function bindNamed<T>(endpoint: string, host: string, port: number, bind: () => Promise<T>): Promise<T> {
+  try {
+    return await bind();
+  } catch (err) {
+    throw new ListenError(endpoint, `${host.includes(':') ? `[${host}]` : host}:${port}`, err);
+  }
 }

@@ -20,6 +20,11 @@ const name = z.string().min(1);
 
 const ipAddress = z.string().refine((v) => isIP(v) !== 0, { message: 'expected an IP address (IPv4 or IPv6 literal)' });
 
+/** An IP literal, or a host name (HOST_NAME, below) that the data plane resolves (a STRICT_DNS cluster). */
+const ipOrHostName = z.string().refine((v) => isIP(v) !== 0 || HOST_NAME.test(v), {
+  message: 'expected an IP address or a host name (e.g. "127.0.0.1", "consul-xds")',
+});
+
 /** Listener ports may be 0 (the OS picks one; handy in tests). */
 const listenPort = z.int().min(0).max(65535);
 /** A port we connect to. */
@@ -259,7 +264,8 @@ const upstreamTlsSchema = z
 const accessLogSchema = z.strictObject({
   /** Stream access logs over gRPC (Envoy's ALS) to a sink at address:port; translate adds its cluster. */
   grpc: z.strictObject({
-    address: ipAddress,
+    /** A host name is resolved by the data plane (STRICT_DNS), so the sink can be a service name. */
+    address: ipOrHostName,
     port: targetPort,
     'log-name': name.optional(),
     /** 0 flushes every entry at once; Envoy's default buffers 16 KiB. */

@@ -29,6 +29,7 @@ import type { EndpointsModel } from './config/endpoint-resource.js';
 import type { ListenerModel } from './config/listener-resource.js';
 import type { RouteConfigModel } from './config/route-resource.js';
 import type { StatEmitter } from './stats.js';
+import { bindNamed } from '../common/http-listen.js';
 
 export interface ProxyOptions {
   readonly bootstrap: Bootstrap;
@@ -252,7 +253,10 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const proxy = new ProxyServer(opts.bootstrap, opts);
   let admin: AdminServer | undefined;
   const adminAddr = opts.bootstrap.admin;
-  if (adminAddr) admin = await startAdminServer(proxy, adminAddr.host, adminAddr.port, opts.logger ?? silentLogger);
+  if (adminAddr)
+    admin = await bindNamed('admin', adminAddr.host, adminAddr.port, () =>
+      startAdminServer(proxy, adminAddr.host, adminAddr.port, opts.logger ?? silentLogger),
+    );
   proxy.xds.start();
   return {
     adminPort: admin?.port,

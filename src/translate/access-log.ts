@@ -1,9 +1,11 @@
 /**
  * gRPC access logging (Envoy's ALS) to our sink. In: a listener's `access-log` setting. Out: the
- * AccessLog entry for the HCM (http_grpc) or the TCP proxy (tcp_grpc), and the STATIC HTTP/2
- * cluster that reaches the sink, so no hand-written Envoy bootstrap is needed for it; over TLS
- * when the setting has `tls` (upstream-tls.ts).
+ * AccessLog entry for the HCM (http_grpc) or the TCP proxy (tcp_grpc), and the HTTP/2 cluster
+ * that reaches the sink (STATIC for an IP address, STRICT_DNS for a host name such as a compose
+ * service), so no hand-written Envoy bootstrap is needed for it; over TLS when the setting has
+ * `tls` (upstream-tls.ts).
  */
+import { isIP } from 'node:net';
 import type { AccessLogConfig } from '../config/schema.js';
 import { accessLogClusterName } from '../config/views.js';
 import type { ProtoObject } from '../xds/resources.js';
@@ -29,13 +31,15 @@ export function accessLogEntry(config: AccessLogConfig, defaultLogName: string, 
   };
 }
 
-/** The sink's cluster: a fixed address, HTTP/2 (gRPC), no discovery. */
+/** The sink's cluster: HTTP/2 (gRPC) to the address, or to every address its host name resolves to. */
 export function accessLogCluster(config: AccessLogConfig): ProtoObject {
   const grpc = config.grpc;
   const name = accessLogClusterName(grpc);
   return {
     name,
-    type: 'STATIC',
+    type: isIP(grpc.address) !== 0 ? 'STATIC' : 'STRICT_DNS',
+    // `localhost` and most compose networks resolve IPv4 first; Envoy's AUTO would try IPv6 first.
+    ...(isIP(grpc.address) !== 0 ? {} : { dns_lookup_family: 'V4_PREFERRED' }),
     connect_timeout: { seconds: 1, nanos: 0 },
     load_assignment: {
       cluster_name: name,

@@ -42,6 +42,10 @@ export interface Upstream {
   readonly healthChecks: readonly UpstreamRequest[];
   /** Status the health path answers with (200 at start). */
   setHealthStatus(status: number): void;
+  /** Status every other request is answered with (200 at start), e.g. 503 for a failing canary. */
+  setResponseStatus(status: number): void;
+  /** When the first answer other than 200 went out since the last setResponseStatus (performance.now()); undefined if none yet. */
+  readonly firstFailureAt: number | undefined;
   /** Forget recorded requests and health checks. */
   reset(): void;
   close(): Promise<void>;
@@ -55,6 +59,8 @@ export async function startUpstream(
   const requests: UpstreamRequest[] = [];
   const healthChecks: UpstreamRequest[] = [];
   let healthStatus = 200;
+  let responseStatus = 200;
+  let firstFailureAt: number | undefined;
 
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const path = req.url ?? '/';
@@ -75,6 +81,8 @@ export async function startUpstream(
     req.resume();
     req.once('end', () => {
       res.setHeader('content-type', 'application/json');
+      res.statusCode = responseStatus;
+      if (responseStatus !== 200) firstFailureAt ??= performance.now();
       res.end(JSON.stringify({ upstream: name, host: seen.host, path }));
     });
   };
@@ -89,6 +97,13 @@ export async function startUpstream(
     healthChecks,
     setHealthStatus(status) {
       healthStatus = status;
+    },
+    setResponseStatus(status) {
+      responseStatus = status;
+      firstFailureAt = undefined;
+    },
+    get firstFailureAt() {
+      return firstFailureAt;
     },
     reset() {
       requests.length = 0;

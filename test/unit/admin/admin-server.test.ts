@@ -188,6 +188,19 @@ test('a watched node that is not connected fails health even while others are fi
   const h = await health(`http://127.0.0.1:${watching.adminPort}`);
   assert.deepEqual([h.status, h.reasons], [503, ['node-not-connected']]);
   assert.equal((await get('/stats/access-log', `http://127.0.0.1:${watching.adminPort}`)).status, 404);
+  assert.equal((await get('/stats/clusters', `http://127.0.0.1:${watching.adminPort}`)).status, 404);
+});
+
+test('/stats/clusters answers raw counts over ?seconds (capped at the window); a bad value is named', async () => {
+  const r = await get('/stats/clusters?seconds=5');
+  assert.equal(r.status, 200, r.body);
+  const body = JSON.parse(r.body) as { seconds: number; windowSeconds: number; clusters: unknown[] };
+  assert.equal(body.seconds, 5);
+  assert.ok(Array.isArray(body.clusters));
+  assert.equal((JSON.parse((await get('/stats/clusters?seconds=100000')).body) as { seconds: number }).seconds, body.windowSeconds);
+  const bad = await get('/stats/clusters?seconds=abc');
+  assert.equal(bad.status, 400);
+  assert.match(bad.body, /seconds: expected an integer >= 1, got 'abc'/);
 });
 
 test('unknown paths 404 with the list of endpoints; other methods 405', async () => {
@@ -199,6 +212,7 @@ test('unknown paths 404 with the list of endpoints; other methods 405', async ()
     '/config_dump',
     '/metrics',
     '/stats/access-log',
+    '/stats/clusters',
     '/status/clients',
   ]);
   assert.equal((await fetch(`${base}/metrics`, { method: 'POST' })).status, 405);

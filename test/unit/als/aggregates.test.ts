@@ -106,3 +106,31 @@ test('distinct keys are capped; the rest share the overflow key', () => {
   );
   assert.equal(s.maxBytes, (3 + 2 + 2) * windowBytes(5));
 });
+
+test('clusterCounts: raw counts and sparse latency bins over the last N seconds, which add up across sidecars', () => {
+  const a = new AccessAggregates({ windowSeconds: 10 });
+  const b = new AccessAggregates({ windowSeconds: 10 });
+  a.record(100, 'h', 'r', 'go', 200, 5);
+  a.record(104, 'h', 'r', 'go', 503, 5);
+  a.record(105, 'h', 'r', 'go', 200, 500);
+  b.record(105, 'h', 'r', 'go', 503, 500);
+  const last2 = a.clusterCounts(2, 105);
+  assert.equal(last2.seconds, 2);
+  assert.deepEqual(last2.clusters, [
+    {
+      cluster: 'go',
+      requests: 2,
+      classes: { none: 0, '1xx': 0, '2xx': 1, '3xx': 0, '4xx': 0, '5xx': 1 },
+      bins: [
+        [binOf(5), 1],
+        [binOf(500), 1],
+      ],
+    },
+  ]);
+  assert.equal(a.clusterCounts(60, 105).seconds, 10, 'capped at the window');
+  assert.equal(a.clusterCounts(60, 105).clusters[0]?.requests, 3);
+  // Two sidecars' bins summed give the fleet's percentile, which averaging p99s would not.
+  const bins = new Array<number>(BIN_COUNT).fill(0);
+  for (const s of [a.clusterCounts(10, 105), b.clusterCounts(10, 105)]) for (const [i, n] of s.clusters[0]!.bins) bins[i]! += n;
+  assert.ok(Math.abs(percentileOf(bins, 4, 0.5)! - 5) / 5 < 0.1, 'median of 5, 5, 500, 500 is the 2nd sample: 5 ms');
+});

@@ -40,3 +40,9 @@ test('the make-before-break timeout is an integer >= 0 (0 turns staging off)', a
   await refused(['--removal-timeout-ms=-1'], /--removal-timeout-ms: expected an integer >= 0, got '-1'/);
   await refused(['--removal-timeout-ms', '5s'], /--removal-timeout-ms: expected an integer >= 0/);
 });
+
+test('--register and --ramp-driver need Consul mode; --register needs the access-log sink', async () => {
+  await refused(['--register'], /--register and --ramp-driver need Consul mode/);
+  await refused(['--ramp-driver'], /--register and --ramp-driver need Consul mode/);
+  await assert.rejects(run(['--consul-key', 'k', '--register', '--no-als']), /--register needs the access-log sink/);
+});
