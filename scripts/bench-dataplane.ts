@@ -54,6 +54,8 @@ const USAGE = `usage: node dist/scripts/bench-dataplane.js [options]
                        protocol at the first load, and print where the time goes
   --profile-s S        seconds of load per profile run (default: --duration-s)
   --proxy-node-args=A extra node flags for our proxy, space-separated (--proxy-node-args="--max-semi-space-size=32")
+  --proxy-node BIN     the node binary that runs our proxy (default: the one running this script), to
+                       measure another Node version against the same Envoy, upstreams and load
   --timeout-s S        hard limit for the whole run; exits 2 when reached (default 900)
   --json FILE          also write every run's figures as JSON
   --help`;
@@ -71,6 +73,7 @@ interface Options {
   readonly timeoutS: number;
   readonly json?: string;
   readonly proxyNodeArgs: readonly string[];
+  readonly proxyNode: string;
 }
 
 function intFlag(flag: string, value: string | undefined, fallback: number, min = 1): number {
@@ -106,6 +109,7 @@ function parseOptions(argv: string[]): Options {
       'profile-s': { type: 'string' },
       'timeout-s': { type: 'string' },
       'proxy-node-args': { type: 'string' },
+      'proxy-node': { type: 'string' },
       json: { type: 'string' },
       help: { type: 'boolean' },
     },
@@ -130,6 +134,7 @@ function parseOptions(argv: string[]): Options {
     timeoutS: intFlag('timeout-s', values['timeout-s'], 900),
     ...(values.json !== undefined ? { json: values.json } : {}),
     proxyNodeArgs: (values['proxy-node-args'] ?? '').split(' ').filter(Boolean),
+    proxyNode: values['proxy-node'] ?? process.execPath,
   };
 }
 
@@ -193,6 +198,7 @@ async function main(): Promise<void> {
       h1Upstream: h1Ports[0] ?? 0,
       grpcUpstream: grpcPorts[0] ?? 0,
       proxyNodeArgs: opts.proxyNodeArgs,
+      proxyNode: opts.proxyNode,
     };
     log(
       `control plane xDS 127.0.0.1:${app.xdsPort}; listener :${listenerPort}; HTTP/1.1 upstreams ${h1Ports.join(',')}; gRPC upstreams ${grpcPorts.join(',')}`,
@@ -246,7 +252,8 @@ async function main(): Promise<void> {
       process.stdout.write(
         `\nData planes at --concurrency ${workers} (Envoy's and ours), same xDS config, ${opts.durationS} s per run after ${opts.warmupS} s warm-up, median of ${opts.rounds} round(s); ` +
           `${os.cpus().length} shared cores, load generator in its own process, 127.0.0.1 only` +
-          `${opts.proxyNodeArgs.length > 0 ? `; our proxy runs with node ${opts.proxyNodeArgs.join(' ')}` : ''}.\n` +
+          `${opts.proxyNodeArgs.length > 0 ? `; our proxy runs with node ${opts.proxyNodeArgs.join(' ')}` : ''}` +
+          `${opts.proxyNode !== process.execPath ? `; our proxy runs on ${opts.proxyNode}` : ''}.\n` +
           `+p50/+p99: latency added over calling the upstream directly. CPU us/req: the data plane's CPU (its workers' too) per completed request.\n\n${table}\n`,
       );
     }

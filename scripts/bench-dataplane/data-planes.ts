@@ -37,6 +37,8 @@ export interface TargetContext {
   readonly workers: number;
   /** Extra node flags for our proxy (e.g. --max-semi-space-size=32), to measure a tuning. */
   readonly proxyNodeArgs: readonly string[];
+  /** The node binary our proxy runs on (another version than the benchmark's, to compare runtimes). */
+  readonly proxyNode: string;
 }
 
 export async function startTarget(name: TargetName, ctx: TargetContext, cpuProfDir?: string): Promise<Target> {
@@ -98,7 +100,7 @@ async function startOurProxy(ctx: TargetContext, cpuProfDir?: string): Promise<T
     '--log-level',
     'warn',
   ];
-  const child = await ctx.children.start('consul-xds proxy', process.execPath, args, /admin http:\/\/[^/]+\/ready/);
+  const child = await ctx.children.start('consul-xds proxy', ctx.proxyNode, args, /admin http:\/\/[^/]+\/ready/);
   // Writing a CPU profile of a busy run takes a few seconds after SIGTERM.
   const stop = (): Promise<void> => child.stop(cpuProfDir !== undefined ? 30_000 : 5_000);
   try {

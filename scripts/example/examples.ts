@@ -26,9 +26,13 @@ export const EXAMPLES: Readonly<Record<string, Example>> = {
   'seed-003': seed003,
 };
 
-/** One walkthrough step as printed: a title, the command a user would type, what to expect, what this run got. */
-export function step(stack: Stack, s: { title: string; command: string; expect: string; got: string }): void {
-  stack.opts.print(`\n== ${s.title}\n  $ ${s.command.split('\n').join('\n    ')}\n  expect: ${s.expect}\n  got:    ${s.got}`);
+/**
+ * One walkthrough step as printed: a title, the command a user would type, what to expect, what
+ * this run got, and optionally the data plane's counters behind it (`stats:`).
+ */
+export function step(stack: Stack, s: { title: string; command: string; expect: string; got: string; stats?: string }): void {
+  const stats = s.stats === undefined ? '' : `\n  stats:  ${s.stats}`;
+  stack.opts.print(`\n== ${s.title}\n  $ ${s.command.split('\n').join('\n    ')}\n  expect: ${s.expect}\n  got:    ${s.got}${stats}`);
 }
 
 /** The shell line that sends `n` GETs and counts the answering upstreams (no jq needed). */

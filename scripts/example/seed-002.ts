@@ -7,9 +7,13 @@
  */
 import type { Example } from './examples.js';
 import { curlTally, step } from './examples.js';
-import { CLI, formatTally, tally } from './stack.js';
+import { CLI, clusterStats, formatTally, tally } from './stack.js';
 
 const WORKERS = 4;
+
+/** The cluster counters that tell why a request got a 503: breaker overflows, connect failures, resets, retries. */
+const WHY_503 =
+  /^(upstream_cx_(total|overflow|connect_fail|connect_timeout|destroy_(local|remote)|close_notify|protocol_error)|upstream_rq_(total|active_overflow|pending_(total|overflow|failure_eject)|503|(rx|tx)_reset|retry(_overflow)?|timeout))$/;
 
 export const seed002: Example = {
   title: 'an HTTP/2 upstream with many worker processes, a per-connection stream limit, a circuit breaker',
@@ -31,7 +35,7 @@ export const seed002: Example = {
     ]);
     await stack.waitFor('the inference workers to listen', async () => (await stack.logTail('inference')).includes('workers on'), 'inference');
     await stack.serve(['--config', config]);
-    await stack.dataPlane();
+    const admin = await stack.dataPlane();
     const edge = `http://127.0.0.1:${stack.p(10000)}`;
     await stack.waitFor('the listener to answer 200', async () => (await fetch(`${edge}/predict`)).status === 200);
     step(stack, {
@@ -39,12 +43,14 @@ export const seed002: Example = {
       command: `${curlTally(`${edge}/predict`, 200)}   # with 6 in flight (e.g. xargs -P 6)`,
       expect: `all ${WORKERS} processes answer (inference/w1 .. inference/w${WORKERS}); without the limit one connection would reach one process`,
       got: formatTally(await tally(`${edge}/predict`, 200, { concurrency: 6 })),
+      ...(admin ? { stats: await clusterStats(admin, 'inference', WHY_503) } : {}),
     });
     step(stack, {
-      title: 'circuit-breakers: 32 slow requests at once, at most 8 active and 4 pending',
+      title: 'circuit-breakers: 32 slow requests at once, at most 8 active and 8 pending',
       command: `seq 32 | xargs -P 32 -I{} curl -s -o /dev/null -w '%{http_code}\\n' '${edge}/predict?delay=1000' | sort | uniq -c`,
-      expect: 'about 12 answered by the workers, the rest refused at once with 503 (x-envoy-overloaded)',
+      expect: 'at most 16 answered by the workers (Envoy: 8 run, up to 8 wait), the rest refused at once with 503 (x-envoy-overloaded)',
       got: formatTally(await tally(`${edge}/predict?delay=1000`, 32, { concurrency: 32 })),
+      ...(admin ? { stats: await clusterStats(admin, 'inference', WHY_503) } : {}),
     });
   },
 };

@@ -287,6 +287,24 @@ export class Stack {
   }
 }
 
+/**
+ * The data plane's counters for `cluster` whose names match `names` (after `cluster.<cluster>.`)
+ * and are not 0, from its admin /stats (Envoy's and consul-xds proxy's speak the same text form),
+ * as "upstream_cx_total 6, upstream_rq_503 1": what explains a step's unexpected status codes.
+ */
+export async function clusterStats(adminUrl: string, cluster: string, names: RegExp): Promise<string> {
+  const prefix = `cluster.${cluster}.`;
+  const res = await fetch(`${adminUrl}/stats?filter=${encodeURIComponent(`^${prefix.replaceAll('.', '\\.')}`)}`);
+  if (!res.ok) return `(${adminUrl}/stats answered ${res.status})`;
+  const counters: string[] = [];
+  for (const line of (await res.text()).split('\n')) {
+    const [, name = '', value = '0'] = /^(\S+): (\d+)$/.exec(line) ?? [];
+    const short = name.slice(prefix.length);
+    if (name.startsWith(prefix) && names.test(short) && value !== '0') counters.push(`${short} ${value}`);
+  }
+  return counters.join(', ') || '(all 0)';
+}
+
 /** True when a TCP connection to 127.0.0.1:`port` succeeds. */
 function connects(port: number): Promise<boolean> {
   return new Promise((done) => {

@@ -75,7 +75,10 @@ export class AccessAggregates {
   readonly windowSeconds: number;
   private readonly maxRouteKeys: number;
   private readonly maxClusterKeys: number;
+  /** Every route key in first-seen order (what snapshot() lists). */
   private readonly routes = new Map<string, RouteEntry>();
+  /** The same entries by vhost, then route (the per-entry lookup); overflowed keys are not here. */
+  private readonly routeIndex = new Map<string, Map<string, RouteEntry>>();
   private readonly clusters = new Map<string, ClusterEntry>();
   private routeOverflow = 0;
   private clusterOverflow = 0;
@@ -130,6 +133,11 @@ export class AccessAggregates {
   }
 
   private routeFor(vhost: string, route: string): SlidingWindow {
+    // Looked up by vhost, then route: no key string is built per entry (the decoder hands out
+    // one shared string per repeated value, so these lookups hit V8's cached hashes).
+    const byRoute = this.routeIndex.get(vhost);
+    const hit = byRoute?.get(route);
+    if (hit) return hit.window;
     const key = `${vhost}\n${route}`;
     const found = this.routes.get(key);
     if (found) return found.window;
@@ -139,6 +147,8 @@ export class AccessAggregates {
     }
     const entry: RouteEntry = { vhost, route, window: new SlidingWindow(this.windowSeconds) };
     this.routes.set(key, entry);
+    if (byRoute) byRoute.set(route, entry);
+    else this.routeIndex.set(vhost, new Map([[route, entry]]));
     return entry.window;
   }
 

@@ -18,6 +18,9 @@
  * 1. make: when `next` adds Clusters (or ClusterLoadAssignments) and changes Listeners or routes,
  *    the group first gets `next`'s Clusters and assignments (plus those it drops, held) with the
  *    Listeners and routes it has now; the stage is over once every stream answered its CDS and EDS.
+ *    Then, when `next`'s routes send calls to clusters the routes served do not name, those routes
+ *    plus a route no call matches to each such cluster (see routesNamingNew); over once every
+ *    stream answered its LDS and RDS.
  * 2. break: when `next` drops Clusters, ClusterLoadAssignments or RouteConfigurations, the group
  *    gets `next` plus the dropped resources (held); over once every stream answered its LDS and RDS.
  * 3. `next` itself.
@@ -30,7 +33,9 @@
  */
 import { TYPE_SHORT, TypeUrl, type TypeShort, type XdsTypeUrl } from '../xds/resource-types.js';
 import { silentLogger, type Logger } from '../log.js';
-import { withResourcesOf, type Snapshot } from './snapshot.js';
+import { withResourcesOf, withRouteConfigurations, type Snapshot } from './snapshot.js';
+import { routedClusters } from '../translate/client-split.js';
+import type { ProtoObject } from '../xds/resources.js';
 import type { SnapshotCache } from './snapshot-cache.js';
 
 /** A stream that has not answered the staged snapshot yet. */
@@ -243,8 +248,47 @@ function nextStage(current: Snapshot, next: Snapshot): Stage | undefined {
     // The Listeners and routes stay as served: they name no cluster that is not there.
     return { kind: 'make', snapshot: withResourcesOf(next, current, held, NAMING_TYPES), held, waitFor: CLUSTER_TYPES };
   }
+  const routes = routesNamingNew(current, next);
+  if (routes !== undefined) {
+    // Clusters as in the make stage; the Listeners as served, the routes as served plus the naming routes.
+    const base = withResourcesOf(next, current, held, NAMING_TYPES);
+    return { kind: 'make', snapshot: withRouteConfigurations(base, routes), held, waitFor: NAMING_TYPES };
+  }
   if (held.size === 0) return undefined;
   return { kind: 'break', snapshot: withResourcesOf(next, current, held), held, waitFor: NAMING_TYPES };
+}
+
+/** A route no call matches (a runtime fraction of 0%): it only names the clusters it routes to. */
+const NAMING_ROUTE_MATCH = Object.freeze({
+  prefix: '',
+  runtime_fraction: { default_value: { numerator: 0, denominator: 'HUNDRED' }, runtime_key: 'consul_xds.make_before_break' },
+});
+
+/**
+ * `current`'s RouteConfigurations, each of whose counterpart in `next` sends calls to clusters it
+ * does not, with a route to each such cluster in every virtual host that no call matches;
+ * undefined when there are none. grpc-go's xds_cluster_manager has a child (a picker) for a
+ * cluster only once a route names it, and its resolver hands RPCs the new routes before the
+ * cluster manager has the child: calls picking the cluster in between fail with "unknown cluster
+ * selected for RPC". Named first by a route no call takes, the cluster has its child before the
+ * route that sends calls to it arrives (the client applies route updates in order).
+ */
+function routesNamingNew(current: Snapshot, next: Snapshot): ProtoObject[] | undefined {
+  if (current.version(TypeUrl.RouteConfiguration) === next.version(TypeUrl.RouteConfiguration)) return undefined;
+  const nextRoutes = next.type(TypeUrl.RouteConfiguration).resources;
+  let changed = false;
+  const routes = current.type(TypeUrl.RouteConfiguration).list.map((r) => {
+    const after = nextRoutes.get(r.name);
+    if (after === undefined) return r.object;
+    const named = new Set(routedClusters(r.object));
+    const fresh = [...new Set(routedClusters(after.object))].filter((c) => !named.has(c));
+    if (fresh.length === 0) return r.object;
+    changed = true;
+    const extra = fresh.map((cluster) => ({ match: NAMING_ROUTE_MATCH, route: { cluster } }));
+    const hosts = (r.object.virtual_hosts ?? []) as ReadonlyArray<ProtoObject & { routes?: readonly unknown[] }>;
+    return { ...r.object, virtual_hosts: hosts.map((vh) => ({ ...vh, routes: [...(vh.routes ?? []), ...extra] })) };
+  });
+  return changed ? routes : undefined;
 }
 
 /** Per type, the names `a` has and `b` lacks. */

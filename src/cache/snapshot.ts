@@ -372,6 +372,18 @@ export function withResourcesOf(
   return new FrozenSnapshot(types);
 }
 
+/**
+ * `s` with its RouteConfigurations replaced by `routes` (encoded anew, the rest kept as it is):
+ * the routes of make before break's 'route' stage, which name new Clusters before any call can
+ * be sent to them. The caller keeps it consistent (every cluster named is in `s`'s CDS).
+ */
+export function withRouteConfigurations(s: Snapshot, routes: readonly ProtoObject[]): Snapshot {
+  const types = {} as Record<XdsTypeUrl, TypeSnapshot>;
+  for (const t of TYPE_ORDER) types[t] = s.type(t);
+  types[TypeUrl.RouteConfiguration] = freezeType(TypeUrl.RouteConfiguration, encodeType(TypeUrl.RouteConfiguration, routes), new Map());
+  return new FrozenSnapshot(types);
+}
+
 class FrozenSnapshot implements Snapshot {
   readonly #types: Readonly<Record<XdsTypeUrl, TypeSnapshot>>;
   readonly #version: string;

@@ -174,31 +174,56 @@ export class AccessLogWriter {
     for (const w of this.swapWaiters.splice(0)) w();
   }
 
-  /** Queue one line. Returns false when it was dropped because the queue is full. */
-  write(line: string): boolean {
+  /**
+   * Queue one line, or `lines` whole lines joined in one string (the ALS sink hands over a
+   * message's lines at once: one encode call instead of one per line). Returns false when it was
+   * dropped, all its lines together, because the queue is full.
+   */
+  write(line: string, lines = 1): boolean {
     if (this.closed) {
-      this.drop(1);
+      this.drop(lines);
       return false;
     }
-    // A UTF-16 code unit never takes more than 3 bytes in UTF-8.
-    const worst = line.length * 3;
     let c = this.current;
-    if (c === undefined || c.buf.length - c.fill < worst) {
-      const size = Math.max(this.chunkSize, worst);
-      if (c !== undefined) this.seal(c);
-      if (this.allocated + size > this.maxQueueBytes) {
-        this.current = undefined;
-        this.drop(1);
-        return false;
-      }
-      c = { buf: Buffer.allocUnsafe(size), start: 0, fill: 0, lines: 0, owner: true };
-      this.current = c;
-      this.allocated += size;
+    if (c !== undefined && this.fits(c, line)) {
+      c.lines += lines;
+      if (!this.writing) this.kick();
+      return true;
     }
+    // A UTF-16 code unit never takes more than 3 bytes in UTF-8: a fresh chunk this size always fits.
+    const size = Math.max(this.chunkSize, line.length * 3);
+    if (c !== undefined) this.seal(c);
+    if (this.allocated + size > this.maxQueueBytes) {
+      this.current = undefined;
+      this.drop(lines);
+      return false;
+    }
+    c = { buf: Buffer.allocUnsafe(size), start: 0, fill: 0, lines: 0, owner: true };
+    this.current = c;
+    this.allocated += size;
     c.fill += c.buf.write(line, c.fill);
-    c.lines++;
+    c.lines += lines;
     if (!this.writing) this.kick();
     return true;
+  }
+
+  /**
+   * Encodes `line` into the rest of chunk `c` if it fits whole (then advances `fill`). Tried
+   * before assuming the worst case (3 bytes per UTF-16 unit), so a chunk fills to its end: with
+   * the ALS sink's message-sized strings, the worst case left a quarter of each chunk unused.
+   */
+  private fits(c: Piece, line: string): boolean {
+    const room = c.buf.length - c.fill;
+    // UTF-8 never takes fewer bytes than UTF-16 units.
+    if (room < line.length) return false;
+    const n = c.buf.write(line, c.fill);
+    // write() stops before a character that does not fit, so a short count means it all fit;
+    // near the end only the exact length tells (a cut write is left behind unused).
+    if (n < room - 3 || n === Buffer.byteLength(line)) {
+      c.fill += n;
+      return true;
+    }
+    return false;
   }
 
   stats(): AccessLogWriterStats {

@@ -90,6 +90,7 @@ for (const apiType of ['GRPC', 'DELTA_GRPC'] as const)
       assert.equal(edits, 24);
       assert.ok(total.count('canary') > 0, 'the canary got requests while it was routed to');
       assert.deepEqual(order.breaks, [], 'no cluster left CDS before the routes naming it were answered');
+      assert.deepEqual(order.nacks, [], 'every stage was accepted');
       assert.equal(load.failed, 0, `failed requests: ${JSON.stringify(load.failures.slice(0, 5))}`);
     });
   });

@@ -95,6 +95,7 @@ describe('make before break: grpc-go xDS client under load across canary edits',
     t.diagnostic(`${edits} edits; grpc-go: ${summary?.[0] ?? stdout}; canary reported removed ${removed.length} times`);
     assert.equal(edits, 24);
     assert.deepEqual(order.breaks, [], 'no cluster left CDS before the routes naming it were answered');
+    assert.deepEqual(order.nacks, [], 'every stage was accepted');
     assert.deepEqual(removed.slice(0, 3), [], `grpc-go reported the canary removed ${removed.length} times`);
     assert.ok(summary && Number(summary[1]) > 0, `grpc-go made calls: ${stdout}`);
     assert.equal(

@@ -95,6 +95,7 @@ describe('make before break: proxyless gRPC (grpc-js-xds) under load across cana
     assert.equal(edits, 24);
     assert.ok((answered.get('canary') ?? 0) > 0, 'the canary got calls while it was routed to');
     assert.deepEqual(order.breaks, [], 'no cluster left CDS before the routes naming it were answered');
+    assert.deepEqual(order.nacks, [], 'every stage was accepted');
     assert.deepEqual(failures.slice(0, 5), [], `${failures.length} calls failed`);
   });
 });

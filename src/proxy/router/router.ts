@@ -34,7 +34,7 @@ import type { ForwardActionModel, HeaderMutationModel, RedirectActionModel, Rout
 import type { HcmModel } from '../config/listener-resource.js';
 import type { RetryPolicyModel } from '../config/retry-policy.js';
 import type { HttpConnManagerStats } from '../stats.js';
-import { responseHeaders, type HeaderMap, type UpstreamCallbacks, type UpstreamFailure, type UpstreamRequest } from '../upstream/conn-pool.js';
+import { forwardableResponseHeaders, type HeaderMap, type UpstreamCallbacks, type UpstreamFailure, type UpstreamRequest } from '../upstream/conn-pool.js';
 import { sampled, ShadowRequest } from './shadow-writer.js';
 import { requestHash } from './hash-policy.js';
 import { mutateRequestHeaders, mutateResponseHeaders, mutationLevels } from './header-parser.js';
@@ -468,7 +468,7 @@ export class RouterFilter implements UpstreamCallbacks {
       this.scheduleRetry();
       return;
     }
-    const out = responseHeaders(headers);
+    const out = forwardableResponseHeaders(headers, this.down.protocol === 'HTTP/2');
     if (this.mutations.length > 0) mutateResponseHeaders(out, this.mutations);
     this.respHeaders = out;
     if (this.rt.draining) this.down.closeAfterResponse();
@@ -501,7 +501,7 @@ export class RouterFilter implements UpstreamCallbacks {
   onUpstreamEnd(): void {
     if (this.done) return;
     this.endAttempt(this.attemptStatus, this.attemptStatus);
-    this.down.end(this.trailers ? responseHeaders(this.trailers) : undefined);
+    this.down.end(this.trailers ? forwardableResponseHeaders(this.trailers, false) : undefined);
     this.complete();
   }
 

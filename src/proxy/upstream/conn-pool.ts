@@ -77,6 +77,19 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'te',
 ]);
 
+/**
+ * The upstream's response headers or trailers as they may be forwarded: `src` itself when it holds
+ * nothing to strip, else a filtered copy (responseHeaders). Reusing the object saves a copy per
+ * response on the gRPC path: an HTTP/2 upstream's headers never hold hop-by-hop fields (nghttp2
+ * refuses them) and their one pseudo header, ':status', an HTTP/2 downstream overwrites anyway
+ * (`pseudoOk`); for an HTTP/1 downstream a ':status' key must go, so that takes the copy.
+ */
+export function forwardableResponseHeaders(src: HeaderMap, pseudoOk: boolean): HeaderMap {
+  if (!pseudoOk && src[':status'] !== undefined) return responseHeaders(src);
+  for (const k of HOP_BY_HOP) if (src[k] !== undefined) return responseHeaders(src);
+  return src;
+}
+
 /** Copies forwardable response headers (no hop-by-hop, no pseudo headers). */
 export function responseHeaders(src: HeaderMap): HeaderMap {
   const out: HeaderMap = {};

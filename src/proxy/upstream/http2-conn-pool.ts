@@ -23,6 +23,13 @@ interface Conn {
   started: number;
   /** Reached max_requests_per_connection: close when the last stream ends. */
   spent: boolean;
+  /**
+   * Armed while no stream is active: closes the connection after idle_timeout (Envoy counts it
+   * from the last stream's end). Not session.setTimeout: node refreshes that timer on every frame
+   * of every stream, a timer-list insert per read and write under load.
+   */
+  idleTimer: NodeJS.Timeout | undefined;
+  readonly idleTimeoutMs: number;
 }
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL } = http2.constants;
@@ -71,7 +78,7 @@ export class Http2HostPool implements HostHttp2Pool {
       // Our own socket, so Nagle is off from the first byte (small gRPC frames must not wait).
       createConnection: () => connectUpstream(host.address, host.port, tls, H2_ALPN),
     });
-    const conn: Conn = { session, connected: false, goingAway: false, active: 0, started: 0, spent: false };
+    const conn: Conn = { session, connected: false, goingAway: false, active: 0, started: 0, spent: false, idleTimer: undefined, idleTimeoutMs };
     this.conns.push(conn);
     stats.upstream_cx_total++;
     stats.upstream_cx_active++;
@@ -87,9 +94,6 @@ export class Http2HostPool implements HostHttp2Pool {
       conn.connected = true;
       clearTimeout(timer);
     });
-    session.setTimeout(idleTimeoutMs, () => {
-      if (conn.active === 0) session.close();
-    });
     session.on('error', () => {
       if (!conn.connected) {
         stats.upstream_cx_connect_fail++;
@@ -101,6 +105,7 @@ export class Http2HostPool implements HostHttp2Pool {
     });
     session.once('close', () => {
       clearTimeout(timer);
+      if (conn.idleTimer) clearTimeout(conn.idleTimer);
       conn.goingAway = true;
       stats.upstream_cx_active--;
       stats.upstream_cx_destroy++;
@@ -146,7 +151,13 @@ class Http2Request implements UpstreamRequest {
     cb: UpstreamCallbacks,
   ) {
     conn.active++;
-    if (conn.active === 1) conn.session.ref();
+    if (conn.active === 1) {
+      conn.session.ref();
+      if (conn.idleTimer) {
+        clearTimeout(conn.idleTimer);
+        conn.idleTimer = undefined;
+      }
+    }
     const stream = conn.session.request(headers as http2.OutgoingHttpHeaders, { endStream });
     this.stream = stream;
     stream.on('response', (h, flags) => {
@@ -198,7 +209,15 @@ class Http2Request implements UpstreamRequest {
     conn.active--;
     if (conn.active === 0 && !conn.session.destroyed) {
       if (conn.spent) conn.session.close();
-      else conn.session.unref();
+      else {
+        conn.session.unref();
+        const session = conn.session;
+        conn.idleTimer = setTimeout(() => {
+          conn.idleTimer = undefined;
+          if (conn.active === 0) session.close();
+        }, conn.idleTimeoutMs);
+        conn.idleTimer.unref();
+      }
     }
   }
 

@@ -3,7 +3,8 @@
  * ClusterLoadAssignment) stays in CDS until the RDS without it is ACKed or NACKed, a removed
  * RouteConfiguration until the LDS without it is; a stream that never answers holds them at most
  * the timeout, one that disconnects no longer counts; a newer snapshot meanwhile neither loses a
- * removal nor brings one back; additions still go CDS -> EDS -> RDS in one go.
+ * removal nor brings one back; additions go CDS -> EDS, then routes naming the new cluster in a
+ * route no call matches, then the routes as set.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -46,6 +47,26 @@ async function envoyLike(h: XdsHarness, id: string, clusters: number): Promise<A
 }
 
 const names = (h: XdsHarness, type: string) => h.cache.get('default')?.names(type as typeof CDS) ?? [];
+
+interface RouteJson {
+  readonly match?: { readonly prefix?: string; readonly runtime_fraction?: unknown };
+  readonly route?: { readonly cluster?: string; readonly weighted_clusters?: { readonly clusters?: ReadonlyArray<{ readonly name?: string }> } };
+}
+
+/** The routes of the first RouteConfiguration of an RDS response: prefix (or the naming match) and clusters. */
+function routesOf(r: { readonly resources: ReadonlyArray<{ readonly object?: unknown }> }): unknown[] {
+  const rc = r.resources[0]?.object as { virtual_hosts?: Array<{ routes?: RouteJson[] }> } | undefined;
+  return (rc?.virtual_hosts?.[0]?.routes ?? []).map((x) => ({
+    ...(x.match?.runtime_fraction === undefined ? { prefix: x.match?.prefix } : { never: x.match.runtime_fraction }),
+    clusters: x.route?.cluster !== undefined ? [x.route.cluster] : (x.route?.weighted_clusters?.clusters ?? []).map((c) => c.name),
+  }));
+}
+
+/** The route make before break adds to name a new cluster before calls go to it: a 0% runtime fraction. */
+const NAMING = (cluster: string) => ({
+  never: { default_value: { numerator: 0, denominator: 'HUNDRED' }, runtime_key: 'consul_xds.make_before_break' },
+  clusters: [cluster],
+});
 
 test('a removed cluster stays in CDS until the routes without it are ACKed, then goes', async (t) => {
   const { h, mbb, publish } = await setup(t, resourceSet({ clusters: 2 }));
@@ -149,7 +170,7 @@ test('a newer snapshot while waiting: no removal lost, none brought back, a re-a
   assert.deepEqual(names(h, CDS), ['c0'], 'not brought back');
 
   // c1 back (weight N again): make first, the cluster and its assignment go out, the routes
-  // naming it only once both are ACKed.
+  // naming it only once both are ACKed: first a route no call matches, then the routes as set.
   publish(resourceSet({ clusters: 2 }));
   assert.equal(mbb.pending()[0]?.stage, 'make');
   const cds = await s.next();
@@ -160,9 +181,19 @@ test('a newer snapshot while waiting: no removal lost, none brought back, a re-a
   s.ack(cds);
   await s.expectSilence(200);
   s.ack(eds);
+  const naming = await s.next();
+  assert.equal(naming.typeUrl, RDS);
+  assert.deepEqual(routesOf(naming), [{ prefix: '/v2', clusters: ['c0'] }, NAMING('c1')], 'c1 named by a route no call takes');
+  assert.equal(mbb.pending()[0]?.stage, 'make');
+  await s.expectSilence(200);
+  s.ack(naming);
   const rds = await s.next();
   assert.equal(rds.typeUrl, RDS);
   assert.match(JSON.stringify(rds.resources[0]?.object), /"c1"/);
+  assert.deepEqual(routesOf(rds), [
+    { prefix: '/api', clusters: ['c0', 'c1'] },
+    { prefix: '/', clusters: ['c0'] },
+  ]);
   assert.deepEqual(mbb.pending(), []);
 });
 
@@ -172,7 +203,12 @@ test('a re-added cluster while its removal is held is served as the new snapshot
   publish(resourceSet({ clusters: 1 }));
   assert.equal((await s.next()).typeUrl, RDS);
   publish(resourceSet({ clusters: 2, connectTimeoutS: 3 })); // c1 back, changed
-  assert.deepEqual(mbb.pending(), [], 'nothing is held any more');
+  // c1 is in CDS (held) but no route named it: the routes name it first where no call goes.
+  assert.deepEqual(
+    mbb.pending().map((p) => [p.stage, p.held]),
+    [['make', {}]],
+    'nothing is held any more',
+  );
   assert.deepEqual(h.cache.get('default')?.type(CDS).resources.get('c1')?.object.connect_timeout, { seconds: 3 });
 });
 

@@ -57,6 +57,31 @@ test('small batches, multi-byte characters and lines longer than a chunk keep or
   assert.equal(w.stats().written, 300);
 });
 
+test('chunks fill to their end (multi-byte lines cut at a chunk end go whole to the next), and one string of several lines counts them all', async () => {
+  // Not opened yet, so nothing is written: every line stays queued, within 4 KiB (4 chunks of 1 KiB).
+  const file = path.join(dir, 'fill.log');
+  const w = new AccessLogWriter({ file, logger: silentLogger, maxQueueBytes: 4096 });
+  const ascii = `${'x'.repeat(299)}\n`; // 300 bytes: 3 per chunk, where the worst case (900) allowed 1
+  for (let i = 0; i < 12; i++) assert.equal(w.write(ascii), true, `line ${i} accepted`);
+  assert.equal(w.write(ascii), false, 'the 13th line is over the bound');
+  await w.open();
+  await w.close();
+  assert.equal(fs.readFileSync(file, 'utf8'), ascii.repeat(12));
+  assert.deepEqual([w.stats().written, w.stats().dropped], [12, 1]);
+
+  const multi = path.join(dir, 'fill-multi.log');
+  const m = new AccessLogWriter({ file: multi, logger: silentLogger, maxQueueBytes: 4096 });
+  const snowmen = `${'☃'.repeat(100)}\n`; // 301 bytes from 101 UTF-16 units: the 4th would be cut at a chunk's end
+  const three = `{"a":1}\n{"b":2}\n{"c":3}\n`;
+  // Three fill 903 bytes of the first chunk; the fourth fits its 121 left in UTF-16 units, not in bytes.
+  const texts = [snowmen, snowmen, snowmen, snowmen, three, snowmen, snowmen, snowmen, snowmen, three];
+  for (const [i, text] of texts.entries()) assert.equal(m.write(text, text === three ? 3 : 1), true, `write ${i} accepted`);
+  await m.open();
+  await m.close();
+  assert.equal(fs.readFileSync(multi, 'utf8'), texts.join(''));
+  assert.equal(m.stats().written, 8 + 2 * 3);
+});
+
 test('a stuck destination: bounded queue, newest lines dropped and counted, caller never blocks', async () => {
   const fifo = path.join(dir, 'stuck.fifo');
   execFileSync('mkfifo', [fifo]);

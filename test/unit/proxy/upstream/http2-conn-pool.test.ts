@@ -2,7 +2,8 @@
  * The HTTP/2 upstream pool of our proxy (src/proxy/upstream/http2-conn-pool.ts) against a real
  * node:http2 server on 127.0.0.1: streams share one connection, max_requests_per_connection
  * moves new streams to a fresh connection and closes the spent one, and a connection at its
- * stream limit (max_concurrent_streams) makes the pool open another (seed 002).
+ * stream limit (max_concurrent_streams) makes the pool open another (seed 002), and idle_timeout
+ * closes a connection only once no stream is active.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -79,6 +80,32 @@ describe('HTTP/2 upstream pool', () => {
       release();
       assert.deepEqual(await Promise.all(answers), [200, 200, 200, 200, 200, 200, 200]);
       assert.equal(sessions - before, 4);
+    } finally {
+      holdUntil = undefined;
+      pool.destroy();
+    }
+  });
+
+  it('idle_timeout: keeps a connection whose stream outlasts it, closes it once no stream is active', async () => {
+    const host = new Host('127.0.0.1', await ready);
+    const stats = new ClusterStats();
+    const pool = new Http2HostPool(host, { connectTimeoutMs: 1000, maxConcurrentStreams: 100, maxRequestsPerConnection: 0, idleTimeoutMs: 150, stats });
+    let release = (): void => undefined;
+    holdUntil = new Promise((resolve) => (release = resolve));
+    try {
+      const answer = get(pool);
+      // The server holds the response for three idle timeouts: the connection must stay.
+      await new Promise((r) => setTimeout(r, 450));
+      assert.equal(stats.upstream_cx_destroy, 0);
+      release();
+      assert.equal(await answer, 200);
+      const ended = performance.now();
+      while (stats.upstream_cx_destroy === 0 && performance.now() - ended < 5000) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(stats.upstream_cx_destroy, 1, 'closed after idle_timeout with no stream active');
+      assert.ok(performance.now() - ended >= 140, 'not before idle_timeout');
+      // A later request opens a new connection.
+      assert.equal(await get(pool), 200);
+      assert.equal(stats.upstream_cx_total, 2);
     } finally {
       holdUntil = undefined;
       pool.destroy();
