@@ -7,7 +7,9 @@
  *    leaves rotation in both workers;
  *  - a worker killed with SIGKILL loses its own connections only; it is started again with the
  *    config, /server_info and server.worker_restarts say so, and new connections are all served;
+ *  - a primary killed outright takes its workers with it (they exit when its IPC channel closes);
  *  - SIGTERM drains every worker: requests in flight on both finish, then the process exits 0.
+ * Every wait here has a deadline, and each proxy runs in its own process group, killed whole at the end.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,6 +26,8 @@ import { freePort, GiveUp, makeTempDir, waitUntil } from '../support/tmp.js';
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 /** Downstream connections each test opens (the primary hands them to the workers in turn). */
 const CONNS = 8;
+/** Longest a request, an admin call, or the proxy's exit may take: no wait in this file is unbounded. */
+const WAIT_MS = 10_000;
 
 interface Proc {
   readonly child: ChildProcess;
@@ -32,15 +36,16 @@ interface Proc {
   readonly exit: Promise<number | null>;
 }
 
-/** GET `path` on `port` over `agent`; resolves with the status, rejects on a reset. */
+/** GET `path` on `port` over `agent`; resolves with the status, rejects on a reset or after WAIT_MS (code 'TIMEOUT'). */
 function get(port: number, path: string, agent: Agent): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent, headers: { host: 'x' } }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path, agent, headers: { host: 'x' }, timeout: WAIT_MS }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode ?? 0));
       res.on('error', reject);
     });
     req.on('error', reject);
+    req.on('timeout', () => req.destroy(Object.assign(new Error(`GET ${path}: no response in ${WAIT_MS} ms`), { code: 'TIMEOUT' })));
     req.end();
   });
 }
@@ -51,7 +56,9 @@ function agents(n: number): Agent[] {
 }
 
 async function statOf(admin: number, name: string): Promise<number | undefined> {
-  const body = (await (await fetch(`http://127.0.0.1:${admin}/stats?format=json`)).json()) as { stats: Array<{ name: string; value: number }> };
+  const body = (await (await fetch(`http://127.0.0.1:${admin}/stats?format=json`, { signal: AbortSignal.timeout(WAIT_MS) })).json()) as {
+    stats: Array<{ name: string; value: number }>;
+  };
   return body.stats.find((s) => s.name === name)?.value;
 }
 
@@ -63,7 +70,7 @@ interface WorkerInfo {
 }
 
 async function workers(admin: number): Promise<WorkerInfo[]> {
-  return ((await (await fetch(`http://127.0.0.1:${admin}/server_info`)).json()) as { workers: WorkerInfo[] }).workers;
+  return ((await (await fetch(`http://127.0.0.1:${admin}/server_info`, { signal: AbortSignal.timeout(WAIT_MS) })).json()) as { workers: WorkerInfo[] }).workers;
 }
 
 describe('consul-xds proxy --concurrency 2', () => {
@@ -109,7 +116,7 @@ endpoint:
   });
 
   after(async () => {
-    for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    for (const p of procs) killGroup(p);
     await app?.close();
     await a?.close();
     await b?.close();
@@ -129,7 +136,8 @@ endpoint:
         '--log-level',
         'warn',
       ]),
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      // A process group of its own: killGroup() reaches the workers too, even when the primary is stuck.
+      { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
     );
     let out = '';
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
@@ -139,7 +147,7 @@ endpoint:
     await waitUntil(
       async () => {
         if (child.exitCode !== null) throw new GiveUp(`proxy exited early: ${out}`);
-        const r = await fetch(`http://127.0.0.1:${admin}/ready`).catch(() => undefined);
+        const r = await fetch(`http://127.0.0.1:${admin}/ready`, { signal: AbortSignal.timeout(WAIT_MS) }).catch(() => undefined);
         return (await r?.text())?.trim() === 'LIVE';
       },
       { what: 'the proxy to be LIVE', context: () => out },
@@ -147,9 +155,37 @@ endpoint:
     return p;
   }
 
+  /** SIGKILLs the proxy's process group (primary and workers); a no-op once all are gone. */
+  function killGroup(p: Proc): void {
+    try {
+      process.kill(-(p.child.pid as number), 'SIGKILL');
+    } catch {
+      // ESRCH: the group is already gone.
+    }
+  }
+
+  /** The proxy's exit code, or an error after `ms` (the whole group is killed then, so nothing is left running). */
+  async function exitWithin(p: Proc, ms: number): Promise<number | null> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        killGroup(p);
+        reject(new Error(`the proxy did not exit within ${ms} ms of SIGTERM; killed its process group\n${p.output()}`));
+      }, ms);
+    });
+    try {
+      return await Promise.race([p.exit, late]);
+    } finally {
+      clearTimeout(timer);
+      // Workers must be gone with the primary; the group is empty then, and a straggler is killed here rather than left running.
+      killGroup(p);
+    }
+  }
+
   async function stop(p: Proc): Promise<void> {
     p.child.kill('SIGTERM');
-    assert.equal(await p.exit, 0, p.output());
+    // Drain (5 s) plus the primary's wait for its workers (5 s) and a margin.
+    assert.equal(await exitWithin(p, 15_000), 0, p.output());
   }
 
   it('spreads connections over both workers, each with its own upstream pool; /stats sums them', async () => {
@@ -249,6 +285,30 @@ endpoint:
     }
   });
 
+  it('the workers exit when their primary is killed (their IPC channel to it is gone)', async () => {
+    const p = await startLive('c2-orphan', 2);
+    const pids = (await workers(p.admin)).map((w) => w.pid);
+    assert.equal(pids.length, 2);
+    p.child.kill('SIGKILL');
+    const alive = (pid: number): boolean => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    try {
+      await waitUntil(() => pids.every((pid) => !alive(pid)), {
+        what: `workers ${pids.join(', ')} to exit after their primary was killed`,
+        timeoutMs: WAIT_MS,
+        context: () => `still running: ${pids.filter(alive).join(', ')}\n${p.output()}`,
+      });
+    } finally {
+      killGroup(p);
+    }
+  });
+
   it('SIGTERM drains every worker: requests in flight on both finish, then exit 0', async () => {
     const p = await startLive('c2-drain', 2);
     const ags = agents(4);
@@ -260,6 +320,6 @@ endpoint:
     p.child.kill('SIGTERM');
     assert.deepEqual(await Promise.all(inFlight), ['200', '200', '200', '200']);
     for (const ag of ags) ag.destroy();
-    assert.equal(await p.exit, 0, p.output());
+    assert.equal(await exitWithin(p, 15_000), 0, p.output());
   });
 });

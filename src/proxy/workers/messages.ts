@@ -44,3 +44,6 @@ export type FromWorker =
 
 /** Environment variable that tells a forked process its worker slot (0 runs the health checks). */
 export const WORKER_INDEX_ENV = 'CONSUL_XDS_WORKER_INDEX';
+
+/** How long a worker has to exit once told to close (or once its primary is gone) before it is killed / exits itself. */
+export const EXIT_WAIT_MS = 5_000;

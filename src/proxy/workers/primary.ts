@@ -22,7 +22,7 @@ import { startAdminServer, type AdminServer, type AdminView, type ServerState } 
 import { configDump } from '../admin/config-dump.js';
 import { ConsulXdsError } from '../../errors.js';
 import { bindNamed } from '../../common/http-listen.js';
-import { WORKER_INDEX_ENV, type FromWorker, type ToWorker, type WorkerQuery } from './messages.js';
+import { EXIT_WAIT_MS, WORKER_INDEX_ENV, type FromWorker, type ToWorker, type WorkerQuery } from './messages.js';
 
 export interface RunningPrimary {
   readonly adminPort: number | undefined;
@@ -51,8 +51,6 @@ const SHARED_GAUGE =
   /^(cluster_manager\.(active|warming)_clusters|listener_manager\.total_listeners_\w+|cluster\..+\.(membership_\w+|health_check\.healthy|circuit_breakers\..+))$/;
 /** Order of replay to a new worker: clusters before their endpoints, listeners before their routes. */
 const REPLAY_ORDER: readonly XdsTypeUrl[] = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration];
-/** How long close() waits for a worker to exit before it is killed. */
-const EXIT_WAIT_MS = 5_000;
 
 interface Slot {
   worker: Worker;
@@ -94,6 +92,14 @@ class Primary implements XdsWatcher {
     this.logger = opts.logger ?? silentLogger;
     this.client = adsClient(opts, this);
     cluster.setupPrimary({ exec: worker.script, args: [...worker.args], execArgv: workerExecArgv(process.execArgv), serialization: 'advanced' });
+    // However the primary ends (a throw, process.exit, a signal it handles), no worker outlives it.
+    process.once('exit', () => this.killWorkers());
+  }
+
+  /** SIGKILLs every worker still running (synchronous: safe in an 'exit' handler). */
+  killWorkers(): void {
+    this.stopping = true;
+    for (const s of this.slots) if (!s.worker.isDead()) s.worker.process.kill('SIGKILL');
   }
 
   async start(): Promise<void> {
@@ -342,6 +348,10 @@ export async function startPrimary(opts: ProxyOptions, concurrency: number, work
       await primary.stopWorkers('close', EXIT_WAIT_MS);
       primary.close();
       await admin?.close();
+      // node:cluster keeps open a connection it was handing to a worker that died before taking it
+      // (round_robin_handle.js waits for a reply that never comes); that handle would keep the
+      // primary alive for ever after close, so the process ends once the rest has.
+      setTimeout(() => process.exit(), EXIT_WAIT_MS).unref();
     },
   };
 }

@@ -11,7 +11,7 @@ import { XdsTypeStats } from '../stats.js';
 import type { ApplyError, KnownResource } from '../xds/ads-client.js';
 import { ProxyServer, type ProxyOptions, type XdsFeed } from '../server.js';
 import { listenersOut, renderClusters, statRows } from '../admin/admin-server.js';
-import type { FromWorker, ToWorker, WorkerQuery } from './messages.js';
+import { EXIT_WAIT_MS, type FromWorker, type ToWorker, type WorkerQuery } from './messages.js';
 import type { HealthMode } from '../upstream/cluster.js';
 
 /** The primary's ADS client as a worker sees it: updates arrive by message, subscriptions go back. */
@@ -56,6 +56,8 @@ export async function runWorker(opts: ProxyOptions, index: number): Promise<void
   const proxy = new ProxyServer(opts.bootstrap, { ...opts, worker: { health } }, () => feed);
   const logger = opts.logger?.child({ worker: index });
   const exit = async (drain: boolean): Promise<never> => {
+    // The primary waits (then SIGKILLs); without a primary (its IPC channel gone) nobody would, so a bound.
+    if (!process.connected) setTimeout(() => process.exit(1), EXIT_WAIT_MS).unref();
     if (drain) await proxy.drain();
     await proxy.close();
     logger?.flush();
