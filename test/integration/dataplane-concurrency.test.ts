@@ -174,11 +174,23 @@ endpoint:
       }, ms);
     });
     try {
-      return await Promise.race([p.exit, late]);
+      const code = await Promise.race([p.exit, late]);
+      // The primary waited for its workers, so none may be left once it is gone.
+      assert.ok(!groupAlive(p), `a worker outlived its primary (node ${p.child.pid}'s group)\n${p.output()}`);
+      return code;
     } finally {
       clearTimeout(timer);
-      // Workers must be gone with the primary; the group is empty then, and a straggler is killed here rather than left running.
       killGroup(p);
+    }
+  }
+
+  /** True while any process of the proxy's group (its workers too) runs. */
+  function groupAlive(p: Proc): boolean {
+    try {
+      process.kill(-(p.child.pid as number), 0);
+      return true;
+    } catch {
+      return false;
     }
   }
 

@@ -348,9 +348,8 @@ export async function startPrimary(opts: ProxyOptions, concurrency: number, work
       await primary.stopWorkers('close', EXIT_WAIT_MS);
       primary.close();
       await admin?.close();
-      // node:cluster keeps open a connection it was handing to a worker that died before taking it
-      // (round_robin_handle.js waits for a reply that never comes); that handle would keep the
-      // primary alive for ever after close, so the process ends once the rest has.
+      // Whatever is still open once the workers are gone and the ADS stream and admin are closed
+      // must not keep the primary (and the port it holds) alive: it ends within EXIT_WAIT_MS.
       setTimeout(() => process.exit(), EXIT_WAIT_MS).unref();
     },
   };
