@@ -14,13 +14,14 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { credentials, Client } from '@grpc/grpc-js';
 import { isMap, isScalar, isSeq, parseDocument, visit } from 'yaml';
+import { freePort } from '../../test/support/ports.js';
 import { startDemoUpstream, GREETER_DEFINITION, type DemoProtocol, type DemoUpstream } from '../../src/demo/upstream.js';
 
 /** Repository root, from dist/scripts/example/ three levels up. */
@@ -40,22 +41,10 @@ export interface StackOptions {
 /** The node the examples' data plane announces (examples/envoy-bootstrap.yaml). */
 export const NODE_ID = 'envoy-local';
 
-async function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const srv = createServer();
-    srv.once('error', fail);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? done(addr.port) : fail(new Error('no port'))));
-    });
-  });
-}
-
 export class Stack {
   readonly dir: string;
   readonly opts: StackOptions;
   readonly #ports = new Map<number, number>();
-  readonly #handedOut = new Set<number>();
   readonly #children: Array<{ name: string; child: ChildProcess; exited: Promise<void> }> = [];
   readonly #upstreams: DemoUpstream[] = [];
 
@@ -78,15 +67,9 @@ export class Stack {
     return mapped;
   }
 
-  /** A free loopback port not handed out before by this stack (the kernel may offer one twice). */
-  async freshPort(): Promise<number> {
-    for (;;) {
-      const p = await freePort();
-      if (!this.#handedOut.has(p)) {
-        this.#handedOut.add(p);
-        return p;
-      }
-    }
+  /** A free loopback port, never one handed out before (test/support/ports.ts). */
+  freshPort(): Promise<number> {
+    return freePort();
   }
 
   /** Synchronous view of an already mapped port (after writeConfig / port()). */

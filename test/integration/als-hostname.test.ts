@@ -15,6 +15,7 @@ import { assertNoRejectedUpdate, DATA_PLANES, startDataPlane, watchNode, type Da
 import { startUpstream, type Upstream } from '../support/upstreams.js';
 import { send } from '../support/traffic.js';
 import { freePort, makeTempDir } from '../support/tmp.js';
+import { oneWebClusterConfig } from '../support/config-text.js';
 
 for (const kind of DATA_PLANES) {
   describe(`the access-log sink by host name, on ${kind}`, () => {
@@ -35,23 +36,11 @@ for (const kind of DATA_PLANES) {
       const config = join(dir.path, 'config.yaml');
       await writeFile(
         config,
-        `# written by test/integration/als-hostname.test.ts
-listener:
-  edge:
-    address: "127.0.0.1"
-    port: ${listenerPort}
-    access-log: { grpc: { address: "localhost", port: ${alsPort}, buffer-size-bytes: 0 } }
-route:
-  domain: ["*"]
-  cluster:
-    web: { prefix: ["/"] }
-cluster:
-  loadbalancer:
-    web: {}
-endpoint:
-  eds:
-    web: { static: [{ address: "127.0.0.1", port: ${upstream.port} }] }
-`,
+        `# written by test/integration/als-hostname.test.ts\n${oneWebClusterConfig({
+          listenerPort,
+          upstreamPort: upstream.port,
+          accessLog: `{ grpc: { address: "localhost", port: ${alsPort}, buffer-size-bytes: 0 } }`,
+        })}`,
       );
       app = await serve({
         configFile: config,

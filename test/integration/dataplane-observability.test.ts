@@ -16,6 +16,7 @@ import { silentLogger } from '../../src/log.js';
 import { startDataplane, type DataplaneHandle } from '../support/dataplane.js';
 import { startXds, type XdsHarness } from '../support/xds-harness.js';
 import { startUpstream, type Upstream } from '../support/upstreams.js';
+import { oneWebClusterConfig } from '../support/config-text.js';
 import { send } from '../support/traffic.js';
 import { freePort, makeTempDir, waitUntil } from '../support/tmp.js';
 import { loadExtras } from '../../src/proxy/xds/resource-types.js';
@@ -49,22 +50,11 @@ describe('our proxy: gRPC access logs to the sidecar sink, sidecar health', () =
     const configFile = join(dir.path, 'consul-xds.yaml');
     await writeFile(
       configFile,
-      `listener:
-  edge:
-    address: "127.0.0.1"
-    port: 0
-    access-log: { grpc: { address: "127.0.0.1", port: ${alsPort}, buffer-size-bytes: 0 } }
-route:
-  domain: ["*"]
-  cluster:
-    web: { prefix: ["/"] }
-cluster:
-  loadbalancer:
-    web: {}
-endpoint:
-  eds:
-    web: { static: [{ address: "127.0.0.1", port: ${web.port} }] }
-`,
+      oneWebClusterConfig({
+        listenerPort: 0,
+        upstreamPort: web.port,
+        accessLog: `{ grpc: { address: "127.0.0.1", port: ${alsPort}, buffer-size-bytes: 0 } }`,
+      }),
     );
     app = await serve({
       configFile,

@@ -104,17 +104,13 @@ export interface ConsulAgent {
 }
 
 async function pickPorts(https: boolean): Promise<ConsulPorts> {
-  const seen = new Set<number>();
-  const one = async (): Promise<number> => {
-    for (;;) {
-      const p = await freePort();
-      if (!seen.has(p)) {
-        seen.add(p);
-        return p;
-      }
-    }
+  return {
+    http: await freePort(),
+    serfLan: await freePort(),
+    serfWan: await freePort(),
+    server: await freePort(),
+    ...(https ? { https: await freePort() } : {}),
   };
-  return { http: await one(), serfLan: await one(), serfWan: await one(), server: await one(), ...(https ? { https: await one() } : {}) };
 }
 
 export interface StartConsulOptions {

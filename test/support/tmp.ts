@@ -4,7 +4,6 @@
  * front, and a deadline-based poll (the only way tests wait: never a bare sleep).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -20,24 +19,7 @@ export async function makeTempDir(prefix: string): Promise<{ path: string; remov
   };
 }
 
-/**
- * A loopback port that was free a moment ago. Only for configs that must state a port before the
- * process that binds it starts (an Envoy listener in our YAML); everything we bind ourselves uses
- * port 0 directly. The kernel hands out ephemeral ports round-robin, so reuse within a test run
- * is unlikely.
- */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, host, () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => (port > 0 ? resolve(port) : reject(new Error('freePort: no port bound'))));
-    });
-  });
-}
+export { freePort } from './ports.js';
 
 export interface WaitOptions {
   /** What is awaited, for the failure message ("Envoy to see cluster web-api-go"). */

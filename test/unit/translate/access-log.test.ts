@@ -8,24 +8,10 @@ import assert from 'node:assert/strict';
 import { parseConfig } from '../../../src/config/parse.js';
 import { translate } from '../../../src/translate/index.js';
 import { ConfigError } from '../../../src/errors.js';
+import { oneWebClusterConfig } from '../../support/config-text.js';
 
 function configWithSink(address: string): string {
-  return `listener:
-  edge:
-    address: "127.0.0.1"
-    port: 10000
-    access-log: { grpc: { address: "${address}", port: 9001 } }
-route:
-  domain: ["*"]
-  cluster:
-    web: { prefix: ["/"] }
-cluster:
-  loadbalancer:
-    web: {}
-endpoint:
-  eds:
-    web: { static: [{ address: "127.0.0.1", port: 8081 }] }
-`;
+  return oneWebClusterConfig({ listenerPort: 10000, upstreamPort: 8081, accessLog: `{ grpc: { address: "${address}", port: 9001 } }` });
 }
 
 function sinkCluster(address: string): Record<string, unknown> {
