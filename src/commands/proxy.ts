@@ -22,6 +22,7 @@ import { availableParallelism } from 'node:os';
 import { startPrimary, type RunningPrimary } from '../proxy/workers/primary.js';
 import { runWorker } from '../proxy/workers/worker.js';
 import { WORKER_INDEX_ENV } from '../proxy/workers/messages.js';
+import { workerShare } from '../proxy/workers/share.js';
 
 /** The CLI script workers run (`cli.js proxy <the same flags>`), however this process was started. */
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
@@ -126,8 +127,9 @@ export async function run(argv: string[]): Promise<number> {
   if (cluster.isWorker) {
     // A forked worker (proxy/workers/primary.ts): same flags, its share of the connection cap; the primary handles signals.
     installFastAsyncBind();
-    const perWorker = maxConns === 0 ? 0 : Math.ceil(maxConns / concurrency);
-    await runWorker({ bootstrap, logger, drainTimeMs: drainS * 1000, maxDownstreamConnections: perWorker }, Number(process.env[WORKER_INDEX_ENV] ?? 0));
+    const index = Number(process.env[WORKER_INDEX_ENV] ?? 0);
+    const perWorker = workerShare(maxConns, index, concurrency);
+    await runWorker({ bootstrap, logger, drainTimeMs: drainS * 1000, maxDownstreamConnections: perWorker }, index, concurrency);
     return new Promise<number>(() => undefined);
   }
   if (fdLimit !== undefined && (maxConns === 0 || maxConns * 2 > fdLimit)) {

@@ -41,15 +41,6 @@ export function proxyConcurrency(kind: DataPlaneKind): number {
   return kind === 'ts-proxy-c2' ? 2 : 1;
 }
 
-/**
- * Why a scenario that counts a per-proxy limit or a proxy-wide round robin does not apply to a
- * kind with workers (undefined when it does): ours keeps circuit breakers, connection_limit and
- * load-balancer state per worker, where Envoy shares the first two (docs/dataplane.md).
- */
-export function perWorkerState(kind: DataPlaneKind): string | undefined {
-  return proxyConcurrency(kind) > 1 ? 'limits and round robin are per worker with --concurrency > 1 (docs/dataplane.md)' : undefined;
-}
-
 /** The kind speaks incremental (delta) xDS. */
 export function isDelta(kind: DataPlaneKind): boolean {
   return kind.endsWith('-delta');

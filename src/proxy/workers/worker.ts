@@ -2,7 +2,8 @@
  * One worker of `consul-xds proxy --concurrency N` (a node:cluster child). In: the primary's
  * messages (messages.ts). Out: a full ProxyServer (listeners, routes, clusters with their own
  * upstream pools, access logs) whose xDS feed is the primary's forwarding, not an ADS stream.
- * Worker 0 runs the health checks and reports each host's state; the others follow it.
+ * Worker 0 runs the health checks and reports each host's state; the others follow it. Each
+ * enforces its share of the circuit breakers and connection_limit caps (share.ts).
  * Signals are the primary's to handle; a worker whose primary went away closes and exits.
  */
 import { TypeUrl, type XdsTypeUrl } from '../../xds/resource-types.js';
@@ -13,6 +14,9 @@ import { ProxyServer, type ProxyOptions, type XdsFeed } from '../server.js';
 import { listenersOut, renderClusters, statRows } from '../admin/admin-server.js';
 import { EXIT_WAIT_MS, type FromWorker, type ToWorker, type WorkerQuery } from './messages.js';
 import type { HealthMode } from '../upstream/cluster.js';
+import type { ClusterModel } from '../config/cluster-resource.js';
+import type { ListenerModel } from '../config/listener-resource.js';
+import { clusterShare, listenerShare } from './share.js';
 
 /** The primary's ADS client as a worker sees it: updates arrive by message, subscriptions go back. */
 class ForwardedXds implements XdsFeed {
@@ -49,7 +53,14 @@ function send(m: FromWorker): void {
   process.send?.(m);
 }
 
-export async function runWorker(opts: ProxyOptions, index: number): Promise<void> {
+/** Worker `index` of `count`: its share of the proxy-wide limits (share.ts) in the models it runs. */
+function shareOf(d: DecodedResource, typeUrl: XdsTypeUrl, index: number, count: number): DecodedResource {
+  if (typeUrl === TypeUrl.Cluster) return { ...d, model: clusterShare(d.model as ClusterModel, index, count) };
+  if (typeUrl === TypeUrl.Listener) return { ...d, model: listenerShare(d.model as ListenerModel, index, count) };
+  return d;
+}
+
+export async function runWorker(opts: ProxyOptions, index: number, count: number): Promise<void> {
   const health: HealthMode =
     index === 0 ? { kind: 'run', onHostHealth: (cluster, host, failed) => send({ t: 'health', cluster, host, failed }) } : { kind: 'follow' };
   const feed = new ForwardedXds();
@@ -70,7 +81,7 @@ export async function runWorker(opts: ProxyOptions, index: number): Promise<void
       // The primary validated these bytes too; decoding them here applies the same checks to this worker's model.
       const d = decodeResource(m.typeUrl, r.bytes, i);
       if (isRejected(d)) errors.push({ name: r.name, message: d.error });
-      else upserts.push(d);
+      else upserts.push(shareOf(d, m.typeUrl, index, count));
     });
     errors.push(...(await proxy.onUpdate({ typeUrl: m.typeUrl, version: m.version, upserts, removals: m.removals })));
     const eds = feed.subscriptions.get(TypeUrl.ClusterLoadAssignment);
