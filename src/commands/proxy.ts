@@ -55,7 +55,9 @@ Behaviour:
                             (default 20000, or about half the open-file limit if that is lower; 0 = no cap)
   --concurrency N           worker processes sharing the listeners, as Envoy's worker threads; one
                             ADS stream and one admin server for all, health checks run once
-                            (default: the number of cores; 1 = a single process, no workers)
+                            (default: the number of cores; 1 = a single process, no workers);
+                            each worker enforces its share of the circuit breakers, connection_limit
+                            and --max-downstream-connections, so their sum is the configured limit
   --log-level LEVEL         trace|debug|info|warn|error|fatal|silent (default info)
 `;
 
