@@ -8,13 +8,18 @@
  *  - a worker killed with SIGKILL loses its own connections only; it is started again with the
  *    config, /server_info and server.worker_restarts say so, and new connections are all served;
  *  - a primary killed outright takes its workers with it (they exit when its IPC channel closes);
- *  - SIGTERM drains every worker: requests in flight on both finish, then the process exits 0.
+ *  - SIGTERM drains every worker: requests in flight on both finish, then the process exits 0;
+ *  - circuit breakers: each worker enforces its share of max-requests 2 (1 each): the upstream
+ *    never sees more than 2 at once, one request on each of two connections (two workers) both
+ *    pass, two at once on one HTTP/2 connection (one worker) overflow with 503 (Envoy's shared
+ *    count would pass both: the difference docs/dataplane.md describes).
  * Every wait here has a deadline, and each proxy runs in its own process group, killed whole at the end.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Agent, request } from 'node:http';
+import http2 from 'node:http2';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,6 +60,20 @@ function agents(n: number): Agent[] {
   return Array.from({ length: n }, () => new Agent({ keepAlive: true, maxSockets: 1 }));
 }
 
+/** GET `path` as one stream of `session`; resolves with the status, rejects on a reset or after WAIT_MS. */
+function h2get(session: http2.ClientHttp2Session, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const st = session.request({ ':path': path, ':authority': 'x' });
+    let status = 0;
+    st.setTimeout(WAIT_MS, () => st.close(http2.constants.NGHTTP2_CANCEL));
+    st.on('response', (h) => (status = Number(h[':status'])));
+    st.on('error', reject);
+    st.on('close', () => (status === 0 ? reject(new Error(`h2 ${path}: no response in ${WAIT_MS} ms`)) : resolve(status)));
+    st.resume();
+    st.end();
+  });
+}
+
 async function statOf(admin: number, name: string): Promise<number | undefined> {
   const body = (await (await fetch(`http://127.0.0.1:${admin}/stats?format=json`, { signal: AbortSignal.timeout(WAIT_MS) })).json()) as {
     stats: Array<{ name: string; value: number }>;
@@ -82,6 +101,9 @@ describe('consul-xds proxy --concurrency 2', () => {
   /** Source ports of the connections the slow/pool upstream saw. */
   const upstreamConns = new Set<number>();
   let poolRequests = 0;
+  /** Requests the slow/pool upstream holds now, and the most it held at once since the last reset. */
+  let slowInFlight = 0;
+  let slowMaxInFlight = 0;
   let listener = 0;
   const procs: Proc[] = [];
 
@@ -91,8 +113,12 @@ describe('consul-xds proxy --concurrency 2', () => {
     slow = await listenHttp((req, res) => {
       upstreamConns.add(req.socket.remotePort ?? 0);
       poolRequests++;
+      slowMaxInFlight = Math.max(slowMaxInFlight, ++slowInFlight);
       const ms = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('ms') ?? 0);
-      setTimeout(() => res.end('ok'), ms).unref();
+      setTimeout(() => {
+        slowInFlight--;
+        res.end('ok');
+      }, ms).unref();
     });
     listener = await freePort();
     const configFile = join(dir.path, 'c.yaml');
@@ -100,14 +126,16 @@ describe('consul-xds proxy --concurrency 2', () => {
       configFile,
       `listener:
   edge: { address: "127.0.0.1", port: ${listener} }
-route: { domain: ["*"], cluster: { pool: { prefix: ["/pool"] }, web: { prefix: ["/"] } } }
+route: { domain: ["*"], cluster: { capped: { prefix: ["/capped"] }, pool: { prefix: ["/pool"] }, web: { prefix: ["/"] } } }
 cluster:
   loadbalancer:
+    capped: { circuit-breakers: { max-requests: 2, max-retries: 0 } }
     pool: {}
     web:
       health-check: { type: "http", value: "/health_check", expected: ["200"], timeout: 1, interval: 0.2, no-traffic-interval: 0.2, healthy: 1, unhealthy: 1 }
 endpoint:
   eds:
+    capped: { static: [{ address: "127.0.0.1", port: ${slow.port} }] }
     pool: { static: [{ address: "127.0.0.1", port: ${slow.port} }] }
     web: { static: [{ address: "127.0.0.1", port: ${a.port} }, { address: "127.0.0.1", port: ${b.port} }] }
 `,
@@ -333,5 +361,32 @@ endpoint:
     assert.deepEqual(await Promise.all(inFlight), ['200', '200', '200', '200']);
     for (const ag of ags) ag.destroy();
     assert.equal(await exitWithin(p, 15_000), 0, p.output());
+  });
+
+  it('circuit breakers: each worker enforces its share of max-requests 2; the total never exceeds 2, two at once in one worker overflow', async () => {
+    const p = await startLive('c2-breaker', 2);
+    const session = http2.connect(`http://127.0.0.1:${listener}`);
+    session.on('error', () => undefined);
+    try {
+      // One request on each of two connections: the primary hands them to different workers, 1 each may pass.
+      const two = agents(2);
+      assert.deepEqual(await Promise.all(two.map((ag) => get(listener, '/capped?ms=1000', ag))), [200, 200]);
+      for (const ag of two) ag.destroy();
+      // Two at once on one HTTP/2 connection are one worker's: its share is 1, so the second overflows.
+      const statuses = await Promise.all([h2get(session, '/capped?ms=1000'), h2get(session, '/capped?ms=1000')]);
+      assert.deepEqual(statuses.sort(), [200, 503]);
+      assert.equal(await statOf(p.admin, 'cluster.capped.upstream_rq_active_overflow'), 1);
+      // Many at once over many connections: the upstream never holds more than the configured 2.
+      slowMaxInFlight = 0;
+      const many = agents(CONNS);
+      const codes = await Promise.all(many.map((ag) => get(listener, '/capped?ms=500', ag)));
+      for (const ag of many) ag.destroy();
+      assert.ok(slowMaxInFlight <= 2, `the upstream held ${slowMaxInFlight} requests at once`);
+      assert.ok(codes.filter((c) => c === 200).length >= 2, `each worker passed at least one: ${codes.join(',')}`);
+      assert.equal(codes.filter((c) => c !== 200 && c !== 503).length, 0, codes.join(','));
+    } finally {
+      session.close();
+      await stop(p);
+    }
   });
 });
