@@ -3,7 +3,8 @@
  * the benchmark start it: flags -> ADS to `serve()` -> /ready LIVE on the admin port -> traffic
  * through its listener -> SIGTERM ends it with exit code 0. SIGTERM drains: slow requests in
  * flight still get their 200 (HTTP/1.1 with `connection: close`, HTTP/2 after a GOAWAY), an open
- * TCP proxy connection keeps piping, new connections are refused, /ready says DRAINING, and the
+ * TCP proxy connection keeps piping, new connections are refused (at --concurrency 1 and 2: none
+ * made after the drain began is answered), /ready says DRAINING, and the
  * process exits when the last connection is done or at the --drain-time-s deadline, whichever is
  * first; a second SIGTERM ends it at once. --max-downstream-connections caps open connections
  * across the HTTP and the TCP listener: one over the cap is closed at accept, unserved, and

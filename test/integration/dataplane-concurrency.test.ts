@@ -365,14 +365,16 @@ endpoint:
 
   it('circuit breakers: each worker enforces its share of max-requests 2; the total never exceeds 2, two at once in one worker overflow', async () => {
     const p = await startLive('c2-breaker', 2);
-    const session = http2.connect(`http://127.0.0.1:${listener}`);
-    session.on('error', () => undefined);
+    let session: http2.ClientHttp2Session | undefined;
     try {
-      // One request on each of two connections: the primary hands them to different workers, 1 each may pass.
+      // One request on each of two connections opened at once, nothing else connecting: the primary
+      // hands the second to the worker it did not give the first, and 1 may pass in each.
       const two = agents(2);
       assert.deepEqual(await Promise.all(two.map((ag) => get(listener, '/capped?ms=1000', ag))), [200, 200]);
       for (const ag of two) ag.destroy();
       // Two at once on one HTTP/2 connection are one worker's: its share is 1, so the second overflows.
+      session = http2.connect(`http://127.0.0.1:${listener}`);
+      session.on('error', () => undefined);
       const statuses = await Promise.all([h2get(session, '/capped?ms=1000'), h2get(session, '/capped?ms=1000')]);
       assert.deepEqual(statuses.sort(), [200, 503]);
       assert.equal(await statOf(p.admin, 'cluster.capped.upstream_rq_active_overflow'), 1);
@@ -385,7 +387,7 @@ endpoint:
       assert.ok(codes.filter((c) => c === 200).length >= 2, `each worker passed at least one: ${codes.join(',')}`);
       assert.equal(codes.filter((c) => c !== 200 && c !== 503).length, 0, codes.join(','));
     } finally {
-      session.close();
+      session?.close();
       await stop(p);
     }
   });
