@@ -12,6 +12,11 @@
  *    matches it (and whose `{node}`, when the pattern has one, is the node id) must name the group
  *    the server serves the node; gRPC clients' `<group>/grpc` snapshot counts as `<group>`.
  * Only the certificate speaks: nothing the client sends (node.cluster, metadata) can widen it.
+ *
+ * Reading a node's status (CSDS, src/server/csds.ts) follows the same rule: a certificate may read
+ * the nodes it may speak for and, with a group pattern, every node of a group it names as a whole:
+ * a URI SAN matching the pattern whose `{node}` is `*`, or any matching one when the pattern has
+ * no `{node}`.
  */
 import type { PeerCertificate } from 'node:tls';
 
@@ -69,6 +74,9 @@ export function compileGroupPattern(pattern: string): RegExp {
   return new RegExp(`^${source}$`);
 }
 
+/** The `{node}` of a URI SAN that names every node of its group (for reading status, not for speaking as a node). */
+export const WHOLE_GROUP = '*';
+
 export class IdentityRule {
   readonly #group: RegExp | undefined;
 
@@ -95,6 +103,13 @@ export class IdentityRule {
       reason: 'group',
       message: `node '${nodeId}' would be served node group '${group}', but its certificate names ${groups.length > 0 ? `group(s) ${groups.map((g) => `'${g}'`).join(', ')}` : 'no group'} (${describe(peer)})`,
     };
+  }
+
+  /** Whether `peer` may read the status of node `nodeId`, served `group` (CSDS): it may speak for the node, or names the whole group. */
+  mayRead(peer: PeerNames | undefined, nodeId: string, group: string): boolean {
+    if (peer === undefined) return false;
+    if (this.#patternMatches(peer).some((m) => m.group === group && (m.node === undefined || m.node === WHOLE_GROUP))) return true;
+    return this.check(peer, nodeId, group) === undefined;
   }
 
   #patternMatches(peer: PeerNames): Array<{ group: string; node: string | undefined }> {
