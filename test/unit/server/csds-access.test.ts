@@ -101,7 +101,11 @@ describe('CSDS access under mTLS', () => {
   it('matchers selecting nodes the caller may not read: answered without them, counted, logged once per stream', async () => {
     const before = warnings().length;
     assert.deepEqual(await ids('edge-a', { node_matchers: [{ node_id: { exact: 'pay-1' } }] }), []);
-    assert.deepEqual(await ids('edge-a', { node_matchers: [{ node_id: { prefix: 'edge-' } }] }), ['edge-a'], 'a prefix catching others still answers the own node');
+    assert.deepEqual(
+      await ids('edge-a', { node_matchers: [{ node_id: { prefix: 'edge-' } }] }),
+      ['edge-a'],
+      'a prefix catching others still answers the own node',
+    );
     assert.deepEqual(await ids('default-group', { node_matchers: [{ node_id: { exact: 'nobody' } }] }), [], 'no such node: not counted');
     assert.equal(security.status().csds?.withheld, 2);
     assert.equal(warnings().length, before + 2, 'one per unary call');
