@@ -28,6 +28,7 @@ import { AdsConnection } from '../support/ads-client.js';
 import { makeCa, type IssuedCert, type TestCa } from '../support/certs.js';
 import { startEnvoy, type EnvoyHandle } from '../support/envoy.js';
 import { captureLog } from '../support/log-capture.js';
+import { oneWebClusterConfig } from '../support/config-text.js';
 import { startUpstream, type Upstream } from '../support/upstreams.js';
 import { resourceSet } from '../support/xds-fixtures.js';
 import { freePort, makeTempDir, waitUntil } from '../support/tmp.js';
@@ -97,20 +98,7 @@ describe('CSDS under mTLS: each certificate reads what it may', () => {
     }
     upstream = await startUpstream('web');
     const configFile = join(dir.path, 'consul-xds.yaml');
-    await writeFile(
-      configFile,
-      `listener:
-  edge: { address: "127.0.0.1", port: ${await freePort()}, virtual-hosts: ["web"] }
-virtual-hosts:
-  web: { domain: ["web.test"], cluster: { web: { prefix: ["/"] } } }
-cluster:
-  loadbalancer:
-    web: {}
-endpoint:
-  eds:
-    web: { static: [{ address: "127.0.0.1", port: ${upstream.port} }] }
-`,
-    );
+    await writeFile(configFile, oneWebClusterConfig({ listenerPort: await freePort(), upstreamPort: upstream.port }));
     app = await serve({
       configFile,
       xds: { host: '127.0.0.1', port: 0 },
