@@ -15,8 +15,8 @@
  *
  * Reading a node's status (CSDS, src/server/csds.ts) follows the same rule: a certificate may read
  * the nodes it may speak for and, with a group pattern, every node of a group it names as a whole:
- * a URI SAN matching the pattern whose `{node}` is `*`, or any matching one when the pattern has
- * no `{node}`.
+ * a URI SAN matching the pattern whose `{node}` is `*` (which speaks for no node over xDS), or
+ * any matching one when the pattern has no `{node}`.
  */
 import type { PeerCertificate } from 'node:tls';
 
@@ -93,7 +93,8 @@ export class IdentityRule {
   check(peer: PeerNames | undefined, nodeId: string, group?: string): Denial | undefined {
     if (peer === undefined) return { reason: 'no_certificate', message: `node '${nodeId}': no verified client certificate` };
     const fromPattern = this.#patternMatches(peer);
-    if (!peer.dns.includes(nodeId) && !peer.uri.includes(nodeId) && !fromPattern.some((m) => m.node === nodeId)) {
+    // A whole-group `{node}` (`*`) reads status; it never speaks for a node.
+    if (!peer.dns.includes(nodeId) && !peer.uri.includes(nodeId) && !fromPattern.some((m) => m.node === nodeId && m.node !== WHOLE_GROUP)) {
       return { reason: 'node_id', message: `node id '${nodeId}' is not a DNS or URI SAN of the client certificate (${describe(peer)})` };
     }
     if (this.#group === undefined || group === undefined) return undefined;

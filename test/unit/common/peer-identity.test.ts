@@ -77,6 +77,7 @@ describe('peer identity', () => {
     assert.equal(rule.mayRead(webGroup, 'edge-a', 'web'), true);
     assert.equal(rule.mayRead(webGroup, 'edge-b', 'web'), true);
     assert.equal(rule.mayRead(webGroup, 'pay-1', 'payments'), false, 'another group');
+    assert.equal(rule.check(webGroup, '*', 'web')?.reason, 'node_id', 'a whole-group certificate speaks for no node over xDS');
     assert.equal(rule.mayRead(undefined, 'edge-a', 'web'), false, 'no certificate reads nothing');
     const groupOnly = new IdentityRule('spiffe://example.org/group/{group}');
     const both = await namesOf({ dns: ['edge-1'], uri: ['spiffe://example.org/group/web'] });
