@@ -15,7 +15,7 @@
  * PERMISSION_DENIED before anything is sent.
  *
  * CSDS (xDS only): with mTLS a caller reads the nodes its certificate may read (peer-identity.ts
- * mayRead) unless it holds an operator SAN (`csdsAdminSans`), which reads every node. Answers
+ * readerOf) unless it holds an operator SAN (`csdsAdminSans`), which reads every node. Answers
  * whose node matchers selected nodes the caller may not read leave them out; those are counted
  * here (the CSDS service logs them, once per stream).
  */
@@ -124,7 +124,7 @@ export class TransportSecurity {
   csdsReadable(peer: PeerNames | undefined): CsdsReadable | undefined {
     if (!this.checksIdentity) return undefined;
     if (peer !== undefined && this.#csdsAdminSans.some((san) => peer.dns.includes(san) || peer.uri.includes(san))) return undefined;
-    return (nodeId, group) => this.#rule.mayRead(peer, nodeId, group);
+    return this.#rule.readerOf(peer);
   }
 
   /** A CSDS answer left out nodes its matchers selected that the caller may not read. */
