@@ -9,7 +9,8 @@
  *  - a matcher naming another fleet's node is answered without it, counted in
  *    consul_xds_csds_withheld_total and logged once, with no certificate or key bytes in the log;
  *  - `consul-xds status --csds` presents a client certificate (--csds-tls-*) and shows what it may
- *    read; without one the TLS handshake fails and it exits 1.
+ *    read; the server name it checks can be set; without a client certificate the TLS handshake
+ *    fails and it exits 1.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -81,7 +82,8 @@ describe('CSDS under mTLS: each certificate reads what it may', () => {
     return line === undefined ? Number.NaN : Number(line.split(' ').pop());
   };
   const status = (...tls: string[]) => run(process.execPath, [CLI, 'status', '--csds', `127.0.0.1:${app.xdsPort}`, ...tls]);
-  const statusAs = (name: string) => status('--csds-tls-ca', ca.cert, '--csds-tls-cert', cert(name).cert, '--csds-tls-key', cert(name).key);
+  const statusAs = (name: string, ...more: string[]) =>
+    status('--csds-tls-ca', ca.cert, '--csds-tls-cert', cert(name).cert, '--csds-tls-key', cert(name).key, ...more);
 
   before(async () => {
     dir = await makeTempDir('csds-mtls');
@@ -188,6 +190,12 @@ describe('CSDS under mTLS: each certificate reads what it may', () => {
         .map((l) => l.split(/\s+/)[0]),
       ['edge-b'],
     );
+    const named = (await statusAs('edge-b', '--csds-tls-server-name', 'localhost')).stdout;
+    assert.match(named, /^edge-b\s/m, 'the server certificate carries DNS:localhost');
+    await assert.rejects(statusAs('edge-b', '--csds-tls-server-name', 'elsewhere.test'), (err: { code?: number; stderr?: string }) => {
+      assert.equal(err.code, 1, 'the server certificate does not carry that name');
+      return true;
+    });
     await assert.rejects(status('--csds-tls-ca', ca.cert), (err: { code?: number; stderr?: string }) => {
       assert.equal(err.code, 1);
       assert.match(err.stderr ?? '', /CSDS at 127\.0\.0\.1:\d+ did not answer/);
