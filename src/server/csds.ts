@@ -19,6 +19,16 @@
  *                   rejected version, the client's message and when
  *   ACKED           otherwise
  * A SotW NACK rejects a whole response, so every resource of a NACKed type shows NACKED.
+ *
+ * Who may read what (with mTLS only; transport-security.ts csdsReadable): a caller sees the nodes
+ * its client certificate may speak for (the xDS identity rule), every node of a group its
+ * certificate names as a whole, or everything with an operator SAN (`--csds-admin-san`). Nodes
+ * the request's matchers select but the caller may not read are left out, as if not connected:
+ * the answer tells nothing about other fleets, not even that a node exists, and a prefix or regex
+ * matcher that also catches foreign nodes still answers with the caller's own (a
+ * PERMISSION_DENIED would fail the whole query, in grpcurl and `consul-xds status` alike). Such
+ * answers are counted, and logged at warn once per stream (peer address and SANs, never
+ * certificate bytes). Without mTLS, every caller reads every node.
  */
 import type { Server, ServerDuplexStream, ServerUnaryCall, sendUnaryData, MethodDefinition } from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
@@ -30,6 +40,10 @@ import type { JsonValue, NodeInfo } from '../cache/node-info.js';
 import type { StreamRegistry } from './stream-registry.js';
 import type { TypeState } from './stream-state.js';
 import { nodeObjectOf } from './node-codec.js';
+import { baseGroup } from '../cache/client-kind.js';
+import { describe, type PeerNames } from '../common/peer-identity.js';
+import type { CsdsReadable, TransportSecurity } from '../common/transport-security.js';
+import type { Logger } from '../log.js';
 
 export const CSDS_SERVICE = 'envoy.service.status.v3.ClientStatusDiscoveryService';
 
@@ -60,16 +74,33 @@ type ClientResourceStatus = 'REQUESTED' | 'DOES_NOT_EXIST' | 'ACKED' | 'NACKED';
 
 let anyType: protobuf.Type | undefined;
 
-/** The answer to one request: a ClientStatusResponse object for protobufjs fromObject. */
-export function clientStatus(registry: StreamRegistry, cache: SnapshotCache, req: ClientStatusRequest): { config: Record<string, unknown>[] } {
+type ClientStatusResponse = { config: Record<string, unknown>[] };
+
+/**
+ * The answer to one request (a ClientStatusResponse object for protobufjs fromObject) and how
+ * many nodes the matchers selected that `readable` (undefined: all) left out.
+ */
+export function clientStatus(
+  registry: StreamRegistry,
+  cache: SnapshotCache,
+  req: ClientStatusRequest,
+  readable?: CsdsReadable,
+): { response: ClientStatusResponse; withheld: number } {
   const matchers = req.node_matchers ?? [];
   const config: Record<string, unknown>[] = [];
+  let withheld = 0;
   for (const nodeId of registry.nodes().sort()) {
-    let node: NodeInfo | undefined;
+    const records = [...registry.streamsOf(nodeId)];
+    const node = records.find((r) => r.node !== undefined)?.node;
+    if (node === undefined || (matchers.length > 0 && !matchers.some((m) => nodeMatches(m, node)))) continue;
+    // Every stream of the node must be readable: its streams may be served different groups.
+    if (readable !== undefined && !records.every((r) => readable(nodeId, baseGroup(r.group)))) {
+      withheld++;
+      continue;
+    }
     let group = '';
     const generic: Record<string, unknown>[] = [];
-    for (const record of registry.streamsOf(nodeId)) {
-      node ??= record.node;
+    for (const record of records) {
       group = record.group;
       const snapshot = cache.get(record.group);
       for (const t of TYPE_ORDER) {
@@ -77,10 +108,9 @@ export function clientStatus(registry: StreamRegistry, cache: SnapshotCache, req
         if (st?.subscribed) generic.push(...typeConfigs(st, snapshot?.type(t), req.exclude_resource_contents === true));
       }
     }
-    if (node === undefined || (matchers.length > 0 && !matchers.some((m) => nodeMatches(m, node as NodeInfo)))) continue;
     config.push({ node: nodeObjectOf(node), client_scope: group, generic_xds_configs: generic });
   }
-  return { config };
+  return { response: { config }, withheld };
 }
 
 function typeConfigs(st: TypeState, ts: TypeSnapshot | undefined, excludeContents: boolean): Record<string, unknown>[] {
@@ -155,12 +185,12 @@ function decodeRequest(bytes: Buffer): ClientStatusRequest {
   return requestType.toObject(requestType.decode(bytes), TO_OBJECT) as ClientStatusRequest;
 }
 
-function encodeResponse(response: { config: Record<string, unknown>[] }): Buffer {
+function encodeResponse(response: ClientStatusResponse): Buffer {
   responseType ??= messageType('envoy.service.status.v3.ClientStatusResponse');
   return Buffer.from(responseType.encode(responseType.fromObject(response)).finish());
 }
 
-function method(rpc: string, stream: boolean): MethodDefinition<ClientStatusRequest, { config: Record<string, unknown>[] }> {
+function method(rpc: string, stream: boolean): MethodDefinition<ClientStatusRequest, ClientStatusResponse> {
   return {
     path: `/${CSDS_SERVICE}/${rpc}`,
     requestStream: stream,
@@ -176,16 +206,61 @@ function method(rpc: string, stream: boolean): MethodDefinition<ClientStatusRequ
   };
 }
 
+/**
+ * One CSDS call: what its caller may read (read once, from the certificate of its connection),
+ * and whether a left-out answer was logged yet.
+ */
+class CsdsCall {
+  readonly #peer: PeerNames | undefined;
+  readonly #readable: CsdsReadable | undefined;
+  #warned = false;
+
+  constructor(
+    private readonly ctx: CsdsContext,
+    private readonly call: ServerUnaryCall<ClientStatusRequest, unknown> | ServerDuplexStream<ClientStatusRequest, unknown>,
+    private readonly rpc: string,
+  ) {
+    const security = ctx.security;
+    this.#peer = security?.checksIdentity ? security.peerOf(call) : undefined;
+    this.#readable = security?.csdsReadable(this.#peer);
+  }
+
+  answer(req: ClientStatusRequest): ClientStatusResponse {
+    const { response, withheld } = clientStatus(this.ctx.registry, this.ctx.cache, req, this.#readable);
+    // A request without matchers asks for "everything I may read": nothing was asked of others.
+    if (withheld > 0 && (req.node_matchers?.length ?? 0) > 0) {
+      this.ctx.security?.countCsdsWithheld();
+      if (!this.#warned) {
+        this.#warned = true;
+        this.ctx.logger.warn(
+          { rpc: this.rpc, peer: this.call.getPeer(), sans: this.#peer ? describe(this.#peer) : null, withheld, answered: response.config.length },
+          `CSDS answer left out ${withheld} node(s) the request's node matchers selected but the client certificate may not read (further ones on this stream are counted, not logged)`,
+        );
+      }
+    }
+    return response;
+  }
+}
+
+interface CsdsContext {
+  readonly registry: StreamRegistry;
+  readonly cache: SnapshotCache;
+  readonly logger: Logger;
+  /** TLS; with mTLS, who may read which node (transport-security.ts). */
+  readonly security?: TransportSecurity;
+}
+
 /** Register CSDS on the xDS gRPC server. */
-export function addCsdsService(server: Server, registry: StreamRegistry, cache: SnapshotCache): void {
+export function addCsdsService(server: Server, ctx: CsdsContext): void {
   server.addService(
     { FetchClientStatus: method('FetchClientStatus', false), StreamClientStatus: method('StreamClientStatus', true) },
     {
       FetchClientStatus: (call: ServerUnaryCall<ClientStatusRequest, unknown>, callback: sendUnaryData<unknown>) => {
-        callback(null, clientStatus(registry, cache, call.request));
+        callback(null, new CsdsCall(ctx, call, 'FetchClientStatus').answer(call.request));
       },
       StreamClientStatus: (call: ServerDuplexStream<ClientStatusRequest, unknown>) => {
-        call.on('data', (req: ClientStatusRequest) => call.write(clientStatus(registry, cache, req)));
+        const csds = new CsdsCall(ctx, call, 'StreamClientStatus');
+        call.on('data', (req: ClientStatusRequest) => call.write(csds.answer(req)));
         call.on('end', () => call.end());
         call.on('error', () => undefined);
       },
