@@ -30,7 +30,8 @@
  * answers are counted, and logged at warn once per stream (peer address and SANs, never
  * certificate bytes). Without mTLS, every caller reads every node.
  */
-import type { Server, ServerDuplexStream, ServerUnaryCall, sendUnaryData, MethodDefinition } from '@grpc/grpc-js';
+import { status as GrpcStatus, type Server, type ServerDuplexStream, type ServerUnaryCall, type sendUnaryData, type MethodDefinition } from '@grpc/grpc-js';
+import { compileLinearRegex } from '../common/linear-regex.js';
 import type protobuf from 'protobufjs';
 import { messageType, TO_OBJECT } from '../envoy/protos.js';
 import { TYPE_ORDER } from '../xds/resource-types.js';
@@ -86,13 +87,13 @@ export function clientStatus(
   req: ClientStatusRequest,
   readable?: CsdsReadable,
 ): { response: ClientStatusResponse; withheld: number } {
-  const matchers = req.node_matchers ?? [];
+  const matchers = (req.node_matchers ?? []).map(compileNodeMatcher);
   const config: Record<string, unknown>[] = [];
   let withheld = 0;
   for (const nodeId of registry.nodes().sort()) {
     const records = [...registry.streamsOf(nodeId)];
     const node = records.find((r) => r.node !== undefined)?.node;
-    if (node === undefined || (matchers.length > 0 && !matchers.some((m) => nodeMatches(m, node)))) continue;
+    if (node === undefined || (matchers.length > 0 && !matchers.some((matches) => matches(node)))) continue;
     // Every stream of the node must be readable: its streams may be served different groups.
     if (readable !== undefined && !records.every((r) => readable(nodeId, baseGroup(r.group)))) {
       withheld++;
@@ -150,31 +151,47 @@ function timestamp(iso: string): { seconds: number; nanos: number } {
   return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
 }
 
-/** Envoy's NodeMatcher: the node id matcher (if any) and every metadata matcher hold. */
-function nodeMatches(m: NodeMatcher, node: NodeInfo): boolean {
-  if (m.node_id !== undefined && !stringMatches(m.node_id, node.id)) return false;
-  for (const sm of m.node_metadatas ?? []) {
-    let v: JsonValue | undefined = node.metadata;
-    for (const seg of sm.path ?? []) {
-      v = v !== null && typeof v === 'object' && !Array.isArray(v) && seg.key !== undefined ? (v as Record<string, JsonValue>)[seg.key] : undefined;
-    }
+/** A request the server cannot answer as asked (a regex that does not compile): INVALID_ARGUMENT. */
+export class CsdsRequestError extends Error {}
+
+type Predicate<T> = (value: T) => boolean;
+
+/**
+ * Envoy's NodeMatcher as a predicate: the node id matcher (if any) and every metadata matcher
+ * hold. Compiled once per request; its regexes run in linear time (common/linear-regex.ts).
+ */
+function compileNodeMatcher(m: NodeMatcher, i: number): Predicate<NodeInfo> {
+  const at = `node_matchers[${i}]`;
+  const id = m.node_id === undefined ? undefined : compileStringMatcher(m.node_id, `${at}.node_id`);
+  const metadata = (m.node_metadatas ?? []).map((sm, j) => {
     const want = sm.value;
-    if (want?.present_match !== undefined && (v !== undefined) !== want.present_match) return false;
-    if (want?.bool_match !== undefined && v !== want.bool_match) return false;
-    if (want?.string_match !== undefined && (typeof v !== 'string' || !stringMatches(want.string_match, v))) return false;
-  }
-  return true;
+    const text = want?.string_match === undefined ? undefined : compileStringMatcher(want.string_match, `${at}.node_metadatas[${j}].value.string_match`);
+    return (node: NodeInfo): boolean => {
+      let v: JsonValue | undefined = node.metadata;
+      for (const seg of sm.path ?? []) {
+        v = v !== null && typeof v === 'object' && !Array.isArray(v) && seg.key !== undefined ? (v as Record<string, JsonValue>)[seg.key] : undefined;
+      }
+      if (want?.present_match !== undefined && (v !== undefined) !== want.present_match) return false;
+      if (want?.bool_match !== undefined && v !== want.bool_match) return false;
+      if (text !== undefined && (typeof v !== 'string' || !text(v))) return false;
+      return true;
+    };
+  });
+  return (node) => (id === undefined || id(node.id)) && metadata.every((holds) => holds(node));
 }
 
-function stringMatches(m: StringMatcher, value: string): boolean {
+function compileStringMatcher(m: StringMatcher, at: string): Predicate<string> {
   const fold = (s: string) => (m.ignore_case ? s.toLowerCase() : s);
-  const v = fold(value);
-  if (m.exact !== undefined) return v === fold(m.exact);
-  if (m.prefix !== undefined) return v.startsWith(fold(m.prefix));
-  if (m.suffix !== undefined) return v.endsWith(fold(m.suffix));
-  if (m.contains !== undefined) return v.includes(fold(m.contains));
-  if (m.safe_regex?.regex !== undefined) return new RegExp(`^(?:${m.safe_regex.regex})$`).test(value);
-  return true;
+  if (m.exact !== undefined) return (v) => fold(v) === fold(m.exact as string);
+  if (m.prefix !== undefined) return (v) => fold(v).startsWith(fold(m.prefix as string));
+  if (m.suffix !== undefined) return (v) => fold(v).endsWith(fold(m.suffix as string));
+  if (m.contains !== undefined) return (v) => fold(v).includes(fold(m.contains as string));
+  if (m.safe_regex?.regex !== undefined) {
+    const re = compileLinearRegex(m.safe_regex.regex);
+    if (re instanceof Error) throw new CsdsRequestError(`${at}.safe_regex.regex ${JSON.stringify(m.safe_regex.regex)}: ${re.message}`);
+    return (v) => re.test(v);
+  }
+  return () => true;
 }
 
 let requestType: protobuf.Type | undefined;
@@ -250,17 +267,33 @@ interface CsdsContext {
   readonly security?: TransportSecurity;
 }
 
+/** The answer, or the request's refusal (anything else thrown is a bug and propagates). */
+function refusalOr<T>(answer: () => T): T | CsdsRequestError {
+  try {
+    return answer();
+  } catch (err) {
+    if (err instanceof CsdsRequestError) return err;
+    throw err;
+  }
+}
+
 /** Register CSDS on the xDS gRPC server. */
 export function addCsdsService(server: Server, ctx: CsdsContext): void {
   server.addService(
     { FetchClientStatus: method('FetchClientStatus', false), StreamClientStatus: method('StreamClientStatus', true) },
     {
       FetchClientStatus: (call: ServerUnaryCall<ClientStatusRequest, unknown>, callback: sendUnaryData<unknown>) => {
-        callback(null, new CsdsCall(ctx, call, 'FetchClientStatus').answer(call.request));
+        const answer = refusalOr(() => new CsdsCall(ctx, call, 'FetchClientStatus').answer(call.request));
+        if (answer instanceof CsdsRequestError) callback({ code: GrpcStatus.INVALID_ARGUMENT, details: answer.message });
+        else callback(null, answer);
       },
       StreamClientStatus: (call: ServerDuplexStream<ClientStatusRequest, unknown>) => {
         const csds = new CsdsCall(ctx, call, 'StreamClientStatus');
-        call.on('data', (req: ClientStatusRequest) => call.write(csds.answer(req)));
+        call.on('data', (req: ClientStatusRequest) => {
+          const answer = refusalOr(() => csds.answer(req));
+          if (!(answer instanceof CsdsRequestError)) call.write(answer);
+          else call.emit('error', { code: GrpcStatus.INVALID_ARGUMENT, details: answer.message, message: answer.message });
+        });
         call.on('end', () => call.end());
         call.on('error', () => undefined);
       },
