@@ -251,6 +251,18 @@ export class ListenerManager {
     return l;
   }
 
+  /**
+   * start(), unless the drain (SIGTERM) began while the socket was binding: then the new socket is
+   * closed at once (undefined), so no listener takes connections after the drain began.
+   */
+  private async startUnlessClosed(u: ListenerUpsert): Promise<ManagedListener | undefined> {
+    const l = await this.start(u);
+    if (!this.closed) return l;
+    l.server.close();
+    l.impl.destroy();
+    return undefined;
+  }
+
   async apply(upserts: readonly ListenerUpsert[], removals: readonly string[]): Promise<ApplyError[]> {
     const errors: ApplyError[] = [];
     for (const name of removals) {
@@ -271,10 +283,11 @@ export class ListenerManager {
           // Same port, new kind: the old socket must let go of the port first.
           this.active.delete(u.name);
           void this.drain(old);
-          this.active.set(u.name, await this.start(u));
+          const l = await this.startUnlessClosed(u);
+          if (l) this.active.set(u.name, l);
         } else {
-          const l = await this.start(u);
-          this.active.set(u.name, l);
+          const l = await this.startUnlessClosed(u);
+          if (l) this.active.set(u.name, l);
           if (old) void this.drain(old);
         }
       } catch (err) {
