@@ -1,8 +1,11 @@
 /**
- * AccessRecord -> one JSON line (with its trailing newline). Hand-rolled because this runs once
- * per access-log entry: a fixed field order built by string concatenation, strings escaped only
- * when they need it. scripts/bench-als.ts measures it against pino on the same records (pino's
- * generic object serialisation costs several times as much per line; see docs/benchmarks.md).
+ * AccessRecord -> one JSON line (with its trailing newline), written as UTF-8 bytes straight into
+ * a LineBuffer. Hand-rolled because this runs once per access-log entry: a fixed field order,
+ * field names as precomputed bytes, numbers as digits, strings copied byte by byte while they are
+ * plain ASCII and escaped exactly as JSON.stringify does otherwise. Writing bytes (not building a
+ * string and encoding it) writes each byte once and leaves no intermediate strings behind.
+ * scripts/bench-als.ts measures it against pino on the same records (see docs/benchmarks.md);
+ * test/unit/als/json-line.test.ts holds it byte for byte to a JSON.stringify-based line.
  *
  * Empty strings and "not applicable" numbers are left out, so a TCP line carries no HTTP fields.
  * Field names: time (ISO, request start), type, node, log_name, method, authority, path,
@@ -15,81 +18,244 @@ import type { AccessRecord, StreamIdentity } from './access-record.js';
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what JSON must escape
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 
+/** A JSON string literal for `s`, as JSON.stringify writes it. */
 export function jsonString(s: string): string {
   return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
 }
 
-function str(name: string, value: string): string {
-  return value === '' ? '' : `,"${name}":${jsonString(value)}`;
+const INITIAL_BYTES = 64 * 1024;
+/** A buffer that grew past this for one huge message goes back to the initial size once it is emptied. */
+const KEEP_BYTES = 1024 * 1024;
+
+/**
+ * Growable scratch bytes the lines of one message are written into (then copied to the writer
+ * at once). Writers call room(n) before writing up to n bytes at `pos`.
+ */
+export class LineBuffer {
+  buf = Buffer.allocUnsafe(INITIAL_BYTES);
+  pos = 0;
+
+  /** Empties the buffer for the next message. */
+  reset(): void {
+    this.pos = 0;
+    if (this.buf.length > KEEP_BYTES) this.buf = Buffer.allocUnsafe(INITIAL_BYTES);
+  }
+
+  /** Makes room for `n` more bytes at `pos`. */
+  room(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(bigger, 0, 0, this.pos);
+    this.buf = bigger;
+  }
+
+  /** Precomputed bytes. Short ones by a loop: cheaper than TypedArray#set's call for a few dozen bytes. */
+  bytes(b: Uint8Array): void {
+    const n = b.length;
+    this.room(n);
+    const buf = this.buf;
+    let p = this.pos;
+    if (n > 64) buf.set(b, p);
+    else for (let i = 0; i < n; i++) buf[p + i] = b[i]!;
+    p += n;
+    this.pos = p;
+  }
+
+  /** Text as UTF-8, unescaped (numbers' String() and our own fixed values). */
+  text(s: string): void {
+    this.room(s.length * 3);
+    this.pos += this.buf.write(s, this.pos);
+  }
+
+  /** `s` as a JSON string literal, exactly as jsonString() writes it. */
+  jsonString(s: string): void {
+    const n = s.length;
+    // JSON.stringify writes at most 6 bytes per UTF-16 unit (\u001f, \udc00), plus the quotes.
+    this.room(n * 6 + 2);
+    const buf = this.buf;
+    const start = this.pos;
+    let p = start;
+    buf[p++] = 0x22;
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      // Plain printable ASCII is its own UTF-8 and needs no escape; anything else takes the
+      // general path (rare in access logs: a quote, a backslash, a control or non-ASCII char).
+      if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) {
+        this.pos = start + buf.write(jsonString(s), start);
+        return;
+      }
+      buf[p++] = c;
+    }
+    buf[p++] = 0x22;
+    this.pos = p;
+  }
+
+  /** A number as JSON writes it (String(n)); non-negative safe integers as digits directly. */
+  number(v: number): void {
+    if (!(v >= 0 && v <= Number.MAX_SAFE_INTEGER && Number.isInteger(v))) {
+      this.text(String(v));
+      return;
+    }
+    this.digits(v, 0);
+  }
+
+  /** Non-negative integer `v`, left-padded with zeros to `width` digits. */
+  digits(v: number, width: number): void {
+    let len = 1;
+    for (let x = v; x >= 10; x = Math.floor(x / 10)) len++;
+    if (len < width) len = width;
+    this.room(len);
+    const buf = this.buf;
+    let p = this.pos + len;
+    this.pos = p;
+    for (let i = 0; i < len; i++) {
+      const q = Math.floor(v / 10);
+      buf[--p] = 0x30 + (v - q * 10);
+      v = q;
+    }
+  }
+
+  /**
+   * Milliseconds rounded to microseconds, as String(Math.round(v * 1000) / 1000) writes them:
+   * whole part, then up to three decimals without trailing zeros. Below 1e12 ms every multiple of
+   * 0.001 is the shortest form of its double, so the digits are exact; larger or odd values go
+   * through String().
+   */
+  millis(v: number): void {
+    const k = Math.round(v * 1000);
+    if (!(k >= 0 && k < 1e15)) {
+      this.text(String(k / 1000));
+      return;
+    }
+    let frac = k % 1000;
+    this.digits((k - frac) / 1000, 0);
+    if (frac === 0) return;
+    let width = 3;
+    while (frac % 10 === 0) {
+      frac /= 10;
+      width--;
+    }
+    this.room(1);
+    this.buf[this.pos++] = 0x2e;
+    this.digits(frac, width);
+  }
+
+  /** The bytes written so far, as text (tests and the formatter benchmark). */
+  toString(): string {
+    return this.buf.toString('utf8', 0, this.pos);
+  }
 }
 
-// Values that repeat line after line (authority, route, cluster, upstream host, user agent; the
-// decoder hands out one shared string per distinct value, whose hash V8 then keeps) keep their
-// JSON fragment here, so the escape check and the concatenation run once per value, not once per
-// line. One map per field; each bounded (cleared when full).
-const FRAGMENT_CACHE_MAX = 2048;
+const ascii = (s: string): Uint8Array => Buffer.from(s, 'utf8');
 
-function repeatedField(name: string): (value: string) => string {
-  const cache = new Map<string, string>();
-  return (value) => {
-    if (value === '') return '';
-    let f = cache.get(value);
-    if (f === undefined) {
-      if (cache.size >= FRAGMENT_CACHE_MAX) cache.clear();
-      f = `,"${name}":${jsonString(value)}`;
-      cache.set(value, f);
-    }
-    return f;
+// Date#toISOString costs about as much as the rest of a line; entries arrive in time order, so
+// the part up to the second is cached (as bytes) and only the milliseconds are written.
+let cachedSecond = Number.NaN;
+let cachedPrefix: Uint8Array = ascii('');
+
+/** ISO 8601 with milliseconds, UTC (what Date#toISOString writes), inside the line's quotes. */
+function isoTime(out: LineBuffer, ms: number): void {
+  const second = Math.floor(ms / 1000);
+  if (second !== cachedSecond) {
+    // "YYYY-MM-DDTHH:MM:SS." (throws a RangeError for a time Date cannot hold, as before)
+    cachedPrefix = ascii(new Date(second * 1000).toISOString().slice(0, 20));
+    cachedSecond = second;
+  }
+  out.bytes(cachedPrefix);
+  out.digits(Math.floor(ms - second * 1000), 3);
+}
+
+/** A string field: `,"name":"value"`, left out when the value is empty. */
+function strField(name: string): (out: LineBuffer, value: string) => void {
+  const prefix = ascii(`,"${name}":`);
+  return (out, value) => {
+    if (value === '') return;
+    out.bytes(prefix);
+    out.jsonString(value);
   };
 }
 
-const authorityField = repeatedField('authority');
-const routeField = repeatedField('route');
-const clusterField = repeatedField('upstream_cluster');
-const upstreamHostField = repeatedField('upstream_host');
-const userAgentField = repeatedField('user_agent');
-const detailsField = repeatedField('details');
+// Values that repeat line after line (authority, route, cluster, upstream host, user agent,
+// details; the decoder hands out one shared string per distinct value, whose hash V8 then keeps)
+// keep their whole `,"name":"value"` bytes here, so the escape check and the encoding run once per
+// value, not once per line. One map per field; each bounded (cleared when full).
+const FRAGMENT_CACHE_MAX = 2048;
 
-/** For values we produce ourselves (method and protocol names, flag codes): never need escaping. */
-function raw(name: string, value: string): string {
-  return value === '' ? '' : `,"${name}":"${value}"`;
+function cachedField(name: string, escaped: boolean): (out: LineBuffer, value: string) => void {
+  const cache = new Map<string, Uint8Array>();
+  return (out, value) => {
+    if (value === '') return;
+    let f = cache.get(value);
+    if (f === undefined) {
+      if (cache.size >= FRAGMENT_CACHE_MAX) cache.clear();
+      f = ascii(`,"${name}":${escaped ? jsonString(value) : `"${value}"`}`);
+      cache.set(value, f);
+    }
+    out.bytes(f);
+  };
 }
 
-/** Milliseconds with microsecond precision, as a JSON number. */
-function ms(v: number): number {
-  return Math.round(v * 1000) / 1000;
-}
+const authorityField = cachedField('authority', true);
+const routeField = cachedField('route', true);
+const clusterField = cachedField('upstream_cluster', true);
+const upstreamHostField = cachedField('upstream_host', true);
+const userAgentField = cachedField('user_agent', true);
+const detailsField = cachedField('details', true);
+// Values we produce ourselves (method and protocol names, flag codes): never need escaping.
+const methodField = cachedField('method', false);
+const protocolField = cachedField('protocol', false);
+const flagsField = cachedField('flags', false);
+const pathField = strField('path');
+const downstreamField = strField('downstream');
+const requestIdField = strField('request_id');
 
-// Date#toISOString costs about as much as the rest of a line; entries arrive in time order, so
-// the part up to the second is cached and only the milliseconds are appended.
-let cachedSecond = Number.NaN;
-let cachedPrefix = '';
-
-/** ISO 8601 with milliseconds, UTC (what Date#toISOString writes). */
-export function isoTime(ms: number): string {
-  const second = Math.floor(ms / 1000);
-  if (second !== cachedSecond) {
-    cachedSecond = second;
-    cachedPrefix = new Date(second * 1000).toISOString().slice(0, 20); // "YYYY-MM-DDTHH:MM:SS."
-  }
-  const frac = ms - second * 1000;
-  return `${cachedPrefix}${frac < 10 ? '00' : frac < 100 ? '0' : ''}${Math.floor(frac)}Z`;
-}
+const TIME = ascii('{"time":"');
+const TYPE_HTTP = ascii('Z","type":"http"');
+const TYPE_TCP = ascii('Z","type":"tcp"');
+const STATUS = ascii(',"status":');
+const DURATION = ascii(',"duration_ms":');
+const UPSTREAM_MS = ascii(',"upstream_ms":');
+const BYTES_IN = ascii(',"bytes_in":');
+const BYTES_OUT = ascii(',"bytes_out":');
+const END = ascii('}\n');
 
 /** Identity fields are the same for every line of a stream: serialise them once per stream. */
-export function identityFields(id: StreamIdentity): string {
-  return `${str('node', id.node)}${str('log_name', id.logName)}`;
+export function identityFields(id: StreamIdentity): Uint8Array {
+  return ascii(`${id.node === '' ? '' : `,"node":${jsonString(id.node)}`}${id.logName === '' ? '' : `,"log_name":${jsonString(id.logName)}`}`);
 }
 
-export function formatAccessLine(r: AccessRecord, identity: string, nowMs: number): string {
-  let line = `{"time":"${isoTime(r.startMs > 0 ? r.startMs : nowMs)}","type":"${r.kind}"${identity}`;
-  if (r.kind === 'http') {
-    line += `${raw('method', r.method)}${authorityField(r.authority)}${str('path', r.path)}${raw('protocol', r.protocol)},"status":${r.status}`;
+/** Appends the line of `r` (start time, else `nowMs`) to `out`. */
+export function appendAccessLine(out: LineBuffer, r: AccessRecord, identity: Uint8Array, nowMs: number): void {
+  out.bytes(TIME);
+  isoTime(out, r.startMs > 0 ? r.startMs : nowMs);
+  const http = r.kind === 'http';
+  out.bytes(http ? TYPE_HTTP : TYPE_TCP);
+  out.bytes(identity);
+  if (http) {
+    methodField(out, r.method);
+    authorityField(out, r.authority);
+    pathField(out, r.path);
+    protocolField(out, r.protocol);
+    out.bytes(STATUS);
+    out.number(r.status);
   }
-  line += `${routeField(r.route)}${clusterField(r.cluster)}${upstreamHostField(r.upstreamHost)}${str('downstream', r.downstream)}`;
-  line += `,"duration_ms":${ms(r.durationMs)}`;
-  if (r.upstreamMs >= 0) line += `,"upstream_ms":${ms(r.upstreamMs)}`;
-  line += `,"bytes_in":${r.bytesIn},"bytes_out":${r.bytesOut}`;
-  line += `${raw('flags', r.flags)}${str('request_id', r.requestId)}${userAgentField(r.userAgent)}${detailsField(r.details)}}\n`;
-  return line;
+  routeField(out, r.route);
+  clusterField(out, r.cluster);
+  upstreamHostField(out, r.upstreamHost);
+  downstreamField(out, r.downstream);
+  out.bytes(DURATION);
+  out.millis(r.durationMs);
+  if (r.upstreamMs >= 0) {
+    out.bytes(UPSTREAM_MS);
+    out.millis(r.upstreamMs);
+  }
+  out.bytes(BYTES_IN);
+  out.number(r.bytesIn);
+  out.bytes(BYTES_OUT);
+  out.number(r.bytesOut);
+  flagsField(out, r.flags);
+  requestIdField(out, r.requestId);
+  userAgentField(out, r.userAgent);
+  detailsField(out, r.details);
+  out.bytes(END);
 }
