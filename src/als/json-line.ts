@@ -13,6 +13,7 @@
  * bytes_in, bytes_out, flags, request_id, user_agent, details.
  */
 import type { AccessRecord, StreamIdentity } from './access-record.js';
+import { WireRecord } from './decode.js';
 
 // Anything JSON must escape, plus lone surrogates (JSON.stringify writes them as \uXXXX).
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what JSON must escape
@@ -82,6 +83,31 @@ export class LineBuffer {
       // general path (rare in access logs: a quote, a backslash, a control or non-ASCII char).
       if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) {
         this.pos = start + buf.write(jsonString(s), start);
+        return;
+      }
+      buf[p++] = c;
+    }
+    buf[p++] = 0x22;
+    this.pos = p;
+  }
+
+  /**
+   * UTF-8 bytes src[start, end) as a JSON string literal, exactly as jsonString() writes the string
+   * Buffer#toString makes of them: copied while they are plain printable ASCII; anything else
+   * (escapes, multi-byte or invalid UTF-8) goes through that string.
+   */
+  jsonStringOfUtf8(src: Uint8Array, start: number, end: number): void {
+    const n = end - start;
+    // No more UTF-16 units than bytes come out of decoding them, each at most 6 bytes escaped.
+    this.room(n * 6 + 2);
+    const buf = this.buf;
+    const from = this.pos;
+    let p = from;
+    buf[p++] = 0x22;
+    for (let i = start; i < end; i++) {
+      const c = src[i]!;
+      if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) {
+        this.jsonString(Buffer.prototype.toString.call(src, 'utf8', start, end));
         return;
       }
       buf[p++] = c;
@@ -209,6 +235,43 @@ const pathField = strField('path');
 const downstreamField = strField('downstream');
 const requestIdField = strField('request_id');
 
+/** A field whose value is UTF-8 bytes of the decoded message: `,"name":"value"`, left out when empty. */
+function utf8Field(name: string): (out: LineBuffer, src: Uint8Array, start: number, end: number) => void {
+  const prefix = ascii(`,"${name}":`);
+  return (out, src, start, end) => {
+    if (start === end) return;
+    out.bytes(prefix);
+    out.jsonStringOfUtf8(src, start, end);
+  };
+}
+const pathBytes = utf8Field('path');
+const requestIdBytes = utf8Field('request_id');
+
+// The downstream address of a wire record: `,"downstream":"<ip>:` kept per IP (clients repeat,
+// their ports mostly do not), then the port as digits.
+const downstreamPrefixes = new Map<string, Uint8Array>();
+const QUOTE = ascii('"');
+
+function downstreamOf(out: LineBuffer, r: WireRecord): void {
+  const host = r.downstreamHost;
+  const port = r.downstreamPort;
+  if (port < 0 || host.length > 64) {
+    downstreamField(out, r.downstream);
+    return;
+  }
+  let prefix = downstreamPrefixes.get(host);
+  if (prefix === undefined) {
+    const literal = jsonString(`${host}:`);
+    if (downstreamPrefixes.size >= FRAGMENT_CACHE_MAX) downstreamPrefixes.clear();
+    // Cut before the closing quote; the port's digits never need escaping.
+    prefix = ascii(`,"downstream":${literal.slice(0, -1)}`);
+    downstreamPrefixes.set(host, prefix);
+  }
+  out.bytes(prefix);
+  out.number(port);
+  out.bytes(QUOTE);
+}
+
 const TIME = ascii('{"time":"');
 const TYPE_HTTP = ascii('Z","type":"http"');
 const TYPE_TCP = ascii('Z","type":"tcp"');
@@ -229,12 +292,15 @@ export function appendAccessLine(out: LineBuffer, r: AccessRecord, identity: Uin
   out.bytes(TIME);
   isoTime(out, r.startMs > 0 ? r.startMs : nowMs);
   const http = r.kind === 'http';
+  // Records from the wire reader hold their per-entry strings as bytes; others (tests) as strings.
+  const wire = r instanceof WireRecord;
   out.bytes(http ? TYPE_HTTP : TYPE_TCP);
   out.bytes(identity);
   if (http) {
     methodField(out, r.method);
     authorityField(out, r.authority);
-    pathField(out, r.path);
+    if (wire) pathBytes(out, r.src, r.pathStart, r.pathEnd);
+    else pathField(out, r.path);
     protocolField(out, r.protocol);
     out.bytes(STATUS);
     out.number(r.status);
@@ -242,7 +308,8 @@ export function appendAccessLine(out: LineBuffer, r: AccessRecord, identity: Uin
   routeField(out, r.route);
   clusterField(out, r.cluster);
   upstreamHostField(out, r.upstreamHost);
-  downstreamField(out, r.downstream);
+  if (wire) downstreamOf(out, r);
+  else downstreamField(out, r.downstream);
   out.bytes(DURATION);
   out.millis(r.durationMs);
   if (r.upstreamMs >= 0) {
@@ -254,7 +321,8 @@ export function appendAccessLine(out: LineBuffer, r: AccessRecord, identity: Uin
   out.bytes(BYTES_OUT);
   out.number(r.bytesOut);
   flagsField(out, r.flags);
-  requestIdField(out, r.requestId);
+  if (wire) requestIdBytes(out, r.src, r.requestIdStart, r.requestIdEnd);
+  else requestIdField(out, r.requestId);
   userAgentField(out, r.userAgent);
   detailsField(out, r.details);
   out.bytes(END);

@@ -242,3 +242,40 @@ test('empty and TCP records, and records from the wire reader', () => {
   const id = { node: 'envoy-1', cluster: '', logName: 'als' };
   for (const r of decodeAlsMessage(bytes).records) assert.ok(line(r, id, 1_700_000_000_000).equals(reference(r, id, 1_700_000_000_000)), r.kind);
 });
+
+test('wire records: path and request id copied from arbitrary bytes (invalid UTF-8 too) and fuzzed addresses equal the JSON.stringify line', () => {
+  const T = messageType('envoy.service.accesslog.v3.StreamAccessLogsMessage');
+  const rand = rng(99);
+  const id = { node: 'envoy-1', cluster: '', logName: 'als' };
+  const out = new LineBuffer();
+  const PATH = 'P'.repeat(12);
+  const REQ = 'Q'.repeat(9);
+  for (let m = 0; m < 200; m++) {
+    const entries = Array.from({ length: 20 }, () => {
+      const host = rand() < 0.3 ? fuzz(rand) : `203.0.113.${Math.floor(rand() * 256)}`;
+      const downstream =
+        rand() < 0.1 ? { pipe: { path: fuzz(rand) } } : rand() < 0.1 ? {} : { socket_address: { address: host, port_value: Math.floor(rand() * 65536) } };
+      return {
+        common_properties: { start_time: { seconds: 1_700_000_000 + m }, downstream_remote_address: downstream },
+        request: { path: rand() < 0.1 ? '' : PATH, request_id: rand() < 0.1 ? '' : REQ },
+      };
+    });
+    const bytes = Buffer.from(T.encode(T.fromObject({ http_logs: { log_entry: entries } })).finish());
+    // Overwrite the placeholders with random bytes: ASCII mostly, sometimes anything at all.
+    for (const placeholder of [PATH, REQ]) {
+      for (let at = bytes.indexOf(placeholder); at >= 0; at = bytes.indexOf(placeholder, at + 1)) {
+        const any = rand() < 0.4;
+        for (let k = 0; k < placeholder.length; k++) bytes[at + k] = any ? Math.floor(rand() * 256) : 0x20 + Math.floor(rand() * 0x5f);
+      }
+    }
+    out.reset();
+    for (const r of decodeAlsMessage(bytes).records) {
+      const got = line(r, id, 0, out);
+      const want = reference(r, id, 0);
+      if (!got.equals(want))
+        assert.fail(
+          `message ${m}: path ${JSON.stringify(r.path)} id ${JSON.stringify(r.requestId)} downstream ${JSON.stringify(r.downstream)}\n got ${got}\nwant ${want}`,
+        );
+    }
+  }
+});
