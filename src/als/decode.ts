@@ -48,9 +48,9 @@ function methodName(n: number): string {
 
 /**
  * One record; a class so every instance has the same shape (the formatter's reads stay monomorphic).
- * The values that differ on every entry (path, request id, the downstream port) are not made into
- * strings here: the JSON line copies the path and request id from the message's own UTF-8 bytes
- * and writes the port as digits (json-line.ts). Reading `path`, `requestId` or `downstream` makes
+ * The values that differ on every entry (path, request id, the downstream address) are not made
+ * into strings here: the JSON line copies them from the message's own UTF-8 bytes and writes the
+ * port as digits (json-line.ts). Reading `path`, `requestId` or `downstream` makes
  * the string on demand.
  */
 export class WireRecord implements AccessRecord {
@@ -67,8 +67,9 @@ export class WireRecord implements AccessRecord {
   route = '';
   cluster = '';
   upstreamHost = '';
-  /** The downstream address: IP (or a pipe's path) and port, -1 when there is none (a pipe, or no address). */
-  downstreamHost = '';
+  /** The downstream address: IP (or a pipe's path) as bytes, and port, -1 when there is none (a pipe, or no address). */
+  downstreamStart = 0;
+  downstreamEnd = 0;
   downstreamPort = -1;
   durationMs = -1;
   lastDownstreamTxMs = -1;
@@ -91,7 +92,8 @@ export class WireRecord implements AccessRecord {
     return this.src.toString('utf8', this.requestIdStart, this.requestIdEnd);
   }
   get downstream(): string {
-    return this.downstreamPort < 0 ? this.downstreamHost : `${this.downstreamHost}:${this.downstreamPort}`;
+    const host = this.src.toString('utf8', this.downstreamStart, this.downstreamEnd);
+    return this.downstreamPort < 0 ? host : `${host}:${this.downstreamPort}`;
   }
 }
 
@@ -240,7 +242,8 @@ function readCommon(r: WireReader, rec: WireRecord): void {
         const end = r.lengthEnd();
         readAddressFields(r, end);
         r.endsAt(end);
-        rec.downstreamHost = addressHost;
+        rec.downstreamStart = addressStart;
+        rec.downstreamEnd = addressEnd;
         rec.downstreamPort = addressPort;
         break;
       }
@@ -291,15 +294,17 @@ function readTimeMs(r: WireReader, wholeMs: boolean): number {
 }
 
 // What readAddressFields read last (module state rather than an object per address).
-let addressHost = '';
+let addressStart = 0;
+let addressEnd = 0;
 let addressPort = -1;
 
 /**
- * core.v3.Address fields up to `end` into addressHost/addressPort: socket_address (1) {address 2,
- * port_value 3}, or pipe (2) {path 1} with port -1. The last one present wins; none leaves '' and -1.
+ * core.v3.Address fields up to `end`: socket_address (1) {address 2, port_value 3}, or pipe (2)
+ * {path 1} with port -1, into where the address's bytes are and the port. The last one present
+ * wins; none leaves an empty address and -1.
  */
 function readAddressFields(r: WireReader, end: number): void {
-  addressHost = '';
+  addressStart = addressEnd = 0;
   addressPort = -1;
   while (r.pos < end) {
     const tag = r.uint32();
@@ -309,17 +314,18 @@ function readAddressFields(r: WireReader, end: number): void {
       continue;
     }
     const inner = r.lengthEnd();
-    let address = '';
+    addressStart = addressEnd = 0;
     let port = 0;
     while (r.pos < inner) {
       const t = r.uint32();
-      if (t === 0x12 && field === 1) address = common(r);
-      else if (t === 0x18 && field === 1) port = r.uint53();
-      else if (t === 0x0a && field === 2) address = r.string();
+      if ((t === 0x12 && field === 1) || (t === 0x0a && field === 2)) {
+        addressEnd = r.lengthEnd();
+        addressStart = r.pos;
+        r.pos = addressEnd;
+      } else if (t === 0x18 && field === 1) port = r.uint53();
       else r.skipField(t & 7);
     }
     r.endsAt(inner);
-    addressHost = address;
     addressPort = field === 1 ? port : -1;
   }
 }
@@ -330,7 +336,8 @@ const addressOf: Decode = (buf, start, end) => {
   r.pos = start;
   readAddressFields(r, end);
   r.endsAt(end);
-  return addressPort < 0 ? addressHost : `${addressHost}:${addressPort}`;
+  const host = buf.toString('utf8', addressStart, addressEnd);
+  return addressPort < 0 ? host : `${host}:${addressPort}`;
 };
 
 /** ResponseFlags: bools by field number (13 is a message: present means UAEX). */

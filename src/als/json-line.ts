@@ -92,27 +92,35 @@ export class LineBuffer {
   }
 
   /**
-   * UTF-8 bytes src[start, end) as a JSON string literal, exactly as jsonString() writes the string
-   * Buffer#toString makes of them: copied while they are plain printable ASCII; anything else
-   * (escapes, multi-byte or invalid UTF-8) goes through that string.
+   * UTF-8 bytes src[start, end), followed by `:port` unless port is -1, as a JSON string literal,
+   * exactly as jsonString() writes the string Buffer#toString makes of them: copied while they are
+   * plain printable ASCII; anything else (escapes, multi-byte or invalid UTF-8) goes through that
+   * string.
    */
-  jsonStringOfUtf8(src: Uint8Array, start: number, end: number): void {
+  jsonStringOfUtf8(src: Uint8Array, start: number, end: number, port: number): void {
     const n = end - start;
     // No more UTF-16 units than bytes come out of decoding them, each at most 6 bytes escaped.
     this.room(n * 6 + 2);
     const buf = this.buf;
-    const from = this.pos;
-    let p = from;
+    let p = this.pos;
     buf[p++] = 0x22;
     for (let i = start; i < end; i++) {
       const c = src[i]!;
       if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) {
-        this.jsonString(Buffer.prototype.toString.call(src, 'utf8', start, end));
+        const s = Buffer.prototype.toString.call(src, 'utf8', start, end);
+        this.jsonString(port < 0 ? s : `${s}:${port}`);
         return;
       }
       buf[p++] = c;
     }
-    buf[p++] = 0x22;
+    if (port >= 0) {
+      buf[p++] = 0x3a;
+      this.pos = p;
+      this.digits(port, 0);
+      this.room(1);
+      p = this.pos;
+    }
+    this.buf[p++] = 0x22;
     this.pos = p;
   }
 
@@ -128,14 +136,15 @@ export class LineBuffer {
   /** Non-negative integer `v`, left-padded with zeros to `width` digits. */
   digits(v: number, width: number): void {
     let len = 1;
-    for (let x = v; x >= 10; x = Math.floor(x / 10)) len++;
+    for (let t = 10; t <= v; t *= 10) len++;
     if (len < width) len = width;
     this.room(len);
     const buf = this.buf;
     let p = this.pos + len;
     this.pos = p;
     for (let i = 0; i < len; i++) {
-      const q = Math.floor(v / 10);
+      // Integer division where the value fits 31 bits (every time, status, port, most sizes).
+      const q = v < 0x80000000 ? (v / 10) | 0 : Math.floor(v / 10);
       buf[--p] = 0x30 + (v - q * 10);
       v = q;
     }
@@ -235,42 +244,18 @@ const pathField = strField('path');
 const downstreamField = strField('downstream');
 const requestIdField = strField('request_id');
 
-/** A field whose value is UTF-8 bytes of the decoded message: `,"name":"value"`, left out when empty. */
-function utf8Field(name: string): (out: LineBuffer, src: Uint8Array, start: number, end: number) => void {
+/** A field whose value is UTF-8 bytes of the decoded message (and maybe a port): left out when empty. */
+function utf8Field(name: string): (out: LineBuffer, src: Uint8Array, start: number, end: number, port: number) => void {
   const prefix = ascii(`,"${name}":`);
-  return (out, src, start, end) => {
-    if (start === end) return;
+  return (out, src, start, end, port) => {
+    if (start === end && port < 0) return;
     out.bytes(prefix);
-    out.jsonStringOfUtf8(src, start, end);
+    out.jsonStringOfUtf8(src, start, end, port);
   };
 }
 const pathBytes = utf8Field('path');
+const downstreamBytes = utf8Field('downstream');
 const requestIdBytes = utf8Field('request_id');
-
-// The downstream address of a wire record: `,"downstream":"<ip>:` kept per IP (clients repeat,
-// their ports mostly do not), then the port as digits.
-const downstreamPrefixes = new Map<string, Uint8Array>();
-const QUOTE = ascii('"');
-
-function downstreamOf(out: LineBuffer, r: WireRecord): void {
-  const host = r.downstreamHost;
-  const port = r.downstreamPort;
-  if (port < 0 || host.length > 64) {
-    downstreamField(out, r.downstream);
-    return;
-  }
-  let prefix = downstreamPrefixes.get(host);
-  if (prefix === undefined) {
-    const literal = jsonString(`${host}:`);
-    if (downstreamPrefixes.size >= FRAGMENT_CACHE_MAX) downstreamPrefixes.clear();
-    // Cut before the closing quote; the port's digits never need escaping.
-    prefix = ascii(`,"downstream":${literal.slice(0, -1)}`);
-    downstreamPrefixes.set(host, prefix);
-  }
-  out.bytes(prefix);
-  out.number(port);
-  out.bytes(QUOTE);
-}
 
 const TIME = ascii('{"time":"');
 const TYPE_HTTP = ascii('Z","type":"http"');
@@ -299,7 +284,7 @@ export function appendAccessLine(out: LineBuffer, r: AccessRecord, identity: Uin
   if (http) {
     methodField(out, r.method);
     authorityField(out, r.authority);
-    if (wire) pathBytes(out, r.src, r.pathStart, r.pathEnd);
+    if (wire) pathBytes(out, r.src, r.pathStart, r.pathEnd, -1);
     else pathField(out, r.path);
     protocolField(out, r.protocol);
     out.bytes(STATUS);
@@ -308,7 +293,7 @@ export function appendAccessLine(out: LineBuffer, r: AccessRecord, identity: Uin
   routeField(out, r.route);
   clusterField(out, r.cluster);
   upstreamHostField(out, r.upstreamHost);
-  if (wire) downstreamOf(out, r);
+  if (wire) downstreamBytes(out, r.src, r.downstreamStart, r.downstreamEnd, r.downstreamPort);
   else downstreamField(out, r.downstream);
   out.bytes(DURATION);
   out.millis(r.durationMs);
@@ -321,7 +306,7 @@ export function appendAccessLine(out: LineBuffer, r: AccessRecord, identity: Uin
   out.bytes(BYTES_OUT);
   out.number(r.bytesOut);
   flagsField(out, r.flags);
-  if (wire) requestIdBytes(out, r.src, r.requestIdStart, r.requestIdEnd);
+  if (wire) requestIdBytes(out, r.src, r.requestIdStart, r.requestIdEnd, -1);
   else requestIdField(out, r.requestId);
   userAgentField(out, r.userAgent);
   detailsField(out, r.details);
