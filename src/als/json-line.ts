@@ -184,19 +184,19 @@ export class LineBuffer {
 const ascii = (s: string): Uint8Array => Buffer.from(s, 'utf8');
 
 // Date#toISOString costs about as much as the rest of a line; entries arrive in time order, so
-// the part up to the second is cached (as bytes) and only the milliseconds are written.
+// the line's start up to the second is cached (as bytes) and only the milliseconds are written.
 let cachedSecond = Number.NaN;
-let cachedPrefix: Uint8Array = ascii('');
+let cachedStart: Uint8Array = ascii('');
 
-/** ISO 8601 with milliseconds, UTC (what Date#toISOString writes), inside the line's quotes. */
-function isoTime(out: LineBuffer, ms: number): void {
+/** `{"time":"` and the time, ISO 8601 with milliseconds, UTC (what Date#toISOString writes), up to its Z. */
+function lineStart(out: LineBuffer, ms: number): void {
   const second = Math.floor(ms / 1000);
   if (second !== cachedSecond) {
     // "YYYY-MM-DDTHH:MM:SS." (throws a RangeError for a time Date cannot hold, as before)
-    cachedPrefix = ascii(new Date(second * 1000).toISOString().slice(0, 20));
+    cachedStart = ascii(`{"time":"${new Date(second * 1000).toISOString().slice(0, 20)}`);
     cachedSecond = second;
   }
-  out.bytes(cachedPrefix);
+  out.bytes(cachedStart);
   out.digits(Math.floor(ms - second * 1000), 3);
 }
 
@@ -257,9 +257,6 @@ const pathBytes = utf8Field('path');
 const downstreamBytes = utf8Field('downstream');
 const requestIdBytes = utf8Field('request_id');
 
-const TIME = ascii('{"time":"');
-const TYPE_HTTP = ascii('Z","type":"http"');
-const TYPE_TCP = ascii('Z","type":"tcp"');
 const STATUS = ascii(',"status":');
 const DURATION = ascii(',"duration_ms":');
 const UPSTREAM_MS = ascii(',"upstream_ms":');
@@ -267,20 +264,25 @@ const BYTES_IN = ascii(',"bytes_in":');
 const BYTES_OUT = ascii(',"bytes_out":');
 const END = ascii('}\n');
 
+/** What follows the time on every line of a stream, by entry kind: the type and the identity fields. */
+export interface LineIdentity {
+  readonly http: Uint8Array;
+  readonly tcp: Uint8Array;
+}
+
 /** Identity fields are the same for every line of a stream: serialise them once per stream. */
-export function identityFields(id: StreamIdentity): Uint8Array {
-  return ascii(`${id.node === '' ? '' : `,"node":${jsonString(id.node)}`}${id.logName === '' ? '' : `,"log_name":${jsonString(id.logName)}`}`);
+export function identityFields(id: StreamIdentity): LineIdentity {
+  const fields = `${id.node === '' ? '' : `,"node":${jsonString(id.node)}`}${id.logName === '' ? '' : `,"log_name":${jsonString(id.logName)}`}`;
+  return { http: ascii(`Z","type":"http"${fields}`), tcp: ascii(`Z","type":"tcp"${fields}`) };
 }
 
 /** Appends the line of `r` (start time, else `nowMs`) to `out`. */
-export function appendAccessLine(out: LineBuffer, r: AccessRecord, identity: Uint8Array, nowMs: number): void {
-  out.bytes(TIME);
-  isoTime(out, r.startMs > 0 ? r.startMs : nowMs);
+export function appendAccessLine(out: LineBuffer, r: AccessRecord, identity: LineIdentity, nowMs: number): void {
+  lineStart(out, r.startMs > 0 ? r.startMs : nowMs);
   const http = r.kind === 'http';
   // Records from the wire reader hold their per-entry strings as bytes; others (tests) as strings.
   const wire = r instanceof WireRecord;
-  out.bytes(http ? TYPE_HTTP : TYPE_TCP);
-  out.bytes(identity);
+  out.bytes(http ? identity.http : identity.tcp);
   if (http) {
     methodField(out, r.method);
     authorityField(out, r.authority);

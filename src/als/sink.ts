@@ -23,7 +23,7 @@ import type { AccessAggregates } from './aggregates.js';
 import type { AccessLogWriter } from '../common/access-log-writer.js';
 import type { StreamIdentity } from './access-record.js';
 import { decodeAlsMessage, type DecodedAlsMessage } from './decode.js';
-import { appendAccessLine, identityFields, LineBuffer } from './json-line.js';
+import { appendAccessLine, identityFields, LineBuffer, type LineIdentity } from './json-line.js';
 import type { TransportSecurity } from '../common/transport-security.js';
 
 export const ALS_METHOD_PATH = '/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs';
@@ -177,7 +177,7 @@ export class AlsSink {
   }
 
   /** One decoded message: aggregates and lines. Public for bench-als's in-process measurement. */
-  ingest(msg: DecodedAlsMessage, identity: Uint8Array): void {
+  ingest(msg: DecodedAlsMessage, identity: LineIdentity): void {
     this.messages++;
     const nowMs = Date.now();
     const nowSec = Math.floor(nowMs / 1000);
