@@ -279,3 +279,22 @@ test('wire records: path and request id copied from arbitrary bytes (invalid UTF
     }
   }
 });
+
+test('wire records: every byte value at every position of a path (in a 4-byte word and in the tail) writes as JSON.stringify does', () => {
+  const T = messageType('envoy.service.accesslog.v3.StreamAccessLogsMessage');
+  const id = { node: '', cluster: '', logName: '' };
+  const PATH = 'abcdefghijklmn'; // 14 bytes: three words and a two-byte tail
+  const out = new LineBuffer();
+  for (let c = 0; c < 256; c++) {
+    const entries = Array.from({ length: PATH.length }, () => ({ request: { path: PATH } }));
+    const bytes = Buffer.from(T.encode(T.fromObject({ http_logs: { log_entry: entries } })).finish());
+    let k = 0;
+    for (let at = bytes.indexOf(PATH); at >= 0; at = bytes.indexOf(PATH, at + 1)) bytes[at + k++] = c;
+    out.reset();
+    for (const r of decodeAlsMessage(bytes).records) {
+      const got = line(r, id, 0, out);
+      const want = reference(r, id, 0);
+      if (!got.equals(want)) assert.fail(`byte ${c} in ${JSON.stringify(r.path)}\n got ${got}\nwant ${want}`);
+    }
+  }
+});
