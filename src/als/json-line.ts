@@ -1,8 +1,9 @@
 /**
  * AccessRecord -> one JSON line (with its trailing newline), written as UTF-8 bytes straight into
  * a LineBuffer. Hand-rolled because this runs once per access-log entry: a fixed field order,
- * field names as precomputed bytes, numbers as digits, strings copied byte by byte while they are
- * plain ASCII and escaped exactly as JSON.stringify does otherwise. Writing bytes (not building a
+ * field names and repeated values as precomputed bytes, numbers as digits, the wire reader's
+ * per-entry values (path, request id, downstream address) copied from the message's own bytes
+ * while they are plain ASCII, and everything else escaped exactly as JSON.stringify does. Writing bytes (not building a
  * string and encoding it) writes each byte once and leaves no intermediate strings behind.
  * scripts/bench-als.ts measures it against pino on the same records (see docs/benchmarks.md);
  * test/unit/als/json-line.test.ts holds it byte for byte to a JSON.stringify-based line.
@@ -39,6 +40,15 @@ export interface Fragment {
   readonly length: number;
 }
 
+function fragment(text: string): Fragment {
+  const bytes = Buffer.from(text, 'utf8');
+  const padded = Buffer.alloc(Math.ceil(bytes.length / 4) * 4);
+  bytes.copy(padded);
+  const words = new Int32Array(padded.length / 4);
+  for (let i = 0; i < words.length; i++) words[i] = padded.readInt32LE(i * 4);
+  return { words, length: bytes.length };
+}
+
 /**
  * Whether all four bytes of little-endian word `w` are plain printable ASCII (0x20-0x7e, not `"`
  * or `\\`), by the exact word-at-a-time tests of "Bit Twiddling Hacks" (hasless, hasmore, haszero).
@@ -54,7 +64,8 @@ function plainWord(w: number): boolean {
   return ((below20 | above7e | quote | backslash) & 0x80808080) === 0;
 }
 
-// A DataView of the message the current record's bytes are in (every record of a message shares it).
+// A DataView of the message the current record's bytes are in (every record of a message shares
+// it; the last message stays referenced until the next one).
 let viewSource: Uint8Array | undefined;
 let sourceView: DataView = new DataView(new ArrayBuffer(0));
 
@@ -64,15 +75,6 @@ function viewOf(src: Uint8Array): DataView {
     viewSource = src;
   }
   return sourceView;
-}
-
-export function fragment(text: string): Fragment {
-  const bytes = Buffer.from(text, 'utf8');
-  const padded = Buffer.alloc(Math.ceil(bytes.length / 4) * 4);
-  bytes.copy(padded);
-  const words = new Int32Array(padded.length / 4);
-  for (let i = 0; i < words.length; i++) words[i] = padded.readInt32LE(i * 4);
-  return { words, length: bytes.length };
 }
 
 /**

@@ -8,7 +8,8 @@
  * back into Envoy, which buffers and finally drops entries on its side where nobody counts them
  * for us - and while we waited, an unbounded queue here would grow with the traffic. So:
  *
- *  - Each line is UTF-8 encoded at once into a fixed-size chunk (Buffer). Chunks queued, being
+ *  - Each line is UTF-8 encoded at once into a fixed-size chunk (Buffer), or copied there when
+ *    it comes as bytes already (writeBytes: the ALS sink's lines). Chunks queued, being
  *    filled and being written together never exceed `maxQueueBytes` (default 8 MiB): that is all
  *    the memory log text can ever hold. Writes go out as one writev per event-loop turn on
  *    libuv's thread pool, so the event loop never blocks on the disk.
