@@ -38,7 +38,7 @@ function setup(opts: { endpointQuietMs?: number; maxDelayMs?: number } = {}) {
  * on the machine (a real 150 ms timer fired 494 ms late once on a loaded CI box).
  */
 function manualClock(t: TestContext): { now(): number; advance(ms: number): void } {
-  let clock = performance.now();
+  let clock = 1_000_000; // whole milliseconds: no float drift between the timers and the reading
   t.mock.timers.enable({ apis: ['setTimeout'] });
   t.mock.method(performance, 'now', () => clock);
   return {
