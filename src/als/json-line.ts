@@ -165,12 +165,18 @@ export class LineBuffer {
     // the general path, so where it is does not matter.
     for (; i + 4 <= end; i += 4, p += 4) {
       const w = from.getInt32(i, true);
-      if (!plainWord(w)) return this.jsonStringOf(src, start, end, port);
+      if (!plainWord(w)) {
+        this.jsonStringOf(src, start, end, port);
+        return;
+      }
       view.setInt32(p, w, true);
     }
     for (; i < end; i++) {
       const c = src[i]!;
-      if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return this.jsonStringOf(src, start, end, port);
+      if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) {
+        this.jsonStringOf(src, start, end, port);
+        return;
+      }
       buf[p++] = c;
     }
     if (port >= 0) {
