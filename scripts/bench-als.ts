@@ -33,7 +33,7 @@ import { AccessLogWriter } from '../src/common/access-log-writer.js';
 import { AccessAggregates } from '../src/als/aggregates.js';
 import type { AccessRecord } from '../src/als/access-record.js';
 import { decodeAlsMessage } from '../src/als/decode.js';
-import { formatAccessLine, identityFields } from '../src/als/json-line.js';
+import { appendAccessLine, identityFields, LineBuffer } from '../src/als/json-line.js';
 import { median } from './bench/stats.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -379,7 +379,12 @@ async function formatterBench(n: number): Promise<{ fastNs: number; pinoNs: numb
     }
     return ((performance.now() - t) * 1e6) / n;
   };
-  const fast = (r: AccessRecord) => void writer.write(formatAccessLine(r, identity, 0));
+  const line = new LineBuffer();
+  const fast = (r: AccessRecord) => {
+    line.reset();
+    appendAccessLine(line, r, identity, 0);
+    writer.writeBytes(line.buf, 0, line.pos, 1);
+  };
   const viaPino = (r: AccessRecord) =>
     logger.info({
       type: r.kind,

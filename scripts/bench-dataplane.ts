@@ -13,8 +13,8 @@
  * keep-alive HTTP/1.1 server; bench-dataplane/grpc-upstream.ts, a gRPC unary echo on node:http2;
  * three ports each, the endpoints of two clusters); our control plane (`serve`, file mode,
  * static endpoints; in this process, idle while load runs) serves bench-dataplane/config.ts's
- * YAML; then, per round, each target in turn: direct to the upstream, Envoy (--concurrency 1),
- * our proxy (one process). For each protocol and load the load generator (wrk / ghz, its own
+ * YAML; then, for each worker count (--workers, default 1 and 2) and round, each target in turn:
+ * direct to the upstream, Envoy and our proxy, both at that --concurrency; one table per count. For each protocol and load the load generator (wrk / ghz, its own
  * process, 127.0.0.1 only) runs a warm-up, then the measured run. Every child process is stopped
  * at the end, on Ctrl-C and at the hard timeout. See docs/benchmarks.md ("TS data plane vs Envoy").
  */
@@ -27,7 +27,7 @@ import { serve, type RunningApp } from '../src/app.js';
 import { silentLogger } from '../src/log.js';
 import { freePort } from '../test/support/tmp.js';
 import { envoyBinary } from '../test/support/envoy.js';
-import { cpuMs } from './bench/proc.js';
+import { cpuMs, treeCpuMs } from './bench/proc.js';
 import { profileTop } from './bench/profile-top.js';
 import { ChildSet, type Child } from './bench-dataplane/children.js';
 import { benchDataplaneYaml } from './bench-dataplane/config.js';
@@ -48,6 +48,8 @@ const USAGE = `usage: node dist/scripts/bench-dataplane.js [options]
   --rps N              gRPC only: ghz starts at most N calls per second (an open rate instead of
                        as fast as answers come), so CPU per request is compared at the same work
                        per second; a target that cannot keep up shows it in req/s
+  --workers LIST       data-plane worker counts, comma-separated: Envoy's --concurrency and ours,
+                       the same in each table (default 1,2)
   --rounds N           repeat direct/Envoy/ours N times; the table shows medians (default 1)
   --protocols LIST     http1,grpc (default both)
   --planes LIST        envoy,consul-xds (default both; direct always runs)
@@ -67,6 +69,7 @@ interface Options {
   readonly loads: readonly number[];
   readonly rps?: number;
   readonly rounds: number;
+  readonly workers: readonly number[];
   readonly protocols: readonly Protocol[];
   readonly planes: readonly TargetName[];
   readonly cpuProf?: string;
@@ -104,6 +107,7 @@ function parseOptions(argv: string[]): Options {
       loads: { type: 'string' },
       rps: { type: 'string' },
       rounds: { type: 'string' },
+      workers: { type: 'string' },
       protocols: { type: 'string' },
       planes: { type: 'string' },
       'cpu-prof': { type: 'string' },
@@ -130,6 +134,7 @@ function parseOptions(argv: string[]): Options {
     loads,
     ...(values.rps !== undefined ? { rps: intFlag('rps', values.rps, 1) } : {}),
     rounds: intFlag('rounds', values.rounds, 1),
+    workers: (values.workers ?? '1,2').split(',').map((s) => intFlag('workers', s.trim(), 1)),
     protocols,
     planes: ['direct', ...listFlag('planes', values.planes, ['envoy', 'consul-xds'] as const, ['envoy', 'consul-xds'])],
     ...(values['cpu-prof'] !== undefined ? { cpuProf: path.resolve(values['cpu-prof']) } : {}),
@@ -194,6 +199,7 @@ async function main(): Promise<void> {
     await writeFile(configFile, benchDataplaneYaml({ listener: listenerPort, h1Upstreams: h1Ports, grpcUpstreams: grpcPorts }));
     app = await serve({ configFile, xds: { host: '127.0.0.1', port: 0 }, admin: false, als: false, logger: silentLogger });
     const ctx = {
+      workers: 1,
       children,
       xdsPort: app.xdsPort,
       listenerPort,
@@ -212,7 +218,7 @@ async function main(): Promise<void> {
     const measure = async (target: Target, round: number, protocol: Protocol, concurrency: number): Promise<void> => {
       const spec = { protocol, port: target.port(protocol), concurrency, ...rate };
       if (opts.warmupS > 0) await runLoad(children, tools, { ...spec, durationS: opts.warmupS });
-      const dp0 = target.pid !== undefined ? cpuMs(target.pid) : 0;
+      const dp0 = target.pid !== undefined ? treeCpuMs(target.pid) : 0;
       const up0 = cpuMs(upstreamPid(protocol));
       const load = await runLoad(children, tools, { ...spec, durationS: opts.durationS });
       const perReq = (ms: number): number => (load.requests > 0 ? (ms * 1000) / load.requests : NaN);
@@ -222,7 +228,7 @@ async function main(): Promise<void> {
         protocol,
         concurrency,
         load,
-        dpCpuUs: target.pid !== undefined ? perReq(cpuMs(target.pid) - dp0) : undefined,
+        dpCpuUs: target.pid !== undefined ? perReq(treeCpuMs(target.pid) - dp0) : undefined,
         upstreamCpuUs: perReq(cpuMs(upstreamPid(protocol)) - up0),
       };
       cells.push(cell);
@@ -231,28 +237,36 @@ async function main(): Promise<void> {
       );
     };
 
-    for (let round = 1; round <= opts.rounds; round++) {
-      for (const name of TARGET_NAMES.filter((t) => opts.planes.includes(t))) {
-        log(`round ${round}: starting ${name}`);
-        const target = await startTarget(name, ctx);
-        try {
-          for (const protocol of opts.protocols) for (const c of opts.loads) await measure(target, round, protocol, c);
-        } finally {
-          await target.stop();
+    const tables: Record<number, { cells: Cell[]; rows: ReturnType<typeof summarize> }> = {};
+    for (const workers of opts.workers) {
+      const before = cells.length;
+      for (let round = 1; round <= opts.rounds; round++) {
+        for (const name of TARGET_NAMES.filter((t) => opts.planes.includes(t))) {
+          log(`round ${round}: starting ${name}${name === 'direct' ? '' : ` --concurrency ${workers}`}`);
+          const target = await startTarget(name, { ...ctx, workers });
+          try {
+            for (const protocol of opts.protocols) for (const c of opts.loads) await measure(target, round, protocol, c);
+          } finally {
+            await target.stop();
+          }
         }
       }
+      const own = cells.slice(before);
+      tables[workers] = { cells: own, rows: summarize(own) };
     }
 
-    const rows = summarize(cells);
-    const table = formatTable(rows, opts.protocols, opts.loads);
-    process.stdout.write(
-      `\nData planes, same xDS config, ${opts.durationS} s per run after ${opts.warmupS} s warm-up, median of ${opts.rounds} round(s); ` +
-        `${os.cpus().length} shared cores, load generator in its own process, 127.0.0.1 only` +
-        `${opts.rps !== undefined ? `; at most ${opts.rps} calls/s` : ''}` +
-        `${opts.proxyNodeArgs.length > 0 ? `; our proxy runs with node ${opts.proxyNodeArgs.join(' ')}` : ''}` +
-        `${opts.proxyNode !== process.execPath ? `; our proxy runs on ${opts.proxyNode}` : ''}.\n` +
-        `+p50/+p99: latency added over calling the upstream directly. CPU us/req: the data plane process's CPU per completed request.\n\n${table}\n`,
-    );
+    for (const workers of opts.workers) {
+      const rows = tables[workers]?.rows ?? [];
+      const table = formatTable(rows, opts.protocols, opts.loads);
+      process.stdout.write(
+        `\nData planes at --concurrency ${workers} (Envoy's and ours), same xDS config, ${opts.durationS} s per run after ${opts.warmupS} s warm-up, median of ${opts.rounds} round(s); ` +
+          `${os.cpus().length} shared cores, load generator in its own process, 127.0.0.1 only` +
+          `${opts.rps !== undefined ? `; at most ${opts.rps} calls/s` : ''}` +
+          `${opts.proxyNodeArgs.length > 0 ? `; our proxy runs with node ${opts.proxyNodeArgs.join(' ')}` : ''}` +
+          `${opts.proxyNode !== process.execPath ? `; our proxy runs on ${opts.proxyNode}` : ''}.\n` +
+          `+p50/+p99: latency added over calling the upstream directly. CPU us/req: the data plane's CPU (its workers' too) per completed request.\n\n${table}\n`,
+      );
+    }
 
     const profiles: Record<string, string> = {};
     if (opts.cpuProf !== undefined && opts.planes.includes('consul-xds')) {
@@ -286,7 +300,7 @@ async function main(): Promise<void> {
     }
 
     if (opts.json !== undefined) {
-      writeFileSync(opts.json, JSON.stringify({ options: opts, node: process.version, cells, rows, profiles }, null, 2));
+      writeFileSync(opts.json, JSON.stringify({ options: opts, node: process.version, tables, profiles }, null, 2));
       log(`wrote ${opts.json}`);
     }
   } finally {

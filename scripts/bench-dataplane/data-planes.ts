@@ -1,7 +1,7 @@
 /**
  * What the load generator aims at, one at a time: the upstreams directly (the baseline that
- * added latency is measured against), real Envoy (`--concurrency 1`, the test harness's ADS-only
- * bootstrap) and our proxy (`consul-xds proxy`, one Node process). In: the control plane's xDS
+ * added latency is measured against), real Envoy (the test harness's ADS-only bootstrap) and our
+ * proxy (`consul-xds proxy`), both at the same worker count (`--concurrency`, ctx.workers). In: the control plane's xDS
  * port, the listener port its config names, the upstream ports. Out: a Target once it answers
  * both protocols with the config applied: the port per protocol, the pid whose CPU is the data
  * plane's, and stop().
@@ -33,6 +33,8 @@ export interface TargetContext {
   readonly listenerPort: number;
   readonly h1Upstream: number;
   readonly grpcUpstream: number;
+  /** Workers of both data planes: Envoy's --concurrency, and ours. */
+  readonly workers: number;
   /** Extra node flags for our proxy (e.g. --max-semi-space-size=32), to measure a tuning. */
   readonly proxyNodeArgs: readonly string[];
   /** The node binary our proxy runs on (another version than the benchmark's, to compare runtimes). */
@@ -56,7 +58,7 @@ export async function startTarget(name: TargetName, ctx: TargetContext, cpuProfD
 }
 
 async function startEnvoyTarget(ctx: TargetContext): Promise<Target> {
-  const envoy = await startEnvoy({ xdsPort: ctx.xdsPort, nodeId: 'bench-envoy', nodeCluster: 'bench', logLevel: 'warn' });
+  const envoy = await startEnvoy({ xdsPort: ctx.xdsPort, nodeId: 'bench-envoy', nodeCluster: 'bench', logLevel: 'warn', concurrency: ctx.workers });
   // One stop for both callers (this target's owner, the ChildSet on Ctrl-C / hard timeout): the
   // second waits for the first, so nobody exits before Envoy's temp dir is removed.
   let stopping: Promise<void> | undefined;
@@ -93,6 +95,8 @@ async function startOurProxy(ctx: TargetContext, cpuProfDir?: string): Promise<T
     '0',
     '--drain-time-s',
     '1',
+    '--concurrency',
+    String(ctx.workers),
     '--log-level',
     'warn',
   ];

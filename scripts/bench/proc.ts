@@ -68,6 +68,22 @@ const USER_HZ = 100;
  * User + system CPU time of a process in ms (10 ms resolution). CPU per change does not depend on
  * what else the shared machine runs, unlike latency, so it is the steadier figure to compare.
  */
+/** CPU time of `pid` and its direct children (a proxy's --concurrency workers), in ms. */
+export function treeCpuMs(pid: number): number {
+  let total = cpuMs(pid);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Field 4 (ppid) is the second after the command name.
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) total += cpuMs(Number(entry));
+    } catch {
+      // gone since the listing
+    }
+  }
+  return total;
+}
+
 export function cpuMs(pid: number | 'self'): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name (which may hold spaces), counted from field 3 (state).

@@ -240,7 +240,7 @@ export class SidecarMetrics implements PipelineMetrics {
   }
 
   /**
-   * TLS servers (`xds`, `als`): refused clients by reason, TLS reload outcomes and the served
+   * TLS servers (`xds`, `als`): refused clients by reason, CSDS answers that left nodes out, TLS reload outcomes and the served
    * certificate's expiry, read at each scrape.
    */
   watchSecurity(status: () => Readonly<Record<string, TransportSecurityStatus>>): void {
@@ -258,6 +258,16 @@ export class SidecarMetrics implements PipelineMetrics {
         },
       });
     }
+    new Counter({
+      name: 'consul_xds_csds_withheld_total',
+      help: 'xDS with mTLS: CSDS answers that left out nodes their node matchers selected but the client certificate may not read',
+      registers,
+      collect() {
+        this.reset();
+        const csds = status().xds?.csds;
+        if (csds) this.inc(csds.withheld);
+      },
+    });
     new Counter({
       name: 'consul_xds_tls_reloads_total',
       help: 'Changed TLS files applied (ok) or refused, the previous certificate kept serving (error), by server',

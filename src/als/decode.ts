@@ -7,7 +7,8 @@
  * TLS properties, metadata, a Long object per uint64, an object per Duration, Timestamp and
  * Address) only for us to read a dozen values back out. This reader walks the wire format once
  * with the shared WireReader (envoy/wire-reader.ts, protobufjs' Reader underneath) and allocates
- * one record and its strings per entry; scripts/bench-als.ts compares the two.
+ * one record per entry, with no string for the values that differ on every entry (see
+ * WireRecord); scripts/bench-als.ts compares the two.
  * Field numbers are those of envoy/data/accesslog/v3/accesslog.proto and
  * envoy/service/accesslog/v3/als.proto; test/unit/als/decode.test.ts checks this reader
  * against protobufjs on the same bytes.
@@ -45,30 +46,54 @@ function methodName(n: number): string {
   return methodNames[n] ?? String(n);
 }
 
-/** One record; a class so every instance has the same shape (the formatter's reads stay monomorphic). */
-class Rec implements AccessRecord {
+/**
+ * One record; a class so every instance has the same shape (the formatter's reads stay monomorphic).
+ * The values that differ on every entry (path, request id, the downstream address) are not made
+ * into strings here: the JSON line copies them from the message's own UTF-8 bytes and writes the
+ * port as digits (json-line.ts). Reading `path`, `requestId` or `downstream` makes
+ * the string on demand.
+ */
+export class WireRecord implements AccessRecord {
   kind: 'http' | 'tcp';
+  /** The message bytes the raw fields below point into. */
+  readonly src: Buffer;
   startMs = 0;
   method = '';
   authority = '';
-  path = '';
+  pathStart = 0;
+  pathEnd = 0;
   protocol = '';
   status = 0;
   route = '';
   cluster = '';
   upstreamHost = '';
-  downstream = '';
+  /** The downstream address: IP (or a pipe's path) as bytes, and port, -1 when there is none (a pipe, or no address). */
+  downstreamStart = 0;
+  downstreamEnd = 0;
+  downstreamPort = -1;
   durationMs = -1;
   lastDownstreamTxMs = -1;
   upstreamMs = -1;
   bytesIn = 0;
   bytesOut = 0;
   flags = '';
-  requestId = '';
+  requestIdStart = 0;
+  requestIdEnd = 0;
   userAgent = '';
   details = '';
-  constructor(kind: 'http' | 'tcp') {
+  constructor(kind: 'http' | 'tcp', src: Buffer) {
     this.kind = kind;
+    this.src = src;
+  }
+  get path(): string {
+    return this.src.toString('utf8', this.pathStart, this.pathEnd);
+  }
+  get requestId(): string {
+    return this.src.toString('utf8', this.requestIdStart, this.requestIdEnd);
+  }
+  get downstream(): string {
+    const host = this.src.toString('utf8', this.downstreamStart, this.downstreamEnd);
+    return this.downstreamPort < 0 ? host : `${host}:${this.downstreamPort}`;
   }
 }
 
@@ -183,8 +208,8 @@ function readEntries(r: WireReader, kind: 'http' | 'tcp', out: AccessRecord[]): 
   r.endsAt(end);
 }
 
-function readEntry(r: WireReader, kind: 'http' | 'tcp'): Rec {
-  const rec = new Rec(kind);
+function readEntry(r: WireReader, kind: 'http' | 'tcp'): WireRecord {
+  const rec = new WireRecord(kind, r.buf);
   const end = r.lengthEnd();
   while (r.pos < end) {
     const tag = r.uint32();
@@ -203,7 +228,7 @@ function readEntry(r: WireReader, kind: 'http' | 'tcp'): Rec {
 }
 
 /** AccessLogCommon. */
-function readCommon(r: WireReader, rec: Rec): void {
+function readCommon(r: WireReader, rec: WireRecord): void {
   const end = r.lengthEnd();
   while (r.pos < end) {
     const tag = r.uint32();
@@ -213,9 +238,15 @@ function readCommon(r: WireReader, rec: Rec): void {
       continue;
     }
     switch (tag >>> 3) {
-      case 2:
-        rec.downstream = readAddress(r);
+      case 2: {
+        const end = r.lengthEnd();
+        readAddressFields(r, end);
+        r.endsAt(end);
+        rec.downstreamStart = addressStart;
+        rec.downstreamEnd = addressEnd;
+        rec.downstreamPort = addressPort;
         break;
+      }
       case 5:
         rec.startMs = readTimeMs(r, true);
         break;
@@ -262,17 +293,19 @@ function readTimeMs(r: WireReader, wholeMs: boolean): number {
   return seconds * 1000 + (wholeMs ? Math.floor(nanos / 1e6) : nanos / 1e6);
 }
 
-/** core.v3.Address, length-prefixed. */
-function readAddress(r: WireReader): string {
-  const end = r.lengthEnd();
-  const out = readAddressFields(r, end);
-  r.endsAt(end);
-  return out;
-}
+// What readAddressFields read last (module state rather than an object per address).
+let addressStart = 0;
+let addressEnd = 0;
+let addressPort = -1;
 
-/** core.v3.Address fields up to `end`: socket_address (1) {address 2, port_value 3} as "ip:port", or pipe (2) {path 1}. */
-function readAddressFields(r: WireReader, end: number): string {
-  let out = '';
+/**
+ * core.v3.Address fields up to `end`: socket_address (1) {address 2, port_value 3}, or pipe (2)
+ * {path 1} with port -1, into where the address's bytes are and the port. The last one present
+ * wins; none leaves an empty address and -1.
+ */
+function readAddressFields(r: WireReader, end: number): void {
+  addressStart = addressEnd = 0;
+  addressPort = -1;
   while (r.pos < end) {
     const tag = r.uint32();
     const field = tag >>> 3;
@@ -281,28 +314,30 @@ function readAddressFields(r: WireReader, end: number): string {
       continue;
     }
     const inner = r.lengthEnd();
-    let address = '';
+    addressStart = addressEnd = 0;
     let port = 0;
     while (r.pos < inner) {
       const t = r.uint32();
-      if (t === 0x12 && field === 1) address = common(r);
-      else if (t === 0x18 && field === 1) port = r.uint53();
-      else if (t === 0x0a && field === 2) address = r.string();
+      if ((t === 0x12 && field === 1) || (t === 0x0a && field === 2)) {
+        addressEnd = r.lengthEnd();
+        addressStart = r.pos;
+        r.pos = addressEnd;
+      } else if (t === 0x18 && field === 1) port = r.uint53();
       else r.skipField(t & 7);
     }
     r.endsAt(inner);
-    out = field === 1 ? `${address}:${port}` : address;
+    addressPort = field === 1 ? port : -1;
   }
-  return out;
 }
 
-/** An Address message on its own (for intern: the upstream host repeats, so it is looked up whole). */
+/** An Address message on its own as "ip:port" or the pipe's path (for intern: the upstream host repeats, so it is looked up whole). */
 const addressOf: Decode = (buf, start, end) => {
   const r = new WireReader(buf);
   r.pos = start;
-  const out = readAddressFields(r, end);
+  readAddressFields(r, end);
   r.endsAt(end);
-  return out;
+  const host = buf.toString('utf8', addressStart, addressEnd);
+  return addressPort < 0 ? host : `${host}:${addressPort}`;
 };
 
 /** ResponseFlags: bools by field number (13 is a message: present means UAEX). */
@@ -326,7 +361,7 @@ function readFlags(r: WireReader): string {
 }
 
 /** HTTPRequestProperties. */
-function readRequest(r: WireReader, rec: Rec): void {
+function readRequest(r: WireReader, rec: WireRecord): void {
   const end = r.lengthEnd();
   while (r.pos < end) {
     const tag = r.uint32();
@@ -337,15 +372,23 @@ function readRequest(r: WireReader, rec: Rec): void {
       case 0x1a:
         rec.authority = common(r);
         break; // 3 authority
-      case 0x2a:
-        rec.path = r.string();
-        break; // 5 path
+      case 0x2a: {
+        // 5 path
+        rec.pathEnd = r.lengthEnd();
+        rec.pathStart = r.pos;
+        r.pos = rec.pathEnd;
+        break;
+      }
       case 0x32:
         rec.userAgent = common(r);
         break; // 6 user_agent
-      case 0x4a:
-        rec.requestId = r.string();
-        break; // 9 request_id
+      case 0x4a: {
+        // 9 request_id
+        rec.requestIdEnd = r.lengthEnd();
+        rec.requestIdStart = r.pos;
+        r.pos = rec.requestIdEnd;
+        break;
+      }
       case 0x60:
         rec.bytesIn = r.uint53();
         break; // 12 request_body_bytes
@@ -357,7 +400,7 @@ function readRequest(r: WireReader, rec: Rec): void {
 }
 
 /** HTTPResponseProperties. */
-function readResponse(r: WireReader, rec: Rec): void {
+function readResponse(r: WireReader, rec: WireRecord): void {
   const end = r.lengthEnd();
   while (r.pos < end) {
     const tag = r.uint32();
@@ -387,7 +430,7 @@ function readResponse(r: WireReader, rec: Rec): void {
 }
 
 /** TCP ConnectionProperties {1: received_bytes, 2: sent_bytes}. */
-function readConnection(r: WireReader, rec: Rec): void {
+function readConnection(r: WireReader, rec: WireRecord): void {
   const end = r.lengthEnd();
   while (r.pos < end) {
     const tag = r.uint32();

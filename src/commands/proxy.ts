@@ -13,9 +13,19 @@ import { ConsulXdsError, ListenError } from '../errors.js';
 import { logLevelOption, parseCommandArgs, portOption } from './args.js';
 import { installLifecycle } from './lifecycle.js';
 import { nodeModel, parseHostPort, parseLocality, readBootstrapFile, type Bootstrap } from '../proxy/config/bootstrap.js';
-import { startProxy, type RunningProxy } from '../proxy/server.js';
+import { startProxy } from '../proxy/server.js';
 import { defaultMaxDownstreamConnections, openFileLimit } from '../proxy/listener/fd-limit.js';
 import { installFastAsyncBind } from '../proxy/common/fast-async-bind.js';
+import cluster from 'node:cluster';
+import { fileURLToPath } from 'node:url';
+import { availableParallelism } from 'node:os';
+import { startPrimary, type RunningPrimary } from '../proxy/workers/primary.js';
+import { runWorker } from '../proxy/workers/worker.js';
+import { WORKER_INDEX_ENV } from '../proxy/workers/messages.js';
+import { workerShare } from '../proxy/workers/share.js';
+
+/** The CLI script workers run (`cli.js proxy <the same flags>`), however this process was started. */
+const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 
 /** stop() reason of POST /quitquitquit: close at once, no drain (Envoy's behaviour). */
 const QUIT = 'quitquitquit';
@@ -43,6 +53,11 @@ Behaviour:
                             open client connections across all listeners; one more is closed at
                             accept and counted in listener.<addr>_<port>.downstream_global_cx_overflow
                             (default 20000, or about half the open-file limit if that is lower; 0 = no cap)
+  --concurrency N           worker processes sharing the listeners, as Envoy's worker threads; one
+                            ADS stream and one admin server for all, health checks run once
+                            (default: the number of cores; 1 = a single process, no workers);
+                            each worker enforces its share of the circuit breakers, connection_limit
+                            and --max-downstream-connections, so their sum is the configured limit
   --log-level LEVEL         trace|debug|info|warn|error|fatal|silent (default info)
 `;
 
@@ -62,6 +77,7 @@ export async function run(argv: string[]): Promise<number> {
       'drain-time-s': { type: 'string' },
       'max-downstream-connections': { type: 'string' },
       'log-level': { type: 'string' },
+      concurrency: { type: 'string' },
     },
     USAGE,
   );
@@ -104,14 +120,27 @@ export async function run(argv: string[]): Promise<number> {
   if (!Number.isInteger(maxConns) || maxConns < 0)
     throw new ConsulXdsError('CXDS_USAGE', `--max-downstream-connections: expected a whole number >= 0, got '${capFlag}'`);
 
+  const concurrencyFlag = values.concurrency;
+  const concurrency = concurrencyFlag === undefined ? availableParallelism() : Number(concurrencyFlag);
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw new ConsulXdsError('CXDS_USAGE', `--concurrency: expected a whole number >= 1, got '${concurrencyFlag}'`);
+
   const logger = createLogger({ level: logLevelOption(values['log-level']) });
+  if (cluster.isWorker) {
+    // A forked worker (proxy/workers/primary.ts): same flags, its share of the connection cap; the primary handles signals.
+    installFastAsyncBind();
+    const index = Number(process.env[WORKER_INDEX_ENV] ?? 0);
+    const perWorker = workerShare(maxConns, index, concurrency);
+    await runWorker({ bootstrap, logger, drainTimeMs: drainS * 1000, maxDownstreamConnections: perWorker }, index, concurrency);
+    return new Promise<number>(() => undefined);
+  }
   if (fdLimit !== undefined && (maxConns === 0 || maxConns * 2 > fdLimit)) {
     logger.warn(
       { maxDownstreamConnections: maxConns, openFileLimit: fdLimit },
       'the connection cap does not keep the proxy below its open-file limit: past it, accepts and upstream connects fail (EMFILE)',
     );
   }
-  let running: RunningProxy | undefined;
+  let running: RunningPrimary | undefined;
   const life = installLifecycle(logger, {
     onUser1: async () => {
       logger.info({ signal: 'SIGUSR1' }, 'SIGUSR1: reopening access logs');
@@ -120,16 +149,17 @@ export async function run(argv: string[]): Promise<number> {
   });
   // A process of its own: per-request costs of node:http2 on this Node version may be trimmed.
   const fastBind = installFastAsyncBind();
-  const proxy = await startProxy({ bootstrap, logger, drainTimeMs: drainS * 1000, maxDownstreamConnections: maxConns, onQuit: () => life.stop(QUIT) }).catch(
-    (err: unknown) => {
-      throw err instanceof ListenError ? new ConsulXdsError(err.code, `--admin-port / --admin-host (or --no-admin): ${err.message}`, { cause: err }) : err;
-    },
-  );
+  const proxyOpts = { bootstrap, logger, drainTimeMs: drainS * 1000, maxDownstreamConnections: maxConns, onQuit: () => life.stop(QUIT) };
+  const start = (): Promise<RunningPrimary> =>
+    concurrency === 1 ? startProxy(proxyOpts) : startPrimary(proxyOpts, concurrency, { script: CLI, args: ['proxy', ...argv] });
+  const proxy = await start().catch((err: unknown) => {
+    throw err instanceof ListenError ? new ConsulXdsError(err.code, `--admin-port / --admin-host (or --no-admin): ${err.message}`, { cause: err }) : err;
+  });
   running = proxy;
   life.up();
   logger.debug({ fastAsyncBind: fastBind }, 'AsyncResource.bind without the DEP0172 accessor');
   process.stderr.write(
-    `consul-xds proxy: node ${bootstrap.node.id} (cluster ${bootstrap.node.cluster}) <- ADS${bootstrap.apiType === 'DELTA_GRPC' ? ' (delta)' : ''} ${bootstrap.xds.host}:${bootstrap.xds.port}` +
+    `consul-xds proxy: ${concurrency} worker${concurrency === 1 ? '' : 's'}, node ${bootstrap.node.id} (cluster ${bootstrap.node.cluster}) <- ADS${bootstrap.apiType === 'DELTA_GRPC' ? ' (delta)' : ''} ${bootstrap.xds.host}:${bootstrap.xds.port}` +
       (proxy.adminPort !== undefined ? `; admin http://${bootstrap.admin?.host}:${proxy.adminPort}/ready\n` : '\n'),
   );
   const reason = await life.stopped;

@@ -77,6 +77,10 @@ Transport security (docs/sidecar.md, "Transport security"; without these: plaint
                             e.g. 'spiffe://example.org/group/{group}/node/{node}': a URI SAN matching P
                             must name the node group the node is served ({node}, if present, counts
                             as naming the node id, for the ALS sink too)
+  --csds-admin-san SAN      (repeatable; needs --xds-tls-client-ca) a client certificate with this DNS or
+                            URI SAN reads every node through CSDS (e.g. for 'consul-xds status --csds');
+                            any other certificate reads only the nodes it may speak for, or the whole
+                            group its URI SAN names with {node} '*' (docs/xds-server.md, "CSDS")
   --als-tls-cert FILE, --als-tls-key FILE, --als-tls-client-ca FILE
                             the same for the Access Log Service sink (node id of the log identifier)
   --tls-reload-ms N         how often the TLS files are checked for a change (default ${DEFAULT_TLS_POLL_MS})
@@ -127,6 +131,7 @@ export async function run(argv: string[]): Promise<number> {
       'xds-tls-key': { type: 'string' },
       'xds-tls-client-ca': { type: 'string' },
       'xds-identity-group-uri-pattern': { type: 'string' },
+      'csds-admin-san': { type: 'string', multiple: true },
       'als-tls-cert': { type: 'string' },
       'als-tls-key': { type: 'string' },
       'als-tls-client-ca': { type: 'string' },
@@ -163,6 +168,12 @@ export async function run(argv: string[]): Promise<number> {
       throw new ConsulXdsError('CXDS_USAGE', `--xds-identity-group-uri-pattern: ${(err as Error).message}`);
     }
   }
+  const csdsAdminSans = values['csds-admin-san'];
+  if (csdsAdminSans !== undefined) {
+    if (xdsTls?.clientCa === undefined)
+      throw new ConsulXdsError('CXDS_USAGE', '--csds-admin-san needs --xds-tls-client-ca (without mTLS every CSDS caller reads every node)');
+    if (csdsAdminSans.some((san) => san.trim() === '')) throw new ConsulXdsError('CXDS_USAGE', '--csds-admin-san: empty SAN');
+  }
   if (values['health-host'] !== undefined && values['health-port'] === undefined)
     throw new ConsulXdsError('CXDS_USAGE', '--health-host needs --health-port (the health-only listener)');
   const limits: Partial<XdsLimits> = {
@@ -188,7 +199,14 @@ export async function run(argv: string[]): Promise<number> {
     configLimits,
     xds: { host: xdsHost, port: portOption('xds-port', values['xds-port'], DEFAULT_XDS.port) },
     ...(xdsTls
-      ? { xdsSecurity: { tls: xdsTls, ...(groupPattern !== undefined ? { groupPattern } : {}), ...(tlsPollMs !== undefined ? { pollMs: tlsPollMs } : {}) } }
+      ? {
+          xdsSecurity: {
+            tls: xdsTls,
+            ...(groupPattern !== undefined ? { groupPattern } : {}),
+            ...(tlsPollMs !== undefined ? { pollMs: tlsPollMs } : {}),
+            ...(csdsAdminSans !== undefined ? { csdsAdminSans } : {}),
+          },
+        }
       : {}),
     xdsLimits: limits,
     admin: {

@@ -5,18 +5,21 @@
  * src/server/csds.ts). Out: the table on stdout; exit 0, or 1 when the server cannot be asked.
  *
  * CSDS carries what each node ACKed, per resource, and the NACK, but neither the version sent
- * and not yet answered nor the protocol: those cells show '?' from --csds.
+ * and not yet answered nor the protocol: those cells show '?' from --csds. Over TLS (--csds-tls-*)
+ * the command presents a client certificate; with mTLS the server shows only the nodes that
+ * certificate may read (all of them for an operator SAN, serve's --csds-admin-san).
  */
-import { Client, credentials, type ServiceError } from '@grpc/grpc-js';
+import { Client, credentials, type ChannelCredentials, type ChannelOptions, type ServiceError } from '@grpc/grpc-js';
 import { messageType, TO_OBJECT } from '../envoy/protos.js';
 import { ConsulXdsError } from '../errors.js';
 import { TYPE_ORDER, TYPE_SHORT, type TypeShort, isXdsTypeUrl } from '../xds/resource-types.js';
 import { CSDS_SERVICE } from '../server/csds.js';
+import { readPem } from '../common/tls-files.js';
 import { parseCommandArgs } from './args.js';
 
 const DEFAULT_ADMIN = 'http://127.0.0.1:9002';
 
-const USAGE = `Usage: consul-xds status [--admin URL | --csds HOST:PORT] [--node ID]
+const USAGE = `Usage: consul-xds status [--admin URL | --csds HOST:PORT [--csds-tls-* ...]] [--node ID]
 
 Prints every connected xDS client: node, group, protocol, per type (CDS EDS LDS RDS) the version
 sent/ACKed (first 8 characters; '-' none yet, '?' not known), and the last NACK.
@@ -24,6 +27,13 @@ sent/ACKed (first 8 characters; '-' none yet, '?' not known), and the last NACK.
   --admin URL       the server's admin HTTP base URL (GET /status/clients; default ${DEFAULT_ADMIN})
   --csds HOST:PORT  ask the xDS port's Client Status Discovery Service instead
   --node ID         only this node
+
+CSDS over TLS (the xDS port with --xds-tls-cert; any of these turns TLS on):
+  --csds-tls-ca FILE           CA the server's certificate must chain to (default: the system's roots)
+  --csds-tls-cert FILE         client certificate to present (mTLS), with --csds-tls-key; under mTLS
+  --csds-tls-key FILE          CSDS shows only the nodes it may read, every node for a SAN the server
+                               names with --csds-admin-san
+  --csds-tls-server-name NAME  name the server's certificate must carry (default: the host of --csds)
 `;
 
 /** One table row. */
@@ -36,13 +46,31 @@ export interface ClientRow {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseCommandArgs('status', argv, { admin: { type: 'string' }, csds: { type: 'string' }, node: { type: 'string' } }, USAGE);
+  const { values } = parseCommandArgs(
+    'status',
+    argv,
+    {
+      admin: { type: 'string' },
+      csds: { type: 'string' },
+      node: { type: 'string' },
+      'csds-tls-ca': { type: 'string' },
+      'csds-tls-cert': { type: 'string' },
+      'csds-tls-key': { type: 'string' },
+      'csds-tls-server-name': { type: 'string' },
+    },
+    USAGE,
+  );
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;
   }
   if (values.admin !== undefined && values.csds !== undefined) throw new ConsulXdsError('CXDS_USAGE', `status: give --admin or --csds, not both\n\n${USAGE}`);
-  const rows = values.csds !== undefined ? await fromCsds(values.csds, values.node) : await fromAdmin(values.admin ?? DEFAULT_ADMIN, values.node);
+  const tls = csdsTlsOptions(values);
+  if (tls !== undefined && values.csds === undefined) throw new ConsulXdsError('CXDS_USAGE', `status: the --csds-tls-* flags go with --csds\n\n${USAGE}`);
+  const rows =
+    values.csds !== undefined
+      ? await fromCsds(values.csds, values.node, tls !== undefined ? await csdsCredentials(tls) : undefined)
+      : await fromAdmin(values.admin ?? DEFAULT_ADMIN, values.node);
   process.stdout.write(formatTable(rows));
   return 0;
 }
@@ -108,11 +136,48 @@ interface CsdsResponse {
   }>;
 }
 
-async function fromCsds(address: string, only: string | undefined): Promise<ClientRow[]> {
+interface CsdsTls {
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+  readonly serverName?: string;
+}
+
+function csdsTlsOptions(values: {
+  'csds-tls-ca'?: string;
+  'csds-tls-cert'?: string;
+  'csds-tls-key'?: string;
+  'csds-tls-server-name'?: string;
+}): CsdsTls | undefined {
+  const { 'csds-tls-ca': ca, 'csds-tls-cert': cert, 'csds-tls-key': key, 'csds-tls-server-name': serverName } = values;
+  if (ca === undefined && cert === undefined && key === undefined && serverName === undefined) return undefined;
+  if ((cert === undefined) !== (key === undefined)) throw new ConsulXdsError('CXDS_USAGE', 'status: --csds-tls-cert and --csds-tls-key go together');
+  return {
+    ...(ca !== undefined ? { ca } : {}),
+    ...(cert !== undefined ? { cert } : {}),
+    ...(key !== undefined ? { key } : {}),
+    ...(serverName !== undefined ? { serverName } : {}),
+  };
+}
+
+/** TLS credentials and channel options for the CSDS client; an unreadable file is named. */
+async function csdsCredentials(tls: CsdsTls): Promise<{ creds: ChannelCredentials; options: ChannelOptions }> {
+  const [ca, cert, key] = await Promise.all([
+    tls.ca !== undefined ? readPem(tls.ca, 'CA') : null,
+    tls.cert !== undefined ? readPem(tls.cert, 'client certificate') : null,
+    tls.key !== undefined ? readPem(tls.key, 'client key') : null,
+  ]);
+  return {
+    creds: credentials.createSsl(ca, key, cert),
+    options: tls.serverName !== undefined ? { 'grpc.ssl_target_name_override': tls.serverName } : {},
+  };
+}
+
+async function fromCsds(address: string, only: string | undefined, tls?: { creds: ChannelCredentials; options: ChannelOptions }): Promise<ClientRow[]> {
   const requestType = messageType('envoy.service.status.v3.ClientStatusRequest');
   const responseType = messageType('envoy.service.status.v3.ClientStatusResponse');
   const request = only === undefined ? {} : { node_matchers: [{ node_id: { exact: only } }] };
-  const client = new Client(address, credentials.createInsecure());
+  const client = new Client(address, tls?.creds ?? credentials.createInsecure(), tls?.options ?? {});
   let response: CsdsResponse;
   try {
     response = await new Promise<CsdsResponse>((resolve, reject) => {

@@ -8,7 +8,8 @@
  * back into Envoy, which buffers and finally drops entries on its side where nobody counts them
  * for us - and while we waited, an unbounded queue here would grow with the traffic. So:
  *
- *  - Each line is UTF-8 encoded at once into a fixed-size chunk (Buffer). Chunks queued, being
+ *  - Each line is UTF-8 encoded at once into a fixed-size chunk (Buffer), or copied there when
+ *    it comes as bytes already (writeBytes: the ALS sink's lines). Chunks queued, being
  *    filled and being written together never exceed `maxQueueBytes` (default 8 MiB): that is all
  *    the memory log text can ever hold. Writes go out as one writev per event-loop turn on
  *    libuv's thread pool, so the event loop never blocks on the disk.
@@ -175,8 +176,7 @@ export class AccessLogWriter {
   }
 
   /**
-   * Queue one line, or `lines` whole lines joined in one string (the ALS sink hands over a
-   * message's lines at once: one encode call instead of one per line). Returns false when it was
+   * Queue one line, or `lines` whole lines joined in one string. Returns false when it was
    * dropped, all its lines together, because the queue is full.
    */
   write(line: string, lines = 1): boolean {
@@ -184,27 +184,61 @@ export class AccessLogWriter {
       this.drop(lines);
       return false;
     }
-    let c = this.current;
+    const c = this.current;
     if (c !== undefined && this.fits(c, line)) {
-      c.lines += lines;
-      if (!this.writing) this.kick();
+      this.added(c, lines);
       return true;
     }
     // A UTF-16 code unit never takes more than 3 bytes in UTF-8: a fresh chunk this size always fits.
-    const size = Math.max(this.chunkSize, line.length * 3);
-    if (c !== undefined) this.seal(c);
-    if (this.allocated + size > this.maxQueueBytes) {
-      this.current = undefined;
+    const fresh = this.freshChunk(line.length * 3, lines);
+    if (fresh === undefined) return false;
+    fresh.fill += fresh.buf.write(line, fresh.fill);
+    this.added(fresh, lines);
+    return true;
+  }
+
+  /**
+   * Queue `lines` whole lines already encoded as UTF-8 in bytes[start, end) (the ALS sink writes
+   * a message's lines as bytes: they are copied, not encoded). Same bound and drops as write().
+   */
+  writeBytes(bytes: Uint8Array, start: number, end: number, lines: number): boolean {
+    if (this.closed) {
       this.drop(lines);
       return false;
     }
-    c = { buf: Buffer.allocUnsafe(size), start: 0, fill: 0, lines: 0, owner: true };
+    const n = end - start;
+    let c = this.current;
+    if (c === undefined || c.buf.length - c.fill < n) {
+      c = this.freshChunk(n, lines);
+      if (c === undefined) return false;
+    }
+    c.buf.set(bytes.subarray(start, end), c.fill);
+    c.fill += n;
+    this.added(c, lines);
+    return true;
+  }
+
+  /**
+   * The current chunk is full: seal it and start one of at least `bytes` bytes, or, when that
+   * would pass the bound, drop the `lines` lines (drop-newest) and return undefined.
+   */
+  private freshChunk(bytes: number, lines: number): Piece | undefined {
+    const size = Math.max(this.chunkSize, bytes);
+    if (this.current !== undefined) this.seal(this.current);
+    if (this.allocated + size > this.maxQueueBytes) {
+      this.current = undefined;
+      this.drop(lines);
+      return undefined;
+    }
+    const c: Piece = { buf: Buffer.allocUnsafe(size), start: 0, fill: 0, lines: 0, owner: true };
     this.current = c;
     this.allocated += size;
-    c.fill += c.buf.write(line, c.fill);
+    return c;
+  }
+
+  private added(c: Piece, lines: number): void {
     c.lines += lines;
     if (!this.writing) this.kick();
-    return true;
   }
 
   /**

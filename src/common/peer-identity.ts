@@ -12,6 +12,11 @@
  *    matches it (and whose `{node}`, when the pattern has one, is the node id) must name the group
  *    the server serves the node; gRPC clients' `<group>/grpc` snapshot counts as `<group>`.
  * Only the certificate speaks: nothing the client sends (node.cluster, metadata) can widen it.
+ *
+ * Reading a node's status (CSDS, src/server/csds.ts) follows the same rule: a certificate may read
+ * the nodes it may speak for and, with a group pattern, every node of a group it names as a whole:
+ * a URI SAN matching the pattern whose `{node}` is `*` (which speaks for no node over xDS), or
+ * any matching one when the pattern has no `{node}`.
  */
 import type { PeerCertificate } from 'node:tls';
 
@@ -69,6 +74,9 @@ export function compileGroupPattern(pattern: string): RegExp {
   return new RegExp(`^${source}$`);
 }
 
+/** The `{node}` of a URI SAN that names every node of its group (for reading status, not for speaking as a node). */
+export const WHOLE_GROUP = '*';
+
 export class IdentityRule {
   readonly #group: RegExp | undefined;
 
@@ -85,11 +93,11 @@ export class IdentityRule {
   check(peer: PeerNames | undefined, nodeId: string, group?: string): Denial | undefined {
     if (peer === undefined) return { reason: 'no_certificate', message: `node '${nodeId}': no verified client certificate` };
     const fromPattern = this.#patternMatches(peer);
-    if (!peer.dns.includes(nodeId) && !peer.uri.includes(nodeId) && !fromPattern.some((m) => m.node === nodeId)) {
+    if (!namesNode(peer, fromPattern, nodeId)) {
       return { reason: 'node_id', message: `node id '${nodeId}' is not a DNS or URI SAN of the client certificate (${describe(peer)})` };
     }
     if (this.#group === undefined || group === undefined) return undefined;
-    const groups = fromPattern.filter((m) => m.node === undefined || m.node === nodeId).map((m) => m.group);
+    const groups = groupsFor(fromPattern, nodeId);
     if (groups.includes(group)) return undefined;
     return {
       reason: 'group',
@@ -97,16 +105,42 @@ export class IdentityRule {
     };
   }
 
-  #patternMatches(peer: PeerNames): Array<{ group: string; node: string | undefined }> {
+  /**
+   * Which nodes `peer` may read the status of (CSDS), by node id and the group each is served:
+   * those it may speak for (check's rule), and every node of a group it names as a whole. The
+   * certificate is read once here, not once per node.
+   */
+  readerOf(peer: PeerNames | undefined): (nodeId: string, group: string) => boolean {
+    if (peer === undefined) return () => false;
+    const fromPattern = this.#patternMatches(peer);
+    const wholeGroups = new Set(fromPattern.filter((m) => m.node === undefined || m.node === WHOLE_GROUP).map((m) => m.group));
+    const checksGroup = this.#group !== undefined;
+    return (nodeId, group) =>
+      wholeGroups.has(group) || (namesNode(peer, fromPattern, nodeId) && (!checksGroup || groupsFor(fromPattern, nodeId).includes(group)));
+  }
+
+  #patternMatches(peer: PeerNames): PatternMatch[] {
     const re = this.#group;
     if (re === undefined) return [];
-    const out: Array<{ group: string; node: string | undefined }> = [];
+    const out: PatternMatch[] = [];
     for (const u of peer.uri) {
       const g = re.exec(u)?.groups;
       if (g?.group !== undefined) out.push({ group: g.group, node: g.node });
     }
     return out;
   }
+}
+
+type PatternMatch = { readonly group: string; readonly node: string | undefined };
+
+/** The node id is a DNS or URI SAN, or the `{node}` of a pattern URI (a whole-group `*` reads status; it never speaks for a node). */
+function namesNode(peer: PeerNames, fromPattern: readonly PatternMatch[], nodeId: string): boolean {
+  return peer.dns.includes(nodeId) || peer.uri.includes(nodeId) || fromPattern.some((m) => m.node === nodeId && m.node !== WHOLE_GROUP);
+}
+
+/** The groups the pattern URIs name for `nodeId`: those naming it, and those without `{node}`. */
+function groupsFor(fromPattern: readonly PatternMatch[], nodeId: string): string[] {
+  return fromPattern.filter((m) => m.node === undefined || m.node === nodeId).map((m) => m.group);
 }
 
 /** SANs for a log line or an error message (bounded: a certificate can list many). */

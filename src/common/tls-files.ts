@@ -66,7 +66,8 @@ interface Loaded {
   readonly cert: X509Certificate;
 }
 
-async function readPem(path: string, what: string): Promise<Buffer> {
+/** A PEM file's bytes; an error names `what` and the path (never the content). */
+export async function readPem(path: string, what: string): Promise<Buffer> {
   try {
     return await readFile(path);
   } catch (err) {

@@ -13,6 +13,11 @@
  *   group           the certificate names another node group (xDS only)
  * A refused stream is logged once (node id, SANs, peer address); the caller ends it with
  * PERMISSION_DENIED before anything is sent.
+ *
+ * CSDS (xDS only): with mTLS a caller reads the nodes its certificate may read (peer-identity.ts
+ * readerOf) unless it holds an operator SAN (`csdsAdminSans`), which reads every node. Answers
+ * whose node matchers selected nodes the caller may not read leave them out; those are counted
+ * here (the CSDS service logs them, once per stream).
  */
 import type { Server } from '@grpc/grpc-js';
 import type { Server as NetServer } from 'node:net';
@@ -30,7 +35,12 @@ export interface TransportSecurityOptions {
   readonly groupPattern?: string;
   /** How often the TLS files are checked for a change (ms). */
   readonly pollMs?: number;
+  /** xDS only, with mTLS: a client certificate with one of these DNS or URI SANs reads every node through CSDS. */
+  readonly csdsAdminSans?: readonly string[];
 }
+
+/** Which nodes a CSDS caller may read: by node id and the (base) group the node is served. */
+export type CsdsReadable = (nodeId: string, group: string) => boolean;
 
 export interface TransportSecurityStatus {
   readonly tls: TlsStatus;
@@ -38,6 +48,8 @@ export interface TransportSecurityStatus {
   readonly mtls: boolean;
   readonly groupPattern: string | null;
   readonly refused: Readonly<Record<RefusalReason, number>>;
+  /** xDS with mTLS: CSDS access (operator SANs, answers that left out nodes the caller may not read). */
+  readonly csds?: { readonly adminSans: readonly string[]; readonly withheld: number };
 }
 
 /** A call that can tell who is on the other end (grpc-js server calls; their AuthContext, structurally). */
@@ -54,19 +66,25 @@ export class TransportSecurity {
   readonly #refused: Record<RefusalReason, number> = { tls_handshake: 0, no_certificate: 0, node_id: 0, group: 0 };
   readonly #warnedHandshake = new Set<string>();
   readonly #watched = new WeakSet<NetServer>();
+  /** The server, as named in logs: 'xds' serves CSDS too. */
+  readonly #what: string;
+  readonly #csdsAdminSans: readonly string[];
+  #csdsWithheld = 0;
 
-  private constructor(files: TlsFiles, rule: IdentityRule, logger: Logger, groupPattern: string | undefined) {
+  private constructor(files: TlsFiles, rule: IdentityRule, logger: Logger, what: string, opts: TransportSecurityOptions) {
+    this.#what = what;
     this.#files = files;
     this.#rule = rule;
     this.#logger = logger;
-    this.#groupPattern = groupPattern;
+    this.#groupPattern = opts.groupPattern;
+    this.#csdsAdminSans = Object.freeze([...(opts.csdsAdminSans ?? [])]);
   }
 
   /** Loads the TLS files (an error names the bad file or pattern); `what` names the server in logs. */
   static async open(opts: TransportSecurityOptions, logger: Logger, what: string): Promise<TransportSecurity> {
     const rule = new IdentityRule(opts.groupPattern);
     const files = await TlsFiles.open(opts.tls, { logger, what, ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}) });
-    return new TransportSecurity(files, rule, logger.child({ tls: what }), opts.groupPattern);
+    return new TransportSecurity(files, rule, logger.child({ tls: what }), what, opts);
   }
 
   get credentials() {
@@ -100,6 +118,18 @@ export class TransportSecurity {
       `stream refused (PERMISSION_DENIED): ${denial.message}`,
     );
     return denial;
+  }
+
+  /** CSDS: what `peer` may read; undefined: every node (no mTLS, or an operator SAN). */
+  csdsReadable(peer: PeerNames | undefined): CsdsReadable | undefined {
+    if (!this.checksIdentity) return undefined;
+    if (peer !== undefined && this.#csdsAdminSans.some((san) => peer.dns.includes(san) || peer.uri.includes(san))) return undefined;
+    return this.#rule.readerOf(peer);
+  }
+
+  /** A CSDS answer left out nodes its matchers selected that the caller may not read. */
+  countCsdsWithheld(): void {
+    this.#csdsWithheld++;
   }
 
   /**
@@ -137,6 +167,7 @@ export class TransportSecurity {
       mtls: this.checksIdentity,
       groupPattern: this.#groupPattern ?? null,
       refused: Object.freeze({ ...this.#refused }),
+      ...(this.checksIdentity && this.#what === 'xds' ? { csds: Object.freeze({ adminSans: this.#csdsAdminSans, withheld: this.#csdsWithheld }) } : {}),
     });
   }
 

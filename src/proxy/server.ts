@@ -20,7 +20,7 @@ import { ClusterManager } from './upstream/cluster-manager.js';
 import { ListenerManager } from './listener/listener-manager.js';
 import { RouteStore } from './router/route-store.js';
 import { AccessLogService } from './access-log/access-log-manager.js';
-import { XdsClient, type ApplyError, type XdsUpdate, type XdsWatcher } from './xds/ads-client.js';
+import { XdsClient, type ApplyError, type KnownResource, type TypeStatus, type XdsUpdate, type XdsWatcher } from './xds/ads-client.js';
 import { startAdminServer, type AdminServer, type AdminSource, type ServerState } from './admin/admin-server.js';
 import { configDump } from './admin/config-dump.js';
 import { defaultMaxDownstreamConnections, openFileLimit } from './listener/fd-limit.js';
@@ -28,7 +28,8 @@ import type { ClusterModel } from './config/cluster-resource.js';
 import type { EndpointsModel } from './config/endpoint-resource.js';
 import type { ListenerModel } from './config/listener-resource.js';
 import type { RouteConfigModel } from './config/route-resource.js';
-import type { StatEmitter } from './stats.js';
+import type { StatEmitter, XdsTypeStats } from './stats.js';
+import type { HealthMode } from './upstream/cluster.js';
 import { bindNamed } from '../common/http-listen.js';
 
 export interface ProxyOptions {
@@ -47,6 +48,22 @@ export interface ProxyOptions {
   readonly doesNotExistMs?: number;
   /** Called when POST /quitquitquit asks the proxy to stop. */
   readonly onQuit?: () => void;
+  /** Set in a worker of --concurrency > 1 (proxy/workers/): shared listen sockets, and who checks health. */
+  readonly worker?: { readonly health: HealthMode };
+}
+
+/**
+ * What the proxy needs of its xDS source: the ADS client itself, or in a worker the primary's
+ * forwarding of that client's updates (proxy/workers/worker.ts).
+ */
+export interface XdsFeed {
+  readonly connected: boolean;
+  subscribe(url: XdsTypeUrl, names: Iterable<string>): void;
+  typeStats(url: XdsTypeUrl): XdsTypeStats;
+  status(): TypeStatus[];
+  known(url: XdsTypeUrl): ReadonlyMap<string, KnownResource>;
+  start(): void;
+  close(): void;
 }
 
 export interface RunningProxy {
@@ -71,12 +88,24 @@ export interface RunningProxy {
   close(): Promise<void>;
 }
 
-class ProxyServer implements XdsWatcher, AdminSource {
-  readonly clusters = new ClusterManager();
+/** The server's and the xDS client's stats (one set per proxy, whatever its worker count). */
+export function emitServerStats(emit: StatEmitter, live: boolean, started: number, xds: XdsFeed): void {
+  emit('server.live', live ? 1 : 0);
+  emit('server.state', live ? 0 : 1);
+  emit('server.uptime', Math.floor((Date.now() - started) / 1000));
+  emit('control_plane.connected_state', xds.connected ? 1 : 0);
+  xds.typeStats(TypeUrl.Cluster).emit('cluster_manager.cds', emit);
+  xds.typeStats(TypeUrl.Listener).emit('listener_manager.lds', emit);
+  xds.typeStats(TypeUrl.ClusterLoadAssignment).emit('cluster_manager.eds', emit);
+  xds.typeStats(TypeUrl.RouteConfiguration).emit('listener_manager.rds', emit);
+}
+
+export class ProxyServer implements XdsWatcher, AdminSource {
+  readonly clusters: ClusterManager;
   readonly routes = new RouteStore();
   readonly accessLogs: AccessLogService;
   readonly listeners: ListenerManager;
-  readonly xds: XdsClient;
+  readonly xds: XdsFeed;
   private readonly logger: Logger;
   private live = false;
   private draining = false;
@@ -92,8 +121,10 @@ class ProxyServer implements XdsWatcher, AdminSource {
   constructor(
     readonly bootstrap: Bootstrap,
     private readonly opts: ProxyOptions,
+    feed: (watcher: ProxyServer) => XdsFeed,
   ) {
     this.logger = opts.logger ?? silentLogger;
+    this.clusters = new ClusterManager(opts.worker?.health);
     this.accessLogs = new AccessLogService(this.clusters, bootstrap.node, this.logger);
     this.listeners = new ListenerManager({
       clusters: this.clusters,
@@ -102,17 +133,9 @@ class ProxyServer implements XdsWatcher, AdminSource {
       logger: this.logger,
       drainTimeMs: opts.drainTimeMs ?? 10_000,
       maxDownstreamConnections: opts.maxDownstreamConnections ?? defaultMaxDownstreamConnections(openFileLimit()),
+      sharedSockets: opts.worker !== undefined,
     });
-    this.xds = new XdsClient({
-      server: bootstrap.xds,
-      tls: bootstrap.xdsTls,
-      node: bootstrap.node,
-      watcher: this,
-      logger: this.logger,
-      ...(opts.backoff ? { backoff: opts.backoff } : {}),
-      ...(opts.doesNotExistMs !== undefined ? { doesNotExistMs: opts.doesNotExistMs } : {}),
-      delta: bootstrap.apiType === 'DELTA_GRPC',
-    });
+    this.xds = feed(this);
   }
 
   // ---- XdsWatcher ----
@@ -147,6 +170,11 @@ class ProxyServer implements XdsWatcher, AdminSource {
   onDoesNotExist(url: XdsTypeUrl, name: string): void {
     if (url === TypeUrl.ClusterLoadAssignment) this.clusters.endpointsDoNotExist(name);
     else if (url === TypeUrl.RouteConfiguration) this.routes.doesNotExist(name);
+    this.checkLive();
+  }
+
+  /** The client answered a type: an empty answer calls no onUpdate, yet may complete LIVE. */
+  onAnswered(): void {
     this.checkLive();
   }
 
@@ -195,16 +223,12 @@ class ProxyServer implements XdsWatcher, AdminSource {
   }
 
   collectStats(emit: StatEmitter): void {
-    emit('server.live', this.live ? 1 : 0);
-    emit('server.state', this.live ? 0 : 1);
-    emit('server.uptime', Math.floor((Date.now() - this.started) / 1000));
-    emit('control_plane.connected_state', this.xds.connected ? 1 : 0);
-    this.xds.typeStats(TypeUrl.Cluster).emit('cluster_manager.cds', emit);
-    this.xds.typeStats(TypeUrl.Listener).emit('listener_manager.lds', emit);
-    const eds = this.xds.typeStats(TypeUrl.ClusterLoadAssignment);
-    const rds = this.xds.typeStats(TypeUrl.RouteConfiguration);
-    eds.emit('cluster_manager.eds', emit);
-    rds.emit('listener_manager.rds', emit);
+    emitServerStats(emit, this.live, this.started, this.xds);
+    this.collectDataStats(emit);
+  }
+
+  /** The data plane's own stats (what a worker reports; the xDS and server ones come from the primary). */
+  collectDataStats(emit: StatEmitter): void {
     this.clusters.emitStats(emit);
     this.listeners.emitStats(emit);
     this.accessLogs.emitStats(emit);
@@ -249,8 +273,28 @@ class ProxyServer implements XdsWatcher, AdminSource {
   }
 }
 
+/** The ADS client of a proxy that runs in one process (or of the primary of several workers). */
+export function adsClient(opts: ProxyOptions, watcher: XdsWatcher): XdsClient {
+  const { bootstrap } = opts;
+  return new XdsClient({
+    server: bootstrap.xds,
+    tls: bootstrap.xdsTls,
+    node: bootstrap.node,
+    watcher,
+    logger: opts.logger ?? silentLogger,
+    ...(opts.backoff ? { backoff: opts.backoff } : {}),
+    ...(opts.doesNotExistMs !== undefined ? { doesNotExistMs: opts.doesNotExistMs } : {}),
+    delta: bootstrap.apiType === 'DELTA_GRPC',
+  });
+}
+
 export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
-  const proxy = new ProxyServer(opts.bootstrap, opts);
+  let client: XdsClient | undefined;
+  const proxy = new ProxyServer(opts.bootstrap, opts, (w) => {
+    client = adsClient(opts, w);
+    return client;
+  });
+  const xds = client as XdsClient;
   let admin: AdminServer | undefined;
   const adminAddr = opts.bootstrap.admin;
   if (adminAddr)
@@ -262,7 +306,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     adminPort: admin?.port,
     clusters: proxy.clusters,
     listeners: proxy.listeners,
-    xds: proxy.xds,
+    xds,
     state: () => proxy.state(),
     listenerPort: (name) => proxy.listeners.get(name)?.boundPort,
     whenLive: (timeoutMs = 30_000) => proxy.whenLive(timeoutMs),

@@ -19,8 +19,19 @@
  *                   rejected version, the client's message and when
  *   ACKED           otherwise
  * A SotW NACK rejects a whole response, so every resource of a NACKed type shows NACKED.
+ *
+ * Who may read what (with mTLS only; transport-security.ts csdsReadable): a caller sees the nodes
+ * its client certificate may speak for (the xDS identity rule), every node of a group its
+ * certificate names as a whole, or everything with an operator SAN (`--csds-admin-san`). Nodes
+ * the request's matchers select but the caller may not read are left out, as if not connected:
+ * the answer tells nothing about other fleets, not even that a node exists, and a prefix or regex
+ * matcher that also catches foreign nodes still answers with the caller's own (a
+ * PERMISSION_DENIED would fail the whole query, in grpcurl and `consul-xds status` alike). Such
+ * answers are counted, and logged at warn once per stream (peer address and SANs, never
+ * certificate bytes). Without mTLS, every caller reads every node.
  */
-import type { Server, ServerDuplexStream, ServerUnaryCall, sendUnaryData, MethodDefinition } from '@grpc/grpc-js';
+import { status as GrpcStatus, type Server, type ServerDuplexStream, type ServerUnaryCall, type sendUnaryData, type MethodDefinition } from '@grpc/grpc-js';
+import { compileLinearRegex } from '../common/linear-regex.js';
 import type protobuf from 'protobufjs';
 import { messageType, TO_OBJECT } from '../envoy/protos.js';
 import { TYPE_ORDER } from '../xds/resource-types.js';
@@ -30,6 +41,10 @@ import type { JsonValue, NodeInfo } from '../cache/node-info.js';
 import type { StreamRegistry } from './stream-registry.js';
 import type { TypeState } from './stream-state.js';
 import { nodeObjectOf } from './node-codec.js';
+import { baseGroup } from '../cache/client-kind.js';
+import { describe, type PeerNames } from '../common/peer-identity.js';
+import type { CsdsReadable, TransportSecurity } from '../common/transport-security.js';
+import type { Logger } from '../log.js';
 
 export const CSDS_SERVICE = 'envoy.service.status.v3.ClientStatusDiscoveryService';
 
@@ -60,16 +75,33 @@ type ClientResourceStatus = 'REQUESTED' | 'DOES_NOT_EXIST' | 'ACKED' | 'NACKED';
 
 let anyType: protobuf.Type | undefined;
 
-/** The answer to one request: a ClientStatusResponse object for protobufjs fromObject. */
-export function clientStatus(registry: StreamRegistry, cache: SnapshotCache, req: ClientStatusRequest): { config: Record<string, unknown>[] } {
-  const matchers = req.node_matchers ?? [];
+type ClientStatusResponse = { config: Record<string, unknown>[] };
+
+/**
+ * The answer to one request (a ClientStatusResponse object for protobufjs fromObject) and how
+ * many nodes the matchers selected that `readable` (undefined: all) left out.
+ */
+export function clientStatus(
+  registry: StreamRegistry,
+  cache: SnapshotCache,
+  req: ClientStatusRequest,
+  readable?: CsdsReadable,
+): { response: ClientStatusResponse; withheld: number } {
+  const matchers = (req.node_matchers ?? []).map(compileNodeMatcher);
   const config: Record<string, unknown>[] = [];
+  let withheld = 0;
   for (const nodeId of registry.nodes().sort()) {
-    let node: NodeInfo | undefined;
+    const records = [...registry.streamsOf(nodeId)];
+    const node = records.find((r) => r.node !== undefined)?.node;
+    if (node === undefined || (matchers.length > 0 && !matchers.some((matches) => matches(node)))) continue;
+    // Every stream of the node must be readable: its streams may be served different groups.
+    if (readable !== undefined && !records.every((r) => readable(nodeId, baseGroup(r.group)))) {
+      withheld++;
+      continue;
+    }
     let group = '';
     const generic: Record<string, unknown>[] = [];
-    for (const record of registry.streamsOf(nodeId)) {
-      node ??= record.node;
+    for (const record of records) {
       group = record.group;
       const snapshot = cache.get(record.group);
       for (const t of TYPE_ORDER) {
@@ -77,10 +109,9 @@ export function clientStatus(registry: StreamRegistry, cache: SnapshotCache, req
         if (st?.subscribed) generic.push(...typeConfigs(st, snapshot?.type(t), req.exclude_resource_contents === true));
       }
     }
-    if (node === undefined || (matchers.length > 0 && !matchers.some((m) => nodeMatches(m, node as NodeInfo)))) continue;
     config.push({ node: nodeObjectOf(node), client_scope: group, generic_xds_configs: generic });
   }
-  return { config };
+  return { response: { config }, withheld };
 }
 
 function typeConfigs(st: TypeState, ts: TypeSnapshot | undefined, excludeContents: boolean): Record<string, unknown>[] {
@@ -120,31 +151,47 @@ function timestamp(iso: string): { seconds: number; nanos: number } {
   return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
 }
 
-/** Envoy's NodeMatcher: the node id matcher (if any) and every metadata matcher hold. */
-function nodeMatches(m: NodeMatcher, node: NodeInfo): boolean {
-  if (m.node_id !== undefined && !stringMatches(m.node_id, node.id)) return false;
-  for (const sm of m.node_metadatas ?? []) {
-    let v: JsonValue | undefined = node.metadata;
-    for (const seg of sm.path ?? []) {
-      v = v !== null && typeof v === 'object' && !Array.isArray(v) && seg.key !== undefined ? (v as Record<string, JsonValue>)[seg.key] : undefined;
-    }
+/** A request the server cannot answer as asked (a regex that does not compile): INVALID_ARGUMENT. */
+export class CsdsRequestError extends Error {}
+
+type Predicate<T> = (value: T) => boolean;
+
+/**
+ * Envoy's NodeMatcher as a predicate: the node id matcher (if any) and every metadata matcher
+ * hold. Compiled once per request; its regexes run in linear time (common/linear-regex.ts).
+ */
+function compileNodeMatcher(m: NodeMatcher, i: number): Predicate<NodeInfo> {
+  const at = `node_matchers[${i}]`;
+  const id = m.node_id === undefined ? undefined : compileStringMatcher(m.node_id, `${at}.node_id`);
+  const metadata = (m.node_metadatas ?? []).map((sm, j) => {
     const want = sm.value;
-    if (want?.present_match !== undefined && (v !== undefined) !== want.present_match) return false;
-    if (want?.bool_match !== undefined && v !== want.bool_match) return false;
-    if (want?.string_match !== undefined && (typeof v !== 'string' || !stringMatches(want.string_match, v))) return false;
-  }
-  return true;
+    const text = want?.string_match === undefined ? undefined : compileStringMatcher(want.string_match, `${at}.node_metadatas[${j}].value.string_match`);
+    return (node: NodeInfo): boolean => {
+      let v: JsonValue | undefined = node.metadata;
+      for (const seg of sm.path ?? []) {
+        v = v !== null && typeof v === 'object' && !Array.isArray(v) && seg.key !== undefined ? (v as Record<string, JsonValue>)[seg.key] : undefined;
+      }
+      if (want?.present_match !== undefined && (v !== undefined) !== want.present_match) return false;
+      if (want?.bool_match !== undefined && v !== want.bool_match) return false;
+      if (text !== undefined && (typeof v !== 'string' || !text(v))) return false;
+      return true;
+    };
+  });
+  return (node) => (id === undefined || id(node.id)) && metadata.every((holds) => holds(node));
 }
 
-function stringMatches(m: StringMatcher, value: string): boolean {
+function compileStringMatcher(m: StringMatcher, at: string): Predicate<string> {
   const fold = (s: string) => (m.ignore_case ? s.toLowerCase() : s);
-  const v = fold(value);
-  if (m.exact !== undefined) return v === fold(m.exact);
-  if (m.prefix !== undefined) return v.startsWith(fold(m.prefix));
-  if (m.suffix !== undefined) return v.endsWith(fold(m.suffix));
-  if (m.contains !== undefined) return v.includes(fold(m.contains));
-  if (m.safe_regex?.regex !== undefined) return new RegExp(`^(?:${m.safe_regex.regex})$`).test(value);
-  return true;
+  if (m.exact !== undefined) return (v) => fold(v) === fold(m.exact as string);
+  if (m.prefix !== undefined) return (v) => fold(v).startsWith(fold(m.prefix as string));
+  if (m.suffix !== undefined) return (v) => fold(v).endsWith(fold(m.suffix as string));
+  if (m.contains !== undefined) return (v) => fold(v).includes(fold(m.contains as string));
+  if (m.safe_regex?.regex !== undefined) {
+    const re = compileLinearRegex(m.safe_regex.regex);
+    if (re instanceof Error) throw new CsdsRequestError(`${at}.safe_regex.regex ${JSON.stringify(m.safe_regex.regex)}: ${re.message}`);
+    return (v) => re.test(v);
+  }
+  return () => true;
 }
 
 let requestType: protobuf.Type | undefined;
@@ -155,12 +202,12 @@ function decodeRequest(bytes: Buffer): ClientStatusRequest {
   return requestType.toObject(requestType.decode(bytes), TO_OBJECT) as ClientStatusRequest;
 }
 
-function encodeResponse(response: { config: Record<string, unknown>[] }): Buffer {
+function encodeResponse(response: ClientStatusResponse): Buffer {
   responseType ??= messageType('envoy.service.status.v3.ClientStatusResponse');
   return Buffer.from(responseType.encode(responseType.fromObject(response)).finish());
 }
 
-function method(rpc: string, stream: boolean): MethodDefinition<ClientStatusRequest, { config: Record<string, unknown>[] }> {
+function method(rpc: string, stream: boolean): MethodDefinition<ClientStatusRequest, ClientStatusResponse> {
   return {
     path: `/${CSDS_SERVICE}/${rpc}`,
     requestStream: stream,
@@ -176,16 +223,77 @@ function method(rpc: string, stream: boolean): MethodDefinition<ClientStatusRequ
   };
 }
 
+/**
+ * One CSDS call: what its caller may read (read once, from the certificate of its connection),
+ * and whether a left-out answer was logged yet.
+ */
+class CsdsCall {
+  readonly #peer: PeerNames | undefined;
+  readonly #readable: CsdsReadable | undefined;
+  #warned = false;
+
+  constructor(
+    private readonly ctx: CsdsContext,
+    private readonly call: ServerUnaryCall<ClientStatusRequest, unknown> | ServerDuplexStream<ClientStatusRequest, unknown>,
+    private readonly rpc: string,
+  ) {
+    const security = ctx.security;
+    this.#peer = security?.checksIdentity ? security.peerOf(call) : undefined;
+    this.#readable = security?.csdsReadable(this.#peer);
+  }
+
+  answer(req: ClientStatusRequest): ClientStatusResponse {
+    const { response, withheld } = clientStatus(this.ctx.registry, this.ctx.cache, req, this.#readable);
+    // A request without matchers asks for "everything I may read": nothing was asked of others.
+    if (withheld > 0 && (req.node_matchers?.length ?? 0) > 0) {
+      this.ctx.security?.countCsdsWithheld();
+      if (!this.#warned) {
+        this.#warned = true;
+        this.ctx.logger.warn(
+          { rpc: this.rpc, peer: this.call.getPeer(), sans: this.#peer ? describe(this.#peer) : null, withheld, answered: response.config.length },
+          `CSDS answer left out ${withheld} node(s) the request's node matchers selected but the client certificate may not read (further ones on this stream are counted, not logged)`,
+        );
+      }
+    }
+    return response;
+  }
+}
+
+interface CsdsContext {
+  readonly registry: StreamRegistry;
+  readonly cache: SnapshotCache;
+  readonly logger: Logger;
+  /** TLS; with mTLS, who may read which node (transport-security.ts). */
+  readonly security?: TransportSecurity;
+}
+
+/** The answer, or the request's refusal (anything else thrown is a bug and propagates). */
+function refusalOr<T>(answer: () => T): T | CsdsRequestError {
+  try {
+    return answer();
+  } catch (err) {
+    if (err instanceof CsdsRequestError) return err;
+    throw err;
+  }
+}
+
 /** Register CSDS on the xDS gRPC server. */
-export function addCsdsService(server: Server, registry: StreamRegistry, cache: SnapshotCache): void {
+export function addCsdsService(server: Server, ctx: CsdsContext): void {
   server.addService(
     { FetchClientStatus: method('FetchClientStatus', false), StreamClientStatus: method('StreamClientStatus', true) },
     {
       FetchClientStatus: (call: ServerUnaryCall<ClientStatusRequest, unknown>, callback: sendUnaryData<unknown>) => {
-        callback(null, clientStatus(registry, cache, call.request));
+        const answer = refusalOr(() => new CsdsCall(ctx, call, 'FetchClientStatus').answer(call.request));
+        if (answer instanceof CsdsRequestError) callback({ code: GrpcStatus.INVALID_ARGUMENT, details: answer.message });
+        else callback(null, answer);
       },
       StreamClientStatus: (call: ServerDuplexStream<ClientStatusRequest, unknown>) => {
-        call.on('data', (req: ClientStatusRequest) => call.write(clientStatus(registry, cache, req)));
+        const csds = new CsdsCall(ctx, call, 'StreamClientStatus');
+        call.on('data', (req: ClientStatusRequest) => {
+          const answer = refusalOr(() => csds.answer(req));
+          if (!(answer instanceof CsdsRequestError)) call.write(answer);
+          else call.emit('error', { code: GrpcStatus.INVALID_ARGUMENT, details: answer.message, message: answer.message });
+        });
         call.on('end', () => call.end());
         call.on('error', () => undefined);
       },

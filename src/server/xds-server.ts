@@ -224,7 +224,7 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
       },
     );
   }
-  addCsdsService(server, registry, opts.cache);
+  addCsdsService(server, { registry, cache: opts.cache, logger, ...(opts.security !== undefined ? { security: opts.security } : {}) });
   let closing: Promise<void> | undefined;
   const graceMs = opts.shutdownGraceMs ?? 2_000;
 

@@ -358,7 +358,21 @@ describe('consul-xds proxy as a process: SIGUSR1, SIGTERM', () => {
   };
 
   it('SIGUSR1 after logrotate renamed the access log: a new file takes the later lines, alive, no debugger; SIGTERM exits 0', async () => {
-    proc = spawnNode([CLI, 'proxy', '--xds', `127.0.0.1:${xds.port}`, '--node-id', 'signals', '--node-cluster', 'edge', '--admin-port', '0']);
+    // One process: the test reads the lines in request order, which two workers' writers need not keep.
+    proc = spawnNode([
+      CLI,
+      'proxy',
+      '--xds',
+      `127.0.0.1:${xds.port}`,
+      '--node-id',
+      'signals',
+      '--node-cluster',
+      'edge',
+      '--admin-port',
+      '0',
+      '--concurrency',
+      '1',
+    ]);
     const p = proc;
     const adminPort = (await stderrMatch(p, /admin http:\/\/127\.0\.0\.1:(\d+)\/ready/, 'the proxy to announce its admin port'))[1];
     await waitUntil(async () => (await (await fetch(`http://127.0.0.1:${adminPort}/ready`)).text()).trim() === 'LIVE', { what: 'the proxy to be LIVE' });

@@ -3,7 +3,8 @@
  * the benchmark start it: flags -> ADS to `serve()` -> /ready LIVE on the admin port -> traffic
  * through its listener -> SIGTERM ends it with exit code 0. SIGTERM drains: slow requests in
  * flight still get their 200 (HTTP/1.1 with `connection: close`, HTTP/2 after a GOAWAY), an open
- * TCP proxy connection keeps piping, new connections are refused, /ready says DRAINING, and the
+ * TCP proxy connection keeps piping, new connections are refused (at --concurrency 1 and 2: none
+ * made after the drain began is answered), /ready says DRAINING, and the
  * process exits when the last connection is done or at the --drain-time-s deadline, whichever is
  * first; a second SIGTERM ends it at once. --max-downstream-connections caps open connections
  * across the HTTP and the TCP listener: one over the cap is closed at accept, unserved, and
@@ -68,22 +69,30 @@ function connectCode(port: number): Promise<string> {
 }
 
 /**
- * Connects and sends `text` at once; resolves with what came back once the peer closed, or
- * 'still open' when it had not closed after `waitMs`.
+ * Connects and sends `text` at once; resolves with what came back once the peer closed ('' for
+ * a connection closed unanswered, also when the reset came before our side saw it connected),
+ * 'still open' when it had not closed after `waitMs`, or the error code when the connection was
+ * never made (ECONNREFUSED).
  */
 function answerBeforeClose(port: number, text: string, waitMs = 3_000): Promise<string> {
   return new Promise((resolve) => {
     let got = '';
-    const s = net.connect({ host: '127.0.0.1', port }, () => s.write(text));
+    let connected = false;
+    let failed = '';
+    const s = net.connect({ host: '127.0.0.1', port }, () => {
+      connected = true;
+      s.write(text);
+    });
     s.on('data', (d: Buffer) => (got += d.toString()));
-    s.on('error', () => undefined); // our write can meet the close with a reset
+    // Our write can meet the close with a reset; an error before the connection is the answer.
+    s.on('error', (err: NodeJS.ErrnoException) => (failed = err.code ?? err.message));
     const timer = setTimeout(() => {
       s.destroy();
       resolve('still open');
     }, waitMs);
     s.once('close', () => {
       clearTimeout(timer);
-      resolve(got);
+      resolve(connected || failed === 'ECONNRESET' ? got : failed);
     });
   });
 }
@@ -214,58 +223,84 @@ endpoint:
     return tookMs;
   }
 
-  it('SIGTERM drains: requests in flight (HTTP/1.1, HTTP/2) get their 200, TCP keeps piping, new connections are refused, exit when done', async () => {
-    const drainS = 30;
-    const { p, admin } = await startLive(drainS);
-    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-    // A warm keep-alive connection, so the in-flight request's response can tell it to close.
-    assert.equal((await get(listener, '/hello', agent)).status, 200);
-    const tcp = net.connect({ host: '127.0.0.1', port: tcpListener });
-    await once(tcp, 'connect');
-    assert.equal(await echo(tcp, 'before'), 'before');
-    const inFlight = get(listener, '/slow/a?ms=1500', agent);
-    // The same over HTTP/2 (h2c): the stream must finish after GOAWAY.
-    const h2 = http2.connect(`http://127.0.0.1:${listener}`);
-    h2.on('error', () => undefined);
-    const goaway = once(h2, 'goaway');
-    const h2InFlight = new Promise<number>((resolve, reject) => {
-      const st = h2.request({ ':path': '/slow/h2?ms=1500', ':authority': 'x' });
-      let status = 0;
-      st.on('response', (h) => (status = Number(h[':status'])));
-      st.on('error', reject);
-      st.on('end', () => resolve(status));
-      st.resume();
-      st.end();
-    });
-    await waitUntil(() => slowSeen.includes('/slow/a?ms=1500') && slowSeen.includes('/slow/h2?ms=1500'), { what: 'the slow requests to reach their upstream' });
+  /**
+   * After SIGTERM no new connection is served. Every listener refuses once the drain has begun; at
+   * --concurrency 2 the listeners stop one after the other, each when the last worker's close of
+   * it reached the primary (node:cluster's primary holds the listen sockets), so a connection the
+   * primary accepted just before is closed unanswered (or, node:cluster leaking one handed to a
+   * worker that had just closed, held unanswered until the primary exits) - never served.
+   */
+  async function refusesAfterDrainBegan(port: number, what: string, p: ReturnType<typeof spawnProxy>): Promise<void> {
+    await waitUntil(
+      async () => {
+        const got = await answerBeforeClose(port, `GET /after-sigterm HTTP/1.1\r\nhost: x\r\n\r\n`, 1_000);
+        if (got === 'ECONNREFUSED') return true;
+        if (got !== '' && got !== 'still open') throw new GiveUp(`${what}: a connection made after the drain began was answered: ${JSON.stringify(got)}`);
+        return false;
+      },
+      { what: `${what} to refuse new connections`, timeoutMs: 5_000, intervalMs: 20, context: () => p.output() },
+    );
+  }
 
-    const t0 = Date.now();
-    p.child.kill('SIGTERM');
-    await waitUntil(async () => (await connectCode(listener)) === 'ECONNREFUSED', {
-      what: 'the HTTP listener to refuse new connections',
-      context: () => p.output(),
-    });
-    assert.equal(await connectCode(tcpListener), 'ECONNREFUSED');
-    const ready = await fetch(`http://127.0.0.1:${admin}/ready`);
-    assert.equal(ready.status, 503);
-    assert.equal((await ready.text()).trim(), 'DRAINING');
-    // The TCP connection opened before SIGTERM still carries bytes both ways.
-    assert.equal(await echo(tcp, 'after-sigterm'), 'after-sigterm');
+  for (const concurrency of [1, 2])
+    it(`SIGTERM drains (--concurrency ${concurrency}): requests in flight (HTTP/1.1, HTTP/2) get their 200, TCP keeps piping, new connections are refused, exit when done`, async () => {
+      const drainS = 30;
+      const { p, admin } = await startLive(drainS, ['--concurrency', String(concurrency)]);
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      // A warm keep-alive connection, so the in-flight request's response can tell it to close.
+      assert.equal((await get(listener, '/hello', agent)).status, 200);
+      const tcp = net.connect({ host: '127.0.0.1', port: tcpListener });
+      await once(tcp, 'connect');
+      assert.equal(await echo(tcp, 'before'), 'before');
+      // Paths of this run only (slowSeen keeps the other concurrency's).
+      const [h1Path, h2Path] = [`/slow/a-c${concurrency}?ms=1500`, `/slow/h2-c${concurrency}?ms=1500`];
+      const inFlight = get(listener, h1Path, agent);
+      // The same over HTTP/2 (h2c): the stream must finish after GOAWAY.
+      const h2 = http2.connect(`http://127.0.0.1:${listener}`);
+      h2.on('error', () => undefined);
+      const goaway = once(h2, 'goaway');
+      const h2InFlight = new Promise<number>((resolve, reject) => {
+        const st = h2.request({ ':path': h2Path, ':authority': 'x' });
+        let status = 0;
+        st.on('response', (h) => (status = Number(h[':status'])));
+        st.on('error', reject);
+        st.on('end', () => resolve(status));
+        st.resume();
+        st.end();
+      });
+      await waitUntil(() => slowSeen.includes(h1Path) && slowSeen.includes(h2Path), {
+        what: 'the slow requests to reach their upstream',
+      });
 
-    const res = await inFlight;
-    assert.equal(res.status, 200);
-    assert.equal(res.headers.connection, 'close');
-    await goaway;
-    assert.equal(await h2InFlight, 200);
-    h2.close();
-    tcp.end();
-    const code = await p.exit;
-    const tookMs = Date.now() - t0;
-    agent.destroy();
-    assert.equal(code, 0, p.output());
-    // Done when the last connection was, not at the 30 s deadline.
-    assert.ok(tookMs < 10_000, `exited ${tookMs} ms after SIGTERM (drain time ${drainS} s)\n${p.output()}`);
-  });
+      const t0 = Date.now();
+      p.child.kill('SIGTERM');
+      await waitUntil(async () => (await connectCode(listener)) === 'ECONNREFUSED', {
+        what: 'the HTTP listener to refuse new connections',
+        context: () => p.output(),
+      });
+      // The drain has begun in every worker: from now on no new connection to either listener is served.
+      await refusesAfterDrainBegan(tcpListener, 'the TCP listener', p);
+      await refusesAfterDrainBegan(listener, 'the HTTP listener', p);
+      const ready = await fetch(`http://127.0.0.1:${admin}/ready`);
+      assert.equal(ready.status, 503);
+      assert.equal((await ready.text()).trim(), 'DRAINING');
+      // The TCP connection opened before SIGTERM still carries bytes both ways.
+      assert.equal(await echo(tcp, 'after-sigterm'), 'after-sigterm');
+
+      const res = await inFlight;
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.connection, 'close');
+      await goaway;
+      assert.equal(await h2InFlight, 200);
+      h2.close();
+      tcp.end();
+      const code = await p.exit;
+      const tookMs = Date.now() - t0;
+      agent.destroy();
+      assert.equal(code, 0, p.output());
+      // Done when the last connection was, not at the 30 s deadline.
+      assert.ok(tookMs < 10_000, `exited ${tookMs} ms after SIGTERM (drain time ${drainS} s)\n${p.output()}`);
+    });
 
   it('SIGTERM drain ends at --drain-time-s: what is still open then is closed and the process exits 0', async () => {
     const drainS = 2;
@@ -292,7 +327,7 @@ endpoint:
   });
 
   it('--max-downstream-connections 3: three keep-alive connections work, one more (HTTP or TCP) is closed at accept and counted, a freed place is taken again', async () => {
-    const { p, admin } = await startLive(1, ['--max-downstream-connections', '3']);
+    const { p, admin } = await startLive(1, ['--max-downstream-connections', '3', '--concurrency', '1']);
     const agents = [0, 1, 2].map(() => new Agent({ keepAlive: true, maxSockets: 1 }));
     const overflow = (port: number) => stat(admin, `listener.127.0.0.1_${port}.downstream_global_cx_overflow`);
     const REQUEST = 'GET /hello HTTP/1.1\r\nhost: x\r\n\r\n';

@@ -37,9 +37,14 @@ interface Proxy {
 }
 
 function startProxy(bootstrap: string): Proxy {
-  const child = spawn(process.execPath, [CLI, 'proxy', '--bootstrap', bootstrap, '--admin-port', '0', '--drain-time-s', '0', '--log-level', 'info'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  // One process (the default is one worker per core): the xDS stream is the primary's either way, and stop() SIGKILLs.
+  const child = spawn(
+    process.execPath,
+    [CLI, 'proxy', '--bootstrap', bootstrap, '--admin-port', '0', '--drain-time-s', '0', '--concurrency', '1', '--log-level', 'info'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));

@@ -345,6 +345,9 @@ function suite(kind: DataPlaneKind): void {
       });
     });
 
+    // With workers (ts-proxy-c2) each holds its share (1 of 2): the two held connections are handed
+    // to different workers (node:cluster gives a new connection to a worker not busy taking one), so
+    // the third finds its worker full, as it finds Envoy's shared count full.
     it(`connection_limit: a connection beyond max_connections (${CAP}) is closed unanswered and counted`, async () => {
       const limited = async (): Promise<number> => (await plane().stat('connection_limit.capped.limited_connections')) ?? 0;
       const before = await limited();

@@ -27,13 +27,18 @@ import type { TypeShort } from '../../src/cache/snapshot.js';
 import { adsBootstrap, startEnvoy, type EnvoyHandle } from './envoy.js';
 import { GiveUp, makeTempDir, waitUntil, type WaitOptions } from './tmp.js';
 
-export type DataPlaneKind = 'envoy' | 'envoy-delta' | 'ts-proxy' | 'ts-proxy-delta';
+export type DataPlaneKind = 'envoy' | 'envoy-delta' | 'ts-proxy' | 'ts-proxy-delta' | 'ts-proxy-c2';
 
-const ALL_KINDS: readonly DataPlaneKind[] = ['envoy', 'envoy-delta', 'ts-proxy', 'ts-proxy-delta'];
+const ALL_KINDS: readonly DataPlaneKind[] = ['envoy', 'envoy-delta', 'ts-proxy', 'ts-proxy-delta', 'ts-proxy-c2'];
 
 /** Which program a kind runs (Envoy-only checks and message formats depend on it, not on the protocol). */
 export function dataPlaneProgram(kind: DataPlaneKind): 'envoy' | 'ts-proxy' {
   return kind === 'envoy' || kind === 'envoy-delta' ? 'envoy' : 'ts-proxy';
+}
+
+/** Worker count of the TS proxy kinds: ts-proxy-c2 runs `--concurrency 2` (SotW), the others one process. */
+export function proxyConcurrency(kind: DataPlaneKind): number {
+  return kind === 'ts-proxy-c2' ? 2 : 1;
 }
 
 /** The kind speaks incremental (delta) xDS. */
@@ -90,7 +95,7 @@ export interface DataPlane {
 
 export async function startDataPlane(kind: DataPlaneKind, opts: StartDataPlaneOptions): Promise<DataPlane> {
   const delta = isDelta(kind);
-  const proc = dataPlaneProgram(kind) === 'envoy' ? await envoyProcess(opts, delta) : await tsProxyProcess(opts, delta);
+  const proc = dataPlaneProgram(kind) === 'envoy' ? await envoyProcess(opts, delta) : await tsProxyProcess(opts, delta, proxyConcurrency(kind));
   const admin = async (path: string): Promise<string> => {
     const res = await fetch(`${proc.adminUrl}${path}`);
     const body = await res.text();
@@ -159,7 +164,7 @@ async function envoyProcess(opts: StartDataPlaneOptions, delta: boolean): Promis
 /** dist/src/cli.js, next to this compiled file's dist/test/support/. */
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 
-async function tsProxyProcess(opts: StartDataPlaneOptions, delta: boolean): Promise<Process> {
+async function tsProxyProcess(opts: StartDataPlaneOptions, delta: boolean, concurrency: number): Promise<Process> {
   const dir = await makeTempDir(`ts-proxy-${opts.nodeId}`);
   const logFile = join(dir.path, 'proxy.log');
   // Delta is chosen the way users choose it (and Envoy does): the bootstrap's ads_config.api_type.
@@ -184,6 +189,9 @@ async function tsProxyProcess(opts: StartDataPlaneOptions, delta: boolean): Prom
       // Same short drain as the test Envoy (--drain-time-s 1), so stop() is quick.
       '--drain-time-s',
       '1',
+      // Explicit: the default is one worker per core.
+      '--concurrency',
+      String(concurrency),
       '--log-level',
       'info',
     ],

@@ -29,6 +29,8 @@ export interface StartEnvoyOptions {
   readonly alsPort?: number;
   /** Envoy's log level; `info` by default (debug floods the log file on a 2-core box). */
   readonly logLevel?: string;
+  /** Worker threads (`--concurrency`); default 1. */
+  readonly concurrency?: number;
   /** Extra node metadata, e.g. to select listeners per node. */
   readonly nodeMetadata?: Readonly<Record<string, unknown>>;
   /** `ads_config.api_type`: GRPC (State of the World, the default) or DELTA_GRPC (incremental). */
@@ -210,7 +212,7 @@ export async function startEnvoy(opts: StartEnvoyOptions): Promise<EnvoyHandle> 
       '--admin-address-path',
       adminPath,
       '--concurrency',
-      '1',
+      String(opts.concurrency ?? 1),
       '--use-dynamic-base-id',
       '--log-level',
       opts.logLevel ?? 'info',

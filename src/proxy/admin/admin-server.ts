@@ -24,13 +24,41 @@ export interface AdminSource {
   quit(): void;
 }
 
-function statsText(src: AdminSource, filter: RegExp | undefined, json: boolean, usedOnly: boolean): string {
+/**
+ * What the admin endpoints read: one process's proxy (localView), or with --concurrency > 1 the
+ * primary's view, which asks the workers and sums (proxy/workers/primary.ts).
+ */
+export interface AdminView {
+  state(): ServerState;
+  statRows(): Array<[string, number]> | Promise<Array<[string, number]>>;
+  clustersOut(json: boolean): string | Promise<string>;
+  listenersOut(json: boolean): string | Promise<string>;
+  configDump(includeEds: boolean): unknown;
+  serverInfo(): unknown;
+  quit(): void;
+}
+
+/** Every stat of `src` as [name, value] rows. */
+export function statRows(collect: (emit: StatEmitter) => void): Array<[string, number]> {
   const rows: Array<[string, number]> = [];
-  src.collectStats((name, value) => {
-    if (filter && !filter.test(name)) return;
-    if (usedOnly && value === 0) return;
-    rows.push([name, value]);
-  });
+  collect((name, value) => rows.push([name, value]));
+  return rows;
+}
+
+export function localView(src: AdminSource): AdminView {
+  return {
+    state: () => src.state(),
+    statRows: () => statRows((emit) => src.collectStats(emit)),
+    clustersOut: (json) => renderClusters(src.clusters, json),
+    listenersOut: (json) => listenersOut(src.listeners, json),
+    configDump: (includeEds) => src.configDump(includeEds),
+    serverInfo: () => src.serverInfo(),
+    quit: () => src.quit(),
+  };
+}
+
+function statsText(all: Array<[string, number]>, filter: RegExp | undefined, json: boolean, usedOnly: boolean): string {
+  const rows = all.filter(([name, value]) => !(filter && !filter.test(name)) && !(usedOnly && value === 0));
   rows.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   if (json) return JSON.stringify({ stats: rows.map(([name, value]) => ({ name, value })) });
   return rows.map(([n, v]) => `${n}: ${v}\n`).join('');
@@ -97,7 +125,13 @@ function clustersText(clusters: ClusterManager): string {
   return lines.map((l) => `${l}\n`).join('');
 }
 
-function listenersOut(listeners: ListenerManager, json: boolean): string {
+/** /clusters, text or JSON. */
+export function renderClusters(clusters: ClusterManager, json: boolean): string {
+  return json ? JSON.stringify(clustersJson(clusters), null, 2) : clustersText(clusters);
+}
+
+/** /listeners, text or JSON. */
+export function listenersOut(listeners: ListenerManager, json: boolean): string {
   const ls = [...listeners.all()];
   if (json) {
     return JSON.stringify({
@@ -123,7 +157,8 @@ function filterOf(q: URLSearchParams): RegExp | undefined {
   }
 }
 
-export async function startAdminServer(src: AdminSource, host: string, port: number, logger: Logger): Promise<AdminServer> {
+export async function startAdminServer(source: AdminSource | AdminView, host: string, port: number, logger: Logger): Promise<AdminServer> {
+  const src = 'statRows' in source ? source : localView(source);
   const json = (q: URLSearchParams): boolean => q.get('format') === 'json';
   const typeOf = (q: URLSearchParams): string | undefined => (json(q) ? JSON_TYPE : undefined);
   // Envoy's admin takes any method on an endpoint that only reads; /quitquitquit wants POST.
@@ -137,13 +172,16 @@ export async function startAdminServer(src: AdminSource, host: string, port: num
       }),
     ],
     ['/server_info', read(() => reply(JSON.stringify(src.serverInfo(), null, 2), JSON_TYPE))],
-    ['/stats', read(({ searchParams: q }) => reply(statsText(src, filterOf(q), json(q), q.has('usedonly')), typeOf(q)))],
     [
-      '/clusters',
-      read(({ searchParams: q }) => (json(q) ? reply(JSON.stringify(clustersJson(src.clusters), null, 2), JSON_TYPE) : reply(clustersText(src.clusters)))),
+      '/stats',
+      read(async ({ searchParams: q }) => {
+        const filter = filterOf(q);
+        return reply(statsText(await src.statRows(), filter, json(q), q.has('usedonly')), typeOf(q));
+      }),
     ],
-    ['/config_dump', read(({ searchParams: q }) => reply(JSON.stringify(src.configDump(q.has('include_eds')), null, 2), JSON_TYPE))],
-    ['/listeners', read(({ searchParams: q }) => reply(listenersOut(src.listeners, json(q)), typeOf(q)))],
+    ['/clusters', read(async ({ searchParams: q }) => reply(await src.clustersOut(json(q)), typeOf(q)))],
+    ['/config_dump', read(async ({ searchParams: q }) => reply(JSON.stringify(await src.configDump(q.has('include_eds')), null, 2), JSON_TYPE))],
+    ['/listeners', read(async ({ searchParams: q }) => reply(await src.listenersOut(json(q)), typeOf(q)))],
     [
       '/quitquitquit',
       {

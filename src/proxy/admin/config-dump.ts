@@ -7,16 +7,20 @@
 import { TypeUrl } from '../../xds/resource-types.js';
 import { bytesToJson, type Json } from '../config/proto-json.js';
 import type { KnownResource, XdsClient } from '../xds/ads-client.js';
-import type { ListenerManager } from '../listener/listener-manager.js';
 import type { Bootstrap } from '../config/bootstrap.js';
 
 const ADMIN = 'type.googleapis.com/envoy.admin.v3.';
 
-function entries(client: XdsClient, url: (typeof TypeUrl)[keyof typeof TypeUrl]): Array<[string, KnownResource]> {
+function entries(client: Pick<XdsClient, 'known'>, url: (typeof TypeUrl)[keyof typeof TypeUrl]): Array<[string, KnownResource]> {
   return [...client.known(url)].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
 }
 
-export function configDump(client: XdsClient, listeners: ListenerManager, bootstrap: Bootstrap, includeEds: boolean): { configs: Json[] } {
+export function configDump(
+  client: Pick<XdsClient, 'known' | 'status'>,
+  listeners: { get(name: string): { readonly warm: boolean } | undefined },
+  bootstrap: Bootstrap,
+  includeEds: boolean,
+): { configs: Json[] } {
   const status = new Map(client.status().map((s) => [s.type, s]));
   const configs: Json[] = [
     {

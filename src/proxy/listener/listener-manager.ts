@@ -166,6 +166,11 @@ export interface ListenerManagerDeps {
   readonly drainTimeMs: number;
   /** Cap on open downstream connections across all listeners; 0 = none. */
   readonly maxDownstreamConnections: number;
+  /**
+   * A worker of --concurrency > 1 (node:cluster): bind through the primary, which holds one
+   * socket per address and hands its connections to the workers in turn.
+   */
+  readonly sharedSockets?: boolean;
 }
 
 function sameAddress(a: ListenerModel, b: ListenerModel): boolean {
@@ -235,7 +240,7 @@ export class ListenerManager {
     // After the bind, a failed accept (EMFILE, ENFILE) is logged; the listener keeps listening.
     const port = await bindServer(
       server,
-      { host: u.model.address, port: u.model.port, exclusive: true },
+      { host: u.model.address, port: u.model.port, exclusive: this.deps.sharedSockets !== true },
       this.deps.logger.child({ listener: u.name }),
       'listener socket',
     );
@@ -244,6 +249,18 @@ export class ListenerManager {
     l.boundPort = port;
     this.warmUp(l);
     return l;
+  }
+
+  /**
+   * start(), unless the drain (SIGTERM) began while the socket was binding: then the new socket is
+   * closed at once (undefined), so no listener takes connections after the drain began.
+   */
+  private async startUnlessClosed(u: ListenerUpsert): Promise<ManagedListener | undefined> {
+    const l = await this.start(u);
+    if (!this.closed) return l;
+    l.server.close();
+    l.impl.destroy();
+    return undefined;
   }
 
   async apply(upserts: readonly ListenerUpsert[], removals: readonly string[]): Promise<ApplyError[]> {
@@ -266,10 +283,11 @@ export class ListenerManager {
           // Same port, new kind: the old socket must let go of the port first.
           this.active.delete(u.name);
           void this.drain(old);
-          this.active.set(u.name, await this.start(u));
+          const l = await this.startUnlessClosed(u);
+          if (l) this.active.set(u.name, l);
         } else {
-          const l = await this.start(u);
-          this.active.set(u.name, l);
+          const l = await this.startUnlessClosed(u);
+          if (l) this.active.set(u.name, l);
           if (old) void this.drain(old);
         }
       } catch (err) {

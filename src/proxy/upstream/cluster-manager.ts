@@ -6,7 +6,7 @@
  */
 import type { ClusterModel } from '../config/cluster-resource.js';
 import type { EndpointsModel } from '../config/endpoint-resource.js';
-import { UpstreamCluster } from './cluster.js';
+import { UpstreamCluster, type HealthMode } from './cluster.js';
 import type { StatEmitter } from '../stats.js';
 
 export class ClusterManager {
@@ -14,6 +14,9 @@ export class ClusterManager {
   /** Last CLA per EDS name, so a cluster added later (or re-pointed) gets it at once. */
   private readonly assignments = new Map<string, EndpointsModel>();
   private readonly missing = new Set<string>();
+
+  /** How clusters check their hosts' health (workers: one runs the checks, the others follow). */
+  constructor(private readonly health: HealthMode = { kind: 'run' }) {}
 
   get(name: string): UpstreamCluster | undefined {
     return this.clusters.get(name);
@@ -35,7 +38,7 @@ export class ClusterManager {
       if (renamed && model.discovery === 'EDS') this.feed(existing);
       return;
     }
-    const cluster = new UpstreamCluster(model);
+    const cluster = new UpstreamCluster(model, this.health);
     this.clusters.set(model.name, cluster);
     if (model.discovery === 'EDS') this.feed(cluster);
   }

@@ -23,6 +23,11 @@ import { DnsResolver } from './dns-resolver.js';
 import type { HeaderMap, Http2Limits, UpstreamCallbacks, UpstreamRequest } from './conn-pool.js';
 import type { ThresholdsModel } from '../config/cluster-resource.js';
 
+/** Who checks this cluster's hosts (see UpstreamCluster.healthMode). */
+export type HealthMode =
+  | { readonly kind: 'run'; readonly onHostHealth?: (cluster: string, hostKey: string, failed: boolean) => void }
+  | { readonly kind: 'follow' };
+
 export class UpstreamCluster {
   readonly stats = new ClusterStats();
   private hostMap = new Map<string, Host>();
@@ -42,7 +47,20 @@ export class UpstreamCluster {
   /** Version and time of the CDS / EDS resources, for /config_dump. */
   lastUpdated = new Date();
 
-  constructor(public model: ClusterModel) {
+  /**
+   * Health of the hosts, with --concurrency > 1 (proxy/workers/): 'run' checks them here and
+   * reports every change to `onHostHealth`; 'follow' runs no checker and takes the states another
+   * worker found (applyHealth), so each cluster is checked once per proxy, not once per worker.
+   */
+  private readonly healthMode: HealthMode;
+  /** follow: the last state reported per host key (a host EDS adds later starts with it). */
+  private readonly followed = new Map<string, boolean>();
+
+  constructor(
+    public model: ClusterModel,
+    health: HealthMode = { kind: 'run' },
+  ) {
+    this.healthMode = health;
     this.h1 = new Http1Pool(this.h1Options());
     this.configure(undefined);
     if (model.staticEndpoints) this.setEndpoints(model.staticEndpoints);
@@ -101,7 +119,9 @@ export class UpstreamCluster {
 
   private configure(previous: ClusterModel | undefined): void {
     const m = this.model;
-    if (m.healthCheck) {
+    if (m.healthCheck && this.healthMode.kind === 'follow') {
+      for (const h of this.hostList) this.followHost(h);
+    } else if (m.healthCheck) {
       const sameKind = previous?.healthCheck && previous.healthCheck.kind === m.healthCheck.kind && previous.tls?.key === m.tls?.key;
       if (this.healthChecker && sameKind) this.healthChecker.update(m.healthCheck);
       else {
@@ -109,8 +129,8 @@ export class UpstreamCluster {
         this.healthChecker = new HealthChecker(m.healthCheck, this, m.tls);
         for (const h of this.hostList) this.healthChecker.addHost(h);
       }
-    } else if (this.healthChecker) {
-      this.healthChecker.close();
+    } else if (this.healthChecker || previous?.healthCheck) {
+      this.healthChecker?.close();
       this.healthChecker = undefined;
       for (const h of this.hostList) {
         h.failedActiveHc = false;
@@ -168,6 +188,7 @@ export class UpstreamCluster {
       if (!this.hostMap.has(host.key)) {
         changed = true;
         this.healthChecker?.addHost(host);
+        if (this.model.healthCheck && this.healthMode.kind === 'follow') this.followHost(host);
       }
     }
     this.hostMap = next;
@@ -197,7 +218,29 @@ export class UpstreamCluster {
       for (const w of this.initWaiters.splice(0)) w();
     };
     if (this.healthChecker) void this.healthChecker.firstRound().then(finish);
-    else finish();
+    else if (this.healthMode.kind === 'follow' && this.model.healthCheck) {
+      // Warm once the checking worker reported every host (as its own first round).
+      if (this.hostList.every((h) => !h.pendingActiveHc)) finish();
+    } else finish();
+  }
+
+  /** follow: a host starts failed and pending (as a checker's would) until its state is known. */
+  private followHost(host: Host): void {
+    const failed = this.followed.get(host.key);
+    host.failedActiveHc = failed ?? true;
+    host.pendingActiveHc = failed === undefined;
+    host.refresh();
+  }
+
+  /** follow: the checking worker found `hostKey` healthy (failed false) or failing. */
+  applyHealth(hostKey: string, failed: boolean): void {
+    this.followed.set(hostKey, failed);
+    const host = this.hostMap.get(hostKey);
+    if (!host || !this.model.healthCheck) return;
+    host.failedActiveHc = failed;
+    host.pendingActiveHc = false;
+    this.onHealthChanged(host);
+    this.checkInitialized();
   }
 
   whenInitialized(): Promise<void> {
@@ -232,7 +275,9 @@ export class UpstreamCluster {
 
   onHealthChanged(host: Host): void {
     host.refresh();
-    if (!this.closed) this.rebuild();
+    if (this.closed) return;
+    this.rebuild();
+    if (this.healthMode.kind === 'run' && !host.pendingActiveHc) this.healthMode.onHostHealth?.(this.name, host.key, host.failedActiveHc);
   }
 
   onHealthCheckSuccess(host: Host): void {

@@ -56,6 +56,8 @@ export interface XdsWatcher {
   /** A named subscription got no resource within the does-not-exist timeout. */
   onDoesNotExist(typeUrl: XdsTypeUrl, name: string): void;
   onConnection?(connected: boolean): void;
+  /** A response of this type was ACKed or NACKed (also an empty one, which calls no onUpdate). */
+  onAnswered?(typeUrl: XdsTypeUrl): void;
 }
 
 export interface KnownResource {
@@ -435,6 +437,7 @@ export class XdsClient {
       this.logger.warn({ type: TYPE_SHORT[url], version: resp.version, error: message }, 'xDS: NACK');
       if (call === this.call) this.answer(st, message);
     }
+    this.opts.watcher.onAnswered?.(url);
   }
 
   /** Accepted resources of a type (for /config_dump). */

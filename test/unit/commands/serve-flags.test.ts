@@ -29,6 +29,12 @@ test('the group pattern needs mTLS and a {group} placeholder', async () => {
   );
 });
 
+test('--csds-admin-san needs mTLS and a non-empty SAN', async () => {
+  await refused(['--csds-admin-san', 'spiffe://x/ops'], /--csds-admin-san needs --xds-tls-client-ca/);
+  await refused(['--xds-tls-cert', '/c', '--xds-tls-key', '/k', '--csds-admin-san', 'spiffe://x/ops'], /--csds-admin-san needs --xds-tls-client-ca/);
+  await refused(['--xds-tls-cert', '/c', '--xds-tls-key', '/k', '--xds-tls-client-ca', '/ca', '--csds-admin-san', ' '], /--csds-admin-san: empty SAN/);
+});
+
 test('limits are integers >= 1; the health host needs a health port', async () => {
   await refused(['--xds-max-resource-names', '0'], /--xds-max-resource-names: expected an integer >= 1, got '0'/);
   await refused(['--xds-max-request-bytes', '1MiB'], /--xds-max-request-bytes: expected an integer >= 1/);

@@ -82,6 +82,33 @@ test('chunks fill to their end (multi-byte lines cut at a chunk end go whole to 
   assert.equal(m.stats().written, 8 + 2 * 3);
 });
 
+test('bytes (writeBytes) go in order with strings, count their lines, and are dropped whole at the bound', async () => {
+  // Not opened yet, so nothing is written: everything stays queued, within 4 KiB (4 chunks of 1 KiB).
+  const file = path.join(dir, 'bytes.log');
+  const w = new AccessLogWriter({ file, logger: silentLogger, maxQueueBytes: 4096 });
+  const two = Buffer.from(`xx{"a":"ü☃"}\n{"b":${'9'.repeat(280)}}\nyy`);
+  const expected: string[] = [];
+  for (let i = 0; i < 12; i++) {
+    if (i % 3 === 2) {
+      assert.equal(w.write(`{"i":${i}}\n`), true, `string ${i} accepted`);
+      expected.push(`{"i":${i}}\n`);
+    } else {
+      assert.equal(w.writeBytes(two, 2, two.length - 2, 2), true, `bytes ${i} accepted`);
+      expected.push(two.toString('utf8', 2, two.length - 2));
+    }
+  }
+  const big = Buffer.alloc(2000, 0x78);
+  assert.equal(w.writeBytes(big, 0, big.length, 5), false, 'over the bound: all five lines dropped');
+  assert.equal(w.writeBytes(two, 2, two.length - 2, 2), true, 'a smaller write still fits within the bound');
+  expected.push(two.toString('utf8', 2, two.length - 2));
+  await w.open();
+  await w.close();
+  assert.equal(fs.readFileSync(file, 'utf8'), expected.join(''));
+  assert.deepEqual([w.stats().written, w.stats().dropped], [8 * 2 + 4 + 2, 5]);
+  assert.equal(w.writeBytes(two, 0, 2, 1), false, 'a closed writer refuses bytes');
+  assert.equal(w.stats().dropped, 6);
+});
+
 test('a stuck destination: bounded queue, newest lines dropped and counted, caller never blocks', async () => {
   const fifo = path.join(dir, 'stuck.fifo');
   execFileSync('mkfifo', [fifo]);

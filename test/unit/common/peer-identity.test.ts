@@ -1,7 +1,8 @@
 /**
  * The identity rule (src/common/peer-identity.ts) on real certificates made by openssl
  * (test/support/certs.ts): Node's subjectaltname text is parsed into DNS and URI SANs (quoted
- * values included), and the node-id and group checks allow and refuse as docs/sidecar.md says.
+ * values included), and the node-id and group checks allow and refuse as docs/sidecar.md says;
+ * reading a node's status (CSDS) follows the same rule, plus whole-group certificates.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -64,6 +65,28 @@ describe('peer identity', () => {
     const both = await namesOf({ dns: ['edge-1'], uri: ['spiffe://example.org/group/web'] });
     assert.equal(groupOnly.check(both, 'edge-1', 'web'), undefined);
     assert.equal(groupOnly.check(both, 'edge-1', 'default')?.reason, 'group');
+  });
+
+  it('CSDS reads: the nodes the certificate may speak for, or a whole group ({node} `*`, or a pattern without {node})', async () => {
+    const rule = new IdentityRule(PATTERN);
+    const nodeA = await namesOf({ uri: ['spiffe://example.org/group/web/node/edge-a'] });
+    assert.equal(rule.readerOf(nodeA)('edge-a', 'web'), true);
+    assert.equal(rule.readerOf(nodeA)('edge-b', 'web'), false, 'another node of the same group');
+    assert.equal(rule.readerOf(nodeA)('edge-a', 'payments'), false, 'its own id, served another group');
+    const webGroup = await namesOf({ uri: ['spiffe://example.org/group/web/node/*'] });
+    assert.equal(rule.readerOf(webGroup)('edge-a', 'web'), true);
+    assert.equal(rule.readerOf(webGroup)('edge-b', 'web'), true);
+    assert.equal(rule.readerOf(webGroup)('pay-1', 'payments'), false, 'another group');
+    assert.equal(rule.check(webGroup, '*', 'web')?.reason, 'node_id', 'a whole-group certificate speaks for no node over xDS');
+    assert.equal(rule.readerOf(undefined)('edge-a', 'web'), false, 'no certificate reads nothing');
+    const groupOnly = new IdentityRule('spiffe://example.org/group/{group}');
+    const both = await namesOf({ dns: ['edge-1'], uri: ['spiffe://example.org/group/web'] });
+    assert.equal(groupOnly.readerOf(both)('edge-9', 'web'), true, 'without {node} a group URI names the whole group');
+    assert.equal(groupOnly.readerOf(both)('edge-1', 'payments'), false);
+    const plain = new IdentityRule();
+    const dns = await namesOf({ dns: ['edge-1'], uri: ['spiffe://example.org/group/web/node/*'] });
+    assert.equal(plain.readerOf(dns)('edge-1', 'web'), true);
+    assert.equal(plain.readerOf(dns)('edge-2', 'web'), false, 'without a pattern no URI names a group');
   });
 
   it('patterns: {group} is required, each placeholder once, one path segment, the rest literal', () => {

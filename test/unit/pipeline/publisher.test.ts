@@ -2,7 +2,7 @@
  * The publisher: coalescing of bursts into one snapshot, bounded delay, and "last good keeps
  * serving" per cluster when one cluster's endpoints are refused.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -32,40 +32,68 @@ function setup(opts: { endpointQuietMs?: number; maxDelayMs?: number } = {}) {
   return { cache, publisher, published };
 }
 
-test('a burst of health changes spread over 250 ms becomes one snapshot', async () => {
+/**
+ * A clock the test moves by hand: the publisher's timers (setTimeout) and its reading of the time
+ * (performance.now) advance together, so the timing rules are checked exactly, whatever the load
+ * on the machine (a real 150 ms timer fired 494 ms late once on a loaded CI box).
+ */
+function manualClock(t: TestContext): { now(): number; advance(ms: number): void } {
+  let clock = 1_000_000; // whole milliseconds: no float drift between the timers and the reading
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  t.mock.method(performance, 'now', () => clock);
+  return {
+    now: () => clock,
+    advance(ms: number) {
+      for (let i = 0; i < ms; i++) {
+        clock += 1;
+        t.mock.timers.tick(1);
+      }
+    },
+  };
+}
+
+test('a burst of health changes spread over 250 ms becomes one snapshot', (t) => {
   const { publisher, published, cache } = setup();
+  const time = manualClock(t);
   const before = cache.get('default')?.version(TypeUrl.ClusterLoadAssignment);
   // Consul answers a watch at most every 100 ms: 100 flaps arrive as a few updates ~100 ms apart.
   for (let step = 0; step < 3; step++) {
     publisher.setEndpoints(endpoints(100 - (step + 1) * 30));
-    await sleep(100);
+    time.advance(100);
   }
-  await sleep(400);
+  assert.equal(published.length, 0, 'nothing while changes keep coming within the quiet time');
+  time.advance(400);
   assert.equal(published.length, 1, 'one snapshot for the whole burst');
   assert.notEqual(cache.get('default')?.version(TypeUrl.ClusterLoadAssignment), before);
   publisher.close();
 });
 
-test('a lone endpoint change is published after the quiet time, not later', async () => {
+test('a lone endpoint change is published after the quiet time, not later', (t) => {
   const { publisher, published } = setup({ endpointQuietMs: 150 });
-  const t0 = performance.now();
+  const time = manualClock(t);
+  const t0 = time.now();
   publisher.setEndpoints(endpoints(50));
-  await sleep(400);
-  assert.equal(published.length, 1);
-  const delay = (published[0] ?? Infinity) - t0;
-  assert.ok(delay >= 140 && delay < 400, `published after ${delay.toFixed(0)} ms`);
+  time.advance(149);
+  assert.equal(published.length, 0, 'not before the quiet time');
+  time.advance(1);
+  assert.deepEqual(
+    published.map((at) => at - t0),
+    [150],
+    'published exactly when the quiet time ends',
+  );
   publisher.close();
 });
 
-test('a never-ending burst still publishes within maxDelayMs', async () => {
+test('a never-ending burst still publishes within maxDelayMs', (t) => {
   const { publisher, published } = setup({ endpointQuietMs: 150, maxDelayMs: 300 });
-  const t0 = performance.now();
+  const time = manualClock(t);
+  const t0 = time.now();
   for (let i = 0; i < 20; i++) {
     publisher.setEndpoints(endpoints(i % 2 ? 10 : 90));
-    await sleep(50);
+    time.advance(50);
   }
-  assert.ok(published.length >= 2, `published ${published.length} times during a 1 s burst`);
-  assert.ok((published[0] ?? Infinity) - t0 < 450, 'the first publish is not held back past maxDelayMs');
+  assert.ok(published.length >= 3, `published ${published.length} times during a 1 s burst`);
+  assert.equal((published[0] ?? Number.NaN) - t0, 300, 'the first publish comes maxDelayMs after the burst began');
   publisher.close();
 });
 

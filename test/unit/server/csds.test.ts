@@ -90,3 +90,48 @@ test('CSDS: StreamClientStatus answers every request on the stream', async (t) =
     [['node-a'], []],
   );
 });
+
+test('CSDS: a regex matcher runs in linear time; one that does not compile, or needs backtracking, is INVALID_ARGUMENT naming it', async (t) => {
+  const h = await startXds({ set: resourceSet() });
+  const client = csdsClient(h.port);
+  t.after(async () => {
+    client.close();
+    await h.close();
+  });
+  // A node id built to make a backtracking engine take exponential time on (a+)+$.
+  const evil = `${'a'.repeat(40)}!`;
+  const s = h.stream({ node: { id: evil } });
+  s.subscribe(TypeUrl.Cluster);
+  await ackUntilUpToDate(h, s, evil, 1);
+
+  const started = performance.now();
+  const found = await fetchClientStatus(client, { node_matchers: [{ node_id: { safe_regex: { regex: '(a+)+' } } }] });
+  assert.deepEqual(found, [], 'the node id does not match');
+  // A backtracking engine takes minutes on this input (2^40 paths); the linear one microseconds.
+  assert.ok(performance.now() - started < 5_000, 'answered without backtracking');
+  assert.deepEqual(
+    (await fetchClientStatus(client, { node_matchers: [{ node_id: { safe_regex: { regex: 'a+!' } } }] })).map((n) => n.node.id),
+    [evil],
+  );
+
+  for (const regex of ['(', '(a)\\1', '(?=a)a']) {
+    await assert.rejects(
+      fetchClientStatus(client, { node_matchers: [{ node_id: { safe_regex: { regex } } }] }),
+      (err: Error & { code?: number; details?: string }) => {
+        assert.equal(err.code, 3, `INVALID_ARGUMENT for ${regex}`);
+        assert.match(err.details ?? '', /node_matchers\[0\]\.node_id\.safe_regex/);
+        assert.ok(err.details?.includes(JSON.stringify(regex)), `${err.details} names ${regex}`);
+        return true;
+      },
+    );
+  }
+  // On a stream, the refusal ends that stream with the same status; the server serves on.
+  const call = (client as unknown as { StreamClientStatus(): ClientDuplexStream<object, unknown> }).StreamClientStatus();
+  const ended = new Promise<{ code: number; details: string }>((resolve) => call.on('error', resolve));
+  call.on('data', () => undefined);
+  call.write({ node_matchers: [{ node_metadatas: [{ path: [{ key: 'k' }], value: { string_match: { safe_regex: { regex: '(x' } } } }] }] });
+  const refused = await ended;
+  assert.equal(refused.code, 3);
+  assert.match(refused.details, /^node_matchers\[0\]\.node_metadatas\[0\]\.value\.string_match\.safe_regex\.regex "\(x": /);
+  assert.equal((await fetchClientStatus(client)).length, 1, 'the server still answers');
+});
