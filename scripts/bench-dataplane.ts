@@ -45,6 +45,9 @@ const USAGE = `usage: node dist/scripts/bench-dataplane.js [options]
   --warmup-s S         warm-up seconds before each measured run, not counted (default 2)
   --loads LIST         concurrencies, comma-separated: HTTP/1.1 connections, or gRPC calls in
                        flight on one connection (default 16,1; 1 = unloaded latency)
+  --rps N              gRPC only: ghz starts at most N calls per second (an open rate instead of
+                       as fast as answers come), so CPU per request is compared at the same work
+                       per second; a target that cannot keep up shows it in req/s
   --workers LIST       data-plane worker counts, comma-separated: Envoy's --concurrency and ours,
                        the same in each table (default 1,2)
   --rounds N           repeat direct/Envoy/ours N times; the table shows medians (default 1)
@@ -64,6 +67,7 @@ interface Options {
   readonly durationS: number;
   readonly warmupS: number;
   readonly loads: readonly number[];
+  readonly rps?: number;
   readonly rounds: number;
   readonly workers: readonly number[];
   readonly protocols: readonly Protocol[];
@@ -101,6 +105,7 @@ function parseOptions(argv: string[]): Options {
       'duration-s': { type: 'string' },
       'warmup-s': { type: 'string' },
       loads: { type: 'string' },
+      rps: { type: 'string' },
       rounds: { type: 'string' },
       workers: { type: 'string' },
       protocols: { type: 'string' },
@@ -121,13 +126,16 @@ function parseOptions(argv: string[]): Options {
   }
   const durationS = intFlag('duration-s', values['duration-s'], 10);
   const loads = (values.loads ?? '16,1').split(',').map((s) => intFlag('loads', s.trim(), 1));
+  const protocols = listFlag('protocols', values.protocols, PROTOCOLS, PROTOCOLS);
+  if (values.rps !== undefined && protocols.includes('http1')) throw new Error('--rps: wrk has no fixed rate; add --protocols grpc');
   return {
     durationS,
     warmupS: intFlag('warmup-s', values['warmup-s'], 2, 0),
     loads,
+    ...(values.rps !== undefined ? { rps: intFlag('rps', values.rps, 1) } : {}),
     rounds: intFlag('rounds', values.rounds, 1),
     workers: (values.workers ?? '1,2').split(',').map((s) => intFlag('workers', s.trim(), 1)),
-    protocols: listFlag('protocols', values.protocols, PROTOCOLS, PROTOCOLS),
+    protocols,
     planes: ['direct', ...listFlag('planes', values.planes, ['envoy', 'consul-xds'] as const, ['envoy', 'consul-xds'])],
     ...(values['cpu-prof'] !== undefined ? { cpuProf: path.resolve(values['cpu-prof']) } : {}),
     profileS: intFlag('profile-s', values['profile-s'], durationS),
@@ -205,9 +213,10 @@ async function main(): Promise<void> {
     );
 
     const upstreamPid = (p: Protocol): number => (p === 'http1' ? h1Up.pid : grpcUp.pid);
+    const rate = opts.rps !== undefined ? { rps: opts.rps } : {};
     const cells: Cell[] = [];
     const measure = async (target: Target, round: number, protocol: Protocol, concurrency: number): Promise<void> => {
-      const spec = { protocol, port: target.port(protocol), concurrency };
+      const spec = { protocol, port: target.port(protocol), concurrency, ...rate };
       if (opts.warmupS > 0) await runLoad(children, tools, { ...spec, durationS: opts.warmupS });
       const dp0 = target.pid !== undefined ? treeCpuMs(target.pid) : 0;
       const up0 = cpuMs(upstreamPid(protocol));
@@ -252,6 +261,7 @@ async function main(): Promise<void> {
       process.stdout.write(
         `\nData planes at --concurrency ${workers} (Envoy's and ours), same xDS config, ${opts.durationS} s per run after ${opts.warmupS} s warm-up, median of ${opts.rounds} round(s); ` +
           `${os.cpus().length} shared cores, load generator in its own process, 127.0.0.1 only` +
+          `${opts.rps !== undefined ? `; at most ${opts.rps} calls/s` : ''}` +
           `${opts.proxyNodeArgs.length > 0 ? `; our proxy runs with node ${opts.proxyNodeArgs.join(' ')}` : ''}` +
           `${opts.proxyNode !== process.execPath ? `; our proxy runs on ${opts.proxyNode}` : ''}.\n` +
           `+p50/+p99: latency added over calling the upstream directly. CPU us/req: the data plane's CPU (its workers' too) per completed request.\n\n${table}\n`,
@@ -269,9 +279,9 @@ async function main(): Promise<void> {
         const target = await startTarget('consul-xds', ctx, dir);
         let window: [number, number];
         try {
-          if (opts.warmupS > 0) await runLoad(children, tools, { protocol, port: target.port(protocol), concurrency, durationS: opts.warmupS });
+          if (opts.warmupS > 0) await runLoad(children, tools, { protocol, port: target.port(protocol), concurrency, ...rate, durationS: opts.warmupS });
           const from = monotonicUs();
-          const load = await runLoad(children, tools, { protocol, port: target.port(protocol), concurrency, durationS: opts.profileS });
+          const load = await runLoad(children, tools, { protocol, port: target.port(protocol), concurrency, ...rate, durationS: opts.profileS });
           window = [from, monotonicUs()];
           log(`under the profiler: ${fmtLoad(load)}`);
         } finally {

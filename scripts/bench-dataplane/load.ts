@@ -8,7 +8,9 @@
  * thread, N connections, each with one request in flight; latency per request in microseconds.
  * gRPC unary: ghz (Go, installed into .cache by install-ghz.sh), one connection carrying N
  * concurrent calls (the seed 003 shape), one OS thread (--cpus 1). Both are closed loops: a
- * connection or worker sends its next request when the previous answer arrived.
+ * connection or worker sends its next request when the previous answer arrived; ghz can instead
+ * hold a fixed rate (`rps`), so that data planes or runtimes are compared doing the same work per
+ * second, whatever else the shared machine runs.
  */
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -37,6 +39,8 @@ export interface LoadSpec {
   /** HTTP/1.1: connections; gRPC: concurrent calls on one connection. */
   readonly concurrency: number;
   readonly durationS: number;
+  /** gRPC only: calls started per second at most (ghz --rps); unset, as fast as answers come. */
+  readonly rps?: number;
 }
 
 /** Paths of the two tools, installed on first use (each install script prints the path). */
@@ -103,8 +107,9 @@ interface GhzJson {
   errorDistribution: Record<string, number> | null;
 }
 
-async function runGhz(children: ChildSet, ghz: string, spec: LoadSpec): Promise<LoadResult> {
-  const args = [
+/** ghz's arguments for one run: one connection, `concurrency` calls in flight, a summary in JSON. */
+export function ghzArgs(spec: LoadSpec): string[] {
+  return [
     '--insecure',
     '--proto',
     PROTO_FILE,
@@ -116,6 +121,7 @@ async function runGhz(children: ChildSet, ghz: string, spec: LoadSpec): Promise<
     '1',
     '--concurrency',
     String(spec.concurrency),
+    ...(spec.rps !== undefined ? ['--rps', String(spec.rps)] : []),
     '--duration',
     `${spec.durationS}s`,
     // Calls still in flight when the time is up are neither counted nor errors.
@@ -127,6 +133,10 @@ async function runGhz(children: ChildSet, ghz: string, spec: LoadSpec): Promise<
     'json',
     `127.0.0.1:${spec.port}`,
   ];
+}
+
+async function runGhz(children: ChildSet, ghz: string, spec: LoadSpec): Promise<LoadResult> {
+  const args = ghzArgs(spec);
   const r = await children.run(ghz, args, spec.durationS * 1000 + GRACE_MS);
   let j: GhzJson;
   try {

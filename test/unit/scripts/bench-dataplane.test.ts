@@ -1,10 +1,12 @@
 /**
  * The data-plane benchmark's pure parts: the config it feeds both data planes is valid and routes
  * each protocol to its own cluster; the table's medians, added latency and ratios; the profile
- * window cut; the grouping of profile self time (native frames count towards their JS caller).
+ * window cut; the grouping of profile self time (native frames count towards their JS caller);
+ * the load generator's fixed rate (--rps).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,8 +14,8 @@ import { parseConfig } from '../../../src/config/parse.js';
 import { staticEndpoints } from '../../../src/config/static-endpoints.js';
 import { translate } from '../../../src/translate/index.js';
 import { benchDataplaneYaml, GRPC_CLUSTER, H1_CLUSTER } from '../../../scripts/bench-dataplane/config.js';
-import { ECHO_PATH } from '../../../scripts/bench-dataplane/echo.js';
-import { H1_PATH, type LoadResult } from '../../../scripts/bench-dataplane/load.js';
+import { ECHO_PATH, ROOT } from '../../../scripts/bench-dataplane/echo.js';
+import { ghzArgs, H1_PATH, type LoadResult } from '../../../scripts/bench-dataplane/load.js';
 import { ratio, summarize, type Cell } from '../../../scripts/bench-dataplane/table.js';
 import { cutProfile } from '../../../scripts/bench-dataplane/profile-window.js';
 import { profileGroups } from '../../../scripts/bench-dataplane/profile-groups.js';
@@ -126,4 +128,21 @@ test('profile groups: native frames count towards their JS caller; writes and id
   const routing = groups.find((g) => g.group.startsWith('ours: routing'));
   assert.equal(routing?.ms, 3);
   assert.equal(groups.find((g) => g.group === 'GC')?.ms, 1);
+});
+
+test('--rps holds ghz to a fixed rate; without it ghz runs a closed loop', () => {
+  const spec = { protocol: 'grpc', port: 10000, concurrency: 16, durationS: 8 } as const;
+  const rpsOf = (args: string[]): string | undefined => {
+    const i = args.indexOf('--rps');
+    return i < 0 ? undefined : args[i + 1];
+  };
+  assert.equal(rpsOf(ghzArgs({ ...spec, rps: 800 })), '800');
+  assert.equal(rpsOf(ghzArgs(spec)), undefined);
+});
+
+test('--rps with the HTTP/1.1 protocol is refused before anything starts (wrk has no fixed rate)', () => {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'scripts', 'bench-dataplane.js'), '--rps', '800'], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /--rps: wrk has no fixed rate; add --protocols grpc/);
+  assert.doesNotMatch(r.stderr, /\[bench-dataplane\]/, 'no tool was installed and no process started');
 });
