@@ -193,7 +193,12 @@ describe('consul-xds ramp on real Consul and Envoy', () => {
   it('a driver killed mid-ramp is replaced by serve --ramp-driver; no step is skipped or repeated', async () => {
     startTraffic();
     const first = fleet.spawn(['ramp', 'start', PREFIX, CANARY, ...RAMP]);
-    await waitUntil(async () => ((await fleet.state())?.step ?? 0) >= 2, { what: 'step 2', timeoutMs: 30_000, intervalMs: 50 });
+    await waitUntil(async () => ((await fleet.state())?.step ?? 0) >= 2, {
+      what: 'step 2',
+      timeoutMs: 30_000,
+      intervalMs: 50,
+      context: async () => `ramp state: ${JSON.stringify(await fleet.state())}\ndriver output:\n${first.output()}`,
+    });
     first.child.kill('SIGKILL');
     await first.exited;
     const killedAt = (await fleet.state())!;
