@@ -31,7 +31,7 @@
  * certificate bytes). Without mTLS, every caller reads every node.
  */
 import { status as GrpcStatus, type Server, type ServerDuplexStream, type ServerUnaryCall, type sendUnaryData, type MethodDefinition } from '@grpc/grpc-js';
-import { compileLinearRegex } from '../common/linear-regex.js';
+import { RE2JS } from 're2js';
 import type protobuf from 'protobufjs';
 import { messageType, TO_OBJECT } from '../envoy/protos.js';
 import { TYPE_ORDER } from '../xds/resource-types.js';
@@ -158,7 +158,7 @@ type Predicate<T> = (value: T) => boolean;
 
 /**
  * Envoy's NodeMatcher as a predicate: the node id matcher (if any) and every metadata matcher
- * hold. Compiled once per request; its regexes run in linear time (common/linear-regex.ts).
+ * hold. Compiled once per request; its regexes run on RE2 (linear time).
  */
 function compileNodeMatcher(m: NodeMatcher, i: number): Predicate<NodeInfo> {
   const at = `node_matchers[${i}]`;
@@ -180,6 +180,20 @@ function compileNodeMatcher(m: NodeMatcher, i: number): Predicate<NodeInfo> {
   return (node) => (id === undefined || id(node.id)) && metadata.every((holds) => holds(node));
 }
 
+/**
+ * Envoy's safe_regex is RE2: compiled with re2js (as the TS data plane's matchers are), so
+ * matching is linear in the input and a pattern sent by any client cannot stall the event loop
+ * (`(a+)+` against forty `a`s and a `!` held it for minutes with a JS RegExp). What RE2 refuses
+ * (back-references, lookarounds) or cannot parse is the caller's error.
+ */
+function compileRe2(pattern: string, at: string): RE2JS {
+  try {
+    return RE2JS.compile(pattern);
+  } catch (err) {
+    throw new CsdsRequestError(`${at} ${JSON.stringify(pattern)}: ${(err as Error).message}`);
+  }
+}
+
 function compileStringMatcher(m: StringMatcher, at: string): Predicate<string> {
   const fold = (s: string) => (m.ignore_case ? s.toLowerCase() : s);
   if (m.exact !== undefined) return (v) => fold(v) === fold(m.exact as string);
@@ -187,9 +201,8 @@ function compileStringMatcher(m: StringMatcher, at: string): Predicate<string> {
   if (m.suffix !== undefined) return (v) => fold(v).endsWith(fold(m.suffix as string));
   if (m.contains !== undefined) return (v) => fold(v).includes(fold(m.contains as string));
   if (m.safe_regex?.regex !== undefined) {
-    const re = compileLinearRegex(m.safe_regex.regex);
-    if (re instanceof Error) throw new CsdsRequestError(`${at}.safe_regex.regex ${JSON.stringify(m.safe_regex.regex)}: ${re.message}`);
-    return (v) => re.test(v);
+    const re = compileRe2(m.safe_regex.regex, `${at}.safe_regex.regex`);
+    return (v) => re.matches(v);
   }
   return () => true;
 }
