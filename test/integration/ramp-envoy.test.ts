@@ -190,9 +190,10 @@ describe('consul-xds ramp on real Consul and Envoy', () => {
     assert.equal(after.count(BASELINE), 100, after.describe());
   });
 
-  it('a driver killed mid-ramp is replaced by serve --ramp-driver; no step is skipped or repeated', async () => {
+  it('a driver killed mid-ramp is replaced by serve --ramp-driver; no step is skipped or repeated', async (t) => {
     startTraffic();
     const first = fleet.spawn(['ramp', 'start', PREFIX, CANARY, ...RAMP]);
+    t.after(() => first.child.kill('SIGKILL')); // a failed wait must not leave this driver running into the next test
     await waitUntil(async () => ((await fleet.state())?.step ?? 0) >= 2, {
       what: 'step 2',
       timeoutMs: 30_000,
