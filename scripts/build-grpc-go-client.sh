@@ -9,6 +9,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${CONSUL_XDS_CACHE:-$root/.cache}"
 src="$root/test/fixtures/grpc-go-client"
 bin="$cache/grpc-go-client/client"
+# shellcheck source=lib/cache-install.sh
+. "$root/scripts/lib/cache-install.sh"
 
 fresh() { [ -x "$bin" ] && [ -z "$(find "$src" -newer "$bin" -type f)" ]; }
 
@@ -17,12 +19,8 @@ if ! command -v go >/dev/null 2>&1; then
   echo "build-grpc-go-client: go is not installed" >&2
   exit 1
 fi
+cache_lock grpc-go-client fresh
 mkdir -p "$cache/grpc-go-client"
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$cache/.grpc-go-client.lock"
-  flock 9
-  if fresh; then echo "$bin"; exit 0; fi
-fi
 # Build beside the target and rename it into place: an interrupted build leaves nothing a later run trusts.
 (cd "$src" && GOFLAGS=-buildvcs=false go build -o "$bin.tmp" .) >&2
 mv "$bin.tmp" "$bin"

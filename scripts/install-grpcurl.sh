@@ -11,6 +11,8 @@ cache="${CONSUL_XDS_CACHE:-$root/.cache}"
 version="${GRPCURL_VERSION:-v1.9.3}"
 dest="$cache/grpcurl/$version"
 bin="$dest/grpcurl"
+# shellcheck source=lib/cache-install.sh
+. "$root/scripts/lib/cache-install.sh"
 
 runs() { [ -x "$bin" ] && "$bin" -version >/dev/null 2>&1; }
 
@@ -19,19 +21,9 @@ if ! command -v go >/dev/null 2>&1; then
   echo "install-grpcurl: go is not installed; set GRPCURL_BIN to a grpcurl binary instead" >&2
   exit 1
 fi
-mkdir -p "$cache"
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$cache/.grpcurl-install.lock"
-  flock 9
-  if runs; then echo "$bin"; exit 0; fi
-fi
-# Into a scratch folder, renamed into place: an interrupted run never leaves a binary a later run trusts.
-tmp="$(mktemp -d "$cache/.grpcurl-install.XXXXXX")"
-trap 'rm -rf "$tmp"' EXIT
-GOBIN="$tmp" GOFLAGS=-buildvcs=false go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$version" >&2
-mkdir -p "$(dirname "$dest")"
-rm -rf "$dest"
-mv "$tmp" "$dest"
-trap - EXIT
+cache_lock grpcurl-install runs
+cache_scratch grpcurl-install
+GOBIN="$scratch" GOFLAGS=-buildvcs=false go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$version" >&2
+cache_into_place "$dest"
 runs || { echo "install-grpcurl: $bin does not run" >&2; exit 1; }
 echo "$bin"

@@ -8,26 +8,26 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cache="${CONSUL_XDS_CACHE:-$root/.cache}"
 dest="$cache/wrk"
-wrapper="$dest/wrk"
-runs() { [ -x "$wrapper" ] && { "$wrapper" -v 2>&1 || true; } | grep -q '^wrk '; }
-if runs; then echo "$wrapper"; exit 0; fi
+bin="$dest/wrk"
+# shellcheck source=../lib/cache-install.sh
+. "$root/scripts/lib/cache-install.sh"
 
+runs() { [ -x "$bin" ] && { "$bin" -v 2>&1 || true; } | grep -q '^wrk '; }
+
+if runs; then echo "$bin"; exit 0; fi
+cache_lock wrk-install runs
 # Its own apt folder: install-consul.sh points $cache/apt at bullseye.
-apt_dir="$cache/apt-bookworm"
-mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial" "$dest/root"
-echo "deb http://deb.debian.org/debian bookworm main" > "$apt_dir/sources.list"
-opts=(-o "Dir::Etc::sourcelist=$apt_dir/sources.list" -o "Dir::Etc::sourceparts=-"
-      -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache::archives=$apt_dir/archives"
-      -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache=" -o "APT::Get::List-Cleanup=0" -o "APT::Sandbox::User=root")
-apt-get "${opts[@]}" -qq update >&2
-(cd "$apt_dir/archives" && apt-get "${opts[@]}" -qq download wrk libluajit2-5.1-2 libluajit2-5.1-common >&2)
+debian_download bookworm "$cache/apt-bookworm" wrk libluajit2-5.1-2 libluajit2-5.1-common
+cache_scratch wrk-install
 for pkg in wrk libluajit2-5.1-2 libluajit2-5.1-common; do
-  dpkg -x "$(ls "$apt_dir"/archives/"${pkg}"_*.deb | head -n1)" "$dest/root"
+  dpkg -x "$(ls "$cache"/apt-bookworm/archives/"${pkg}"_*.deb | head -n1)" "$scratch/root"
 done
-cat > "$wrapper" <<WRAP
+# The wrapper names the final folder; it runs once renamed there.
+cat >"$scratch/wrk" <<WRAP
 #!/bin/sh
 LD_LIBRARY_PATH="$dest/root/usr/lib/x86_64-linux-gnu\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}" exec "$dest/root/usr/bin/wrk" "\$@"
 WRAP
-chmod +x "$wrapper"
-if ! runs; then echo "install-wrk: $wrapper does not run" >&2; "$wrapper" -v >&2 || true; exit 1; fi
-echo "$wrapper"
+chmod +x "$scratch/wrk"
+cache_into_place "$dest"
+if ! runs; then echo "install-wrk: $bin does not run" >&2; "$bin" -v >&2 || true; exit 1; fi
+echo "$bin"
