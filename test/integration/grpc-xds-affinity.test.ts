@@ -7,13 +7,10 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Metadata, type Client } from '@grpc/grpc-js';
-import { serve, type RunningApp } from '../../src/app.js';
-import { silentLogger } from '../../src/log.js';
-import { startBackend, xdsGreeterClient, type HelloWithMetadata } from '../support/greeter.js';
-import { makeTempDir, waitUntil } from '../support/tmp.js';
+import type { RunningApp } from '../../src/app.js';
+import { startGreeterRig, type HelloWithMetadata, type GreeterRig } from '../support/greeter.js';
+import { waitUntil } from '../support/tmp.js';
 
 const TARGET = 'sticky-greeter:50051';
 const NODE_ID = 'grpc-xds-affinity-client';
@@ -39,10 +36,9 @@ endpoint:
 }
 
 describe('proxyless gRPC session affinity (ring-hash + header hash policy)', () => {
-  let dir: Awaited<ReturnType<typeof makeTempDir>> | undefined;
+  let rig: GreeterRig | undefined;
   let app: RunningApp | undefined;
   let client: Client | undefined;
-  const backends: Array<Awaited<ReturnType<typeof startBackend>>> = [];
 
   const hello = (user: string): Promise<string> =>
     new Promise((resolve, reject) => {
@@ -54,20 +50,17 @@ describe('proxyless gRPC session affinity (ring-hash + header hash policy)', () 
     });
 
   before(async () => {
-    dir = await makeTempDir('grpc-xds-affinity');
-    for (const name of ['greeter-a', 'greeter-b', 'greeter-c']) backends.push(await startBackend(name));
-    const configFile = join(dir.path, 'consul-xds.yaml');
-    await writeFile(configFile, configYaml(backends.map((b) => b.port)));
-    app = await serve({ configFile, xds: { host: '127.0.0.1', port: 0 }, admin: false, als: false, logger: silentLogger });
-    client = xdsGreeterClient(app.xdsPort, NODE_ID, TARGET);
+    rig = await startGreeterRig({
+      prefix: 'grpc-xds-affinity',
+      backends: ['greeter-a', 'greeter-b', 'greeter-c'],
+      config: configYaml,
+      nodeId: NODE_ID,
+      target: TARGET,
+    });
+    ({ app, client } = rig);
   });
 
-  after(async () => {
-    client?.close();
-    await app?.close();
-    await Promise.all(backends.map((b) => b.close()));
-    await dir?.remove();
-  });
+  after(() => rig?.close());
 
   it('every call of one user reaches one backend; the users spread over all three; nothing NACKed', async () => {
     await waitUntil(() => hello('warm-up').then((b) => b !== ''), { what: `a first call through xds:///${TARGET}`, timeoutMs: 20_000 });

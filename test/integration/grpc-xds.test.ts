@@ -22,18 +22,16 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Metadata, type Client } from '@grpc/grpc-js';
-import { serve, type RunningApp } from '../../src/app.js';
+import type { RunningApp } from '../../src/app.js';
 import { grpcGroup } from '../../src/cache/client-kind.js';
 import { DEFAULT_GROUP } from '../../src/cache/snapshot-cache.js';
 import { TypeUrl } from '../../src/xds/resource-types.js';
-import { silentLogger } from '../../src/log.js';
 import { AdsConnection } from '../support/ads-client.js';
 import { dynamicVersions, startEnvoy } from '../support/envoy.js';
 import { binomialBounds } from '../support/traffic.js';
-import { freePort, makeTempDir, waitUntil } from '../support/tmp.js';
-import { startBackend, xdsGreeterClient, type HelloWithMetadata } from '../support/greeter.js';
+import { freePort, waitUntil } from '../support/tmp.js';
+import { startGreeterRig, type HelloWithMetadata, type GreeterRig } from '../support/greeter.js';
 
 const TARGET = 'greeter:50051';
 const NODE_ID = 'grpc-xds-test-client';
@@ -86,10 +84,9 @@ ${ports.main.map((p, i) => `        - { address: "127.0.0.1", port: ${p}${i === 
 }
 
 describe('proxyless gRPC (grpc-js-xds) against serve() in file mode', () => {
-  let dir: Awaited<ReturnType<typeof makeTempDir>> | undefined;
+  let rig: GreeterRig | undefined;
   let app: RunningApp | undefined;
   let client: Client | undefined;
-  const backends: Array<Awaited<ReturnType<typeof startBackend>>> = [];
   let configFile: string;
   let ports: { edge: number; main: number[]; canary: number };
 
@@ -163,22 +160,20 @@ describe('proxyless gRPC (grpc-js-xds) against serve() in file mode', () => {
   };
 
   before(async () => {
-    dir = await makeTempDir('grpc-xds');
-    for (const name of ['greeter-a', 'greeter-b', 'greeter-c', 'canary']) backends.push(await startBackend(name));
-    ports = { edge: await freePort(), main: backends.slice(0, 3).map((b) => b.port), canary: backends[3]?.port ?? 0 };
-    configFile = join(dir.path, 'consul-xds.yaml');
-    await writeFile(configFile, configYaml(ports, { main: 1 }));
-    app = await serve({ configFile, xds: { host: '127.0.0.1', port: 0 }, admin: false, als: false, logger: silentLogger });
-
-    client = xdsGreeterClient(app.xdsPort, NODE_ID, TARGET);
+    rig = await startGreeterRig({
+      prefix: 'grpc-xds',
+      backends: ['greeter-a', 'greeter-b', 'greeter-c', 'canary'],
+      config: async (p) => {
+        ports = { edge: await freePort(), main: p.slice(0, 3), canary: p[3] ?? 0 };
+        return configYaml(ports, { main: 1 });
+      },
+      nodeId: NODE_ID,
+      target: TARGET,
+    });
+    ({ app, client, configFile } = rig);
   });
 
-  after(async () => {
-    client?.close();
-    await app?.close();
-    await Promise.all(backends.map((b) => b.close()));
-    await dir?.remove();
-  });
+  after(() => rig?.close());
 
   it('balances per request: 300 calls over one channel reach all three backends evenly', async (t) => {
     // The first call waits for LDS -> RDS -> CDS -> EDS; it must succeed, not time out.

@@ -16,43 +16,40 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Client, ServiceError } from '@grpc/grpc-js';
-import { serve, type RunningApp } from '../../src/app.js';
-import { silentLogger } from '../../src/log.js';
+import type { RunningApp } from '../../src/app.js';
 import { grpcCanaryYaml, runCanaryEdits, type CanaryWeight } from '../support/canary-edits.js';
-import { startBackend, xdsGreeterClient, type HelloReply } from '../support/greeter.js';
+import { startGreeterRig, type HelloReply, type GreeterRig } from '../support/greeter.js';
 import { watchRemovalOrder } from '../support/removal-order.js';
-import { makeTempDir, waitUntil } from '../support/tmp.js';
+import { waitUntil } from '../support/tmp.js';
 
 const TARGET = 'greeter:50051';
 const NODE_ID = 'mbb-grpc-client';
 type HelloCall = (req: { name: string }, opts: { deadline: number }, cb: (err: ServiceError | null, reply?: HelloReply) => void) => void;
 
 describe('make before break: proxyless gRPC (grpc-js-xds) under load across canary edits', () => {
-  let dir: Awaited<ReturnType<typeof makeTempDir>> | undefined;
+  let rig: GreeterRig | undefined;
   let app: RunningApp | undefined;
   let client: Client | undefined;
-  const backends: Array<Awaited<ReturnType<typeof startBackend>>> = [];
   let configFile = '';
-  const yaml = (w: CanaryWeight) => grpcCanaryYaml(TARGET, backends[0]?.port ?? 0, backends[1]?.port ?? 0, w);
+  let ports: readonly number[] = [];
+  const yaml = (w: CanaryWeight) => grpcCanaryYaml(TARGET, ports[0] ?? 0, ports[1] ?? 0, w);
 
   before(async () => {
-    dir = await makeTempDir('mbb-grpc');
-    backends.push(await startBackend('greeter'), await startBackend('canary'));
-    configFile = join(dir.path, 'consul-xds.yaml');
-    await writeFile(configFile, yaml(20));
-    app = await serve({ configFile, xds: { host: '127.0.0.1', port: 0 }, admin: false, als: false, logger: silentLogger });
-    client = xdsGreeterClient(app.xdsPort, NODE_ID, TARGET);
+    rig = await startGreeterRig({
+      prefix: 'mbb-grpc',
+      backends: ['greeter', 'canary'],
+      config: (p) => {
+        ports = p;
+        return yaml(20);
+      },
+      nodeId: NODE_ID,
+      target: TARGET,
+    });
+    ({ app, client, configFile } = rig);
   });
 
-  after(async () => {
-    client?.close();
-    await app?.close();
-    await Promise.all(backends.map((b) => b.close()));
-    await dir?.remove();
-  });
+  after(() => rig?.close());
 
   it('zero failed calls across 24 edits: weight 20 <-> 0 and the canary deleted and restored', async (t) => {
     assert.ok(app && client);

@@ -2,8 +2,11 @@
  * The test gRPC service (test/fixtures/greeter.proto) for proxyless gRPC tests: the Greeter client
  * constructor, a grpc-js-xds client of it bootstrapped against our xDS server, and backends on
  * 127.0.0.1 (ephemeral port) that answer Hello with their own name, so a test sees which backend
- * a call reached.
+ * a call reached; and the rig the proxyless tests share: backends, `serve` on a config file
+ * written from their ports, and a grpc-js-xds client through it.
  */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   credentials,
@@ -17,6 +20,9 @@ import {
 } from '@grpc/grpc-js';
 import { register as registerXds } from '@grpc/grpc-js-xds';
 import { loadSync } from '@grpc/proto-loader';
+import { serve, type RunningApp } from '../../src/app.js';
+import { silentLogger } from '../../src/log.js';
+import { makeTempDir } from './tmp.js';
 
 const PROTO = fileURLToPath(new URL('../../../test/fixtures/greeter.proto', import.meta.url));
 
@@ -32,8 +38,14 @@ export type HelloCall = (req: { name: string }, cb: (err: ServiceError | null, r
 /** Hello with request metadata (headers a hash policy reads). */
 export type HelloWithMetadata = (req: { name: string }, metadata: Metadata, cb: (err: ServiceError | null, reply?: HelloReply) => void) => void;
 
+export interface Backend {
+  readonly name: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
 /** A gRPC backend on 127.0.0.1 (ephemeral port) that answers Hello with its own name. */
-export async function startBackend(name: string): Promise<{ name: string; port: number; close(): Promise<void> }> {
+export async function startBackend(name: string): Promise<Backend> {
   const server = new Server();
   server.addService(Greeter.service, {
     Hello: (_call: unknown, cb: (err: null, reply: HelloReply) => void) => cb(null, { backend: name }),
@@ -55,4 +67,48 @@ export function xdsGreeterClient(xdsPort: number, nodeId: string, target: string
   });
   registerXds();
   return new Greeter(`xds:///${target}`, credentials.createInsecure());
+}
+
+export interface GreeterRig {
+  /** In the order their names were given. */
+  readonly backends: readonly Backend[];
+  /** The config `serve` reads (file mode): a test rewrites it to change what is served. */
+  readonly configFile: string;
+  readonly app: RunningApp;
+  readonly client: Client;
+  close(): Promise<void>;
+}
+
+/**
+ * One Greeter backend per name, `serve` (file mode, xDS only) on the YAML `config` makes of the
+ * backends' ports, and a grpc-js-xds client of `xds:///<target>` announcing `nodeId`. What started
+ * is closed again if a later part fails.
+ */
+export async function startGreeterRig(opts: {
+  readonly prefix: string;
+  readonly backends: readonly string[];
+  readonly config: (ports: readonly number[]) => string | Promise<string>;
+  readonly nodeId: string;
+  readonly target: string;
+}): Promise<GreeterRig> {
+  const dir = await makeTempDir(opts.prefix);
+  const backends: Backend[] = [];
+  let app: RunningApp | undefined;
+  const close = async (client?: Client): Promise<void> => {
+    client?.close();
+    await app?.close();
+    await Promise.all(backends.map((b) => b.close()));
+    await dir.remove();
+  };
+  try {
+    for (const name of opts.backends) backends.push(await startBackend(name));
+    const configFile = join(dir.path, 'consul-xds.yaml');
+    await writeFile(configFile, await opts.config(backends.map((b) => b.port)));
+    app = await serve({ configFile, xds: { host: '127.0.0.1', port: 0 }, admin: false, als: false, logger: silentLogger });
+    const client = xdsGreeterClient(app.xdsPort, opts.nodeId, opts.target);
+    return { backends, configFile, app, client, close: () => close(client) };
+  } catch (err) {
+    await close();
+    throw err;
+  }
 }
