@@ -248,8 +248,8 @@ const STATIC_LOOKUP = new Map<string, NameEntry>();
 for (let i = STATIC_COUNT - 1; i >= 0; i--) {
   // Backwards so the lowest index of a name wins.
   const [name, value] = STATIC_TABLE[i]!;
-  let e = STATIC_LOOKUP.get(name);
-  if (!e) STATIC_LOOKUP.set(name, (e = { name: i + 1, values: new Map() }));
+  const e = STATIC_LOOKUP.get(name) ?? { name: i + 1, values: new Map<string, number>() };
+  STATIC_LOOKUP.set(name, e);
   e.name = i + 1;
   e.values.set(value, i + 1);
 }
@@ -312,10 +312,16 @@ export class HpackEncoder {
     this.reserve(20 + name.length + value.length);
     const fixed = STATIC_LOOKUP.get(name);
     const exactStatic = fixed?.values.get(value);
-    if (exactStatic !== undefined) return this.integer(0x80, 7, exactStatic);
+    if (exactStatic !== undefined) {
+      this.integer(0x80, 7, exactStatic);
+      return;
+    }
     const dynamic = this.lookup.get(name);
     const exactDynamic = dynamic?.values.get(value);
-    if (exactDynamic !== undefined) return this.integer(0x80, 7, this.index(exactDynamic));
+    if (exactDynamic !== undefined) {
+      this.integer(0x80, 7, this.index(exactDynamic));
+      return;
+    }
     const nameIndex = fixed !== undefined ? fixed.name : dynamic !== undefined && dynamic.name >= 0 ? this.index(dynamic.name) : 0;
     const entrySize = name.length + value.length + ENTRY_OVERHEAD;
     if (NEVER_INDEXED.has(name) || (name === 'cookie' && value.length < COOKIE_NEVER_INDEXED_BELOW)) {
@@ -344,7 +350,10 @@ export class HpackEncoder {
     this.count++;
     this.size += size;
     let e = this.lookup.get(name);
-    if (!e) this.lookup.set(name, (e = { name: c, values: new Map() }));
+    if (e === undefined) {
+      e = { name: c, values: new Map<string, number>() };
+      this.lookup.set(name, e);
+    }
     e.name = c;
     e.values.set(value, c);
   }
