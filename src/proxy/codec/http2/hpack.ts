@@ -267,20 +267,19 @@ const NEVER_INDEXED = new Set(['authorization', 'proxy-authorization']);
 /** Short cookies are guessable from compressed sizes (RFC 7541 7.1.3), longer ones are worth indexing. */
 const COOKIE_NEVER_INDEXED_BELOW = 20;
 
-/**
- * The encoder's view of one name: static and dynamic matches together, so a field costs one lookup
- * by name and one by value.
- */
+/** The encoder's view of one name: static and dynamic matches together, found with one lookup by name. */
 interface NameEntry {
   /** Static table index of the name, 0 when it is not there. */
   readonly staticName: number;
+  /** value -> static index (shared by all encoders), undefined when the name is not in the static table. */
+  readonly staticValues: ReadonlyMap<string, number> | undefined;
   /** Insertion counter of the newest dynamic entry with the name, -1 when none. */
   newest: number;
-  /** value -> insertion counter (>= 0) of a dynamic entry, or -(static index) of a static one. */
-  readonly values: Map<string, number>;
+  /** value -> insertion counter of a dynamic entry; created on the name's first insertion. */
+  values: Map<string, number> | undefined;
 }
 
-/** Static table by name: the lowest index of the name, and value -> -(index). Copied into an encoder's lookup on first use. */
+/** Static table by name: the lowest index of the name, and value -> index. */
 const STATIC_LOOKUP = new Map<string, { index: number; values: Map<string, number> }>();
 for (let i = STATIC_COUNT - 1; i >= 0; i--) {
   // Backwards so the lowest index of a name wins.
@@ -288,7 +287,7 @@ for (let i = STATIC_COUNT - 1; i >= 0; i--) {
   const e = STATIC_LOOKUP.get(name) ?? { index: i + 1, values: new Map<string, number>() };
   STATIC_LOOKUP.set(name, e);
   e.index = i + 1;
-  e.values.set(value, -(i + 1));
+  e.values.set(value, i + 1);
 }
 
 /** The encoder's table keeps its lookup in step with insertions and evictions. */
@@ -301,7 +300,7 @@ class EncoderTable extends DynamicTable {
     if (e === undefined) {
       const fixed = STATIC_LOOKUP.get(name);
       if (fixed === undefined) return undefined;
-      e = { staticName: fixed.index, newest: -1, values: new Map(fixed.values) };
+      e = { staticName: fixed.index, staticValues: fixed.values, newest: -1, values: undefined };
       this.lookup.set(name, e);
     }
     return e;
@@ -312,16 +311,17 @@ class EncoderTable extends DynamicTable {
     const c = this.inserted - 1;
     let e = this.lookup.get(name);
     if (e === undefined) {
-      e = { staticName: 0, newest: c, values: new Map<string, number>() };
+      e = { staticName: 0, staticValues: undefined, newest: c, values: undefined };
       this.lookup.set(name, e);
     }
     e.newest = c;
+    e.values ??= new Map<string, number>();
     e.values.set(value, c);
   }
 
   protected override evicted(c: number, name: string, value: string): void {
     const e = this.lookup.get(name)!;
-    if (e.values.get(value) === c) e.values.delete(value);
+    if (e.values!.get(value) === c) e.values!.delete(value);
     // The oldest entry is the newest with its name only when it is the only one left; a name outside
     // the static table then leaves the lookup, so random names do not pile up over a connection.
     if (e.newest === c) {
@@ -373,10 +373,13 @@ export class HpackEncoder {
     // Room for the worst case: three integers (6 bytes each at most) and the raw strings.
     this.reserve(20 + name.length + value.length);
     const e = this.table.entry(name);
-    const exact = e?.values.get(value);
-    if (exact !== undefined) {
-      this.integer(0x80, 7, exact < 0 ? -exact : this.index(exact));
-      return;
+    if (e !== undefined) {
+      const c = e.values?.get(value);
+      const index = c === undefined ? e.staticValues?.get(value) : this.index(c);
+      if (index !== undefined) {
+        this.integer(0x80, 7, index);
+        return;
+      }
     }
     const nameIndex = e === undefined ? 0 : e.staticName > 0 ? e.staticName : e.newest >= 0 ? this.index(e.newest) : 0;
     const entrySize = name.length + value.length + ENTRY_OVERHEAD;

@@ -501,6 +501,17 @@ describe('HPACK: round trip fuzz', () => {
     assert.deepEqual(d.decode(second, 0, second.length), fields);
   });
 
+  it('announces table size changes at the next block: the smallest since the last block first, then the current one', () => {
+    const e = new HpackEncoder();
+    e.setPeerMaxTableSize(65536); // above the 4096 we use at most: nothing to announce
+    assert.equal(e.encode(['x-a', '1']).toString('hex').slice(0, 2), '40');
+    e.setPeerMaxTableSize(0);
+    e.setPeerMaxTableSize(100);
+    assert.equal(e.encode([]).toString('hex'), '20' + '3f45');
+    e.setPeerMaxTableSize(100);
+    assert.equal(e.encode([]).length, 0);
+  });
+
   it('sends credentials never-indexed and per-request values without indexing', () => {
     const e = new HpackEncoder();
     const block = e.encode(['authorization', 'Bearer x', 'cookie', 'a=b', 'cookie', 'session=0123456789abcdefghij', 'x-request-id', 'r-1']);
