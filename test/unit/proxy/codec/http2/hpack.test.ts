@@ -146,6 +146,16 @@ describe('HPACK: RFC 7541 Appendix C', () => {
     });
   }
 
+  it('a size update evicts what no longer fits', () => {
+    const d = new HpackDecoder();
+    decodeAll(d, hex(C3[0]!));
+    decodeAll(d, hex(C3[1]!));
+    decodeAll(d, hex('3f 4b')); // 31 + 75 = 106: room for cache-control (53), not both (110)
+    assertTable(d, [['cache-control', 'no-cache']]);
+    decodeAll(d, hex('20 3fe1 1f')); // 0 (empties the table), then back to 4096: nothing returns
+    assertTable(d, []);
+  });
+
   it('C.4: our encoder writes the RFC bytes (Huffman when shorter, indexing, name from the static table)', () => {
     const e = new HpackEncoder();
     REQUESTS.forEach((fields, i) => {
@@ -538,6 +548,7 @@ describe('HPACK: decode errors', () => {
     ['Huffman string containing EOS', '00 84 ffffffff 00', /invalid Huffman/],
     ['Huffman padding longer than 7 bits', '00 82 1fff 00', /invalid Huffman/],
     ['Huffman padding not all ones', '00 81 18 00', /invalid Huffman/],
+    ['Huffman padding of exactly 8 ones', '00 82 f8ff 00', /invalid Huffman/], // '&' is the 8-bit code 11111000
     ['size update above our SETTINGS_HEADER_TABLE_SIZE', '3fe1 1f', /size update to 4096, above our SETTINGS_HEADER_TABLE_SIZE 256/, 256],
     ['size update after a field', '82 20', /after the first header field/],
   ];
