@@ -28,6 +28,17 @@ func fail(format string, a ...any) {
 	os.Exit(1)
 }
 
+// writeArray prints a TS array constant, perRow numbers a row.
+func writeArray(out *strings.Builder, name string, words []string, perRow int) {
+	fmt.Fprintf(out, "// biome-ignore format: one row per %d symbols reads better than one number per line\n", perRow)
+	fmt.Fprintf(out, "export const %s: readonly number[] = [\n", name)
+	for i := 0; i < len(words); i += perRow {
+		row := words[i:min(i+perRow, len(words))]
+		fmt.Fprintf(out, "  %s,\n", strings.Join(row, ", "))
+	}
+	out.WriteString("];\n")
+}
+
 func main() {
 	codes := make([]uint32, 257)
 	lengths := make([]int, 257)
@@ -38,8 +49,7 @@ func main() {
 		if !strings.HasPrefix(bits, strings.Repeat("0", 200)) {
 			fail("symbol %d: output does not start with 200 zero bits", c)
 		}
-		// c's code may itself end in ones that TrimRight would have eaten only if nothing followed,
-		// but 40 zero bits follow it, so TrimRight stops there.
+		// c's code may end in ones, but 40 zero bits follow it, so TrimRight stops before it.
 		if !strings.HasSuffix(bits, strings.Repeat("0", 40)) {
 			fail("symbol %d: output does not end with 40 zero bits", c)
 		}
@@ -83,31 +93,14 @@ func main() {
 	out.WriteString("// symbols 0-255 and EOS (256). Generated from golang.org/x/net/http2/hpack v0.63.0's encoder output by\n")
 	out.WriteString("// scripts/gen-hpack-huffman (see main.go for the method). Do not edit; regenerate with:\n")
 	out.WriteString("//   bash scripts/gen-hpack-huffman/gen.sh\n\n")
-	out.WriteString("// biome-ignore format: one row per 16 symbols reads better than one number per line\n")
-	out.WriteString("export const HUFFMAN_LENGTHS: readonly number[] = [\n")
-	for i := 0; i < 257; i += 16 {
-		out.WriteString("  ")
-		for j := i; j < i+16 && j < 257; j++ {
-			fmt.Fprintf(&out, "%d,", lengths[j])
-			if j+1 < i+16 && j+1 < 257 {
-				out.WriteString(" ")
-			}
-		}
-		out.WriteString("\n")
+	lengthWords := make([]string, 257)
+	codeWords := make([]string, 257)
+	for i := range lengths {
+		lengthWords[i] = fmt.Sprintf("%d", lengths[i])
+		codeWords[i] = fmt.Sprintf("0x%x", codes[i])
 	}
-	out.WriteString("];\n\n")
-	out.WriteString("// biome-ignore format: one row per 8 symbols reads better than one number per line\n")
-	out.WriteString("export const HUFFMAN_CODES: readonly number[] = [\n")
-	for i := 0; i < 257; i += 8 {
-		out.WriteString("  ")
-		for j := i; j < i+8 && j < 257; j++ {
-			fmt.Fprintf(&out, "0x%x,", codes[j])
-			if j+1 < i+8 && j+1 < 257 {
-				out.WriteString(" ")
-			}
-		}
-		out.WriteString("\n")
-	}
-	out.WriteString("];\n")
+	writeArray(&out, "HUFFMAN_LENGTHS", lengthWords, 16)
+	out.WriteString("\n")
+	writeArray(&out, "HUFFMAN_CODES", codeWords, 8)
 	fmt.Print(out.String())
 }
