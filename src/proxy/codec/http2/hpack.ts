@@ -364,8 +364,11 @@ export class HpackEncoder {
       this.pendingMin = -1;
     }
     for (let i = 0; i + 1 < fields.length; i += 2) this.field(fields[i]!, fields[i + 1]!);
-    const block = Buffer.allocUnsafe(this.pos);
-    this.out.copy(block, 0, 0, this.pos);
+    const n = this.pos;
+    const block = Buffer.allocUnsafe(n);
+    // Buffer#copy costs more than a loop over the few bytes of a block of indexed fields.
+    if (n > 64) this.out.copy(block, 0, 0, n);
+    else for (let i = 0; i < n; i++) block[i] = this.out[i]!;
     return block;
   }
 
