@@ -15,7 +15,7 @@ export class HpackError extends ConsulXdsError {
 }
 
 /** RFC 7541 Appendix A. */
-// biome-ignore format: one entry per line reads as the RFC's table
+// biome-ignore format: five entries a line, in the RFC's order (an entry's index is its position + 1)
 const STATIC_TABLE: readonly (readonly [string, string])[] = [
   [':authority', ''], [':method', 'GET'], [':method', 'POST'], [':path', '/'], [':path', '/index.html'],
   [':scheme', 'http'], [':scheme', 'https'], [':status', '200'], [':status', '204'], [':status', '206'],
