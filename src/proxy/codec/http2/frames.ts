@@ -4,9 +4,9 @@
  *
  * The reader hands each frame's payload on as a view of the socket's chunk (no copy), so DATA
  * reaches the other side of the proxy as the bytes that arrived. The writer copies frame headers
- * and small payloads into a slab, keeps large payloads by reference, and flushes once per
- * microtask: a gRPC call's HEADERS, DATA and trailers that are produced by one socket read leave in
- * one write.
+ * and small payloads into a slab shared by all connections, keeps large payloads by reference,
+ * and flushes once per microtask for all connections: a gRPC call's HEADERS, DATA and trailers
+ * that are produced by one socket read leave in one write.
  */
 import type { Socket } from 'node:net';
 
@@ -102,94 +102,118 @@ export class FrameReader {
 
 /** Payloads up to this size are copied next to their frame header; larger ones are written by reference. */
 const COPY_LIMIT = 1024;
-const SLAB_SIZE = 16 * 1024;
+const SLAB_SIZE = 64 * 1024;
 
 /**
- * Outgoing frames of one connection. Frames queue until the end of the current turn (a
- * microtask), then leave in one write (or one corked writev when large payloads are among them).
+ * One slab shared by every connection's writer: frame headers and small payloads are copied in
+ * at its cursor, which only moves forward (bytes handed to a socket are never overwritten; a full
+ * slab is replaced, and the old one lives while a write still holds a view of it). An idle
+ * connection therefore holds no buffer of its own.
+ */
+let slab = Buffer.allocUnsafe(SLAB_SIZE);
+let cursor = 0;
+
+/** Writers with frames queued this turn, flushed together by one microtask. */
+let dirty: FrameWriter[] = [];
+let flushQueued = false;
+
+function flushDirty(): void {
+  flushQueued = false;
+  const writers = dirty;
+  dirty = [];
+  for (const w of writers) w.flush();
+}
+
+/**
+ * Outgoing frames of one connection. Frames queue until the end of the current turn (one
+ * microtask for all connections), then leave in one write (or one corked writev when large
+ * payloads are among them).
  */
 export class FrameWriter {
-  private slab = Buffer.allocUnsafe(SLAB_SIZE);
-  /** Start of the slab bytes not yet in `parts`. */
+  /** The slab view being extended, [runStart, runEnd) of runSlab. */
+  private runSlab: Buffer | undefined;
   private runStart = 0;
-  private slabEnd = 0;
+  private runEnd = 0;
   private parts: Buffer[] = [];
+  private bytes = 0;
   private scheduled = false;
-  private readonly flushFn = (): void => this.flush();
 
   constructor(private readonly socket: Socket) {}
 
   /** Bytes queued and not yet handed to the socket. */
   get queued(): number {
-    let n = this.slabEnd - this.runStart;
-    for (const p of this.parts) n += p.length;
-    return n;
+    return this.bytes;
   }
 
-  private reserve(n: number): number {
-    if (this.slabEnd + n > this.slab.length) {
-      this.closeRun();
-      this.slab = Buffer.allocUnsafe(Math.max(SLAB_SIZE, n));
-      this.runStart = 0;
-      this.slabEnd = 0;
+  /** n bytes at the shared slab's cursor, appended to this writer's current run when adjacent. */
+  private reserve(n: number): [Buffer, number] {
+    if (cursor + n > slab.length) {
+      slab = Buffer.allocUnsafe(Math.max(SLAB_SIZE, n));
+      cursor = 0;
     }
-    const at = this.slabEnd;
-    this.slabEnd += n;
-    return at;
+    const at = cursor;
+    cursor += n;
+    if (this.runSlab === slab && this.runEnd === at) this.runEnd += n;
+    else {
+      this.closeRun();
+      this.runSlab = slab;
+      this.runStart = at;
+      this.runEnd = at + n;
+    }
+    this.bytes += n;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      dirty.push(this);
+      if (!flushQueued) {
+        flushQueued = true;
+        queueMicrotask(flushDirty);
+      }
+    }
+    return [slab, at];
   }
 
   private closeRun(): void {
-    if (this.slabEnd > this.runStart) this.parts.push(this.slab.subarray(this.runStart, this.slabEnd));
-    this.runStart = this.slabEnd;
-  }
-
-  private schedule(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    queueMicrotask(this.flushFn);
+    if (this.runSlab !== undefined && this.runEnd > this.runStart) this.parts.push(this.runSlab.subarray(this.runStart, this.runEnd));
+    this.runSlab = undefined;
   }
 
   /** Raw bytes (the client preface). */
   raw(bytes: Buffer): void {
-    const at = this.reserve(bytes.length);
-    bytes.copy(this.slab, at);
-    this.schedule();
+    const [buf, at] = this.reserve(bytes.length);
+    bytes.copy(buf, at);
   }
 
   /** One frame; `payload` may be a view of a larger buffer and is not modified. */
   frame(type: number, flags: number, streamId: number, payload: Uint8Array | undefined): void {
     const len = payload ? payload.length : 0;
     const copy = len <= COPY_LIMIT;
-    const at = this.reserve(copy ? 9 + len : 9);
-    const s = this.slab;
-    s[at] = len >>> 16;
-    s[at + 1] = (len >>> 8) & 0xff;
-    s[at + 2] = len & 0xff;
-    s[at + 3] = type;
-    s[at + 4] = flags;
-    s.writeUInt32BE(streamId, at + 5);
+    const [buf, at] = this.header(type, flags, streamId, len, copy ? len : 0);
     if (payload && len > 0) {
-      if (copy) s.set(payload, at + 9);
+      if (copy) buf.set(payload, at + 9);
       else {
         this.closeRun();
         this.parts.push(payload instanceof Buffer ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+        this.bytes += len;
       }
     }
-    this.schedule();
   }
 
   /** A frame whose payload the caller fills in place: returns the slab and the payload's offset. */
   frameInPlace(type: number, flags: number, streamId: number, len: number): [Buffer, number] {
-    const at = this.reserve(9 + len);
-    const s = this.slab;
+    const [buf, at] = this.header(type, flags, streamId, len, len);
+    return [buf, at + 9];
+  }
+
+  /** The 9-byte frame header, plus `room` bytes after it in the slab. */
+  private header(type: number, flags: number, streamId: number, len: number, room: number): [Buffer, number] {
+    const [s, at] = this.reserve(9 + room);
     s[at] = len >>> 16;
     s[at + 1] = (len >>> 8) & 0xff;
     s[at + 2] = len & 0xff;
     s[at + 3] = type;
     s[at + 4] = flags;
     s.writeUInt32BE(streamId, at + 5);
-    this.schedule();
-    return [s, at + 9];
+    return [s, at];
   }
 
   flush(): void {
@@ -198,6 +222,7 @@ export class FrameWriter {
     const parts = this.parts;
     if (parts.length === 0) return;
     this.parts = [];
+    this.bytes = 0;
     const socket = this.socket;
     if (socket.destroyed) return;
     if (parts.length === 1) socket.write(parts[0]!);
