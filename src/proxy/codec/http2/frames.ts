@@ -103,6 +103,8 @@ export class FrameReader {
 /** Payloads up to this size are copied next to their frame header; larger ones are written by reference. */
 const COPY_LIMIT = 1024;
 const SLAB_SIZE = 64 * 1024;
+/** Queued bytes up to this are joined into one buffer for the socket; beyond it, a corked writev. */
+const JOIN_LIMIT = 64 * 1024;
 
 /**
  * One slab shared by every connection's writer: frame headers and small payloads are copied in
@@ -221,11 +223,15 @@ export class FrameWriter {
     this.closeRun();
     const parts = this.parts;
     if (parts.length === 0) return;
+    const bytes = this.bytes;
     this.parts = [];
     this.bytes = 0;
     const socket = this.socket;
     if (socket.destroyed) return;
     if (parts.length === 1) socket.write(parts[0]!);
+    // Pieces of the shared slab (other connections wrote between them) or small payloads: one
+    // copy into one buffer is cheaper than a write() per piece.
+    else if (bytes <= JOIN_LIMIT) socket.write(Buffer.concat(parts, bytes));
     else {
       socket.cork();
       for (const p of parts) socket.write(p);
