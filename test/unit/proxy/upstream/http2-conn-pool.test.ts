@@ -170,7 +170,13 @@ describe('HTTP/2 upstream pool: failure classification and response parts', () =
 
   async function exchange(port: number, path: string): Promise<{ outcome: Outcome; stats: ClusterStats }> {
     const stats = new ClusterStats();
-    const pool = new Http2HostPool(new Host('127.0.0.1', port), { connectTimeoutMs: 2000, maxConcurrentStreams: 100, maxRequestsPerConnection: 0, idleTimeoutMs: 60_000, stats });
+    const pool = new Http2HostPool(new Host('127.0.0.1', port), {
+      connectTimeoutMs: 2000,
+      maxConcurrentStreams: 100,
+      maxRequestsPerConnection: 0,
+      idleTimeoutMs: 60_000,
+      stats,
+    });
     try {
       const outcome = await new Promise<Outcome>((resolve) => {
         const o: Outcome = { statuses: [], body: '', trailers: undefined, failure: undefined };

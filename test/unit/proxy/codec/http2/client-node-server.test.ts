@@ -148,7 +148,8 @@ describe('H2ClientConnection against a node:http2 server', () => {
       await Promise.all(
         streams2.map(async (s, i) => {
           for (let off = 0; off < body.length; off += 65536) {
-            if (!s.write(body.subarray(off, off + 65536))) await until(() => heard[i]!.writable > 0 || s.closed, 'onWritable', 10_000).then(() => (heard[i]!.writable = 0));
+            if (!s.write(body.subarray(off, off + 65536)))
+              await until(() => heard[i]!.writable > 0 || s.closed, 'onWritable', 10_000).then(() => (heard[i]!.writable = 0));
           }
           s.end(['x-sum', `sum-${i}`]);
         }),

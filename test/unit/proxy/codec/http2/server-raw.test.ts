@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import {
   CANCEL,
   COMPRESSION_ERROR,
+  ENHANCE_YOUR_CALM,
   FLOW_CONTROL_ERROR,
   FRAME_SIZE_ERROR,
   NO_ERROR,
@@ -149,8 +150,16 @@ describe('H2ServerConnection protocol rules (raw frame client)', () => {
   });
 
   const connectionErrors: [string, number, (c: RawClient) => Buffer[]][] = [
-    ['a PING inside a header block', PROTOCOL_ERROR, (c) => [frameBytes(HEADERS, END_STREAM, 1, c.encoder.encode(GET('/x'))), frameBytes(PING, 0, 0, Buffer.alloc(8))]],
-    ['a CONTINUATION for another stream', PROTOCOL_ERROR, (c) => [frameBytes(HEADERS, END_STREAM, 1, c.encoder.encode(GET('/x'))), frameBytes(CONTINUATION, END_HEADERS, 3, Buffer.alloc(0))]],
+    [
+      'a PING inside a header block',
+      PROTOCOL_ERROR,
+      (c) => [frameBytes(HEADERS, END_STREAM, 1, c.encoder.encode(GET('/x'))), frameBytes(PING, 0, 0, Buffer.alloc(8))],
+    ],
+    [
+      'a CONTINUATION for another stream',
+      PROTOCOL_ERROR,
+      (c) => [frameBytes(HEADERS, END_STREAM, 1, c.encoder.encode(GET('/x'))), frameBytes(CONTINUATION, END_HEADERS, 3, Buffer.alloc(0))],
+    ],
     ['DATA on an idle stream', PROTOCOL_ERROR, () => [frameBytes(DATA, 0, 5, Buffer.from('x'))]],
     ['a frame larger than 16384 bytes', FRAME_SIZE_ERROR, () => [frameBytes(DATA, 0, 1, Buffer.alloc(16385))]],
     ['a connection WINDOW_UPDATE past 2^31-1', FLOW_CONTROL_ERROR, () => [frameBytes(WINDOW_UPDATE, 0, 0, u32(2 ** 31 - 1))]],
@@ -166,6 +175,27 @@ describe('H2ServerConnection protocol rules (raw frame client)', () => {
       assert.ok(await c.closedWithin(2000), 'still open after GOAWAY');
     });
   }
+
+  it('ends a header block that never ends (CONTINUATION flood) before it holds more than 1 MiB', async () => {
+    const c = await open();
+    const start = c.encoder.encode(GET('/flood'));
+    c.send(frameBytes(HEADERS, END_STREAM, 1, start));
+    // 70 full CONTINUATION frames (1.1 MiB) and never END_HEADERS.
+    const filler = frameBytes(CONTINUATION, 0, 1, Buffer.alloc(16384, 0x40));
+    for (let i = 0; i < 70 && !c.closed; i++) c.send(filler);
+    const g = await c.next((f) => f.type === GOAWAY, 'GOAWAY');
+    assert.equal(g.payload.readUInt32BE(4), ENHANCE_YOUR_CALM);
+  });
+
+  it('ends a header block of endless empty CONTINUATION frames too', async () => {
+    const c = await open();
+    c.send(frameBytes(HEADERS, END_STREAM, 1, c.encoder.encode(GET('/flood0'))));
+    // Each empty frame is 9 bytes on the wire and would be one more array entry held.
+    const empties = Buffer.concat(Array.from({ length: 10_000 }, () => frameBytes(CONTINUATION, 0, 1)));
+    for (let i = 0; i < 15 && !c.closed; i++) c.send(empties);
+    const g = await c.next((f) => f.type === GOAWAY, 'GOAWAY');
+    assert.equal(g.payload.readUInt32BE(4), ENHANCE_YOUR_CALM);
+  });
 
   it('resets a stream whose WINDOW_UPDATE takes its window past 2^31-1 (RST_STREAM FLOW_CONTROL_ERROR)', async () => {
     const c = await open();
