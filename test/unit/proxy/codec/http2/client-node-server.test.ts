@@ -205,7 +205,7 @@ describe('H2ClientConnection against a node:http2 server', () => {
     const { conn, ev } = dial(port);
     try {
       const heard = [new Heard(), new Heard(), new Heard()];
-      heard.forEach((h, i) => conn.request(req(`/hold/goaway/${i}`), true, h));
+      for (const [i, h] of heard.entries()) conn.request(req(`/hold/goaway/${i}`), true, h);
       await until(() => streams.has('/hold/goaway/2'), 'the three streams at the server');
       const session = sessions.at(-1)!;
       session.goaway(http2.constants.NGHTTP2_NO_ERROR, 3);

@@ -132,7 +132,7 @@ export function frameBytes(type: number, flags: number, id: number, payload: Buf
 
 export function u32(...v: number[]): Buffer {
   const b = Buffer.alloc(v.length * 4);
-  v.forEach((x, i) => b.writeUInt32BE(x, i * 4));
+  for (const [i, x] of v.entries()) b.writeUInt32BE(x, i * 4);
   return b;
 }
 
