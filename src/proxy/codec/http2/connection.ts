@@ -330,8 +330,10 @@ export abstract class H2Connection {
     // Padding is taken at once; the data when its owner takes it.
     if (len > data.length) this.consumed(s, len - data.length);
     if (data.length > 0) {
-      if (s.paused || s.inbox !== undefined) (s.inbox ??= []).push(data);
-      else {
+      if (s.paused || s.inbox !== undefined) {
+        if (s.inbox === undefined) s.inbox = [data];
+        else s.inbox.push(data);
+      } else {
         s.handler?.onData(data);
         this.consumed(s, data.length);
       }
@@ -408,7 +410,7 @@ export abstract class H2Connection {
     const fields = this.decoder.decode(block, 0, block.length);
     const endStream = (flags & FLAG_END_STREAM) !== 0;
     const s = this.streams.get(id);
-    if (s !== undefined && s.remoteEnded) {
+    if (s?.remoteEnded) {
       this.abortStream(s, STREAM_CLOSED);
       return;
     }
