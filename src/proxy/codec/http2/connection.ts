@@ -110,6 +110,8 @@ export class H2Stream {
   paused: boolean;
   inbox: Buffer[] | undefined;
   inboxEnd = false;
+  /** Trailers that arrived behind held DATA: handed over after it. */
+  inboxTrailers: string[] | undefined;
 
   constructor(
     readonly id: number,
@@ -371,6 +373,11 @@ export abstract class H2Connection {
     }
     if (inbox.length > 0 || s.paused) return;
     s.inbox = undefined;
+    const trailers = s.inboxTrailers;
+    if (trailers !== undefined) {
+      s.inboxTrailers = undefined;
+      if (s.rstCode === 0) s.handler?.onHeaders(trailers, true);
+    }
     if (s.inboxEnd) {
       s.inboxEnd = false;
       if (s.rstCode === 0) s.handler?.onEnd();
@@ -419,6 +426,12 @@ export abstract class H2Connection {
 
   /** A header block on a stream already open: handed to its owner. */
   protected headersOnStream(s: H2Stream, fields: string[], endStream: boolean): void {
+    // Trailers behind DATA held for a paused owner wait for it: the owner must hear the body first.
+    if (endStream && s.inbox !== undefined) {
+      s.inboxTrailers = fields;
+      this.remoteEnd(s);
+      return;
+    }
     s.handler?.onHeaders(fields, endStream);
     if (endStream && !s.closed) this.remoteEnd(s);
   }

@@ -17,6 +17,8 @@ import { pattern } from './peers.js';
 /** What one stream heard. */
 class Heard implements StreamHandler {
   readonly heads: string[][] = [];
+  /** Everything heard, in order: 'h' a header block, 'd' DATA, 'e' the end, 'r' a reset. */
+  readonly log: string[] = [];
   readonly parts: Buffer[] = [];
   ended = false;
   reset: number | undefined;
@@ -28,16 +30,20 @@ class Heard implements StreamHandler {
   }
   onHeaders(fields: string[]): void {
     this.heads.push(fields);
+    this.log.push('h');
   }
   onData(chunk: Buffer): void {
     this.parts.push(Buffer.from(chunk));
+    if (this.log.at(-1) !== 'd') this.log.push('d');
   }
   onEnd(): void {
     this.ended = true;
+    this.log.push('e');
     this.settle();
   }
   onReset(code: number): void {
     this.reset = code;
+    this.log.push('r');
     this.settle();
   }
   onWritable(): void {
@@ -164,6 +170,24 @@ describe('H2ClientConnection against a node:http2 server', () => {
       });
       assert.equal(ev.connected, true);
       assert.equal(conn.remoteMaxConcurrentStreams, 7, "the server's SETTINGS_MAX_CONCURRENT_STREAMS");
+    } finally {
+      conn.destroy();
+    }
+  });
+
+  it('hands DATA held for a paused owner over before the trailers that followed it', async () => {
+    const { conn } = dial(port);
+    try {
+      const h = new Heard();
+      const s = conn.request(req('/echo/paused-owner'), false, h);
+      s.pause();
+      s.write(pattern(100_000));
+      s.end(['x-sum', 'p']);
+      // A body sent while paused: the response's DATA and trailers all arrive and wait.
+      await new Promise((r) => setTimeout(r, 200));
+      s.resume();
+      await h.done();
+      assert.deepEqual(h.log, ['h', 'd', 'h', 'e']);
     } finally {
       conn.destroy();
     }
