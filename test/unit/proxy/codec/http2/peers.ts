@@ -33,6 +33,7 @@ export interface EchoServer {
 /**
  * An H2ServerConnection per accepted socket. A request is checked as the listener does
  * (requestMap; malformed: RST_STREAM PROTOCOL_ERROR). `/bytes/N` answers N bytes (byte i is i%251);
+ * /paused... streams stay paused until the test resumes them;
  * any other path answers 200 and echoes the body back as it arrives (pausing the request when
  * the response cannot be written), then ends with trailers: the request's trailers back, or x-end: 1.
  */
@@ -77,7 +78,8 @@ export async function echoServer(opts: { maxConcurrentStreams?: number; idleTime
         };
         if (!sized) stream.sendHeaders([':status', '200', 'x-path', path], false);
         stream.handler = handler;
-        stream.resume();
+        // /paused...: the test resumes the stream itself.
+        if (!path.startsWith('/paused')) stream.resume();
         return handler;
       },
       onClose: () => undefined,

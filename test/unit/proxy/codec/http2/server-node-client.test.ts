@@ -8,7 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { CANCEL } from '../../../../../src/proxy/codec/http2/frames.js';
-import { type EchoServer, echoServer, pattern } from './peers.js';
+import { STREAM_WINDOW } from '../../../../../src/proxy/codec/http2/connection.js';
+import { type EchoServer, type SeenRequest, echoServer, pattern } from './peers.js';
 
 interface Answer {
   status: number;
@@ -37,7 +38,7 @@ function call(client: http2.ClientHttp2Session, path: string, body?: Buffer, tra
 
 function connect(port: number): http2.ClientHttp2Session {
   // 15 MiB written at once is past node's default session memory cap (10 MB: ENHANCE_YOUR_CALM).
-  const c = http2.connect(`http://127.0.0.1:${port}`, { maxSessionMemory: 64 });
+  const c = http2.connect(`http://127.0.0.1:${port}`, { maxSessionMemory: 64, settings: { maxHeaderListSize: 1 << 20 } });
   c.on('error', () => undefined);
   return c;
 }
@@ -90,6 +91,41 @@ describe('H2ServerConnection against a node:http2 client', () => {
     try {
       const a = await call(client, `/bytes/${5 * 1024 * 1024}`);
       assert.ok(a.body.equals(pattern(5 * 1024 * 1024)));
+    } finally {
+      client.close();
+    }
+  });
+
+  it('stops a client after one stream window while the owner is paused, and takes the rest once it resumes', async () => {
+    const client = connect(srv.port);
+    try {
+      const body = pattern(5 * 1024 * 1024);
+      const answer = call(client, '/paused/window', body);
+      let seen: SeenRequest | undefined;
+      while (seen === undefined) {
+        seen = srv.requests.find((r) => r.path === '/paused/window');
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      const held = (seen.stream.inbox ?? []).reduce((n, b) => n + b.length, 0);
+      assert.equal(seen.bytes, 0, 'DATA reached a paused owner');
+      assert.ok(held > 0 && held <= STREAM_WINDOW, `held ${held} bytes, more than one stream window`);
+      assert.deepEqual(seen.resets, []);
+      seen.stream.resume();
+      const a = await answer;
+      assert.ok(a.body.equals(body));
+    } finally {
+      client.close();
+    }
+  });
+
+  it('sends a response head larger than a frame as HEADERS and CONTINUATION', async () => {
+    const client = connect(srv.port);
+    try {
+      const path = `/long/${'p'.repeat(40_000)}`;
+      const a = await call(client, path, Buffer.from('x'));
+      assert.equal(a.headers['x-path'], path);
+      assert.equal(a.body.toString(), 'x');
     } finally {
       client.close();
     }
