@@ -17,7 +17,9 @@ import {
   NO_ERROR,
   PROTOCOL_ERROR,
   REFUSED_STREAM,
+  STREAM_CLOSED,
 } from '../../../../../src/proxy/codec/http2/frames.js';
+import { STREAM_WINDOW } from '../../../../../src/proxy/codec/http2/connection.js';
 import { type EchoServer, type Frame, RawClient, echoServer, frameBytes, pattern, u32 } from './peers.js';
 
 const DATA = 0x0;
@@ -212,6 +214,50 @@ describe('H2ServerConnection protocol rules (raw frame client)', () => {
       c.frames.some((f) => f.type === GOAWAY),
       false,
     );
+  });
+
+  it('resets a stream that gets DATA after its END_STREAM (RST_STREAM STREAM_CLOSED)', async () => {
+    const c = await open();
+    let release = (): void => undefined;
+    srv.hold = new Promise((r) => (release = r));
+    try {
+      c.send(c.headers(1, POST('/hold/closed'), true));
+      await c.next(isHeaders(1), 'response head');
+      c.send(frameBytes(DATA, 0, 1, Buffer.from('late')));
+      assert.equal((await c.next(isRst(1), 'RST_STREAM')).payload.readUInt32BE(0), STREAM_CLOSED);
+      assert.deepEqual(srv.requests.find((r) => r.path === '/hold/closed')?.resets, [STREAM_CLOSED]);
+    } finally {
+      release();
+      srv.hold = undefined;
+    }
+  });
+
+  it('resets a stream sent more DATA than its window while its owner is paused (RST_STREAM FLOW_CONTROL_ERROR)', async () => {
+    const c = await open();
+    c.send(c.headers(1, POST('/paused/overflow'), false));
+    await c.next(isHeaders(1), 'response head');
+    const full = frameBytes(DATA, 0, 1, Buffer.alloc(16384));
+    // One stream window (1 MiB) is taken and held; one frame more is past it.
+    for (let i = 0; i < STREAM_WINDOW / 16384; i++) c.send(full);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(
+      c.frames.some((f) => f.type === RST && f.id === 1),
+      false,
+      'reset within the window',
+    );
+    c.send(full);
+    assert.equal((await c.next(isRst(1), 'RST_STREAM')).payload.readUInt32BE(0), FLOW_CONTROL_ERROR);
+    assert.equal(
+      c.frames.some((f) => f.type === GOAWAY),
+      false,
+    );
+  });
+
+  it('resets a stream whose second header block does not end it (RST_STREAM PROTOCOL_ERROR); the owner hears it', async () => {
+    const c = await open();
+    c.send(c.headers(1, POST('/trailers-open'), false), frameBytes(DATA, 0, 1, Buffer.from('b')), c.headers(1, ['x-t', '1'], false));
+    assert.equal((await c.next(isRst(1), 'RST_STREAM')).payload.readUInt32BE(0), PROTOCOL_ERROR);
+    assert.deepEqual(srv.requests.find((r) => r.path === '/trailers-open')?.resets, [PROTOCOL_ERROR]);
   });
 
   it('applies a new SETTINGS_INITIAL_WINDOW_SIZE to open streams: a blocked response continues', async () => {
