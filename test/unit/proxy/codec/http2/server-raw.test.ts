@@ -13,7 +13,19 @@ import {
   COMPRESSION_ERROR,
   ENHANCE_YOUR_CALM,
   FLOW_CONTROL_ERROR,
+  FLAG_END_HEADERS as END_HEADERS,
+  FLAG_END_STREAM as END_STREAM,
+  FLAG_PADDED as PADDED,
+  FLAG_PRIORITY as PRIORITY,
+  FRAME_CONTINUATION as CONTINUATION,
+  FRAME_DATA as DATA,
+  FRAME_GOAWAY as GOAWAY,
+  FRAME_HEADERS as HEADERS,
+  FRAME_PING as PING,
+  FRAME_RST_STREAM as RST,
+  FRAME_SETTINGS as SETTINGS,
   FRAME_SIZE_ERROR,
+  FRAME_WINDOW_UPDATE as WINDOW_UPDATE,
   NO_ERROR,
   PROTOCOL_ERROR,
   REFUSED_STREAM,
@@ -21,19 +33,6 @@ import {
 } from '../../../../../src/proxy/codec/http2/frames.js';
 import { STREAM_WINDOW } from '../../../../../src/proxy/codec/http2/connection.js';
 import { type EchoServer, type Frame, RawClient, echoServer, frameBytes, pattern, u32 } from './peers.js';
-
-const DATA = 0x0;
-const HEADERS = 0x1;
-const RST = 0x3;
-const SETTINGS = 0x4;
-const PING = 0x6;
-const GOAWAY = 0x7;
-const WINDOW_UPDATE = 0x8;
-const CONTINUATION = 0x9;
-const END_STREAM = 0x1;
-const END_HEADERS = 0x4;
-const PADDED = 0x8;
-const PRIORITY = 0x20;
 
 const GET = (path: string): string[] => [':method', 'GET', ':scheme', 'http', ':path', path, ':authority', 'raw.test'];
 const POST = (path: string): string[] => [':method', 'POST', ':scheme', 'http', ':path', path, ':authority', 'raw.test'];
