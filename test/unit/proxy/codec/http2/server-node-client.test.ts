@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
-import { CANCEL } from '../../../../../src/proxy/codec/http2/frames.js';
+import { CANCEL, REFUSED_STREAM } from '../../../../../src/proxy/codec/http2/frames.js';
 import { STREAM_WINDOW } from '../../../../../src/proxy/codec/http2/connection.js';
 import { type EchoServer, type SeenRequest, echoServer, pattern } from './peers.js';
 
@@ -168,6 +168,40 @@ describe('H2ServerConnection against a node:http2 client', () => {
       release();
       srv.hold = undefined;
       client.close();
+    }
+  });
+});
+
+describe('H2ServerConnection SETTINGS_MAX_CONCURRENT_STREAMS against node:http2', () => {
+  it('refuses the streams past 2 with REFUSED_STREAM; the two accepted complete', async () => {
+    const srv = await echoServer({ maxConcurrentStreams: 2 });
+    let release = (): void => undefined;
+    srv.hold = new Promise((r) => (release = r));
+    const client = connect(srv.port);
+    try {
+      // Submitted at once, before our SETTINGS reach nghttp2 (which assumes 100 until then).
+      const outcomes = Array.from(
+        { length: 5 },
+        (_, i) =>
+          new Promise<number | string>((resolve) => {
+            const req = client.request({ ':method': 'POST', ':path': `/hold/mcs/${i}` });
+            req.on('error', () => undefined);
+            req.on('close', () => resolve(req.rstCode === http2.constants.NGHTTP2_NO_ERROR ? 'ok' : req.rstCode));
+            req.resume();
+            req.end('x');
+          }),
+      );
+      while (srv.requests.length < 2) await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, 100));
+      release();
+      assert.deepEqual(await Promise.all(outcomes), ['ok', 'ok', REFUSED_STREAM, REFUSED_STREAM, REFUSED_STREAM]);
+      assert.deepEqual(
+        srv.requests.map((r) => r.path),
+        ['/hold/mcs/0', '/hold/mcs/1'],
+      );
+    } finally {
+      client.destroy();
+      await srv.close();
     }
   });
 });
