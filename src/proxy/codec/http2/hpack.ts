@@ -15,7 +15,7 @@ export class HpackError extends ConsulXdsError {
 }
 
 /** RFC 7541 Appendix A. */
-// biome-ignore format: one entry per line reads as the RFC's table
+// biome-ignore format: five entries a line, in the RFC's order (an entry's index is its position + 1)
 const STATIC_TABLE: readonly (readonly [string, string])[] = [
   [':authority', ''], [':method', 'GET'], [':method', 'POST'], [':path', '/'], [':path', '/index.html'],
   [':scheme', 'http'], [':scheme', 'https'], [':status', '200'], [':status', '204'], [':status', '206'],
@@ -41,11 +41,76 @@ const ENTRY_OVERHEAD = 32;
 /** Integers above this are refused: no legitimate index, length or table size comes near it. */
 const MAX_INTEGER = 0x7fffffff;
 
-/** A power of two above the most entries a table of this size holds (each takes at least 32 bytes). */
-function ringCapacity(tableSize: number): number {
-  let capacity = 1;
-  while (capacity <= tableSize / ENTRY_OVERHEAD) capacity <<= 1;
-  return capacity;
+/**
+ * A dynamic table (RFC 7541 2.3.2, 4): entries numbered by an absolute insertion counter, live ones
+ * [inserted - count, inserted), kept in a ring that starts small and doubles when full, so a new
+ * connection costs little. The HPACK index of counter c is 61 + inserted - c.
+ */
+class DynamicTable {
+  /** The current maximum size (the last size update, or the protocol default). */
+  maxSize = DEFAULT_TABLE_SIZE;
+  size = 0;
+  inserted = 0;
+  count = 0;
+  private names: string[] = ['', '', '', '', '', '', '', ''];
+  private values: string[] = ['', '', '', '', '', '', '', ''];
+  private mask = 7;
+
+  name(c: number): string {
+    return this.names[c & this.mask]!;
+  }
+
+  value(c: number): string {
+    return this.values[c & this.mask]!;
+  }
+
+  /** Adds an entry of `size` bytes after evicting for it; an entry larger than the table empties it and is not added (4.4). */
+  add(name: string, value: string, size: number): boolean {
+    this.evict(size);
+    if (size > this.maxSize) return false;
+    if (this.count > this.mask) this.grow();
+    const slot = this.inserted++ & this.mask;
+    this.names[slot] = name;
+    this.values[slot] = value;
+    this.count++;
+    this.size += size;
+    return true;
+  }
+
+  /** Evicts the oldest entries until `room` more bytes fit in maxSize (4.3, 4.4). */
+  evict(room: number): void {
+    while (this.count > 0 && this.size + room > this.maxSize) {
+      const c = this.inserted - this.count;
+      const slot = c & this.mask;
+      const name = this.names[slot]!;
+      const value = this.values[slot]!;
+      this.size -= name.length + value.length + ENTRY_OVERHEAD;
+      this.count--;
+      this.names[slot] = '';
+      this.values[slot] = '';
+      this.evicted(c, name, value);
+    }
+  }
+
+  /** Called for each evicted entry, oldest first. */
+  protected evicted(_c: number, _name: string, _value: string): void {}
+
+  private grow(): void {
+    const mask = this.mask * 2 + 1;
+    const names = new Array<string>(mask + 1);
+    const values = new Array<string>(mask + 1);
+    for (let i = 0; i <= mask; i++) {
+      names[i] = '';
+      values[i] = '';
+    }
+    for (let c = this.inserted - this.count; c < this.inserted; c++) {
+      names[c & mask] = this.names[c & this.mask]!;
+      values[c & mask] = this.values[c & this.mask]!;
+    }
+    this.names = names;
+    this.values = values;
+    this.mask = mask;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -65,15 +130,8 @@ export class HpackDecoder {
   /** SETTINGS_MAX_HEADER_LIST_SIZE we advertised; 0 = unlimited (default). */
   maxHeaderListSize = 0;
   private readonly maxTableSize: number;
-  /** The table size the peer's encoder last announced (starts at the protocol default). */
-  private tableSize = DEFAULT_TABLE_SIZE;
-  private size = 0;
-  // Ring of entries; newest at `newest`, the count entries before it (mod capacity) are the rest.
-  private readonly names: string[];
-  private readonly values: string[];
-  private readonly mask: number;
-  private newest = 0;
-  private count = 0;
+  // Until the peer has seen our SETTINGS it may use the protocol default (4096), whatever maxTableSize is.
+  private readonly table = new DynamicTable();
   private scratch = Buffer.allocUnsafe(256) as Latin1Buffer;
   // Decode cursor: kept on the instance so the helpers return values without allocating tuples.
   private pos = 0;
@@ -84,12 +142,6 @@ export class HpackDecoder {
       throw new RangeError(`HpackDecoder: maxTableSize ${maxTableSize} is not an integer in [0, 2^31)`);
     }
     this.maxTableSize = maxTableSize;
-    // Until the peer has seen our SETTINGS it may use the protocol default, so the ring holds as many
-    // entries as the larger of the two sizes allows.
-    const capacity = ringCapacity(Math.max(maxTableSize, DEFAULT_TABLE_SIZE));
-    this.names = new Array<string>(capacity).fill('');
-    this.values = new Array<string>(capacity).fill('');
-    this.mask = capacity - 1;
   }
 
   /**
@@ -116,9 +168,9 @@ export class HpackDecoder {
           name = STATIC_NAMES[index - 1]!;
           value = STATIC_VALUES[index - 1]!;
         } else {
-          const slot = this.slot(index);
-          name = this.names[slot]!;
-          value = this.values[slot]!;
+          const c = this.counter(index);
+          name = this.table.name(c);
+          value = this.table.value(c);
         }
       } else if ((first & 0xe0) === 0x20) {
         // 6.3 Dynamic table size update.
@@ -127,8 +179,8 @@ export class HpackDecoder {
         if (size > this.maxTableSize) {
           throw new HpackError(`dynamic table size update to ${size}, above our SETTINGS_HEADER_TABLE_SIZE ${this.maxTableSize}`);
         }
-        this.tableSize = size;
-        this.evict(0);
+        this.table.maxSize = size;
+        this.table.evict(0);
         continue;
       } else {
         // 6.2 Literal header field: with incremental indexing (01), without (0000), never indexed (0001).
@@ -136,9 +188,9 @@ export class HpackDecoder {
         const index = this.integer(b, end, indexing ? 6 : 4);
         if (index === 0) name = this.string(b, end);
         else if (index <= STATIC_COUNT) name = STATIC_NAMES[index - 1]!;
-        else name = this.names[this.slot(index)]!;
+        else name = this.table.name(this.counter(index));
         value = this.string(b, end);
-        if (indexing) this.insert(name, value);
+        if (indexing) this.table.add(name, value, name.length + value.length + ENTRY_OVERHEAD);
       }
       fields = true;
       if (limit > 0) {
@@ -150,34 +202,11 @@ export class HpackDecoder {
     return out;
   }
 
-  /** Ring slot of the dynamic table entry at HPACK index (> 61). */
-  private slot(index: number): number {
-    const d = index - STATIC_COUNT - 1;
-    if (d >= this.count) throw new HpackError(`header index ${index} beyond the ${STATIC_COUNT + this.count} entries of the tables`);
-    return (this.newest - d) & this.mask;
-  }
-
-  private insert(name: string, value: string): void {
-    const size = name.length + value.length + ENTRY_OVERHEAD;
-    this.evict(size);
-    // RFC 7541 4.4: an entry larger than the table empties it and is not added.
-    if (size > this.tableSize) return;
-    this.newest = (this.newest + 1) & this.mask;
-    this.names[this.newest] = name;
-    this.values[this.newest] = value;
-    this.count++;
-    this.size += size;
-  }
-
-  /** Evicts the oldest entries until `room` more bytes fit in the table size (RFC 7541 4.3, 4.4). */
-  private evict(room: number): void {
-    while (this.count > 0 && this.size + room > this.tableSize) {
-      const slot = (this.newest - this.count + 1) & this.mask;
-      this.size -= this.names[slot]!.length + this.values[slot]!.length + ENTRY_OVERHEAD;
-      this.names[slot] = '';
-      this.values[slot] = '';
-      this.count--;
-    }
+  /** Insertion counter of the dynamic table entry at HPACK index (> 61). */
+  private counter(index: number): number {
+    const t = this.table;
+    if (index - STATIC_COUNT > t.count) throw new HpackError(`header index ${index} beyond the ${STATIC_COUNT + t.count} entries of the tables`);
+    return t.inserted + STATIC_COUNT - index;
   }
 
   /** RFC 7541 5.1: the integer with an N-bit prefix at this.pos; advances this.pos. */
@@ -238,45 +267,77 @@ const NEVER_INDEXED = new Set(['authorization', 'proxy-authorization']);
 /** Short cookies are guessable from compressed sizes (RFC 7541 7.1.3), longer ones are worth indexing. */
 const COOKIE_NEVER_INDEXED_BELOW = 20;
 
-/** Per name: exact matches (value -> index or insertion counter) and the index/counter of the newest entry with the name. */
+/** The encoder's view of one name: static and dynamic matches together, found with one lookup by name. */
 interface NameEntry {
-  name: number;
-  readonly values: Map<string, number>;
+  /** Static table index of the name, 0 when it is not there. */
+  readonly staticName: number;
+  /** value -> static index (shared by all encoders), undefined when the name is not in the static table. */
+  readonly staticValues: ReadonlyMap<string, number> | undefined;
+  /** Insertion counter of the newest dynamic entry with the name, -1 when none. */
+  newest: number;
+  /** value -> insertion counter of a dynamic entry; created on the name's first insertion. */
+  values: Map<string, number> | undefined;
 }
 
-const STATIC_LOOKUP = new Map<string, NameEntry>();
+/** Static table by name: the lowest index of the name, and value -> index. */
+const STATIC_LOOKUP = new Map<string, { index: number; values: Map<string, number> }>();
 for (let i = STATIC_COUNT - 1; i >= 0; i--) {
   // Backwards so the lowest index of a name wins.
   const [name, value] = STATIC_TABLE[i]!;
-  const e = STATIC_LOOKUP.get(name) ?? { name: i + 1, values: new Map<string, number>() };
+  const e = STATIC_LOOKUP.get(name) ?? { index: i + 1, values: new Map<string, number>() };
   STATIC_LOOKUP.set(name, e);
-  e.name = i + 1;
+  e.index = i + 1;
   e.values.set(value, i + 1);
 }
 
+/** The encoder's table keeps its lookup in step with insertions and evictions. */
+class EncoderTable extends DynamicTable {
+  private readonly lookup = new Map<string, NameEntry>();
+
+  /** What the tables hold for name, undefined when neither has it. */
+  entry(name: string): NameEntry | undefined {
+    let e = this.lookup.get(name);
+    if (e === undefined) {
+      const fixed = STATIC_LOOKUP.get(name);
+      if (fixed === undefined) return undefined;
+      e = { staticName: fixed.index, staticValues: fixed.values, newest: -1, values: undefined };
+      this.lookup.set(name, e);
+    }
+    return e;
+  }
+
+  insert(name: string, value: string, size: number): void {
+    if (!this.add(name, value, size)) return;
+    const c = this.inserted - 1;
+    let e = this.lookup.get(name);
+    if (e === undefined) {
+      e = { staticName: 0, staticValues: undefined, newest: c, values: undefined };
+      this.lookup.set(name, e);
+    }
+    e.newest = c;
+    e.values ??= new Map<string, number>();
+    e.values.set(value, c);
+  }
+
+  protected override evicted(c: number, name: string, value: string): void {
+    const e = this.lookup.get(name)!;
+    if (e.values!.get(value) === c) e.values!.delete(value);
+    // The oldest entry is the newest with its name only when it is the only one left; a name outside
+    // the static table then leaves the lookup, so random names do not pile up over a connection.
+    if (e.newest === c) {
+      e.newest = -1;
+      if (e.staticName === 0) this.lookup.delete(name);
+    }
+  }
+}
+
 export class HpackEncoder {
-  /** Our table size, as the peer's decoder knows it once the pending updates are sent. */
-  private tableSize = DEFAULT_TABLE_SIZE;
+  /** Our table; its maxSize is what the peer's decoder knows once the pending updates are sent. */
+  private readonly table = new EncoderTable();
   /** Smallest size since the last block, when a size update is owed (RFC 7541 4.2), else -1. */
   private pendingMin = -1;
-  private size = 0;
-  /** Dynamic table lookup: name -> exact values -> absolute insertion counter; `name` is the newest counter or -1. */
-  private readonly lookup = new Map<string, NameEntry>();
-  // Entries by insertion counter, in a ring sized for ENCODER_MAX_TABLE_SIZE: counters [inserted - count, inserted) are live.
-  private readonly names: string[];
-  private readonly values: string[];
-  private readonly mask: number;
-  private inserted = 0;
-  private count = 0;
   private out = Buffer.allocUnsafe(1024) as Latin1Buffer;
   private pos = 0;
-
-  constructor() {
-    const capacity = ringCapacity(ENCODER_MAX_TABLE_SIZE);
-    this.names = new Array<string>(capacity).fill('');
-    this.values = new Array<string>(capacity).fill('');
-    this.mask = capacity - 1;
-  }
 
   /**
    * The peer's SETTINGS_HEADER_TABLE_SIZE (default 4096). Our table never exceeds it; a change is
@@ -285,10 +346,11 @@ export class HpackEncoder {
   setPeerMaxTableSize(n: number): void {
     if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new RangeError(`HpackEncoder: table size ${n} is not a 32-bit unsigned integer`);
     const size = Math.min(n, ENCODER_MAX_TABLE_SIZE);
-    if (size === this.tableSize) return;
-    this.pendingMin = this.pendingMin < 0 ? Math.min(size, this.tableSize) : Math.min(size, this.pendingMin);
-    this.tableSize = size;
-    this.evict(0);
+    const t = this.table;
+    if (size === t.maxSize) return;
+    this.pendingMin = this.pendingMin < 0 ? Math.min(size, t.maxSize) : Math.min(size, this.pendingMin);
+    t.maxSize = size;
+    t.evict(0);
   }
 
   /** Encodes fields (flat [name, value, ...], names lower-case, pseudo headers first) into one header block. */
@@ -297,40 +359,40 @@ export class HpackEncoder {
     if (this.pendingMin >= 0) {
       this.reserve(12);
       // The smallest size first, so the decoder evicts what we evicted, then the current one.
-      if (this.pendingMin < this.tableSize) this.integer(0x20, 5, this.pendingMin);
-      this.integer(0x20, 5, this.tableSize);
+      if (this.pendingMin < this.table.maxSize) this.integer(0x20, 5, this.pendingMin);
+      this.integer(0x20, 5, this.table.maxSize);
       this.pendingMin = -1;
     }
     for (let i = 0; i + 1 < fields.length; i += 2) this.field(fields[i]!, fields[i + 1]!);
-    const block = Buffer.allocUnsafe(this.pos);
-    this.out.copy(block, 0, 0, this.pos);
+    const n = this.pos;
+    const block = Buffer.allocUnsafe(n);
+    // Buffer#copy costs more than a loop over the few bytes of a block of indexed fields.
+    if (n > 64) this.out.copy(block, 0, 0, n);
+    else for (let i = 0; i < n; i++) block[i] = this.out[i]!;
     return block;
   }
 
   private field(name: string, value: string): void {
     // Room for the worst case: three integers (6 bytes each at most) and the raw strings.
     this.reserve(20 + name.length + value.length);
-    const fixed = STATIC_LOOKUP.get(name);
-    const exactStatic = fixed?.values.get(value);
-    if (exactStatic !== undefined) {
-      this.integer(0x80, 7, exactStatic);
-      return;
+    const e = this.table.entry(name);
+    if (e !== undefined) {
+      const c = e.values?.get(value);
+      const index = c === undefined ? e.staticValues?.get(value) : this.index(c);
+      if (index !== undefined) {
+        this.integer(0x80, 7, index);
+        return;
+      }
     }
-    const dynamic = this.lookup.get(name);
-    const exactDynamic = dynamic?.values.get(value);
-    if (exactDynamic !== undefined) {
-      this.integer(0x80, 7, this.index(exactDynamic));
-      return;
-    }
-    const nameIndex = fixed !== undefined ? fixed.name : dynamic !== undefined && dynamic.name >= 0 ? this.index(dynamic.name) : 0;
+    const nameIndex = e === undefined ? 0 : e.staticName > 0 ? e.staticName : e.newest >= 0 ? this.index(e.newest) : 0;
     const entrySize = name.length + value.length + ENTRY_OVERHEAD;
     if (NEVER_INDEXED.has(name) || (name === 'cookie' && value.length < COOKIE_NEVER_INDEXED_BELOW)) {
       this.integer(0x10, 4, nameIndex);
-    } else if (entrySize > this.tableSize * INDEX_FRACTION || NOT_INDEXED.has(name)) {
+    } else if (entrySize > this.table.maxSize * INDEX_FRACTION || NOT_INDEXED.has(name)) {
       this.integer(0x00, 4, nameIndex);
     } else {
       this.integer(0x40, 6, nameIndex);
-      this.insert(name, value, entrySize);
+      this.table.insert(name, value, entrySize);
     }
     if (nameIndex === 0) this.string(name);
     this.string(value);
@@ -338,39 +400,7 @@ export class HpackEncoder {
 
   /** HPACK index of the dynamic entry with insertion counter c. */
   private index(c: number): number {
-    return STATIC_COUNT + this.inserted - c;
-  }
-
-  private insert(name: string, value: string, size: number): void {
-    this.evict(size);
-    if (size > this.tableSize) return;
-    const c = this.inserted++;
-    this.names[c & this.mask] = name;
-    this.values[c & this.mask] = value;
-    this.count++;
-    this.size += size;
-    let e = this.lookup.get(name);
-    if (e === undefined) {
-      e = { name: c, values: new Map<string, number>() };
-      this.lookup.set(name, e);
-    }
-    e.name = c;
-    e.values.set(value, c);
-  }
-
-  /** Evicts the oldest entries until `room` more bytes fit, exactly as the peer's decoder does. */
-  private evict(room: number): void {
-    while (this.count > 0 && this.size + room > this.tableSize) {
-      const c = this.inserted - this.count;
-      const name = this.names[c & this.mask]!;
-      const value = this.values[c & this.mask]!;
-      this.size -= name.length + value.length + ENTRY_OVERHEAD;
-      this.count--;
-      const e = this.lookup.get(name)!;
-      if (e.values.get(value) === c) e.values.delete(value);
-      // The oldest entry is the newest with its name only when it is the only one left.
-      if (e.name === c) this.lookup.delete(name);
-    }
+    return STATIC_COUNT + this.table.inserted - c;
   }
 
   private reserve(n: number): void {
