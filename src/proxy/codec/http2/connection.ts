@@ -21,6 +21,7 @@ import {
   COMPRESSION_ERROR,
   DEFAULT_MAX_FRAME_SIZE,
   DEFAULT_WINDOW,
+  ENHANCE_YOUR_CALM,
   FLAG_ACK,
   FLAG_END_HEADERS,
   FLAG_END_STREAM,
@@ -59,6 +60,12 @@ export const STREAM_WINDOW = 1024 * 1024;
 export const CONNECTION_WINDOW = 16 * 1024 * 1024;
 /** Largest decoded header list we take from a peer (name + value + 32 per field). */
 const MAX_HEADER_LIST = 256 * 1024;
+/**
+ * Largest header block we buffer across HEADERS and CONTINUATION frames, each frame counted with
+ * its 9-byte header (so empty CONTINUATION frames count too). Huffman codes a byte in 30 bits at
+ * most, so a block within MAX_HEADER_LIST decoded is within 4x that encoded.
+ */
+const MAX_HEADER_BLOCK = 4 * MAX_HEADER_LIST;
 /** Socket bytes queued beyond this make write() say "wait for drain". */
 const SOCKET_HIGH_WATER = 1024 * 1024;
 
@@ -103,6 +110,8 @@ export class H2Stream {
   paused: boolean;
   inbox: Buffer[] | undefined;
   inboxEnd = false;
+  /** Trailers that arrived behind held DATA: handed over after it. */
+  inboxTrailers: string[] | undefined;
 
   constructor(
     readonly id: number,
@@ -172,6 +181,7 @@ export abstract class H2Connection {
   private hbStream = 0;
   private hbFlags = 0;
   private hbParts: Buffer[] | undefined;
+  private hbBytes = 0;
   /** The highest stream id the peer opened (the server's GOAWAY carries it). */
   protected lastPeerStreamId = 0;
   goawaySent = false;
@@ -231,7 +241,8 @@ export abstract class H2Connection {
   protected onRemoteSettings(): void {}
 
   private onFrame(type: number, flags: number, id: number, payload: Buffer): void {
-    if (this.hbParts !== undefined && type !== FRAME_CONTINUATION) throw new H2ConnectionError(PROTOCOL_ERROR, `a ${type} frame arrived inside the header block of stream ${this.hbStream}`);
+    if (this.hbParts !== undefined && type !== FRAME_CONTINUATION)
+      throw new H2ConnectionError(PROTOCOL_ERROR, `a ${type} frame arrived inside the header block of stream ${this.hbStream}`);
     switch (type) {
       case FRAME_DATA:
         this.onData(flags, id, payload);
@@ -240,8 +251,12 @@ export abstract class H2Connection {
         this.onHeadersFrame(flags, id, payload);
         return;
       case FRAME_CONTINUATION:
-        if (this.hbParts === undefined || id !== this.hbStream) throw new H2ConnectionError(PROTOCOL_ERROR, `a CONTINUATION frame on stream ${id} without a header block in progress`);
-        this.hbParts.push(payload);
+        if (this.hbParts === undefined || id !== this.hbStream)
+          throw new H2ConnectionError(PROTOCOL_ERROR, `a CONTINUATION frame on stream ${id} without a header block in progress`);
+        this.hbBytes += 9 + payload.length;
+        if (this.hbBytes > MAX_HEADER_BLOCK)
+          throw new H2ConnectionError(ENHANCE_YOUR_CALM, `the header block of stream ${id} is over ${MAX_HEADER_BLOCK} bytes`);
+        if (payload.length > 0) this.hbParts.push(payload);
         if (flags & FLAG_END_HEADERS) {
           const block = Buffer.concat(this.hbParts);
           this.hbParts = undefined;
@@ -317,8 +332,10 @@ export abstract class H2Connection {
     // Padding is taken at once; the data when its owner takes it.
     if (len > data.length) this.consumed(s, len - data.length);
     if (data.length > 0) {
-      if (s.paused || s.inbox !== undefined) (s.inbox ??= []).push(data);
-      else {
+      if (s.paused || s.inbox !== undefined) {
+        if (s.inbox === undefined) s.inbox = [data];
+        else s.inbox.push(data);
+      } else {
         s.handler?.onData(data);
         this.consumed(s, data.length);
       }
@@ -356,6 +373,11 @@ export abstract class H2Connection {
     }
     if (inbox.length > 0 || s.paused) return;
     s.inbox = undefined;
+    const trailers = s.inboxTrailers;
+    if (trailers !== undefined) {
+      s.inboxTrailers = undefined;
+      if (s.rstCode === 0) s.handler?.onHeaders(trailers, true);
+    }
     if (s.inboxEnd) {
       s.inboxEnd = false;
       if (s.rstCode === 0) s.handler?.onEnd();
@@ -386,6 +408,7 @@ export abstract class H2Connection {
       this.hbStream = id;
       this.hbFlags = flags;
       this.hbParts = [block];
+      this.hbBytes = payload.length + 9;
     }
   }
 
@@ -394,7 +417,7 @@ export abstract class H2Connection {
     const fields = this.decoder.decode(block, 0, block.length);
     const endStream = (flags & FLAG_END_STREAM) !== 0;
     const s = this.streams.get(id);
-    if (s !== undefined && s.remoteEnded) {
+    if (s?.remoteEnded) {
       this.abortStream(s, STREAM_CLOSED);
       return;
     }
@@ -403,6 +426,12 @@ export abstract class H2Connection {
 
   /** A header block on a stream already open: handed to its owner. */
   protected headersOnStream(s: H2Stream, fields: string[], endStream: boolean): void {
+    // Trailers behind DATA held for a paused owner wait for it: the owner must hear the body first.
+    if (endStream && s.inbox !== undefined) {
+      s.inboxTrailers = fields;
+      this.remoteEnd(s);
+      return;
+    }
     s.handler?.onHeaders(fields, endStream);
     if (endStream && !s.closed) this.remoteEnd(s);
   }

@@ -36,6 +36,7 @@ export const FRAME_SIZE_ERROR = 0x6;
 export const REFUSED_STREAM = 0x7;
 export const CANCEL = 0x8;
 export const COMPRESSION_ERROR = 0x9;
+export const ENHANCE_YOUR_CALM = 0xb;
 
 export const SETTINGS_HEADER_TABLE_SIZE = 0x1;
 export const SETTINGS_ENABLE_PUSH = 0x2;
@@ -87,7 +88,8 @@ export class FrameReader {
     const n = data.length;
     while (n - off >= 9 && !this.stopped) {
       const len = (data[off]! << 16) | (data[off + 1]! << 8) | data[off + 2]!;
-      if (len > this.maxFrameSize) throw new H2ConnectionError(FRAME_SIZE_ERROR, `a frame of ${len} bytes is larger than SETTINGS_MAX_FRAME_SIZE ${this.maxFrameSize}`);
+      if (len > this.maxFrameSize)
+        throw new H2ConnectionError(FRAME_SIZE_ERROR, `a frame of ${len} bytes is larger than SETTINGS_MAX_FRAME_SIZE ${this.maxFrameSize}`);
       const end = off + 9 + len;
       if (end > n) break;
       const type = data[off + 3]!;
