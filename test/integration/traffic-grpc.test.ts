@@ -223,7 +223,11 @@ function suite(kind: DataPlaneKind): void {
       });
       const exited = new Promise((resolve) => child.once('exit', resolve));
       try {
-        await waitUntil(() => stdout.includes('ready'), { what: 'a first grpc-go call through the data plane', timeoutMs: 15_000, context: () => stderr.slice(-2_000) });
+        await waitUntil(() => stdout.includes('ready'), {
+          what: 'a first grpc-go call through the data plane',
+          timeoutMs: 15_000,
+          context: () => stderr.slice(-2_000),
+        });
         await sleep(2_000);
       } finally {
         child.stdin.end();
