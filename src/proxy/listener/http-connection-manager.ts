@@ -243,6 +243,7 @@ export class HttpListener implements HttpRuntime {
       idleTimeoutMs: this.hcm.idleTimeoutMs,
       onRequest: (stream, fields, endStream) => this.onH2Request(stream, fields, endStream, info),
       onClose: (c) => this.h2Conns.delete(c),
+      onPrematureResets: () => stats.downstream_rq_too_many_premature_resets++,
     });
     this.h2Conns.add(conn);
     conn.start(head);

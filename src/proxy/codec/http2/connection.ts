@@ -69,6 +69,10 @@ const MAX_HEADER_BLOCK = 4 * MAX_HEADER_LIST;
 /** Socket bytes queued beyond this make write() say "wait for drain". */
 const SOCKET_HIGH_WATER = 1024 * 1024;
 
+/** Unsent bytes past which a PING or SETTINGS to answer ends the connection (a control frame flood). */
+const CONTROL_FLOOD_BYTES = 4 * 1024 * 1024;
+const INITIAL_PEER_STREAMS = 100;
+
 /** A stream reset by the connection going away (no RST_STREAM code). */
 export const CONNECTION_LOST = -1;
 
@@ -106,6 +110,8 @@ export class H2Stream {
   needDrain = false;
   /** When our END_STREAM is out and the peer is still sending: RST_STREAM NO_ERROR (RFC 9113 8.1). */
   stopAfterEnd = false;
+  /** When the stream opened (Date.now()); the server counts resets soon after it. */
+  openedAt = 0;
   /** Incoming DATA held while the owner is paused (or not listening yet). */
   paused: boolean;
   inbox: Buffer[] | undefined;
@@ -165,8 +171,12 @@ export abstract class H2Connection {
   private readonly reader: FrameReader;
   private readonly decoder = new HpackDecoder();
   private readonly encoder = new HpackEncoder();
-  /** The peer's SETTINGS_MAX_CONCURRENT_STREAMS (unlimited until its SETTINGS arrive). */
-  remoteMaxConcurrentStreams = MAX_WINDOW;
+  /**
+   * The peer's SETTINGS_MAX_CONCURRENT_STREAMS. Until its SETTINGS arrive, 100 (RFC 9113 6.5.2
+   * advises at least that; nghttp2 assumes it too): a burst on a new connection does not meet
+   * REFUSED_STREAM from a server with a lower limit it has not announced yet.
+   */
+  remoteMaxConcurrentStreams = INITIAL_PEER_STREAMS;
   remoteSettingsReceived = false;
   private remoteInitialWindow = DEFAULT_WINDOW;
   private remoteMaxFrameSize = DEFAULT_MAX_FRAME_SIZE;
@@ -280,7 +290,10 @@ export abstract class H2Connection {
       case FRAME_PING:
         if (id !== 0) throw new H2ConnectionError(PROTOCOL_ERROR, `PING on stream ${id}`);
         if (payload.length !== 8) throw new H2ConnectionError(FRAME_SIZE_ERROR, 'PING frame not 8 bytes long');
-        if ((flags & FLAG_ACK) === 0) this.writer.frame(FRAME_PING, FLAG_ACK, 0, payload);
+        if ((flags & FLAG_ACK) === 0) {
+          this.checkControlFlood('PING');
+          this.writer.frame(FRAME_PING, FLAG_ACK, 0, payload);
+        }
         return;
       case FRAME_GOAWAY: {
         if (id !== 0) throw new H2ConnectionError(PROTOCOL_ERROR, `GOAWAY on stream ${id}`);
@@ -436,6 +449,16 @@ export abstract class H2Connection {
     if (endStream && !s.closed) this.remoteEnd(s);
   }
 
+  /**
+   * A peer that sends PINGs or SETTINGS but does not read our answers would grow our socket's
+   * queue without bound (nghttp2 and Envoy cap queued control frames likewise): past
+   * CONTROL_FLOOD_BYTES unsent, the connection ends with ENHANCE_YOUR_CALM.
+   */
+  private checkControlFlood(what: string): void {
+    if (this.socket.writableLength + this.writer.queued > CONTROL_FLOOD_BYTES)
+      throw new H2ConnectionError(ENHANCE_YOUR_CALM, `${what} from a peer that does not read: ${this.socket.writableLength} bytes unsent`);
+  }
+
   private onRst(id: number, code: number): void {
     const s = this.streams.get(id);
     if (!s) {
@@ -445,7 +468,11 @@ export abstract class H2Connection {
     s.rstCode = code;
     this.forget(s);
     s.handler?.onReset(code);
+    this.onPeerReset(s);
   }
+
+  /** The peer reset `s` (after its owner heard it); may end the connection by throwing H2ConnectionError. */
+  protected onPeerReset(_s: H2Stream): void {}
 
   private onSettings(flags: number, id: number, payload: Buffer): void {
     if (id !== 0) throw new H2ConnectionError(PROTOCOL_ERROR, `SETTINGS on stream ${id}`);
@@ -454,6 +481,8 @@ export abstract class H2Connection {
       return;
     }
     if (payload.length % 6 !== 0) throw new H2ConnectionError(FRAME_SIZE_ERROR, 'SETTINGS payload not a multiple of 6 bytes');
+    // The first SETTINGS replace the assumed stream limit; without SETTINGS_MAX_CONCURRENT_STREAMS there is none.
+    if (!this.remoteSettingsReceived) this.remoteMaxConcurrentStreams = MAX_WINDOW;
     for (let i = 0; i < payload.length; i += 6) {
       const key = payload.readUInt16BE(i);
       const v = payload.readUInt32BE(i + 2);
@@ -486,6 +515,7 @@ export abstract class H2Connection {
           break;
       }
     }
+    this.checkControlFlood('SETTINGS');
     this.writer.frame(FRAME_SETTINGS, FLAG_ACK, 0, undefined);
     if (!this.remoteSettingsReceived) {
       this.remoteSettingsReceived = true;
@@ -538,7 +568,7 @@ export abstract class H2Connection {
   }
 
   sendHeaders(s: H2Stream, fields: string[], endStream: boolean): void {
-    if (s.localEnded || this.destroyed) return;
+    if (s.localEnded || s.closed || this.destroyed) return;
     const block = this.encoder.encode(fields);
     const max = this.remoteMaxFrameSize;
     const es = endStream ? FLAG_END_STREAM : 0;
@@ -554,7 +584,7 @@ export abstract class H2Connection {
   }
 
   sendData(s: H2Stream, chunk: Buffer): boolean {
-    if (s.localEnded || this.destroyed) return true;
+    if (s.localEnded || s.closed || this.destroyed) return true;
     if (s.pending !== undefined) {
       s.pending.push(chunk);
       s.pendingBytes += chunk.length;
@@ -618,7 +648,7 @@ export abstract class H2Connection {
   }
 
   endStream(s: H2Stream, trailers: string[] | undefined): void {
-    if (s.localEnded || this.destroyed) return;
+    if (s.localEnded || s.closed || this.destroyed) return;
     if (s.pending !== undefined) {
       s.pendingEnd = true;
       s.pendingTrailers = trailers;
@@ -690,8 +720,11 @@ export abstract class H2Connection {
     this.reader.stopped = true;
     this.goaway(code, this.lastPeerStreamId, message);
     this.writer.flush();
+    // The streams go now; the socket after its GOAWAY is written (destroying it at once could drop it).
+    this.destroyed = true;
+    this.resetAll();
     this.socket.end();
-    this.destroy();
+    setTimeout(() => this.socket.destroy(), 1000).unref();
   }
 
   /** Graceful close: GOAWAY NO_ERROR, no new streams, the socket ends when the last stream does. */

@@ -11,7 +11,7 @@
  * HttpConnectionManager idle_timeout does.
  */
 import type { Socket } from 'node:net';
-import { CLIENT_PREFACE, H2ConnectionError, PROTOCOL_ERROR, REFUSED_STREAM } from './frames.js';
+import { CLIENT_PREFACE, ENHANCE_YOUR_CALM, H2ConnectionError, PROTOCOL_ERROR, REFUSED_STREAM } from './frames.js';
 import { H2Connection, type H2Stream, type StreamHandler } from './connection.js';
 
 export interface ServerOptions {
@@ -23,12 +23,25 @@ export interface ServerOptions {
   readonly onRequest: (stream: H2Stream, fields: string[], endStream: boolean) => StreamHandler | undefined;
   /** The connection is gone. */
   readonly onClose: (conn: H2ServerConnection) => void;
+  /** The connection is being closed for too many premature resets (rapid reset). */
+  readonly onPrematureResets?: () => void;
 }
+
+/**
+ * Rapid reset (CVE-2023-44487), as Envoy's HttpConnectionManager guards against it: a stream the
+ * client resets within PREMATURE_RESET_MS of opening it, before our response ended, is premature.
+ * Once the connection has opened PREMATURE_RESET_MIN_STREAMS streams, premature resets of half
+ * of them or more end it (GOAWAY ENHANCE_YOUR_CALM). Envoy's defaults: 1 s and 500 streams.
+ */
+const PREMATURE_RESET_MS = 1000;
+const PREMATURE_RESET_MIN_STREAMS = 500;
 
 const UNLIMITED = 2 ** 31 - 1;
 
 export class H2ServerConnection extends H2Connection {
   private prefaceSeen = 0;
+  private opened = 0;
+  private premature = 0;
   private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -84,6 +97,8 @@ export class H2ServerConnection extends H2Connection {
     if (this.goawaySent) return;
     this.clearIdle();
     const s = this.newStream(id, true);
+    s.openedAt = Date.now();
+    this.opened++;
     if (this.activeStreams > this.opts.maxConcurrentStreams) {
       s.reset(REFUSED_STREAM);
       return;
@@ -92,6 +107,18 @@ export class H2ServerConnection extends H2Connection {
     if (handler === undefined || s.closed) return;
     s.handler = handler;
     if (endStream) this.remoteEnd(s);
+  }
+
+  protected override onPeerReset(s: H2Stream): void {
+    if (s.localEnded || Date.now() - s.openedAt >= PREMATURE_RESET_MS) return;
+    this.premature++;
+    if (this.opened >= PREMATURE_RESET_MIN_STREAMS && this.premature * 2 >= this.opened) {
+      this.opts.onPrematureResets?.();
+      throw new H2ConnectionError(
+        ENHANCE_YOUR_CALM,
+        `${this.premature} of ${this.opened} streams reset by the client within ${PREMATURE_RESET_MS} ms of opening`,
+      );
+    }
   }
 
   protected override onIdle(): void {

@@ -289,3 +289,27 @@ describe('H2ClientConnection connect failure', () => {
     await ev.closed;
   });
 });
+
+describe("H2ClientConnection and the server's stream limit", () => {
+  it('assumes 100 concurrent streams until the SETTINGS arrive, and no limit when they do not name one', async () => {
+    let serverSocket: net.Socket | undefined;
+    const server = net.createServer((s) => {
+      serverSocket = s;
+      s.on('data', () => undefined);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { conn, ev } = dial((server.address() as AddressInfo).port);
+    try {
+      await until(() => ev.connected && serverSocket !== undefined, 'the connection');
+      assert.equal(conn.remoteMaxConcurrentStreams, 100, 'before any SETTINGS');
+      // An empty SETTINGS frame: no SETTINGS_MAX_CONCURRENT_STREAMS, so no limit (RFC 9113 6.5.2).
+      serverSocket!.write(Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]));
+      await until(() => conn.remoteSettingsReceived, "the server's SETTINGS");
+      assert.equal(conn.remoteMaxConcurrentStreams, 2 ** 31 - 1);
+    } finally {
+      conn.destroy();
+      serverSocket?.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});

@@ -4,7 +4,8 @@
  * serving), header blocks over CONTINUATION, padding, PING, the connection errors (frames inside
  * a header block, DATA on an idle stream, oversized frames, window overflow, bad HPACK), the
  * peer's SETTINGS_INITIAL_WINDOW_SIZE applied to open streams, SETTINGS_MAX_CONCURRENT_STREAMS,
- * and drain() refusing streams opened after its GOAWAY.
+ * drain() refusing streams opened after its GOAWAY, and the two floods it ends: rapid reset and
+ * PINGs whose answers are never read.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -298,6 +299,50 @@ describe('H2ServerConnection protocol rules (raw frame client)', () => {
       c.destroy();
       await limited.close();
     }
+  });
+
+  it('ends a connection whose client resets half or more of 500 streams right after opening them (rapid reset): GOAWAY ENHANCE_YOUR_CALM', async () => {
+    const c = await open();
+    const frames: Buffer[] = [];
+    for (let i = 0; i < 500; i++) {
+      const id = 1 + 2 * i;
+      frames.push(c.headers(id, POST('/rapid'), false), frameBytes(RST, 0, id, u32(CANCEL)));
+    }
+    c.send(...frames);
+    assert.equal(await c.goawayCode(), ENHANCE_YOUR_CALM);
+    assert.ok(await c.closedWithin(3000), 'the connection closed');
+  });
+
+  it('keeps a connection that resets fewer than half of its streams (400 answered, 200 reset of 600)', async () => {
+    const c = await open();
+    const frames: Buffer[] = [];
+    for (let i = 0; i < 600; i++) {
+      const id = 1 + 2 * i;
+      if (i % 3 === 2) frames.push(c.headers(id, POST('/reset'), false), frameBytes(RST, 0, id, u32(CANCEL)));
+      else frames.push(c.headers(id, GET(`/ok${i}`), true));
+    }
+    c.send(...frames);
+    await c.next(isEnd(1 + 2 * 598), 'the answer to the last GET');
+    c.send(c.headers(1201, GET('/after'), true));
+    await c.next(isEnd(1201), 'an answer on the same connection afterwards');
+    assert.equal(c.frames.filter((f) => f.type === GOAWAY).length, 0, 'no GOAWAY');
+  });
+
+  it('ends a connection that floods PINGs without reading the answers', async () => {
+    const c = await open();
+    await c.next((f) => f.type === SETTINGS, "the server's SETTINGS");
+    c.socket.pause();
+    const conn = srv.conns[srv.conns.length - 1]!;
+    const ping = frameBytes(PING, 0, 0, Buffer.alloc(8, 7));
+    // 1.2 million PINGs (20 MiB): their answers overflow the socket buffers of both sides.
+    const batch = Buffer.concat(Array.from({ length: 10_000 }, () => ping));
+    for (let i = 0; i < 120 && !conn.destroyed; i++) {
+      if (!c.socket.write(batch)) await new Promise((r) => c.socket.once('drain', r));
+    }
+    const deadline = performance.now() + 10_000;
+    while (!conn.destroyed && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(conn.destroyed, 'the server ended the connection');
+    c.destroy();
   });
 
   it('drain(): a stream opened after the GOAWAY is not processed; the one in flight completes; then the socket closes', async () => {
