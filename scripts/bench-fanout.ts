@@ -24,8 +24,7 @@
  * See docs/benchmarks.md ("Config fan-out to 1,000 xDS clients", "Endpoint churn", "Scale point")
  * for what is measured and why.
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -40,6 +39,7 @@ import { runTarget, type RunOptions, type SnapshotFacts, type Target } from './b
 import { ServerProcess, type ConfigSnapshot, type PeerSnapshot } from './bench/server-process.js';
 import { profileTop } from './bench/profile-top.js';
 import { median } from './bench/stats.js';
+import { goPeerBinary } from './bench/go-peer.js';
 import type { RunSummary } from './bench/stats.js';
 import type { Protocol } from './bench/ipc.js';
 import { UnsupportedProtocolError } from './bench/load-generator-handle.js';
@@ -261,33 +261,18 @@ function ourTarget(configs: readonly string[], cpuProf: string | undefined): Pro
 }
 
 /** go-control-plane peer binary, (re)built into .cache/ when its sources are newer. */
-function goPeerBinary(): string {
-  const src = path.join(ROOT, 'scripts', 'bench-peers', 'go-control-plane');
-  const bin = path.join(ROOT, '.cache', 'bench-peers', 'go-control-plane');
-  const mtime = (p: string): number => {
-    try {
-      return statSync(p).mtimeMs;
-    } catch {
-      return -1;
-    }
-  };
-  const newest = Math.max(...['main.go', 'go.mod', 'go.sum'].map((f) => mtime(path.join(src, f))));
-  if (mtime(bin) < newest) {
-    log('building the go-control-plane peer (go build; the first build downloads modules)');
-    mkdirSync(path.dirname(bin), { recursive: true });
-    try {
-      execFileSync('go', ['build', '-o', bin, '.'], { cwd: src, stdio: ['ignore', 'inherit', 'inherit'], timeout: 600_000 });
-    } catch (err) {
-      throw new Error(`cannot build the go-control-plane peer (${(err as Error).message}); run with --peer floor or --peer none`);
-    }
+function goControlPlaneBinary(): string {
+  try {
+    return goPeerBinary(ROOT, 'go-control-plane', log);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; run with --peer floor or --peer none`);
   }
-  return bin;
 }
 
 function peerTarget(peer: Exclude<PeerName, 'none'>, snapshots: readonly Snapshot[]): Promise<Target> {
   const payloads = snapshots.map(peerSnapshot);
   return peer === 'go-control-plane'
-    ? processTarget(peer, goPeerBinary(), [], payloads)
+    ? processTarget(peer, goControlPlaneBinary(), [], payloads)
     : processTarget(peer, process.execPath, ['--expose-gc', path.join(ROOT, 'dist', 'scripts', 'bench-peers', 'floor-server.js')], payloads);
 }
 

@@ -25,12 +25,13 @@ const WRITES = 'socket writes (syscalls; wall time, incl. preemption)';
 const RULES: ReadonlyArray<readonly [group: string, test: (url: string, fn: string) => boolean]> = [
   ['GC', (_u, f) => f === '(garbage collector)'],
   [WRITES, (u, f) => u === '' && /^(writev|writeBuffer|write(Latin1|Utf8|Ascii|Ucs2)String)$/.test(f)],
-  ['(program): native outside JS (nghttp2, libuv reads, V8)', (u, f) => u === '' && f === '(program)'],
+  ['(program): native outside JS (libuv reads, V8; nghttp2 where node:http2 runs)', (u, f) => u === '' && f === '(program)'],
   ['ours: routing (route table, matchers)', (u) => /\/proxy\/(router\/route-(table|store)|config\/(route-resource|string-matcher))\.js/.test(u)],
   [
     'ours: load balancing (lb, hosts, priority set)',
     (u) => /\/proxy\/(upstream\/lb\/[a-z-]+|upstream\/(edf-scheduler|priority-set|host|cluster|cluster-manager|outlier-detection)|common\/hash)\.js/.test(u),
   ],
+  ['ours: HTTP/2 codec (frames, HPACK, connections, streams)', (u) => /\/proxy\/codec\//.test(u)],
   ['ours: upstream pool (http1/http2)', (u) => /\/proxy\/upstream\/(http1-|http2-)?conn-pool\.js/.test(u)],
   ['ours: stats', (u) => /\/proxy\/stats\.js/.test(u)],
   [

@@ -117,6 +117,8 @@ export class HttpConnManagerStats {
   downstream_rq_idle_timeout = 0;
   downstream_rq_rx_reset = 0;
   downstream_rq_tx_reset = 0;
+  /** HTTP/2 connections closed for resetting most of their streams at once (rapid reset). */
+  downstream_rq_too_many_premature_resets = 0;
   no_route = 0;
   no_cluster = 0;
   rq_direct_response = 0;

@@ -6,6 +6,8 @@
  * connection carries every call; the calls must still spread over all three backends. A gRPC error
  * status and message from a backend reach the client unchanged (trailers), and a method no route
  * matches gets UNIMPLEMENTED from the data plane itself (a local 404 as a trailers-only answer).
+ * A grpc-go client (test/fixtures/grpc-go-client, another HTTP/2 and HPACK implementation than
+ * grpc-js's node:http2) makes calls through the same listener without one failure.
  *
  * Statistics: whatever per-request policy the data plane uses, no backend may be far from a third.
  * The assertion allows 4 binomial standard deviations around n/3 (n = 300: 67..133 calls each; a
@@ -14,7 +16,10 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -32,7 +37,7 @@ import { serve, type RunningApp } from '../../src/app.js';
 import { silentLogger } from '../../src/log.js';
 import { DATA_PLANES, startDataPlane, watchNode, type DataPlane, type DataPlaneKind, type NodeWatch } from '../support/dataplanes.js';
 import { binomialBounds } from '../support/traffic.js';
-import { freePort, makeTempDir } from '../support/tmp.js';
+import { freePort, makeTempDir, waitUntil } from '../support/tmp.js';
 
 const PROTO = fileURLToPath(new URL('../../../test/fixtures/greeter.proto', import.meta.url));
 const Greeter = (
@@ -40,6 +45,8 @@ const Greeter = (
     consulxds: { test: { Greeter: ServiceClientConstructor } };
   }
 ).consulxds.test.Greeter;
+
+const GO_CLIENT = process.env.GRPC_GO_CLIENT ?? fileURLToPath(new URL('../../../.cache/grpc-go-client/client', import.meta.url));
 
 const BACKENDS = ['g1', 'g2', 'g3'] as const;
 const CALLS = 300;
@@ -201,6 +208,36 @@ function suite(kind: DataPlaneKind): void {
       } finally {
         client.close();
       }
+    });
+
+    it('serves a grpc-go client too (a second HTTP/2 and HPACK implementation): 8 callers for 2 s, not one call failed', async (t) => {
+      assert.ok(existsSync(GO_CLIENT), `no grpc-go client at ${GO_CLIENT}: scripts/test.sh builds it (scripts/build-grpc-go-client.sh)`);
+      const child = spawn(GO_CLIENT, ['-target', `passthrough:///127.0.0.1:${edgePort}`, '-workers', '8'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (b: Buffer) => {
+        stdout += b.toString();
+      });
+      child.stderr.on('data', (b: Buffer) => {
+        stderr += b.toString();
+      });
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      try {
+        await waitUntil(() => stdout.includes('ready'), {
+          what: 'a first grpc-go call through the data plane',
+          timeoutMs: 15_000,
+          context: () => stderr.slice(-2_000),
+        });
+        await sleep(2_000);
+      } finally {
+        child.stdin.end();
+        await exited;
+      }
+      const summary = /ok=(\d+) failed=(\d+)/.exec(stdout);
+      t.diagnostic(`grpc-go: ${summary?.[0] ?? stdout}`);
+      assert.ok(summary, `grpc-go printed no summary: ${stdout} ${stderr.slice(-2_000)}`);
+      assert.ok(Number(summary[1]) >= 100, `grpc-go completed ${summary[1]} calls in 2 s`);
+      assert.equal(Number(summary[2]), 0, `grpc-go calls failed: ${stderr.slice(-2_000)}`);
     });
 
     it('the data plane NACKed no update during the whole run', () => {

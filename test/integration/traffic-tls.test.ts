@@ -75,10 +75,14 @@ function httpsGet(port: number, path: string, ca: string, client?: CertFiles): P
   });
 }
 
-/** An HTTP/2 request over TLS (ALPN h2); also returns the negotiated protocol. */
-function h2Get(port: number, path: string, ca: string): Promise<Reply & { alpn: string }> {
+/** An HTTP/2 request over TLS (ALPN h2, or no ALPN at all: prior knowledge); also returns the negotiated protocol. */
+function h2Get(port: number, path: string, ca: string, alpn = true): Promise<Reply & { alpn: string }> {
   return new Promise((resolve, reject) => {
-    const session = http2.connect(`https://127.0.0.1:${port}`, { ca: readFileSync(ca), servername: 'localhost' });
+    const tlsOpts = { ca: readFileSync(ca), servername: 'localhost' };
+    const session = http2.connect(
+      `https://127.0.0.1:${port}`,
+      alpn ? tlsOpts : { ...tlsOpts, createConnection: () => tls.connect({ ...tlsOpts, host: '127.0.0.1', port }) },
+    );
     session.on('error', reject);
     const stream = session.request({ ':path': path, ':authority': 'tls.test' });
     let status = 0;
@@ -286,6 +290,14 @@ function suite(kind: DataPlaneKind): void {
       assert.equal(reply.upstream, 'tls-h2');
       assert.equal(h2.hits, before + 1);
       assert.equal((JSON.parse(reply.body) as { scheme: string }).scheme, 'https', ':scheme towards a TLS upstream');
+    });
+
+    it('speaks HTTP/2 over TLS without ALPN too: the client preface decides, as in cleartext', async () => {
+      assert.ok(h2);
+      const reply = await h2Get(ports.web, '/h2/x', certs.ca.cert, false);
+      assert.equal(reply.alpn, 'false');
+      assert.equal(reply.status, 200);
+      assert.equal(reply.upstream, 'tls-h2');
     });
 
     it('mTLS listener: a client certificate from the CA is let in; none, or one from another CA, is refused', async () => {

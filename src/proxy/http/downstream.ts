@@ -6,8 +6,11 @@
  * status) when the client announced `te: trailers`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import http2 from 'node:http2';
+import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { CANCEL, INTERNAL_ERROR, NO_ERROR } from '../codec/http2/frames.js';
+import type { H2Stream, StreamHandler } from '../codec/http2/connection.js';
+import { pushFields } from '../codec/http2/fields.js';
 import { HOP_BY_HOP, type HeaderMap } from '../upstream/conn-pool.js';
 
 export interface Downstream {
@@ -72,7 +75,7 @@ function nominated(connection: string | string[] | undefined): Set<string> | und
  * Envoy does by default (proxy_100_continue false). Headers named in `connection` stay here, as in
  * Envoy.
  */
-function copyForwardable(src: Record<string, string | string[] | undefined>, into: HeaderMap): void {
+function copyForwardable(src: HeaderMap, into: HeaderMap): void {
   const extra = nominated(src.connection);
   for (const k in src) {
     if (k.charCodeAt(0) === 58 /* ':' */ || k === 'host' || k === 'expect' || HOP_BY_HOP.has(k) || extra?.has(k)) continue;
@@ -196,22 +199,43 @@ export class Http1Downstream implements Downstream {
   }
 }
 
-const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR } = http2.constants;
+/** The connection's addresses, computed once for all its streams. */
+export interface ConnInfo {
+  readonly secure: boolean;
+  readonly remoteAddress: string;
+  readonly remoteIp: string;
+  readonly localAddress: string;
+}
 
-export class Http2Downstream implements Downstream {
+export function connInfo(socket: Socket): ConnInfo {
+  return {
+    secure: (socket as TLSSocket).encrypted === true,
+    remoteAddress: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`,
+    remoteIp: socket.remoteAddress ?? '',
+    localAddress: `${socket.localAddress ?? ''}:${socket.localPort ?? 0}`,
+  };
+}
+
+/** One request on an HTTP/2 connection of the own codec (codec/http2/server.ts). */
+export class Http2Downstream implements Downstream, StreamHandler {
   readonly protocol = 'HTTP/2' as const;
   readonly hasBody: boolean;
-  private trailers: HeaderMap | undefined;
-  private wantsTrailers: boolean;
+  private readonly wantsTrailers: boolean;
   private sent = false;
   private ended = false;
+  private aborted = false;
+  private onBodyData: ((chunk: Buffer) => void) | undefined;
+  private onBodyEnd: (() => void) | undefined;
+  private drainCb: (() => void) | undefined;
+  private abortCb: (() => void) | undefined;
 
   constructor(
-    private readonly stream: http2.ServerHttp2Stream,
-    private readonly headers: http2.IncomingHttpHeaders,
-    flags: number,
+    private readonly stream: H2Stream,
+    private readonly headers: HeaderMap,
+    endStream: boolean,
+    private readonly info: ConnInfo,
   ) {
-    this.hasBody = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) === 0;
+    this.hasBody = !endStream;
     this.wantsTrailers = headers.te === 'trailers';
   }
 
@@ -222,24 +246,22 @@ export class Http2Downstream implements Downstream {
     return (this.headers[':path'] as string | undefined) ?? '/';
   }
   get authority(): string {
-    return (this.headers[':authority'] as string | undefined) ?? (this.headers.host as string | undefined) ?? '';
+    return (this.headers[':authority'] as string | undefined) ?? joinValue(this.headers.host) ?? '';
   }
   get scheme(): string {
     return (this.headers[':scheme'] as string | undefined) ?? (this.secure ? 'https' : 'http');
   }
   get secure(): boolean {
-    return this.stream.session?.encrypted === true;
+    return this.info.secure;
   }
   get remoteAddress(): string {
-    const s = this.stream.session?.socket;
-    return `${s?.remoteAddress ?? ''}:${s?.remotePort ?? 0}`;
+    return this.info.remoteAddress;
   }
   get remoteIp(): string {
-    return this.stream.session?.socket?.remoteAddress ?? '';
+    return this.info.remoteIp;
   }
   get localAddress(): string {
-    const s = this.stream.session?.socket;
-    return `${s?.localAddress ?? ''}:${s?.localPort ?? 0}`;
+    return this.info.localAddress;
   }
   get headersSent(): boolean {
     return this.sent;
@@ -251,7 +273,7 @@ export class Http2Downstream implements Downstream {
   }
 
   copyHeaders(into: HeaderMap): void {
-    copyForwardable(this.headers as Record<string, string | string[] | undefined>, into);
+    copyForwardable(this.headers, into);
     // The one TE value HTTP/2 allows; gRPC servers insist on it.
     if (this.wantsTrailers) into.te = 'trailers';
   }
@@ -261,52 +283,51 @@ export class Http2Downstream implements Downstream {
       onEnd();
       return;
     }
-    this.stream.on('data', onData);
-    this.stream.on('end', onEnd);
+    this.onBodyData = onData;
+    this.onBodyEnd = onEnd;
+    // The stream held what arrived before now.
+    this.stream.resume();
   }
 
   pauseBody(): void {
     this.stream.pause();
   }
   resumeBody(): void {
-    this.stream.resume();
+    if (this.onBodyData) this.stream.resume();
   }
 
   respond(status: number, headers: HeaderMap, endStream: boolean): void {
-    if (this.stream.destroyed) return;
+    if (this.stream.closed || this.ended) return;
     this.sent = true;
-    const h = headers as http2.OutgoingHttpHeaders;
-    h[':status'] = status;
+    const fields: string[] = [':status', String(status)];
+    pushFields(fields, headers);
     if (endStream) {
       this.ended = true;
-      this.stream.respond(h, { endStream: true });
+      this.stream.sendHeaders(fields, true);
       this.stopRequest();
       return;
     }
-    this.stream.respond(h, { waitForTrailers: this.wantsTrailers });
-    if (this.wantsTrailers) {
-      this.stream.once('wantTrailers', () => {
-        const t = this.trailers;
-        if (t && Object.keys(t).length > 0) this.stream.sendTrailers(t as http2.OutgoingHttpHeaders);
-        else this.stream.close();
-      });
-    }
+    this.stream.sendHeaders(fields, false);
   }
 
   write(chunk: Buffer): boolean {
-    if (this.stream.destroyed) return true;
+    if (this.stream.closed || this.ended) return true;
     return this.stream.write(chunk);
   }
 
   onDrain(cb: () => void): void {
-    this.stream.once('drain', cb);
+    this.drainCb = cb;
   }
 
   end(trailers: HeaderMap | undefined): void {
-    if (this.ended || this.stream.destroyed) return;
+    if (this.ended || this.stream.closed) return;
     this.ended = true;
-    this.trailers = trailers;
-    this.stream.end();
+    let fields: string[] | undefined;
+    if (this.wantsTrailers && trailers) {
+      fields = [];
+      pushFields(fields, trailers);
+    }
+    this.stream.end(fields);
     this.stopRequest();
   }
 
@@ -315,24 +336,52 @@ export class Http2Downstream implements Downstream {
    * NO_ERROR, RFC 9113 8.1), as Envoy does, instead of leaving the stream half open.
    */
   private stopRequest(): void {
-    const stream = this.stream;
-    if (this.hasBody && !stream.readableEnded && stream.state.remoteClose !== 1) stream.once('finish', () => stream.close(NGHTTP2_NO_ERROR));
+    const s = this.stream;
+    if (this.hasBody && !s.remoteEnded && !s.closed) {
+      if (s.localEnded) s.reset(NO_ERROR);
+      else s.stopAfterEnd = true;
+    }
   }
 
   reset(): void {
     this.ended = true;
-    if (!this.stream.destroyed) this.stream.close(this.sent ? NGHTTP2_INTERNAL_ERROR : NGHTTP2_CANCEL);
+    this.stream.reset(this.sent ? INTERNAL_ERROR : CANCEL);
   }
 
   onAbort(cb: () => void): void {
-    this.stream.once('close', () => {
-      if (!this.ended || this.stream.rstCode !== 0) {
-        if (this.stream.rstCode !== 0 || !this.ended) cb();
-      }
-    });
+    this.abortCb = cb;
   }
 
   closeAfterResponse(): void {
     // HTTP/2 draining is per connection (GOAWAY), done by the listener.
+  }
+
+  // StreamHandler: what the connection reports for this stream.
+
+  onHeaders(): void {
+    // Request trailers: not forwarded (the end of the request follows as onEnd).
+  }
+
+  onData(chunk: Buffer): void {
+    this.onBodyData?.(chunk);
+  }
+
+  onEnd(): void {
+    this.onBodyEnd?.();
+  }
+
+  onReset(): void {
+    if (this.aborted) return;
+    // The client reset the stream, or the connection went, before our response was complete.
+    if (!this.ended || !this.stream.localEnded) {
+      this.aborted = true;
+      this.abortCb?.();
+    }
+  }
+
+  onWritable(): void {
+    const cb = this.drainCb;
+    this.drainCb = undefined;
+    cb?.();
   }
 }

@@ -24,7 +24,6 @@
  * connection_limit.<prefix>.limited_connections.
  */
 import http from 'node:http';
-import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { ClusterManager } from '../upstream/cluster-manager.js';
@@ -32,7 +31,11 @@ import type { HcmModel } from '../config/listener-resource.js';
 import type { RouteTable } from '../router/route-table.js';
 import { ConnectionLimitStats, HttpConnManagerStats, type ListenerStats, type StatEmitter } from '../stats.js';
 import { RouterFilter, type HttpRuntime } from '../router/router.js';
-import { Http1Downstream, Http2Downstream } from '../http/downstream.js';
+import { connInfo, Http1Downstream, Http2Downstream } from '../http/downstream.js';
+import { H2ServerConnection } from '../codec/http2/server.js';
+import type { H2Stream, StreamHandler } from '../codec/http2/connection.js';
+import { requestMap } from '../codec/http2/fields.js';
+import { PROTOCOL_ERROR } from '../codec/http2/frames.js';
 import type { LogFn } from '../access-log/access-log-manager.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -62,9 +65,8 @@ export class HttpListener implements HttpRuntime {
   draining = false;
   accessLog: LogFn | undefined;
   private readonly h1: http.Server;
-  private readonly h2: http2.Http2Server;
   private readonly h1Conns = new Map<Socket, H1Conn>();
-  private readonly h2Sessions = new Set<http2.ServerHttp2Session>();
+  private readonly h2Conns = new Set<H2ServerConnection>();
   /** Connections whose protocol is not known yet (no request on them): a drain closes them. */
   private readonly sniffing = new Set<Socket>();
 
@@ -101,11 +103,6 @@ export class HttpListener implements HttpRuntime {
         );
       } else socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
     });
-    this.h2 = http2.createServer({ settings: { maxConcurrentStreams: hcm.h2MaxConcurrentStreams } });
-    this.h2.on('stream', (stream, headers, flags) => this.onH2Stream(stream, headers, flags));
-    this.h2.on('session', (session: http2.ServerHttp2Session) => this.onH2Session(session));
-    this.h2.on('sessionError', () => undefined);
-    if (hcm.idleTimeoutMs > 0) this.h2.setTimeout(hcm.idleTimeoutMs);
   }
 
   get routeTable(): RouteTable | undefined {
@@ -119,7 +116,6 @@ export class HttpListener implements HttpRuntime {
     this.accessLog = accessLog;
     this.h1.keepAliveTimeout = hcm.idleTimeoutMs;
     this.h1.headersTimeout = Math.ceil(hcm.requestHeadersTimeoutMs);
-    if (hcm.idleTimeoutMs > 0) this.h2.setTimeout(hcm.idleTimeoutMs);
   }
 
   handleConnection(socket: Socket): void {
@@ -241,16 +237,17 @@ export class HttpListener implements HttpRuntime {
       stats.downstream_cx_http2_active--;
       stats.downstream_cx_destroy++;
     });
-    // The HTTP/2 session reads bytes already buffered on the socket itself; no resume here.
-    if (head) socket.unshift(head);
-    this.h2.emit('connection', socket);
-  }
-
-  private onH2Session(session: http2.ServerHttp2Session): void {
-    this.h2Sessions.add(session);
-    session.once('close', () => this.h2Sessions.delete(session));
-    session.on('error', () => undefined);
-    if (this.draining) session.close();
+    const info = connInfo(socket);
+    const conn = new H2ServerConnection(socket, {
+      maxConcurrentStreams: this.hcm.h2MaxConcurrentStreams,
+      idleTimeoutMs: this.hcm.idleTimeoutMs,
+      onRequest: (stream, fields, endStream) => this.onH2Request(stream, fields, endStream, info),
+      onClose: (c) => this.h2Conns.delete(c),
+      onPrematureResets: () => stats.downstream_rq_too_many_premature_resets++,
+    });
+    this.h2Conns.add(conn);
+    conn.start(head);
+    if (this.draining) conn.drain();
   }
 
   private onH1Request(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -267,9 +264,17 @@ export class HttpListener implements HttpRuntime {
     new RouterFilter(this, down).start();
   }
 
-  private onH2Stream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number): void {
-    stream.on('error', () => undefined);
-    new RouterFilter(this, new Http2Downstream(stream, headers, flags)).start();
+  private onH2Request(stream: H2Stream, fields: string[], endStream: boolean, info: ReturnType<typeof connInfo>): StreamHandler | undefined {
+    const headers = requestMap(fields);
+    if (typeof headers === 'string') {
+      // Malformed (RFC 9113 8.1.1): the stream is reset, as nghttp2 and Envoy do.
+      stream.reset(PROTOCOL_ERROR);
+      return undefined;
+    }
+    const down = new Http2Downstream(stream, headers, endStream, info);
+    stream.handler = down;
+    new RouterFilter(this, down).start();
+    return down;
   }
 
   /**
@@ -281,7 +286,7 @@ export class HttpListener implements HttpRuntime {
     this.draining = true;
     for (const s of this.sniffing) s.destroy();
     this.sniffing.clear();
-    for (const s of this.h2Sessions) s.close();
+    for (const c of this.h2Conns) c.drain();
     for (const [socket, c] of this.h1Conns) {
       if (c.inFlight.size === 0) socket.end();
       else for (const d of c.inFlight) d.closeAfterResponse();
@@ -290,13 +295,13 @@ export class HttpListener implements HttpRuntime {
 
   /** Connections still open. */
   connections(): number {
-    return this.h1Conns.size + this.h2Sessions.size;
+    return this.h1Conns.size + this.h2Conns.size;
   }
 
   destroy(): void {
     // Stops node's headers-timeout sweep (started by the 'listening' above); nothing listens.
     this.h1.close();
-    for (const s of this.h2Sessions) s.destroy();
+    for (const c of this.h2Conns) c.destroy();
     for (const socket of this.h1Conns.keys()) socket.destroy();
   }
 

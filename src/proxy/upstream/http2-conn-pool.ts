@@ -9,13 +9,16 @@
  * and the request becomes a stream on that host's connection. A downstream connection carrying
  * many gRPC calls is therefore spread over all hosts (seed 003), never pinned to one.
  */
-import http2 from 'node:http2';
+import { CANCEL, PROTOCOL_ERROR, REFUSED_STREAM } from '../codec/http2/frames.js';
+import { H2ClientConnection } from '../codec/http2/client.js';
+import { CONNECTION_LOST, type H2Stream, type StreamHandler } from '../codec/http2/connection.js';
+import { pushFields, responseMap } from '../codec/http2/fields.js';
 import type { Host } from './host.js';
-import { connectUpstream } from './upstream-connect.js';
+import { connectedEvent, connectUpstream } from './upstream-connect.js';
 import type { HeaderMap, HostHttp2Pool, Http2Limits, UpstreamCallbacks, UpstreamFailure, UpstreamRequest } from './conn-pool.js';
 
 interface Conn {
-  readonly session: http2.ClientHttp2Session;
+  readonly session: H2ClientConnection;
   connected: boolean;
   goingAway: boolean;
   active: number;
@@ -23,18 +26,15 @@ interface Conn {
   started: number;
   /** Reached max_requests_per_connection: close when the last stream ends. */
   spent: boolean;
-  /**
-   * Armed while no stream is active: closes the connection after idle_timeout (Envoy counts it
-   * from the last stream's end). Not session.setTimeout: node refreshes that timer on every frame
-   * of every stream, a timer-list insert per read and write under load.
-   */
+  /** Armed while no stream is active: closes the connection after idle_timeout (Envoy counts it from the last stream's end). */
   idleTimer: NodeJS.Timeout | undefined;
   readonly idleTimeoutMs: number;
 }
 
-const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL } = http2.constants;
 /** Over TLS the server must agree to HTTP/2 (Envoy's HTTP/2 pools offer h2 likewise). */
 const H2_ALPN = ['h2'] as const;
+/** Request pseudo-header fields in the order they are sent. */
+const REQUEST_PSEUDO = [':method', ':scheme', ':authority', ':path'] as const;
 
 export class Http2HostPool implements HostHttp2Pool {
   private conns: Conn[] = [];
@@ -58,13 +58,12 @@ export class Http2HostPool implements HostHttp2Pool {
   }
 
   private capacity(c: Conn): number {
-    const remote = c.session.remoteSettings?.maxConcurrentStreams ?? 2 ** 31 - 1;
-    return Math.min(remote, this.limits.maxConcurrentStreams);
+    return Math.min(c.session.remoteMaxConcurrentStreams, this.limits.maxConcurrentStreams);
   }
 
   private connection(): Conn {
     for (const c of this.conns) {
-      if (!c.goingAway && !c.session.destroyed && c.active < this.capacity(c)) return c;
+      if (!c.goingAway && c.session.usable && c.active < this.capacity(c)) return c;
     }
     return this.connect();
   }
@@ -72,46 +71,46 @@ export class Http2HostPool implements HostHttp2Pool {
   private connect(): Conn {
     const { stats, connectTimeoutMs, idleTimeoutMs } = this.limits;
     const host = this.host;
-    const tls = this.limits.tls;
-    const session = http2.connect(`${tls ? 'https' : 'http'}://${host.key}`, {
-      settings: { enablePush: false },
-      // Our own socket, so Nagle is off from the first byte (small gRPC frames must not wait).
-      createConnection: () => connectUpstream(host.address, host.port, tls, H2_ALPN),
+    // Our own socket, so Nagle is off from the first byte (small gRPC frames must not wait).
+    const socket = connectUpstream(host.address, host.port, this.limits.tls, H2_ALPN);
+    let conn: Conn | undefined;
+    const timer = setTimeout(() => {
+      if (conn && !conn.connected) {
+        stats.upstream_cx_connect_timeout++;
+        conn.session.destroy();
+      }
+    }, connectTimeoutMs);
+    const session = new H2ClientConnection(socket, connectedEvent(socket), {
+      onConnect: () => {
+        if (conn) conn.connected = true;
+        clearTimeout(timer);
+      },
+      onError: () => {
+        if (conn && !conn.connected) {
+          stats.upstream_cx_connect_fail++;
+          host.cxConnectFail++;
+        }
+      },
+      onGoaway: () => {
+        if (conn) conn.goingAway = true;
+      },
+      onClose: () => {
+        clearTimeout(timer);
+        if (!conn) return;
+        if (conn.idleTimer) clearTimeout(conn.idleTimer);
+        conn.goingAway = true;
+        stats.upstream_cx_active--;
+        stats.upstream_cx_destroy++;
+        host.cxActive--;
+        this.conns = this.conns.filter((c) => c !== conn);
+      },
     });
-    const conn: Conn = { session, connected: false, goingAway: false, active: 0, started: 0, spent: false, idleTimer: undefined, idleTimeoutMs };
+    conn = { session, connected: false, goingAway: false, active: 0, started: 0, spent: false, idleTimer: undefined, idleTimeoutMs };
     this.conns.push(conn);
     stats.upstream_cx_total++;
     stats.upstream_cx_active++;
     host.cxTotal++;
     host.cxActive++;
-    const timer = setTimeout(() => {
-      if (!conn.connected) {
-        stats.upstream_cx_connect_timeout++;
-        session.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
-      }
-    }, connectTimeoutMs);
-    session.once('connect', () => {
-      conn.connected = true;
-      clearTimeout(timer);
-    });
-    session.on('error', () => {
-      if (!conn.connected) {
-        stats.upstream_cx_connect_fail++;
-        host.cxConnectFail++;
-      }
-    });
-    session.on('goaway', () => {
-      conn.goingAway = true;
-    });
-    session.once('close', () => {
-      clearTimeout(timer);
-      if (conn.idleTimer) clearTimeout(conn.idleTimer);
-      conn.goingAway = true;
-      stats.upstream_cx_active--;
-      stats.upstream_cx_destroy++;
-      host.cxActive--;
-      this.conns = this.conns.filter((c) => c !== conn);
-    });
     // Unreferenced while idle: a pooled connection alone does not keep the process alive.
     session.unref();
     return conn;
@@ -139,16 +138,29 @@ export class Http2HostPool implements HostHttp2Pool {
   }
 }
 
-class Http2Request implements UpstreamRequest {
-  private readonly stream: http2.ClientHttp2Stream;
+/** The request's header block: pseudo-header fields first, then the rest. */
+function requestFields(headers: HeaderMap): string[] {
+  const fields: string[] = [];
+  for (const k of REQUEST_PSEUDO) {
+    const v = headers[k];
+    if (v !== undefined) fields.push(k, String(v));
+  }
+  pushFields(fields, headers);
+  return fields;
+}
+
+class Http2Request implements UpstreamRequest, StreamHandler {
+  private readonly stream: H2Stream;
   private done = false;
   private gotHeaders = false;
+  private released = false;
+  private drainCb: (() => void) | undefined;
 
   constructor(
     private readonly conn: Conn,
     headers: HeaderMap,
     endStream: boolean,
-    cb: UpstreamCallbacks,
+    private readonly cb: UpstreamCallbacks,
   ) {
     conn.active++;
     if (conn.active === 1) {
@@ -158,49 +170,73 @@ class Http2Request implements UpstreamRequest {
         conn.idleTimer = undefined;
       }
     }
-    const stream = conn.session.request(headers as http2.OutgoingHttpHeaders, { endStream });
-    this.stream = stream;
-    stream.on('response', (h, flags) => {
-      if (this.done) return;
-      const status = Number(h[':status'] ?? 502);
-      if (status >= 100 && status < 200) return;
-      this.gotHeaders = true;
-      cb.onUpstreamHeaders(status, h as HeaderMap, (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0);
-    });
-    stream.on('data', (chunk: Buffer) => {
-      if (!this.done) cb.onUpstreamData(chunk);
-    });
-    stream.on('trailers', (t) => {
-      if (!this.done) cb.onUpstreamTrailers(t as HeaderMap);
-    });
-    stream.on('end', () => {
-      if (this.done) return;
-      if (!this.gotHeaders) return; // 'close' reports the failure
-      this.finish();
-      cb.onUpstreamEnd();
-    });
-    stream.on('error', () => {
-      /* classified on 'close' */
-    });
-    stream.on('close', () => {
-      this.release();
-      if (this.done) return;
-      this.finish();
-      const code = stream.rstCode;
-      let failure: UpstreamFailure;
-      if (this.gotHeaders) failure = 'reset_after_response';
-      else if (!conn.connected) failure = 'connect_failure';
-      else if (code === NGHTTP2_REFUSED_STREAM) failure = 'refused_stream';
-      else failure = 'reset_before_response';
-      cb.onUpstreamError(failure, undefined);
-    });
+    this.stream = conn.session.request(requestFields(headers), endStream, this);
   }
 
-  private finish(): void {
+  onHeaders(fields: string[], endStream: boolean): void {
+    if (this.done) return;
+    if (this.gotHeaders) {
+      // Trailers: the second block, which must end the stream.
+      const t = responseMap(fields, false);
+      if (typeof t === 'string' || !endStream) {
+        this.stream.reset(PROTOCOL_ERROR);
+        this.fail('reset_after_response');
+        return;
+      }
+      this.cb.onUpstreamTrailers(t);
+      return;
+    }
+    const h = responseMap(fields, true);
+    if (typeof h === 'string') {
+      this.stream.reset(PROTOCOL_ERROR);
+      this.fail('reset_before_response');
+      return;
+    }
+    const status = Number(h[':status']);
+    if (status >= 100 && status < 200) return;
+    this.gotHeaders = true;
+    this.cb.onUpstreamHeaders(status, h, endStream);
+  }
+
+  onData(chunk: Buffer): void {
+    if (!this.done) this.cb.onUpstreamData(chunk);
+  }
+
+  onEnd(): void {
+    if (this.done) return;
+    if (!this.gotHeaders) {
+      this.fail('reset_before_response');
+      return;
+    }
     this.done = true;
+    this.release();
+    this.cb.onUpstreamEnd();
   }
 
-  private released = false;
+  onReset(code: number): void {
+    if (this.done) {
+      this.release();
+      return;
+    }
+    let failure: UpstreamFailure;
+    if (this.gotHeaders) failure = 'reset_after_response';
+    else if (code === CONNECTION_LOST && !this.conn.connected) failure = 'connect_failure';
+    else if (code === REFUSED_STREAM) failure = 'refused_stream';
+    else failure = 'reset_before_response';
+    this.fail(failure);
+  }
+
+  onWritable(): void {
+    const cb = this.drainCb;
+    this.drainCb = undefined;
+    cb?.();
+  }
+
+  private fail(failure: UpstreamFailure): void {
+    this.done = true;
+    this.release();
+    this.cb.onUpstreamError(failure, undefined);
+  }
 
   private release(): void {
     if (this.released) return;
@@ -233,7 +269,8 @@ class Http2Request implements UpstreamRequest {
     // After a complete response there is nothing to cancel.
     if (this.done) return;
     this.done = true;
-    if (!this.stream.closed) this.stream.close(NGHTTP2_CANCEL);
+    this.stream.reset(CANCEL);
+    this.release();
   }
 
   pause(): void {
@@ -245,6 +282,6 @@ class Http2Request implements UpstreamRequest {
   }
 
   onDrain(cb: () => void): void {
-    this.stream.once('drain', cb);
+    this.drainCb = cb;
   }
 }

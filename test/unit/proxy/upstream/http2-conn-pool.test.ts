@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { Http2HostPool } from '../../../../src/proxy/upstream/http2-conn-pool.js';
 import { Host } from '../../../../src/proxy/upstream/host.js';
 import { ClusterStats } from '../../../../src/proxy/stats.js';
+import { freePort } from '../../../support/ports.js';
 
 describe('HTTP/2 upstream pool', () => {
   let sessions = 0;
@@ -110,5 +111,120 @@ describe('HTTP/2 upstream pool', () => {
       holdUntil = undefined;
       pool.destroy();
     }
+  });
+});
+
+/**
+ * How the pool names what went wrong (the router's retry_on and its stats hang on these): a
+ * refused connect, the server's REFUSED_STREAM (safe to retry), a reset or a lost connection
+ * before the response head, and a reset after it. Also what reaches the router of a good
+ * response: 1xx heads dropped, trailers passed on.
+ */
+describe('HTTP/2 upstream pool: failure classification and response parts', () => {
+  const server = http2.createServer();
+  const sessions: http2.ServerHttp2Session[] = [];
+  server.on('session', (s) => sessions.push(s));
+  server.on('stream', (stream, headers) => {
+    stream.on('error', () => undefined);
+    switch (headers[':path']) {
+      case '/refuse':
+        stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+        return;
+      case '/reset-before':
+        stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+        return;
+      case '/reset-after':
+        stream.respond({ ':status': 200 });
+        // destroy(err): RST_STREAM INTERNAL_ERROR with the body unfinished (close() would end it first).
+        stream.write('part', () => stream.destroy(new Error('server gives up')));
+        return;
+      case '/lost-after':
+        stream.respond({ ':status': 200 });
+        stream.write('part', () => stream.session?.destroy());
+        return;
+      case '/lost-before':
+        stream.session?.destroy();
+        return;
+      default:
+        stream.additionalHeaders({ ':status': 100 });
+        stream.respond({ ':status': 201, 'x-h': 'v' }, { waitForTrailers: true });
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+        stream.end('body');
+    }
+  });
+  const ready = new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
+  after(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const s of sessions) s.destroy();
+        server.close(() => resolve());
+      }),
+  );
+
+  interface Outcome {
+    statuses: number[];
+    body: string;
+    trailers: Record<string, unknown> | undefined;
+    failure: string | undefined;
+  }
+
+  async function exchange(port: number, path: string): Promise<{ outcome: Outcome; stats: ClusterStats }> {
+    const stats = new ClusterStats();
+    const pool = new Http2HostPool(new Host('127.0.0.1', port), {
+      connectTimeoutMs: 2000,
+      maxConcurrentStreams: 100,
+      maxRequestsPerConnection: 0,
+      idleTimeoutMs: 60_000,
+      stats,
+    });
+    try {
+      const outcome = await new Promise<Outcome>((resolve) => {
+        const o: Outcome = { statuses: [], body: '', trailers: undefined, failure: undefined };
+        pool.request({ ':method': 'GET', ':path': path, ':authority': 'h2.test', ':scheme': 'http' }, true, {
+          onUpstreamHeaders: (st) => o.statuses.push(st),
+          onUpstreamData: (c) => (o.body += c.toString()),
+          onUpstreamTrailers: (t) => (o.trailers = { ...t }),
+          onUpstreamEnd: () => resolve(o),
+          onUpstreamError: (f) => {
+            o.failure = f;
+            resolve(o);
+          },
+        });
+      });
+      return { outcome, stats };
+    } finally {
+      pool.destroy();
+    }
+  }
+
+  it('connect_failure when nothing listens (and upstream_cx_connect_fail counts it)', async () => {
+    const { outcome, stats } = await exchange(await freePort(), '/');
+    assert.equal(outcome.failure, 'connect_failure');
+    assert.equal(stats.upstream_cx_connect_fail, 1);
+  });
+
+  it("refused_stream on the server's RST_STREAM REFUSED_STREAM", async () => {
+    assert.equal((await exchange(await ready, '/refuse')).outcome.failure, 'refused_stream');
+  });
+
+  it('reset_before_response on another RST_STREAM before the head, and on a connection lost after connecting', async () => {
+    assert.equal((await exchange(await ready, '/reset-before')).outcome.failure, 'reset_before_response');
+    assert.equal((await exchange(await ready, '/lost-before')).outcome.failure, 'reset_before_response');
+  });
+
+  it('reset_after_response on a RST_STREAM, or a connection lost, after the head', async () => {
+    for (const path of ['/reset-after', '/lost-after']) {
+      const { outcome } = await exchange(await ready, path);
+      assert.deepEqual(outcome.statuses, [200], path);
+      assert.equal(outcome.failure, 'reset_after_response', path);
+    }
+  });
+
+  it('drops a 100 head, passes the final head, the body and the trailers', async () => {
+    const { outcome } = await exchange(await ready, '/ok');
+    assert.equal(outcome.failure, undefined);
+    assert.deepEqual(outcome.statuses, [201]);
+    assert.equal(outcome.body, 'body');
+    assert.deepEqual(outcome.trailers, { 'grpc-status': '0' });
   });
 });
