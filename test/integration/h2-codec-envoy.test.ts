@@ -16,7 +16,7 @@ import { credentials, Server, ServerCredentials, type Client, type ServiceDefini
 import { serve, type RunningApp } from '../../src/app.js';
 import { silentLogger } from '../../src/log.js';
 import { startDataPlane, watchNode, type DataPlane, type NodeWatch } from '../support/dataplanes.js';
-import { Greeter, type Backend, type HelloCall } from '../support/greeter.js';
+import { countAnswers, Greeter, type Backend, type HelloCall } from '../support/greeter.js';
 import { freePort, makeTempDir } from '../support/tmp.js';
 
 const BACKENDS = ['g1', 'g2', 'g3'] as const;
@@ -124,18 +124,9 @@ describe('own HTTP/2 codec between two real Envoys: client -> envoy -> ts-proxy 
 
   it(`${CALLS} calls on one client connection: all answered, every backend reached`, async () => {
     const client = new Greeter(`127.0.0.1:${frontPort}`, credentials.createInsecure());
-    const counts = new Map<string, number>();
+    let counts = new Map<string, number>();
     try {
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: IN_FLIGHT }, async () => {
-          while (next < CALLS) {
-            next++;
-            const b = await hello(client, 'x');
-            counts.set(b, (counts.get(b) ?? 0) + 1);
-          }
-        }),
-      );
+      counts = await countAnswers(CALLS, IN_FLIGHT, () => hello(client, 'x'));
     } finally {
       client.close();
     }

@@ -36,6 +36,7 @@ import { loadSync } from '@grpc/proto-loader';
 import { serve, type RunningApp } from '../../src/app.js';
 import { silentLogger } from '../../src/log.js';
 import { DATA_PLANES, startDataPlane, watchNode, type DataPlane, type DataPlaneKind, type NodeWatch } from '../support/dataplanes.js';
+import { countAnswers } from '../support/greeter.js';
 import { binomialBounds } from '../support/traffic.js';
 import { freePort, makeTempDir, waitUntil } from '../support/tmp.js';
 
@@ -153,18 +154,9 @@ function suite(kind: DataPlaneKind): void {
     it(`spreads ${CALLS} calls of ONE client connection over all ${BACKENDS.length} backends, per call`, async () => {
       const connectionsBefore = (await plane().stat('http.edge.downstream_cx_total')) ?? 0;
       const client = newClient();
-      const counts = new Map<string, number>();
+      let counts = new Map<string, number>();
       try {
-        let next = 0;
-        await Promise.all(
-          Array.from({ length: IN_FLIGHT }, async () => {
-            while (next < CALLS) {
-              next++;
-              const r = await hello(client, 'x');
-              counts.set(r.backend, (counts.get(r.backend) ?? 0) + 1);
-            }
-          }),
-        );
+        counts = await countAnswers(CALLS, IN_FLIGHT, async () => (await hello(client, 'x')).backend);
       } finally {
         client.close();
       }

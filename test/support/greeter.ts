@@ -112,3 +112,19 @@ export async function startGreeterRig(opts: {
     throw err;
   }
 }
+
+/** Makes `calls` calls, `inFlight` at a time, and counts their answers (e.g. the backend that served each). */
+export async function countAnswers(calls: number, inFlight: number, call: () => Promise<string>): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next < calls) {
+        next++;
+        const answer = await call();
+        counts.set(answer, (counts.get(answer) ?? 0) + 1);
+      }
+    }),
+  );
+  return counts;
+}

@@ -12,6 +12,8 @@ import { once } from 'node:events';
 import { HpackDecoder, HpackEncoder, HpackError } from '../../../../../src/proxy/codec/http2/hpack.js';
 import { huffmanDecode, huffmanEncode, huffmanEncodedLength } from '../../../../../src/proxy/codec/http2/huffman.js';
 import { HUFFMAN_CODES, HUFFMAN_LENGTHS } from '../../../../../src/proxy/codec/http2/huffman-table.js';
+import { CLIENT_PREFACE } from '../../../../../src/proxy/codec/http2/frames.js';
+import { frameBytes } from './peers.js';
 
 function hex(s: string): Buffer {
   return Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -202,16 +204,8 @@ describe('HPACK: Huffman code', () => {
 
 // --- Interop with nghttp2 (node:http2) ---------------------------------------------------------------
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-
-function frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(stream, 5);
-  return Buffer.concat([h, payload]);
-}
+const PREFACE = CLIENT_PREFACE;
+const frame = frameBytes;
 
 interface Frame {
   type: number;
