@@ -11,6 +11,7 @@ import { AdminHttpServer, BadRequestError, JSON_TYPE, reply, type Route } from '
 import type { ClusterManager } from '../upstream/cluster-manager.js';
 import type { ListenerManager } from '../listener/listener-manager.js';
 import type { StatEmitter } from '../stats.js';
+import { RE2JS } from 're2js';
 
 export type ServerState = 'LIVE' | 'PRE_INITIALIZING' | 'INITIALIZING' | 'DRAINING';
 
@@ -57,8 +58,8 @@ export function localView(src: AdminSource): AdminView {
   };
 }
 
-function statsText(all: Array<[string, number]>, filter: RegExp | undefined, json: boolean, usedOnly: boolean): string {
-  const rows = all.filter(([name, value]) => !(filter && !filter.test(name)) && !(usedOnly && value === 0));
+function statsText(all: Array<[string, number]>, filter: RE2JS | undefined, json: boolean, usedOnly: boolean): string {
+  const rows = all.filter(([name, value]) => !(filter && !filter.matcher(name).find()) && !(usedOnly && value === 0));
   rows.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   if (json) return JSON.stringify({ stats: rows.map(([name, value]) => ({ name, value })) });
   return rows.map(([n, v]) => `${n}: ${v}\n`).join('');
@@ -146,12 +147,16 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-/** A `?filter=` regex; one that does not compile is the client's error (400), as in Envoy. */
-function filterOf(q: URLSearchParams): RegExp | undefined {
+/**
+ * A `?filter=` regex, RE2 as Envoy's admin uses (re2js, as our route matchers and CSDS): linear in
+ * the stat name, so no pattern stalls the proxy's event loop. One that does not compile is the
+ * client's error (400), as in Envoy.
+ */
+function filterOf(q: URLSearchParams): RE2JS | undefined {
   const f = q.get('filter');
   if (!f) return undefined;
   try {
-    return new RegExp(f);
+    return RE2JS.compile(f);
   } catch (err) {
     throw new BadRequestError(`filter: ${(err as Error).message}`);
   }

@@ -98,7 +98,10 @@ test("the proxy's admin answers errors by the same convention and quits after it
   let quits = 0;
   const src = {
     state: () => 'LIVE',
-    collectStats: (emit: (name: string, value: number) => void) => emit('cluster.a.upstream_rq_total', 3),
+    collectStats: (emit: (name: string, value: number) => void) => {
+      emit('cluster.a.upstream_rq_total', 3);
+      emit(`${'a'.repeat(40)}!`, 1);
+    },
     serverInfo: () => ({ state: 'LIVE' }),
     quit: () => void quits++,
   } as unknown as AdminSource;
@@ -110,6 +113,7 @@ test("the proxy's admin answers errors by the same convention and quits after it
   assert.deepEqual([ready.status, ready.type, ready.body], [200, 'text/plain; charset=UTF-8', 'LIVE\n']);
   // Envoy's admin takes POST on an endpoint that only reads, and so does ours.
   assert.equal((await call(base, '/stats?filter=upstream_rq', 'POST')).body, 'cluster.a.upstream_rq_total: 3\n');
+  assert.equal((await call(base, '/stats?filter=%5Ea%2B!%24')).body, `${'a'.repeat(40)}!: 1\n`);
 
   const notFound = await call(base, '/nope');
   assert.equal(notFound.status, 404);
@@ -119,7 +123,13 @@ test("the proxy's admin answers errors by the same convention and quits after it
   });
   const bad = await call(base, '/stats?filter=(');
   assert.equal(bad.status, 400);
-  assert.match((JSON.parse(bad.body) as { error: string }).error, /^filter: Invalid regular expression/);
+  assert.match((JSON.parse(bad.body) as { error: string }).error, /^filter: .*missing closing \)/);
+  // RE2, as Envoy's admin: a back-reference (fine for a JS RegExp) is refused, and a pattern that
+  // backtracks for minutes in a JS RegExp against the stat named below answers at once.
+  const backref = await call(base, `/stats?filter=${encodeURIComponent('(a)\\1')}`);
+  assert.equal(backref.status, 400);
+  const slow = await call(base, `/stats?filter=${encodeURIComponent('^(a+)+$')}`);
+  assert.deepEqual([slow.status, slow.body], [200, '']);
 
   const get = await call(base, '/quitquitquit');
   assert.deepEqual([get.status, get.allow, JSON.parse(get.body)], [405, 'POST', { error: 'method GET not allowed' }]);
