@@ -15,7 +15,6 @@ import { installLifecycle } from './lifecycle.js';
 import { nodeModel, parseHostPort, parseLocality, readBootstrapFile, type Bootstrap } from '../proxy/config/bootstrap.js';
 import { startProxy } from '../proxy/server.js';
 import { defaultMaxDownstreamConnections, openFileLimit } from '../proxy/listener/fd-limit.js';
-import { installFastAsyncBind } from '../proxy/common/fast-async-bind.js';
 import cluster from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
@@ -128,7 +127,6 @@ export async function run(argv: string[]): Promise<number> {
   const logger = createLogger({ level: logLevelOption(values['log-level']) });
   if (cluster.isWorker) {
     // A forked worker (proxy/workers/primary.ts): same flags, its share of the connection cap; the primary handles signals.
-    installFastAsyncBind();
     const index = Number(process.env[WORKER_INDEX_ENV] ?? 0);
     const perWorker = workerShare(maxConns, index, concurrency);
     await runWorker({ bootstrap, logger, drainTimeMs: drainS * 1000, maxDownstreamConnections: perWorker }, index, concurrency);
@@ -147,8 +145,6 @@ export async function run(argv: string[]): Promise<number> {
       await running?.reopenAccessLogs();
     },
   });
-  // A process of its own: per-request costs of node:http2 on this Node version may be trimmed.
-  const fastBind = installFastAsyncBind();
   const proxyOpts = { bootstrap, logger, drainTimeMs: drainS * 1000, maxDownstreamConnections: maxConns, onQuit: () => life.stop(QUIT) };
   const start = (): Promise<RunningPrimary> =>
     concurrency === 1 ? startProxy(proxyOpts) : startPrimary(proxyOpts, concurrency, { script: CLI, args: ['proxy', ...argv] });
@@ -157,7 +153,6 @@ export async function run(argv: string[]): Promise<number> {
   });
   running = proxy;
   life.up();
-  logger.debug({ fastAsyncBind: fastBind }, 'AsyncResource.bind without the DEP0172 accessor');
   process.stderr.write(
     `consul-xds proxy: ${concurrency} worker${concurrency === 1 ? '' : 's'}, node ${bootstrap.node.id} (cluster ${bootstrap.node.cluster}) <- ADS${bootstrap.apiType === 'DELTA_GRPC' ? ' (delta)' : ''} ${bootstrap.xds.host}:${bootstrap.xds.port}` +
       (proxy.adminPort !== undefined ? `; admin http://${bootstrap.admin?.host}:${proxy.adminPort}/ready\n` : '\n'),

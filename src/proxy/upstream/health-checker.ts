@@ -16,11 +16,12 @@
  * A cluster with TLS to its hosts is checked over TLS too (TCP checks: the handshake must pass).
  */
 import http from 'node:http';
-import http2 from 'node:http2';
 import https from 'node:https';
 import type { HealthCheckModel } from '../config/cluster-resource.js';
 import type { UpstreamTlsModel } from '../config/tls-context.js';
 import { connectUpstream, connectedEvent, upstreamTlsOptions } from './upstream-connect.js';
+import { H2ClientConnection } from '../codec/http2/client.js';
+import { CANCEL } from '../codec/http2/frames.js';
 import type { Host } from './host.js';
 import type { ClusterStats } from '../stats.js';
 
@@ -43,7 +44,7 @@ interface Session {
   edge: 'healthy' | 'unhealthy' | undefined;
   inFlight: (() => void) | undefined;
   firstDone: boolean;
-  h2: http2.ClientHttp2Session | undefined;
+  h2: H2ClientConnection | undefined;
 }
 
 export class HealthChecker {
@@ -196,26 +197,29 @@ export class HealthChecker {
 
   private http2Check(s: Session, settle: (r: 'success' | 'failure' | 'network') => void): () => void {
     const m = this.model;
-    if (!s.h2 || s.h2.destroyed || s.h2.closed) {
-      const { address, port } = s.host;
-      const tls = this.tls;
-      s.h2 = http2.connect(`${tls ? 'https' : 'http'}://${s.host.key}`, { createConnection: () => connectUpstream(address, port, tls, ['h2']) });
-      s.h2.on('error', () => undefined);
+    const tls = this.tls;
+    if (!s.h2?.usable) {
+      const socket = connectUpstream(s.host.address, s.host.port, tls, ['h2']);
+      s.h2 = new H2ClientConnection(socket, connectedEvent(socket), { onConnect: noop, onError: noop, onGoaway: noop, onClose: noop });
       s.h2.unref();
     }
-    const session = s.h2;
-    const stream = session.request({ ':method': m.method, ':path': m.path, ':authority': m.host, 'user-agent': 'Envoy/HC' }, { endStream: true });
+    const conn = s.h2;
     let status = 0;
-    stream.on('response', (h) => (status = Number(h[':status'] ?? 0)));
-    stream.on('data', () => undefined);
-    stream.on('end', () => settle(this.expected(status) ? 'success' : 'failure'));
-    stream.on('error', () => settle('network'));
-    stream.on('close', () => {
-      if (status === 0) settle('network');
+    const fields = [':method', m.method, ':scheme', tls ? 'https' : 'http', ':path', m.path, ':authority', m.host, 'user-agent', 'Envoy/HC'];
+    const stream = conn.request(fields, true, {
+      onHeaders: (h) => {
+        // The first head with a final status; 1xx heads and trailers leave it.
+        const st = h[0] === ':status' ? Number(h[1]) : 0;
+        if (status === 0 && st >= 200) status = st;
+      },
+      onData: noop,
+      onEnd: () => settle(status !== 0 && this.expected(status) ? 'success' : status === 0 ? 'network' : 'failure'),
+      onReset: () => settle('network'),
+      onWritable: noop,
     });
     return () => {
-      stream.close();
-      if (!m.reuseConnection) session.close();
+      stream.reset(CANCEL);
+      if (!m.reuseConnection) conn.close();
     };
   }
 
@@ -268,3 +272,5 @@ export class HealthChecker {
     if (changed || wasPending) this.target.onHealthChanged(host);
   }
 }
+
+function noop(): void {}
