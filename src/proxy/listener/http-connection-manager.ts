@@ -1,14 +1,16 @@
 /**
  * An HTTP listener (HttpConnectionManager): HTTP/1.1 and cleartext HTTP/2 (h2c with prior
  * knowledge, what gRPC clients speak) on the same port; over TLS (the listener manager did the
- * handshake) the ALPN protocol decides. In: accepted sockets from the listener
- * manager and the HCM settings (replaced in place on a listener update). Out: one RouterFilter
- * per request; connection and request stats under http.<stat_prefix>.
+ * handshake) the ALPN protocol decides, and without ALPN the preface, as in cleartext. In:
+ * accepted sockets from the listener manager and the HCM settings (replaced in place on a
+ * listener update). Out: one RouterFilter per request; connection and request stats under
+ * http.<stat_prefix>.
  *
  * Protocol detection: the first bytes of a connection are compared with the HTTP/2 client
- * preface ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"); the socket then goes to an http2 or an http
- * server that never listens itself (`emit('connection')`). With codec_type HTTP1 or HTTP2 the
- * sniffing is skipped. node's servers own the parsing; the router filter owns the proxying.
+ * preface ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"); the socket then goes to our HTTP/2 codec
+ * (codec/http2/server.ts) or to an http server that never listens itself (`emit('connection')`).
+ * With codec_type HTTP1 or HTTP2 the sniffing is skipped. The codecs own the parsing; the router
+ * filter owns the proxying.
  *
  * Timeouts against slow or silent clients: the sniffing must end within listener_filters_timeout
  * (else the connection is closed; counted in listener.<address>_<port>.downstream_pre_cx_timeout),
@@ -31,7 +33,7 @@ import type { HcmModel } from '../config/listener-resource.js';
 import type { RouteTable } from '../router/route-table.js';
 import { ConnectionLimitStats, HttpConnManagerStats, type ListenerStats, type StatEmitter } from '../stats.js';
 import { RouterFilter, type HttpRuntime } from '../router/router.js';
-import { connInfo, Http1Downstream, Http2Downstream } from '../http/downstream.js';
+import { connInfo, type ConnInfo, Http1Downstream, Http2Downstream } from '../http/downstream.js';
 import { H2ServerConnection } from '../codec/http2/server.js';
 import type { H2Stream, StreamHandler } from '../codec/http2/connection.js';
 import { requestMap } from '../codec/http2/fields.js';
@@ -264,7 +266,7 @@ export class HttpListener implements HttpRuntime {
     new RouterFilter(this, down).start();
   }
 
-  private onH2Request(stream: H2Stream, fields: string[], endStream: boolean, info: ReturnType<typeof connInfo>): StreamHandler | undefined {
+  private onH2Request(stream: H2Stream, fields: string[], endStream: boolean, info: ConnInfo): StreamHandler | undefined {
     const headers = requestMap(fields);
     if (typeof headers === 'string') {
       // Malformed (RFC 9113 8.1.1): the stream is reset, as nghttp2 and Envoy do.
