@@ -82,7 +82,7 @@ function resources(ports: Ports): XdsResourceSet {
     listeners: [
       listener('plain', ports.plain, {}),
       listener('remote', ports.remote, { use_remote_address: { value: true } }),
-      listener('strict', ports.strict, { request_headers_timeout: HALF_SECOND, stream_idle_timeout: HALF_SECOND }),
+      listener('strict', ports.strict, { request_headers_timeout: HALF_SECOND, stream_idle_timeout: HALF_SECOND, max_request_headers_kb: { value: 8 } }),
       listener('capped', ports.capped, {}, [
         { name: 'envoy.filters.network.connection_limit', typed_config: { '@type': CONNECTION_LIMIT, stat_prefix: 'capped', max_connections: { value: CAP } } },
       ]),
@@ -363,6 +363,33 @@ function suite(kind: DataPlaneKind): void {
       await plane().waitFor(async () => (await get1(ports.capped, '/again').catch(() => ({ status: 0, body: '' }))).status === 200, {
         what: 'the capped listener to take a connection again',
       });
+    });
+
+    it('max_request_headers_kb: headers over the limit (8 KiB here) get 431 over HTTP/1.1 and a reset over HTTP/2; under it they pass', async () => {
+      const outcome = (p: Promise<Answer>): Promise<string> =>
+        p.then(
+          (a) => (a.status === 200 ? 'status 200' : `status ${a.status} ${a.body}`),
+          (e: NodeJS.ErrnoException) => `error ${e.code ?? ''} ${e.message}`,
+        );
+      const big = { 'x-big': 'b'.repeat(10 * 1024) };
+      const small = { 'x-big': 'b'.repeat(4 * 1024) };
+      const h1Big = await outcome(get1(ports.strict, '/big', big));
+      const h2Big = await outcome(get2(ports.strict, big));
+      const h1Small = await outcome(get1(ports.strict, '/small', small));
+      const h2Small = await outcome(get2(ports.strict, small));
+      const h1Plain = await outcome(get1(ports.plain, '/big', big));
+      const h2Plain = await outcome(get2(ports.plain, big));
+      assert.deepEqual(
+        { h1Big, h2Big, h1Small, h2Small, h1Plain, h2Plain },
+        {
+          h1Big: 'status 431 Request Header Fields Too Large',
+          h2Big: 'error ERR_HTTP2_STREAM_ERROR Stream closed with error code NGHTTP2_INTERNAL_ERROR',
+          h1Small: 'status 200',
+          h2Small: 'status 200',
+          h1Plain: 'status 200',
+          h2Plain: 'status 200',
+        },
+      );
     });
 
     it('the data plane NACKed nothing', () => {

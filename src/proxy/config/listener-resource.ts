@@ -52,6 +52,11 @@ export interface HcmModel {
   readonly connectionLimit: ConnectionLimitModel | undefined;
   readonly generateRequestId: boolean;
   readonly h2MaxConcurrentStreams: number;
+  /**
+   * max_request_headers_kb (Envoy: 60, at most 8192) in bytes: larger request headers get 431 over
+   * HTTP/1 and RST_STREAM INTERNAL_ERROR over HTTP/2, as from Envoy.
+   */
+  readonly maxRequestHeadersBytes: number;
   readonly stripPort: 'none' | 'matching' | 'any';
   /** The data plane is the edge: append the peer to x-forwarded-for, set x-forwarded-proto itself. */
   readonly useRemoteAddress: boolean;
@@ -196,6 +201,8 @@ function readHcm(r: FieldReader, sniff: Sniff, connectionLimit: ConnectionLimitM
     u.declare(SUPPORT['HttpConnectionManager.upgrade_configs']);
   }
   const stripPort = r.bool('strip_any_host_port') ? 'any' : r.bool('strip_matching_host_port') ? 'matching' : 'none';
+  const headersKb = r.wrapped('max_request_headers_kb') ?? 60;
+  if (!Number.isInteger(headersKb) || headersKb < 1 || headersKb > 8192) throw r.error('max_request_headers_kb', `${headersKb}: expected 1 to 8192`);
   return Object.freeze({
     kind: 'http' as const,
     statPrefix,
@@ -210,6 +217,7 @@ function readHcm(r: FieldReader, sniff: Sniff, connectionLimit: ConnectionLimitM
     connectionLimit,
     generateRequestId: r.wrappedBool('generate_request_id') ?? true,
     h2MaxConcurrentStreams,
+    maxRequestHeadersBytes: headersKb * 1024,
     stripPort,
     useRemoteAddress: r.wrappedBool('use_remote_address') ?? false,
     xffNumTrustedHops: r.number('xff_num_trusted_hops') ?? 0,

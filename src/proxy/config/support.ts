@@ -329,7 +329,6 @@ export const SUPPORT = {
       'server_name',
       'server_header_transformation',
       'scheme_header_transformation',
-      'max_request_headers_kb',
       'drain_timeout',
       'delayed_close_timeout',
       'internal_address_config',

@@ -42,6 +42,9 @@ import type { LogFn } from '../access-log/access-log-manager.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
+/** Envoy's local reply text for request headers over max_request_headers_kb. */
+const HEADERS_TOO_LARGE_BODY = 'Request Header Fields Too Large';
+
 /** Envoy's local reply text for request_headers_timeout. */
 const HEADER_TIMEOUT_BODY = 'request header timeout';
 
@@ -87,6 +90,9 @@ export class HttpListener implements HttpRuntime {
       {
         requestTimeout: 0,
         headersTimeout: Math.ceil(hcm.requestHeadersTimeoutMs),
+        // max_request_headers_kb; node counts the request line too. Fixed per listener object: an
+        // update in place keeps the limit it started with.
+        maxHeaderSize: hcm.maxRequestHeadersBytes,
         keepAliveTimeout: hcm.idleTimeoutMs,
         connectionsCheckingInterval: HEADERS_CHECK_INTERVAL_MS,
       },
@@ -102,6 +108,10 @@ export class HttpListener implements HttpRuntime {
         this.stats.downstream_rq_header_timeout++;
         socket.end(
           `HTTP/1.1 408 Request Timeout\r\ncontent-length: ${HEADER_TIMEOUT_BODY.length}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${HEADER_TIMEOUT_BODY}`,
+        );
+      } else if (err.code === 'HPE_HEADER_OVERFLOW') {
+        socket.end(
+          `HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: ${HEADERS_TOO_LARGE_BODY.length}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${HEADERS_TOO_LARGE_BODY}`,
         );
       } else socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
     });
@@ -242,6 +252,7 @@ export class HttpListener implements HttpRuntime {
     const info = connInfo(socket);
     const conn = new H2ServerConnection(socket, {
       maxConcurrentStreams: this.hcm.h2MaxConcurrentStreams,
+      maxHeaderListBytes: this.hcm.maxRequestHeadersBytes,
       idleTimeoutMs: this.hcm.idleTimeoutMs,
       onRequest: (stream, fields, endStream) => this.onH2Request(stream, fields, endStream, info),
       onClose: (c) => this.h2Conns.delete(c),

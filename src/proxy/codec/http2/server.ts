@@ -11,12 +11,17 @@
  * HttpConnectionManager idle_timeout does.
  */
 import type { Socket } from 'node:net';
-import { CLIENT_PREFACE, ENHANCE_YOUR_CALM, H2ConnectionError, PROTOCOL_ERROR, REFUSED_STREAM } from './frames.js';
+import { CLIENT_PREFACE, ENHANCE_YOUR_CALM, H2ConnectionError, INTERNAL_ERROR, PROTOCOL_ERROR, REFUSED_STREAM } from './frames.js';
 import { H2Connection, type H2Stream, type StreamHandler } from './connection.js';
 
 export interface ServerOptions {
   /** Our SETTINGS_MAX_CONCURRENT_STREAMS; 2^31-1 or more: not announced. */
   readonly maxConcurrentStreams: number;
+  /**
+   * A request whose header list (RFC 9113 6.5.2: name + value + 32 per field) is larger is reset
+   * with INTERNAL_ERROR before it reaches `onRequest`, as Envoy answers max_request_headers_kb.
+   */
+  readonly maxHeaderListBytes: number;
   /** GOAWAY after this long without a stream; 0: never. */
   idleTimeoutMs: number;
   /** A new request: returns its owner, or undefined after resetting the stream itself. */
@@ -103,6 +108,10 @@ export class H2ServerConnection extends H2Connection {
       s.reset(REFUSED_STREAM);
       return;
     }
+    if (headerListBytes(fields) > this.opts.maxHeaderListBytes) {
+      s.reset(INTERNAL_ERROR);
+      return;
+    }
     const handler = this.opts.onRequest(s, fields, endStream);
     if (handler === undefined || s.closed) return;
     s.handler = handler;
@@ -153,4 +162,11 @@ export class H2ServerConnection extends H2Connection {
     this.clearIdle();
     this.close();
   }
+}
+
+/** A header list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 6.5.2). */
+function headerListBytes(fields: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < fields.length; i++) n += fields[i]!.length;
+  return n + 16 * fields.length;
 }

@@ -399,6 +399,19 @@ describe('our proxy refuses what it cannot honour, naming resource and field', (
     assert.ok(!isRejected(decode(TypeUrl.Listener, listener({ http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER } }] }))));
   });
 
+  it('reads max_request_headers_kb (Envoy: 60 by default, 1 to 8192) and NACKs a value outside that range', () => {
+    const bytes = (hcm: Record<string, unknown>): number => {
+      const d = decode(TypeUrl.Listener, listener(hcm));
+      assert.ok(!isRejected(d), isRejected(d) ? d.error : '');
+      const f = (d.model as ListenerModel).filter;
+      assert.ok(f.kind === 'http');
+      return f.maxRequestHeadersBytes;
+    };
+    assert.equal(bytes({}), 60 * 1024);
+    assert.equal(bytes({ max_request_headers_kb: { value: 8 } }), 8 * 1024);
+    assert.match(refusal(TypeUrl.Listener, listener({ max_request_headers_kb: { value: 9000 } })), /max_request_headers_kb.*9000: expected 1 to 8192/);
+  });
+
   it('reads a connection_limit filter in front of the HTTP connection manager', () => {
     const d = decode(TypeUrl.Listener, withConnectionLimit({ stat_prefix: 'cl', max_connections: { value: 100 }, delay: { seconds: 1 } }));
     assert.ok(!isRejected(d), isRejected(d) ? d.error : '');

@@ -37,13 +37,14 @@ export interface EchoServer {
  * any other path answers 200 and echoes the body back as it arrives (pausing the request when
  * the response cannot be written), then ends with trailers: the request's trailers back, or x-end: 1.
  */
-export async function echoServer(opts: { maxConcurrentStreams?: number; idleTimeoutMs?: number } = {}): Promise<EchoServer> {
+export async function echoServer(opts: { maxConcurrentStreams?: number; idleTimeoutMs?: number; maxHeaderListBytes?: number } = {}): Promise<EchoServer> {
   const conns: H2ServerConnection[] = [];
   const requests: SeenRequest[] = [];
   const state = { hold: undefined as Promise<void> | undefined };
   const server = net.createServer((socket) => {
     const conn = new H2ServerConnection(socket, {
       maxConcurrentStreams: opts.maxConcurrentStreams ?? 2 ** 31 - 1,
+      maxHeaderListBytes: opts.maxHeaderListBytes ?? 60 * 1024,
       idleTimeoutMs: opts.idleTimeoutMs ?? 0,
       onRequest: (stream, fields) => {
         const map = requestMap(fields);
