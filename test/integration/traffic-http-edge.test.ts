@@ -392,6 +392,11 @@ function suite(kind: DataPlaneKind): void {
       );
     });
 
+    it('an HTTP/2 header value with a blank at either end is served, the blanks dropped (RFC 9110 5.5), as Envoy serves it', async () => {
+      const h = await seen(() => get2(ports.plain, { 'x-padded': ' value\t' }));
+      assert.equal(h['x-padded'], 'value');
+    });
+
     it('the data plane NACKed nothing', () => {
       assert.ok(node);
       assert.equal(node.nacks.length, 0, node.describe());

@@ -8,8 +8,10 @@
 import type { HeaderMap } from '../../upstream/conn-pool.js';
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
-/** NUL, CR or LF anywhere, or whitespace at either end (RFC 9113 8.2.1). */
-const BAD_VALUE = /[\0\r\n]|^[ \t]|[ \t]$/;
+/** NUL, CR or LF anywhere (RFC 9113 8.2.1). */
+const BAD_VALUE = /[\0\r\n]/;
+/** Blanks at either end: RFC 9113 8.2.1 calls the message malformed, but Envoy 1.40 serves it; we drop them (RFC 9110 5.5). */
+const EDGE_BLANK = /^[ \t]|[ \t]$/;
 /** Fields that describe one connection: malformed in HTTP/2 (RFC 9113 8.2.2), never sent. */
 export const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 const REQUEST_PSEUDO: ReadonlySet<string> = new Set([':method', ':scheme', ':authority', ':path', ':protocol']);
@@ -47,8 +49,9 @@ function toMap(fields: readonly string[], pseudoAllowed: ReadonlySet<string>): H
   let regular = false;
   for (let i = 0; i < fields.length; i += 2) {
     const name = fields[i]!;
-    const value = fields[i + 1]!;
-    if (BAD_VALUE.test(value)) return `the value of ${name} holds NUL, CR or LF, or starts or ends with whitespace`;
+    let value = fields[i + 1]!;
+    if (BAD_VALUE.test(value)) return `the value of ${name} holds NUL, CR or LF`;
+    if (EDGE_BLANK.test(value)) value = value.replace(/^[ \t]+|[ \t]+$/g, '');
     if (name.charCodeAt(0) === 58 /* ':' */) {
       if (regular) return `${name} after a regular field`;
       if (!pseudoAllowed.has(name)) return `pseudo-header field ${name} not allowed here`;
