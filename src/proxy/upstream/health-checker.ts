@@ -213,7 +213,7 @@ export class HealthChecker {
         if (status === 0 && st >= 200) status = st;
       },
       onData: noop,
-      onEnd: () => settle(status !== 0 && this.expected(status) ? 'success' : status === 0 ? 'network' : 'failure'),
+      onEnd: () => settle(status === 0 ? 'network' : this.expected(status) ? 'success' : 'failure'),
       onReset: () => settle('network'),
       onWritable: noop,
     });

@@ -103,7 +103,6 @@ export class H2Stream {
   rstCode = 0;
   /** Outgoing DATA waiting for window. */
   pending: Buffer[] | undefined;
-  pendingBytes = 0;
   /** After the pending DATA: END_STREAM, with these trailers when set. */
   pendingEnd = false;
   pendingTrailers: string[] | undefined;
@@ -425,6 +424,11 @@ export abstract class H2Connection {
     }
   }
 
+  /** The size of the header list just decoded (for the block being handed to onHeaderBlock). */
+  protected get headerListSize(): number {
+    return this.decoder.lastListSize;
+  }
+
   private headerBlock(id: number, flags: number, block: Buffer): void {
     // Decoded even for a stream about to be refused: the HPACK state must stay in step.
     const fields = this.decoder.decode(block, 0, block.length);
@@ -587,14 +591,12 @@ export abstract class H2Connection {
     if (s.localEnded || s.closed || this.destroyed) return true;
     if (s.pending !== undefined) {
       s.pending.push(chunk);
-      s.pendingBytes += chunk.length;
       s.needDrain = true;
       return false;
     }
     const sent = this.sendWithinWindow(s, chunk, 0);
     if (sent < chunk.length) {
       s.pending = [sent === 0 ? chunk : chunk.subarray(sent)];
-      s.pendingBytes = chunk.length - sent;
       s.needDrain = true;
       this.blocked.add(s);
       return false;
@@ -627,7 +629,6 @@ export abstract class H2Connection {
     while (pending.length > 0) {
       const chunk = pending[0]!;
       const sent = this.sendWithinWindow(s, chunk, 0);
-      s.pendingBytes -= sent;
       if (sent < chunk.length) {
         pending[0] = chunk.subarray(sent);
         return;

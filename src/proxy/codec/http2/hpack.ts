@@ -129,6 +129,8 @@ function asBuffer(buf: Uint8Array): Latin1Buffer {
 export class HpackDecoder {
   /** SETTINGS_MAX_HEADER_LIST_SIZE we advertised; 0 = unlimited (default). */
   maxHeaderListSize = 0;
+  /** The last decoded list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it (name + value + 32 per field). */
+  lastListSize = 0;
   private readonly maxTableSize: number;
   // Until the peer has seen our SETTINGS it may use the protocol default (4096), whatever maxTableSize is.
   private readonly table = new DynamicTable();
@@ -193,12 +195,11 @@ export class HpackDecoder {
         if (indexing) this.table.add(name, value, name.length + value.length + ENTRY_OVERHEAD);
       }
       fields = true;
-      if (limit > 0) {
-        listSize += name.length + value.length + ENTRY_OVERHEAD;
-        if (listSize > limit) throw new HpackError(`header list larger than SETTINGS_MAX_HEADER_LIST_SIZE ${limit}`);
-      }
+      listSize += name.length + value.length + ENTRY_OVERHEAD;
+      if (limit > 0 && listSize > limit) throw new HpackError(`header list larger than SETTINGS_MAX_HEADER_LIST_SIZE ${limit}`);
       out.push(name, value);
     }
+    this.lastListSize = listSize;
     return out;
   }
 

@@ -108,7 +108,7 @@ export class H2ServerConnection extends H2Connection {
       s.reset(REFUSED_STREAM);
       return;
     }
-    if (headerListBytes(fields) > this.opts.maxHeaderListBytes) {
+    if (this.headerListSize > this.opts.maxHeaderListBytes) {
       s.reset(INTERNAL_ERROR);
       return;
     }
@@ -162,11 +162,4 @@ export class H2ServerConnection extends H2Connection {
     this.clearIdle();
     this.close();
   }
-}
-
-/** A header list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 6.5.2). */
-function headerListBytes(fields: readonly string[]): number {
-  let n = 0;
-  for (let i = 0; i < fields.length; i++) n += fields[i]!.length;
-  return n + 16 * fields.length;
 }
